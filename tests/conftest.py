@@ -1,0 +1,32 @@
+"""Shared fixtures.
+
+Real city data is read in place from ``CAREBLOCKS_DATA_DIR`` (default ``../shared/data``).
+When it is missing the tests that need it fail loudly (never skip): CI always has it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from careblocks.config import data_dir
+
+
+@pytest.fixture(scope="session")
+def data() -> Path:
+    """The real city data folder; fails (not skips) when it is missing."""
+    d = data_dir()
+    if not (d / "README.md").exists():
+        pytest.fail(
+            f"real city data not found at {d}: set CAREBLOCKS_DATA_DIR to the shared data folder",
+            pytrace=False,
+        )
+    return d
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Keep network caches of tests out of the user's cache folder (one per session)."""
+    cache = tmp_path_factory.getbasetemp() / "careblocks-cache"
+    monkeypatch.setenv("CAREBLOCKS_CACHE_DIR", str(cache))
