@@ -1,0 +1,1 @@
+"""Readers: OSM networks (PBF/XML/download), road layers, vector and raster layers."""

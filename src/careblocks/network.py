@@ -1,0 +1,329 @@
+"""The walking network as CSR arrays: build, project, keep the largest component, snap, cache.
+
+The graph readers (:mod:`careblocks.io.osm`, :mod:`careblocks.io.roads`) return ``(nodes,
+edges)`` GeoDataFrames; :func:`build_walk_network` turns them into a :class:`WalkNetwork`, a
+handful of numpy arrays in compressed-sparse-row layout (both directions of every walkable
+edge) in a projected working CRS. :func:`load_or_build_network` picks the reader from the
+config, clips to the study area and caches the result keyed by the input file digest plus
+the parameters that change it, so a second run of the same config does not rebuild.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from careblocks.errors import CRSError, EmptyResultError, InputDataError, DataQualityWarning
+
+if TYPE_CHECKING:  # pragma: no cover
+    import geopandas as gpd
+    import scipy.sparse
+    from scipy.spatial import cKDTree
+
+    from careblocks.config import Config
+
+#: Bump when the way networks are built changes, so that old cache entries are not reused.
+NETWORK_CODE_VERSION = "1"
+
+#: Edges shorter than this (two OSM nodes at the same spot) get this length, so that every
+#: CSR weight is positive (scipy.sparse.csgraph would read an explicit 0 as "no edge").
+MIN_EDGE_M = 0.01
+
+
+@dataclass(frozen=True, eq=False)
+class WalkNetwork:
+    """An undirected walking network as CSR arrays in a projected CRS (metres).
+
+    Every walkable edge appears twice, once in each direction: the neighbours of node ``i``
+    are ``indices[indptr[i]:indptr[i + 1]]`` and the edge lengths ``length_m`` at the same
+    positions. Nodes are numbered ``0 .. n_nodes - 1``; ``node_id`` maps them back to the
+    source ids (OSM node ids, or ids derived from coordinates for road layers).
+
+    Attributes
+    ----------
+    indptr
+        int64, ``n_nodes + 1`` row offsets.
+    indices
+        int32, ``n_edges`` target node of each CSR entry.
+    length_m
+        float64, ``n_edges`` edge length in metres (at least ``MIN_EDGE_M``).
+    x, y
+        float64, ``n_nodes`` node coordinates in ``crs``.
+    node_id
+        int64, ``n_nodes`` source node ids.
+    crs
+        The working CRS, projected in metres (``"EPSG:32618"``).
+    """
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    length_m: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    node_id: np.ndarray
+    crs: str
+
+    @property
+    def n_nodes(self) -> int:
+        """Number of nodes."""
+        return int(self.indptr.shape[0] - 1)
+
+    @property
+    def n_edges(self) -> int:
+        """Number of CSR entries (twice the number of undirected edges)."""
+        return int(self.indices.shape[0])
+
+    def edge_seconds(self, speed_kmh: float) -> np.ndarray:
+        """Walking time of every CSR entry in seconds at ``speed_kmh``."""
+        if not speed_kmh > 0:
+            raise ValueError(f"speed_kmh must be greater than 0, got {speed_kmh}")
+        return self.length_m / (speed_kmh / 3.6)
+
+    @cached_property
+    def _tree(self) -> cKDTree:
+        from scipy.spatial import cKDTree
+
+        return cKDTree(np.column_stack([self.x, self.y]))
+
+    def snap(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The nearest node of each point (coordinates in ``crs``).
+
+        Parameters
+        ----------
+        x, y
+            Point coordinates in the network's CRS (scalars or arrays of the same length).
+
+        Returns
+        -------
+        node, dist_m
+            int64 node index (position, not ``node_id``) and float64 straight-line distance
+            in metres to it.
+        """
+        xs = np.atleast_1d(np.asarray(x, dtype=np.float64))
+        ys = np.atleast_1d(np.asarray(y, dtype=np.float64))
+        if xs.shape != ys.shape:
+            raise ValueError(f"x and y differ in shape: {xs.shape} vs {ys.shape}")
+        if xs.size == 0:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+        if not (np.isfinite(xs).all() and np.isfinite(ys).all()):
+            raise ValueError("snap: x and y must be finite (drop empty geometries first)")
+        dist, idx = self._tree.query(np.column_stack([xs.ravel(), ys.ravel()]))
+        return idx.astype(np.int64).reshape(xs.shape), dist.astype(np.float64).reshape(xs.shape)
+
+    def to_scipy(self, speed_kmh: float) -> scipy.sparse.csr_matrix:
+        """The network as a ``scipy.sparse.csr_matrix`` of edge seconds at ``speed_kmh``."""
+        import scipy.sparse
+
+        n = self.n_nodes
+        return scipy.sparse.csr_matrix(
+            (self.edge_seconds(speed_kmh), self.indices, self.indptr), shape=(n, n)
+        )
+
+    def edges_gdf(self) -> gpd.GeoDataFrame:
+        """Each undirected edge once as a straight segment (``u``, ``v``, ``length_m``)."""
+        import geopandas as gpd
+        import shapely
+
+        src = np.repeat(np.arange(self.n_nodes, dtype=np.int64), np.diff(self.indptr))
+        dst = self.indices.astype(np.int64)
+        keep = src < dst
+        s, d = src[keep], dst[keep]
+        coords = np.stack(
+            [np.column_stack([self.x[s], self.y[s]]), np.column_stack([self.x[d], self.y[d]])],
+            axis=1,
+        )
+        geom = shapely.linestrings(coords)
+        return gpd.GeoDataFrame(
+            {"u": s, "v": d, "length_m": self.length_m[keep]}, geometry=geom, crs=self.crs
+        )
+
+    def nodes_gdf(self) -> gpd.GeoDataFrame:
+        """Nodes as points (``node`` position and ``node_id``)."""
+        import geopandas as gpd
+
+        return gpd.GeoDataFrame(
+            {"node": np.arange(self.n_nodes, dtype=np.int64), "node_id": self.node_id},
+            geometry=gpd.points_from_xy(self.x, self.y),
+            crs=self.crs,
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Working CRS
+# --------------------------------------------------------------------------------------
+
+
+def local_crs(geom_4326: Any) -> str:
+    """The UTM zone of an area, as an ``"EPSG:xxxxx"`` string.
+
+    Parameters
+    ----------
+    geom_4326
+        A shapely geometry, GeoSeries/GeoDataFrame, or a ``(min_lon, min_lat, max_lon,
+        max_lat)`` bbox, in EPSG:4326 (GeoSeries in other CRSs are reprojected).
+    """
+    import geopandas as gpd
+    import shapely
+
+    if isinstance(geom_4326, (gpd.GeoSeries, gpd.GeoDataFrame)):
+        gs = geom_4326.geometry if isinstance(geom_4326, gpd.GeoDataFrame) else geom_4326
+        if gs.crs is None:
+            gs = gs.set_crs("EPSG:4326")
+        geom = shapely.box(*gs.to_crs("EPSG:4326").total_bounds)
+    elif isinstance(geom_4326, (tuple, list, np.ndarray)) and len(geom_4326) == 4:
+        geom = shapely.box(*map(float, geom_4326))
+    else:
+        geom = geom_4326
+    if geom is None or geom.is_empty:
+        raise EmptyResultError("study area: the area is empty; give a study.bbox or boundary that holds streets")
+    crs = gpd.GeoSeries([geom], crs="EPSG:4326").estimate_utm_crs()
+    epsg = crs.to_epsg()
+    if epsg is None:  # pragma: no cover - estimate_utm_crs always returns an EPSG UTM CRS
+        raise CRSError("study area: no UTM zone found for the area; set study.crs explicitly")
+    return f"EPSG:{epsg}"
+
+
+# --------------------------------------------------------------------------------------
+# Building
+# --------------------------------------------------------------------------------------
+
+
+def _csr_from_pairs(n: int, a: np.ndarray, b: np.ndarray, w: np.ndarray):
+    """CSR (both directions) from undirected pairs; rows sorted by target within a node."""
+    src = np.concatenate([a, b])
+    dst = np.concatenate([b, a])
+    ww = np.concatenate([w, w])
+    order = np.lexsort((dst, src))
+    src, dst, ww = src[order], dst[order], ww[order]
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
+    return indptr, dst.astype(np.int32), ww.astype(np.float64)
+
+
+def build_walk_network(
+    nodes: gpd.GeoDataFrame, edges: gpd.GeoDataFrame, *, crs: str
+) -> tuple[WalkNetwork, dict[str, Any]]:
+    """Build the undirected walking network from reader output.
+
+    Projects to ``crs``, measures each edge along its geometry in metres (straight line
+    between its nodes when the geometry is missing), drops self-loops, keeps the shortest of
+    parallel edges and keeps only the largest connected component, warning with a
+    :class:`~careblocks.errors.DataQualityWarning` how much was dropped.
+
+    Parameters
+    ----------
+    nodes
+        ``node_id`` (int64) and Point geometry, in any CRS (EPSG:4326 from the readers).
+    edges
+        ``u``, ``v`` (node ids) and LineString geometry.
+    crs
+        A projected CRS in metres, e.g. from :func:`local_crs`.
+
+    Returns
+    -------
+    network, stats
+        ``stats`` holds ``nodes``, ``edges`` (undirected), ``input_nodes``, ``dropped_nodes``,
+        ``components`` (in the input) and ``total_length_m``.
+    """
+    import pandas as pd
+    import pyproj
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    try:
+        pcrs = pyproj.CRS.from_user_input(crs)
+    except pyproj.exceptions.CRSError as exc:
+        raise CRSError(f"study.crs: {crs!r} is not a CRS ({exc}); use an EPSG code such as 'EPSG:32618' or 'auto'") from None
+    if not pcrs.is_projected:
+        raise CRSError(f"study.crs: {crs!r} is not a projected CRS in metres; use a UTM zone or 'auto'")
+    if len(nodes) == 0 or len(edges) == 0:
+        raise EmptyResultError(
+            "walk network: no walkable streets in the study area; check the area and the network source"
+        )
+    if nodes.crs is None or edges.crs is None:
+        raise CRSError("walk network: nodes or edges have no CRS; readers must return EPSG:4326 layers")
+
+    pn = nodes.to_crs(crs)
+    node_ids = pn["node_id"].to_numpy(dtype=np.int64)
+    uniq_ids, first = np.unique(node_ids, return_index=True)
+    px = pn.geometry.x.to_numpy(dtype=np.float64)[first]
+    py = pn.geometry.y.to_numpy(dtype=np.float64)[first]
+    n_in = int(uniq_ids.size)
+
+    u = edges["u"].to_numpy(dtype=np.int64)
+    v = edges["v"].to_numpy(dtype=np.int64)
+    iu = np.searchsorted(uniq_ids, u)
+    iv = np.searchsorted(uniq_ids, v)
+    iu_c = np.minimum(iu, n_in - 1)
+    iv_c = np.minimum(iv, n_in - 1)
+    known = (uniq_ids[iu_c] == u) & (uniq_ids[iv_c] == v)
+    straight = np.hypot(px[iu_c] - px[iv_c], py[iu_c] - py[iv_c])
+    geoms = edges.geometry
+    has_geom = (~geoms.isna() & ~geoms.is_empty).to_numpy()
+    length = straight.copy()
+    if has_geom.any():
+        length[has_geom] = edges.loc[has_geom].geometry.to_crs(crs).length.to_numpy()
+    length = np.maximum(length, straight)  # a geometry never shortcuts its endpoints
+    length = np.maximum(length, MIN_EDGE_M)
+    ok = known & (iu_c != iv_c) & np.isfinite(length)
+    a = np.minimum(iu_c, iv_c)[ok]
+    b = np.maximum(iu_c, iv_c)[ok]
+    w = length[ok]
+    # parallel edges: keep the shortest
+    df = pd.DataFrame({"a": a, "b": b, "w": w}).sort_values(["a", "b", "w"], kind="stable")
+    df = df.drop_duplicates(["a", "b"], keep="first")
+    a, b, w = (df[c].to_numpy() for c in ("a", "b", "w"))
+    if a.size == 0:
+        raise EmptyResultError(
+            "walk network: no usable edges (all self-loops or unknown nodes); check the network source"
+        )
+
+    adj = coo_matrix((np.ones(a.size), (a, b)), shape=(n_in, n_in))
+    n_comp, labels = connected_components(adj, directed=False)
+    counts = np.bincount(labels)
+    biggest = int(np.argmax(counts))
+    keep_node = labels == biggest
+    n_keep = int(keep_node.sum())
+    dropped = n_in - n_keep
+    if dropped:
+        warnings.warn(
+            f"walk network: kept {n_keep} of {n_in} nodes; dropped {dropped} in "
+            f"{n_comp - 1} disconnected pieces (largest connected component kept)",
+            DataQualityWarning,
+            stacklevel=2,
+        )
+    new_index = np.full(n_in, -1, dtype=np.int64)
+    new_index[keep_node] = np.arange(n_keep)
+    ek = keep_node[a]
+    a2, b2, w2 = new_index[a[ek]], new_index[b[ek]], w[ek]
+    indptr, indices, length_m = _csr_from_pairs(n_keep, a2, b2, w2)
+    net = WalkNetwork(
+        indptr=indptr,
+        indices=indices,
+        length_m=length_m,
+        x=px[keep_node].copy(),
+        y=py[keep_node].copy(),
+        node_id=uniq_ids[keep_node].copy(),
+        crs=str(crs),
+    )
+    stats = {
+        "nodes": n_keep,
+        "edges": int(a2.size),
+        "input_nodes": n_in,
+        "input_edges": int(len(edges)),
+        "dropped_nodes": int(dropped),
+        "components": int(n_comp),
+        "total_length_m": float(w2.sum()),
+    }
+    return net, stats
