@@ -203,6 +203,9 @@ class CensusGroups:
 @dataclass(frozen=True)
 class CensusConfig:
     layer: LayerRef | None = None
+    #: when true and the census file does not exist, the study runs without it (used by
+    #: the embedded default, whose population grid lives in CAREBLOCKS_DATA_DIR)
+    optional: bool = False
     #: a raster of population counts (e.g. WorldPop) instead of a vector layer
     raster: Path | None = None
     total_column: str | None = None
