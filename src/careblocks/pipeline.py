@@ -1,0 +1,439 @@
+"""Wire the stages of a study from one :class:`~careblocks.config.Config`.
+
+``run(config)`` executes, in order: study area -> walking network -> services -> origins ->
+walking access -> transit (when configured) -> demand and equity (when a census layer is
+configured) -> candidate sites and selection (when enabled) -> outputs. Each stage is a plain
+function of a :class:`Context`; the CLI is a thin shell over :func:`run` and :func:`validate`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from careblocks import __version__
+from careblocks.config import Config
+from careblocks.errors import DataQualityWarning, EmptyResultError, InputDataError
+from careblocks.results import Results
+
+#: Called as ``reporter(event, stage, detail)`` with event "start", "done", "warning".
+Reporter = Callable[[str, str, str], None]
+
+
+def _quiet(event: str, stage: str, detail: str) -> None:  # default reporter
+    return None
+
+
+@dataclass
+class Context:
+    """State shared by the stages of one run."""
+
+    config: Config
+    report: Reporter = _quiet
+    area_4326: Any = None  # shapely polygon or None
+    area: Any = None  # in the working CRS
+    crs: str | None = None
+    network: Any = None
+    osm_path: Path | None = None
+    services: Any = None
+    origins: Any = None
+    results: Results | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time a stage, collect its data-quality warnings and report progress."""
+        self.report("start", name, "")
+        t0 = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DataQualityWarning)
+            yield
+        self.timings[name] = round(time.perf_counter() - t0, 3)
+        for w in caught:
+            if issubclass(w.category, DataQualityWarning):
+                msg = str(w.message)
+                self.warnings.append(f"{name}: {msg}")
+                self.report("warning", name, msg)
+            else:  # not ours: pass it on unchanged
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        self.report("done", name, f"{self.timings[name]:.1f} s")
+
+
+# --------------------------------------------------------------------------------------
+# Stages
+# --------------------------------------------------------------------------------------
+
+
+def stage_area(ctx: Context) -> None:
+    from careblocks.io.layers import study_area
+
+    ctx.area_4326 = study_area(ctx.config)
+
+
+def stage_network(ctx: Context) -> None:
+    from careblocks.network import load_or_build_network
+
+    cfg = ctx.config
+    if cfg.network.source == "osm":
+        ctx.osm_path = cfg.network.path
+    elif cfg.network.source == "download":
+        import dataclasses
+
+        from careblocks.io.osm import download_osm_xml
+
+        if cfg.network.place is None and cfg.study.bbox is None:
+            raise InputDataError(
+                "config key 'network.place': source = \"download\" needs a place name "
+                "(network.place) or a study.bbox"
+            )
+        ctx.osm_path = download_osm_xml(
+            place=cfg.network.place, bbox=cfg.study.bbox, cache_dir=cache_folder(cfg) / "downloads"
+        )
+        # From here on the download is an ordinary OSM XML file (cached like any other).
+        cfg = dataclasses.replace(
+            cfg, network=dataclasses.replace(cfg.network, source="osm", path=ctx.osm_path)
+        )
+    net, stats = load_or_build_network(cfg, area_4326=ctx.area_4326)
+    ctx.network = net
+    ctx.crs = net.crs
+    ctx.stats["network"] = stats
+    import shapely
+
+    if ctx.area_4326 is not None:
+        import geopandas as gpd
+
+        ctx.area = gpd.GeoSeries([ctx.area_4326], crs="EPSG:4326").to_crs(net.crs).iloc[0]
+    else:  # the extent of the network itself
+        pts = shapely.points(net.x, net.y)
+        ctx.area = shapely.convex_hull(shapely.multipoints(pts)).buffer(50)
+        import geopandas as gpd
+
+        ctx.area_4326 = gpd.GeoSeries([ctx.area], crs=net.crs).to_crs("EPSG:4326").iloc[0]
+    ctx.report("info", "network", f"{net.n_nodes:,} nodes, {net.n_edges // 2:,} edges, {net.crs}")
+
+
+def cache_folder(cfg: Config) -> Path:
+    """``$CAREBLOCKS_CACHE_DIR``, else ``network.cache_dir``, else the user cache folder."""
+    import os
+
+    env = os.environ.get("CAREBLOCKS_CACHE_DIR")
+    if env:
+        return Path(env)
+    if cfg.network.cache_dir is not None:
+        return cfg.network.cache_dir
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("careblocks"))
+
+
+def stage_services(ctx: Context) -> None:
+    from careblocks.services import load_services
+
+    services, stats = load_services(
+        ctx.config, osm_path=ctx.osm_path, area_4326=ctx.area_4326, crs=ctx.crs, network=ctx.network
+    )
+    ctx.services = services
+    ctx.stats["services"] = stats
+    counts = services["service"].value_counts() if len(services) else {}
+    ctx.report(
+        "info",
+        "services",
+        ", ".join(f"{s} {int(counts.get(s, 0))}" for s in ctx.config.service_names),
+    )
+
+
+def stage_origins(ctx: Context) -> None:
+    from careblocks.origins import load_origins
+
+    origins, stats = load_origins(
+        ctx.config, osm_path=ctx.osm_path, area_4326=ctx.area_4326, crs=ctx.crs, network=ctx.network
+    )
+    if len(origins) == 0:
+        raise EmptyResultError(
+            "population: no origins with people inside the study area; check study.boundary/"
+            "study.bbox and the population settings"
+        )
+    ctx.origins = origins
+    ctx.stats["origins"] = stats
+    ctx.report(
+        "info", "origins", f"{len(origins):,} origins, {origins['population'].sum():,.0f} people"
+    )
+
+
+def _services_by_type(ctx: Context) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    out = {}
+    for name in ctx.config.service_names:
+        sel = ctx.services[ctx.services["service"] == name]
+        out[name] = (sel["node"].to_numpy(np.int64), sel["snap_m"].to_numpy(np.float64))
+    return out
+
+
+def stage_access(ctx: Context) -> None:
+    from careblocks.access import walk_access
+
+    cfg = ctx.config
+    table = walk_access(
+        ctx.network,
+        ctx.origins["node"].to_numpy(np.int64),
+        ctx.origins["snap_m"].to_numpy(np.float64),
+        _services_by_type(ctx),
+        speed_kmh=cfg.walk.speed_kmh,
+        threshold_min=cfg.access.threshold_min,
+        walk_profiles=cfg.walk.profiles,
+    )
+    for col in table.columns:
+        ctx.origins[col] = table[col].to_numpy()
+
+
+def stage_transit(ctx: Context) -> None:
+    cfg = ctx.config
+    if not cfg.transit.enabled:
+        return
+    from careblocks.transit import load_timetable, transit_access
+
+    tt, stats = load_timetable(
+        cfg.transit, ctx.network, area_4326=ctx.area_4326, crs=ctx.crs, speed_kmh=cfg.walk.speed_kmh
+    )
+    ctx.stats["transit"] = stats
+    res = transit_access(
+        ctx.network,
+        tt,
+        ctx.origins["node"].to_numpy(np.int64),
+        ctx.origins["snap_m"].to_numpy(np.float64),
+        _services_by_type(ctx),
+        cfg.transit,
+        speed_kmh=cfg.walk.speed_kmh,
+    )
+    pcts = list(cfg.transit.percentiles)
+    for name, arr in res.items():
+        for j, p in enumerate(pcts):
+            if len(pcts) > 1:
+                ctx.origins[f"transit_min_{name}_p{p}"] = arr[:, j]
+        tmin = arr[:, pcts.index(cfg.transit.report_percentile)]
+        ctx.origins[f"transit_min_{name}"] = tmin
+        walk = ctx.origins[f"walk_min_{name}"].to_numpy(np.float64)
+        ctx.origins[f"best_min_{name}"] = np.fmin(walk, tmin)
+
+
+def stage_demand(ctx: Context) -> None:
+    from careblocks import demand
+
+    if hasattr(demand, "run_demand_stage"):
+        demand.run_demand_stage(ctx)
+
+
+def stage_sites(ctx: Context) -> None:
+    cfg = ctx.config
+    if not cfg.sites.enabled:
+        return
+    from careblocks import selection
+
+    if hasattr(selection, "run_sites_stage"):
+        selection.run_sites_stage(ctx)
+
+
+STAGES: list[tuple[str, Callable[[Context], None]]] = [
+    ("area", stage_area),
+    ("network", stage_network),
+    ("services", stage_services),
+    ("origins", stage_origins),
+    ("walk access", stage_access),
+    ("transit", stage_transit),
+    ("demand", stage_demand),
+    ("sites", stage_sites),
+]
+
+
+# --------------------------------------------------------------------------------------
+# Metadata
+# --------------------------------------------------------------------------------------
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _input_paths(cfg: Config) -> list[Path]:
+    """Every input file named in the config (for digests in the run metadata)."""
+    found: list[Path] = []
+
+    def walk(obj: Any) -> None:
+        if isinstance(obj, Path):
+            if obj.is_file():
+                found.append(obj)
+        elif isinstance(obj, dict):
+            for v in obj.values():
+                walk(v)
+        elif isinstance(obj, (list, tuple)):
+            for v in obj:
+                walk(v)
+        elif hasattr(obj, "__dataclass_fields__"):
+            for name in obj.__dataclass_fields__:
+                if name not in ("raw", "source_path"):
+                    walk(getattr(obj, name))
+
+    walk(cfg)
+    return sorted(set(found))
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return str(obj)
+
+
+def build_metadata(ctx: Context) -> dict[str, Any]:
+    cfg = ctx.config
+    resolved = asdict(cfg)
+    resolved.pop("raw", None)
+    digests = {}
+    for p in _input_paths(cfg):
+        digests[str(p)] = file_digest(p)
+    if ctx.osm_path is not None and Path(str(ctx.osm_path)).is_file():
+        digests.setdefault(str(ctx.osm_path), file_digest(Path(str(ctx.osm_path))))
+    warn_counts: dict[str, int] = {}
+    for w in ctx.warnings:
+        stage = w.split(":", 1)[0]
+        warn_counts[stage] = warn_counts.get(stage, 0) + 1
+    return _jsonable(
+        {
+            "careblocks_version": __version__,
+            "study": cfg.study.name,
+            "config_file": str(cfg.source_path) if cfg.source_path else None,
+            "config": resolved,
+            "crs": ctx.crs,
+            "input_digests": digests,
+            "stage_seconds": ctx.timings,
+            "warning_counts": warn_counts,
+            "warnings": ctx.warnings,
+            "stats": ctx.stats,
+            "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------------------
+
+
+def analyse(config: Config, *, reporter: Reporter = _quiet, until: str | None = None) -> Context:
+    """Run the analysis stages (no outputs); stop after stage ``until`` when given."""
+    ctx = Context(config=config, report=reporter)
+    for name, fn in STAGES:
+        with ctx.stage(name):
+            fn(ctx)
+        if until == name:
+            break
+    return ctx
+
+
+def to_results(ctx: Context) -> Results:
+    if ctx.results is None:
+        ctx.results = Results(
+            config=ctx.config,
+            crs=ctx.crs or "",
+            area=ctx.area,
+            network=ctx.network,
+            origins=ctx.origins,
+            services=ctx.services,
+        )
+    ctx.results.metadata = build_metadata(ctx)
+    return ctx.results
+
+
+def slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name.strip().lower()) or "study"
+
+
+@dataclass
+class OutputPaths:
+    gpkg: Path
+    map: Path | None
+    report: Path | None
+
+
+def output_paths(config: Config, out_dir: Path | None) -> OutputPaths:
+    """Where a run writes: ``--out DIR`` puts everything in DIR; otherwise the GeoPackage and
+    report go to ``outputs.dir`` (default ``out/<study>/``) and the map to ``outputs.map_dir``
+    (default ``maps/``) as ``<study>.html``."""
+    name = slug(config.study.name)
+    if out_dir is not None:
+        d = Path(out_dir)
+        return OutputPaths(
+            d / "careblocks.gpkg",
+            d / "map.html" if config.outputs.map else None,
+            d / "report.html" if config.outputs.report else None,
+        )
+    d = config.outputs.dir or Path("out") / name
+    map_dir = config.outputs.map_dir or Path("maps")
+    return OutputPaths(
+        d / "careblocks.gpkg",
+        map_dir / f"{name}.html" if config.outputs.map else None,
+        d / "report.html" if config.outputs.report else None,
+    )
+
+
+def write_outputs(results: Results, paths: OutputPaths, *, reporter: Reporter = _quiet) -> list[Path]:
+    from careblocks.outputs.geopackage import write_geopackage
+
+    written: list[Path] = []
+    cfg = results.config
+    t0 = time.perf_counter()
+    reporter("start", "outputs", "")
+    for p in (paths.gpkg, paths.map, paths.report):
+        if p is not None:
+            p.parent.mkdir(parents=True, exist_ok=True)
+    written.append(write_geopackage(results, paths.gpkg, crs=cfg.outputs.crs))
+    if paths.map is not None:
+        from careblocks.outputs.webmap import write_map
+
+        written.append(write_map(results, paths.map))
+    if paths.report is not None:
+        from careblocks.outputs.report import write_report
+
+        written.append(write_report(results, paths.report))
+    reporter("done", "outputs", f"{time.perf_counter() - t0:.1f} s")
+    return written
+
+
+def run(
+    config: Config, *, out_dir: Path | None = None, reporter: Reporter = _quiet
+) -> tuple[Results, list[Path]]:
+    """Run a whole study and write its outputs; return the results and the paths written."""
+    ctx = analyse(config, reporter=reporter)
+    results = to_results(ctx)
+    paths = output_paths(config, out_dir)
+    t0 = time.perf_counter()
+    written = write_outputs(results, paths, reporter=reporter)
+    results.metadata["stage_seconds"]["outputs"] = round(time.perf_counter() - t0, 3)
+    return results, written
+
+
+def summary_json(results: Results) -> str:
+    return json.dumps(results.metadata.get("stats", {}), indent=1, default=str)

@@ -1,0 +1,129 @@
+"""Terminal summaries (rich tables) for ``careblocks run`` and ``careblocks validate``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from careblocks.results import Results
+
+
+def _tfmt(t: float) -> str:
+    return str(int(t)) if float(t).is_integer() else str(t)
+
+
+def access_rows(origins: Any, services: Any, service_names: tuple[str, ...], threshold: float) -> list[dict[str, Any]]:
+    """Per service: facilities, population-weighted median minutes, share within T."""
+    pop = origins["population"].to_numpy(np.float64)
+    total = pop.sum()
+    rows = []
+    for s in service_names:
+        row: dict[str, Any] = {"service": s}
+        row["facilities"] = int((services["service"] == s).sum()) if len(services) else 0
+        for mode in ("walk", "transit", "best"):
+            col = f"{mode}_min_{s}"
+            if col not in origins:
+                continue
+            t = origins[col].to_numpy(np.float64)
+            ok = np.isfinite(t)
+            if ok.any() and total > 0:
+                order = np.argsort(np.where(ok, t, np.inf), kind="stable")
+                cum = np.cumsum(pop[order])
+                med_idx = order[np.searchsorted(cum, total / 2.0)]
+                row[f"{mode}_median_min"] = float(t[med_idx]) if ok[med_idx] else float("nan")
+            else:
+                row[f"{mode}_median_min"] = float("nan")
+            within = np.where(ok & (t <= threshold), pop, 0.0).sum()
+            row[f"{mode}_share_within"] = within / total if total > 0 else float("nan")
+        rows.append(row)
+    return rows
+
+
+def print_summary(console: Any, results: Results) -> None:
+    from rich.table import Table
+
+    T = results.threshold_min
+    o = results.origins
+    rows = access_rows(o, results.services, results.service_names, T)
+    modes = [m for m in ("walk", "transit", "best") if f"{m}_median_min" in rows[0]] if rows else []
+    table = Table(title=f"{results.config.study.name}: access to care services ({o['population'].sum():,.0f} people)")
+    table.add_column("service")
+    table.add_column("facilities", justify="right")
+    for m in modes:
+        table.add_column(f"{m} median min", justify="right")
+        table.add_column(f"{m} within {_tfmt(T)} min", justify="right")
+    for r in rows:
+        cells = [r["service"], f"{r['facilities']:,}"]
+        for m in modes:
+            med = r[f"{m}_median_min"]
+            cells.append("unreachable" if not np.isfinite(med) else f"{med:.1f}")
+            cells.append(f"{100 * r[f'{m}_share_within']:.0f}%")
+        table.add_row(*cells)
+    console.print(table)
+    col = f"services_within_{_tfmt(T)}min"
+    if col in o:
+        n = len(results.service_names)
+        share_all = o.loc[o[col] >= n, "population"].sum() / max(o["population"].sum(), 1e-9)
+        console.print(f"People with all {n} services within {_tfmt(T)} min on foot: {100 * share_all:.0f}%")
+    if results.equity is not None and len(results.equity):
+        try:
+            from careblocks.equity import equity_summary_rows
+
+            eq = equity_summary_rows(results.equity, T)
+            t2 = Table(title=f"Share of each group within {_tfmt(T)} min")
+            for c in eq.columns:
+                t2.add_column(str(c))
+            for _, r in eq.iterrows():
+                t2.add_row(*[f"{v:.0%}" if isinstance(v, float) else str(v) for v in r.tolist()])
+            console.print(t2)
+        except ImportError:  # equity module not available
+            pass
+    if results.selected is not None and len(results.selected):
+        t3 = Table(title="Proposed Care Blocks")
+        t3.add_column("#", justify="right")
+        t3.add_column("site")
+        t3.add_column("why")
+        for _, r in results.selected.iterrows():
+            name = r.get("name") or r.get("category") or r["candidate_id"]
+            t3.add_row(str(r.get("order", "")), str(name), str(r.get("rationale", "")))
+        console.print(t3)
+    n_warn = len(results.metadata.get("warnings", []))
+    if n_warn:
+        console.print(f"[yellow]{n_warn} data-quality warning(s)[/yellow]; listed in run_metadata")
+
+
+def print_validation(console: Any, ctx: Any) -> None:
+    from rich.table import Table
+
+    cfg = ctx.config
+    net = ctx.network
+    table = Table(title=f"{cfg.study.name}: inputs")
+    table.add_column("input")
+    table.add_column("features", justify="right")
+    table.add_column("details")
+    minx, miny, maxx, maxy = ctx.area_4326.bounds
+    table.add_row("study area", "1", f"EPSG:4326 extent {minx:.4f}, {miny:.4f}, {maxx:.4f}, {maxy:.4f}")
+    table.add_row(
+        "walk network",
+        f"{net.n_nodes:,} nodes",
+        f"{net.n_edges // 2:,} edges; working CRS {net.crs}; source {cfg.network.source}"
+        + (f" {cfg.network.path}" if cfg.network.path else ""),
+    )
+    s = ctx.services
+    for name in cfg.service_names:
+        sel = s[s["service"] == name]
+        srcs = ", ".join(f"{k} {v}" for k, v in sel["source"].value_counts().items()) if len(sel) else "none found"
+        table.add_row(f"service: {name}", f"{len(sel):,}", srcs)
+    o = ctx.origins
+    table.add_row(
+        "origins",
+        f"{len(o):,}",
+        f"population {o['population'].sum():,.0f}; source {cfg.population.source}",
+    )
+    if "transit" in ctx.stats:
+        st = ctx.stats["transit"]
+        table.add_row("transit", "", ", ".join(f"{k}={v}" for k, v in st.items() if not isinstance(v, (dict, list))))
+    console.print(table)
+    for w in ctx.warnings:
+        console.print(f"[yellow]warning[/yellow] {w}", markup=False)
