@@ -214,6 +214,11 @@ class CensusConfig:
     groups: CensusGroups = field(default_factory=CensusGroups)
     #: how census counts are spread over origins
     allocate_by: Literal["buildings", "area", "points"] = "area"
+    #: a column naming each census unit (needed by ``published_totals``)
+    name_column: str | None = None
+    #: published population per unit name, for a layer without counts, e.g.
+    #: ``{ FONTIBON = 394648 }`` (DANE CNPV 2018) for Bogota's localidades
+    published_totals: dict[str, float] = field(default_factory=dict)
     #: districts (Bogotá's localidades, Freetown's wards) for equity summaries
     districts: LayerRef | None = None
     district_name_column: str | None = None

@@ -1,0 +1,778 @@
+"""Census -> origins (dasymetric allocation), care groups and the care-need index.
+
+Three steps, each usable on its own:
+
+* :func:`read_census` reads a census layer (polygons, or a point/H3 table) and renames the
+  mapped columns to canonical names: ``census_total``, ``households`` and the care groups of
+  :class:`~careblocks.config.CensusGroups`. A group that is not mapped is absent (no column).
+* :func:`allocate_census` spreads each census unit's counts over the origins inside it
+  (by building floor area, by origin weights, equally per point, or by overlap area), keeping
+  totals. :func:`census_to_origins` is the config adapter the pipeline calls (it also handles
+  population rasters through :mod:`careblocks.io.raster`).
+* :func:`care_need_index` builds Bogotá-style components (care demand, caregiver density,
+  poverty) normalised within the study area; see ``docs/care_need_index.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from careblocks.config import CensusConfig, CensusGroups, LayerRef
+from careblocks.errors import (
+    ConfigError,
+    CRSError,
+    DataQualityWarning,
+    EmptyResultError,
+    InputDataError,
+    MissingColumnError,
+)
+
+__all__ = [
+    "GROUPS",
+    "TOTAL",
+    "HOUSEHOLDS",
+    "read_census",
+    "allocate_census",
+    "census_to_origins",
+    "care_index_plan",
+    "care_need_index",
+    "care_need_by_district",
+]
+
+#: care groups, in the order of :class:`CensusGroups`
+GROUPS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(CensusGroups))
+TOTAL = "census_total"
+HOUSEHOLDS = "households"
+#: a warning is raised when more than this share of a column's census total is cut by the area
+CUT_WARN_SHARE = 0.001
+
+
+# --------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------
+
+
+def _read_vector(ref: LayerRef, *, what: str, columns: list[str] | None = None,
+                 bbox_4326: tuple[float, float, float, float] | None = None):
+    """Read a vector layer through ``careblocks.io.layers.read_vector`` when it exists."""
+    try:
+        from careblocks.io.layers import read_vector  # type: ignore[attr-defined]
+    except ImportError:
+        read_vector = None
+    if read_vector is not None:
+        return read_vector(ref, what=what, columns=columns, bbox_4326=bbox_4326)
+    return _read_vector_fallback(ref, what=what)
+
+
+def _read_vector_fallback(ref: LayerRef, *, what: str):
+    # Minimal private reader, used until io.layers.read_vector lands.
+    import geopandas as gpd
+
+    path = Path(ref.path)
+    if not path.exists():
+        raise InputDataError(f"{what} {path}: file not found; check the path")
+    if path.suffix.lower() in (".csv", ".txt"):
+        df = pd.read_csv(path)
+        if ref.h3:
+            import h3
+            from shapely.geometry import Polygon
+
+            if ref.h3 not in df.columns:
+                raise MissingColumnError(
+                    f"{what} {path}: H3 column '{ref.h3}' not found; existing columns: "
+                    f"{', '.join(map(str, df.columns))}"
+                )
+            geoms = [Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(str(c))])
+                     for c in df[ref.h3]]
+            gdf = gpd.GeoDataFrame(df, geometry=geoms, crs="EPSG:4326")
+        elif ref.x and ref.y:
+            for c in (ref.x, ref.y):
+                if c not in df.columns:
+                    raise MissingColumnError(
+                        f"{what} {path}: coordinate column '{c}' not found; existing columns: "
+                        f"{', '.join(map(str, df.columns))}"
+                    )
+            gdf = gpd.GeoDataFrame(
+                df, geometry=gpd.points_from_xy(df[ref.x], df[ref.y]), crs=ref.crs or "EPSG:4326"
+            )
+        else:
+            raise ConfigError(f"{what}: {path.name} is a table; give x and y, or h3, columns")
+    else:
+        import pyogrio
+
+        gdf = pyogrio.read_dataframe(path, layer=ref.layer)
+        if ref.crs and gdf.crs is None:
+            gdf = gdf.set_crs(ref.crs)
+    if ref.where_column:
+        if ref.where_column not in gdf.columns:
+            raise MissingColumnError(
+                f"{what} {path}: where_column '{ref.where_column}' not found; existing columns: "
+                f"{', '.join(map(str, gdf.columns))}"
+            )
+        gdf = gdf[gdf[ref.where_column].astype(str).isin(ref.where_values)].copy()
+    return gdf
+
+
+def _mapping(cfg: CensusConfig) -> dict[str, str]:
+    """Canonical name -> source column, for the mapped columns only."""
+    out: dict[str, str] = {}
+    if cfg.total_column:
+        out[TOTAL] = cfg.total_column
+    if cfg.households_column:
+        out[HOUSEHOLDS] = cfg.households_column
+    for g in GROUPS:
+        col = getattr(cfg.groups, g)
+        if col:
+            out[g] = col
+    return out
+
+
+def _key_of(canonical: str) -> str:
+    if canonical == TOTAL:
+        return "census.total_column"
+    if canonical == HOUSEHOLDS:
+        return "census.households_column"
+    return f"census.groups.{canonical}"
+
+
+def _numeric_counts(s: pd.Series, *, where: str, key: str) -> np.ndarray:
+    """Counts as float64; non-numeric or negative values raise, blanks warn and become 0."""
+    num = pd.to_numeric(s, errors="coerce")
+    bad = num.isna() & s.notna() & (s.astype(str).str.strip() != "")
+    if bad.any():
+        first = s[bad].iloc[0]
+        raise InputDataError(
+            f"{where}: column '{s.name}' ({key}) has {int(bad.sum())} non-numeric values "
+            f"(e.g. {str(first)[:40]!r}); map a column of counts or clean the values"
+        )
+    vals = num.to_numpy(dtype="float64", na_value=np.nan)
+    if (vals < 0).any():
+        raise InputDataError(
+            f"{where}: column '{s.name}' ({key}) has {int((vals < 0).sum())} negative counts "
+            f"(min {np.nanmin(vals):g}); counts must be >= 0, fix the data or map another column"
+        )
+    blank = np.isnan(vals)
+    if blank.any():
+        warnings.warn(
+            f"{where}: column '{s.name}' ({key}) has {int(blank.sum())} empty values; "
+            "they are counted as 0",
+            DataQualityWarning,
+            stacklevel=3,
+        )
+        vals = np.where(blank, 0.0, vals)
+    return vals
+
+
+def read_census(cfg: CensusConfig, *, area_4326: Any = None):
+    """Read the census layer of ``cfg`` with canonical column names.
+
+    Parameters
+    ----------
+    cfg
+        The ``[census]`` config section (``layer`` must be set).
+    area_4326
+        Study area (shapely, EPSG:4326); the layer must overlap it.
+
+    Returns
+    -------
+    (geopandas.GeoDataFrame, dict)
+        Columns ``census_unit_id`` (str), ``census_name`` (when ``name_column`` is set), the
+        mapped ones among ``census_total``, ``households`` and the care groups (float64), and
+        geometry in the layer's CRS; and info (file, rows, columns mapped, groups present).
+
+    Raises
+    ------
+    MissingColumnError
+        A mapped column is not in the layer (the message lists the existing columns).
+    InputDataError
+        Non-numeric or negative counts, no CRS, no overlap with the area.
+    """
+    if cfg.layer is None:
+        raise ConfigError("census.layer: no census layer configured; set census.layer or census.raster")
+    ref = cfg.layer
+    where = f"census.layer {Path(ref.path)}" + (f" (layer {ref.layer})" if ref.layer else "")
+    mapping = _mapping(cfg)
+    needed = sorted(set(mapping.values()) | ({cfg.name_column} if cfg.name_column else set()))
+    gdf = _read_vector(ref, what="census.layer", columns=needed or None)
+    if gdf.crs is None:
+        raise CRSError(f"{where}: layer has no CRS; set census.layer.crs or fix the file's .prj")
+    existing = [str(c) for c in gdf.columns if c != gdf.geometry.name]
+    for canon, col in mapping.items():
+        if col not in gdf.columns:
+            raise MissingColumnError(
+                f"{where}: column '{col}' ({_key_of(canon)}) not found; existing columns: "
+                f"{', '.join(existing)}; fix {_key_of(canon)}"
+            )
+    if len(gdf) == 0:
+        raise EmptyResultError(f"{where}: the layer has no rows (after where_column); check the filter")
+    out = pd.DataFrame(index=gdf.index)
+    out["census_unit_id"] = [str(i) for i in range(len(gdf))]
+    if cfg.name_column:
+        if cfg.name_column not in gdf.columns:
+            raise MissingColumnError(
+                f"{where}: column '{cfg.name_column}' (census.name_column) not found; "
+                f"existing columns: {', '.join(existing)}"
+            )
+        out["census_name"] = gdf[cfg.name_column].astype(str).to_numpy()
+    for canon, col in mapping.items():
+        out[canon] = _numeric_counts(gdf[col], where=where, key=_key_of(canon))
+    if cfg.published_totals:
+        if not cfg.name_column:
+            raise ConfigError(
+                "census.published_totals: needs census.name_column (the column whose values "
+                "are the keys of published_totals)"
+            )
+        if TOTAL in mapping:
+            raise ConfigError(
+                "census.published_totals: census.total_column is also set; use one of the two"
+            )
+        names = out["census_name"]
+        unknown = sorted(set(cfg.published_totals) - set(names))
+        if unknown:
+            raise ConfigError(
+                f"census.published_totals: {', '.join(map(repr, unknown))} not found in column "
+                f"'{cfg.name_column}' of {where}; values there include "
+                f"{', '.join(map(repr, sorted(set(names))[:8]))}"
+            )
+        out[TOTAL] = names.map(cfg.published_totals).astype("float64")
+        missing = out[TOTAL].isna()
+        if missing.any():
+            warnings.warn(
+                f"{where}: {int(missing.sum())} units have no census.published_totals entry "
+                "and are dropped",
+                DataQualityWarning,
+                stacklevel=2,
+            )
+            out = out[~missing]
+            gdf = gdf.loc[out.index]
+    if "poverty" in out.columns and len(out) and out["poverty"].max() <= 1.0 \
+            and (out["poverty"] % 1 != 0).any():
+        raise InputDataError(
+            f"{where}: column '{mapping['poverty']}' (census.groups.poverty) looks like a rate "
+            "(all values <= 1); map a count of people in poverty (rate x population)"
+        )
+    import geopandas as gpd
+
+    res = gpd.GeoDataFrame(out, geometry=gdf.geometry.to_numpy(), crs=gdf.crs)
+    res = res[~(res.geometry.isna() | res.geometry.is_empty)].reset_index(drop=True)
+    if area_4326 is not None:
+        import shapely
+
+        in4326 = res.geometry.to_crs("EPSG:4326")
+        if not shapely.intersects(in4326.to_numpy(), area_4326).any():
+            b = tuple(round(v, 4) for v in in4326.total_bounds)
+            raise EmptyResultError(
+                f"{where}: no census unit overlaps the study area (layer extent {b}); use a "
+                "census layer of this area or fix the study boundary/bbox"
+            )
+    info = {
+        "file": str(ref.path),
+        "rows": int(len(res)),
+        "columns": {k: v for k, v in mapping.items()},
+        "groups_present": [g for g in GROUPS if g in res.columns],
+        "published_totals": bool(cfg.published_totals),
+    }
+    return res, info
+
+
+# --------------------------------------------------------------------------------------
+# Allocation
+# --------------------------------------------------------------------------------------
+
+
+def _spread(kept: np.ndarray, pair_u: np.ndarray, pair_o: np.ndarray, pair_w: np.ndarray,
+            n_origins: int, fallback: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Spread unit counts ``kept`` (U x C) over origins along (unit, origin, weight) pairs.
+
+    Units whose pairs all weigh 0 are shared equally; units without pairs go whole to
+    ``fallback[u]``. Returns the (n_origins x C) counts and a mask of units sent to fallback.
+    """
+    n_units, n_cols = kept.shape
+    w = np.asarray(pair_w, dtype="float64").copy()
+    npairs = np.bincount(pair_u, minlength=n_units)
+    wsum = np.bincount(pair_u, weights=w, minlength=n_units)
+    zero = (wsum <= 0) & (npairs > 0)
+    w[zero[pair_u]] = 1.0
+    wsum = np.bincount(pair_u, weights=w, minlength=n_units)
+    frac = w / np.where(wsum[pair_u] > 0, wsum[pair_u], 1.0)
+    out = np.zeros((n_origins, n_cols))
+    lone = npairs == 0
+    for c in range(n_cols):
+        out[:, c] = np.bincount(pair_o, weights=frac * kept[pair_u, c], minlength=n_origins)
+        if lone.any():
+            out[:, c] += np.bincount(fallback[lone], weights=kept[lone, c], minlength=n_origins)
+    return out, lone
+
+
+def _resolve_weights(origins, method: str, weights: Any, polygons: bool) -> np.ndarray:
+    n = len(origins)
+    if weights is not None:
+        if isinstance(weights, str):
+            if weights not in origins.columns:
+                raise MissingColumnError(
+                    f"origins: weight column '{weights}' not found; existing columns: "
+                    f"{', '.join(map(str, origins.columns))}"
+                )
+            w = pd.to_numeric(origins[weights], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        else:
+            w = np.asarray(weights, dtype="float64")
+        if w.shape != (n,):
+            raise ValueError(f"weights: expected {n} values, got {w.shape}")
+        return np.where(np.isfinite(w) & (w > 0), w, 0.0)
+    if method == "buildings":
+        if "floor_area_m2" in origins.columns:
+            return _resolve_weights(origins, method, "floor_area_m2", polygons)
+        if polygons:
+            return origins.geometry.area.to_numpy(dtype="float64")
+        if "population" in origins.columns:  # building origins as points: floor-area estimate
+            return _resolve_weights(origins, method, "population", polygons)
+        raise InputDataError(
+            "census.allocate_by: 'buildings' needs building origins (polygons, or a "
+            "floor_area_m2/population column); use allocate_by = 'points' or 'area'"
+        )
+    return np.ones(n)
+
+
+def allocate_census(
+    origins,
+    census,
+    columns: list[str],
+    *,
+    method: Literal["buildings", "area", "points"] = "points",
+    area: Any = None,
+    weights: Any = None,
+):
+    """Spread census counts over origins, keeping totals (dasymetric allocation).
+
+    Parameters
+    ----------
+    origins
+        GeoDataFrame of origins (points or polygons) in a projected CRS.
+    census
+        GeoDataFrame of census units (polygons, or points such as H3 centroids); reprojected
+        to ``origins.crs`` when it differs.
+    columns
+        Census columns to allocate (counts); they are added to the returned origins.
+    method
+        ``"buildings"``: by building floor area (``weights``, else a ``floor_area_m2``
+        column, else footprint area, else a ``population`` column); ``"points"``: equally per
+        origin, or by ``weights`` (e.g. ``"population"``); ``"area"``: by the overlap area of
+        origin polygons with each unit (points fall back to ``"points"``).
+        A census point goes to the origin polygon containing it, else to the nearest origin.
+    area
+        Study area (shapely, ``origins.crs``). Units partly outside keep the share of their
+        counts given by the share of their area inside (a DataQualityWarning says how much was
+        cut); units wholly outside are dropped.
+    weights
+        Column name or array (one per origin) overriding the method's default weights.
+
+    Returns
+    -------
+    (geopandas.GeoDataFrame, dict)
+        A copy of ``origins`` with ``columns`` added (float64), and stats: totals kept and cut
+        per column, units partly outside, units without an origin (sent whole to the nearest
+        origin), origins outside every unit.
+    """
+    import geopandas as gpd
+    import shapely
+
+    if origins.crs is None or census.crs is None:
+        raise CRSError("census.layer: layer has no CRS; set census.layer.crs")
+    for c in columns:
+        if c not in census.columns:
+            raise MissingColumnError(
+                f"census: column '{c}' not found; existing columns: {', '.join(map(str, census.columns))}"
+            )
+    if len(origins) == 0:
+        raise EmptyResultError("origins: no origins to allocate the census to; check the study area")
+    if census.crs != origins.crs:
+        census = census.to_crs(origins.crs)
+    census = census[~(census.geometry.isna() | census.geometry.is_empty)]
+    n_o = len(origins)
+    o_geom = origins.geometry.to_numpy()
+    if (shapely.is_missing(o_geom) | shapely.is_empty(o_geom)).any():
+        raise InputDataError(
+            "origins: some origins have no geometry; drop them before allocating the census"
+        )
+    o_poly = bool(np.all(np.isin(shapely.get_type_id(o_geom), (3, 6))))
+    rep = shapely.point_on_surface(o_geom) if o_poly else shapely.centroid(o_geom)
+    rep_xy = shapely.get_coordinates(rep)
+    u_geom = census.geometry.to_numpy()
+    u_poly = np.isin(shapely.get_type_id(u_geom), (3, 6))
+    counts = census[columns].to_numpy(dtype="float64")
+    full = counts.sum(axis=0)
+
+    # share of each unit inside the area
+    if area is not None:
+        shapely.prepare(area)
+        inside_geom = np.where(u_poly, shapely.intersection(u_geom, area), u_geom)
+        a_all = shapely.area(u_geom)
+        frac = np.where(
+            u_poly,
+            np.divide(shapely.area(inside_geom), a_all, out=np.zeros(len(u_geom)), where=a_all > 0),
+            shapely.contains_xy(area, *shapely.get_coordinates(shapely.centroid(u_geom)).T)
+            .astype(float),
+        )
+        frac = np.clip(frac, 0.0, 1.0)
+        frac[frac > 1 - 1e-9] = 1.0
+    else:
+        inside_geom = u_geom
+        frac = np.ones(len(u_geom))
+    keep = frac > 0
+    if not keep.any():
+        raise EmptyResultError(
+            "census.layer: no census unit overlaps the study area; use a census layer of this "
+            "area or fix the study boundary/bbox"
+        )
+    u_geom, inside_geom, frac, u_poly = u_geom[keep], inside_geom[keep], frac[keep], u_poly[keep]
+    kept = counts[keep] * frac[:, None]
+    cut = full - kept.sum(axis=0)
+    n_u = len(u_geom)
+
+    eff_method = method
+    if method == "area" and not o_poly:
+        eff_method = "points"
+    w_o = _resolve_weights(origins, eff_method, weights, o_poly)
+
+    # pairs (unit, origin, weight)
+    pu, po, pw = [], [], []
+    poly_idx = np.flatnonzero(u_poly)
+    if poly_idx.size:
+        tree = shapely.STRtree(inside_geom[poly_idx])
+        if eff_method == "area":
+            oi, ui = tree.query(o_geom, predicate="intersects")
+            ov = shapely.area(shapely.intersection(o_geom[oi], inside_geom[poly_idx][ui]))
+            ok = ov > 0
+            oi, ui, ov = oi[ok], ui[ok], ov[ok]
+            wts = ov * (w_o[oi] if weights is not None else 1.0)
+        else:
+            oi, ui = tree.query(rep, predicate="intersects")
+            # a point on a shared edge: keep its first unit only
+            _, first = np.unique(oi, return_index=True)
+            oi, ui = oi[first], ui[first]
+            wts = w_o[oi]
+        pu.append(poly_idx[ui])
+        po.append(oi)
+        pw.append(wts)
+    pt_idx = np.flatnonzero(~u_poly)
+    if pt_idx.size:  # census points: containing origin polygon, else nearest origin
+        pts = shapely.centroid(u_geom[pt_idx])
+        owner = np.full(pt_idx.size, -1, dtype=np.int64)
+        if o_poly:
+            pi, oi2 = shapely.STRtree(o_geom).query(pts, predicate="within")
+            _, first = np.unique(pi, return_index=True)
+            owner[pi[first]] = oi2[first]
+        free = owner < 0
+        if free.any():
+            owner[free] = _nearest(rep_xy, shapely.get_coordinates(pts[free]))
+        pu.append(pt_idx)
+        po.append(owner)
+        pw.append(np.ones(pt_idx.size))
+    pair_u = np.concatenate(pu).astype(np.int64)
+    pair_o = np.concatenate(po).astype(np.int64)
+    pair_w = np.concatenate(pw).astype("float64")
+    unit_rep = shapely.get_coordinates(shapely.point_on_surface(inside_geom))
+    fallback = _nearest(rep_xy, unit_rep)
+    alloc, lone = _spread(kept, pair_u, pair_o, pair_w, n_o, fallback)
+
+    out = origins.copy()
+    for j, c in enumerate(columns):
+        out[c] = alloc[:, j]
+    covered = np.zeros(n_o, dtype=bool)
+    covered[pair_o] = True
+    partial = int(((frac > 0) & (frac < 1)).sum())
+    stats: dict[str, Any] = {
+        "method": eff_method,
+        "n_units": int(len(census)),
+        "n_units_in_area": n_u,
+        "n_units_partly_outside": partial,
+        "n_units_without_origin": int(lone.sum()),
+        "n_origins_outside_units": int((~covered).sum()),
+        "kept": {c: float(v) for c, v in zip(columns, kept.sum(axis=0))},
+        "cut": {c: float(v) for c, v in zip(columns, cut)},
+        "to_nearest_origin": {c: float(v) for c, v in zip(columns, kept[lone].sum(axis=0))},
+    }
+    if method != eff_method:
+        stats["note"] = "origins are points: allocate_by='area' used equal shares per point"
+    ref_col = TOTAL if TOTAL in columns else columns[0] if columns else None
+    if ref_col is not None and full[columns.index(ref_col)] > 0:
+        j = columns.index(ref_col)
+        share = cut[j] / full[j]
+        if share > CUT_WARN_SHARE and partial:
+            warnings.warn(
+                f"census.layer: {partial} census units extend beyond the study area; "
+                f"{cut[j]:,.0f} of {full[j]:,.0f} in '{ref_col}' ({share:.1%}) were cut by area "
+                "share (units wholly outside dropped)",
+                DataQualityWarning,
+                stacklevel=2,
+            )
+    if lone.any():
+        stats["note_without_origin"] = (
+            f"{int(lone.sum())} census units inside the area contain no origin; their counts "
+            "went whole to the nearest origin"
+        )
+    del gpd
+    return out, stats
+
+
+def _nearest(tree_xy: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    from scipy.spatial import cKDTree
+
+    if len(xy) == 0:
+        return np.zeros(0, dtype=np.int64)
+    _, idx = cKDTree(tree_xy).query(xy)
+    return np.asarray(idx, dtype=np.int64)
+
+
+def census_to_origins(config, origins, *, area: Any = None, area_4326: Any = None):
+    """Add census counts and care groups to the pipeline's origins (config adapter).
+
+    Parameters
+    ----------
+    config
+        The study :class:`~careblocks.config.Config`; uses ``config.census``.
+    origins
+        GeoDataFrame with ``origin_id``, ``population``, geometry (working CRS).
+    area, area_4326
+        Study area in the working CRS and in EPSG:4326.
+
+    Returns
+    -------
+    (geopandas.GeoDataFrame, dict)
+        Origins with ``census_total`` (when mapped, or from a raster), ``households``
+        (mapped, or ``census_total / household_size``) and one column per mapped care group;
+        stats with ``groups_present``, reading info and allocation stats.
+    """
+    cfg: CensusConfig = config.census
+    stats: dict[str, Any] = {"groups_present": [], "source": None}
+    if cfg.raster is not None:
+        from careblocks.io.raster import zonal_sums
+
+        sums, rstats = zonal_sums(cfg.raster, origins.geometry, area=area)
+        origins = origins.copy()
+        origins[TOTAL] = sums
+        stats.update(source="raster", raster=rstats)
+    elif cfg.layer is not None:
+        census, info = read_census(cfg, area_4326=area_4326)
+        cols = [c for c in (TOTAL, HOUSEHOLDS, *GROUPS) if c in census.columns]
+        origins, astats = allocate_census(origins, census, cols, method=cfg.allocate_by, area=area)
+        stats.update(source="layer", read=info, allocation=astats)
+        stats["groups_present"] = info["groups_present"]
+    else:
+        return origins, stats
+    if HOUSEHOLDS not in origins.columns and cfg.household_size and TOTAL in origins.columns:
+        origins[HOUSEHOLDS] = origins[TOTAL] / cfg.household_size
+        stats["households_from_size"] = cfg.household_size
+    return origins, stats
+
+
+# --------------------------------------------------------------------------------------
+# Care-need index
+# --------------------------------------------------------------------------------------
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    return np.divide(num, den, out=np.full(num.shape, np.nan), where=den > 0)
+
+
+def care_index_plan(
+    groups_present: list[str] | tuple[str, ...],
+    weights: dict[str, float],
+    *,
+    has_households: bool = False,
+    has_area: bool = False,
+) -> dict[str, Any]:
+    """Which indicators and components can be built from the groups present.
+
+    Returns
+    -------
+    dict
+        ``indicators``: component -> list of (indicator name, numerator groups, denominator,
+        description); ``weights``: renormalised weights of the kept components; ``dropped``:
+        component -> reason; ``density_per``: "household", "km2" or "person".
+    """
+    g = set(groups_present)
+    unknown = sorted(set(weights) - {"care_demand", "caregiver_density", "poverty"})
+    if unknown:
+        raise ConfigError(
+            f"care_index.weights: unknown component(s) {', '.join(unknown)}; use care_demand, "
+            "caregiver_density, poverty"
+        )
+    for k, v in weights.items():
+        if v < 0:
+            raise ConfigError(f"care_index.weights.{k}: {v} is negative; weights must be >= 0")
+    per = "household" if has_households else "km2" if has_area else "person"
+    den = {"household": HOUSEHOLDS, "km2": "area_km2", "person": TOTAL}[per]
+    ind: dict[str, list[tuple[str, tuple[str, ...], str]]] = {
+        "care_demand": [], "caregiver_density": [], "poverty": []}
+    if "children_under5" in g:
+        ind["care_demand"].append(("share_under5", ("children_under5",), TOTAL))
+    if "older_80plus" in g:
+        ind["care_demand"].append(("share_80plus", ("older_80plus",), TOTAL))
+    elif "older_60plus" in g:
+        ind["care_demand"].append(("share_60plus", ("older_60plus",), TOTAL))
+    if {"children_under5", "children_5_14", "older_60plus"} <= g:
+        ind["care_demand"].append(
+            ("dependency_ratio", ("children_under5", "children_5_14", "older_60plus"), "working_age"))
+    care = "women_caregivers" if "women_caregivers" in g else "women_15plus" if "women_15plus" in g else None
+    if care:
+        ind["caregiver_density"].append((f"{care}_per_{per}", (care,), den))
+    if "female_headed_households" in g:
+        ind["caregiver_density"].append(
+            (f"female_headed_households_per_{per}", ("female_headed_households",), den))
+    if "poverty" in g:
+        ind["poverty"].append(("share_poverty", ("poverty",), TOTAL))
+    dropped = {c: "no mapped group feeds it" for c, v in ind.items() if not v}
+    dropped.update({c: "weight 0" for c, v in weights.items() if v == 0 and c not in dropped})
+    kept = {c: float(w) for c, w in weights.items() if c not in dropped}
+    s = sum(kept.values())
+    if s <= 0:
+        raise InputDataError(
+            "care_index: no component can be built from the census groups present "
+            f"({', '.join(sorted(g)) or 'none'}); map children_under5, older_60plus/older_80plus, "
+            "women_15plus/women_caregivers or poverty in [census.groups]"
+        )
+    return {
+        "indicators": {c: ind[c] for c in kept},
+        "weights": {c: w / s for c, w in kept.items()},
+        "dropped": dropped,
+        "density_per": per,
+    }
+
+
+def _minmax(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    out = np.full(x.shape, np.nan)
+    v = valid & np.isfinite(x)
+    if not v.any():
+        return out
+    lo, hi = x[v].min(), x[v].max()
+    out[v] = (x[v] - lo) / (hi - lo) if hi > lo else 0.0
+    return out
+
+
+def _formula(plan: dict[str, Any], n_units: int, unit: str) -> str:
+    terms = " + ".join(f"{w:.3f} * {c}" for c, w in plan["weights"].items())
+    lines = [f"care_need_index = {terms}"]
+    for c, inds in plan["indicators"].items():
+        parts = []
+        for name, num, den in inds:
+            if den == "working_age":
+                parts.append(f"mm({name} = ({' + '.join(num)}) / ({TOTAL} - {' - '.join(num)}))")
+            else:
+                parts.append(f"mm({name} = {' + '.join(num)} / {den})")
+        lines.append(f"{c} = mean({', '.join(parts)})")
+    lines.append(
+        f"mm(x) = (x - min x) / (max x - min x) over the {n_units} {unit} of the study area "
+        f"with {TOTAL} > 0 (0 when max = min); units without people get index 0"
+    )
+    for c, why in plan["dropped"].items():
+        lines.append(f"{c}: dropped ({why}); weights renormalised over the other components")
+    return "\n".join(lines)
+
+
+def care_need_index(
+    df: pd.DataFrame,
+    weights: dict[str, float],
+    groups_present: list[str] | tuple[str, ...],
+    *,
+    total_col: str | None = None,
+    area_km2: Any = None,
+    unit: str = "origins",
+) -> tuple[pd.DataFrame, str]:
+    """Care-need index per row (origin or district), Bogotá's structure by default.
+
+    Parameters
+    ----------
+    df
+        Counts per row: the care groups in ``groups_present``, a total (``total_col``, else
+        ``census_total``, else ``population``) and optionally ``households``.
+    weights
+        Component -> weight (``care_demand``, ``caregiver_density``, ``poverty``); components
+        that cannot be built are dropped and the rest renormalised to sum to 1.
+    groups_present
+        Care groups available (mapped in the census).
+    area_km2
+        Column name or array of row areas; caregiver density is per household when
+        ``households`` exists, else per km² when areas are given, else per person.
+    unit
+        Word used in the formula text ("origins", "districts").
+
+    Returns
+    -------
+    (pandas.DataFrame, str)
+        Indexed like ``df``: raw indicators, the components (each in [0, 1]) and
+        ``care_need_index`` (in [0, 1]); and the formula as text. ``DataFrame.attrs["plan"]``
+        holds the plan of :func:`care_index_plan` (kept/dropped components, weights).
+    """
+    total_col = total_col or (TOTAL if TOTAL in df.columns else "population")
+    if total_col not in df.columns:
+        raise MissingColumnError(
+            f"care_index: no total population column ('{TOTAL}' or 'population') among "
+            f"{', '.join(map(str, df.columns))}; map census.total_column"
+        )
+    missing = [g for g in groups_present if g not in df.columns]
+    if missing:
+        raise MissingColumnError(f"care_index: group columns {', '.join(missing)} are not in the table")
+    has_hh = HOUSEHOLDS in df.columns and bool((df[HOUSEHOLDS] > 0).any())
+    if isinstance(area_km2, str):
+        area = df[area_km2].to_numpy(dtype="float64")
+    elif area_km2 is not None:
+        area = np.asarray(area_km2, dtype="float64")
+    else:
+        area = None
+    plan = care_index_plan(groups_present, weights, has_households=has_hh, has_area=area is not None)
+    total = df[total_col].to_numpy(dtype="float64")
+    valid = total > 0
+    den = {TOTAL: total, HOUSEHOLDS: df[HOUSEHOLDS].to_numpy(dtype="float64") if has_hh else None,
+           "area_km2": area}
+    out = pd.DataFrame(index=df.index)
+    index = np.zeros(len(df))
+    for comp, inds in plan["indicators"].items():
+        normed = []
+        for name, num, d in inds:
+            numer = sum(df[g].to_numpy(dtype="float64") for g in num)
+            denom = total - numer if d == "working_age" else den[d]
+            raw = _ratio(numer, denom)
+            out[name] = raw
+            normed.append(_minmax(raw, valid))
+        stack = np.vstack(normed)
+        n_ok = np.isfinite(stack).sum(axis=0)
+        comp_v = np.divide(np.nansum(stack, axis=0), n_ok, out=np.zeros(len(df)), where=n_ok > 0)
+        comp_v = np.where(valid, comp_v, 0.0)
+        out[comp] = comp_v
+        index += plan["weights"][comp] * comp_v
+    out["care_need_index"] = index
+    out.attrs["plan"] = plan
+    return out, _formula(plan, int(valid.sum()), unit)
+
+
+def care_need_by_district(
+    origins: pd.DataFrame,
+    district_col: str,
+    weights: dict[str, float],
+    groups_present: list[str] | tuple[str, ...],
+) -> tuple[pd.DataFrame, str]:
+    """Care-need index per district from the summed counts of its origins.
+
+    Returns one row per district (index = district name) with the summed counts, the
+    indicators, components and ``care_need_index`` computed among districts (all 0 with a
+    single district), plus ``care_need_index_mean``: the people-weighted mean of the origins'
+    ``care_need_index`` when that column is present.
+    """
+    total_col = TOTAL if TOTAL in origins.columns else "population"
+    cols = [c for c in (total_col, HOUSEHOLDS, *groups_present) if c in origins.columns]
+    sums = origins.groupby(district_col, dropna=True)[cols].sum()
+    comp, text = care_need_index(sums, weights, groups_present, total_col=total_col, unit="districts")
+    res = sums.join(comp)
+    if "care_need_index" in origins.columns:
+        w = origins[total_col].astype(float)
+        num = (origins["care_need_index"] * w).groupby(origins[district_col]).sum()
+        res["care_need_index_mean"] = num / w.groupby(origins[district_col]).sum()
+    res.index.name = "district"
+    return res, text
