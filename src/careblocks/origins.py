@@ -1,0 +1,352 @@
+"""Origins: where people live, with a population per origin, snapped to the walk network.
+
+``population.source`` picks how origins are made:
+
+``layer``
+    Points, polygons or H3 cells of ``population.layer`` with the count in
+    ``population.column``. A feature belongs to the study area when its representative point
+    lies inside it (features are kept whole, never cut, so the layer's total inside the area
+    is preserved; apportioning units cut by the boundary is the census model's job).
+    ``origin_id`` is the ``id_column`` value, else the H3 cell id, else the feature's row.
+``buildings``
+    OSM residential buildings. A building is residential when ``building`` is one of
+    :data:`RESIDENTIAL_BUILDINGS`, or when it is a generic ``building=yes`` with none of the
+    use tags of :data:`~careblocks.io.osm_features.BUILDING_USE_TAGS` (amenity, shop,
+    office, ...) and no non-residential ``landuse``. Population = footprint area (m2, in the
+    working CRS) x levels (``building:levels``, else ``population.default_levels``, clamped
+    to 1..60) x ``population.persons_per_m2``. ``origin_id`` is ``way/<id>``.
+``streets``
+    For areas without mapped buildings: residential street length
+    (``highway=residential/living_street``). Each street segment gives half its length to
+    each end node; origins are those nodes (``origin_id`` = ``node/<id>``). Population =
+    metres x 40 m2 per metre (two 20 m deep frontages) x levels x persons_per_m2, i.e. about
+    one person per metre at the defaults: a rough estimate, so give ``population.total``.
+``auto``
+    ``layer`` when ``population.layer`` is set, else ``buildings`` when the OSM file has
+    residential buildings in the area, else ``streets``.
+
+When ``population.total`` is given, populations are scaled so that they sum to it (for every
+source). Origins with zero population are kept (the lead/pipeline may filter them); their
+number is in the stats. Snapping uses each origin's representative point.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from careblocks.errors import ConfigError, DataQualityWarning, EmptyResultError, InputDataError
+from careblocks.io.layers import numeric_column, read_vector, representative_xy, within_area
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+    from careblocks.config import Config
+    from careblocks.network import WalkNetwork
+
+COLUMNS = ["origin_id", "population", "node", "snap_m", "geometry"]
+
+RESIDENTIAL_BUILDINGS = frozenset({
+    "residential", "house", "apartments", "detached", "terrace", "semidetached_house",
+    "bungalow", "dormitory", "farm", "cabin", "static_caravan", "houseboat", "hut", "ger",
+    "stilt_house", "trullo",
+})
+GENERIC_BUILDINGS = frozenset({"yes"})
+NON_RESIDENTIAL_LANDUSE = frozenset({
+    "commercial", "industrial", "retail", "military", "railway", "religious", "education",
+    "institutional", "port", "garages", "construction", "farmyard",
+})
+RESIDENTIAL_HIGHWAYS = ("residential", "living_street")
+#: floor area (m2) per metre of residential street in the ``streets`` estimate
+FRONTAGE_M2_PER_M = 40.0
+MAX_LEVELS = 60.0
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+
+
+def parse_levels(values, default: float) -> np.ndarray:
+    """``building:levels`` text -> float levels (first number; missing/odd -> ``default``)."""
+    out = np.full(len(values), float(default), dtype=np.float64)
+    for i, v in enumerate(values):
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            continue
+        try:
+            m = _NUMBER.search(str(v))
+        except TypeError:
+            continue
+        if m:
+            lv = float(m.group(0).replace(",", "."))
+            if lv >= 1:
+                out[i] = lv
+    return np.clip(out, 1.0, MAX_LEVELS)
+
+
+def residential_mask(buildings: gpd.GeoDataFrame) -> np.ndarray:
+    """Which OSM buildings count as homes (see the module docstring for the rule)."""
+    from careblocks.io.osm_features import BUILDING_USE_TAGS
+
+    b = buildings["building"].astype("string").str.strip().str.lower()
+    explicit = b.isin(RESIDENTIAL_BUILDINGS).to_numpy(dtype=bool)
+    generic = b.isin(GENERIC_BUILDINGS).to_numpy(dtype=bool)
+    other_use = np.zeros(len(buildings), dtype=bool)
+    for key in BUILDING_USE_TAGS:
+        if key in buildings.columns:
+            other_use |= buildings[key].notna().to_numpy(dtype=bool)
+    if "landuse" in buildings.columns:
+        other_use |= buildings["landuse"].isin(NON_RESIDENTIAL_LANDUSE).to_numpy(dtype=bool)
+    return explicit | (generic & ~other_use)
+
+
+def _scale(pop: np.ndarray, total: float | None, what: str) -> np.ndarray:
+    if total is None:
+        return pop
+    if total < 0:
+        raise ConfigError(f"config key 'population.total': must be 0 or more, got {total:g}")
+    s = float(pop.sum())
+    if s <= 0:
+        raise EmptyResultError(
+            f"{what}: the estimate sums to 0, so it cannot be scaled to population.total; "
+            "check the population source"
+        )
+    return pop * (float(total) / s)
+
+
+def _origins_from_layer(config: Config, area_4326, bbox) -> tuple[gpd.GeoDataFrame, dict]:
+    pc = config.population
+    ref = pc.layer
+    what = "population layer (population.layer)"
+    if not pc.column:
+        raise ConfigError(
+            "config key 'population.column': not set; name the population column of population.layer"
+        )
+    gdf = read_vector(ref, what=what, columns=[pc.column, pc.id_column], bbox_4326=bbox)
+    pop = numeric_column(gdf, pc.column, what=what, path=ref.path)
+    inside = within_area(gdf, area_4326)
+    if not inside.any():
+        raise EmptyResultError(
+            f"{what}: {ref.path}: no feature lies inside the study area; check the layer "
+            "covers study.boundary / study.bbox"
+        )
+    gdf, pop = gdf[inside], pop[inside]
+    if pc.id_column:
+        ids = gdf[pc.id_column].astype("string").str.strip()
+        if ids.isna().any() or ids.duplicated().any():
+            dup = ids[ids.duplicated()].iloc[0] if ids.duplicated().any() else "empty"
+            raise InputDataError(
+                f"{what}: {ref.path}: column '{pc.id_column}' is not a unique id (e.g. {dup!r}); "
+                "give a column with one distinct value per feature, or leave population.id_column out"
+            )
+        ids = ids.to_numpy(dtype=object)
+    elif getattr(ref, "h3", None):
+        ids = gdf[ref.h3].astype(str).str.strip().to_numpy(dtype=object)
+    else:
+        ids = np.array([str(r) for r in gdf.index], dtype=object)
+    return _make(ids, pop, gdf.geometry), {"source": "layer", "features_outside": int((~inside).sum())}
+
+
+def _make(ids, pop, geometry) -> gpd.GeoDataFrame:
+    import geopandas as gpd
+
+    return gpd.GeoDataFrame(
+        {"origin_id": np.asarray(ids, dtype=object), "population": np.asarray(pop, dtype=np.float64)},
+        geometry=gpd.GeoSeries(np.asarray(geometry), crs=geometry.crs),
+        crs=geometry.crs,
+    )
+
+
+def _read_buildings(osm_path, area_4326, bbox) -> gpd.GeoDataFrame:
+    from careblocks.io.osm_features import read_osm_buildings
+
+    b = read_osm_buildings(osm_path, bbox=bbox)
+    if len(b) == 0:
+        return b
+    b = b[residential_mask(b)]
+    return b[within_area(b, area_4326)]
+
+
+def _origins_from_buildings(config: Config, buildings: gpd.GeoDataFrame, crs: str) -> tuple[gpd.GeoDataFrame, dict]:
+    pc = config.population
+    proj = buildings.to_crs(crs)
+    area = proj.geometry.area.to_numpy(dtype=np.float64)
+    levels = parse_levels(buildings["building:levels"].to_numpy(dtype=object), pc.default_levels)
+    pop = area * levels * float(pc.persons_per_m2)
+    ids = [f"{t}/{i}" for t, i in zip(buildings["osm_type"], buildings["osm_id"])]
+    return _make(ids, pop, proj.geometry), {
+        "source": "buildings",
+        "buildings": len(buildings),
+        "floor_area_m2": float((area * levels).sum()),
+        "levels_tagged": int(buildings["building:levels"].notna().sum()),
+    }
+
+
+def _read_edges(config: Config, osm_path, bbox) -> gpd.GeoDataFrame:
+    net = config.network
+    if net.source == "road_layer" and net.path is not None:
+        from careblocks.io.roads import read_road_network
+
+        _, edges = read_road_network(net.path, layer=net.layer)
+        return edges
+    if osm_path is None:
+        raise InputDataError(
+            "population.source: streets needs the OSM file or road layer of the network; "
+            "set network.path, or give population.layer"
+        )
+    from careblocks.io.osm import read_osm_network
+
+    _, edges = read_osm_network(osm_path, bbox=bbox)
+    return edges
+
+
+def _origins_from_streets(
+    config: Config, edges: gpd.GeoDataFrame, area_4326, crs: str
+) -> tuple[gpd.GeoDataFrame, dict]:
+    import geopandas as gpd
+    import pandas as pd
+    import shapely
+
+    pc = config.population
+    if "highway" not in edges.columns:
+        raise InputDataError(
+            "population.source = streets: the network edges have no 'highway' column, so "
+            "residential streets cannot be told apart; give population.layer instead"
+        )
+    hw = edges["highway"].astype("string").str.strip().str.lower()
+    res = edges[hw.isin(RESIDENTIAL_HIGHWAYS).to_numpy(dtype=bool)]
+    if len(res) == 0:
+        raise EmptyResultError(
+            "population.source = streets: the network has no residential streets "
+            f"(highway={'/'.join(RESIDENTIAL_HIGHWAYS)}); give population.layer or population.source = buildings"
+        )
+    proj = res.to_crs(crs) if res.crs is not None else res.set_crs(4326).to_crs(crs)
+    length = proj.geometry.length.to_numpy(dtype=np.float64)
+    geoms = proj.geometry.to_numpy()
+    first = shapely.get_point(geoms, 0)
+    last = shapely.get_point(geoms, -1)
+    ends = pd.DataFrame({
+        "node": np.concatenate([res["u"].to_numpy(np.int64), res["v"].to_numpy(np.int64)]),
+        "x": np.concatenate([shapely.get_x(first), shapely.get_x(last)]),
+        "y": np.concatenate([shapely.get_y(first), shapely.get_y(last)]),
+        "m": np.concatenate([length, length]) / 2.0,
+    })
+    agg = ends.groupby("node", sort=True).agg(x=("x", "first"), y=("y", "first"), m=("m", "sum"))
+    pts = gpd.GeoSeries(gpd.points_from_xy(agg["x"], agg["y"]), crs=crs)
+    inside = within_area(gpd.GeoDataFrame(geometry=pts), area_4326)
+    agg, pts = agg[inside], pts[inside]
+    pop = agg["m"].to_numpy() * FRONTAGE_M2_PER_M * float(pc.default_levels) * float(pc.persons_per_m2)
+    ids = [f"node/{n}" for n in agg.index]
+    warnings.warn(
+        "population from residential street length is a rough estimate (about one person per "
+        "metre at the defaults); give population.total or a population layer",
+        DataQualityWarning,
+        stacklevel=3,
+    )
+    return _make(ids, pop, pts), {"source": "streets", "residential_street_m": float(length.sum())}
+
+
+def load_origins(
+    config: Config,
+    *,
+    osm_path: Path | str | None,
+    area_4326: Any,
+    crs: str,
+    network: WalkNetwork,
+    edges_4326: gpd.GeoDataFrame | None = None,
+) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
+    """Origins with population, in the working CRS, snapped to the walk network.
+
+    Parameters
+    ----------
+    config
+        The study config; ``config.population`` and ``config.walk.max_snap_m`` are used.
+    osm_path
+        OSM file for the ``buildings`` (and ``streets``) sources; may be ``None`` with a
+        population layer.
+    area_4326
+        Study area (shapely, EPSG:4326) or ``None``.
+    crs
+        Working projected CRS.
+    network
+        Walk network in ``crs`` (its ``snap`` is used).
+    edges_4326
+        Network edges (``u``, ``v``, ``highway``, geometry) already read by the caller, for
+        the ``streets`` source; read again from the network source when not given.
+
+    Returns
+    -------
+    origins, stats
+        Columns ``origin_id`` (str), ``population`` (float), ``node`` (int64), ``snap_m``
+        (float), geometry (Point or Polygon in ``crs``); stats: ``source`` used, ``count``,
+        ``population``, ``zero_population``, ``far_snaps`` and source details.
+    """
+    pc = config.population
+    bbox = tuple(area_4326.bounds) if area_4326 is not None else None
+    source = pc.source
+    if source == "layer" and pc.layer is None:
+        raise ConfigError(
+            "config key 'population.layer': population.source is 'layer' but no layer is given; "
+            "add [population.layer] with a path, or use source = 'buildings'"
+        )
+    if source == "auto":
+        source = "layer" if pc.layer is not None else None
+    buildings = None
+    if source in (None, "buildings"):
+        if osm_path is None:
+            if source == "buildings":
+                raise InputDataError(
+                    "population.source = buildings needs an OSM file; set network.path to one, "
+                    "or give population.layer"
+                )
+        else:
+            buildings = _read_buildings(osm_path, area_4326, bbox)
+        if source == "buildings" and (buildings is None or len(buildings) == 0):
+            raise EmptyResultError(
+                f"{osm_path}: no residential buildings in the study area; use "
+                "population.source = 'streets' or give population.layer"
+            )
+        if source is None:
+            source = "buildings" if buildings is not None and len(buildings) else "streets"
+
+    if source == "layer":
+        origins, st = _origins_from_layer(config, area_4326, bbox)
+        origins = origins.to_crs(crs)
+    elif source == "buildings":
+        origins, st = _origins_from_buildings(config, buildings, crs)
+    else:
+        edges = edges_4326 if edges_4326 is not None else _read_edges(config, osm_path, bbox)
+        origins, st = _origins_from_streets(config, edges, area_4326, crs)
+    if len(origins) == 0:
+        raise EmptyResultError(
+            f"population ({source}): no origins inside the study area; check study.boundary / "
+            "study.bbox and the population inputs"
+        )
+    if pc.total is not None:
+        st["population_before_scaling"] = float(origins["population"].sum())
+    origins["population"] = _scale(origins["population"].to_numpy(np.float64), pc.total, f"population ({source})")
+
+    x, y = representative_xy(origins.geometry)
+    node, dist = network.snap(x, y)
+    origins["node"] = node.astype(np.int64)
+    origins["snap_m"] = dist.astype(np.float64)
+    max_snap = float(config.walk.max_snap_m)
+    far = int((dist > max_snap).sum())
+    if far:
+        warnings.warn(
+            f"population ({source}): {far} of {len(origins)} origins are more than {max_snap:g} m "
+            f"from the walk network (farthest {dist.max():.0f} m); check the network covers the "
+            "area or raise walk.max_snap_m",
+            DataQualityWarning,
+            stacklevel=2,
+        )
+    origins["origin_id"] = origins["origin_id"].astype(str)
+    origins = origins[COLUMNS].reset_index(drop=True)
+    st.update(
+        count=len(origins),
+        population=float(origins["population"].sum()),
+        zero_population=int((origins["population"] <= 0).sum()),
+        far_snaps=far,
+    )
+    return origins, st
