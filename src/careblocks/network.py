@@ -10,7 +10,6 @@ the parameters that change it, so a second run of the same config does not rebui
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from careblocks.errors import CRSError, EmptyResultError, InputDataError, DataQualityWarning
+from careblocks.errors import CRSError, DataQualityWarning, EmptyResultError, InputDataError
 
 if TYPE_CHECKING:  # pragma: no cover
     import geopandas as gpd
@@ -186,7 +185,9 @@ def local_crs(geom_4326: Any) -> str:
     else:
         geom = geom_4326
     if geom is None or geom.is_empty:
-        raise EmptyResultError("study area: the area is empty; give a study.bbox or boundary that holds streets")
+        raise EmptyResultError(
+            "study area: the area is empty; give a study.bbox or boundary that holds streets"
+        )
     crs = gpd.GeoSeries([geom], crs="EPSG:4326").estimate_utm_crs()
     epsg = crs.to_epsg()
     if epsg is None:  # pragma: no cover - estimate_utm_crs always returns an EPSG UTM CRS
@@ -244,15 +245,21 @@ def build_walk_network(
     try:
         pcrs = pyproj.CRS.from_user_input(crs)
     except pyproj.exceptions.CRSError as exc:
-        raise CRSError(f"study.crs: {crs!r} is not a CRS ({exc}); use an EPSG code such as 'EPSG:32618' or 'auto'") from None
+        raise CRSError(
+            f"study.crs: {crs!r} is not a CRS ({exc}); use an EPSG code such as 'EPSG:32618' or 'auto'"
+        ) from None
     if not pcrs.is_projected:
-        raise CRSError(f"study.crs: {crs!r} is not a projected CRS in metres; use a UTM zone or 'auto'")
+        raise CRSError(
+            f"study.crs: {crs!r} is not a projected CRS in metres; use a UTM zone or 'auto'"
+        )
     if len(nodes) == 0 or len(edges) == 0:
         raise EmptyResultError(
             "walk network: no walkable streets in the study area; check the area and the network source"
         )
     if nodes.crs is None or edges.crs is None:
-        raise CRSError("walk network: nodes or edges have no CRS; readers must return EPSG:4326 layers")
+        raise CRSError(
+            "walk network: nodes or edges have no CRS; readers must return EPSG:4326 layers"
+        )
 
     pn = nodes.to_crs(crs)
     node_ids = pn["node_id"].to_numpy(dtype=np.int64)
@@ -326,4 +333,272 @@ def build_walk_network(
         "components": int(n_comp),
         "total_length_m": float(w2.sum()),
     }
+    return net, stats
+
+
+# --------------------------------------------------------------------------------------
+# Loading with a content-addressed cache
+# --------------------------------------------------------------------------------------
+
+_ARRAYS = ("indptr", "indices", "length_m", "x", "y", "node_id")
+
+
+def cache_dir(config: Config | None = None) -> Path:
+    """The cache folder: ``$CAREBLOCKS_CACHE_DIR``, else ``network.cache_dir``, else the
+    platform user cache folder (``~/.cache/careblocks`` on Linux)."""
+    env = os.environ.get("CAREBLOCKS_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    if config is not None and config.network.cache_dir is not None:
+        return Path(config.network.cache_dir).expanduser()
+    try:
+        import platformdirs
+
+        return Path(platformdirs.user_cache_dir("careblocks"))
+    except ImportError:  # pragma: no cover - platformdirs comes with the scientific stack
+        return Path.home() / ".cache" / "careblocks"
+
+
+def file_digest(path: Path | str) -> str:
+    """sha256 of a file's bytes (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _area_geometry(area_4326: Any, config: Config) -> Any:
+    """The study area as a shapely geometry in EPSG:4326, or None for the whole input."""
+    import shapely
+
+    if area_4326 is None:
+        if config.study.bbox is None:
+            return None
+        return shapely.box(*config.study.bbox)
+    if isinstance(area_4326, (tuple, list, np.ndarray)) and len(area_4326) == 4:
+        return shapely.box(*map(float, area_4326))
+    if hasattr(area_4326, "geometry") and hasattr(area_4326, "crs"):  # GeoSeries/GeoDataFrame
+        gs = area_4326.geometry
+        gs = gs.set_crs("EPSG:4326") if gs.crs is None else gs.to_crs("EPSG:4326")
+        return gs.union_all()
+    return area_4326
+
+
+def _resolve_source(config: Config, area: Any, progress: Callable[[str], None] | None) -> Path:
+    net = config.network
+    if net.source == "download":
+        from careblocks.io.osm import download_osm_xml
+
+        if net.place:
+            return download_osm_xml(place=net.place, cache_dir=cache_dir(config) / "osm")
+        if area is None:
+            raise InputDataError(
+                'network.place: network.source = "download" needs network.place or study.bbox'
+            )
+        if progress:
+            progress("downloading OpenStreetMap data for the study area")
+        return download_osm_xml(bbox=tuple(area.bounds), cache_dir=cache_dir(config) / "osm")
+    if net.path is None:
+        raise InputDataError(
+            f"network.path: not set; give the path of the {'OSM extract' if net.source == 'osm' else 'road layer'} "
+            'for network.source = "' + net.source + '"'
+        )
+    if net.source == "osm":
+        from careblocks.io.osm import resolve_osm_path
+
+        return resolve_osm_path(net.path)
+    p = Path(net.path).expanduser()
+    if not p.exists():
+        raise InputDataError(f"{p}: road layer not found; check network.path in the config")
+    return p
+
+
+def _cache_key(config: Config, digest: str, area: Any) -> tuple[str, dict[str, Any]]:
+    net = config.network
+    params = {
+        "version": NETWORK_CODE_VERSION,
+        "source": net.source,
+        "digest": digest,
+        "layer": net.layer if net.source == "road_layer" else None,
+        "area_wkb_sha256": (hashlib.sha256(area.wkb).hexdigest() if area is not None else None),
+        "exclude_highways": sorted(net.exclude_highways),
+        "crs": config.study.crs,
+    }
+    text = json.dumps(params, sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest(), params
+
+
+def _clip_edges(nodes: gpd.GeoDataFrame, edges: gpd.GeoDataFrame, area: Any, where: str):
+    import shapely
+
+    if area is None:
+        return nodes, edges
+    shapely.prepare(area)
+    keep = shapely.intersects(edges.geometry.to_numpy(), area)
+    edges = edges[keep]
+    if len(edges) == 0:
+        raise EmptyResultError(
+            f"{where}: no walkable streets inside the study area; check that study.bbox / "
+            "study.boundary overlaps the network (both in longitude/latitude)"
+        )
+    return nodes, edges
+
+
+def _read_source(
+    config: Config, path: Path, area: Any
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    net = config.network
+    if net.source in ("osm", "download"):
+        from careblocks.io.osm import read_osm_network
+
+        bbox = tuple(area.bounds) if area is not None else None
+        nodes, edges = read_osm_network(path, bbox=bbox, exclude_highways=net.exclude_highways)
+    else:
+        from careblocks.io.roads import read_road_network
+
+        nodes, edges = read_road_network(path, net.layer)
+        if net.exclude_highways:
+            edges = edges[~edges["highway"].isin(list(net.exclude_highways))]
+            if len(edges) == 0:
+                raise EmptyResultError(
+                    f"{path}: network.exclude_highways drops every road of the layer; shorten the list"
+                )
+    return _clip_edges(nodes, edges, area, str(path))
+
+
+def _save_cache(folder: Path, key: str, net: WalkNetwork, meta: dict[str, Any]) -> None:
+    import tempfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    base = folder / f"network-{key[:32]}"
+    fd, tmp = tempfile.mkstemp(prefix=".network-", suffix=".npz", dir=folder)
+    os.close(fd)
+    try:
+        np.savez(tmp, **{name: getattr(net, name) for name in _ARRAYS})
+        os.replace(tmp, base.with_suffix(".npz"))
+        fd, tmpj = tempfile.mkstemp(prefix=".network-", suffix=".json", dir=folder)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(meta, fh, indent=1, sort_keys=True)
+        os.replace(tmpj, base.with_suffix(".json"))
+    finally:
+        for t in (tmp,):
+            if os.path.exists(t):
+                os.unlink(t)
+
+
+def _load_cache(folder: Path, key: str) -> tuple[WalkNetwork, dict[str, Any]] | None:
+    base = folder / f"network-{key[:32]}"
+    npz, js = base.with_suffix(".npz"), base.with_suffix(".json")
+    if not (npz.exists() and js.exists()):
+        return None
+    try:
+        meta = json.loads(js.read_text(encoding="utf-8"))
+        if meta.get("key") != key:
+            return None
+        with np.load(npz) as z:
+            arrays = {name: z[name] for name in _ARRAYS}
+    except (OSError, ValueError, KeyError, json.JSONDecodeError):
+        return None  # a broken entry is rebuilt
+    return WalkNetwork(crs=meta["crs"], **arrays), meta
+
+
+def load_or_build_network(
+    config: Config,
+    *,
+    area_4326: Any = None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[WalkNetwork, dict[str, Any]]:
+    """The walking network of a study, from the cache when the inputs have not changed.
+
+    Reads ``config.network`` (``source`` "osm", "road_layer" or "download"), clips to the
+    study area, builds the :class:`WalkNetwork` in the working CRS (``study.crs``, or the
+    UTM zone of the area when "auto") and caches it. The cache key is the sha256 of the
+    input file bytes plus every parameter that changes the result (source, layer, area,
+    exclude_highways, crs, code version); ``network.cache = false`` turns the cache off.
+
+    Parameters
+    ----------
+    config
+        The study config.
+    area_4326
+        The study area in EPSG:4326: a shapely geometry, GeoSeries/GeoDataFrame or a
+        ``(min_lon, min_lat, max_lon, max_lat)`` bbox. Defaults to ``study.bbox``; None
+        and no bbox means the whole input. Streets crossing the area are kept.
+    progress
+        Called with a short message at each step (optional).
+
+    Returns
+    -------
+    network, stats
+        ``stats``: ``nodes``, ``edges`` (undirected), ``dropped_nodes``, ``components``,
+        ``total_length_m``, ``crs``, ``cache`` ("hit", "miss" or "off"), ``source``,
+        ``path`` (the file read; for "download" the cached ``.osm``, usable for POIs),
+        ``source_digest`` (sha256 of that file) and ``seconds``.
+    """
+    t0 = time.perf_counter()
+    area = _area_geometry(area_4326, config)
+    if area is not None and area.is_empty:
+        raise EmptyResultError("study area: the area is empty; check study.bbox / study.boundary")
+    path = _resolve_source(config, area, progress)
+    if progress:
+        progress(f"hashing {path.name}")
+    digest = file_digest(path)
+    key, params = _cache_key(config, digest, area)
+    folder = cache_dir(config) / "networks"
+    use_cache = bool(config.network.cache)
+    base_stats = {
+        "source": config.network.source,
+        "path": str(path),
+        "source_digest": digest,
+    }
+    if use_cache:
+        hit = _load_cache(folder, key)
+        if hit is not None:
+            net, meta = hit
+            for msg in meta.get("warnings", []):  # same warnings (and counts) as the build
+                warnings.warn(msg, DataQualityWarning, stacklevel=2)
+            stats = dict(meta["stats"])
+            stats.update(base_stats, cache="hit", seconds=time.perf_counter() - t0)
+            if progress:
+                progress(f"walk network from cache: {net.n_nodes} nodes")
+            return net, stats
+
+    if progress:
+        progress(f"reading the walk network from {path.name}")
+    nodes, edges = _read_source(config, path, area)
+    crs = config.study.crs
+    if crs == "auto":
+        crs = local_crs(area if area is not None else nodes)
+    if progress:
+        progress(f"building the walk network ({len(edges)} edges) in {crs}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataQualityWarning)
+        net, bstats = build_walk_network(nodes, edges, crs=crs)
+    messages = []
+    for w in caught:  # re-emit, and keep the data-quality ones for cache hits
+        if issubclass(w.category, DataQualityWarning):
+            messages.append(str(w.message))
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    stats = {
+        "nodes": bstats["nodes"],
+        "edges": bstats["edges"],
+        "dropped_nodes": bstats["dropped_nodes"],
+        "components": bstats["components"],
+        "total_length_m": bstats["total_length_m"],
+        "crs": crs,
+    }
+    if use_cache:
+        meta = {"key": key, "params": params, "crs": crs, "stats": stats, "warnings": messages}
+        try:
+            _save_cache(folder, key, net, meta)
+        except OSError as exc:
+            warnings.warn(
+                f"network cache: could not write to {folder} ({exc.__class__.__name__}); "
+                "set CAREBLOCKS_CACHE_DIR or network.cache_dir to a writable folder",
+                DataQualityWarning,
+                stacklevel=2,
+            )
+    stats = dict(stats)
+    stats.update(base_stats, cache="miss" if use_cache else "off", seconds=time.perf_counter() - t0)
     return net, stats
