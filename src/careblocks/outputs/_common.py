@@ -1,0 +1,102 @@
+"""Helpers shared by the writers: column choice, JSON conversion of config and metadata."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def threshold_tag(threshold_min: float) -> str:
+    """``15`` for 15.0, ``7.5`` for 7.5: the T in ``n_within_<T>min_<service>``."""
+    t = float(threshold_min)
+    return str(int(t)) if t.is_integer() else f"{t:g}"
+
+
+def time_column(columns, service: str) -> str | None:
+    """The best travel-time column for ``service``: best_min_ > walk_min_ > transit_min_."""
+    for prefix in ("best_min_", "walk_min_", "transit_min_"):
+        if f"{prefix}{service}" in columns:
+            return f"{prefix}{service}"
+    return None
+
+
+def services_in(results) -> list[str]:
+    """Service names of the run (config order), plus any other service seen in the data."""
+    names = list(getattr(results, "service_names", ()) or ())
+    svc = getattr(results, "services", None)
+    if svc is not None and "service" in svc.columns:
+        for s in pd.unique(svc["service"].dropna().astype(str)):
+            if s not in names:
+                names.append(s)
+    return names
+
+
+def all_within_column(results) -> str | None:
+    col = f"services_within_{threshold_tag(results.threshold_min)}min"
+    return col if col in results.origins.columns else None
+
+
+def json_default(obj: Any) -> Any:
+    """``json.dumps`` fallback for paths, numpy scalars, dates, dataclasses, sets."""
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        v = float(obj)
+        return v if math.isfinite(v) else None
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (_dt.datetime, _dt.date, _dt.timedelta, pd.Timestamp)):
+        return str(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return config_to_dict(obj)
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj, key=str)
+    return str(obj)
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, default=json_default, ensure_ascii=False, sort_keys=True)
+
+
+def config_to_dict(config: Any) -> Any:
+    """A config dataclass tree as plain JSON-able data (paths as strings, no ``raw``)."""
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        out = {}
+        for f in dataclasses.fields(config):
+            if f.name == "raw":
+                continue
+            out[f.name] = config_to_dict(getattr(config, f.name))
+        return out
+    if isinstance(config, dict):
+        return {str(k): config_to_dict(v) for k, v in config.items()}
+    if isinstance(config, (list, tuple)):
+        return [config_to_dict(v) for v in config]
+    if isinstance(config, Path):
+        return str(config)
+    return config
+
+
+def sanitize_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Columns a GIS file can hold: lists/dicts become JSON text, categoricals text."""
+    out = df.copy()
+    for c in out.columns:
+        if c == getattr(out, "_geometry_column_name", None):
+            continue
+        s = out[c]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            out[c] = s.astype(object).where(s.notna(), None).astype("str").where(s.notna(), None)
+        elif s.dtype == object:
+            if s.map(lambda v: isinstance(v, (list, tuple, dict, set, np.ndarray))).any():
+                out[c] = s.map(
+                    lambda v: to_json(v) if isinstance(v, (list, tuple, dict, set, np.ndarray)) else v
+                )
+    return out

@@ -1,0 +1,310 @@
+"""The GeoPackage for GIS teams: every result layer, run metadata and QGIS styles.
+
+Layers (see ``docs/outputs.md`` for every column): ``origins``, ``services``,
+``candidates``, ``selected_sites``, ``catchments``, ``districts`` (those present in the
+results), the non-spatial tables ``equity`` (one table, ``scenario`` = ``current`` or
+``with_sites``) and ``run_metadata`` (``key``, ``value`` as JSON text), and QGIS's
+``layer_styles`` table so ``origins`` opens with graduated travel-time colours and
+``services`` with one symbol per service type.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+import pyogrio
+
+from careblocks.errors import ConfigError
+from careblocks.outputs import styles
+from careblocks.outputs._atomic import atomic_path
+from careblocks.outputs._common import (
+    config_to_dict,
+    sanitize_frame,
+    services_in,
+    time_column,
+    to_json,
+)
+
+__all__ = ["GPKG_LAYERS", "write_geopackage"]
+
+#: spatial layers in the order they are written, with the Results attribute they come from
+GPKG_LAYERS = {
+    "origins": "origins",
+    "services": "services",
+    "candidates": "candidates",
+    "selected_sites": "selected",
+    "catchments": "catchments",
+    "districts": "districts",
+}
+
+_DESCRIPTIONS = {
+    "origins": "Where people live: population, care groups and travel times (minutes) to each service",
+    "services": "Existing care facilities by service type, snapped to the walking network",
+    "candidates": "Candidate Care Block sites with score components, score and rank",
+    "selected_sites": "Selected Care Block sites in order of selection, with marginal gain and rationale",
+    "catchments": "Walking catchment polygons of the selected sites",
+    "districts": "Districts used for the equity summaries",
+    "equity": "Share of people by care group and district within each travel-time threshold",
+    "run_metadata": "Version, config, input digests, stage timings and warning counts (JSON values)",
+}
+
+GEOMETRY_COLUMN = "geom"
+
+
+def _output_crs(results, crs: str) -> str:
+    if crs == "local":
+        return results.crs
+    try:
+        from pyproj import CRS
+
+        CRS.from_user_input(crs)
+    except Exception:
+        raise ConfigError(
+            f"config key 'outputs.crs': {crs!r} is not a CRS; use \"EPSG:4326\" or \"local\""
+        ) from None
+    return crs
+
+
+def _prepare(gdf: gpd.GeoDataFrame, results, crs: str) -> gpd.GeoDataFrame:
+    if gdf.crs is None:
+        gdf = gdf.set_crs(results.crs)
+    gdf = gdf.to_crs(crs)
+    gdf = gdf.reset_index(drop=True)
+    return sanitize_frame(gdf)
+
+
+def equity_table(results) -> pd.DataFrame | None:
+    """``equity`` and ``equity_after`` stacked with a ``scenario`` column."""
+    parts = []
+    for frame, scenario in ((results.equity, "current"), (results.equity_after, "with_sites")):
+        if frame is None or len(frame) == 0:
+            continue
+        f = pd.DataFrame(frame).reset_index(drop=True)
+        if "geometry" in f.columns:
+            f = f.drop(columns="geometry")
+        if "scenario" not in f.columns:
+            f.insert(0, "scenario", scenario)
+        parts.append(f)
+    if not parts:
+        return None
+    return sanitize_frame(pd.concat(parts, ignore_index=True))
+
+
+def metadata_rows(results, *, crs: str, layers: list[str]) -> pd.DataFrame:
+    """Key / JSON-value rows of the run metadata."""
+    meta: dict[str, Any] = dict(results.metadata or {})
+    if "config" not in meta and getattr(results, "config", None) is not None:
+        meta["config"] = config_to_dict(results.config)
+    if "version" not in meta:
+        from careblocks import __version__
+
+        meta["version"] = __version__
+    meta.setdefault("input_digests", {})
+    meta.setdefault("stage_timings", {})
+    meta.setdefault("warning_counts", {})
+    meta["output_crs"] = crs
+    meta["working_crs"] = results.crs
+    meta["layers"] = layers
+    meta["written_at"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    first = ["version", "config", "input_digests", "stage_timings", "warning_counts"]
+    keys = first + sorted(k for k in meta if k not in first)
+    return pd.DataFrame({"key": keys, "value": [to_json(meta[k]) for k in keys]})
+
+
+def _geom_kind(gdf: gpd.GeoDataFrame) -> str:
+    types = set(gdf.geom_type.dropna().unique())
+    if types & {"Polygon", "MultiPolygon"}:
+        return "fill"
+    if types & {"LineString", "MultiLineString"}:
+        return "line"
+    return "marker"
+
+
+def style_rows(results, frames: dict[str, gpd.GeoDataFrame]) -> list[dict[str, Any]]:
+    """Rows of the QGIS ``layer_styles`` table for the layers written."""
+    rows: list[dict[str, Any]] = []
+
+    def add(layer: str, name: str, qml: str, sld: str, default: bool, description: str) -> None:
+        rows.append(
+            {
+                "f_table_name": layer,
+                "f_geometry_column": GEOMETRY_COLUMN,
+                "styleName": name,
+                "styleQML": qml,
+                "styleSLD": sld,
+                "useAsDefault": 1 if default else 0,
+                "description": description,
+            }
+        )
+
+    origins = frames.get("origins")
+    if origins is not None and len(origins):
+        kind = _geom_kind(origins)
+        breaks = styles.time_breaks(results.threshold_min)
+        labels = styles.time_labels(results.threshold_min)
+        first = True
+        for svc in services_in(results):
+            col = time_column(origins.columns, svc)
+            if col is None:
+                continue
+            add(
+                "origins",
+                col,
+                styles.qml_graduated(col, breaks, styles.TIME_COLORS, labels, kind=kind),
+                styles.sld_graduated("origins", col, breaks, styles.TIME_COLORS, labels, kind=kind),
+                first,
+                f"Minutes to the nearest {styles.service_label(results.config, svc).lower()}",
+            )
+            first = False
+    services = frames.get("services")
+    if services is not None and len(services) and "service" in services.columns:
+        order = services_in(results)
+        present = [s for s in order if s in set(services["service"].astype(str))]
+        cats = [
+            (s, styles.service_label(results.config, s), styles.service_color(s, order))
+            for s in present
+        ]
+        kind = _geom_kind(services)
+        add(
+            "services",
+            "service type",
+            styles.qml_categorized("service", cats, kind=kind),
+            styles.sld_categorized("services", "service", cats, kind=kind),
+            True,
+            "One colour per service type",
+        )
+    singles = {
+        "candidates": "#bdbdbd",
+        "selected_sites": "#000000",
+        "catchments": "#fdae6b",
+        "districts": "#636363",
+    }
+    for layer, color in singles.items():
+        gdf = frames.get(layer)
+        if gdf is None or not len(gdf):
+            continue
+        kind = _geom_kind(gdf)
+        add(layer, "default", styles.qml_single(color, kind=kind),
+            styles.sld_single(layer, color, kind=kind), True, _DESCRIPTIONS[layer])
+    return rows
+
+
+_LAYER_STYLES_DDL = """
+CREATE TABLE IF NOT EXISTS layer_styles (
+  id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+  f_table_catalog TEXT(256),
+  f_table_schema TEXT(256),
+  f_table_name TEXT(256),
+  f_geometry_column TEXT(256),
+  styleName TEXT(30),
+  styleQML TEXT,
+  styleSLD TEXT,
+  useAsDefault BOOLEAN,
+  description TEXT,
+  owner TEXT(30),
+  ui TEXT(30),
+  update_time DATETIME DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+)
+"""
+
+
+def _write_layer_styles(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Add QGIS's ``layer_styles`` table (registered in gpkg_contents as attributes)."""
+    if not rows:
+        return
+    con = sqlite3.connect(path)
+    try:
+        with con:
+            con.execute(_LAYER_STYLES_DDL)
+            now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+            con.executemany(
+                "INSERT INTO layer_styles (f_table_catalog, f_table_schema, f_table_name, "
+                "f_geometry_column, styleName, styleQML, styleSLD, useAsDefault, description, "
+                "owner, ui, update_time) VALUES ('', '', :f_table_name, :f_geometry_column, "
+                ":styleName, :styleQML, :styleSLD, :useAsDefault, :description, '', NULL, :now)",
+                [dict(r, now=now) for r in rows],
+            )
+            con.execute(
+                "INSERT OR REPLACE INTO gpkg_contents (table_name, data_type, identifier, "
+                "description, last_change) VALUES ('layer_styles', 'attributes', 'layer_styles', "
+                "'QGIS layer styles', ?)",
+                (now,),
+            )
+            has_ogr = con.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='gpkg_ogr_contents'"
+            ).fetchone()
+            if has_ogr:
+                con.execute(
+                    "INSERT OR REPLACE INTO gpkg_ogr_contents (table_name, feature_count) "
+                    "VALUES ('layer_styles', ?)",
+                    (len(rows),),
+                )
+    finally:
+        con.close()
+
+
+def write_geopackage(
+    results, path: str | os.PathLike[str], *, crs: str = "EPSG:4326"
+) -> Path:
+    """Write the results to a GeoPackage, atomically, and return its path.
+
+    Parameters
+    ----------
+    results
+        A :class:`careblocks.results.Results`; parts that are ``None`` are not written.
+    path
+        The ``.gpkg`` file; an existing file is replaced only once the new one is complete.
+    crs
+        ``"EPSG:4326"`` (default), ``"local"`` for the working projected CRS of the run, or
+        any CRS pyproj understands.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    target = Path(path)
+    out_crs = _output_crs(results, crs)
+    frames: dict[str, gpd.GeoDataFrame] = {}
+    for layer, attr in GPKG_LAYERS.items():
+        gdf = getattr(results, attr, None)
+        if gdf is None:
+            continue
+        if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf.columns:
+            continue
+        frames[layer] = _prepare(gdf, results, out_crs)
+    equity = equity_table(results)
+    layers = list(frames) + (["equity"] if equity is not None else []) + ["run_metadata"]
+    meta = metadata_rows(results, crs=out_crs, layers=layers)
+
+    with atomic_path(target) as tmp:
+        first = True
+        for layer, gdf in frames.items():
+            pyogrio.write_dataframe(
+                gdf,
+                tmp,
+                layer=layer,
+                driver="GPKG",
+                dataset_options={"VERSION": "1.3"} if first else None,
+                layer_options={"GEOMETRY_NAME": GEOMETRY_COLUMN, "DESCRIPTION": _DESCRIPTIONS[layer]},
+            )
+            first = False
+        tables = ([("equity", equity)] if equity is not None else []) + [("run_metadata", meta)]
+        for layer, df in tables:
+            pyogrio.write_dataframe(
+                df,
+                tmp,
+                layer=layer,
+                driver="GPKG",
+                dataset_options={"VERSION": "1.3"} if first else None,
+                layer_options={"DESCRIPTION": _DESCRIPTIONS[layer]},
+            )
+            first = False
+        _write_layer_styles(tmp, style_rows(results, frames))
+    return target

@@ -1,0 +1,276 @@
+"""Colours and classes shared by the writers, and QGIS styles (QML + SLD) for the GeoPackage.
+
+Travel times use the same classes everywhere (map, GeoPackage style, report): breaks at
+0, T/3, 2T/3, T, 4T/3, 2T minutes for a threshold T (5, 10, 15, 20, 30 for 15 min), blue
+(short) to red (long), a ColorBrewer RdYlBu ramp that stays readable with colour-blindness.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from xml.sax.saxutils import escape as xml_escape
+from xml.sax.saxutils import quoteattr
+
+__all__ = [
+    "SERVICE_COLORS",
+    "TIME_COLORS",
+    "qml_categorized",
+    "qml_graduated",
+    "service_color",
+    "service_label",
+    "sld_categorized",
+    "sld_graduated",
+    "time_breaks",
+    "time_labels",
+]
+
+#: RdYlBu (reversed): short times blue, long times red; last class is "more than 2T"
+TIME_COLORS = ("#4575b4", "#91bfdb", "#e0f3f8", "#fee090", "#fc8d59", "#d73027")
+UNREACHABLE_COLOR = "#9e9e9e"
+
+SERVICE_COLORS = {
+    "daycare": "#e7298a",
+    "health": "#d95f02",
+    "laundromat": "#1b9e77",
+    "community_kitchen": "#7570b3",
+}
+_EXTRA_COLORS = ("#66a61e", "#e6ab02", "#a6761d", "#1f78b4", "#666666", "#b15928")
+
+#: short glyphs drawn inside the map's service icons
+SERVICE_GLYPHS = {"daycare": "D", "health": "+", "laundromat": "L", "community_kitchen": "K"}
+
+
+def service_color(service: str, order: Sequence[str] = ()) -> str:
+    """Colour of a service type: fixed for the four care services, then a qualitative palette."""
+    if service in SERVICE_COLORS:
+        return SERVICE_COLORS[service]
+    extras = [s for s in order if s not in SERVICE_COLORS]
+    i = extras.index(service) if service in extras else zlib.crc32(service.encode())
+    return _EXTRA_COLORS[i % len(_EXTRA_COLORS)]
+
+
+def service_glyph(service: str) -> str:
+    return SERVICE_GLYPHS.get(service, service[:1].upper() or "?")
+
+
+def service_label(config, service: str) -> str:
+    """Human label of a service from the config (``services.<s>.label``)."""
+    try:
+        label = config.services[service].label
+    except (AttributeError, KeyError):
+        label = ""
+    return label or service.replace("_", " ").capitalize()
+
+
+def time_breaks(threshold_min: float) -> list[float]:
+    """Class breaks in minutes: 0, T/3, 2T/3, T, 4T/3, 2T (the last class is open)."""
+    t = float(threshold_min)
+    return [0.0, t / 3, 2 * t / 3, t, 4 * t / 3, 2 * t]
+
+
+def _fmt(v: float) -> str:
+    return f"{v:g}" if abs(v - round(v)) > 1e-9 else str(int(round(v)))
+
+
+def time_labels(threshold_min: float) -> list[str]:
+    b = time_breaks(threshold_min)
+    labels = [f"{_fmt(b[i])}–{_fmt(b[i + 1])} min" for i in range(len(b) - 1)]
+    return labels + [f"more than {_fmt(b[-1])} min"]
+
+
+def _rgba(hex_color: str, alpha: int = 255) -> str:
+    h = hex_color.lstrip("#")
+    return f"{int(h[0:2], 16)},{int(h[2:4], 16)},{int(h[4:6], 16)},{alpha}"
+
+
+# --------------------------------------------------------------------------------------
+# QML
+# --------------------------------------------------------------------------------------
+
+_QML_HEAD = "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
+
+
+def _opt(name: str, value: str) -> str:
+    return f'<Option type="QString" name="{name}" value={quoteattr(value)}/>'
+
+
+def _symbol_xml(name: str, kind: str, color: str, *, size: float = 2.6) -> str:
+    """One QGIS symbol: kind 'fill' (polygons), 'marker' (points) or 'line'."""
+    if kind == "fill":
+        cls = "SimpleFill"
+        opts = [
+            _opt("color", _rgba(color, 220)),
+            _opt("outline_color", "255,255,255,120"),
+            _opt("outline_style", "solid"),
+            _opt("outline_width", "0.1"),
+            _opt("outline_width_unit", "MM"),
+            _opt("style", "solid"),
+        ]
+    elif kind == "line":
+        cls = "SimpleLine"
+        opts = [_opt("line_color", _rgba(color)), _opt("line_width", "0.6"), _opt("line_style", "solid")]
+    else:
+        cls = "SimpleMarker"
+        opts = [
+            _opt("name", "circle"),
+            _opt("color", _rgba(color)),
+            _opt("outline_color", "50,50,50,255"),
+            _opt("outline_style", "solid"),
+            _opt("outline_width", "0.2"),
+            _opt("size", f"{size:g}"),
+            _opt("size_unit", "MM"),
+        ]
+    body = "".join(opts)
+    return (
+        f'<symbol type="{kind}" name="{name}" alpha="1" clip_to_extent="1" force_rhr="0">'
+        f'<layer class="{cls}" enabled="1" locked="0" pass="0">'
+        f'<Option type="Map">{body}</Option></layer></symbol>'
+    )
+
+
+def qml_graduated(
+    attr: str, breaks: Sequence[float], colors: Sequence[str], labels: Sequence[str], *, kind: str
+) -> str:
+    """A QGIS graduated renderer on ``attr``: class i is [breaks[i], breaks[i+1]).
+
+    ``colors`` and ``labels`` have ``len(breaks)`` entries: the last class is open-ended.
+    """
+    bounds = [*breaks, 1e9]
+    ranges, symbols = [], []
+    for i in range(len(breaks)):
+        ranges.append(
+            f'<range lower="{bounds[i]:.6f}" upper="{bounds[i + 1]:.6f}" symbol="{i}" '
+            f"label={quoteattr(labels[i])} render=\"true\"/>"
+        )
+        symbols.append(_symbol_xml(str(i), kind, colors[i]))
+    return (
+        _QML_HEAD
+        + '<qgis version="3.28.0" styleCategories="Symbology">'
+        + f"<renderer-v2 type=\"graduatedSymbol\" attr={quoteattr(attr)} "
+        'graduatedMethod="GraduatedColor" symbollevels="0" forceraster="0" enableorderby="0">'
+        + "<ranges>"
+        + "".join(ranges)
+        + "</ranges><symbols>"
+        + "".join(symbols)
+        + "</symbols>"
+        + f"<source-symbol>{_symbol_xml('0', kind, colors[0])}</source-symbol>"
+        + '<classificationMethod id="Fixed"/>'
+        + "</renderer-v2></qgis>\n"
+    )
+
+
+def qml_categorized(
+    attr: str, categories: Sequence[tuple[str, str, str]], *, kind: str
+) -> str:
+    """A QGIS categorised renderer on ``attr``; ``categories`` = (value, label, colour)."""
+    cats, symbols = [], []
+    for i, (value, label, color) in enumerate(categories):
+        cats.append(
+            f"<category value={quoteattr(value)} symbol=\"{i}\" label={quoteattr(label)} render=\"true\"/>"
+        )
+        symbols.append(_symbol_xml(str(i), kind, color, size=3.2))
+    return (
+        _QML_HEAD
+        + '<qgis version="3.28.0" styleCategories="Symbology">'
+        + f"<renderer-v2 type=\"categorizedSymbol\" attr={quoteattr(attr)} "
+        'symbollevels="0" forceraster="0" enableorderby="0">'
+        + "<categories>"
+        + "".join(cats)
+        + "</categories><symbols>"
+        + "".join(symbols)
+        + "</symbols></renderer-v2></qgis>\n"
+    )
+
+
+def qml_single(color: str, *, kind: str) -> str:
+    """A QGIS single-symbol renderer."""
+    return (
+        _QML_HEAD
+        + '<qgis version="3.28.0" styleCategories="Symbology">'
+        + '<renderer-v2 type="singleSymbol" symbollevels="0" forceraster="0" enableorderby="0">'
+        + f"<symbols>{_symbol_xml('0', kind, color, size=4.0)}</symbols>"
+        + "</renderer-v2></qgis>\n"
+    )
+
+
+# --------------------------------------------------------------------------------------
+# SLD (OGC Symbology Encoding 1.1), stored beside the QML for other GIS software
+# --------------------------------------------------------------------------------------
+
+_SLD_HEAD = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    '<StyledLayerDescriptor version="1.1.0" xmlns="http://www.opengis.net/sld" '
+    'xmlns:se="http://www.opengis.net/se" xmlns:ogc="http://www.opengis.net/ogc" '
+    'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+    'xsi:schemaLocation="http://www.opengis.net/sld '
+    'http://schemas.opengis.net/sld/1.1.0/StyledLayerDescriptor.xsd">'
+)
+
+
+def _sld_symbolizer(kind: str, color: str) -> str:
+    if kind == "fill":
+        return (
+            "<se:PolygonSymbolizer><se:Fill>"
+            f'<se:SvgParameter name="fill">{color}</se:SvgParameter>'
+            "</se:Fill></se:PolygonSymbolizer>"
+        )
+    if kind == "line":
+        return (
+            "<se:LineSymbolizer><se:Stroke>"
+            f'<se:SvgParameter name="stroke">{color}</se:SvgParameter>'
+            "</se:Stroke></se:LineSymbolizer>"
+        )
+    return (
+        "<se:PointSymbolizer><se:Graphic><se:Mark><se:WellKnownName>circle</se:WellKnownName>"
+        f'<se:Fill><se:SvgParameter name="fill">{color}</se:SvgParameter></se:Fill>'
+        "</se:Mark><se:Size>8</se:Size></se:Graphic></se:PointSymbolizer>"
+    )
+
+
+def _sld_wrap(layer: str, rules: list[str]) -> str:
+    return (
+        _SLD_HEAD
+        + f"<NamedLayer><se:Name>{xml_escape(layer)}</se:Name><UserStyle>"
+        + f"<se:Name>{xml_escape(layer)}</se:Name><se:FeatureTypeStyle>"
+        + "".join(rules)
+        + "</se:FeatureTypeStyle></UserStyle></NamedLayer></StyledLayerDescriptor>\n"
+    )
+
+
+def sld_graduated(
+    layer: str, attr: str, breaks: Sequence[float], colors: Sequence[str], labels: Sequence[str],
+    *, kind: str,
+) -> str:
+    rules = []
+    prop = f"<ogc:PropertyName>{xml_escape(attr)}</ogc:PropertyName>"
+    for i, lo in enumerate(breaks):
+        conds = [f"<ogc:PropertyIsGreaterThanOrEqualTo>{prop}<ogc:Literal>{lo:g}</ogc:Literal>"
+                 "</ogc:PropertyIsGreaterThanOrEqualTo>"]
+        if i + 1 < len(breaks):
+            conds.append(f"<ogc:PropertyIsLessThan>{prop}<ogc:Literal>{breaks[i + 1]:g}</ogc:Literal>"
+                         "</ogc:PropertyIsLessThan>")
+        filt = conds[0] if len(conds) == 1 else "<ogc:And>" + "".join(conds) + "</ogc:And>"
+        rules.append(
+            f"<se:Rule><se:Name>{xml_escape(labels[i])}</se:Name>"
+            f"<ogc:Filter>{filt}</ogc:Filter>{_sld_symbolizer(kind, colors[i])}</se:Rule>"
+        )
+    return _sld_wrap(layer, rules)
+
+
+def sld_categorized(
+    layer: str, attr: str, categories: Sequence[tuple[str, str, str]], *, kind: str
+) -> str:
+    rules = []
+    for value, label, color in categories:
+        rules.append(
+            f"<se:Rule><se:Name>{xml_escape(label)}</se:Name><ogc:Filter><ogc:PropertyIsEqualTo>"
+            f"<ogc:PropertyName>{xml_escape(attr)}</ogc:PropertyName>"
+            f"<ogc:Literal>{xml_escape(value)}</ogc:Literal></ogc:PropertyIsEqualTo></ogc:Filter>"
+            f"{_sld_symbolizer(kind, color)}</se:Rule>"
+        )
+    return _sld_wrap(layer, rules)
+
+
+def sld_single(layer: str, color: str, *, kind: str) -> str:
+    return _sld_wrap(layer, [f"<se:Rule>{_sld_symbolizer(kind, color)}</se:Rule>"])
