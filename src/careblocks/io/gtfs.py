@@ -1,0 +1,454 @@
+"""GTFS feeds -> normalised tables for one service date (issue #4).
+
+Reading and calendars use gtfs-kit (:func:`gtfs_kit.read_feed`, :func:`gtfs_kit.get_dates`,
+:func:`gtfs_kit.get_active_services`). Ids are prefixed by feed name on the few columns that
+routing uses (cheaper than :func:`gtfs_kit.prefix_feed_ids` on every table). Our own code fills
+what gtfs-kit does not do, or does too slowly for routing:
+
+* a clear :class:`~careblocks.errors.GTFSError` for a broken zip or a missing required file
+  (gtfs-kit raises a bare ``zipfile`` or ``KeyError`` exception, or leaves the table ``None``);
+* times as integer seconds, parsed vectorised (gtfs-kit keeps ``HH:MM:SS`` strings), with
+  times past 24:00:00 kept as they are and trips of the previous service day that run past
+  midnight shifted by -24 h;
+* interpolation of empty stop times (the EPTC feed of Porto Alegre times only the first and
+  last stop of each trip), by straight-line distance between consecutive stops
+  (``shape_dist_traveled`` when the feed has it); gtfs-kit has no interpolation;
+* ``frequencies.txt`` expanded vectorised and restricted to a time window
+  (:func:`gtfs_kit.expand_frequencies` builds string times row by row for the whole day).
+  Both ``exact_times=1`` and ``exact_times=0`` are expanded as departures at
+  ``start_time + n * headway_secs`` strictly before ``end_time`` (the same convention as
+  gtfs-kit); for ``exact_times=0`` that is a schedule-like approximation of headway service
+  (R5 instead draws random offsets);
+* stops outside the study area dropped with a :class:`~careblocks.errors.DataQualityWarning`.
+
+Extended route types (e.g. 1501 "communal taxi" in Freetown) are kept as plain integers.
+Pickup / drop-off types and ``location_type`` of stations are not used in routing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from careblocks.errors import DataQualityWarning, GTFSError
+
+#: Files without which a feed cannot be routed.
+REQUIRED_FILES = ("stops.txt", "routes.txt", "trips.txt", "stop_times.txt")
+
+
+@dataclass(frozen=True, eq=False)
+class GTFSTables:
+    """Normalised GTFS tables of one or several feeds for one service date.
+
+    Ids are prefixed by the feed name (``"<feed>:<id>"``) so that they stay unique across feeds.
+
+    Attributes
+    ----------
+    stops
+        ``stop_id`` (str), ``stop_name`` (str), ``lon``, ``lat`` (float64, EPSG:4326),
+        ``feed`` (str). Only stops served by at least one kept trip.
+    trips
+        ``trip_id``, ``route_id``, ``service_id``, ``feed`` (str), ``route_type`` (int).
+    stop_times
+        ``trip_id``, ``stop_id`` (str), ``stop_sequence`` (int), ``arrival_s``,
+        ``departure_s`` (int64 seconds after midnight of the service date, may exceed 86400),
+        sorted by trip and stop sequence.
+    date
+        The service date.
+    """
+
+    stops: pd.DataFrame
+    trips: pd.DataFrame
+    stop_times: pd.DataFrame
+    date: dt.date
+    feeds: tuple[str, ...] = field(default=())
+
+
+def parse_date(value: str | dt.date, *, key: str = "transit.date") -> dt.date:
+    """A ``YYYY-MM-DD`` (or ``YYYYMMDD``) string as a date; ConfigError-like GTFSError otherwise."""
+    if isinstance(value, dt.date):
+        return value
+    text = str(value).strip()
+    for fmt in ("%Y-%m-%d", "%Y%m%d"):
+        try:
+            return dt.datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    raise GTFSError(f"{key}: {value!r} is not a date; write it as YYYY-MM-DD, e.g. 2019-05-13")
+
+
+def parse_hhmm(value: str, *, key: str) -> int:
+    """``HH:MM`` or ``HH:MM:SS`` (hours may exceed 23) as seconds after midnight."""
+    parts = str(value).strip().split(":")
+    try:
+        nums = [int(p) for p in parts]
+    except ValueError:
+        nums = []
+    if len(nums) not in (2, 3) or any(n < 0 for n in nums) or any(n > 59 for n in nums[1:]):
+        raise GTFSError(f"{key}: {value!r} is not a time; write it as HH:MM, e.g. 07:00")
+    return nums[0] * 3600 + nums[1] * 60 + (nums[2] if len(nums) == 3 else 0)
+
+
+def _seconds(series: pd.Series) -> np.ndarray:
+    """``H:MM:SS`` -> float seconds (NaN for empty or malformed); parses each distinct
+    value once (a feed has far fewer distinct times than stop times)."""
+    codes, uniq = pd.factorize(series, use_na_sentinel=True)
+    vals = np.full(len(uniq) + 1, np.nan)
+    for i, text in enumerate(uniq):
+        parts = str(text).strip().split(":")
+        if len(parts) == 3:
+            try:
+                vals[i] = int(parts[0]) * 3600 + int(parts[1]) * 60 + float(parts[2])
+            except ValueError:
+                pass
+    return vals[np.where(codes < 0, len(uniq), codes)]
+
+
+def _open_feed(path: Path) -> Any:
+    """Read one feed with gtfs-kit, turning its failures into GTFSError."""
+    import gtfs_kit as gk
+
+    if not path.exists():
+        raise GTFSError(f"{path}: GTFS feed not found; check transit.feeds in the config")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = {Path(n).name for n in zf.namelist()}
+            bad = zf.testzip()
+    except zipfile.BadZipFile:
+        raise GTFSError(
+            f"{path}: not a readable zip file; download the GTFS feed again (it must be a .zip of .txt files)"
+        ) from None
+    if bad is not None:
+        raise GTFSError(f"{path}: {bad} is corrupt inside the zip; download the GTFS feed again")
+    for req in REQUIRED_FILES:
+        if req not in names:
+            raise GTFSError(
+                f"{path}: {req} is missing; a GTFS feed needs {', '.join(REQUIRED_FILES)} "
+                "and calendar.txt or calendar_dates.txt"
+            )
+    if "calendar.txt" not in names and "calendar_dates.txt" not in names:
+        raise GTFSError(
+            f"{path}: calendar.txt and calendar_dates.txt are both missing; "
+            "a GTFS feed needs one of them to say on which days trips run"
+        )
+    try:
+        return gk.read_feed(path, dist_units="km")
+    except Exception as exc:  # gtfs-kit raises many kinds on malformed CSV
+        raise GTFSError(f"{path}: cannot be read as GTFS ({type(exc).__name__}: {exc}); fix or replace the feed") from None
+
+
+def _interpolate(st: pd.DataFrame, stops: pd.DataFrame, feed_name: str) -> tuple[pd.DataFrame, int]:
+    """Fill empty stop times by distance along the trip; drop trips without end times.
+
+    ``st`` is sorted by trip and sequence and holds float ``arr``/``dep`` (NaN when empty).
+    """
+    arr = st["arr"].to_numpy(dtype=np.float64).copy()
+    dep = st["dep"].to_numpy(dtype=np.float64).copy()
+    arr = np.where(np.isnan(arr), dep, arr)
+    dep = np.where(np.isnan(dep), arr, dep)
+    trip = st["trip_id"].to_numpy()
+    first = np.ones(len(st), dtype=bool)
+    first[1:] = trip[1:] != trip[:-1]
+    last = np.ones(len(st), dtype=bool)
+    last[:-1] = first[1:]
+    timed = ~np.isnan(arr)
+    # trips whose first or last stop has no time cannot be placed in time
+    bad_trip_rows = (first & ~timed) | (last & ~timed)
+    n_bad = 0
+    if bad_trip_rows.any():
+        bad = pd.unique(trip[bad_trip_rows])
+        n_bad = int(len(bad))
+        keep = ~np.isin(trip, bad)
+        st = st.loc[keep].reset_index(drop=True)
+        return _interpolate(st, stops, feed_name)[0], n_bad
+    if timed.all():
+        return st.assign(arr=arr, dep=dep), 0
+    # cumulative distance along each trip
+    if "shape_dist_traveled" in st and st["shape_dist_traveled"].notna().all():
+        cum = st["shape_dist_traveled"].to_numpy(dtype=np.float64)
+    else:
+        ll = stops.set_index("stop_id")[["stop_lon", "stop_lat"]].reindex(st["stop_id"])
+        lon = np.radians(ll["stop_lon"].to_numpy(dtype=np.float64))
+        lat = np.radians(ll["stop_lat"].to_numpy(dtype=np.float64))
+        d = np.zeros(len(st))
+        dlat = lat[1:] - lat[:-1]
+        dlon = lon[1:] - lon[:-1]
+        a = np.sin(dlat / 2) ** 2 + np.cos(lat[1:]) * np.cos(lat[:-1]) * np.sin(dlon / 2) ** 2
+        d[1:] = 2 * 6371000.0 * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
+        d[first] = 0.0
+        d = np.nan_to_num(d)
+        cum = np.cumsum(d)
+    idx = np.arange(len(st))
+    prev = np.maximum.accumulate(np.where(timed, idx, -1))
+    nxt = np.minimum.accumulate(np.where(timed, idx, len(st))[::-1])[::-1]
+    gap = ~timed
+    p, n = prev[gap], nxt[gap]
+    span = cum[n] - cum[p]
+    frac_d = np.where(span > 0, (cum[gap] - cum[p]) / np.where(span > 0, span, 1), np.nan)
+    frac_i = (idx[gap] - p) / (n - p)
+    frac = np.where(np.isnan(frac_d), frac_i, frac_d)
+    t = dep[p] + frac * (arr[n] - dep[p])
+    arr[gap] = t
+    dep[gap] = t
+    return st.assign(arr=arr, dep=dep), n_bad
+
+
+def _expand_frequencies(
+    st: pd.DataFrame, trips: pd.DataFrame, freq: pd.DataFrame, window: tuple[float, float] | None
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """Replace template trips of ``frequencies`` by one trip per departure (vectorised).
+
+    Departures are ``start + n * headway`` strictly before ``end``; with a ``window`` only
+    trips that overlap it are generated.
+    """
+    f = freq.copy()
+    f["start"] = _seconds(f["start_time"])
+    f["end"] = _seconds(f["end_time"])
+    f["headway"] = pd.to_numeric(f["headway_secs"], errors="coerce")
+    f = f[f["trip_id"].isin(st["trip_id"]) & (f["headway"] > 0) & f["start"].notna() & f["end"].notna()]
+    if f.empty:
+        return st, trips, 0
+    grp = st.groupby("trip_id", sort=False)
+    first_dep = grp["dep"].min()
+    duration = grp["arr"].max() - first_dep
+    f = f.assign(first=first_dep.reindex(f["trip_id"]).to_numpy(), dur=duration.reindex(f["trip_id"]).to_numpy())
+    counts = np.ceil((f["end"] - f["start"]) / f["headway"]).clip(lower=0).astype(np.int64).to_numpy()
+    rep = np.repeat(np.arange(len(f)), counts)
+    n_in = np.arange(rep.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    starts = f["start"].to_numpy()[rep] + n_in * f["headway"].to_numpy()[rep]
+    tmpl = f["trip_id"].to_numpy()[rep]
+    if window is not None:
+        dur = f["dur"].to_numpy()[rep]
+        ok = (starts <= window[1]) & (starts + dur >= window[0])
+        starts, tmpl, n_in, rep = starts[ok], tmpl[ok], n_in[ok], rep[ok]
+    new_ids = pd.Series(tmpl).astype(str) + "#f" + pd.Series(rep).astype(str) + "." + pd.Series(n_in).astype(str)
+    gen = pd.DataFrame({"tmpl": tmpl, "new": new_ids.to_numpy(), "shift": starts - f["first"].to_numpy()[rep]})
+    tst = st[st["trip_id"].isin(f["trip_id"])]
+    new_st = gen.merge(tst, left_on="tmpl", right_on="trip_id")
+    new_st["arr"] = new_st["arr"] + new_st["shift"]
+    new_st["dep"] = new_st["dep"] + new_st["shift"]
+    new_st["trip_id"] = new_st["new"]
+    new_st = new_st[st.columns]
+    new_trips = gen[["tmpl", "new"]].merge(trips, left_on="tmpl", right_on="trip_id")
+    new_trips["trip_id"] = new_trips["new"]
+    new_trips = new_trips[trips.columns]
+    templates = set(f["trip_id"])
+    st = pd.concat([st[~st["trip_id"].isin(templates)], new_st], ignore_index=True)
+    trips = pd.concat([trips[~trips["trip_id"].isin(templates)], new_trips], ignore_index=True)
+    return st, trips, int(len(gen))
+
+
+def _date_range(feed: Any) -> str:
+    import gtfs_kit as gk
+
+    dates = gk.get_dates(feed)
+    if not dates:
+        return "no dates at all (empty calendar)"
+    return f"{dates[0][:4]}-{dates[0][4:6]}-{dates[0][6:]} .. {dates[-1][:4]}-{dates[-1][4:6]}-{dates[-1][6:]}"
+
+
+def _one_feed(
+    path: Path, name: str, date: dt.date, window: tuple[float, float] | None
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    import gtfs_kit as gk
+
+    feed = _open_feed(path)
+    day = date.strftime("%Y%m%d")
+    prev_day = (date - dt.timedelta(days=1)).strftime("%Y%m%d")
+    try:
+        active = set(gk.get_active_services(feed, day))
+        active_prev = set(gk.get_active_services(feed, prev_day))
+    except Exception as exc:
+        raise GTFSError(f"{path}: calendar cannot be read ({exc}); fix calendar.txt / calendar_dates.txt") from None
+    trips_all = feed.trips
+    if not active or not trips_all["service_id"].isin(active).any():
+        raise GTFSError(
+            f"{path}: no service on {date.isoformat()}; the feed runs {_date_range(feed)}; "
+            "set transit.date to a day inside that range"
+        )
+    stats: dict[str, Any] = {"feed": name, "path": str(path), "valid_dates": _date_range(feed)}
+    routes = feed.routes[["route_id", "route_type"]].copy()
+    routes["route_type"] = pd.to_numeric(routes["route_type"], errors="coerce").fillna(3).astype(np.int64)
+
+    cols = ["trip_id", "stop_id", "stop_sequence", "arrival_time", "departure_time"]
+    if "shape_dist_traveled" in feed.stop_times:
+        cols.append("shape_dist_traveled")
+    st0 = feed.stop_times[cols]
+    parts = []
+    for services, shift in ((active, 0.0), (active_prev, -86400.0)):
+        tr = trips_all[trips_all["service_id"].isin(services)][["trip_id", "route_id", "service_id"]]
+        if tr.empty:
+            continue
+        st = st0[st0["trip_id"].isin(tr["trip_id"])].copy()
+        st["stop_sequence"] = pd.to_numeric(st["stop_sequence"], errors="coerce")
+        st = st.sort_values(["trip_id", "stop_sequence"], kind="stable").reset_index(drop=True)
+        st["arr"] = _seconds(st["arrival_time"])
+        st["dep"] = _seconds(st["departure_time"])
+        st = st.drop(columns=["arrival_time", "departure_time"])
+        st, n_bad = _interpolate(st, feed.stops, name)
+        if shift == 0.0:
+            stats["interpolated_stop_times"] = int(st0["arrival_time"].isna().sum())
+            stats["trips_without_end_times"] = n_bad
+        n_gen = 0
+        if feed.frequencies is not None and not feed.frequencies.empty:
+            w = None if window is None else (window[0] - shift, window[1] - shift)
+            st, tr, n_gen = _expand_frequencies(st, tr, feed.frequencies, w)
+        if shift == 0.0:
+            stats["frequency_trips"] = n_gen
+        if shift:
+            # yesterday's trips matter only where they run past midnight
+            late = st.groupby("trip_id")["arr"].max()
+            keep_ids = late.index[late >= 86400.0]
+            st = st[st["trip_id"].isin(keep_ids)].copy()
+            tr = tr[tr["trip_id"].isin(keep_ids)].copy()
+            st["trip_id"] = st["trip_id"] + "@prev"
+            tr["trip_id"] = tr["trip_id"] + "@prev"
+            st["arr"] += shift
+            st["dep"] += shift
+            stats["previous_day_trips"] = int(len(tr))
+        parts.append((st, tr))
+    st = pd.concat([p[0] for p in parts], ignore_index=True)
+    tr = pd.concat([p[1] for p in parts], ignore_index=True)
+    if window is not None:
+        span = st.groupby("trip_id").agg(t0=("dep", "min"), t1=("arr", "max"))
+        keep_ids = span.index[(span["t0"] <= window[1]) & (span["t1"] >= window[0])]
+        st = st[st["trip_id"].isin(keep_ids)]
+        tr = tr[tr["trip_id"].isin(keep_ids)]
+    tr = tr.merge(routes, on="route_id", how="left")
+    tr["route_type"] = tr["route_type"].fillna(3).astype(np.int64)
+    stops = feed.stops[["stop_id", "stop_name", "stop_lon", "stop_lat"]].rename(
+        columns={"stop_lon": "lon", "stop_lat": "lat"}
+    )
+    pre = f"{name}:"
+    for df, c in ((st, "trip_id"), (st, "stop_id"), (tr, "trip_id"), (tr, "route_id"), (tr, "service_id"), (stops, "stop_id")):
+        df[c] = pre + df[c].astype(str)
+    stops = stops.assign(feed=name)
+    tr = tr.assign(feed=name)
+    stats["trips_on_date"] = int(len(tr))
+    stats["route_types"] = {int(k): int(v) for k, v in tr["route_type"].value_counts().items()}
+    return stops, tr, st, stats
+
+
+def read_gtfs(
+    paths: Sequence[str | Path],
+    date: str | dt.date,
+    *,
+    area_4326: Any = None,
+    window_s: tuple[float, float] | None = None,
+) -> tuple[GTFSTables, dict[str, Any]]:
+    """Read one or several GTFS feeds for one service date into normalised tables.
+
+    Parameters
+    ----------
+    paths
+        GTFS zip files. Ids are prefixed by the file stem (``poa_eptc:4220``).
+    date
+        The service date (``YYYY-MM-DD``); ``calendar.txt`` and ``calendar_dates.txt`` decide
+        which trips run. Trips of the day before that run past midnight are included,
+        shifted by -24 h.
+    area_4326
+        Optional shapely polygon in EPSG:4326; stops outside it are dropped (with a
+        DataQualityWarning) and trips left with fewer than two stops are dropped.
+    window_s
+        Optional ``(start, end)`` in seconds after midnight: keep only trips running at some
+        time in it (pass ``(window_start, window_end + max_trip)`` for routing).
+
+    Returns
+    -------
+    tables, stats
+        ``stats`` holds per-feed counts (``feeds``), ``date``, ``trips``, ``stop_times``,
+        ``stops_kept``, ``stops_dropped_outside_area``.
+
+    Raises
+    ------
+    GTFSError
+        A feed is missing, not a zip, lacks a required file, or has no service on ``date``
+        (the message gives the feed's valid date range).
+    """
+    if not paths:
+        raise GTFSError("transit.feeds: no GTFS feed given; list one or more GTFS zip files")
+    day = parse_date(date)
+    names: list[str] = []
+    all_stops, all_trips, all_st, feed_stats = [], [], [], []
+    for p in paths:
+        path = Path(p)
+        name = path.stem
+        k = 2
+        while name in names:
+            name = f"{path.stem}{k}"
+            k += 1
+        names.append(name)
+        s, t, st, fs = _one_feed(path, name, day, window_s)
+        all_stops.append(s)
+        all_trips.append(t)
+        all_st.append(st)
+        feed_stats.append(fs)
+    stops = pd.concat(all_stops, ignore_index=True)
+    trips = pd.concat(all_trips, ignore_index=True)
+    st = pd.concat(all_st, ignore_index=True)
+    stats: dict[str, Any] = {"feeds": feed_stats, "date": day.isoformat()}
+
+    n_dropped = 0
+    used = stops["stop_id"].isin(st["stop_id"])
+    stops = stops[used]
+    if area_4326 is not None:
+        import shapely
+
+        inside = shapely.contains_xy(area_4326, stops["lon"].to_numpy(), stops["lat"].to_numpy())
+        n_dropped = int((~inside).sum())
+        if n_dropped:
+            warnings.warn(
+                f"GTFS: dropped {n_dropped} of {len(stops)} served stops outside the study area",
+                DataQualityWarning,
+                stacklevel=2,
+            )
+            stops = stops[inside]
+            st = st[st["stop_id"].isin(stops["stop_id"])]
+    # trips need at least two stops
+    n_per = st.groupby("trip_id").size()
+    keep = n_per.index[n_per >= 2]
+    st = st[st["trip_id"].isin(keep)]
+    trips = trips[trips["trip_id"].isin(keep)]
+    stops = stops[stops["stop_id"].isin(st["stop_id"])].reset_index(drop=True)
+    st = (
+        st.assign(
+            arrival_s=np.round(st["arr"].to_numpy()).astype(np.int64),
+            departure_s=np.round(st["dep"].to_numpy()).astype(np.int64),
+            stop_sequence=st["stop_sequence"].astype(np.int64),
+        )[["trip_id", "stop_id", "stop_sequence", "arrival_s", "departure_s"]]
+        .sort_values(["trip_id", "stop_sequence"], kind="stable")
+        .reset_index(drop=True)
+    )
+    if st.empty:
+        raise GTFSError(
+            f"{', '.join(str(p) for p in paths)}: no trips left on {day.isoformat()} in the study area "
+            "and departure window; check transit.date, transit.window_start/end and the study area"
+        )
+    stats.update(
+        trips=int(len(trips)),
+        stop_times=int(len(st)),
+        stops_kept=int(len(stops)),
+        stops_dropped_outside_area=n_dropped,
+    )
+    tables = GTFSTables(stops=stops, trips=trips.reset_index(drop=True), stop_times=st, date=day, feeds=tuple(names))
+    return tables, stats
+
+
+def gtfs_text_bytes(paths: Sequence[str | Path]) -> int:
+    """Uncompressed size of the routing tables (stops, routes, trips, stop_times, calendars,
+    frequencies) of the feeds: the yardstick of the timetable memory target."""
+    names = {"stops.txt", "routes.txt", "trips.txt", "stop_times.txt", "calendar.txt",
+             "calendar_dates.txt", "frequencies.txt"}
+    total = 0
+    for p in paths:
+        with zipfile.ZipFile(p) as zf:
+            total += sum(i.file_size for i in zf.infolist() if Path(i.filename).name in names)
+    return total

@@ -1,0 +1,9 @@
+"""Public transport: GTFS timetable arrays and Range-RAPTOR (issue #4).
+
+The pipeline calls :func:`load_timetable` once and :func:`transit_access` per walking speed.
+"""
+
+from careblocks.transit.adapter import departure_times, load_timetable, transit_access
+from careblocks.transit.timetable import Timetable, build_timetable
+
+__all__ = ["Timetable", "build_timetable", "departure_times", "load_timetable", "transit_access"]

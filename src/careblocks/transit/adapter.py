@@ -1,0 +1,178 @@
+"""The transit adapter the pipeline calls: config + network -> timetable -> access minutes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from careblocks.config import TransitConfig
+from careblocks.errors import ConfigError
+from careblocks.io.gtfs import gtfs_text_bytes, parse_date, parse_hhmm, read_gtfs
+from careblocks.transit.raptor import INF32, nearest_rank_percentiles, range_raptor
+from careblocks.transit.timetable import Timetable, build_timetable
+
+
+def departure_times(cfg: TransitConfig) -> np.ndarray:
+    """int32 departure seconds of the window: ``window_start`` up to ``window_end``
+    (exclusive, like r5py's ``departure_time_window``) every ``step_min``."""
+    t0 = parse_hhmm(cfg.window_start, key="transit.window_start")
+    t1 = parse_hhmm(cfg.window_end, key="transit.window_end")
+    if t1 <= t0:
+        raise ConfigError(
+            f"transit.window_end: {cfg.window_end} is not after window_start {cfg.window_start}; "
+            "give a later end time"
+        )
+    return np.arange(t0, t1, 60 * cfg.step_min, dtype=np.int32)
+
+
+def load_timetable(cfg: TransitConfig, network: Any, *, area_4326: Any = None, crs: str | None = None,
+                   speed_kmh: float) -> tuple[Timetable, dict[str, Any]]:
+    """Read the configured feeds for ``transit.date`` and build the timetable arrays.
+
+    Only trips running between ``window_start`` and ``window_end + max_trip_min`` are kept.
+
+    Parameters
+    ----------
+    cfg
+        ``config.transit``.
+    network
+        The :class:`~careblocks.network.WalkNetwork` (its ``crs`` is used; ``crs`` is
+        accepted for symmetry with the other loaders and must match it when given).
+    area_4326
+        Study-area polygon in EPSG:4326; stops outside are dropped with a warning.
+    speed_kmh
+        Walking speed of transfers.
+
+    Returns
+    -------
+    timetable, stats
+        ``stats`` for the run metadata: ``feeds`` (per feed: valid dates, trips on the date,
+        frequency trips, interpolated stop times, route types), ``date``, ``trips``,
+        ``stops_kept``, ``stops_dropped_outside_area``, ``routes``, ``transfers``,
+        ``stops_far_from_network``, ``timetable_bytes``, ``gtfs_text_bytes``, ``seconds``.
+    """
+    if not cfg.feeds:
+        raise ConfigError("transit.feeds: transit is enabled but no GTFS feed is given; list GTFS zip files")
+    if cfg.date is None:
+        raise ConfigError("transit.date: no service date given; set it to a weekday inside the feed, e.g. 2019-05-13")
+    if crs is not None and str(crs) != str(network.crs):
+        raise ConfigError(f"study.crs: {crs} differs from the network CRS {network.crs}; build both in one CRS")
+    t = time.perf_counter()
+    deps = departure_times(cfg)
+    parse_date(cfg.date)
+    window = (float(deps[0]), float(deps[-1]) + cfg.max_trip_min * 60.0)
+    tables, stats = read_gtfs(cfg.feeds, cfg.date, area_4326=area_4326, window_s=window)
+    tt, tstats = build_timetable(tables, network, speed_kmh=speed_kmh,
+                                 max_transfer_walk_min=cfg.max_transfer_walk_min)
+    stats.update(tstats)
+    stats["gtfs_text_bytes"] = gtfs_text_bytes(cfg.feeds)
+    stats["seconds"] = round(time.perf_counter() - t, 3)
+    return tt, stats
+
+
+def _access_legs(network: Any, tt: Timetable, origin_nodes, origin_snap_m, speed: float, limit_s: float):
+    """CSR (per origin) of stops within ``limit_s`` on foot: network + both snap legs."""
+    from careblocks.access import REACH_ZERO_S, reach_sparse
+
+    w = network.edge_seconds(speed)
+    on = np.asarray(origin_nodes, np.int64)
+    off = np.asarray(origin_snap_m, np.float64) / speed
+    R = reach_sparse(network.indptr, network.indices, w, on, off, limit_s).tocsr()
+    R.sort_indices()
+    coo = R.tocoo()
+    d = np.where(coo.data <= REACH_ZERO_S, 0.0, coo.data)
+    order = np.argsort(tt.stop_node, kind="stable")
+    sn = tt.stop_node[order]
+    lo = np.searchsorted(sn, coo.col, "left")
+    hi = np.searchsorted(sn, coo.col, "right")
+    cnt = hi - lo
+    rep = np.repeat(np.arange(coo.row.size), cnt)
+    pos = np.arange(rep.size) - np.repeat(np.cumsum(cnt) - cnt, cnt) + np.repeat(lo, cnt)
+    stop = order[pos]
+    secs = d[rep] + tt.stop_snap_m[stop] / speed
+    row = coo.row[rep]
+    keep = secs <= limit_s
+    row, stop, secs = row[keep], stop[keep], secs[keep]
+    o = np.lexsort((stop, row))
+    row, stop, secs = row[o], stop[o], secs[o]
+    ptr = np.zeros(on.size + 1, np.int64)
+    np.cumsum(np.bincount(row, minlength=on.size), out=ptr[1:])
+    return ptr, stop.astype(np.int32), np.ceil(secs).astype(np.int32)
+
+
+def transit_access(network: Any, timetable: Timetable, origin_nodes, origin_snap_m,
+                   services: Mapping[str, tuple[Any, Any]], cfg: TransitConfig, *,
+                   speed_kmh: float, include_walk: bool = True,
+                   return_seconds: bool = False) -> dict[str, np.ndarray]:
+    """Walk + transit travel minutes from each origin to the nearest facility of each service.
+
+    Parameters
+    ----------
+    network
+        The walking network (CSR arrays).
+    timetable
+        From :func:`load_timetable`.
+    origin_nodes, origin_snap_m
+        Network node and snap distance of each origin.
+    services
+        ``{service: (facility_nodes, facility_snap_m)}``.
+    cfg
+        ``config.transit``: window, step, percentiles, walk limits, max transfers / trip.
+    speed_kmh
+        Walking speed of every walk leg (access, transfers, egress).
+    include_walk
+        Count walking all the way as an option (r5py's TRANSIT mode does): the result is then
+        never slower than walking alone within ``max_trip_min``.
+    return_seconds
+        Also return the raw per-departure seconds under ``"<service>__seconds"``
+        (int32 ``n_origins x n_departures``, 2**31 - 1 = unreachable).
+
+    Returns
+    -------
+    dict
+        Per service a float64 ``(n_origins, len(cfg.percentiles))`` array of minutes, NaN
+        where unreachable within ``max_trip_min``. Column ``j`` is ``cfg.percentiles[j]``.
+    """
+    from careblocks.access import nearest_times
+
+    speed = speed_kmh / 3.6
+    deps = departure_times(cfg)
+    walk_s = cfg.max_walk_min * 60.0
+    max_trip_s = int(round(cfg.max_trip_min * 60.0))
+    names = list(services)
+    w = network.edge_seconds(speed_kmh)
+    n_o = len(np.atleast_1d(origin_nodes))
+    egress = np.full((timetable.n_stops, len(names)), INF32, np.int32)
+    walk_only = np.full((n_o, len(names)), np.inf)
+    on = np.asarray(origin_nodes, np.int64)
+    osnap = np.asarray(origin_snap_m, np.float64) / speed
+    for j, name in enumerate(names):
+        fn, fs = services[name]
+        fn = np.asarray(fn, np.int64)
+        if fn.size == 0:
+            continue
+        fo = np.asarray(fs, np.float64) / speed
+        lim = max(walk_s, max_trip_s) if include_walk else walk_s
+        dist = nearest_times(network.indptr, network.indices, w, fn, fo, limit_s=lim)
+        e = dist[timetable.stop_node] + timetable.stop_snap_m / speed
+        ok = e <= walk_s
+        egress[ok, j] = np.ceil(e[ok]).astype(np.int32)
+        if include_walk:
+            walk_only[:, j] = dist[on] + osnap
+    ptr, acc_stops, acc_s = _access_legs(network, timetable, on, np.asarray(origin_snap_m), speed, walk_s)
+    tsec = timetable.transfer_seconds(speed_kmh)
+    tsec[tsec > cfg.max_transfer_walk_min * 60.0] = -1
+    secs = range_raptor(timetable, tsec, ptr, acc_stops, acc_s, deps,
+                        max_transfers=cfg.max_transfers, max_trip_s=max_trip_s, egress_s=egress)
+    if include_walk:
+        wo = np.where(walk_only <= max_trip_s, np.ceil(walk_only), INF32).astype(np.int64)
+        secs = np.minimum(secs, wo[:, None, :]).astype(np.int32)
+    out: dict[str, np.ndarray] = {}
+    for j, name in enumerate(names):
+        out[name] = nearest_rank_percentiles(secs[:, :, j], cfg.percentiles, axis=1)
+        if return_seconds:
+            out[f"{name}__seconds"] = secs[:, :, j]
+    return out

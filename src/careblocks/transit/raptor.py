@@ -1,0 +1,253 @@
+"""Range-RAPTOR over flat timetable arrays, compiled with numba.
+
+One Range-RAPTOR per origin covers every departure minute of the window: minutes are
+processed latest-first and the labels of a later minute stay valid upper bounds for an
+earlier one (leaving earlier, one can always wait), so each minute only re-scans what
+improves. Origins run in parallel (``numba.prange``).
+
+Labels: ``tau[k, s]`` is the earliest arrival at stop ``s`` using at most ``k`` vehicles
+(``k = 0``: the access walk), by any means; ``ride[k, s]`` the earliest arrival *on a
+vehicle* (as R5 keeps "best non-transfer times" apart). Keeping both monotone in ``k`` (an
+improvement in round ``k`` is copied up to every higher round) makes pruning against them
+exact under a transfer limit even when labels are reused across minutes. Walking transfers
+are one hop after a vehicle (never chained, never right after the access walk); the egress
+walk also starts where a vehicle stops.
+
+Per minute ``t`` and service ``v`` the travel time is
+``min_s(ride*[s] + egress[s, v]) - t`` where ``egress`` is the walk from stop ``s`` to the
+nearest facility of ``v`` (within the walk limit); it is kept incrementally, only stops
+whose overall label improves are visited. Trips longer than ``max_trip_s`` are unreachable.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+INF32 = np.int32(2**31 - 1)
+
+
+@njit(cache=True, inline="always")
+def _lower(tau, k, p, a, n_rounds):
+    """Set tau[k..n_rounds, p] = min(., a); True when tau[n_rounds, p] (overall) improved."""
+    j = k
+    while j <= n_rounds and a < tau[j, p]:
+        tau[j, p] = a
+        j += 1
+    return j > n_rounds
+
+
+@njit(cache=True)
+def _range_raptor(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, arrival,
+                  departure, stop_routes_ptr, stop_routes, stop_routes_pos, transfer_ptr,
+                  transfer_to, transfer_s, acc_stops, acc_s, deps, n_rounds, max_trip_s,
+                  egress, out, record, stop_out):
+    """Range-RAPTOR for one origin. ``out[d, v]`` = travel seconds (INF32 unreachable).
+
+    With ``record`` true, ``stop_out[d, s]`` receives the earliest arrival at every stop.
+    """
+    n_stops = stop_routes_ptr.shape[0] - 1
+    n_routes = route_stops_ptr.shape[0] - 1
+    n_serv = egress.shape[1]
+    tau = np.full((n_rounds + 1, n_stops), INF32, np.int32)
+    ride = np.full((n_rounds + 1, n_stops), INF32, np.int32)
+    best = np.full(n_serv, np.int64(INF32), np.int64)
+    marked = np.zeros(n_stops, np.bool_)
+    mlist = np.empty(n_stops, np.int32)
+    rmark = np.zeros(n_stops, np.bool_)
+    rlist = np.empty(n_stops, np.int32)
+    qpos = np.full(n_routes, -1, np.int32)
+    qlist = np.empty(n_routes, np.int32)
+    for di in range(deps.shape[0] - 1, -1, -1):
+        t = deps[di]
+        limit = t + max_trip_s
+        nm = 0
+        for j in range(acc_stops.shape[0]):
+            p = acc_stops[j]
+            a = t + acc_s[j]
+            if a <= limit and a < tau[0, p]:
+                _lower(tau, 0, p, a, n_rounds)
+                if not marked[p]:
+                    marked[p] = True
+                    mlist[nm] = p
+                    nm += 1
+        for k in range(1, n_rounds + 1):
+            if nm == 0:
+                break
+            nq = 0
+            for m in range(nm):
+                p = mlist[m]
+                marked[p] = False
+                for e in range(stop_routes_ptr[p], stop_routes_ptr[p + 1]):
+                    r = stop_routes[e]
+                    pos = stop_routes_pos[e]
+                    if qpos[r] < 0:
+                        qpos[r] = pos
+                        qlist[nq] = r
+                        nq += 1
+                    elif pos < qpos[r]:
+                        qpos[r] = pos
+            nm = 0
+            nr = 0
+            for q in range(nq):
+                r = qlist[q]
+                start = qpos[r]
+                qpos[r] = -1
+                s0 = route_stops_ptr[r]
+                L = route_stops_ptr[r + 1] - s0
+                nt = route_trips_ptr[r + 1] - route_trips_ptr[r]
+                base = route_st_ptr[r]
+                trip = -1
+                for i in range(start, L):
+                    p = route_stops[s0 + i]
+                    if trip >= 0:
+                        a = arrival[base + trip * L + i]
+                        if a <= limit and a < ride[k, p]:
+                            if _lower(ride, k, p, a, n_rounds):
+                                for v in range(n_serv):
+                                    e = egress[p, v]
+                                    if e < INF32 and a + e < best[v]:
+                                        best[v] = a + e
+                            if a < tau[k, p]:
+                                _lower(tau, k, p, a, n_rounds)
+                                if not marked[p]:
+                                    marked[p] = True
+                                    mlist[nm] = p
+                                    nm += 1
+                            if not rmark[p]:
+                                rmark[p] = True
+                                rlist[nr] = p
+                                nr += 1
+                    if i == L - 1:
+                        break
+                    prev = tau[k - 1, p]
+                    if prev == INF32:
+                        continue
+                    hi = trip if trip >= 0 else nt - 1
+                    if trip >= 0 and prev > departure[base + trip * L + i]:
+                        continue
+                    # earliest trip in [0, hi] departing at or after prev
+                    lo = 0
+                    h = hi + 1
+                    while lo < h:
+                        mid = (lo + h) // 2
+                        if departure[base + mid * L + i] >= prev:
+                            h = mid
+                        else:
+                            lo = mid + 1
+                    if lo <= hi:
+                        trip = lo
+            # walking transfers from stops improved by a vehicle in this round (one hop)
+            for m in range(nr):
+                p = rlist[m]
+                rmark[p] = False
+                for e in range(transfer_ptr[p], transfer_ptr[p + 1]):
+                    w = transfer_s[e]
+                    if w < 0:
+                        continue
+                    qs = transfer_to[e]
+                    a = ride[k, p] + w
+                    if a <= limit and a < tau[k, qs]:
+                        _lower(tau, k, qs, a, n_rounds)
+                        if not marked[qs]:
+                            marked[qs] = True
+                            mlist[nm] = qs
+                            nm += 1
+        for m in range(nm):
+            marked[mlist[m]] = False
+        for v in range(n_serv):
+            tt = best[v] - t
+            out[di, v] = tt if tt <= max_trip_s else INF32
+        if record:
+            for s in range(n_stops):
+                stop_out[di, s] = tau[n_rounds, s]
+
+
+@njit(parallel=True, cache=True)
+def _many_origins(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, arrival,
+                  departure, stop_routes_ptr, stop_routes, stop_routes_pos, transfer_ptr,
+                  transfer_to, transfer_s, acc_ptr, acc_stops, acc_s, deps, n_rounds,
+                  max_trip_s, egress, out):
+    dummy = np.empty((1, 1), np.int32)
+    for o in prange(acc_ptr.shape[0] - 1):
+        a0 = acc_ptr[o]
+        a1 = acc_ptr[o + 1]
+        _range_raptor(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, arrival,
+                      departure, stop_routes_ptr, stop_routes, stop_routes_pos, transfer_ptr,
+                      transfer_to, transfer_s, acc_stops[a0:a1], acc_s[a0:a1], deps, n_rounds,
+                      max_trip_s, egress, out[o], False, dummy)
+
+
+def _tt_arrays(tt, transfer_s):
+    return (tt.route_stops_ptr, tt.route_stops, tt.route_trips_ptr, tt.route_st_ptr,
+            tt.arrival, tt.departure, tt.stop_routes_ptr, tt.stop_routes, tt.stop_routes_pos,
+            tt.transfer_ptr, tt.transfer_to, transfer_s)
+
+
+def range_raptor(tt, transfer_s: np.ndarray, acc_ptr: np.ndarray, acc_stops: np.ndarray,
+                 acc_s: np.ndarray, departures_s: np.ndarray, *, max_transfers: int,
+                 max_trip_s: int, egress_s: np.ndarray) -> np.ndarray:
+    """Travel seconds per origin, departure and service (INF32 when unreachable).
+
+    Parameters
+    ----------
+    tt
+        :class:`~careblocks.transit.timetable.Timetable`.
+    transfer_s
+        int32 seconds per transfer entry (``-1`` = not allowed).
+    acc_ptr, acc_stops, acc_s
+        CSR of access legs: origin ``o`` reaches ``acc_stops[acc_ptr[o]:acc_ptr[o+1]]`` after
+        ``acc_s`` seconds (int32, origin snap leg included).
+    departures_s
+        int32 departure times (ascending).
+    max_transfers, max_trip_s
+        At most ``max_transfers + 1`` vehicles; arrivals later than departure + max_trip_s
+        are ignored.
+    egress_s
+        int32 ``(n_stops, n_services)`` walk from each stop to the nearest facility of each
+        service (INF32 when none within the walk limit).
+
+    Returns
+    -------
+    int32 array ``(n_origins, n_departures, n_services)``.
+    """
+    n_o = acc_ptr.size - 1
+    out = np.empty((n_o, departures_s.size, egress_s.shape[1]), np.int32)
+    _many_origins(*_tt_arrays(tt, transfer_s.astype(np.int32)), acc_ptr.astype(np.int64),
+                  acc_stops.astype(np.int32), acc_s.astype(np.int32),
+                  departures_s.astype(np.int32), int(max_transfers) + 1, int(max_trip_s),
+                  np.ascontiguousarray(egress_s, dtype=np.int32), out)
+    return out
+
+
+def earliest_arrivals(tt, transfer_s: np.ndarray, acc_stops: np.ndarray, acc_s: np.ndarray,
+                      departures_s: np.ndarray, *, max_transfers: int,
+                      max_trip_s: int) -> np.ndarray:
+    """Earliest arrival (int seconds, INF32 unreachable) at every stop for every departure of
+    one origin: ``(n_departures, n_stops)``. For tests and diagnostics."""
+    deps = departures_s.astype(np.int32)
+    out = np.empty((deps.size, 1), np.int32)
+    stop_out = np.empty((deps.size, tt.n_stops), np.int32)
+    egress = np.full((tt.n_stops, 1), INF32, np.int32)
+    _range_raptor(*_tt_arrays(tt, transfer_s.astype(np.int32)), acc_stops.astype(np.int32),
+                  acc_s.astype(np.int32), deps, int(max_transfers) + 1, int(max_trip_s),
+                  egress, out, True, stop_out)
+    return stop_out
+
+
+def nearest_rank_percentiles(seconds: np.ndarray, percentiles, axis: int = -1) -> np.ndarray:
+    """Nearest-rank percentiles in minutes (NaN where unreachable) along ``axis``.
+
+    ``INF32`` counts as infinitely long, so a p50 is NaN when more than half the departure
+    minutes cannot reach the service. Ranks: ``ceil(p / 100 * n)`` (at least 1).
+    """
+    s = np.sort(np.moveaxis(seconds, axis, -1).astype(np.float64), axis=-1)
+    s[s >= INF32] = np.inf
+    n = s.shape[-1]
+    res = []
+    for p in percentiles:
+        rank = max(int(np.ceil(p / 100.0 * n)), 1) - 1
+        res.append(s[..., rank])
+    out = np.stack(res, axis=-1) / 60.0
+    out[~np.isfinite(out)] = np.nan
+    return out
