@@ -201,6 +201,49 @@ def sites(
     ctx_run.invoke(run, config=config, out_dir=out_dir, overrides=tuple(extra), verbose=verbose, quiet=quiet)
 
 
+@cli.command()
+@click.argument("configs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write each study to OUT/<study>/.")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--scheduler", "scheduler", help="Address of a running dask.distributed scheduler.")
+@_set_option
+@_verbosity_options
+def batch(
+    configs: tuple[str, ...],
+    out_dir: str | None,
+    workers: int,
+    scheduler: str | None,
+    overrides: tuple[str, ...],
+    verbose: int,
+    quiet: int,
+) -> None:
+    """Run many studies side by side on a dask.distributed cluster (one process per study)."""
+    verbosity = verbose - quiet
+    console = _State(verbosity).console
+
+    def go() -> None:
+        from careblocks.batch import run_batch
+        from careblocks.config import parse_override
+
+        parsed = dict(parse_override(o) for o in overrides)
+        outcomes = run_batch(
+            list(configs), out_dir=out_dir, overrides=parsed, workers=workers, scheduler_address=scheduler
+        )
+        failed = 0
+        for o in outcomes:
+            if o.ok:
+                console.print(f"[green]✓[/green] {o.config} [dim]{o.seconds:.1f} s[/dim]")
+                for p in o.written:
+                    click.echo(f"wrote {p}")
+            else:
+                failed += 1
+                click.echo(f"careblocks: error: {o.config}: {o.message}", err=True)
+        if failed:
+            sys.exit(EXIT_USER_ERROR)
+
+    _guard(verbosity, go)
+
+
 def main() -> None:
     cli(prog_name="careblocks")
 
