@@ -1,0 +1,584 @@
+"""Walking access: shortest-path kernels on CSR arrays, and the origins x services adapter.
+
+The numeric cores take a graph as three CSR arrays (``indptr`` int64, ``indices`` int32,
+``weights_s`` float64 seconds, both directions of every edge stored) and compile with numba:
+
+- :func:`nearest_times` / :func:`nearest_with_source`: ONE multi-source Dijkstra per call
+  (binary heap), each source starting at its own offset (the facility's snap leg).
+- :func:`counts_within`, :func:`counts_within_at`: how many sources reach each node (or each
+  target, with its own extra leg) within a limit. One bounded search per source, run in
+  parallel over sources; each search touches only the nodes it reaches and resets only those
+  entries of a per-thread distance array (no dense ``sources x nodes`` array is ever built).
+- :func:`reach_sparse`: the same bounded searches, returned as a ``scipy.sparse.csr_matrix``
+  (rows = sources, columns = nodes, data = seconds) for catchments, coverage matrices of site
+  selection and transit access/egress legs.
+
+Conventions shared by every kernel:
+
+- Limits are **inclusive**: a node whose travel time equals ``limit_s`` exactly is reached.
+- A source whose own offset exceeds the limit reaches nothing.
+- Unreachable is ``inf`` in seconds arrays, ``-1`` in position arrays, ``NaN`` in the
+  adapter's minutes columns (never a sentinel such as 9999).
+- The graph is undirected (both directions stored), so source -> node equals node -> source.
+
+:func:`walk_access` is the thin adapter the pipeline calls: arrays of origin and facility
+nodes and snap distances in, one :class:`pandas.DataFrame` of access columns out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numba
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from numba import njit, prange
+
+from careblocks.errors import InputDataError
+
+__all__ = [
+    "REACH_ZERO_S",
+    "counts_within",
+    "counts_within_at",
+    "format_threshold",
+    "nearest_times",
+    "nearest_with_source",
+    "reach_sparse",
+    "walk_access",
+]
+
+#: Seconds stored by :func:`reach_sparse` for a node reached in exactly 0 s (a source's own
+#: node when its offset is 0). A true 0 would be an explicit zero that scipy drops in
+#: ``eliminate_zeros``, ``M != 0`` or ``M.astype(bool).sum()``; one microsecond survives all
+#: of those and stays nonzero after converting to minutes or hours.
+REACH_ZERO_S = 1e-6
+
+_INF = np.inf
+_REACH_MIN_CAP = 1 << 16  # entries per thread buffer in reach_sparse (grows on demand)
+
+
+# --------------------------------------------------------------------------- heap primitives
+@njit(cache=True, nogil=True, inline="always")
+def _push(hk, hv, size, key, val):
+    i = size
+    while i > 0:
+        p = (i - 1) >> 1
+        if hk[p] <= key:
+            break
+        hk[i] = hk[p]
+        hv[i] = hv[p]
+        i = p
+    hk[i] = key
+    hv[i] = val
+    return size + 1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _pop(hk, hv, size):
+    """Remove the root (read ``hk[0], hv[0]`` before calling); return the new size."""
+    size -= 1
+    key = hk[size]
+    val = hv[size]
+    i = 0
+    while True:
+        c = 2 * i + 1
+        if c >= size:
+            break
+        if c + 1 < size and hk[c + 1] < hk[c]:
+            c += 1
+        if hk[c] >= key:
+            break
+        hk[i] = hk[c]
+        hv[i] = hv[c]
+        i = c
+    hk[i] = key
+    hv[i] = val
+    return size
+
+
+# --------------------------------------------------------------------------- search kernels
+@njit(cache=True, nogil=True)
+def _multi_source_kernel(indptr, indices, w, sources, offsets, limit):
+    """One Dijkstra from all sources at once; (dist, position of the nearest source)."""
+    n = indptr.size - 1
+    dist = np.full(n, _INF)
+    pos = np.full(n, -1, np.int64)
+    cap = indices.size + sources.size + 1
+    hk = np.empty(cap, np.float64)
+    hv = np.empty(cap, np.int32)
+    size = 0
+    for i in range(sources.size):
+        s = sources[i]
+        d = offsets[i]
+        if d <= limit and d < dist[s]:
+            dist[s] = d
+            pos[s] = i
+            size = _push(hk, hv, size, d, s)
+    while size > 0:
+        d = hk[0]
+        u = hv[0]
+        size = _pop(hk, hv, size)
+        if d > dist[u]:
+            continue  # stale entry
+        pu = pos[u]
+        for e in range(indptr[u], indptr[u + 1]):
+            v = indices[e]
+            nd = d + w[e]
+            if nd < dist[v] and nd <= limit:
+                dist[v] = nd
+                pos[v] = pu
+                size = _push(hk, hv, size, nd, v)
+    return dist, pos
+
+
+@njit(cache=True, nogil=True)
+def _bounded(indptr, indices, w, s, d0, limit, dist, touched, hk, hv):
+    """Single-source Dijkstra within ``limit``; reached nodes listed in ``touched[:nt]``.
+
+    ``dist`` must be all-inf on entry; the caller reads ``dist[touched[j]]`` and resets
+    those entries to inf afterwards. Returns ``nt``.
+    """
+    if not d0 <= limit:
+        return 0
+    dist[s] = d0
+    touched[0] = s
+    nt = 1
+    size = _push(hk, hv, 0, d0, s)
+    while size > 0:
+        d = hk[0]
+        u = hv[0]
+        size = _pop(hk, hv, size)
+        if d > dist[u]:
+            continue
+        for e in range(indptr[u], indptr[u + 1]):
+            v = indices[e]
+            nd = d + w[e]
+            if nd <= limit and nd < dist[v]:
+                if dist[v] == _INF:
+                    touched[nt] = v
+                    nt += 1
+                dist[v] = nd
+                size = _push(hk, hv, size, nd, v)
+    return nt
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _counts_kernel(indptr, indices, w, sources, offsets, groups, n_groups, limit,
+                   tptr, textra, n_targets, n_slots):
+    n = indptr.size - 1
+    cap = indices.size + 2
+    dist = np.full((n_slots, n), _INF)
+    touched = np.empty((n_slots, n), np.int32)
+    hk = np.empty((n_slots, cap), np.float64)
+    hv = np.empty((n_slots, cap), np.int32)
+    counts = np.zeros((n_slots, n_groups, n_targets), np.int32)
+    for i in prange(sources.size):
+        t = numba.get_thread_id()
+        dt = dist[t]
+        tt = touched[t]
+        ct = counts[t, groups[i]]
+        nt = _bounded(indptr, indices, w, sources[i], offsets[i], limit, dt, tt, hk[t], hv[t])
+        for j in range(nt):
+            v = tt[j]
+            d = dt[v]
+            for k in range(tptr[v], tptr[v + 1]):
+                if d + textra[k] <= limit:
+                    ct[k] += 1
+            dt[v] = _INF
+    out = counts[0].copy()
+    for t in range(1, n_slots):
+        out += counts[t]
+    return out
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _reach_kernel(indptr, indices, w, sources, offsets, limit, lo, hi, cap_out, zero_s):
+    """Bounded searches for sources ``lo[t]:hi[t]`` on thread slot ``t``.
+
+    Rows are written one after another into per-slot buffers of ``cap_out`` entries; a slot
+    stops at the first row that does not fit and reports it in ``done[t]``.
+    """
+    n = indptr.size - 1
+    n_slots = lo.size
+    cap = indices.size + 2
+    rowlen = np.zeros(sources.size, np.int64)
+    done = hi.copy()
+    fill = np.zeros(n_slots, np.int64)
+    out_i = np.empty((n_slots, cap_out), np.int32)
+    out_d = np.empty((n_slots, cap_out), np.float64)
+    for t in prange(n_slots):
+        dt = np.full(n, _INF)
+        tt = np.empty(n, np.int32)
+        hk = np.empty(cap, np.float64)
+        hv = np.empty(cap, np.int32)
+        f = 0
+        for i in range(lo[t], hi[t]):
+            nt = _bounded(indptr, indices, w, sources[i], offsets[i], limit, dt, tt, hk, hv)
+            row = np.sort(tt[:nt])
+            if f + nt > cap_out:
+                for j in range(nt):
+                    dt[row[j]] = _INF
+                done[t] = i
+                break
+            for j in range(nt):
+                v = row[j]
+                d = dt[v]
+                out_i[t, f + j] = v
+                out_d[t, f + j] = d if d > 0.0 else zero_s
+                dt[v] = _INF
+            f += nt
+            rowlen[i] = nt
+        fill[t] = f
+    return rowlen, done, fill, out_i, out_d
+
+
+# --------------------------------------------------------------------------- validation
+def _graph(indptr, indices, weights_s):
+    indptr = np.ascontiguousarray(indptr, dtype=np.int64)
+    indices = np.ascontiguousarray(indices, dtype=np.int32)
+    w = np.ascontiguousarray(weights_s, dtype=np.float64)
+    if indptr.ndim != 1 or indptr.size < 1 or indptr[0] != 0 or indptr[-1] != indices.size:
+        raise InputDataError(
+            "indptr: not a CSR row pointer (must start at 0 and end at len(indices)); "
+            "build the graph with careblocks.network or scipy.sparse.csr_matrix"
+        )
+    if w.shape != indices.shape:
+        raise InputDataError(
+            f"weights_s: {w.size} weights for {indices.size} edges; pass one weight per CSR entry"
+        )
+    n = indptr.size - 1
+    if indices.size and (indices.min() < 0 or indices.max() >= n):
+        raise InputDataError(f"indices: node index outside 0..{n - 1}; rebuild the CSR arrays")
+    if w.size and not (w.min() >= 0.0):  # also catches NaN
+        raise InputDataError(
+            "weights_s: negative or NaN edge seconds; edge times must be >= 0 "
+            "(check lengths and the walking speed)"
+        )
+    return indptr, indices, w
+
+
+def _sources(sources, offsets, n, what="sources"):
+    src = np.ascontiguousarray(sources, dtype=np.int64).reshape(-1)
+    if src.size and (src.min() < 0 or src.max() >= n):
+        raise InputDataError(
+            f"{what}: node index outside 0..{n - 1}; snap points to the same network first"
+        )
+    if offsets is None:
+        off = np.zeros(src.size, np.float64)
+    else:
+        off = np.ascontiguousarray(offsets, dtype=np.float64).reshape(-1)
+        if off.shape != src.shape:
+            raise InputDataError(
+                f"{what} offsets: {off.size} offsets for {src.size} {what}; pass one per {what[:-1]}"
+            )
+        if off.size and not (off.min() >= 0.0):
+            raise InputDataError(f"{what} offsets: negative or NaN seconds; offsets must be >= 0")
+    return src, off
+
+
+def _limit(limit_s) -> float:
+    limit = float(limit_s)
+    if math.isnan(limit) or limit < 0:
+        raise InputDataError(f"limit_s: {limit_s!r} is not a time limit; pass seconds >= 0 or inf")
+    return limit
+
+
+def _n_slots() -> int:
+    return max(int(numba.config.NUMBA_NUM_THREADS), int(numba.get_num_threads()), 1)
+
+
+# --------------------------------------------------------------------------- public cores
+def nearest_with_source(indptr, indices, weights_s, sources, source_offsets_s=None, *,
+                        limit_s: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
+    """Travel time from every node to its nearest source, and which source that is.
+
+    One multi-source Dijkstra: every source starts at its offset (e.g. the facility's snap
+    leg in seconds), so the result is ``min over sources of offset + network time``.
+
+    Parameters
+    ----------
+    indptr, indices, weights_s : numpy.ndarray
+        CSR graph: row pointer (int64, ``n + 1``), target node per entry (int32) and edge
+        seconds per entry (float64, >= 0). Both directions of every edge stored.
+    sources : array-like of int
+        Source node indices; repeats are allowed (the smaller offset wins).
+    source_offsets_s : array-like of float, optional
+        Seconds already spent when a source's search starts (default 0).
+    limit_s : float
+        Stop at this many seconds (inclusive); nodes beyond stay unreachable.
+
+    Returns
+    -------
+    dist_s : numpy.ndarray
+        float64 seconds per node, ``inf`` when no source reaches it within ``limit_s``.
+    source_pos : numpy.ndarray
+        int64 position in ``sources`` of the nearest source, ``-1`` when unreachable. Ties
+        are broken deterministically (first settled).
+    """
+    indptr, indices, w = _graph(indptr, indices, weights_s)
+    src, off = _sources(sources, source_offsets_s, indptr.size - 1)
+    return _multi_source_kernel(indptr, indices, w, src, off, _limit(limit_s))
+
+
+def nearest_times(indptr, indices, weights_s, sources, source_offsets_s=None, *,
+                  limit_s: float = np.inf) -> np.ndarray:
+    """Seconds from every node to its nearest source (``inf`` when unreachable).
+
+    Same search and parameters as :func:`nearest_with_source`, returning only the times.
+    """
+    return nearest_with_source(indptr, indices, weights_s, sources, source_offsets_s,
+                               limit_s=limit_s)[0]
+
+
+def counts_within_at(indptr, indices, weights_s, sources, source_offsets_s, limit_s,
+                     target_nodes, target_offsets_s=None, *,
+                     source_groups=None) -> np.ndarray:
+    """How many sources reach each target within ``limit_s``, per group of sources.
+
+    Source ``i`` counts for target ``k`` when ``source_offsets_s[i] + network time +
+    target_offsets_s[k] <= limit_s`` (inclusive). Targets sit on nodes and carry their own
+    extra leg (an origin's snap leg), so counts agree with ``nearest + origin leg <= limit``.
+
+    Parameters
+    ----------
+    indptr, indices, weights_s, sources, source_offsets_s, limit_s
+        As in :func:`counts_within`.
+    target_nodes : array-like of int
+        Node of each target (several targets may share a node).
+    target_offsets_s : array-like of float, optional
+        Extra seconds per target (default 0).
+    source_groups : array-like of int, optional
+        Group label ``0..G-1`` per source (e.g. the service type); one search pass counts all
+        groups at once. Default: one group.
+
+    Returns
+    -------
+    numpy.ndarray
+        int32 array of shape ``(G, n_targets)``.
+    """
+    indptr, indices, w = _graph(indptr, indices, weights_s)
+    n = indptr.size - 1
+    src, off = _sources(sources, source_offsets_s, n)
+    tnodes, toff = _sources(target_nodes, target_offsets_s, n, what="targets")
+    limit = _limit(limit_s)
+    if source_groups is None:
+        groups = np.zeros(src.size, np.int64)
+        n_groups = 1
+    else:
+        groups = np.ascontiguousarray(source_groups, dtype=np.int64).reshape(-1)
+        if groups.shape != src.shape or (groups.size and groups.min() < 0):
+            raise InputDataError("source_groups: one label >= 0 per source is needed")
+        n_groups = int(groups.max()) + 1 if groups.size else 1
+    if src.size == 0 or tnodes.size == 0:
+        return np.zeros((n_groups, tnodes.size), np.int32)
+    order = np.argsort(tnodes, kind="stable")
+    tptr = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(tnodes, minlength=n), out=tptr[1:])
+    counts = _counts_kernel(indptr, indices, w, src, off, groups, n_groups, limit,
+                            tptr, toff[order], tnodes.size, _n_slots())
+    out = np.empty_like(counts)
+    out[:, order] = counts
+    return out
+
+
+def counts_within(indptr, indices, weights_s, sources, source_offsets_s, limit_s) -> np.ndarray:
+    """How many sources reach each node within ``limit_s`` seconds (inclusive).
+
+    One bounded Dijkstra per source, in parallel over sources; each touches only the nodes
+    it reaches. Memory is O(nodes + edges) per thread, whatever the number of sources.
+
+    Parameters
+    ----------
+    indptr, indices, weights_s : numpy.ndarray
+        CSR graph (see :func:`nearest_with_source`).
+    sources : array-like of int
+        Source node indices; a repeated node counts once per occurrence.
+    source_offsets_s : array-like of float or None
+        Seconds spent before each source's search starts (snap leg); None for zeros.
+    limit_s : float
+        Time limit in seconds, inclusive.
+
+    Returns
+    -------
+    numpy.ndarray
+        int32 count per node.
+    """
+    indptr, indices, w = _graph(indptr, indices, weights_s)
+    n = indptr.size - 1
+    return counts_within_at(indptr, indices, w, sources, source_offsets_s, limit_s,
+                            np.arange(n, dtype=np.int64))[0]
+
+
+def reach_sparse(indptr, indices, weights_s, sources, source_offsets_s, limit_s, *,
+                 block_size: int = 1024) -> sp.csr_matrix:
+    """Seconds from each source to every node it reaches within ``limit_s``, as sparse rows.
+
+    Parameters
+    ----------
+    indptr, indices, weights_s, sources, source_offsets_s, limit_s
+        As in :func:`counts_within`.
+    block_size : int
+        Sources per parallel call (bounds the temporary buffers); results do not depend on it.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+        Shape ``(len(sources), n_nodes)``, sorted column indices. ``data`` is seconds
+        (offset + network time). A node reached in exactly 0 s is stored as
+        :data:`REACH_ZERO_S` (1e-6 s) rather than an explicit zero, so the sparsity pattern is
+        exactly the reach set and survives ``eliminate_zeros()``, ``M != 0`` and
+        ``astype(bool)``.
+    """
+    indptr, indices, w = _graph(indptr, indices, weights_s)
+    n = indptr.size - 1
+    src, off = _sources(sources, source_offsets_s, n)
+    limit = _limit(limit_s)
+    ns = src.size
+    rowlen = np.zeros(ns, np.int64)
+    pieces: list[tuple[int, np.ndarray, np.ndarray]] = []
+    slots = max(int(numba.get_num_threads()), 1)
+    cap = max(n, _REACH_MIN_CAP)
+    work = [(a, min(a + block_size, ns)) for a in range(0, ns, max(block_size, 1))]
+    while work:
+        a, b = work.pop(0)
+        bounds = np.linspace(a, b, slots + 1).astype(np.int64)
+        lo, hi = bounds[:-1].copy(), bounds[1:].copy()
+        rl, done, fill, oi, od = _reach_kernel(indptr, indices, w, src, off, limit, lo, hi,
+                                               cap, REACH_ZERO_S)
+        redo = []
+        for t in range(slots):
+            rowlen[lo[t]:done[t]] = rl[lo[t]:done[t]]
+            if fill[t]:
+                pieces.append((int(lo[t]), oi[t, : fill[t]].copy(), od[t, : fill[t]].copy()))
+            if done[t] < hi[t]:
+                redo.append((int(done[t]), int(hi[t])))
+        if redo:
+            rows = int(sum(done - lo))
+            mean = fill.sum() / max(rows, 1)
+            cap = max(cap, int(1.3 * mean * max(hi - lo)) + n)
+            work = redo + work
+    pieces.sort(key=lambda p: p[0])
+    ptr = np.zeros(ns + 1, np.int64)
+    np.cumsum(rowlen, out=ptr[1:])
+    cols = np.concatenate([p[1] for p in pieces]) if pieces else np.zeros(0, np.int32)
+    data = np.concatenate([p[2] for p in pieces]) if pieces else np.zeros(0, np.float64)
+    m = sp.csr_matrix((data, cols, ptr), shape=(ns, n))
+    m.has_sorted_indices = True
+    return m
+
+
+# --------------------------------------------------------------------------- adapter
+def format_threshold(threshold_min: float) -> str:
+    """``15.0 -> "15"``, ``7.5 -> "7.5"``: the threshold as it appears in column names."""
+    t = float(threshold_min)
+    return str(int(t)) if t.is_integer() else repr(t)
+
+
+def walk_access(network: Any, origins_nodes, origins_snap_m,
+                services_by_type: Mapping[str, tuple[Any, Any]], *, speed_kmh: float,
+                threshold_min: float, walk_profiles: Mapping[str, float] | None = None,
+                index=None) -> pd.DataFrame:
+    """Walking access of every origin to every service type.
+
+    Travel time = origin snap leg + network time + facility snap leg, the snap legs at the
+    walking speed. One multi-source search per service for the nearest facility; one pass of
+    bounded searches (all services together) for the counts.
+
+    Parameters
+    ----------
+    network : careblocks.network.WalkNetwork
+        Anything with ``indptr``, ``indices`` and ``edge_seconds(speed_kmh)``.
+    origins_nodes, origins_snap_m : array-like
+        Node index and snap distance (metres) of each origin.
+    services_by_type : mapping of str to (nodes, snap_m)
+        Per service type, the facilities' node indices and snap distances (metres). A type
+        with no facilities gives NaN minutes and zero counts.
+    speed_kmh : float
+        Walking speed.
+    threshold_min : float
+        Threshold for the counts (inclusive).
+    walk_profiles : mapping of str to float, optional
+        Extra named speeds (km/h), e.g. ``{"stroller": 3.6}``, adding
+        ``walk_min_<service>_<profile>``. Every leg scales with 1/speed, so these are the
+        base minutes times ``speed_kmh / profile_speed`` (no extra search).
+    index : array-like, optional
+        Index of the returned frame (default a RangeIndex over origins).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Per service ``walk_min_<service>`` (float, NaN when unreachable) and
+        ``n_within_<T>min_<service>`` (int32), then ``walk_min_<service>_<profile>`` for each
+        profile, then ``services_within_<T>min`` (how many service types have at least one
+        facility within the threshold).
+    """
+    if not speed_kmh > 0:
+        raise InputDataError(f"walk.speed_kmh: {speed_kmh!r} is not a speed; use a value > 0")
+    if not threshold_min >= 0:
+        raise InputDataError(f"access.threshold_min: {threshold_min!r}; use minutes >= 0")
+    profiles = dict(walk_profiles or {})
+    for name, v in profiles.items():
+        if not v > 0:
+            raise InputDataError(f"walk.profiles.{name}: {v!r} is not a speed; use a value > 0")
+    mps = speed_kmh / 3.6
+    indptr, indices, w = _graph(network.indptr, network.indices, network.edge_seconds(speed_kmh))
+    n = indptr.size - 1
+    onodes, oleg = _sources(origins_nodes, np.asarray(origins_snap_m, np.float64) / mps, n,
+                            what="origins")
+    limit = float(threshold_min) * 60.0
+    tname = format_threshold(threshold_min)
+    names = list(services_by_type)
+
+    all_src, all_off, all_grp = [], [], []
+    for g, name in enumerate(names):
+        nodes, snap_m = services_by_type[name]
+        s, o = _sources(nodes, np.asarray(snap_m, np.float64) / mps, n,
+                        what=f"services.{name} facilities")
+        all_src.append(s)
+        all_off.append(o)
+        all_grp.append(np.full(s.size, g, np.int64))
+
+    # nearest: one multi-source search per service; the kernels release the GIL, so the
+    # services run side by side on the available cores
+    def _near(g):
+        if all_src[g].size == 0:
+            return np.full(n, np.inf)
+        return _multi_source_kernel(indptr, indices, w, all_src[g], all_off[g], np.inf)[0]
+
+    if len(names) > 1 and numba.get_num_threads() > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(len(names), numba.get_num_threads())) as ex:
+            near = list(ex.map(_near, range(len(names))))
+    else:
+        near = [_near(g) for g in range(len(names))]
+
+    if names:
+        counts = counts_within_at(indptr, indices, w, np.concatenate(all_src),
+                                  np.concatenate(all_off), limit, onodes, oleg,
+                                  source_groups=np.concatenate(all_grp))
+        if counts.shape[0] < len(names):  # trailing services without facilities
+            counts = np.vstack([counts, np.zeros((len(names) - counts.shape[0], onodes.size),
+                                                 np.int32)])
+    else:
+        counts = np.zeros((0, onodes.size), np.int32)
+
+    cols: dict[str, np.ndarray] = {}
+    within = np.zeros(onodes.size, np.int32)
+    base: dict[str, np.ndarray] = {}
+    for g, name in enumerate(names):
+        total_s = near[g][onodes] + oleg
+        minutes = total_s / 60.0
+        minutes[~np.isfinite(minutes)] = np.nan
+        base[name] = minutes
+        cols[f"walk_min_{name}"] = minutes
+        cols[f"n_within_{tname}min_{name}"] = counts[g]
+        within += counts[g] > 0
+    for pname, pspeed in profiles.items():
+        for name in names:
+            cols[f"walk_min_{name}_{pname}"] = base[name] * (speed_kmh / pspeed)
+    cols[f"services_within_{tname}min"] = within
+    return pd.DataFrame(cols, index=index if index is not None else pd.RangeIndex(onodes.size))
