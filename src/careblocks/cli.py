@@ -77,7 +77,9 @@ def _reporter(console: Any, verbosity: int) -> Callable[[str, str, str], None]:
         elif event == "info":
             console.print(f"  [dim]{stage}:[/dim] {detail}")
         elif event == "warning":
-            console.print(f"  [yellow]warning[/yellow] {stage}: {detail}", markup=False)
+            from rich.text import Text
+
+            console.print(Text.assemble(("  warning ", "yellow"), f"{stage}: {detail}"))
 
     return report
 

@@ -125,5 +125,7 @@ def print_validation(console: Any, ctx: Any) -> None:
         st = ctx.stats["transit"]
         table.add_row("transit", "", ", ".join(f"{k}={v}" for k, v in st.items() if not isinstance(v, (dict, list))))
     console.print(table)
+    from rich.text import Text
+
     for w in ctx.warnings:
-        console.print(f"[yellow]warning[/yellow] {w}", markup=False)
+        console.print(Text.assemble(("warning ", "yellow"), w))
