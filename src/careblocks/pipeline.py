@@ -47,6 +47,14 @@ class Context:
     services: Any = None
     origins: Any = None
     results: Results | None = None
+    # filled by the demand and sites stages when configured
+    equity: Any = None
+    equity_after: Any = None
+    districts: Any = None
+    candidates: Any = None
+    selected: Any = None
+    catchments: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -362,6 +370,13 @@ def to_results(ctx: Context) -> Results:
             network=ctx.network,
             origins=ctx.origins,
             services=ctx.services,
+            equity=ctx.equity,
+            equity_after=ctx.equity_after,
+            districts=ctx.districts,
+            candidates=ctx.candidates,
+            selected=ctx.selected,
+            catchments=ctx.catchments,
+            extra=ctx.extra,
         )
     ctx.results.metadata = build_metadata(ctx)
     return ctx.results
