@@ -330,10 +330,12 @@ def _resolve_weights(origins, method: str, weights: Any, polygons: bool) -> np.n
     if method == "buildings":
         if "floor_area_m2" in origins.columns:
             return _resolve_weights(origins, method, "floor_area_m2", polygons)
+        # building origins (origins.py): population = footprint x levels x persons per m2,
+        # i.e. proportional to floor area
+        if "population" in origins.columns and (origins["population"] > 0).any():
+            return _resolve_weights(origins, method, "population", polygons)
         if polygons:
             return origins.geometry.area.to_numpy(dtype="float64")
-        if "population" in origins.columns:  # building origins as points: floor-area estimate
-            return _resolve_weights(origins, method, "population", polygons)
         raise InputDataError(
             "census.allocate_by: 'buildings' needs building origins (polygons, or a "
             "floor_area_m2/population column); use allocate_by = 'points' or 'area'"
@@ -363,7 +365,8 @@ def allocate_census(
         Census columns to allocate (counts); they are added to the returned origins.
     method
         ``"buildings"``: by building floor area (``weights``, else a ``floor_area_m2``
-        column, else footprint area, else a ``population`` column); ``"points"``: equally per
+        column, else the ``population`` column of building origins, which is floor area x
+        persons per m², else footprint area); ``"points"``: equally per
         origin, or by ``weights`` (e.g. ``"population"``); ``"area"``: by the overlap area of
         origin polygons with each unit (points fall back to ``"points"``).
         A census point goes to the origin polygon containing it, else to the nearest origin.

@@ -213,8 +213,11 @@ def equity_table(
         raise InputDataError("access.equity_thresholds_min: empty; give at least one threshold")
     thresholds = sorted(float(t) for t in thresholds)
     rows: list[dict[str, Any]] = []
-    dist = origins[district_col].to_numpy(dtype=object) if district_col else None
-    dnames = sorted({str(x) for x in dist if x is not None and x == x}) if dist is not None else []
+    if district_col:
+        codes, uniques = pd.factorize(origins[district_col].astype("string"), sort=True)
+        dnames = [str(u) for u in uniques]
+    else:
+        codes, dnames = None, []
     for s in services:
         t = pd.to_numeric(origins[f"{time_prefix}{s}"], errors="coerce").to_numpy(
             dtype="float64", na_value=np.nan)
@@ -222,8 +225,8 @@ def equity_table(
             w = pd.to_numeric(origins[g], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
             w = np.where(np.isfinite(w) & (w > 0), w, 0.0)
             rows += _rows_for(t, w, thresholds, {"service": s, "group": g, "district": ALL})
-            for dn in dnames:
-                m = np.array([x is not None and x == x and str(x) == dn for x in dist])
+            for k, dn in enumerate(dnames):
+                m = codes == k
                 rows += _rows_for(t[m], w[m], thresholds, {"service": s, "group": g, "district": dn})
     cols = ["service", "group", "district", "threshold_min", "people", "people_within",
             "share_within", "share_beyond", "share_unreachable", "mean_min", "gini", "palma_ratio"]
