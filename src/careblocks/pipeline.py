@@ -415,26 +415,44 @@ def output_paths(config: Config, out_dir: Path | None) -> OutputPaths:
 
 
 def write_outputs(results: Results, paths: OutputPaths, *, reporter: Reporter = _quiet) -> list[Path]:
+    """Write the GeoPackage, map and report as one set.
+
+    Each file is first written under a hidden temporary name beside its target; only when all
+    of them are complete are they moved into place (``os.replace``), so a run that fails or
+    is interrupted while writing leaves the previous run's files as they were.
+    """
+    import os
+
     from careblocks.outputs.geopackage import write_geopackage
 
-    written: list[Path] = []
     cfg = results.config
     t0 = time.perf_counter()
     reporter("start", "outputs", "")
-    for p in (paths.gpkg, paths.map, paths.report):
-        if p is not None:
-            p.parent.mkdir(parents=True, exist_ok=True)
-    written.append(write_geopackage(results, paths.gpkg, crs=cfg.outputs.crs))
+    jobs: list[tuple[Path, Callable[[Path], Path]]] = [
+        (paths.gpkg, lambda p: write_geopackage(results, p, crs=cfg.outputs.crs))
+    ]
     if paths.map is not None:
         from careblocks.outputs.webmap import write_map
 
-        written.append(write_map(results, paths.map))
+        jobs.append((paths.map, lambda p: write_map(results, p)))
     if paths.report is not None:
         from careblocks.outputs.report import write_report
 
-        written.append(write_report(results, paths.report))
+        jobs.append((paths.report, lambda p: write_report(results, p)))
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for target, writer in jobs:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.stem}.{os.getpid()}.partial{target.suffix}")
+            writer(tmp)
+            staged.append((tmp, target))
+        for tmp, target in staged:
+            os.replace(tmp, target)
+    finally:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
     reporter("done", "outputs", f"{time.perf_counter() - t0:.1f} s")
-    return written
+    return [target for _, target in staged]
 
 
 def run(
