@@ -183,3 +183,80 @@ def python_range_raptor(tt, transfer_s, acc_stops, acc_s, departures_s, *, max_t
                         marked.add(q)
         result[di] = [(b - t) if b - t <= max_trip_s else INF for b in best]
     return result
+
+
+def write_feed(path, files: dict[str, str]):
+    """Write GTFS text tables (``{"stops.txt": "stop_id,...\\n..."}``) into a zip at ``path``.
+
+    For tests that build small feeds in code."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, text in files.items():
+            zf.writestr(name, text.strip() + "\n")
+    return path
+
+
+def random_feed(rng, stop_lonlat, *, n_routes=8, start_s=6 * 3600 + 1800, end_s=10 * 3600,
+                loops=True) -> dict[str, str]:
+    """A random feed over the given stop coordinates: routes with random stop sequences
+    (one visiting a stop twice when ``loops``), trips every few minutes with random run
+    and dwell times, some of them express trips that overtake the previous one."""
+
+    def hms(s):
+        return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+    n = len(stop_lonlat)
+    stops = ["stop_id,stop_name,stop_lat,stop_lon"] + [
+        f"s{i},Stop {i},{lat:.7f},{lon:.7f}" for i, (lon, lat) in enumerate(stop_lonlat)]
+    routes = ["route_id,route_short_name,route_type"]
+    trips = ["route_id,service_id,trip_id"]
+    st = ["trip_id,arrival_time,departure_time,stop_id,stop_sequence"]
+    for r in range(n_routes):
+        routes.append(f"r{r},R{r},{[3, 0, 1, 2, 1501][r % 5]}")
+        L = int(rng.integers(4, 11))
+        seq = list(rng.choice(n, size=L, replace=False))
+        if loops and r == 0:
+            seq.append(seq[1])
+        hops = rng.integers(60, 300, size=len(seq) - 1)
+        t = start_s + int(rng.integers(0, 600))
+        k = 0
+        while t < end_s:
+            speed = 0.5 if rng.random() < 0.2 else 1.0  # express trips overtake
+            trips.append(f"r{r},ALL,t{r}_{k}")
+            cur = t
+            for i, sid in enumerate(seq):
+                dwell = int(rng.integers(0, 40))
+                st.append(f"t{r}_{k},{hms(cur)},{hms(cur + dwell)},s{sid},{i + 1}")
+                cur += dwell
+                if i < len(hops):
+                    cur += int(hops[i] * speed)
+            t += int(rng.integers(120, 900))
+            k += 1
+    cal = ["service_id,monday,tuesday,wednesday,thursday,friday,saturday,sunday,start_date,end_date",
+           "ALL,1,1,1,1,1,1,1,20240101,20241231"]
+    return {"agency.txt": "agency_id,agency_name,agency_url,agency_timezone\nA,A,http://a.org,UTC",
+            "stops.txt": "\n".join(stops), "routes.txt": "\n".join(routes),
+            "trips.txt": "\n".join(trips), "stop_times.txt": "\n".join(st),
+            "calendar.txt": "\n".join(cal)}
+
+
+def grid_network(n: int = 12, spacing_m: float = 100.0, crs: str = "EPSG:32722",
+                 x0: float = 480000.0, y0: float = 6670000.0):
+    """A square street grid as a :class:`careblocks.network.WalkNetwork` (for tests)."""
+    from careblocks.network import WalkNetwork
+
+    idx = np.arange(n * n).reshape(n, n)
+    a = np.concatenate([idx[:, :-1].ravel(), idx[:-1, :].ravel()])
+    b = np.concatenate([idx[:, 1:].ravel(), idx[1:, :].ravel()])
+    src = np.concatenate([a, b])
+    dst = np.concatenate([b, a])
+    o = np.lexsort((dst, src))
+    src, dst = src[o], dst[o]
+    indptr = np.zeros(n * n + 1, np.int64)
+    np.cumsum(np.bincount(src, minlength=n * n), out=indptr[1:])
+    xx, yy = np.meshgrid(np.arange(n) * spacing_m + x0, np.arange(n) * spacing_m + y0)
+    return WalkNetwork(indptr=indptr, indices=dst.astype(np.int32),
+                       length_m=np.full(dst.size, spacing_m), x=xx.ravel().astype(np.float64),
+                       y=yy.ravel().astype(np.float64), node_id=np.arange(n * n, dtype=np.int64),
+                       crs=crs)

@@ -1,0 +1,166 @@
+"""Range-RAPTOR against an exhaustive reference on random feeds built in code, and the
+properties r5r checks (walk+transit never slower than walking, ordered percentiles, slower
+walking never faster, deterministic). Feeds: random routes over a 12 x 12 street grid
+(100 m blocks) written as GTFS text into a temporary zip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyproj
+import pytest
+
+from careblocks.config import TransitConfig
+from careblocks.io.gtfs import read_gtfs
+from careblocks.transit import build_timetable, transit_access
+from careblocks.transit.adapter import _access_legs
+from careblocks.transit.raptor import INF32, earliest_arrivals, range_raptor
+from careblocks.transit.reference import (
+    TripArrays,
+    brute_force_arrivals,
+    grid_network,
+    python_range_raptor,
+    random_feed,
+    write_feed,
+)
+
+SPEED = 4.8
+
+
+def _stop_coords(net, rng, n):
+    nodes = rng.choice(net.n_nodes, size=n, replace=False)
+    x = net.x[nodes] + rng.uniform(-30, 30, n)
+    y = net.y[nodes] + rng.uniform(-30, 30, n)
+    tf = pyproj.Transformer.from_crs(net.crs, "EPSG:4326", always_xy=True)
+    lon, lat = tf.transform(x, y)
+    return list(zip(lon, lat))
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    rng = np.random.default_rng(7)
+    net = grid_network()
+    feed = write_feed(tmp_path_factory.mktemp("gtfs") / "rand.zip",
+                      random_feed(rng, _stop_coords(net, rng, 40), n_routes=9))
+    tables, _ = read_gtfs([feed], "2024-03-13")
+    tt, stats = build_timetable(tables, net, speed_kmh=SPEED, max_transfer_walk_min=4.0)
+    return net, tables, tt, stats, feed
+
+
+@pytest.mark.parametrize("max_transfers", [0, 1, 4])
+def test_raptor_equals_brute_force(world, max_transfers):
+    net, tables, tt, stats, _ = world
+    assert stats["patterns_split_for_overtaking"] > 0  # the feed has overtaking express trips
+    tsec = tt.transfer_seconds(SPEED)
+    rng = np.random.default_rng(max_transfers)
+    origins = rng.choice(net.n_nodes, size=6, replace=False)
+    ptr, acc_stops, acc_s = _access_legs(net, tt, origins, np.full(6, 15.0), SPEED / 3.6, 600.0)
+    deps = np.arange(7 * 3600, 8 * 3600, 60, dtype=np.int32)
+    trips = TripArrays(tables, tt.stop_id)
+    max_trip = 3600
+    n_reached = 0
+    for o in range(6):
+        a, b = ptr[o], ptr[o + 1]
+        fast = earliest_arrivals(tt, tsec, acc_stops[a:b], acc_s[a:b], deps,
+                                 max_transfers=max_transfers, max_trip_s=max_trip)
+        ref, _ = brute_force_arrivals(trips, tt.transfer_ptr, tt.transfer_to, tsec,
+                                      acc_stops[a:b], acc_s[a:b], deps,
+                                      max_transfers=max_transfers, max_trip_s=max_trip)
+        np.testing.assert_array_equal(np.where(fast == INF32, -1, fast), np.where(ref >= INF32, -1, ref))
+        n_reached += int((ref < INF32).sum())
+    assert n_reached > 1000
+
+
+def test_more_transfers_never_later(world):
+    net, tables, tt, _, _ = world
+    tsec = tt.transfer_seconds(SPEED)
+    ptr, st, s = _access_legs(net, tt, np.array([70]), np.array([0.0]), SPEED / 3.6, 600.0)
+    deps = np.arange(7 * 3600, 8 * 3600, 60, dtype=np.int32)
+    prev = None
+    for k in range(4):
+        arr = earliest_arrivals(tt, tsec, st, s, deps, max_transfers=k, max_trip_s=3600).astype(np.int64)
+        if prev is not None:
+            assert (arr <= prev).all()
+        prev = arr
+
+
+def test_service_times_match_reference_and_python(world):
+    net, tables, tt, _, _ = world
+    tsec = tt.transfer_seconds(SPEED)
+    rng = np.random.default_rng(3)
+    egress = np.full((tt.n_stops, 2), INF32, np.int32)
+    for v in range(2):
+        pick = rng.choice(tt.n_stops, size=3, replace=False)
+        egress[pick, v] = rng.integers(0, 400, 3)
+    origins = np.array([5, 60, 131])
+    ptr, acc_stops, acc_s = _access_legs(net, tt, origins, np.zeros(3), SPEED / 3.6, 600.0)
+    deps = np.arange(7 * 3600, 7 * 3600 + 40 * 60, 60, dtype=np.int32)
+    secs = range_raptor(tt, tsec, ptr, acc_stops, acc_s, deps, max_transfers=2, max_trip_s=2700,
+                        egress_s=egress)
+    trips = TripArrays(tables, tt.stop_id)
+    for o in range(3):
+        a, b = ptr[o], ptr[o + 1]
+        _, ref = brute_force_arrivals(trips, tt.transfer_ptr, tt.transfer_to, tsec, acc_stops[a:b],
+                                      acc_s[a:b], deps, max_transfers=2, max_trip_s=2700,
+                                      egress_s=egress)
+        np.testing.assert_array_equal(secs[o].astype(np.int64), np.minimum(ref, INF32))
+        py = python_range_raptor(tt, tsec, acc_stops[a:b], acc_s[a:b], deps, max_transfers=2,
+                                 max_trip_s=2700, egress_s=egress)
+        np.testing.assert_array_equal(secs[o], np.array(py))
+    assert (secs < INF32).any()
+
+
+def _services(net):
+    return {"clinic": (np.array([3, 140]), np.array([10.0, 0.0])),
+            "school": (np.array([77]), np.array([25.0]))}
+
+
+def _cfg(feed, **kw):
+    base = dict(enabled=True, feeds=(feed,), date="2024-03-13", window_start="07:00",
+                window_end="08:00", percentiles=(10, 50, 90), max_walk_min=10.0,
+                max_transfer_walk_min=4.0, max_trip_min=60.0)
+    base.update(kw)
+    return TransitConfig(**base)
+
+
+def test_properties(world):
+    from careblocks.access import nearest_times
+
+    net, tables, tt, _, feed = world
+    cfg = _cfg(feed)
+    origins = np.arange(0, net.n_nodes, 3)
+    snap = np.full(origins.size, 12.0)
+    res = transit_access(net, tt, origins, snap, _services(net), cfg, speed_kmh=SPEED)
+    res2 = transit_access(net, tt, origins, snap, _services(net), cfg, speed_kmh=SPEED)
+    only = transit_access(net, tt, origins, snap, _services(net), cfg, speed_kmh=SPEED, include_walk=False)
+    w = net.edge_seconds(SPEED)
+    for name, (fn, fs) in _services(net).items():
+        r = res[name]
+        assert r.shape == (origins.size, 3)
+        np.testing.assert_array_equal(r, res2[name])  # deterministic
+        walk = (nearest_times(net.indptr, net.indices, w, fn, fs / (SPEED / 3.6))[origins]
+                + snap / (SPEED / 3.6)) / 60.0
+        walk = np.where(walk <= 60.0, walk, np.nan)
+        ok = ~np.isnan(walk)
+        assert (r[ok, 1] <= np.ceil(walk[ok] * 60) / 60 + 1e-9).all()  # never slower than walking
+        assert (np.nan_to_num(r[:, 0], nan=1e9) <= np.nan_to_num(r[:, 1], nan=1e9)).all()
+        assert (np.nan_to_num(r[:, 1], nan=1e9) <= np.nan_to_num(r[:, 2], nan=1e9)).all()
+        # transit alone helps somewhere, and where it is reported it is never below the combined
+        t_only = only[name][:, 1]
+        assert np.isfinite(t_only).any()
+        both = np.isfinite(t_only)
+        assert (r[both, 1] <= t_only[both] + 1e-9).all()
+
+
+def test_slower_walking_never_faster(world):
+    net, tables, _, _, feed = world
+    cfg = _cfg(feed)
+    origins = np.arange(1, net.n_nodes, 4)
+    snap = np.full(origins.size, 5.0)
+    prev = None
+    for speed in (5.5, 4.8, 3.6, 3.0):
+        tt, _ = build_timetable(tables, net, speed_kmh=speed, max_transfer_walk_min=4.0)
+        res = transit_access(net, tt, origins, snap, _services(net), cfg, speed_kmh=speed)
+        cur = np.concatenate([np.nan_to_num(v, nan=1e9) for v in res.values()])
+        if prev is not None:
+            assert (cur >= prev - 1e-9).all()
+        prev = cur
