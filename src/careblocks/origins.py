@@ -23,7 +23,9 @@
     one person per metre at the defaults: a rough estimate, so give ``population.total``.
 ``auto``
     ``layer`` when ``population.layer`` is set, else ``buildings`` when the OSM file has
-    residential buildings in the area, else ``streets``.
+    enough residential buildings in the area (at least 50 and one per 100 walk-network
+    nodes: a handful of mapped buildings in a roads-only extract would otherwise receive the
+    whole population), else ``streets``.
 
 When ``population.total`` is given, populations are scaled so that they sum to it (for every
 source). Origins with zero population are kept (the lead/pipeline may filter them); their
@@ -65,7 +67,18 @@ RESIDENTIAL_HIGHWAYS = ("residential", "living_street")
 FRONTAGE_M2_PER_M = 40.0
 MAX_LEVELS = 60.0
 
+#: ``auto`` uses buildings when at least this many residential buildings are mapped ...
+AUTO_MIN_BUILDINGS = 50
+#: ... and at least one per this many walk-network nodes (a few mapped buildings in a
+#: city-sized extract would otherwise receive its whole population)
+AUTO_NODES_PER_BUILDING = 100
+
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+
+
+def auto_min_buildings(n_nodes: int) -> int:
+    """How many residential buildings ``source = "auto"`` needs to use the buildings source."""
+    return max(AUTO_MIN_BUILDINGS, int(np.ceil(n_nodes / AUTO_NODES_PER_BUILDING)))
 
 
 def parse_levels(values, default: float) -> np.ndarray:
@@ -308,7 +321,17 @@ def load_origins(
                 "population.source = 'streets' or give population.layer"
             )
         if source is None:
-            source = "buildings" if buildings is not None and len(buildings) else "streets"
+            need = auto_min_buildings(network.n_nodes)
+            have = 0 if buildings is None else len(buildings)
+            source = "buildings" if have >= need else "streets"
+            if 0 < have < need:
+                warnings.warn(
+                    f"population: only {have} residential buildings are mapped (auto needs "
+                    f"{need} for this network), so residential street length is used; set "
+                    "population.source = 'buildings' to use them anyway",
+                    DataQualityWarning,
+                    stacklevel=2,
+                )
 
     if source == "layer":
         origins, st = _origins_from_layer(config, area_4326, bbox)

@@ -356,12 +356,20 @@ def numeric_column(
 
 
 def representative_xy(geoms: gpd.GeoSeries) -> tuple[np.ndarray, np.ndarray]:
-    """x, y of each geometry's point (itself for points, a representative point otherwise)."""
+    """x, y of each geometry's representative point.
+
+    Points are themselves; other geometries use their centroid when it lies inside them
+    (the centre of a hexagon or grid cell), else :func:`shapely.point_on_surface`.
+    """
     import shapely
 
     arr = geoms.to_numpy()
+    if len(arr) == 0:
+        return np.empty(0), np.empty(0)
     is_point = shapely.get_type_id(arr) == 0
-    pts = np.where(is_point, arr, shapely.point_on_surface(arr)) if len(arr) else arr
+    cent = shapely.centroid(arr)
+    ok = is_point | shapely.contains(arr, cent)
+    pts = np.where(is_point, arr, np.where(ok, cent, shapely.point_on_surface(arr)))
     return shapely.get_x(pts).astype(np.float64), shapely.get_y(pts).astype(np.float64)
 
 
