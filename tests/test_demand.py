@@ -352,6 +352,25 @@ def test_raster_zonal_sums(tmp_path):
     assert sums4326.sum() == pytest.approx(valid.sum())
 
 
+def test_census_raster_through_config(tmp_path):
+    arr = np.arange(100, dtype=float).reshape(10, 10)
+    tif = tmp_path / "worldpop.tif"
+    _write_tif(tif, arr)
+    x0, y0 = 700000.0, 940000.0
+    area = shapely.box(x0, y0 - 1000, x0 + 1000, y0 - 500)  # the lower half of the raster
+    # small building-like origins: most pixels hold no building centre -> nearest building
+    rng = np.random.default_rng(5)
+    xs, ys = rng.uniform(x0, x0 + 990, 40), rng.uniform(y0 - 990, y0 - 510, 40)
+    origins = gpd.GeoDataFrame({"origin_id": [str(i) for i in range(40)], "population": 1.0},
+                               geometry=shapely.box(xs, ys, xs + 8, ys + 8), crs=UTM_FREETOWN)
+    cfg = Config(census=CensusConfig(raster=tif, household_size=4.0))
+    out, st = census_to_origins(cfg, origins, area=area)
+    assert out[TOTAL].sum() == pytest.approx(arr[5:, :].sum())
+    assert out["households"].sum() == pytest.approx(arr[5:, :].sum() / 4)
+    assert st["source"] == "raster" and st["raster"]["pixels_to_nearest_origin"] > 0
+    assert st["groups_present"] == []
+
+
 def test_raster_bad_inputs(tmp_path):
     x0, y0 = 700000.0, 940000.0
     zones = gpd.GeoSeries([shapely.box(x0, y0 - 500, x0 + 500, y0)], crs=UTM_FREETOWN)

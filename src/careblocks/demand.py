@@ -563,6 +563,10 @@ def census_to_origins(config, origins, *, area: Any = None, area_4326: Any = Non
     """
     cfg: CensusConfig = config.census
     stats: dict[str, Any] = {"groups_present": [], "source": None}
+    src = cfg.raster if cfg.raster is not None else cfg.layer.path if cfg.layer is not None else None
+    if src is not None and cfg.optional and not Path(src).exists():
+        stats["skipped"] = f"census file {src} not found and census.optional = true"
+        return origins, stats
     if cfg.raster is not None:
         from careblocks.io.raster import zonal_sums
 
@@ -591,12 +595,12 @@ def census_to_origins(config, origins, *, area: Any = None, area_4326: Any = Non
 # --------------------------------------------------------------------------------------
 
 
-def _time_prefixes(origins, services) -> list[tuple[str, str]]:
-    out = []
-    for mode, prefix in (("walk", "walk_min_"), ("transit", "transit_min_"), ("best", "best_min_")):
-        if all(f"{prefix}{s}" in origins.columns for s in services):
-            out.append((mode, prefix))
-    return out
+def _time_columns(origins, services, profiles) -> list[tuple[str, str, str]]:
+    """(mode, prefix, suffix) of the travel-time columns present for every service."""
+    cands = [("walk", "walk_min_", "")]
+    cands += [(f"walk_{p}", "walk_min_", f"_{p}") for p in profiles]
+    cands += [("transit", "transit_min_", ""), ("best", "best_min_", "")]
+    return [c for c in cands if all(f"{c[1]}{s}{c[2]}" in origins.columns for s in services)]
 
 
 def run_demand_stage(ctx) -> None:
@@ -605,7 +609,8 @@ def run_demand_stage(ctx) -> None:
     Reads ``ctx.config``, ``ctx.origins`` (with access columns), ``ctx.area``,
     ``ctx.area_4326``. Sets ``ctx.origins`` (census columns, components and
     ``care_need_index`` added; ``district`` when a district layer is configured),
-    ``ctx.equity`` (long table, column ``mode`` = walk / transit / best), ``ctx.districts``
+    ``ctx.equity`` (long table, column ``mode`` = walk, walk_<profile>, transit, best),
+    ``ctx.districts``
     (district polygons with summed counts and the index, or None) and ``ctx.stats["demand"]``
     (allocation stats, groups present, care-index formula and weights).
     """
@@ -660,8 +665,8 @@ def run_demand_stage(ctx) -> None:
     services = list(cfg.service_names)
     eq_groups = [g for g in ("population", TOTAL, *groups) if g in origins.columns]
     tables = []
-    for mode, prefix in _time_prefixes(origins, services):
-        t = equity_table(origins, services, eq_groups, time_prefix=prefix,
+    for mode, prefix, suffix in _time_columns(origins, services, cfg.walk.profiles):
+        t = equity_table(origins, services, eq_groups, time_prefix=prefix, time_suffix=suffix,
                          thresholds=cfg.access.equity_thresholds_min, district_col=district_col)
         t.insert(0, "mode", mode)
         tables.append(t)

@@ -173,6 +173,7 @@ def equity_table(
     time_prefix: str = "walk_min_",
     thresholds: Sequence[float] = (10, 15, 20, 30),
     district_col: str | None = None,
+    time_suffix: str = "",
 ) -> pd.DataFrame:
     """Share of each care group within reach of each service, overall and per district.
 
@@ -191,6 +192,9 @@ def equity_table(
         Minutes.
     district_col
         Column of district names (see :func:`assign_districts`); adds per-district rows.
+    time_suffix
+        Appended to the time column name, e.g. ``"_stroller"`` for a walking profile
+        (``walk_min_<service>_stroller``).
 
     Returns
     -------
@@ -200,7 +204,7 @@ def equity_table(
         palma_ratio`` (the last three repeat over thresholds). See the module docstring for
         the definitions.
     """
-    need = [f"{time_prefix}{s}" for s in services] + list(groups)
+    need = [f"{time_prefix}{s}{time_suffix}" for s in services] + list(groups)
     if district_col:
         need.append(district_col)
     missing = [c for c in need if c not in origins.columns]
@@ -219,7 +223,7 @@ def equity_table(
     else:
         codes, dnames = None, []
     for s in services:
-        t = pd.to_numeric(origins[f"{time_prefix}{s}"], errors="coerce").to_numpy(
+        t = pd.to_numeric(origins[f"{time_prefix}{s}{time_suffix}"], errors="coerce").to_numpy(
             dtype="float64", na_value=np.nan)
         for g in groups:
             w = pd.to_numeric(origins[g], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
