@@ -123,9 +123,9 @@ def test_bad_counts_and_crs(tmp_path):
     )
     p = tmp_path / "bad.gpkg"
     pts.to_file(p)
-    with pytest.raises(InputDataError, match=r"bad\.gpkg.*'pop'.*non-numeric.*'x7'"):
+    with pytest.raises(InputDataError, match=r"census.total_column.*bad\.gpkg.*'pop'.*not numeric.*'x7'"):
         read_census(CensusConfig(layer=LayerRef(path=p), total_column="pop"))
-    with pytest.raises(InputDataError, match=r"bad\.gpkg.*'kids'.*negative"):
+    with pytest.raises(InputDataError, match=r"census.groups.children_under5.*bad\.gpkg.*'kids'.*negative"):
         read_census(CensusConfig(layer=LayerRef(path=p),
                                  groups=CensusGroups(children_under5="kids")))
     nocrs = tmp_path / "nocrs.gpkg"
@@ -298,6 +298,17 @@ def test_bogota_fontibon_published_total(data):
     bad = CensusConfig(layer=loca, name_column="LocNombre", published_totals={"FONTIBÓN X": 1.0})
     with pytest.raises(Exception, match="not found in column 'LocNombre'"):
         read_census(bad)
+
+
+def test_optional_census_missing_file(tmp_path, cbd):
+    buildings, area = cbd
+    cfg = Config(census=CensusConfig(layer=LayerRef(path=tmp_path / "absent.gpkg"),
+                                     total_column="pop", optional=True))
+    out, st = census_to_origins(cfg, buildings, area=area)
+    assert "skipped" in st and TOTAL not in out.columns
+    with pytest.raises(InputDataError, match="absent.gpkg.*not found"):
+        census_to_origins(Config(census=CensusConfig(layer=LayerRef(path=tmp_path / "absent.gpkg"),
+                                                     total_column="pop")), buildings, area=area)
 
 
 def test_config_toml_census_keys(tmp_path, data):

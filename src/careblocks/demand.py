@@ -62,63 +62,9 @@ CUT_WARN_SHARE = 0.001
 
 def _read_vector(ref: LayerRef, *, what: str, columns: list[str] | None = None,
                  bbox_4326: tuple[float, float, float, float] | None = None):
-    """Read a vector layer through ``careblocks.io.layers.read_vector`` when it exists."""
-    try:
-        from careblocks.io.layers import read_vector  # type: ignore[attr-defined]
-    except ImportError:
-        read_vector = None
-    if read_vector is not None:
-        return read_vector(ref, what=what, columns=columns, bbox_4326=bbox_4326)
-    return _read_vector_fallback(ref, what=what)  # pragma: no cover
+    from careblocks.io.layers import read_vector
 
-
-def _read_vector_fallback(ref: LayerRef, *, what: str):
-    # Minimal private reader, used until io.layers.read_vector lands.
-    import geopandas as gpd
-
-    path = Path(ref.path)
-    if not path.exists():
-        raise InputDataError(f"{what} {path}: file not found; check the path")
-    if path.suffix.lower() in (".csv", ".txt"):
-        df = pd.read_csv(path)
-        if ref.h3:
-            import h3
-            from shapely.geometry import Polygon
-
-            if ref.h3 not in df.columns:
-                raise MissingColumnError(
-                    f"{what} {path}: H3 column '{ref.h3}' not found; existing columns: "
-                    f"{', '.join(map(str, df.columns))}"
-                )
-            geoms = [Polygon([(lng, lat) for lat, lng in h3.cell_to_boundary(str(c))])
-                     for c in df[ref.h3]]
-            gdf = gpd.GeoDataFrame(df, geometry=geoms, crs="EPSG:4326")
-        elif ref.x and ref.y:
-            for c in (ref.x, ref.y):
-                if c not in df.columns:
-                    raise MissingColumnError(
-                        f"{what} {path}: coordinate column '{c}' not found; existing columns: "
-                        f"{', '.join(map(str, df.columns))}"
-                    )
-            gdf = gpd.GeoDataFrame(
-                df, geometry=gpd.points_from_xy(df[ref.x], df[ref.y]), crs=ref.crs or "EPSG:4326"
-            )
-        else:
-            raise ConfigError(f"{what}: {path.name} is a table; give x and y, or h3, columns")
-    else:
-        import pyogrio
-
-        gdf = pyogrio.read_dataframe(path, layer=ref.layer)
-        if ref.crs and gdf.crs is None:
-            gdf = gdf.set_crs(ref.crs)
-    if ref.where_column:
-        if ref.where_column not in gdf.columns:
-            raise MissingColumnError(
-                f"{what} {path}: where_column '{ref.where_column}' not found; existing columns: "
-                f"{', '.join(map(str, gdf.columns))}"
-            )
-        gdf = gdf[gdf[ref.where_column].astype(str).isin(ref.where_values)].copy()
-    return gdf
+    return read_vector(ref, what=what, columns=columns, bbox_4326=bbox_4326)
 
 
 def _mapping(cfg: CensusConfig) -> dict[str, str]:
@@ -145,30 +91,9 @@ def _key_of(canonical: str) -> str:
 
 def _numeric_counts(s: pd.Series, *, where: str, key: str) -> np.ndarray:
     """Counts as float64; non-numeric or negative values raise, blanks warn and become 0."""
-    num = pd.to_numeric(s, errors="coerce")
-    bad = num.isna() & s.notna() & (s.astype(str).str.strip() != "")
-    if bad.any():
-        first = s[bad].iloc[0]
-        raise InputDataError(
-            f"{where}: column '{s.name}' ({key}) has {int(bad.sum())} non-numeric values "
-            f"(e.g. {str(first)[:40]!r}); map a column of counts or clean the values"
-        )
-    vals = num.to_numpy(dtype="float64", na_value=np.nan)
-    if (vals < 0).any():
-        raise InputDataError(
-            f"{where}: column '{s.name}' ({key}) has {int((vals < 0).sum())} negative counts "
-            f"(min {np.nanmin(vals):g}); counts must be >= 0, fix the data or map another column"
-        )
-    blank = np.isnan(vals)
-    if blank.any():
-        warnings.warn(
-            f"{where}: column '{s.name}' ({key}) has {int(blank.sum())} empty values; "
-            "they are counted as 0",
-            DataQualityWarning,
-            stacklevel=3,
-        )
-        vals = np.where(blank, 0.0, vals)
-    return vals
+    from careblocks.io.layers import numeric_column
+
+    return numeric_column(s.to_frame(), str(s.name), what=f"census layer ({key})", path=where)
 
 
 def read_census(cfg: CensusConfig, *, area_4326: Any = None):
@@ -198,7 +123,8 @@ def read_census(cfg: CensusConfig, *, area_4326: Any = None):
     if cfg.layer is None:
         raise ConfigError("census.layer: no census layer configured; set census.layer or census.raster")
     ref = cfg.layer
-    where = f"census.layer {Path(ref.path)}" + (f" (layer {ref.layer})" if ref.layer else "")
+    fname = f"{Path(ref.path)}" + (f" (layer {ref.layer})" if ref.layer else "")
+    where = f"census layer (census.layer): {fname}"
     mapping = _mapping(cfg)
     bbox = tuple(area_4326.bounds) if area_4326 is not None else None
     gdf = _read_vector(ref, what="census layer (census.layer)", bbox_4326=bbox)
@@ -223,7 +149,7 @@ def read_census(cfg: CensusConfig, *, area_4326: Any = None):
             )
         out["census_name"] = gdf[cfg.name_column].astype(str).to_numpy()
     for canon, col in mapping.items():
-        out[canon] = _numeric_counts(gdf[col], where=where, key=_key_of(canon))
+        out[canon] = _numeric_counts(gdf[col], where=fname, key=_key_of(canon))
     if cfg.published_totals:
         if not cfg.name_column:
             raise ConfigError(
