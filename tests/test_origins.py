@@ -109,16 +109,29 @@ def test_porto_alegre_hex_population_kept_within_area(data, poa):
         "population": {"source": "layer", "layer": {"path": str(csv), "h3": "id"}, "column": "population"},
     })
     area = study_area(cfg)
-    out, stats, _ = _run(cfg, net, area=area)
+    out, stats, warns = _run(cfg, net, area=area)
     _check_contract(out, net)
     df = pd.read_csv(csv)
-    inside = df["lon"].between(bbox[0], bbox[2]) & df["lat"].between(bbox[1], bbox[3])
-    assert 0 < inside.sum() < len(df)
-    assert out["population"].sum() == pytest.approx(df.loc[inside, "population"].sum())
-    assert set(out["origin_id"]) == set(df.loc[inside, "id"])
-    assert (out.geom_type == "Polygon").all()
+    # whole cells: centre inside the bbox (the table's own lon/lat columns); cells across the
+    # edge are cut and apportioned by area, which gpd.clip recomputes here
+    import h3
+
+    cells = gpd.GeoDataFrame(
+        df, geometry=[shapely.Polygon([(b, a) for a, b in h3.cell_to_boundary(c)]) for c in df["id"]],
+        crs=4326).to_crs(net.crs)
+    box = gpd.GeoSeries([shapely.box(*bbox)], crs=4326).to_crs(net.crs).iloc[0]
+    share = cells.intersection(box).area / cells.area
+    expected = (df["population"] * share).sum()
+    assert out["population"].sum() == pytest.approx(expected)
+    whole = share > 1 - 1e-9
+    assert df.loc[whole, "population"].sum() < expected < df.loc[share > 0, "population"].sum()
+    assert set(out["origin_id"]) == set(df.loc[share > 0, "id"])
+    assert stats["population_cut"] == pytest.approx(df.loc[share > 0, "population"].sum() - expected)
+    assert any("apportioned by area" in w for w in warns)
+    assert out.geom_type.isin(["Polygon", "MultiPolygon"]).all()
+    assert (out.geometry.within(box.buffer(1e-6))).all()
     # cells without residents (jobs only) are kept and counted
-    assert stats["zero_population"] == int((df.loc[inside, "population"] == 0).sum()) > 0
+    assert stats["zero_population"] == int((df.loc[share > 0, "population"] == 0).sum()) > 0
 
 
 def test_helsinki_grid_polygons():
@@ -142,9 +155,10 @@ def test_helsinki_grid_polygons():
     hull = gpd.GeoSeries([shapely.convex_hull(shapely.multipoints(np.c_[net.x, net.y]))],
                          crs=net.crs).to_crs(4326).iloc[0]
     clipped, _, _ = _run(cfg, net, area=hull)
-    cells = raw.to_crs(net.crs).centroid.to_crs(4326)
-    assert len(clipped) == cells.within(hull).sum() < len(raw)
-    assert clipped["population"].sum() == pytest.approx(raw.loc[cells.within(hull), "population"].sum())
+    grid_m = raw.to_crs(net.crs)
+    share = grid_m.intersection(gpd.GeoSeries([hull], crs=4326).to_crs(net.crs).iloc[0]).area / grid_m.area
+    assert len(clipped) == (share > 0).sum() < len(raw)
+    assert clipped["population"].sum() == pytest.approx((raw["population"] * share).sum())
     assert clipped["snap_m"].max() < out["snap_m"].max()
 
 

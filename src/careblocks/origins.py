@@ -4,9 +4,11 @@
 
 ``layer``
     Points, polygons or H3 cells of ``population.layer`` with the count in
-    ``population.column``. A feature belongs to the study area when its representative point
-    lies inside it (features are kept whole, never cut, so the layer's total inside the area
-    is preserved; apportioning units cut by the boundary is the census model's job).
+    ``population.column``. Points (and lines) belong to the study area when their
+    representative point lies inside it; polygons inside it are kept whole, and polygons
+    crossing its boundary are cut to it with their population apportioned by area (a
+    warning says how many people fell outside). So the sum over origins is the layer's
+    population inside the area.
     ``origin_id`` is the ``id_column`` value, else the H3 cell id, else the feature's row.
 ``buildings``
     OSM residential buildings. A building is residential when ``building`` is one of
@@ -14,7 +16,9 @@
     use tags of :data:`~careblocks.io.osm_features.BUILDING_USE_TAGS` (amenity, shop,
     office, ...) and no non-residential ``landuse``. Population = footprint area (m2, in the
     working CRS) x levels (``building:levels``, else ``population.default_levels``, clamped
-    to 1..60) x ``population.persons_per_m2``. ``origin_id`` is ``way/<id>``.
+    to 1..60) x ``population.persons_per_m2``. Invalid footprints are repaired (make_valid);
+    ones under 4 m2 are dropped with a warning. ``origin_id`` is ``way/<id>`` or
+    ``relation/<id>``.
 ``streets``
     For areas without mapped buildings: residential street length
     (``highway=residential/living_street``). Each street segment gives half its length to
@@ -66,6 +70,8 @@ RESIDENTIAL_HIGHWAYS = ("residential", "living_street")
 #: floor area (m2) per metre of residential street in the ``streets`` estimate
 FRONTAGE_M2_PER_M = 40.0
 MAX_LEVELS = 60.0
+#: footprints smaller than this (m2) are broken ways, not homes
+MIN_FOOTPRINT_M2 = 4.0
 
 #: ``auto`` uses buildings when at least this many residential buildings are mapped ...
 AUTO_MIN_BUILDINGS = 50
@@ -128,7 +134,10 @@ def _scale(pop: np.ndarray, total: float | None, what: str) -> np.ndarray:
     return pop * (float(total) / s)
 
 
-def _origins_from_layer(config: Config, area_4326, bbox) -> tuple[gpd.GeoDataFrame, dict]:
+def _origins_from_layer(config: Config, area_4326, bbox, crs: str) -> tuple[gpd.GeoDataFrame, dict]:
+    import geopandas as gpd
+    import shapely
+
     pc = config.population
     ref = pc.layer
     what = "population layer (population.layer)"
@@ -138,13 +147,6 @@ def _origins_from_layer(config: Config, area_4326, bbox) -> tuple[gpd.GeoDataFra
         )
     gdf = read_vector(ref, what=what, columns=[pc.column, pc.id_column], bbox_4326=bbox)
     pop = numeric_column(gdf, pc.column, what=what, path=ref.path)
-    inside = within_area(gdf, area_4326)
-    if not inside.any():
-        raise EmptyResultError(
-            f"{what}: {ref.path}: no feature lies inside the study area; check the layer "
-            "covers study.boundary / study.bbox"
-        )
-    gdf, pop = gdf[inside], pop[inside]
     if pc.id_column:
         ids = gdf[pc.id_column].astype("string").str.strip()
         if ids.isna().any() or ids.duplicated().any():
@@ -158,7 +160,51 @@ def _origins_from_layer(config: Config, area_4326, bbox) -> tuple[gpd.GeoDataFra
         ids = gdf[ref.h3].astype(str).str.strip().to_numpy(dtype=object)
     else:
         ids = np.array([str(r) for r in gdf.index], dtype=object)
-    return _make(ids, pop, gdf.geometry), {"source": "layer", "features_outside": int((~inside).sum())}
+    geoms = gdf.to_crs(crs).geometry.to_numpy()
+    stats: dict[str, Any] = {"source": "layer", "features_read": len(gdf), "population_cut": 0.0}
+    if area_4326 is not None:
+        area = gpd.GeoSeries([area_4326], crs="EPSG:4326").to_crs(crs).iloc[0]
+        shapely.prepare(area)
+        polygonal = np.isin(shapely.get_type_id(geoms), (3, 6))
+        keep = np.zeros(len(geoms), dtype=bool)
+        share = np.ones(len(geoms))
+        # points (and lines): by their representative point
+        others = ~polygonal
+        if others.any():
+            x, y = representative_xy(gpd.GeoSeries(geoms[others]))
+            keep[others] = shapely.contains_xy(area, x, y)
+        # polygons: whole when inside, cut and apportioned by area when on the boundary
+        inside = polygonal & shapely.contains(area, geoms)
+        keep |= inside
+        edge = polygonal & ~inside & shapely.intersects(area, geoms)
+        if edge.any():
+            full = shapely.make_valid(geoms[edge])
+            cut = shapely.intersection(full, area)
+            a_full = shapely.area(full)
+            frac = np.where(a_full > 0, shapely.area(cut) / np.where(a_full > 0, a_full, 1.0), 0.0)
+            share[edge] = np.clip(frac, 0.0, 1.0)
+            geoms[edge] = cut
+            keep[edge] = share[edge] > 0
+        if not keep.any():
+            raise EmptyResultError(
+                f"{what}: {ref.path}: no feature lies inside the study area; check the layer "
+                "covers study.boundary / study.bbox"
+            )
+        before = float(pop[keep].sum())
+        pop = pop * share
+        stats["population_cut"] = before - float(pop[keep].sum())
+        stats["features_cut"] = int((keep & (share < 1)).sum())
+        if stats["population_cut"] > 1e-9 * max(before, 1.0):
+            warnings.warn(
+                f"{what}: {stats['features_cut']} features cross the study-area boundary; their "
+                f"population was apportioned by area ({stats['population_cut']:,.0f} of "
+                f"{before:,.0f} people fall outside and were cut)",
+                DataQualityWarning,
+                stacklevel=3,
+            )
+        geoms, pop, ids = geoms[keep], pop[keep], ids[keep]
+        stats["features_outside"] = int((~keep).sum())
+    return _make(ids, pop, gpd.GeoSeries(geoms, crs=crs)), stats
 
 
 def _make(ids, pop, geometry) -> gpd.GeoDataFrame:
@@ -181,16 +227,39 @@ def _read_buildings(osm_path, area_4326, bbox) -> gpd.GeoDataFrame:
     return b[within_area(b, area_4326)]
 
 
+def _polygonal(g):
+    import shapely
+
+    parts = [p for p in shapely.get_parts(g) if p.geom_type in ("Polygon", "MultiPolygon")]
+    return shapely.union_all(parts) if parts else shapely.Polygon()
+
+
 def _origins_from_buildings(config: Config, buildings: gpd.GeoDataFrame, crs: str) -> tuple[gpd.GeoDataFrame, dict]:
+    import geopandas as gpd
+    import shapely
+
     pc = config.population
-    proj = buildings.to_crs(crs)
-    area = proj.geometry.area.to_numpy(dtype=np.float64)
+    geoms = buildings.to_crs(crs).geometry.to_numpy()
+    bad = ~shapely.is_valid(geoms)
+    if bad.any():  # e.g. ways cut at the extract border by the PBF reader
+        geoms[bad] = [_polygonal(g) for g in shapely.make_valid(geoms[bad])]
+    area = shapely.area(geoms).astype(np.float64)
+    tiny = area < MIN_FOOTPRINT_M2
+    if tiny.any():
+        warnings.warn(
+            f"population (buildings): {int(tiny.sum())} OSM residential buildings with a broken "
+            f"or empty footprint (< {MIN_FOOTPRINT_M2:g} m2) dropped",
+            DataQualityWarning,
+            stacklevel=3,
+        )
+        buildings, geoms, area = buildings[~tiny], geoms[~tiny], area[~tiny]
     levels = parse_levels(buildings["building:levels"].to_numpy(dtype=object), pc.default_levels)
     pop = area * levels * float(pc.persons_per_m2)
     ids = [f"{t}/{i}" for t, i in zip(buildings["osm_type"], buildings["osm_id"])]
-    return _make(ids, pop, proj.geometry), {
+    return _make(ids, pop, gpd.GeoSeries(geoms, crs=crs)), {
         "source": "buildings",
         "buildings": len(buildings),
+        "broken_footprints": int(tiny.sum()),
         "floor_area_m2": float((area * levels).sum()),
         "levels_tagged": int(buildings["building:levels"].notna().sum()),
     }
@@ -334,8 +403,7 @@ def load_origins(
                 )
 
     if source == "layer":
-        origins, st = _origins_from_layer(config, area_4326, bbox)
-        origins = origins.to_crs(crs)
+        origins, st = _origins_from_layer(config, area_4326, bbox, crs)
     elif source == "buildings":
         origins, st = _origins_from_buildings(config, buildings, crs)
     else:

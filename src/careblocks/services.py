@@ -306,9 +306,11 @@ def load_services(
             st["count"] = 0
             stats["services"][name] = st
             stats["gaps"].append(name)
+            looked = ", ".join(f"{k} 0" for k in by_source) or "no source"
             warnings.warn(
-                f"services.{name}: no {svc.label or name} facilities in the study area; it is "
-                "reported as a gap (check osm_tags or add services." + name + ".layers)",
+                f"services.{name}: no {svc.label or name} facilities in the study area "
+                f"({looked}); it is reported as a gap (check osm_tags, the layers' "
+                f"where_values, or add services.{name}.layers)",
                 DataQualityWarning,
                 stacklevel=2,
             )

@@ -97,7 +97,7 @@ def read_vector(
         Keep only features intersecting this ``(min_lon, min_lat, max_lon, max_lat)`` box.
     allow_empty
         Return an empty frame instead of raising :class:`EmptyResultError` when nothing is
-        left after the bbox filter (a ``where`` filter that matches nothing always raises).
+        left after the bbox or ``where`` filters (services: a gap, not an error).
 
     Returns
     -------
@@ -117,7 +117,7 @@ def read_vector(
         gdf = _read_ogr(path, opts, what=what, need=need, bbox_4326=bbox_4326)
     else:
         gdf = _read_table(path, opts, what=what, need=need, bbox_4326=bbox_4326)
-    gdf = _apply_where(gdf, opts, what=what, path=path)
+    gdf = _apply_where(gdf, opts, what=what, path=path, allow_empty=allow_empty)
     gdf = _drop_bad_geometries(gdf, what=what, path=path)
     if len(gdf) == 0 and not allow_empty:
         where = " inside the study area" if bbox_4326 is not None else ""
@@ -272,7 +272,9 @@ def _check_columns(need: Sequence[str], have: Sequence[str], *, what: str, path:
             )
 
 
-def _apply_where(gdf: gpd.GeoDataFrame, opts: dict, *, what: str, path: Path) -> gpd.GeoDataFrame:
+def _apply_where(
+    gdf: gpd.GeoDataFrame, opts: dict, *, what: str, path: Path, allow_empty: bool = False
+) -> gpd.GeoDataFrame:
     col = opts.get("where_column")
     values = tuple(opts.get("where_values") or ())
     if not col:
@@ -281,7 +283,7 @@ def _apply_where(gdf: gpd.GeoDataFrame, opts: dict, *, what: str, path: Path) ->
         raise ConfigError(f"{what}: where_column '{col}' is set but where_values is empty; list the values to keep")
     text = gdf[col].astype("string").str.strip()
     keep = text.isin([str(v) for v in values])
-    if len(gdf) and not keep.any():
+    if len(gdf) and not keep.any() and not allow_empty:
         present = sorted(set(text.dropna().tolist()))
         raise EmptyResultError(
             f"{what}: {path}: no rows where '{col}' is one of {list(values)}; "
