@@ -51,7 +51,8 @@ __all__ = [
 GROUPS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(CensusGroups))
 TOTAL = "census_total"
 HOUSEHOLDS = "households"
-#: a warning is raised when more than this share of a column's census total is cut by the area
+#: a warning is raised when the people cut from units partly outside the area exceed this share
+#: of the people kept plus cut
 CUT_WARN_SHARE = 0.001
 
 
@@ -310,7 +311,6 @@ def allocate_census(
         per column, units partly outside, units without an origin (sent whole to the nearest
         origin), origins outside every unit.
     """
-    import geopandas as gpd
     import shapely
 
     if origins.crs is None or census.crs is None:
@@ -337,7 +337,6 @@ def allocate_census(
     u_geom = census.geometry.to_numpy()
     u_poly = np.isin(shapely.get_type_id(u_geom), (3, 6))
     counts = census[columns].to_numpy(dtype="float64")
-    full = counts.sum(axis=0)
 
     # share of each unit inside the area
     if area is not None:
@@ -361,9 +360,10 @@ def allocate_census(
             "census.layer: no census unit overlaps the study area; use a census layer of this "
             "area or fix the study boundary/bbox"
         )
+    outside = counts[~keep].sum(axis=0)
     u_geom, inside_geom, frac, u_poly = u_geom[keep], inside_geom[keep], frac[keep], u_poly[keep]
     kept = counts[keep] * frac[:, None]
-    cut = full - kept.sum(axis=0)
+    cut = counts[keep].sum(axis=0) - kept.sum(axis=0)  # from units partly outside
     n_u = len(u_geom)
 
     eff_method = method
@@ -427,19 +427,21 @@ def allocate_census(
         "n_origins_outside_units": int((~covered).sum()),
         "kept": {c: float(v) for c, v in zip(columns, kept.sum(axis=0), strict=True)},
         "cut": {c: float(v) for c, v in zip(columns, cut, strict=True)},
+        "outside": {c: float(v) for c, v in zip(columns, outside, strict=True)},
         "to_nearest_origin": {c: float(v) for c, v in zip(columns, kept[lone].sum(axis=0), strict=True)},
     }
     if method != eff_method:
         stats["note"] = "origins are points: allocate_by='area' used equal shares per point"
     ref_col = TOTAL if TOTAL in columns else columns[0] if columns else None
-    if ref_col is not None and full[columns.index(ref_col)] > 0:
+    if ref_col is not None and partial:
         j = columns.index(ref_col)
-        share = cut[j] / full[j]
-        if share > CUT_WARN_SHARE and partial:
+        straddling = float(counts[keep][(frac < 1), j].sum())
+        share = cut[j] / straddling if straddling > 0 else 0.0
+        if cut[j] > CUT_WARN_SHARE * (kept[:, j].sum() + cut[j]):
             warnings.warn(
                 f"census.layer: {partial} census units extend beyond the study area; "
-                f"{cut[j]:,.0f} of {full[j]:,.0f} in '{ref_col}' ({share:.1%}) were cut by area "
-                "share (units wholly outside dropped)",
+                f"{cut[j]:,.0f} of their {straddling:,.0f} in '{ref_col}' ({share:.1%}) lie "
+                f"outside by area share and were cut ({kept[:, j].sum():,.0f} kept in the area)",
                 DataQualityWarning,
                 stacklevel=2,
             )
@@ -455,7 +457,6 @@ def allocate_census(
             f"{int(lone.sum())} census units inside the area contain no origin; their counts "
             "went whole to the nearest origin"
         )
-    del gpd
     return out, stats
 
 
