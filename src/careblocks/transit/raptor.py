@@ -160,7 +160,8 @@ def _range_raptor(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, a
             out[di, v] = tt if tt <= max_trip_s else INF32
         if record:
             for s in range(n_stops):
-                stop_out[di, s] = tau[n_rounds, s]
+                a = tau[n_rounds, s]
+                stop_out[di, s] = a if a <= limit else INF32
 
 
 @njit(parallel=True, cache=True)
