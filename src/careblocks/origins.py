@@ -56,16 +56,43 @@ if TYPE_CHECKING:
 
 COLUMNS = ["origin_id", "population", "node", "snap_m", "geometry"]
 
-RESIDENTIAL_BUILDINGS = frozenset({
-    "residential", "house", "apartments", "detached", "terrace", "semidetached_house",
-    "bungalow", "dormitory", "farm", "cabin", "static_caravan", "houseboat", "hut", "ger",
-    "stilt_house", "trullo",
-})
+RESIDENTIAL_BUILDINGS = frozenset(
+    {
+        "residential",
+        "house",
+        "apartments",
+        "detached",
+        "terrace",
+        "semidetached_house",
+        "bungalow",
+        "dormitory",
+        "farm",
+        "cabin",
+        "static_caravan",
+        "houseboat",
+        "hut",
+        "ger",
+        "stilt_house",
+        "trullo",
+    }
+)
 GENERIC_BUILDINGS = frozenset({"yes"})
-NON_RESIDENTIAL_LANDUSE = frozenset({
-    "commercial", "industrial", "retail", "military", "railway", "religious", "education",
-    "institutional", "port", "garages", "construction", "farmyard",
-})
+NON_RESIDENTIAL_LANDUSE = frozenset(
+    {
+        "commercial",
+        "industrial",
+        "retail",
+        "military",
+        "railway",
+        "religious",
+        "education",
+        "institutional",
+        "port",
+        "garages",
+        "construction",
+        "farmyard",
+    }
+)
 RESIDENTIAL_HIGHWAYS = ("residential", "living_street")
 #: floor area (m2) per metre of residential street in the ``streets`` estimate
 FRONTAGE_M2_PER_M = 40.0
@@ -211,7 +238,10 @@ def _make(ids, pop, geometry) -> gpd.GeoDataFrame:
     import geopandas as gpd
 
     return gpd.GeoDataFrame(
-        {"origin_id": np.asarray(ids, dtype=object), "population": np.asarray(pop, dtype=np.float64)},
+        {
+            "origin_id": np.asarray(ids, dtype=object),
+            "population": np.asarray(pop, dtype=np.float64),
+        },
         geometry=gpd.GeoSeries(np.asarray(geometry), crs=geometry.crs),
         crs=geometry.crs,
     )
@@ -234,7 +264,9 @@ def _polygonal(g):
     return shapely.union_all(parts) if parts else shapely.Polygon()
 
 
-def _origins_from_buildings(config: Config, buildings: gpd.GeoDataFrame, crs: str) -> tuple[gpd.GeoDataFrame, dict]:
+def _origins_from_buildings(
+    config: Config, buildings: gpd.GeoDataFrame, crs: str
+) -> tuple[gpd.GeoDataFrame, dict]:
     import geopandas as gpd
     import shapely
 
@@ -255,7 +287,7 @@ def _origins_from_buildings(config: Config, buildings: gpd.GeoDataFrame, crs: st
         buildings, geoms, area = buildings[~tiny], geoms[~tiny], area[~tiny]
     levels = parse_levels(buildings["building:levels"].to_numpy(dtype=object), pc.default_levels)
     pop = area * levels * float(pc.persons_per_m2)
-    ids = [f"{t}/{i}" for t, i in zip(buildings["osm_type"], buildings["osm_id"])]
+    ids = [f"{t}/{i}" for t, i in zip(buildings["osm_type"], buildings["osm_id"], strict=True)]
     return _make(ids, pop, gpd.GeoSeries(geoms, crs=crs)), {
         "source": "buildings",
         "buildings": len(buildings),
@@ -308,17 +340,24 @@ def _origins_from_streets(
     geoms = proj.geometry.to_numpy()
     first = shapely.get_point(geoms, 0)
     last = shapely.get_point(geoms, -1)
-    ends = pd.DataFrame({
-        "node": np.concatenate([res["u"].to_numpy(np.int64), res["v"].to_numpy(np.int64)]),
-        "x": np.concatenate([shapely.get_x(first), shapely.get_x(last)]),
-        "y": np.concatenate([shapely.get_y(first), shapely.get_y(last)]),
-        "m": np.concatenate([length, length]) / 2.0,
-    })
+    ends = pd.DataFrame(
+        {
+            "node": np.concatenate([res["u"].to_numpy(np.int64), res["v"].to_numpy(np.int64)]),
+            "x": np.concatenate([shapely.get_x(first), shapely.get_x(last)]),
+            "y": np.concatenate([shapely.get_y(first), shapely.get_y(last)]),
+            "m": np.concatenate([length, length]) / 2.0,
+        }
+    )
     agg = ends.groupby("node", sort=True).agg(x=("x", "first"), y=("y", "first"), m=("m", "sum"))
     pts = gpd.GeoSeries(gpd.points_from_xy(agg["x"], agg["y"]), crs=crs)
     inside = within_area(gpd.GeoDataFrame(geometry=pts), area_4326)
     agg, pts = agg[inside], pts[inside]
-    pop = agg["m"].to_numpy() * FRONTAGE_M2_PER_M * float(pc.default_levels) * float(pc.persons_per_m2)
+    pop = (
+        agg["m"].to_numpy()
+        * FRONTAGE_M2_PER_M
+        * float(pc.default_levels)
+        * float(pc.persons_per_m2)
+    )
     ids = [f"node/{n}" for n in agg.index]
     warnings.warn(
         "population from residential street length is a rough estimate (about one person per "
@@ -416,7 +455,9 @@ def load_origins(
         )
     if pc.total is not None:
         st["population_before_scaling"] = float(origins["population"].sum())
-    origins["population"] = _scale(origins["population"].to_numpy(np.float64), pc.total, f"population ({source})")
+    origins["population"] = _scale(
+        origins["population"].to_numpy(np.float64), pc.total, f"population ({source})"
+    )
 
     x, y = representative_xy(origins.geometry)
     node, dist = network.snap(x, y)

@@ -43,7 +43,17 @@ if TYPE_CHECKING:
     from careblocks.config import Config, ServiceConfig, ServiceLayer
     from careblocks.network import WalkNetwork
 
-COLUMNS = ["service_id", "service", "name", "source", "category", "capacity", "node", "snap_m", "geometry"]
+COLUMNS = [
+    "service_id",
+    "service",
+    "name",
+    "source",
+    "category",
+    "capacity",
+    "node",
+    "snap_m",
+    "geometry",
+]
 
 
 def osm_tag_union(config: Config) -> dict[str, Any]:
@@ -89,13 +99,15 @@ def _frame(rows: dict[str, Any], geometry, crs) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geometry, crs=crs), crs=crs)
 
 
-def _osm_service(name: str, svc: ServiceConfig, pois: gpd.GeoDataFrame, area_4326) -> gpd.GeoDataFrame:
+def _osm_service(
+    name: str, svc: ServiceConfig, pois: gpd.GeoDataFrame, area_4326
+) -> gpd.GeoDataFrame:
     import pandas as pd
 
     mask, category = _osm_match(pois, svc.osm_tags)
     mask &= within_area(pois, area_4326)
     sel = pois[mask]
-    ids = [f"{name}:osm:{t}/{i}" for t, i in zip(sel["osm_type"], sel["osm_id"])]
+    ids = [f"{name}:osm:{t}/{i}" for t, i in zip(sel["osm_type"], sel["osm_id"], strict=True)]
     return _frame(
         {
             "service_id": ids,
@@ -129,7 +141,10 @@ def _layer_service(
     what = f"services.{name}.layers[{i}]"
     label = layer_label(layer)
     gdf = read_vector(
-        layer, what=what, columns=[layer.name_column, layer.count_column], bbox_4326=bbox,
+        layer,
+        what=what,
+        columns=[layer.name_column, layer.count_column],
+        bbox_4326=bbox,
         allow_empty=True,
     )
     capacity = np.full(len(gdf), np.nan)
@@ -210,7 +225,9 @@ def dedupe_pairs(
     return np.asarray(keep, np.int64), np.asarray(drop, np.int64)
 
 
-def _dedupe(gdf: gpd.GeoDataFrame, rank: np.ndarray, distance_m: float) -> tuple[gpd.GeoDataFrame, int]:
+def _dedupe(
+    gdf: gpd.GeoDataFrame, rank: np.ndarray, distance_m: float
+) -> tuple[gpd.GeoDataFrame, int]:
     x, y = gdf.geometry.x.to_numpy(), gdf.geometry.y.to_numpy()
     keep, drop = dedupe_pairs(np.column_stack([x, y]), rank, distance_m)
     if len(drop) == 0:
@@ -218,7 +235,7 @@ def _dedupe(gdf: gpd.GeoDataFrame, rank: np.ndarray, distance_m: float) -> tuple
     gdf = gdf.copy()
     names = gdf["name"].to_numpy(dtype=object)
     caps = gdf["capacity"].to_numpy(dtype=float)
-    for i, j in zip(keep, drop):
+    for i, j in zip(keep, drop, strict=True):
         if names[i] is None and names[j] is not None:
             names[i] = names[j]
         if np.isnan(caps[i]) and not np.isnan(caps[j]):
@@ -297,7 +314,9 @@ def load_services(
                 label = f"{label}#{i}"
                 part["source"] = label
                 part["category"] = label
-                part["service_id"] = [f"{name}:{label}:{s.rsplit(':', 1)[1]}" for s in part["service_id"]]
+                part["service_id"] = [
+                    f"{name}:{label}:{s.rsplit(':', 1)[1]}" for s in part["service_id"]
+                ]
             parts.append(part)
             by_source[label] = len(part)
         parts = [p for p in parts if len(p)]
@@ -345,7 +364,9 @@ def load_services(
         out = pd.concat(frames, ignore_index=True)
         out = gpd.GeoDataFrame(out, geometry="geometry", crs=crs)
     else:
-        out = gpd.GeoDataFrame({c: [] for c in COLUMNS[:-1]}, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
+        out = gpd.GeoDataFrame(
+            {c: [] for c in COLUMNS[:-1]}, geometry=gpd.GeoSeries([], crs=crs), crs=crs
+        )
     out["capacity"] = out["capacity"].astype("float64")
     out["node"] = out["node"].astype("int64")
     out["snap_m"] = out["snap_m"].astype("float64")

@@ -38,7 +38,13 @@ if TYPE_CHECKING:
 VECTOR_SUFFIXES = (".gpkg", ".shp", ".geojson", ".json", ".fgb", ".gml", ".kml", ".gpx", ".sqlite")
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt")
 #: coordinate column pairs recognised in CSV tables when ``x``/``y`` are not given
-_XY_GUESSES = (("lon", "lat"), ("longitude", "latitude"), ("lng", "lat"), ("x", "y"), ("long", "lat"))
+_XY_GUESSES = (
+    ("lon", "lat"),
+    ("longitude", "latitude"),
+    ("lng", "lat"),
+    ("x", "y"),
+    ("long", "lat"),
+)
 
 _CRS_FIX = 'set the layer\'s CRS in QGIS or give `crs = "EPSG:xxxx"` in the config'
 
@@ -147,7 +153,7 @@ def _read_ogr(path: Path, opts: dict, *, what: str, need: list[str], bbox_4326) 
     if layer is None and len(layers) > 1:
         raise InputDataError(
             f"{what}: {path} has {len(layers)} layers ({_fmt_list(layers)}); "
-            "choose one with `layer = \"...\"` in the config"
+            'choose one with `layer = "..."` in the config'
         )
     layer = layer or (layers[0] if layers else None)
     info = pyogrio.read_info(path, layer=layer)
@@ -172,7 +178,9 @@ def _read_ogr(path: Path, opts: dict, *, what: str, need: list[str], bbox_4326) 
     return gdf
 
 
-def _read_table(path: Path, opts: dict, *, what: str, need: list[str], bbox_4326) -> gpd.GeoDataFrame:
+def _read_table(
+    path: Path, opts: dict, *, what: str, need: list[str], bbox_4326
+) -> gpd.GeoDataFrame:
     import geopandas as gpd
     import pandas as pd
 
@@ -263,7 +271,9 @@ def _bbox_in(bbox_4326: tuple[float, float, float, float], crs: Any) -> tuple[fl
     return tuple(t.transform_bounds(*bbox_4326, densify_pts=21))
 
 
-def _check_columns(need: Sequence[str], have: Sequence[str], *, what: str, path: Path, layer=None) -> None:
+def _check_columns(
+    need: Sequence[str], have: Sequence[str], *, what: str, path: Path, layer=None
+) -> None:
     for col in need:
         if col not in have:
             where = f"{path}" + (f" (layer '{layer}')" if layer else "")
@@ -280,7 +290,9 @@ def _apply_where(
     if not col:
         return gdf
     if not values:
-        raise ConfigError(f"{what}: where_column '{col}' is set but where_values is empty; list the values to keep")
+        raise ConfigError(
+            f"{what}: where_column '{col}' is set but where_values is empty; list the values to keep"
+        )
     text = gdf[col].astype("string").str.strip()
     keep = text.isin([str(v) for v in values])
     if len(gdf) and not keep.any() and not allow_empty:
@@ -347,7 +359,9 @@ def numeric_column(
         )
         arr = np.where(missing, 0.0, arr)
     if not np.isfinite(arr).all():
-        raise InputDataError(f"{what}: {path}: column '{column}' holds infinite values; fix them in the data")
+        raise InputDataError(
+            f"{what}: {path}: column '{column}' holds infinite values; fix them in the data"
+        )
     if not allow_negative and (arr < 0).any():
         n = int((arr < 0).sum())
         raise InputDataError(

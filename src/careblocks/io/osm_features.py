@@ -28,8 +28,20 @@ BBox = tuple[float, float, float, float]
 XML_SUFFIXES = (".osm", ".xml", ".osm.gz", ".xml.gz", ".osm.bz2", ".xml.bz2")
 #: tags read with buildings: the ones that tell a residential building from another use
 BUILDING_USE_TAGS = (
-    "amenity", "shop", "office", "craft", "tourism", "leisure", "healthcare", "industrial",
-    "man_made", "public_transport", "religion", "military", "emergency", "sport",
+    "amenity",
+    "shop",
+    "office",
+    "craft",
+    "tourism",
+    "leisure",
+    "healthcare",
+    "industrial",
+    "man_made",
+    "public_transport",
+    "religion",
+    "military",
+    "emergency",
+    "sport",
 )
 
 
@@ -119,8 +131,10 @@ def _normalise(raw: gpd.GeoDataFrame, keys: Sequence[str], bbox: BBox | None) ->
         df = df.reset_index(drop=True).rename(columns={"id": "osm_id"})
     out = pd.DataFrame(index=df.index)
     out["osm_id"] = pd.to_numeric(df["osm_id"], errors="coerce").fillna(-1).astype("int64")
-    out["osm_type"] = df["osm_type"].astype("string") if "osm_type" in df else pd.Series(
-        "node", index=df.index, dtype="string"
+    out["osm_type"] = (
+        df["osm_type"].astype("string")
+        if "osm_type" in df
+        else pd.Series("node", index=df.index, dtype="string")
     )
     for key in ("name", *keys):
         if key in out:
@@ -141,7 +155,9 @@ def _normalise(raw: gpd.GeoDataFrame, keys: Sequence[str], bbox: BBox | None) ->
     return gdf.reset_index(drop=True)
 
 
-def _osmnx_features(path: Path, tags: Mapping[str, Any], bbox: BBox | None) -> gpd.GeoDataFrame | None:
+def _osmnx_features(
+    path: Path, tags: Mapping[str, Any], bbox: BBox | None
+) -> gpd.GeoDataFrame | None:
     import osmnx
     import shapely
     from osmnx._errors import InsufficientResponseError
