@@ -251,6 +251,10 @@ class SitesConfig:
     offers: tuple[str, ...] = SERVICE_TYPES
     weights: dict[str, float] = field(default_factory=dict)
     use_transit: bool = False
+    #: current one-way minutes are capped at this when counting caregiver hours returned
+    current_time_cap_min: float = 60.0
+    #: time limit of the exact MILP (seconds); when hit, the better of MILP and greedy is kept
+    time_limit_s: float = 120.0
 
 
 @dataclass(frozen=True)

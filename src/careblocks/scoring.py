@@ -1,0 +1,622 @@
+"""Score candidate Care Block sites: catchments, explainable components, score and rank.
+
+Catchments are a sparse coverage matrix (candidates x origins, data = seconds), built from
+ONE pass of bounded searches from the candidates' nodes (:func:`careblocks.access.reach_sparse`,
+the candidate's snap leg as the start offset) followed by a gather from reached nodes to the
+origins snapped there, adding each origin's own snap leg. Nothing dense of size
+candidates x nodes is ever built. See ``docs/site_selection.md`` for every formula.
+
+Components (one column each; ``<s>`` is each service the block offers, ``sites.offers``):
+
+- ``population_covered``: people within T of the candidate; ``<group>_covered`` for each care
+  group on the origins (``children_under5``, ``older_60plus``, ...); ``need_covered`` =
+  sum of population x ``care_need_index`` when the origins carry the index.
+- ``demand_covered``: ``need_covered`` when present, else ``population_covered`` (the
+  component that enters the score).
+- ``gap_closed_<s>``: people within T of the candidate who today are beyond T of service
+  ``<s>`` (``walk_min_<s>`` > T or unreachable); ``gap_closed`` is the sum over services
+  (person-services).
+- ``colocated_<s>``: existing facilities of ``<s>`` within T of the candidate (the anchor +
+  alternates model); ``colocated_services`` their total; ``is_public_anchor`` (0/1).
+- ``hours_returned_<s>``: weekly caregiver hours returned = trips per week per household x
+  round-trip minutes saved x user households / 60, summed over covered origins, where the
+  one-way saving is ``max(0, min(current, cap) - time to the block)`` (current unreachable
+  -> cap, default cap 60 min) and user households are population / household size (for
+  daycare at most the number of children under 5 when that group is present);
+  ``hours_returned_week`` their sum.
+- ``transit_population_covered`` when a walk + transit coverage matrix is given (hook).
+
+``score`` = sum of weight x min-max-normalised component / sum of weights (in [0, 1]);
+``rank`` 1 = best, ties broken by ``candidate_id``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from numba import njit
+
+from careblocks.errors import ConfigError, DataQualityWarning, MissingColumnError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import geopandas as gpd
+
+    from careblocks.config import Config
+
+#: Care groups that may sit on the origins (the fields of ``CensusGroups``).
+CARE_GROUPS: tuple[str, ...] = (
+    "children_under5",
+    "children_5_14",
+    "older_60plus",
+    "older_80plus",
+    "women_15plus",
+    "women_caregivers",
+    "female_headed_households",
+    "people_with_disabilities",
+)
+
+#: Default score weights; keys are component columns. See docs/site_selection.md.
+DEFAULT_WEIGHTS: dict[str, float] = {
+    "gap_closed": 0.35,
+    "hours_returned_week": 0.30,
+    "demand_covered": 0.20,
+    "colocated_services": 0.10,
+    "is_public_anchor": 0.05,
+}
+
+#: Current one-way times are capped at this many minutes when counting minutes saved.
+DEFAULT_TIME_CAP_MIN = 60.0
+#: People per household when neither the origins (``households``) nor the config say.
+DEFAULT_HOUSEHOLD_SIZE = 3.0
+
+
+# --------------------------------------------------------------------------------------
+# catchments: bounded searches + gather
+# --------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _gather_kernel(r_indptr, r_indices, r_data, node_start, node_order, t_off, limit):
+    n_rows = r_indptr.size - 1
+    counts = np.zeros(n_rows, np.int64)
+    for i in range(n_rows):
+        c = 0
+        for e in range(r_indptr[i], r_indptr[i + 1]):
+            nd = r_indices[e]
+            for p in range(node_start[nd], node_start[nd + 1]):
+                if r_data[e] + t_off[node_order[p]] <= limit:
+                    c += 1
+        counts[i] = c
+    ptr = np.zeros(n_rows + 1, np.int64)
+    for i in range(n_rows):
+        ptr[i + 1] = ptr[i] + counts[i]
+    cols = np.empty(ptr[n_rows], np.int32)
+    vals = np.empty(ptr[n_rows], np.float64)
+    for i in range(n_rows):
+        k = ptr[i]
+        for e in range(r_indptr[i], r_indptr[i + 1]):
+            nd = r_indices[e]
+            for p in range(node_start[nd], node_start[nd + 1]):
+                t = r_data[e] + t_off[node_order[p]]
+                if t <= limit:
+                    cols[k] = node_order[p]
+                    vals[k] = t
+                    k += 1
+    return ptr, cols, vals
+
+
+def gather_targets(
+    reach: sp.csr_matrix, target_nodes: np.ndarray, target_offsets_s: np.ndarray, limit_s: float
+) -> sp.csr_matrix:
+    """From reached nodes to the targets (origins, facilities) snapped to them.
+
+    Parameters
+    ----------
+    reach
+        Sources x nodes, data = seconds (as from :func:`careblocks.access.reach_sparse`).
+    target_nodes, target_offsets_s
+        Node of each target and the seconds of its own snap leg.
+    limit_s
+        Inclusive limit on source -> target seconds (offset legs included).
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+        Sources x targets, data = seconds; column indices sorted within each row.
+    """
+    nodes = np.asarray(target_nodes, dtype=np.int64)
+    off = np.asarray(target_offsets_s, dtype=np.float64)
+    n_nodes = reach.shape[1]
+    order = np.argsort(nodes, kind="stable").astype(np.int64)
+    start = np.zeros(n_nodes + 1, np.int64)
+    np.cumsum(np.bincount(nodes, minlength=n_nodes), out=start[1:])
+    r = sp.csr_matrix(reach)
+    ptr, cols, vals = _gather_kernel(
+        r.indptr.astype(np.int64), r.indices.astype(np.int64), r.data.astype(np.float64),
+        start, order, off, float(limit_s),
+    )
+    m = sp.csr_matrix((vals, cols, ptr), shape=(reach.shape[0], nodes.size))
+    m.sort_indices()
+    return m
+
+
+def _reach_fallback(indptr, indices, weights_s, sources, offsets_s, limit_s) -> sp.csr_matrix:
+    """scipy ``dijkstra(limit=...)`` per block of sources (the benchmark's baseline)."""
+    from scipy.sparse.csgraph import dijkstra
+
+    n = indptr.size - 1
+    g = sp.csr_matrix((weights_s, indices, indptr), shape=(n, n))
+    rows = []
+    for a in range(0, len(sources), 256):
+        src = np.asarray(sources[a : a + 256])
+        d = dijkstra(g, directed=True, indices=src, limit=float(limit_s))
+        d += np.asarray(offsets_s[a : a + 256])[:, None]
+        d[d > limit_s] = np.inf
+        ok = np.isfinite(d)
+        d = np.where(d == 0, 1e-6, d)
+        rows.append(sp.csr_matrix(np.where(ok, d, 0.0)))
+    return sp.vstack(rows, format="csr") if rows else sp.csr_matrix((0, n))
+
+
+def reach_from(network, nodes, offsets_s, *, speed_kmh: float, limit_s: float) -> sp.csr_matrix:
+    """Bounded searches from ``nodes`` on ``network`` (numba kernel of :mod:`careblocks.access`)."""
+    from careblocks.access import reach_sparse
+
+    return reach_sparse(
+        network.indptr, network.indices, network.edge_seconds(speed_kmh),
+        np.asarray(nodes, dtype=np.int64), np.asarray(offsets_s, dtype=np.float64), float(limit_s),
+    )
+
+
+@dataclass(frozen=True)
+class Catchments:
+    """Bounded-search results of the candidates, shared by scoring, selection and maps.
+
+    Attributes
+    ----------
+    reach
+        Candidates x network nodes, seconds (candidate snap leg included).
+    coverage
+        Candidates x origins, seconds (both snap legs included), entries <= ``limit_s``.
+    services
+        Candidates x existing facilities, seconds, entries <= ``limit_s``.
+    limit_s
+        The catchment threshold in seconds.
+    """
+
+    reach: sp.csr_matrix
+    coverage: sp.csr_matrix
+    services: sp.csr_matrix | None
+    limit_s: float
+
+    @property
+    def threshold_min(self) -> float:
+        return self.limit_s / 60.0
+
+
+def threshold_min(config: Config) -> float:
+    """``sites.threshold_min`` or, when not set, ``access.threshold_min``."""
+    t = config.sites.threshold_min
+    return float(t if t is not None else config.access.threshold_min)
+
+
+def compute_catchments(
+    config: Config,
+    candidates: gpd.GeoDataFrame,
+    origins: gpd.GeoDataFrame,
+    network,
+    *,
+    services: gpd.GeoDataFrame | None = None,
+    reach_fn=None,
+) -> Catchments:
+    """Catchment of every candidate: origins and facilities within T minutes on foot.
+
+    Parameters
+    ----------
+    config
+        ``walk.speed_kmh`` and the threshold (:func:`threshold_min`) are used.
+    candidates, origins, services
+        Each with ``node`` and ``snap_m`` columns (snap legs walked at the same speed).
+    network
+        :class:`careblocks.network.WalkNetwork`.
+    reach_fn
+        Replaces :func:`reach_from` (tests, baselines); same signature.
+
+    Returns
+    -------
+    Catchments
+    """
+    for what, df in (("candidates", candidates), ("origins", origins)):
+        for col in ("node", "snap_m"):
+            if col not in df.columns:
+                raise MissingColumnError(f"{what}: column '{col}' missing; snap them to the network first")
+    speed = float(config.walk.speed_kmh)
+    mps = speed / 3.6
+    limit_s = threshold_min(config) * 60.0
+    fn = reach_fn or reach_from
+    reach = fn(
+        network, candidates["node"].to_numpy(np.int64), candidates["snap_m"].to_numpy(float) / mps,
+        speed_kmh=speed, limit_s=limit_s,
+    )
+    cov = gather_targets(
+        reach, origins["node"].to_numpy(np.int64), origins["snap_m"].to_numpy(float) / mps, limit_s
+    )
+    svc = None
+    if services is not None and len(services):
+        svc = gather_targets(
+            reach, services["node"].to_numpy(np.int64), services["snap_m"].to_numpy(float) / mps,
+            limit_s,
+        )
+    return Catchments(reach=reach, coverage=cov, services=svc, limit_s=limit_s)
+
+
+# --------------------------------------------------------------------------------------
+# components
+# --------------------------------------------------------------------------------------
+
+
+def _col(df: pd.DataFrame, name: str) -> np.ndarray:
+    return pd.to_numeric(df[name], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _counts(df: pd.DataFrame, name: str) -> np.ndarray:
+    v = _col(df, name)
+    return np.where(np.isfinite(v) & (v > 0), v, 0.0)
+
+
+def household_size(config: Config) -> float:
+    """People per household: ``census.household_size`` or 3.0."""
+    hs = getattr(config.census, "household_size", None)
+    return float(hs) if hs else DEFAULT_HOUSEHOLD_SIZE
+
+
+def current_minutes(origins: pd.DataFrame, service: str) -> np.ndarray:
+    """Today's walking minutes of each origin to ``service`` (NaN when unreachable or unknown)."""
+    col = f"walk_min_{service}"
+    if col not in origins.columns:
+        warnings.warn(
+            f"origins: no column '{col}'; service '{service}' is treated as out of reach "
+            "everywhere (add it to [services] so its access is measured)",
+            DataQualityWarning,
+            stacklevel=3,
+        )
+        return np.full(len(origins), np.nan)
+    return _col(origins, col)
+
+
+def user_households(origins: pd.DataFrame, service: str, hh_size: float) -> np.ndarray:
+    """Households per origin that would use ``service`` (see module docstring)."""
+    pop = _counts(origins, "population")
+    if "households" in origins.columns:
+        hh = _counts(origins, "households")
+    else:
+        hh = pop / hh_size
+    if service == "daycare" and "children_under5" in origins.columns:
+        hh = np.minimum(hh, _counts(origins, "children_under5"))
+    return hh
+
+
+def hours_returned(
+    coverage_s: sp.csr_matrix,
+    current_min: np.ndarray,
+    households: np.ndarray,
+    trips_per_week: float,
+    *,
+    cap_min: float = DEFAULT_TIME_CAP_MIN,
+) -> np.ndarray:
+    """Weekly caregiver hours returned per candidate for one service.
+
+    ``sum_j trips x 2 x max(0, min(current_j, cap) - t_ij) x households_j / 60`` over the
+    origins ``j`` in the candidate's catchment (``t_ij`` in minutes, entries of
+    ``coverage_s`` / 60); a trip is a round trip, hence the 2.
+    """
+    cov = sp.csr_matrix(coverage_s)
+    cur = np.where(np.isfinite(current_min), np.minimum(current_min, cap_min), cap_min)
+    saved = np.maximum(0.0, cur[cov.indices] - cov.data / 60.0)
+    per_entry = saved * households[cov.indices]
+    rows = np.repeat(np.arange(cov.shape[0]), np.diff(cov.indptr))
+    total = np.bincount(rows, weights=per_entry, minlength=cov.shape[0])
+    return total * 2.0 * float(trips_per_week) / 60.0
+
+
+def _pattern(m: sp.csr_matrix) -> sp.csr_matrix:
+    return sp.csr_matrix((np.ones(m.nnz), m.indices, m.indptr), shape=m.shape)
+
+
+def score_components(
+    config: Config,
+    origins: pd.DataFrame,
+    catchments: Catchments,
+    *,
+    services: pd.DataFrame | None = None,
+    is_public_anchor: np.ndarray | None = None,
+    transit_coverage: sp.csr_matrix | None = None,
+) -> pd.DataFrame:
+    """One row per candidate (catchment row order), one column per component.
+
+    Parameters
+    ----------
+    origins
+        ``population`` and ``walk_min_<s>``; optional care-group columns, ``households`` and
+        ``care_need_index``.
+    catchments
+        From :func:`compute_catchments`.
+    services
+        Existing facilities (``service`` column) in the column order of ``catchments.services``.
+    is_public_anchor
+        Boolean per candidate.
+    transit_coverage
+        Candidates x origins within T by walk + transit (hook for when RAPTOR from candidates
+        is wired in); adds ``transit_population_covered``.
+    """
+    if "population" not in origins.columns:
+        raise MissingColumnError("origins: column 'population' missing; load origins with population first")
+    T = catchments.threshold_min
+    cov = catchments.coverage
+    pat = _pattern(cov)
+    n = cov.shape[0]
+    out: dict[str, np.ndarray] = {}
+    pop = _counts(origins, "population")
+    out["population_covered"] = pat @ pop
+    for g in CARE_GROUPS:
+        if g in origins.columns:
+            out[f"{g}_covered"] = pat @ _counts(origins, g)
+    if "care_need_index" in origins.columns:
+        need = np.nan_to_num(_col(origins, "care_need_index"), nan=0.0)
+        out["need_covered"] = pat @ (pop * need)
+    out["demand_covered"] = out.get("need_covered", out["population_covered"])
+    offers = list(config.sites.offers)
+    hh_size = household_size(config)
+    cap = float(getattr(config.sites, "current_time_cap_min", DEFAULT_TIME_CAP_MIN) or DEFAULT_TIME_CAP_MIN)
+    gap_total = np.zeros(n)
+    hours_total = np.zeros(n)
+    currents = {s: current_minutes(origins, s) for s in offers}
+    for s in offers:
+        cur = currents[s]
+        beyond = ~np.isfinite(cur) | (cur > T)
+        out[f"gap_closed_{s}"] = pat @ (pop * beyond)
+        gap_total += out[f"gap_closed_{s}"]
+    out["gap_closed"] = gap_total
+    for s in offers:
+        svc_cfg = config.services.get(s)
+        trips = svc_cfg.trips_per_week if svc_cfg is not None else None
+        if trips is None:
+            from careblocks.config import DEFAULT_SERVICES
+
+            trips = DEFAULT_SERVICES.get(s, {}).get("trips_per_week", 0.0)
+        h = hours_returned(cov, currents[s], user_households(origins, s, hh_size), float(trips), cap_min=cap)
+        out[f"hours_returned_{s}"] = h
+        hours_total += h
+    out["hours_returned_week"] = hours_total
+    total_col = np.zeros(n)
+    if catchments.services is not None and services is not None and len(services):
+        kinds = services["service"].astype(str).to_numpy()
+        sp_pat = _pattern(catchments.services)
+        for s in sorted(set(kinds)):
+            c = sp_pat @ (kinds == s).astype(float)
+            out[f"colocated_{s}"] = c
+            total_col += c
+    out["colocated_services"] = total_col
+    out["is_public_anchor"] = (
+        np.zeros(n) if is_public_anchor is None else np.asarray(is_public_anchor, dtype=float)
+    )
+    if transit_coverage is not None:
+        out["transit_population_covered"] = _pattern(sp.csr_matrix(transit_coverage)) @ pop
+    return pd.DataFrame(out)
+
+
+def weighted_score(
+    components: pd.DataFrame, weights: Mapping[str, float] | None, candidate_ids: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``score`` (sum of weight x min-max component / sum of weights) and ``rank``.
+
+    Components named in ``weights`` but absent (e.g. transit without GTFS) are skipped; a
+    name that is no component raises :class:`ConfigError`.
+    """
+    w = dict(DEFAULT_WEIGHTS)
+    if weights:
+        w = dict(weights)
+    known = set(components.columns) | {"transit_population_covered", "need_covered"}
+    for k, v in w.items():
+        if k not in known:
+            raise ConfigError(
+                f"config key 'sites.weights.{k}': not a score component; use one of "
+                + ", ".join(sorted(components.columns))
+            )
+        if not v >= 0:
+            raise ConfigError(f"config key 'sites.weights.{k}': must be >= 0, got {v}")
+    n = len(components)
+    score = np.zeros(n)
+    wsum = 0.0
+    for k, v in w.items():
+        if k not in components.columns or v == 0:
+            continue
+        x = components[k].to_numpy(dtype=float)
+        lo, hi = np.nanmin(x) if n else 0.0, np.nanmax(x) if n else 0.0
+        norm = (x - lo) / (hi - lo) if hi > lo else np.zeros(n)
+        score += v * norm
+        wsum += v
+    if wsum > 0:
+        score /= wsum
+    ids = np.asarray(candidate_ids, dtype=str)
+    order = np.lexsort((ids, -np.round(score, 12)))
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(1, n + 1)
+    return score, rank
+
+
+def score_candidates(
+    config: Config,
+    candidates: gpd.GeoDataFrame,
+    origins: gpd.GeoDataFrame,
+    services: gpd.GeoDataFrame | None,
+    catchments: Catchments,
+    *,
+    transit_coverage: sp.csr_matrix | None = None,
+) -> gpd.GeoDataFrame:
+    """The candidates with every component, ``score`` and ``rank`` (same row order).
+
+    Parameters
+    ----------
+    config
+        ``sites.offers``, ``sites.weights``, ``services.<s>.trips_per_week``,
+        ``census.household_size``, ``sites.current_time_cap_min``.
+    candidates
+        From :func:`careblocks.candidates.build_candidates`.
+    origins
+        With ``population`` and ``walk_min_<s>`` (and optional care groups / index).
+    services
+        Existing facilities (``service`` column), the ones given to :func:`compute_catchments`.
+    catchments
+        From :func:`compute_catchments` on the same candidates, origins and services.
+    transit_coverage
+        Optional walk + transit coverage (see :func:`score_components`).
+    """
+    comp = score_components(
+        config, origins, catchments, services=services,
+        is_public_anchor=candidates["is_public_anchor"].to_numpy(dtype=bool)
+        if "is_public_anchor" in candidates.columns else None,
+        transit_coverage=transit_coverage,
+    )
+    score, rank = weighted_score(comp, config.sites.weights, candidates["candidate_id"].astype(str))
+    out = candidates.copy()
+    for c in comp.columns:
+        if c == "is_public_anchor":
+            continue
+        out[c] = comp[c].to_numpy()
+    out["score"] = score
+    out["rank"] = rank
+    return out
+
+
+def objective_weights(config, origins, *, objective: str | None = None, threshold_min: float | None = None) -> np.ndarray:
+    """Weight per origin for the maximal covering objective (``sites.objective``).
+
+    - ``population``: people.
+    - ``gap_closed``: people x number of offered services the origin is beyond T of today
+      (unreachable counts as beyond): covering it closes that many person-service gaps.
+    - ``hours_returned``: the caregiver hours a week the origin gets back when each trip
+      beyond T shrinks to T (``trips x 2 x max(0, min(current, cap) - T) x households / 60``
+      summed over offered services): a lower bound of the hours returned that does not depend
+      on which site covers the origin, as maximal covering needs.
+    """
+    objective = objective or config.sites.objective
+    T = float(threshold_min if threshold_min is not None else threshold_min(config))
+    pop = _counts(origins, "population")
+    if objective == "population":
+        return pop
+    offers = list(config.sites.offers)
+    if objective == "gap_closed":
+        gaps = np.zeros(len(origins))
+        for s in offers:
+            cur = current_minutes(origins, s)
+            gaps += ~np.isfinite(cur) | (cur > T)
+        return pop * gaps
+    if objective == "hours_returned":
+        from careblocks.config import DEFAULT_SERVICES
+
+        cap = float(config.sites.current_time_cap_min)
+        hh = household_size(config)
+        out = np.zeros(len(origins))
+        for s in offers:
+            svc = config.services.get(s)
+            trips = svc.trips_per_week if svc is not None and svc.trips_per_week is not None \
+                else DEFAULT_SERVICES.get(s, {}).get("trips_per_week", 0.0)
+            cur = current_minutes(origins, s)
+            cur = np.where(np.isfinite(cur), np.minimum(cur, cap), cap)
+            out += float(trips) * 2.0 * np.maximum(0.0, cur - T) * user_households(origins, s, hh) / 60.0
+        return out
+    raise ConfigError(
+        f"config key 'sites.objective': {objective!r} is not allowed; use 'gap_closed', 'hours_returned' or 'population'"
+    )
+
+
+def access_after(network, origins, site_nodes, site_snap_m, *, speed_kmh: float, offers: Sequence[str]):
+    """Walking minutes to each offered service once the selected Care Blocks exist.
+
+    ``walk_min_<s>`` = min(today's ``walk_min_<s>``, minutes to the nearest selected block)
+    for every offered service, from one unbounded multi-source search over the sites (their
+    snap legs as offsets; the origin's snap leg added). Other columns are copied unchanged.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Same index as ``origins``: ``walk_min_<s>`` for each offered service and
+        ``block_min`` (minutes to the nearest selected block).
+    """
+    import pandas as pd
+
+    from careblocks.access import nearest_times
+
+    mps = speed_kmh / 3.6
+    nodes = np.asarray(site_nodes, dtype=np.int64)
+    if nodes.size:
+        d = nearest_times(network.indptr, network.indices, network.edge_seconds(speed_kmh), nodes,
+                          np.asarray(site_snap_m, dtype=float) / mps)
+        block = (d[origins["node"].to_numpy(np.int64)] + origins["snap_m"].to_numpy(float) / mps) / 60.0
+        block = np.where(np.isfinite(block), block, np.nan)
+    else:
+        block = np.full(len(origins), np.nan)
+    out = pd.DataFrame(index=origins.index)
+    for s in offers:
+        out[f"walk_min_{s}"] = np.fmin(current_minutes(origins, s), block)
+    out["block_min"] = block
+    return out
+
+
+def catchment_polygons(
+    network,
+    reach_rows: sp.csr_matrix,
+    *,
+    ids: Sequence[str],
+    limit_s: float,
+    buffer_m: float = 40.0,
+    crs: str | None = None,
+) -> gpd.GeoDataFrame:
+    """The walkable area of each catchment: reached edges buffered by ``buffer_m``.
+
+    An edge is drawn when both its ends are reached within ``limit_s`` (edges half-walked at
+    the limit are left out); single reached nodes get the buffer alone. Buffering streets is
+    truer than a convex hull, which would paint rivers and rail yards as reachable.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``candidate_id``, ``threshold_min``, ``reached_nodes``, geometry (working CRS).
+    """
+    import geopandas as gpd
+    import shapely
+
+    r = sp.csr_matrix(reach_rows)
+    src = np.repeat(np.arange(network.n_nodes, dtype=np.int64), np.diff(network.indptr))
+    dst = network.indices.astype(np.int64)
+    once = src < dst
+    src, dst = src[once], dst[once]
+    geoms, counts = [], []
+    for i in range(r.shape[0]):
+        cols = r.indices[r.indptr[i] : r.indptr[i + 1]]
+        vals = r.data[r.indptr[i] : r.indptr[i + 1]]
+        nodes = cols[vals <= limit_s]
+        hit = np.zeros(network.n_nodes, dtype=bool)
+        hit[nodes] = True
+        e = hit[src] & hit[dst]
+        lines = shapely.linestrings(
+            np.stack([np.column_stack([network.x[src[e]], network.y[src[e]]]),
+                      np.column_stack([network.x[dst[e]], network.y[dst[e]]])], axis=1)
+        ) if e.any() else np.array([], dtype=object)
+        pts = shapely.points(network.x[nodes], network.y[nodes])
+        parts = np.concatenate([np.asarray(lines, dtype=object), np.asarray(pts, dtype=object)])
+        geom = shapely.union_all(shapely.buffer(parts, buffer_m, quad_segs=4)) if len(parts) else None
+        geoms.append(geom)
+        counts.append(int(nodes.size))
+    return gpd.GeoDataFrame(
+        {"candidate_id": list(ids), "threshold_min": limit_s / 60.0, "reached_nodes": counts},
+        geometry=geoms,
+        crs=crs or network.crs,
+    )
