@@ -67,30 +67,47 @@ def print_summary(console: Any, results: Results) -> None:
         share_all = o.loc[o[col] >= n, "population"].sum() / max(o["population"].sum(), 1e-9)
         console.print(f"People with all {n} services within {_tfmt(T)} min on foot: {100 * share_all:.0f}%")
     if results.equity is not None and len(results.equity):
-        try:
-            from careblocks.equity import equity_summary_rows
-
-            eq = equity_summary_rows(results.equity, T)
-            t2 = Table(title=f"Share of each group within {_tfmt(T)} min")
-            for c in eq.columns:
-                t2.add_column(str(c))
-            for _, r in eq.iterrows():
-                t2.add_row(*[f"{v:.0%}" if isinstance(v, float) else str(v) for v in r.tolist()])
-            console.print(t2)
-        except ImportError:  # equity module not available
-            pass
+        print_equity(console, results.equity, T, title=f"Share of each group within {_tfmt(T)} min")
     if results.selected is not None and len(results.selected):
         t3 = Table(title="Proposed Care Blocks")
         t3.add_column("#", justify="right")
         t3.add_column("site")
         t3.add_column("why")
         for _, r in results.selected.iterrows():
-            name = r.get("name") or r.get("category") or r["candidate_id"]
+            name = next(
+                (str(v) for v in (r.get("name"), r.get("category"), r["candidate_id"]) if isinstance(v, str) and v),
+                str(r["candidate_id"]),
+            )
             t3.add_row(str(r.get("order", "")), str(name), str(r.get("rationale", "")))
         console.print(t3)
     n_warn = len(results.metadata.get("warnings", []))
     if n_warn:
         console.print(f"[yellow]{n_warn} data-quality warning(s)[/yellow]; listed in run_metadata")
+
+
+def print_equity(console: Any, equity: Any, threshold: float, *, title: str) -> None:
+    """Service x care group: the share of people within the threshold (best mode available)."""
+    from rich.table import Table
+
+    from careblocks.equity import equity_summary_rows
+    from careblocks.errors import InputDataError
+
+    table = equity
+    if "mode" in equity.columns:
+        modes = list(dict.fromkeys(equity["mode"]))
+        mode = "best" if "best" in modes else "walk" if "walk" in modes else modes[0]
+        table = equity[equity["mode"] == mode]
+        title = f"{title} ({mode})"
+    try:
+        header, rows = equity_summary_rows(table, threshold)
+    except InputDataError:  # threshold not among the equity thresholds
+        return
+    t = Table(title=title)
+    for i, h in enumerate(header):
+        t.add_column(h.replace("_", " "), justify="left" if i == 0 else "right")
+    for r in rows:
+        t.add_row(*r)
+    console.print(t)
 
 
 def print_validation(console: Any, ctx: Any) -> None:
