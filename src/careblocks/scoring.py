@@ -200,7 +200,7 @@ class Catchments:
         return self.limit_s / 60.0
 
 
-def threshold_min(config: Config) -> float:
+def sites_threshold_min(config: Config) -> float:
     """``sites.threshold_min`` or, when not set, ``access.threshold_min``."""
     t = config.sites.threshold_min
     return float(t if t is not None else config.access.threshold_min)
@@ -238,7 +238,7 @@ def compute_catchments(
                 raise MissingColumnError(f"{what}: column '{col}' missing; snap them to the network first")
     speed = float(config.walk.speed_kmh)
     mps = speed / 3.6
-    limit_s = threshold_min(config) * 60.0
+    limit_s = sites_threshold_min(config) * 60.0
     fn = reach_fn or reach_from
     reach = fn(
         network, candidates["node"].to_numpy(np.int64), candidates["snap_m"].to_numpy(float) / mps,
@@ -507,7 +507,7 @@ def objective_weights(config, origins, *, objective: str | None = None, threshol
       on which site covers the origin, as maximal covering needs.
     """
     objective = objective or config.sites.objective
-    T = float(threshold_min if threshold_min is not None else threshold_min(config))
+    T = float(threshold_min if threshold_min is not None else sites_threshold_min(config))
     pop = _counts(origins, "population")
     if objective == "population":
         return pop

@@ -339,7 +339,7 @@ def _milp(cov, w, k, conflicts, dcodes, max_per_district, capacity, time_limit_s
     a = sp.vstack(rows, format="csr")
     integrality = np.zeros(n_var)
     integrality[:n_c] = 1
-    options = {"disp": False}
+    options = {"disp": False, "mip_rel_gap": 1e-6}
     if time_limit_s is not None:
         options["time_limit"] = float(time_limit_s)
     res = milp(
@@ -355,6 +355,42 @@ def _milp(cov, w, k, conflicts, dcodes, max_per_district, capacity, time_limit_s
     status = "optimal" if res.status == 0 else ("time limit" if res.status == 1 else res.message)
     gap = getattr(res, "mip_gap", None)
     return x, status, (0.0 if res.status == 0 and gap is None else gap)
+
+
+def _canonical_swaps(cov, w, sites, conflicts, dcodes, max_per_district) -> np.ndarray:
+    """Replace each chosen site by the first candidate (smallest position) that covers as much.
+
+    Solvers return any one of several optimal sets; this pass makes ties independent of the
+    solver: for each chosen site, in increasing position, the weight it alone covers is
+    compared with what every other feasible candidate would add in its place (one sparse
+    product), and the site is swapped for the first candidate that does at least as well.
+    """
+    pattern = sp.csr_matrix((np.ones(cov.nnz), cov.indices, cov.indptr), shape=cov.shape)
+    chosen = set(int(s) for s in sites)
+    nbr: dict[int, set[int]] = {}
+    for a, b in conflicts:
+        nbr.setdefault(int(a), set()).add(int(b))
+        nbr.setdefault(int(b), set()).add(int(a))
+    count = np.asarray(pattern[sorted(chosen)].sum(axis=0)).ravel() if chosen else np.zeros(cov.shape[1])
+    for s in sorted(chosen):
+        row = cov.indices[cov.indptr[s] : cov.indptr[s + 1]]
+        count[row] -= 1
+        gains = pattern @ (w * (count == 0))
+        tol = 1e-9 * max(1.0, float(np.abs(w).sum()))
+        others = chosen - {s}
+        for c in np.flatnonzero(gains[:s] >= gains[s] - tol):
+            c = int(c)
+            if c in others or nbr.get(c, set()) & others:
+                continue
+            if dcodes is not None and max_per_district is not None and dcodes[c] >= 0 and dcodes[c] != dcodes[s]:
+                if sum(1 for o in others if dcodes[o] == dcodes[c]) >= max_per_district:
+                    continue
+            chosen = others | {c}
+            s = c
+            break
+        row = cov.indices[cov.indptr[s] : cov.indptr[s + 1]]
+        count[row] += 1
+    return np.array(sorted(chosen), dtype=np.int64)
 
 
 def _order_sites(cov, w, sites: np.ndarray, capacity):
@@ -473,6 +509,8 @@ def select_sites(
             sub_m, ws_m = sub, ws
         info["milp_origins"] = int(sub_m.shape[1])
         x, status, gap = _milp(sub_m, ws_m, k, conflicts, dcodes, max_per_district, capacity, time_limit_s)
+        if capacity is None:
+            x = _canonical_swaps(cov, w_eff, x, conflicts, dcodes, max_per_district)
         sel, gains, rem = _order_sites(cov, w_eff, x, capacity)
         used = "milp"
         if status != "optimal":
@@ -633,11 +671,11 @@ def run_sites_stage(ctx) -> None:
     from careblocks.candidates import build_candidates
     from careblocks.scoring import (
         access_after, catchment_polygons, compute_catchments, objective_weights, score_candidates,
-        threshold_min,
+        sites_threshold_min,
     )
 
     cfg, sc = ctx.config, ctx.config.sites
-    T = threshold_min(cfg)
+    T = sites_threshold_min(cfg)
     cands = build_candidates(cfg, osm_path=ctx.osm_path, area_4326=ctx.area_4326, crs=ctx.crs,
                              network=ctx.network, origins=ctx.origins)
     catch = compute_catchments(cfg, cands, ctx.origins, ctx.network, services=ctx.services)
