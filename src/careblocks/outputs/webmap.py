@@ -218,8 +218,8 @@ def _streets(results) -> dict | None:
     x, y = np.asarray(net.x), np.asarray(net.y)
     coords = np.stack([np.column_stack([x[u], y[u]]), np.column_stack([x[v], y[v]])], axis=1)
     lines = shapely.linestrings(coords)
-    merged = shapely.line_merge(shapely.multilinestrings(lines))
-    merged = shapely.simplify(merged, 3.0)
+    parts = shapely.get_parts(shapely.line_merge(shapely.multilinestrings(lines)))
+    merged = shapely.multilinestrings(shapely.simplify(parts, 3.0, preserve_topology=False))
     geo = gpd.GeoSeries([merged], crs=getattr(net, "crs", results.crs)).to_crs("EPSG:4326")
     g = _round_geoms(geo.to_numpy(), 5)[0]
     return {"type": "Feature", "properties": {}, "geometry": shapely.geometry.mapping(g)}
@@ -416,7 +416,7 @@ def build_map(results, *, h3_resolution: int | None = None, title: str | None = 
                     ["population", col], ["people", "minutes to nearest"], first).add_to(m)
         first = False
 
-    has_all = "all_within_share" in areas
+    has_all = "all_within_share" in areas and len(services) > 1
     all_cmap = bcm.LinearColormap(list(_ALL_COLORS), vmin=0, vmax=1)
     if has_all:
         fc = _feature_collection(areas, ["population", "all_within_share"], {"all_within_share": 2, "population": 0})
@@ -513,9 +513,11 @@ def build_map(results, *, h3_resolution: int | None = None, title: str | None = 
         fg.add_to(m)
 
     if "all_within_share_after" in areas:
+        what = (f"all {len(services)} services" if len(services) > 1
+                else styles.service_label(cfg, services[0]).lower())
         fc = _feature_collection(areas, ["population", "all_within_share", "all_within_share_after"],
                                  {"all_within_share": 2, "all_within_share_after": 2, "population": 0})
-        _area_layer(fc, esc(f"After the Care Blocks: all {len(services)} services within {t} min"),
+        _area_layer(fc, esc(f"After the Care Blocks: {what} within {t} min"),
                     "all_within_share_after",
                     lambda v: styles.UNREACHABLE_COLOR if v is None else all_cmap(v),
                     ["population", "all_within_share", "all_within_share_after"],
