@@ -154,6 +154,13 @@ class PopulationConfig:
     id_column: str | None = None
     #: scale the estimate to this total (e.g. the published population of the area)
     total: float | None = None
+    #: a building-footprint layer to use instead of OSM buildings (source "buildings"); every
+    #: footprint counts as a home unless ``building_column`` marks it otherwise
+    buildings: LayerRef | None = None
+    #: column of building types in that layer (OSM-style values: house, apartments, ...)
+    building_column: str | None = None
+    #: column of storeys in that layer
+    levels_column: str | None = None
     #: persons per m2 of residential floor area before scaling (buildings source)
     persons_per_m2: float = 0.025
     #: default levels when a building has no building:levels tag
@@ -212,6 +219,9 @@ class CensusConfig:
     households_column: str | None = None
     household_size: float | None = None
     groups: CensusGroups = field(default_factory=CensusGroups)
+    #: the allocated census total becomes each origin's ``population``; origins outside every
+    #: census unit keep their estimate, rescaled by the census/estimate ratio where both exist
+    sets_population: bool = True
     #: how census counts are spread over origins
     allocate_by: Literal["buildings", "area", "points"] = "area"
     #: a column naming each census unit (needed by ``published_totals``)

@@ -530,6 +530,28 @@ def _time_columns(origins, services, profiles) -> list[tuple[str, str, str]]:
     return [c for c in cands if all(f"{c[1]}{s}{c[2]}" in origins.columns for s in services)]
 
 
+def population_from_census(origins: gpd.GeoDataFrame) -> dict[str, float]:
+    """Make the allocated census total the ``population`` of the origins it covers (in place).
+
+    Origins inside no census unit (census total 0) keep their estimate (buildings or streets)
+    rescaled by the ratio census / estimate over the covered origins, so that densities stay
+    calibrated to the census.
+    """
+    est = origins["population"].to_numpy(np.float64)
+    census = origins[TOTAL].to_numpy(np.float64)
+    covered = np.isfinite(census) & (census > 0)
+    if not covered.any():
+        return {"origins_covered": 0, "origins_extrapolated": 0, "census_to_estimate_ratio": 1.0}
+    ratio = float(census[covered].sum() / max(est[covered].sum(), 1e-12))
+    origins["population"] = np.where(covered, census, est * ratio)
+    return {
+        "origins_covered": int(covered.sum()),
+        "origins_extrapolated": int((~covered).sum()),
+        "census_to_estimate_ratio": ratio,
+        "population": float(origins["population"].sum()),
+    }
+
+
 def run_demand_stage(ctx) -> None:
     """The ``demand`` stage: census -> origins, care-need index, districts, equity.
 
@@ -547,6 +569,16 @@ def run_demand_stage(ctx) -> None:
 
     cfg = ctx.config
     origins, stats = census_to_origins(cfg, ctx.origins, area=ctx.area, area_4326=ctx.area_4326)
+    if cfg.census.sets_population and TOTAL in origins.columns:
+        stats["population_from_census"] = population_from_census(origins)
+        extra = stats["population_from_census"]["origins_extrapolated"]
+        if extra:
+            ctx.report(
+                "info", "demand",
+                f"{extra} origins outside the census units keep their estimate x "
+                f"{stats['population_from_census']['census_to_estimate_ratio']:.2f} "
+                "(the census/estimate ratio where both exist)",
+            )
     groups = list(stats.get("groups_present", []))
     if groups:
         polys = bool(origins.geom_type.isin(["Polygon", "MultiPolygon"]).all())
@@ -590,7 +622,9 @@ def run_demand_stage(ctx) -> None:
                 d = d.merge(by.reset_index(), on="district", how="left")
             ctx.districts = d.reset_index(drop=True)
     services = list(cfg.service_names)
-    eq_groups = [g for g in ("population", TOTAL, *groups) if g in origins.columns]
+    # once the census total is the population, listing both would repeat one column
+    firsts = ("population",) if "population_from_census" in stats else ("population", TOTAL)
+    eq_groups = [g for g in (*firsts, *groups) if g in origins.columns]
     tables = []
     for mode, prefix, suffix in _time_columns(origins, services, cfg.walk.profiles):
         t = equity_table(origins, services, eq_groups, time_prefix=prefix, time_suffix=suffix,

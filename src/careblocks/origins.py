@@ -257,6 +257,29 @@ def _read_buildings(osm_path, area_4326, bbox) -> gpd.GeoDataFrame:
     return b[within_area(b, area_4326)]
 
 
+def _read_building_layer(config: Config, area_4326, bbox) -> gpd.GeoDataFrame:
+    """Footprints from ``population.buildings`` in the shape of OSM buildings."""
+    import geopandas as gpd
+
+    pc = config.population
+    what = "building layer (population.buildings)"
+    cols = [c for c in (pc.building_column, pc.levels_column) if c]
+    b = read_vector(pc.buildings, what=what, columns=cols or None, bbox_4326=bbox)
+    b = b[b.geom_type.isin(["Polygon", "MultiPolygon"])].to_crs("EPSG:4326")
+    out = gpd.GeoDataFrame(
+        {
+            "osm_type": "layer",
+            "osm_id": b.index.astype(str),
+            "building": b[pc.building_column].astype("string") if pc.building_column else "yes",
+            "building:levels": b[pc.levels_column] if pc.levels_column else None,
+        },
+        geometry=b.geometry.to_numpy(),
+        crs="EPSG:4326",
+    )
+    out = out[residential_mask(out)]
+    return out[within_area(out, area_4326)]
+
+
 def _polygonal(g):
     import shapely
 
@@ -414,7 +437,9 @@ def load_origins(
     if source == "auto":
         source = "layer" if pc.layer is not None else None
     buildings = None
-    if source in (None, "buildings"):
+    if source == "buildings" and pc.buildings is not None:
+        buildings = _read_building_layer(config, area_4326, bbox)
+    elif source in (None, "buildings"):
         if osm_path is None:
             if source == "buildings":
                 raise InputDataError(

@@ -206,8 +206,7 @@ def stage_transit(ctx: Context) -> None:
 def stage_demand(ctx: Context) -> None:
     from careblocks import demand
 
-    if hasattr(demand, "run_demand_stage"):
-        demand.run_demand_stage(ctx)
+    demand.run_demand_stage(ctx)
 
 
 def stage_sites(ctx: Context) -> None:
