@@ -534,7 +534,9 @@ def test_run_demand_stage_freetown(data, cbd):
     assert set(eq["mode"]) == {"walk"} and set(eq["service"]) == {"health"}
     # the census total became the population, so it is listed once, as "population"
     assert {"population", "children_under5"} <= set(eq["group"]) and TOTAL not in set(eq["group"])
-    assert o["population"].sum() == pytest.approx(o[TOTAL].sum(), rel=1e-9)
+    covered = o[TOTAL] > 0
+    assert covered.mean() > 0.9
+    np.testing.assert_allclose(o.loc[covered, "population"], o.loc[covered, TOTAL])
     assert "Southern Central" in set(eq["district"])
     assert ctx.districts is not None and "care_need_index" in ctx.districts.columns
     allrows = eq[(eq["district"] == "all") & (eq["group"] == TOTAL)]
