@@ -37,11 +37,26 @@ def _lower(tau, k, p, a, n_rounds):
     return j > n_rounds
 
 
+@njit(cache=True, inline="always")
+def _leaves_between(stop_dep_ptr, stop_dep, p, a, old):
+    """True when a vehicle leaves stop p at a time in [a, old)."""
+    lo = stop_dep_ptr[p]
+    end = stop_dep_ptr[p + 1]
+    h = end
+    while lo < h:
+        mid = (lo + h) // 2
+        if stop_dep[mid] >= a:
+            h = mid
+        else:
+            lo = mid + 1
+    return lo < end and stop_dep[lo] < old
+
+
 @njit(cache=True)
 def _range_raptor(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, arrival,
                   departure, stop_routes_ptr, stop_routes, stop_routes_pos, transfer_ptr,
-                  transfer_to, transfer_s, acc_stops, acc_s, deps, n_rounds, max_trip_s,
-                  egress, out, record, stop_out):
+                  transfer_to, transfer_s, stop_dep_ptr, stop_dep, acc_stops, acc_s, deps,
+                  n_rounds, max_trip_s, egress, out, record, stop_out):
     """Range-RAPTOR for one origin. ``out[d, v]`` = travel seconds (INF32 unreachable).
 
     With ``record`` true, ``stop_out[d, s]`` receives the earliest arrival at every stop.
@@ -65,9 +80,11 @@ def _range_raptor(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, a
         for j in range(acc_stops.shape[0]):
             p = acc_stops[j]
             a = t + acc_s[j]
-            if a <= limit and a < tau[0, p]:
+            old = tau[0, p]
+            if a <= limit and a < old:
                 _lower(tau, 0, p, a, n_rounds)
-                if not marked[p]:
+                # boarding from p changes only if a vehicle leaves p in [a, old)
+                if not marked[p] and _leaves_between(stop_dep_ptr, stop_dep, p, a, old):
                     marked[p] = True
                     mlist[nm] = p
                     nm += 1
@@ -108,9 +125,10 @@ def _range_raptor(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, a
                                     e = egress[p, v]
                                     if e < INF32 and a + e < best[v]:
                                         best[v] = a + e
-                            if a < tau[k, p]:
+                            old = tau[k, p]
+                            if a < old:
                                 _lower(tau, k, p, a, n_rounds)
-                                if not marked[p]:
+                                if not marked[p] and _leaves_between(stop_dep_ptr, stop_dep, p, a, old):
                                     marked[p] = True
                                     mlist[nm] = p
                                     nm += 1
@@ -147,9 +165,10 @@ def _range_raptor(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, a
                         continue
                     qs = transfer_to[e]
                     a = ride[k, p] + w
-                    if a <= limit and a < tau[k, qs]:
+                    old = tau[k, qs]
+                    if a <= limit and a < old:
                         _lower(tau, k, qs, a, n_rounds)
-                        if not marked[qs]:
+                        if not marked[qs] and _leaves_between(stop_dep_ptr, stop_dep, qs, a, old):
                             marked[qs] = True
                             mlist[nm] = qs
                             nm += 1
@@ -167,22 +186,38 @@ def _range_raptor(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, a
 @njit(parallel=True, cache=True)
 def _many_origins(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, arrival,
                   departure, stop_routes_ptr, stop_routes, stop_routes_pos, transfer_ptr,
-                  transfer_to, transfer_s, acc_ptr, acc_stops, acc_s, deps, n_rounds,
-                  max_trip_s, egress, out):
+                  transfer_to, transfer_s, stop_dep_ptr, stop_dep, acc_ptr, acc_stops, acc_s,
+                  deps, n_rounds, max_trip_s, egress, out):
     dummy = np.empty((1, 1), np.int32)
     for o in prange(acc_ptr.shape[0] - 1):
         a0 = acc_ptr[o]
         a1 = acc_ptr[o + 1]
         _range_raptor(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, arrival,
                       departure, stop_routes_ptr, stop_routes, stop_routes_pos, transfer_ptr,
-                      transfer_to, transfer_s, acc_stops[a0:a1], acc_s[a0:a1], deps, n_rounds,
+                      transfer_to, transfer_s, stop_dep_ptr, stop_dep, acc_stops[a0:a1],
+                      acc_s[a0:a1], deps, n_rounds,
                       max_trip_s, egress, out[o], False, dummy)
 
 
+def stop_departures(tt) -> tuple[np.ndarray, np.ndarray]:
+    """CSR per stop of every departure time (sorted), for the round-0 marking rule."""
+    L = np.diff(tt.route_stops_ptr)
+    T = np.diff(tt.route_trips_ptr)
+    # stop of each flat stop-time entry: route r, trip j, position i -> route_stops[ptr[r] + i]
+    r_of = np.repeat(np.arange(L.size), L * T)
+    off = np.arange(tt.departure.size) - np.repeat(tt.route_st_ptr[:-1], L * T)
+    stop = tt.route_stops[tt.route_stops_ptr[r_of] + off % np.repeat(L, L * T)]
+    o = np.lexsort((tt.departure, stop))
+    ptr = np.zeros(tt.n_stops + 1, np.int64)
+    np.cumsum(np.bincount(stop, minlength=tt.n_stops), out=ptr[1:])
+    return ptr, tt.departure[o].astype(np.int32)
+
+
 def _tt_arrays(tt, transfer_s):
+    sdp, sd = stop_departures(tt)
     return (tt.route_stops_ptr, tt.route_stops, tt.route_trips_ptr, tt.route_st_ptr,
             tt.arrival, tt.departure, tt.stop_routes_ptr, tt.stop_routes, tt.stop_routes_pos,
-            tt.transfer_ptr, tt.transfer_to, transfer_s)
+            tt.transfer_ptr, tt.transfer_to, transfer_s, sdp, sd)
 
 
 def range_raptor(tt, transfer_s: np.ndarray, acc_ptr: np.ndarray, acc_stops: np.ndarray,

@@ -89,6 +89,10 @@ def python_range_raptor(tt, transfer_s, acc_stops, acc_s, departures_s, *, max_t
 
     Returns a list per departure of a list per service of travel seconds (INF unreachable).
     """
+    from bisect import bisect_left
+
+    from careblocks.transit.raptor import stop_departures
+
     rsp = tt.route_stops_ptr.tolist()
     rs = tt.route_stops.tolist()
     rtp = tt.route_trips_ptr.tolist()
@@ -101,6 +105,9 @@ def python_range_raptor(tt, transfer_s, acc_stops, acc_s, departures_s, *, max_t
     tp = tt.transfer_ptr.tolist()
     tto = tt.transfer_to.tolist()
     ts = list(transfer_s)
+    sdp, sd = stop_departures(tt)
+    sdl = sd.tolist()
+    sdep = [sdl[sdp[i]:sdp[i + 1]] for i in range(tt.n_stops)]
     eg = [list(r) for r in np.asarray(egress_s).tolist()]
     n_serv = len(eg[0]) if eg else 0
     n_stops = tt.n_stops
@@ -110,6 +117,10 @@ def python_range_raptor(tt, transfer_s, acc_stops, acc_s, departures_s, *, max_t
     best = [INF] * n_serv
     result = [None] * len(departures_s)
     acc = list(zip(list(acc_stops), list(acc_s)))
+
+    def leaves(p, a, old):
+        i = bisect_left(sdep[p], a)
+        return i < len(sdep[p]) and sdep[p][i] < old
 
     def lower(lab, k, p, a):
         j = k
@@ -124,9 +135,12 @@ def python_range_raptor(tt, transfer_s, acc_stops, acc_s, departures_s, *, max_t
         marked = set()
         for p, s in acc:
             a = t + int(s)
-            if a <= limit and a < tau[0][p]:
+            old = tau[0][p]
+            if a <= limit and a < old:
                 lower(tau, 0, p, a)
-                marked.add(p)
+                # boarding from p changes only if a vehicle leaves p in [a, old)
+                if leaves(p, a, old):
+                    marked.add(p)
         for k in range(1, K + 1):
             if not marked:
                 break
@@ -153,9 +167,11 @@ def python_range_raptor(tt, transfer_s, acc_stops, acc_s, departures_s, *, max_t
                                 for v in range(n_serv):
                                     if eg[p][v] < INF and a + eg[p][v] < best[v]:
                                         best[v] = a + eg[p][v]
-                            if a < tau[k][p]:
+                            old = tau[k][p]
+                            if a < old:
                                 lower(tau, k, p, a)
-                                marked.add(p)
+                                if leaves(p, a, old):
+                                    marked.add(p)
                             rmarked.add(p)
                     if i == L - 1:
                         break
@@ -178,9 +194,11 @@ def python_range_raptor(tt, transfer_s, acc_stops, acc_s, departures_s, *, max_t
                         continue
                     q = tto[e]
                     a = ride[k][p] + ts[e]
-                    if a <= limit and a < tau[k][q]:
+                    old = tau[k][q]
+                    if a <= limit and a < old:
                         lower(tau, k, q, a)
-                        marked.add(q)
+                        if leaves(q, a, old):
+                            marked.add(q)
         result[di] = [(b - t) if b - t <= max_trip_s else INF for b in best]
     return result
 
