@@ -61,9 +61,9 @@ def make_results(*, polygons: bool = False, with_sites: bool = True, seed: int =
     ox, oy = X0 + cx.ravel(), Y0 + cy.ravel()
     n = len(ox)
     geoms = (
-        [box(a - 100, b - 100, a + 100, b + 100) for a, b in zip(ox, oy)]
+        [box(a - 100, b - 100, a + 100, b + 100) for a, b in zip(ox, oy, strict=False)]
         if polygons
-        else [Point(a, b) for a, b in zip(ox, oy)]
+        else [Point(a, b) for a, b in zip(ox, oy, strict=False)]
     )
     pop = rng.integers(50, 900, n).astype(float)
     origins = gpd.GeoDataFrame(
@@ -179,7 +179,7 @@ def make_results(*, polygons: bool = False, with_sites: bool = True, seed: int =
         selected["cumulative_coverage"] = np.cumsum(selected["marginal_gain"])
         selected["rationale"] = [
             f"Closes the daycare gap for {int(g)} people; next to {nm}"
-            for g, nm in zip(selected["marginal_gain"], selected["name"])
+            for g, nm in zip(selected["marginal_gain"], selected["name"], strict=False)
         ]
         catch = gpd.GeoDataFrame(
             {"candidate_id": selected["candidate_id"], "threshold_min": 15.0,

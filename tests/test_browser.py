@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from _synthetic import EVIL, make_results, porto_alegre_results
 
+from _synthetic import EVIL, make_results, porto_alegre_results
 from careblocks.outputs import write_map
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"

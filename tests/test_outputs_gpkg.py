@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import pyogrio
 import pytest
-from _synthetic import EVIL, make_results
 from pyproj import CRS
 
 import careblocks.outputs.geopackage as gp
+from _synthetic import EVIL, make_results
 from careblocks.errors import ConfigError
 from careblocks.outputs import write_geopackage
 
@@ -81,7 +81,7 @@ def test_equity_has_scenarios(results, gpkg):
 
 def test_run_metadata_is_json(results, gpkg):
     meta = pyogrio.read_dataframe(gpkg, layer="run_metadata")
-    values = {k: json.loads(v) for k, v in zip(meta["key"], meta["value"])}
+    values = {k: json.loads(v) for k, v in zip(meta["key"], meta["value"], strict=False)}
     for key in ("version", "config", "input_digests", "stage_timings", "warning_counts"):
         assert key in values
     assert values["stage_timings"] == results.metadata["stage_timings"]

@@ -12,9 +12,9 @@ import h3
 import numpy as np
 import pandas as pd
 import pytest
-from _synthetic import EVIL, make_results, porto_alegre_results
 
 import careblocks.outputs._atomic as atomic
+from _synthetic import EVIL, make_results, porto_alegre_results
 from careblocks.outputs import write_map
 from careblocks.outputs.webmap import esc, map_areas
 
@@ -68,7 +68,7 @@ def test_h3_aggregation_keeps_people_and_weights_times():
     o = r.origins.to_crs("EPSG:4326")
     assert areas["population"].sum() == pytest.approx(o["population"].sum())
     assert all(h3.is_valid_cell(c) and h3.get_resolution(c) == 9 for c in areas["area_id"])
-    cells = [h3.latlng_to_cell(y, x, 9) for x, y in zip(o.geometry.x, o.geometry.y)]
+    cells = [h3.latlng_to_cell(y, x, 9) for x, y in zip(o.geometry.x, o.geometry.y, strict=False)]
     o = o.assign(cell=cells)
     for cell, grp in list(o.groupby("cell"))[:10]:
         got = areas.set_index("area_id").loc[cell, "walk_min_daycare"]

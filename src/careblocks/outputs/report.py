@@ -301,7 +301,7 @@ def _method(results) -> str:
             f"Site selection: up to {sites.k} sites, method {esc(sites.method)}, objective "
             f"{esc(sites.objective.replace('_', ' '))}; each site offers "
             + ", ".join(esc(styles.service_label(cfg, s)) for s in sites.offers)
-            + (f"; score weights " + ", ".join(f"{esc(k)} {v:g}" for k, v in sites.weights.items())
+            + ("; score weights " + ", ".join(f"{esc(k)} {v:g}" for k, v in sites.weights.items())
                if sites.weights else "")
             + (f"; at least {sites.min_spacing_m:g} m apart" if sites.min_spacing_m else "") + "."
         )
@@ -380,7 +380,7 @@ def build_report(results) -> str:
     out.append(_table(cov.reset_index(names="group"), {c: "pct" for c in cov.columns}))
     dist = coverage_by_district(results)
     if dist is not None:
-        out.append(f"<p>By district (everyone), least served first:</p>"
+        out.append("<p>By district (everyone), least served first:</p>"
                    + _table(dist.reset_index(names="district"), {c: "pct" for c in dist.columns if c != "people"}))
 
     # proposed sites

@@ -132,7 +132,7 @@ def map_areas(results, *, h3_resolution: int | None = None) -> gpd.GeoDataFrame:
         res = h3_resolution or _auto_h3_resolution(pts)
         ll = gpd.GeoSeries(pts, crs=o.crs).to_crs("EPSG:4326")
         cells = pd.Series(
-            [h3.latlng_to_cell(lat, lng, res) for lat, lng in zip(ll.y.to_numpy(), ll.x.to_numpy())],
+            [h3.latlng_to_cell(lat, lng, res) for lat, lng in zip(ll.y.to_numpy(), ll.x.to_numpy(), strict=False)],
             index=o.index,
         )
         data: dict[str, Any] = {"population": pop.groupby(cells).sum()}
@@ -307,7 +307,7 @@ def _legend_html(results, services: list[str], has_need: bool, has_all: bool) ->
     t = threshold_tag(results.threshold_min)
     labels = styles.time_labels(results.threshold_min)
     parts = ['<div class="cb-box cb-legend"><b>Travel time (minutes)</b>']
-    for color, label in zip(styles.TIME_COLORS, labels):
+    for color, label in zip(styles.TIME_COLORS, labels, strict=False):
         parts.append(f'<div><i style="background:{color}"></i>{esc(label)}</div>')
     parts.append(f'<div><i style="background:{styles.UNREACHABLE_COLOR}"></i>not reachable</div>')
     if has_all:
@@ -448,7 +448,7 @@ def build_map(results, *, h3_resolution: int | None = None, title: str | None = 
             cluster = MarkerCluster(options={"maxClusterRadius": 40, "disableClusteringAtZoom": 16})
             cluster.add_to(fg)
             geoms = sub.geometry.representative_point()
-            for (_, row), g in zip(sub.iterrows(), geoms):
+            for (_, row), g in zip(sub.iterrows(), geoms, strict=False):
                 name = row.get("name")
                 name = name if isinstance(name, str) and name else f"{label} (unnamed)"
                 popup = f"<b>{esc(name)}</b>" + _table(
@@ -500,7 +500,7 @@ def build_map(results, *, h3_resolution: int | None = None, title: str | None = 
         s2 = (sel.set_crs(results.crs) if sel.crs is None else sel).to_crs("EPSG:4326")
         if "order" in s2:
             s2 = s2.sort_values("order")
-        for i, ((_, row), g) in enumerate(zip(s2.iterrows(), s2.geometry.representative_point())):
+        for i, ((_, row), g) in enumerate(zip(s2.iterrows(), s2.geometry.representative_point(), strict=False)):
             order_no = int(row["order"]) if "order" in row and pd.notna(row["order"]) else i + 1
             name = row.get("name")
             site_title = f"Care Block {order_no}" + (f": {name}" if isinstance(name, str) and name else "")
