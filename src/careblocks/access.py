@@ -61,11 +61,14 @@ _REACH_MIN_CAP = 1 << 16  # entries per thread buffer in reach_sparse (grows on 
 
 
 # --------------------------------------------------------------------------- heap primitives
+# A 4-ary heap with lazy deletion (a node is pushed again when its distance improves; stale
+# entries are skipped when popped): fewer levels and better cache use than a binary heap.
 @njit(cache=True, nogil=True, inline="always")
 def _push(hk, hv, size, key, val):
+    """Push onto a 4-ary min-heap (keys ``hk``, values ``hv``); return the new size."""
     i = size
     while i > 0:
-        p = (i - 1) >> 1
+        p = (i - 1) >> 2
         if hk[p] <= key:
             break
         hk[i] = hk[p]
@@ -84,16 +87,20 @@ def _pop(hk, hv, size):
     val = hv[size]
     i = 0
     while True:
-        c = 2 * i + 1
+        c = 4 * i + 1
         if c >= size:
             break
-        if c + 1 < size and hk[c + 1] < hk[c]:
-            c += 1
-        if hk[c] >= key:
+        m = c
+        mk = hk[c]
+        for j in range(c + 1, min(c + 4, size)):
+            if hk[j] < mk:
+                mk = hk[j]
+                m = j
+        if mk >= key:
             break
-        hk[i] = hk[c]
-        hv[i] = hv[c]
-        i = c
+        hk[i] = mk
+        hv[i] = hv[m]
+        i = m
     hk[i] = key
     hv[i] = val
     return size
