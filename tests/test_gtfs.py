@@ -188,3 +188,11 @@ def test_freetown_extended_route_types(data):
     first = t.stop_times.groupby("trip_id")["departure_s"].min()
     last = t.stop_times.groupby("trip_id")["arrival_s"].max()
     assert (first <= 9 * 3600).all() and (last >= 7 * 3600).all()
+
+
+def test_window_without_trips_warns_with_span(data):
+    feeds = [data / "porto_alegre" / "poa_eptc.zip", data / "porto_alegre" / "poa_trensurb.zip"]
+    # the EPTC sample feed has no morning buses: the warning names the span it does run
+    with pytest.warns(DataQualityWarning, match=r"poa_eptc.zip: no trips between 07:00 and 09:00 .*trips run 1\d:\d\d-1\d:\d\d"):
+        t, stats = read_gtfs(feeds, "2019-05-13", window_s=(7 * 3600, 9 * 3600))
+    assert set(t.trips["feed"]) == {"poa_trensurb"}

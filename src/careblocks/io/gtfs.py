@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from careblocks.errors import DataQualityWarning, GTFSError
+from careblocks.errors import ConfigError, DataQualityWarning, GTFSError
 
 #: Files without which a feed cannot be routed.
 REQUIRED_FILES = ("stops.txt", "routes.txt", "trips.txt", "stop_times.txt")
@@ -73,7 +73,7 @@ class GTFSTables:
 
 
 def parse_date(value: str | dt.date, *, key: str = "transit.date") -> dt.date:
-    """A ``YYYY-MM-DD`` (or ``YYYYMMDD``) string as a date; ConfigError-like GTFSError otherwise."""
+    """A ``YYYY-MM-DD`` (or ``YYYYMMDD``) string as a date; ConfigError otherwise."""
     if isinstance(value, dt.date):
         return value
     text = str(value).strip()
@@ -82,7 +82,7 @@ def parse_date(value: str | dt.date, *, key: str = "transit.date") -> dt.date:
             return dt.datetime.strptime(text, fmt).date()
         except ValueError:
             continue
-    raise GTFSError(f"{key}: {value!r} is not a date; write it as YYYY-MM-DD, e.g. 2019-05-13")
+    raise ConfigError(f"{key}: {value!r} is not a date; write it as YYYY-MM-DD, e.g. 2019-05-13")
 
 
 def parse_hhmm(value: str, *, key: str) -> int:
@@ -93,7 +93,7 @@ def parse_hhmm(value: str, *, key: str) -> int:
     except ValueError:
         nums = []
     if len(nums) not in (2, 3) or any(n < 0 for n in nums) or any(n > 59 for n in nums[1:]):
-        raise GTFSError(f"{key}: {value!r} is not a time; write it as HH:MM, e.g. 07:00")
+        raise ConfigError(f"{key}: {value!r} is not a time; write it as HH:MM, e.g. 07:00")
     return nums[0] * 3600 + nums[1] * 60 + (nums[2] if len(nums) == 3 else 0)
 
 
@@ -246,6 +246,11 @@ def _expand_frequencies(
     return st, trips, int(len(gen))
 
 
+def _hms(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600:02d}:{s % 3600 // 60:02d}"
+
+
 def _date_range(feed: Any) -> str:
     import gtfs_kit as gk
 
@@ -320,6 +325,12 @@ def _one_feed(
     if window is not None:
         span = st.groupby("trip_id").agg(t0=("dep", "min"), t1=("arr", "max"))
         keep_ids = span.index[(span["t0"] <= window[1]) & (span["t1"] >= window[0])]
+        if keep_ids.empty:
+            warnings.warn(
+                f"{path}: no trips between {_hms(window[0])} and {_hms(window[1])} on "
+                f"{date.isoformat()} (trips run {_hms(span['t0'].min())}-{_hms(span['t1'].max())}); "
+                "move transit.window_start / window_end into that span",
+                DataQualityWarning, stacklevel=3)
         st = st[st["trip_id"].isin(keep_ids)]
         tr = tr[tr["trip_id"].isin(keep_ids)]
     tr = tr.merge(routes, on="route_id", how="left")

@@ -140,6 +140,9 @@ def transit_access(network: Any, timetable: Timetable, origin_nodes, origin_snap
 
     speed = speed_kmh / 3.6
     deps = departure_times(cfg)
+    if len(np.atleast_1d(origin_nodes)) == 0:
+        empty = np.empty((0, len(cfg.percentiles)))
+        return {name: empty.copy() for name in services}
     walk_s = cfg.max_walk_min * 60.0
     max_trip_s = int(round(cfg.max_trip_min * 60.0))
     names = list(services)

@@ -44,7 +44,7 @@ def _leaves_between(stop_dep_ptr, stop_dep, p, a, old):
     end = stop_dep_ptr[p + 1]
     h = end
     while lo < h:
-        mid = (lo + h) // 2
+        mid = (lo + h) >> 1
         if stop_dep[mid] >= a:
             h = mid
         else:
@@ -52,7 +52,7 @@ def _leaves_between(stop_dep_ptr, stop_dep, p, a, old):
     return lo < end and stop_dep[lo] < old
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _range_raptor(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, arrival,
                   departure, stop_routes_ptr, stop_routes, stop_routes_pos, transfer_ptr,
                   transfer_to, transfer_s, stop_dep_ptr, stop_dep, acc_stops, acc_s, deps,
@@ -148,7 +148,7 @@ def _range_raptor(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, a
                     lo = 0
                     h = hi + 1
                     while lo < h:
-                        mid = (lo + h) // 2
+                        mid = (lo + h) >> 1
                         if departure[base + mid * L + i] >= prev:
                             h = mid
                         else:
@@ -183,7 +183,7 @@ def _range_raptor(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, a
                 stop_out[di, s] = a if a <= limit else INF32
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def _many_origins(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, arrival,
                   departure, stop_routes_ptr, stop_routes, stop_routes_pos, transfer_ptr,
                   transfer_to, transfer_s, stop_dep_ptr, stop_dep, acc_ptr, acc_stops, acc_s,
