@@ -100,3 +100,27 @@ def sanitize_frame(df: pd.DataFrame) -> pd.DataFrame:
                     lambda v: to_json(v) if isinstance(v, (list, tuple, dict, set, np.ndarray)) else v
                 )
     return out
+
+
+#: pipeline metadata keys -> the names used in run_metadata and the documents
+_META_ALIASES = {"careblocks_version": "version", "stage_seconds": "stage_timings"}
+
+
+def normalized_metadata(meta: dict[str, Any] | None) -> dict[str, Any]:
+    """The run metadata with the documented key names (``version``, ``stage_timings``)."""
+    out = dict(meta or {})
+    for old, new in _META_ALIASES.items():
+        if old in out:
+            value = out.pop(old)
+            out.setdefault(new, value)
+    return out
+
+
+def run_date(meta: dict[str, Any] | None) -> str:
+    """The date of the run (from ``created_utc`` / ``run_date``), else today."""
+    meta = meta or {}
+    for key in ("run_date", "created_utc", "written_at"):
+        v = meta.get(key)
+        if isinstance(v, str) and len(v) >= 10:
+            return v[:10]
+    return _dt.date.today().isoformat()

@@ -25,6 +25,7 @@ from careblocks.outputs import styles
 from careblocks.outputs._atomic import atomic_path
 from careblocks.outputs._common import (
     config_to_dict,
+    normalized_metadata,
     sanitize_frame,
     services_in,
     time_column,
@@ -98,7 +99,7 @@ def equity_table(results) -> pd.DataFrame | None:
 
 def metadata_rows(results, *, crs: str, layers: list[str]) -> pd.DataFrame:
     """Key / JSON-value rows of the run metadata."""
-    meta: dict[str, Any] = dict(results.metadata or {})
+    meta: dict[str, Any] = normalized_metadata(results.metadata)
     if "config" not in meta and getattr(results, "config", None) is not None:
         meta["config"] = config_to_dict(results.config)
     if "version" not in meta:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import datetime as _dt
 import html
 import io
 import os
@@ -24,7 +23,14 @@ import pandas as pd
 from careblocks.config import CensusGroups
 from careblocks.outputs import styles
 from careblocks.outputs._atomic import write_text_atomic
-from careblocks.outputs._common import all_within_column, services_in, threshold_tag, time_column
+from careblocks.outputs._common import (
+    all_within_column,
+    normalized_metadata,
+    run_date,
+    services_in,
+    threshold_tag,
+    time_column,
+)
 
 __all__ = ["write_report"]
 
@@ -101,12 +107,41 @@ def _groups(results) -> list[str]:
     return [g for g in ("population", *CARE_GROUPS) if g in cols]
 
 
+_MODE_PREFERENCE = ("best", "walk", "transit")
+
+
+def equity_parts(results) -> tuple[pd.DataFrame | None, pd.DataFrame | None, str | None]:
+    """(today, with the Care Blocks, mode) equity rows of one travel mode.
+
+    The pipeline may give the after-scenario as ``equity_after`` or as rows of ``equity``
+    with ``scenario == "with_sites"``; with a ``mode`` column, one mode present in both is
+    used (best, else walk, else the first).
+    """
+    cur, after = results.equity, results.equity_after
+    if cur is not None and "scenario" in cur.columns:
+        scen = cur["scenario"].astype(str)
+        if after is None and (scen == "with_sites").any():
+            after = cur[scen == "with_sites"]
+        cur = cur[scen != "with_sites"]
+    mode = None
+    if cur is not None and "mode" in cur.columns and len(cur):
+        modes = list(pd.unique(cur["mode"].astype(str)))
+        if after is not None and "mode" in after.columns:
+            common = [m for m in modes if m in set(after["mode"].astype(str))]
+            modes = common or modes
+        mode = next((m for m in _MODE_PREFERENCE if m in modes), modes[0])
+        cur = cur[cur["mode"].astype(str) == mode]
+        if after is not None and "mode" in after.columns:
+            after = after[after["mode"].astype(str) == mode]
+    return cur, (after if after is not None and len(after) else None), mode
+
+
 def coverage_by_group(results, equity: pd.DataFrame | None = None) -> pd.DataFrame:
     """Share of each group within T of each service (rows: groups, columns: service labels)."""
     t = float(results.threshold_min)
     services = services_in(results)
     labels = {s: styles.service_label(results.config, s) for s in services}
-    eq = equity if equity is not None else results.equity
+    eq = equity if equity is not None else equity_parts(results)[0]
     if eq is not None and len(eq) and {"group", "service", "share_within"} <= set(eq.columns):
         sel = eq
         if "district" in sel.columns:
@@ -137,7 +172,7 @@ def coverage_by_group(results, equity: pd.DataFrame | None = None) -> pd.DataFra
 
 
 def coverage_by_district(results) -> pd.DataFrame | None:
-    eq = results.equity
+    eq = equity_parts(results)[0]
     if eq is None or "district" not in eq.columns:
         return None
     t = float(results.threshold_min)
@@ -156,10 +191,11 @@ def coverage_by_district(results) -> pd.DataFrame | None:
 
 
 def before_after(results) -> pd.DataFrame | None:
-    if results.equity is None or results.equity_after is None:
+    cur, after, _ = equity_parts(results)
+    if cur is None or after is None:
         return None
-    b = coverage_by_group(results, results.equity)
-    a = coverage_by_group(results, results.equity_after)
+    b = coverage_by_group(results, cur)
+    a = coverage_by_group(results, after)
     rows = []
     for g in b.index:
         for s in b.columns:
@@ -334,8 +370,8 @@ def build_report(results) -> str:
     t = float(results.threshold_min)
     tag = threshold_tag(t)
     study = getattr(cfg.study, "name", "study")
-    meta = results.metadata or {}
-    date = meta.get("run_date") or _dt.date.today().isoformat()
+    meta = normalized_metadata(results.metadata)
+    date = run_date(meta)
     version = meta.get("version", "")
     pop = pd.to_numeric(o.get("population", pd.Series(0.0, index=o.index)), errors="coerce").fillna(0)
     out: list[str] = []
@@ -401,8 +437,10 @@ def build_report(results) -> str:
             sub = pd.DataFrame(cand[cand["candidate_id"].astype(str).isin(ids)])
             if len(sub) and comps:
                 sub = sub.set_index(sub["candidate_id"].astype(str)).loc[ids]
-                out.append("<p>Score components of the proposed sites:</p>"
-                           + _table(sub[comps].reset_index(names="candidate_id")))
+                comp = sub[comps].T  # one row per component, one column per site
+                comp.columns = [f"site {i}" for i in range(1, len(ids) + 1)]
+                out.append("<p>Score components of the proposed sites (site numbers as in the "
+                           "table above):</p>" + _table(comp.reset_index(names="component")))
             out.append(f'<p class="note">{len(cand):,} candidate sites were scored.</p>')
 
     ba = before_after(results)

@@ -50,8 +50,20 @@ def service_color(service: str, order: Sequence[str] = ()) -> str:
     return _EXTRA_COLORS[i % len(_EXTRA_COLORS)]
 
 
-def service_glyph(service: str) -> str:
-    return SERVICE_GLYPHS.get(service, service[:1].upper() or "?")
+def service_glyph(service: str, order: Sequence[str] = ()) -> str:
+    """One or two letters drawn in the service's map icon, unique among ``order``."""
+    taken = set()
+    for s in order:
+        if s == service:
+            break
+        taken.add(service_glyph(s, order[: list(order).index(s)]))
+    if service in SERVICE_GLYPHS and SERVICE_GLYPHS[service] not in taken:
+        return SERVICE_GLYPHS[service]
+    letters = "".join(ch for ch in service if ch.isalnum()) or "?"
+    for g in (letters[:1].upper(), letters[:1].upper() + letters[1:2], letters[:2].upper()):
+        if g not in taken:
+            return g
+    return letters[:3].capitalize()
 
 
 def service_label(config, service: str) -> str:

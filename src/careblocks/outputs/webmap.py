@@ -11,7 +11,6 @@ that comes from data (facility and site names, district names, rationale) is HTM
 
 from __future__ import annotations
 
-import datetime as _dt
 import html
 import os
 from pathlib import Path
@@ -28,11 +27,19 @@ from folium.plugins import MarkerCluster
 
 from careblocks.outputs import styles
 from careblocks.outputs._atomic import write_text_atomic
-from careblocks.outputs._common import all_within_column, services_in, threshold_tag, time_column
+from careblocks.outputs._common import (
+    all_within_column,
+    run_date,
+    services_in,
+    threshold_tag,
+    time_column,
+)
 
 __all__ = ["build_map", "map_areas", "write_map"]
 
 ASSETS = Path(__file__).resolve().parent / "assets"
+#: polygon origins smaller than this (median) are grouped into H3 cells instead of drawn
+MIN_DRAWN_AREA_M2 = 10_000.0
 #: at most this many candidate sites are drawn (the best by score)
 MAX_CANDIDATES = 5000
 _NEED_COLORS = ("#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026")
@@ -108,7 +115,13 @@ def map_areas(results, *, h3_resolution: int | None = None) -> gpd.GeoDataFrame:
     within_col = all_within_column(results)
     all_flag = (o[within_col] >= n_all).astype(float) if within_col and n_all else None
     after_flag = _after_all_within(results, o, tcols)
-    polygonal = bool(o.geom_type.isin(["Polygon", "MultiPolygon"]).all()) and len(o) <= 50_000
+    # census units and grid cells are drawn as given; building footprints and other small
+    # polygons (median under 1 ha) are grouped into H3 cells like points
+    polygonal = (
+        bool(o.geom_type.isin(["Polygon", "MultiPolygon"]).all())
+        and len(o) <= 50_000
+        and float(o.geometry.area.median()) >= MIN_DRAWN_AREA_M2
+    )
 
     if polygonal:
         out = gpd.GeoDataFrame(
@@ -261,7 +274,7 @@ def _area_layer(fc: dict, name: str, prop: str, color_of, tooltip_fields, aliase
 
 def _service_icon(service: str, order: list[str]) -> folium.DivIcon:
     color = styles.service_color(service, order)
-    glyph = esc(styles.service_glyph(service))
+    glyph = esc(styles.service_glyph(service, order))
     return folium.DivIcon(
         html=(
             f'<div class="cb-icon" style="background:{color}">{glyph}</div>'
@@ -326,7 +339,7 @@ def _legend_html(results, services: list[str], has_need: bool, has_all: bool) ->
     for s in services:
         parts.append(
             f'<div><span class="cb-icon cb-icon-s" style="background:{styles.service_color(s, services)}">'
-            f"{esc(styles.service_glyph(s))}</span>{esc(styles.service_label(results.config, s))}</div>"
+            f"{esc(styles.service_glyph(s, services))}</span>{esc(styles.service_label(results.config, s))}</div>"
         )
     parts.append("</div>")
     return "".join(parts)
@@ -384,8 +397,12 @@ def build_map(results, *, h3_resolution: int | None = None, title: str | None = 
     services = services_in(results)
     order = services
     cfg = results.config
-    area = gpd.GeoSeries([results.area], crs=results.crs).to_crs("EPSG:4326")
-    x0, y0, x1, y1 = area.total_bounds
+    # open on where people live (the study area can be much larger: the network's extent)
+    o = results.origins
+    extent = (o.set_crs(results.crs) if o.crs is None else o) if len(o) else None
+    if extent is None:
+        extent = gpd.GeoSeries([results.area], crs=results.crs)
+    x0, y0, x1, y1 = extent.to_crs("EPSG:4326").total_bounds
     m = folium.Map(location=[(y0 + y1) / 2, (x0 + x1) / 2], tiles=None, control_scale=True,
                    prefer_canvas=True)
     folium.TileLayer("OpenStreetMap", name="OpenStreetMap", control=True).add_to(m)
@@ -535,12 +552,12 @@ def build_map(results, *, h3_resolution: int | None = None, title: str | None = 
 def _add_boxes(m, results, services, *, title, has_need, has_all, h3_res) -> None:
     study = getattr(getattr(results.config, "study", None), "name", "") or "study"
     title = title or f"Care Blocks: access to care services in {study}"
-    date = (results.metadata or {}).get("run_date") or _dt.date.today().isoformat()
+    date = run_date(results.metadata)
     t = threshold_tag(results.threshold_min)
     speed = getattr(getattr(results.config, "walk", None), "speed_kmh", None)
     areas_txt = (f"hexagonal cells (H3 resolution {h3_res}) that group the homes inside them; "
                  "travel times are averaged over the people in each cell"
-                 if h3_res is not None else "census areas")
+                 if h3_res is not None else "the population areas of the input (census units or grid cells)")
     howto = (
         f"<details open><summary>How to read this map</summary>"
         f"<p>Coloured areas are {esc(areas_txt)}. Blue means the nearest service is a short walk, "
