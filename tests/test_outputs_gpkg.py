@@ -18,6 +18,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyogrio
 import pytest
 from pyproj import CRS
@@ -232,3 +233,13 @@ def test_sigkill_mid_write_keeps_previous_file(results, tmp_path):
     assert not tmp.exists()
     assert sorted(x.name for x in tmp_path.iterdir()) == ["careblocks.gpkg"]
     assert _sha(target) != before
+
+
+def test_equity_with_scenario_column_is_kept(tmp_path):
+    r = make_results()
+    r.equity = pd.concat([r.equity.assign(scenario="current"),
+                          r.equity_after.assign(scenario="with_sites")], ignore_index=True)
+    r.equity_after = None
+    eq = pyogrio.read_dataframe(write_geopackage(r, tmp_path / "e.gpkg"), layer="equity")
+    assert eq["scenario"].value_counts().to_dict() == {"current": len(r.equity) // 2,
+                                                        "with_sites": len(r.equity) // 2}

@@ -8,6 +8,7 @@ import re
 from html.parser import HTMLParser
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from _synthetic import EVIL, make_results, porto_alegre_results
@@ -129,3 +130,22 @@ def test_porto_alegre_report(data, tmp_path):
     assert 0 < within < 1
     assert f"<b>{100 * within:.0f}%</b>within 15 min of health" in text
     assert f"{pop.sum():,.0f}" in text
+
+
+def test_pipeline_equity_layout_scenario_and_mode(tmp_path):
+    """The pipeline's layout: one equity table with ``scenario`` and ``mode`` columns."""
+    r = make_results()
+    cur = r.equity.assign(scenario="current", mode="walk")
+    slow = r.equity.assign(scenario="current", mode="walk_stroller",
+                           share_within=r.equity["share_within"] * 0.5)
+    after = r.equity_after.assign(scenario="with_sites", mode="walk")
+    r.equity = pd.concat([slow, cur, after], ignore_index=True)
+    r.equity_after = None
+    ba = before_after(r)
+    row = ba[(ba["group"] == "Everyone") & (ba["service"] == "Health")].iloc[0]
+    eq = r.equity
+    pick = eq[(eq["service"] == "health") & (eq["group"] == "population") & (eq["district"] == "all")
+              & (eq["threshold_min"] == 15.0)].set_index(["scenario", "mode"])["share_within"]
+    assert row["today"] == pytest.approx(pick[("current", "walk")])
+    assert row["with Care Blocks"] == pytest.approx(pick[("with_sites", "walk")])
+    assert "Before and after" in write_report(r, tmp_path / "r.html").read_text()
