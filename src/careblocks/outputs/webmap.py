@@ -316,6 +316,13 @@ def _site_popup(row: pd.Series, title: str) -> folium.Popup:
     return folium.Popup(body, max_width=360)
 
 
+def _facility_counts(results) -> dict[str, int]:
+    svc = results.services
+    if svc is None or not len(svc) or "service" not in svc.columns:
+        return {}
+    return {str(k): int(v) for k, v in svc["service"].astype(str).value_counts().items()}
+
+
 def _legend_html(results, services: list[str], has_need: bool, has_all: bool) -> str:
     t = threshold_tag(results.threshold_min)
     labels = styles.time_labels(results.threshold_min)
@@ -336,10 +343,13 @@ def _legend_html(results, services: list[str], has_need: bool, has_all: bool) ->
             + ",".join(_NEED_COLORS) + ')"></div><div class="cb-ramp-l"><span>low</span><span>high</span></div>'
         )
     parts.append("<b>Existing services</b>")
+    counts = _facility_counts(results)
     for s in services:
+        none = " (none found)" if counts.get(s, 0) == 0 else ""
         parts.append(
             f'<div><span class="cb-icon cb-icon-s" style="background:{styles.service_color(s, services)}">'
-            f"{esc(styles.service_glyph(s, services))}</span>{esc(styles.service_label(results.config, s))}</div>"
+            f"{esc(styles.service_glyph(s, services))}</span>"
+            f"{esc(styles.service_label(results.config, s) + none)}</div>"
         )
     parts.append("</div>")
     return "".join(parts)
@@ -421,17 +431,17 @@ def build_map(results, *, h3_resolution: int | None = None, title: str | None = 
     def time_color(v):
         return styles.UNREACHABLE_COLOR if v is None else tcmap(min(float(v), tcmap.vmax - 1e-6))
 
-    first = True
-    for s in services:
-        col = time_column(areas.columns, s)
-        if col is None:
-            continue
+    counts = _facility_counts(results)
+    time_layers = [(s, c) for s in services if (c := time_column(areas.columns, s))]
+    # open on the first service that has a facility in reach somewhere (not an all-grey map)
+    shown = next((s for s, c in time_layers if areas[c].notna().any()), None)
+    for s, col in time_layers:
         label = styles.service_label(cfg, s)
         mode = "Travel" if col.startswith("best_") else ("Transit" if col.startswith("transit_") else "Walking")
+        none = " (none found)" if counts.get(s, 0) == 0 else ""
         fc = _feature_collection(areas, ["area_id", "population", col], {"population": 0, col: 1})
-        _area_layer(fc, esc(f"{mode} time to {label.lower()}"), col, time_color,
-                    ["population", col], ["people", "minutes to nearest"], first).add_to(m)
-        first = False
+        _area_layer(fc, esc(f"{mode} time to {label.lower()}{none}"), col, time_color,
+                    ["population", col], ["people", "minutes to nearest"], s == shown).add_to(m)
 
     has_all = "all_within_share" in areas and len(services) > 1
     all_cmap = bcm.LinearColormap(list(_ALL_COLORS), vmin=0, vmax=1)
@@ -511,7 +521,7 @@ def build_map(results, *, h3_resolution: int | None = None, title: str | None = 
             folium.GeoJson(
                 _feature_collection(c, props, {"population": 0}), name="catchments",
                 style_function=lambda f: {"color": "#e6550d", "weight": 2, "fillColor": "#fdae6b",
-                                          "fillOpacity": 0.15, "dashArray": "4 3"},
+                                          "fillOpacity": 0.04, "dashArray": "4 3"},
                 tooltip=folium.GeoJsonTooltip(fields=props) if props else None,
             ).add_to(fg)
         s2 = (sel.set_crs(results.crs) if sel.crs is None else sel).to_crs("EPSG:4326")
