@@ -123,3 +123,13 @@ def test_porto_alegre_map_size_and_cells(data, tmp_path):
     assert size_mb < 15, size_mb
     text = path.read_text()
     assert text.count('"walk_min_health"') >= 1 and "Streets (walking network)" in text
+
+
+def test_service_without_facilities_is_marked(tmp_path):
+    r = make_results(with_sites=False)
+    r.services = r.services[r.services["service"] != "daycare"].reset_index(drop=True)
+    r.origins["walk_min_daycare"] = np.nan
+    text = write_map(r, tmp_path / "m.html").read_text()
+    assert '"Walking time to daycare (none found)"' in text
+    assert "Daycare (none found)</div>" in text  # legend
+    assert '"Daycare (' not in text  # no marker layer for it
