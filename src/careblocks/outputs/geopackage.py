@@ -80,7 +80,7 @@ def _prepare(gdf: gpd.GeoDataFrame, results, crs: str) -> gpd.GeoDataFrame:
     return sanitize_frame(gdf)
 
 
-def equity_table(results) -> pd.DataFrame | None:
+def equity_layer(results) -> pd.DataFrame | None:
     """``equity`` and ``equity_after`` stacked with a ``scenario`` column."""
     parts = []
     for frame, scenario in ((results.equity, "current"), (results.equity_after, "with_sites")):
@@ -280,7 +280,7 @@ def write_geopackage(
         if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf.columns:
             continue
         frames[layer] = _prepare(gdf, results, out_crs)
-    equity = equity_table(results)
+    equity = equity_layer(results)
     layers = list(frames) + (["equity"] if equity is not None else []) + ["run_metadata"]
     meta = metadata_rows(results, crs=out_crs, layers=layers)
 

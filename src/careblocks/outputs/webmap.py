@@ -300,7 +300,7 @@ _SKIP_SITE_COLS = {"geometry", "node", "snap_m"}
 def _site_popup(row: pd.Series, title: str) -> folium.Popup:
     rows = []
     for k, v in row.items():
-        if k in _SKIP_SITE_COLS or k == "rationale" or k == row.index[-1] and k == "geometry":
+        if k in _SKIP_SITE_COLS or k == "rationale":
             continue
         if isinstance(v, (float, np.floating)) and not np.isfinite(v):
             continue
@@ -353,30 +353,6 @@ def _legend_html(results, services: list[str], has_need: bool, has_all: bool) ->
         )
     parts.append("</div>")
     return "".join(parts)
-
-
-_CSS = """
-.cb-box{position:fixed;z-index:1000;background:rgba(255,255,255,.93);padding:8px 10px;
- border-radius:6px;box-shadow:0 1px 5px rgba(0,0,0,.35);font:13px/1.35 Arial,Helvetica,sans-serif;color:#222}
-.cb-title{top:10px;left:60px;max-width:46%}
-.cb-title h1{font-size:18px;margin:0 0 2px 0}
-.cb-howto{bottom:56px;left:10px;max-width:330px}
-.cb-howto summary{cursor:pointer;font-weight:bold}
-.cb-legend{bottom:28px;right:10px;max-width:250px;max-height:60vh;overflow:auto}
-.cb-legend b{display:block;margin-top:6px}
-.cb-legend i{display:inline-block;width:16px;height:12px;margin-right:6px;vertical-align:middle;border:1px solid #999}
-.cb-ramp{height:10px;border:1px solid #999}
-.cb-ramp-l{display:flex;justify-content:space-between;font-size:11px}
-.cb-icon{width:20px;height:20px;border-radius:50%;border:2px solid #fff;color:#fff;font:bold 12px/20px Arial;
- text-align:center;box-shadow:0 0 2px #333}
-.cb-icon-s{display:inline-block;width:14px;height:14px;font-size:9px;line-height:14px;margin-right:6px;vertical-align:middle}
-.cb-div-icon{background:none;border:none}
-.cb-site{width:26px;height:26px;border-radius:4px;background:#111;color:#fff;font:bold 14px/26px Arial;text-align:center;border:2px solid #fdae6b}
-.cb-table{border-collapse:collapse;font-size:12px}
-.cb-table th{text-align:left;padding:1px 6px 1px 0;font-weight:normal;color:#555}
-.cb-table td{text-align:right}
-.cb-rationale{margin:4px 0}
-"""
 
 
 def _inline_assets(m: folium.Map) -> None:
@@ -580,7 +556,8 @@ def _add_boxes(m, results, services, *, title, has_need, has_all, h3_res) -> Non
     )
     root = m.get_root()
     root.header.add_child(Element(f"<title>{esc(title)}</title>"), name="cb_title")
-    root.header.add_child(Element(f"<style>{_CSS}</style>"), name="cb_css")
+    css = (ASSETS / "map.css").read_text(encoding="utf-8")
+    root.header.add_child(Element(f"<style>{css}</style>"), name="cb_css")
     root.html.add_child(Element(
         f'<div class="cb-box cb-title"><h1>{esc(title)}</h1>'
         f'<div>{esc(str(date))} · threshold {esc(t)} min · careblocks</div></div>'
