@@ -110,12 +110,14 @@ def _groups(results) -> list[str]:
 _MODE_PREFERENCE = ("best", "walk", "transit")
 
 
-def equity_parts(results) -> tuple[pd.DataFrame | None, pd.DataFrame | None, str | None]:
+def equity_parts(
+    results, *, common: bool = False
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None, str | None]:
     """(today, with the Care Blocks, mode) equity rows of one travel mode.
 
     The pipeline may give the after-scenario as ``equity_after`` or as rows of ``equity``
-    with ``scenario == "with_sites"``; with a ``mode`` column, one mode present in both is
-    used (best, else walk, else the first).
+    with ``scenario == "with_sites"``. With a ``mode`` column one mode is used: best, else
+    walk, else the first; with ``common=True`` one that both scenarios have.
     """
     cur, after = results.equity, results.equity_after
     if cur is not None and "scenario" in cur.columns:
@@ -126,14 +128,24 @@ def equity_parts(results) -> tuple[pd.DataFrame | None, pd.DataFrame | None, str
     mode = None
     if cur is not None and "mode" in cur.columns and len(cur):
         modes = list(pd.unique(cur["mode"].astype(str)))
-        if after is not None and "mode" in after.columns:
-            common = [m for m in modes if m in set(after["mode"].astype(str))]
-            modes = common or modes
+        if common and after is not None and "mode" in after.columns:
+            both = [m for m in modes if m in set(after["mode"].astype(str))]
+            modes = both or modes
         mode = next((m for m in _MODE_PREFERENCE if m in modes), modes[0])
         cur = cur[cur["mode"].astype(str) == mode]
         if after is not None and "mode" in after.columns:
             after = after[after["mode"].astype(str) == mode]
     return cur, (after if after is not None and len(after) else None), mode
+
+
+def _mode_label(mode: str) -> str:
+    if mode == "best":
+        return "walking or public transport, whichever is faster"
+    if mode == "transit":
+        return "public transport"
+    if mode.startswith("walk_"):
+        return f"walking, {mode[5:].replace('_', ' ')} speed"
+    return "walking" if mode == "walk" else mode
 
 
 def coverage_by_group(results, equity: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -191,7 +203,7 @@ def coverage_by_district(results) -> pd.DataFrame | None:
 
 
 def before_after(results) -> pd.DataFrame | None:
-    cur, after, _ = equity_parts(results)
+    cur, after, _ = equity_parts(results, common=True)
     if cur is None or after is None:
         return None
     b = coverage_by_group(results, cur)
@@ -411,8 +423,11 @@ def build_report(results) -> str:
                    + ", ".join(f"{esc(k)}: {esc(v)}" for k, v in warn.items()) + ".</p>")
 
     # who is underserved
+    mode_now = equity_parts(results)[2]
+    mode_ba = equity_parts(results, common=True)[2]
     out.append(f"<h2>Who is underserved</h2><p>Share of each group living within {tag} minutes "
-               "of each service. Low shares mark the gaps.</p>")
+               + (f"({esc(_mode_label(mode_now))}) " if mode_now else "")
+               + "of each service. Low shares mark the gaps.</p>")
     out.append(_table(cov.reset_index(names="group"), {c: "pct" for c in cov.columns}))
     dist = coverage_by_district(results)
     if dist is not None:
@@ -446,7 +461,8 @@ def build_report(results) -> str:
     ba = before_after(results)
     if ba is not None:
         out.append("<h2>Before and after</h2><p>Share within "
-                   f"{tag} minutes today and with the proposed Care Blocks.</p>")
+                   f"{tag} minutes today and with the proposed Care Blocks"
+                   + (f" ({esc(_mode_label(mode_ba))})" if mode_ba else "") + ".</p>")
         out.append(_table(ba, {"today": "pct", "with Care Blocks": "pct", "change": "pp"}))
 
     # charts

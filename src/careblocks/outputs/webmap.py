@@ -544,13 +544,22 @@ def _add_boxes(m, results, services, *, title, has_need, has_all, h3_res) -> Non
     areas_txt = (f"hexagonal cells (H3 resolution {h3_res}) that group the homes inside them; "
                  "travel times are averaged over the people in each cell"
                  if h3_res is not None else "the population areas of the input (census units or grid cells)")
+    transit = any(c.startswith(("best_min_", "transit_min_")) for c in results.origins.columns)
+    trip = "a short trip" if transit else "a short walk"
+    tr = getattr(results.config, "transit", None)
+    transit_txt = (
+        f"<p>Travel times are the faster of walking and public transport (the "
+        f"p{tr.report_percentile} over departures {esc(tr.window_start)}–{esc(tr.window_end)}).</p>"
+        if transit and tr is not None else ""
+    )
     howto = (
         f"<details open><summary>How to read this map</summary>"
-        f"<p>Coloured areas are {esc(areas_txt)}. Blue means the nearest service is a short walk, "
+        f"<p>Coloured areas are {esc(areas_txt)}. Blue means the nearest service is {trip}, "
         f"red a long one; grey means no route was found. Use the layer list (top right) to switch "
         f"between services, the share of people with all {len(services)} services within {esc(t)} "
         f"minutes{', the care-need index' if has_need else ''} and the proposed Care Blocks. "
         f"Click a marker for details.</p>"
+        + transit_txt
         + (f"<p>Walking speed {speed:g} km/h.</p>" if speed else "")
         + "</details>"
     )
