@@ -74,10 +74,11 @@ def load_timetable(cfg: TransitConfig, network: Any, *, area_4326: Any = None, c
 
 
 def _access_legs(network: Any, tt: Timetable, origin_nodes, origin_snap_m, speed: float, limit_s: float):
-    """CSR (per origin) of stops within ``limit_s`` on foot: network + both snap legs."""
+    """CSR (per origin) of stops within ``limit_s`` on foot at ``speed`` m/s: network + both
+    snap legs."""
     from careblocks.access import REACH_ZERO_S, reach_sparse
 
-    w = network.edge_seconds(speed)
+    w = network.edge_seconds(speed * 3.6)
     on = np.asarray(origin_nodes, np.int64)
     off = np.asarray(origin_snap_m, np.float64) / speed
     R = reach_sparse(network.indptr, network.indices, w, on, off, limit_s).tocsr()

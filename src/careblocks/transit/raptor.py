@@ -17,6 +17,12 @@ Per minute ``t`` and service ``v`` the travel time is
 ``min_s(ride*[s] + egress[s, v]) - t`` where ``egress`` is the walk from stop ``s`` to the
 nearest facility of ``v`` (within the walk limit); it is kept incrementally, only stops
 whose overall label improves are visited. Trips longer than ``max_trip_s`` are unreachable.
+
+Pruning (all exact, checked against :mod:`careblocks.transit.reference`): labels later than
+``t + max_trip_s`` or not earlier than every service's best arrival so far are dropped
+(target pruning; off when some service is unreachable, and in the per-stop ``record`` mode);
+an improved stop is scanned again only for routes with a trip leaving it between its new and
+its old label (otherwise it would board the same trips as before).
 """
 
 from __future__ import annotations
@@ -52,6 +58,23 @@ def _leaves_between(stop_dep_ptr, stop_dep, p, a, old):
     return lo < end and stop_dep[lo] < old
 
 
+@njit(cache=True, inline="always")
+def _route_leaves_between(route_stops_ptr, route_trips_ptr, route_st_ptr, departure, r, pos, a, old):
+    """True when a trip of route r leaves its position ``pos`` at a time in [a, old)."""
+    L = route_stops_ptr[r + 1] - route_stops_ptr[r]
+    nt = route_trips_ptr[r + 1] - route_trips_ptr[r]
+    base = route_st_ptr[r] + pos
+    lo = 0
+    h = nt
+    while lo < h:
+        mid = (lo + h) >> 1
+        if departure[base + mid * L] >= a:
+            h = mid
+        else:
+            lo = mid + 1
+    return lo < nt and departure[base + lo * L] < old
+
+
 @njit(cache=True, error_model="numpy")
 def _range_raptor(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, arrival,
                   departure, stop_routes_ptr, stop_routes, stop_routes_pos, transfer_ptr,
@@ -69,6 +92,7 @@ def _range_raptor(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, a
     best = np.full(n_serv, np.int64(INF32), np.int64)
     marked = np.zeros(n_stops, np.bool_)
     mlist = np.empty(n_stops, np.int32)
+    oldlab = np.empty(n_stops, np.int32)  # a marked stop's label before the marking improvement
     rmark = np.zeros(n_stops, np.bool_)
     rlist = np.empty(n_stops, np.int32)
     qpos = np.full(n_routes, -1, np.int32)
@@ -76,6 +100,10 @@ def _range_raptor(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, a
     for di in range(deps.shape[0] - 1, -1, -1):
         t = deps[di]
         limit = t + max_trip_s
+        # target pruning: a label no earlier than every service's best arrival cannot help
+        mb = best.max()
+        if mb - 1 < limit:
+            limit = mb - 1
         nm = 0
         for j in range(acc_stops.shape[0]):
             p = acc_stops[j]
@@ -87,6 +115,7 @@ def _range_raptor(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, a
                 if not marked[p] and _leaves_between(stop_dep_ptr, stop_dep, p, a, old):
                     marked[p] = True
                     mlist[nm] = p
+                    oldlab[p] = old
                     nm += 1
         for k in range(1, n_rounds + 1):
             if nm == 0:
@@ -95,9 +124,14 @@ def _range_raptor(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, a
             for m in range(nm):
                 p = mlist[m]
                 marked[p] = False
+                lab = tau[k - 1, p]
                 for e in range(stop_routes_ptr[p], stop_routes_ptr[p + 1]):
                     r = stop_routes[e]
                     pos = stop_routes_pos[e]
+                    # boarding r at p changes only if one of its trips leaves in [lab, old)
+                    if not _route_leaves_between(route_stops_ptr, route_trips_ptr, route_st_ptr,
+                                                 departure, r, pos, lab, oldlab[p]):
+                        continue
                     if qpos[r] < 0:
                         qpos[r] = pos
                         qlist[nq] = r
@@ -121,16 +155,23 @@ def _range_raptor(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, a
                         a = arrival[base + trip * L + i]
                         if a <= limit and a < ride[k, p]:
                             if _lower(ride, k, p, a, n_rounds):
+                                changed = False
                                 for v in range(n_serv):
                                     e = egress[p, v]
                                     if e < INF32 and a + e < best[v]:
                                         best[v] = a + e
+                                        changed = True
+                                if changed:
+                                    mb = best.max()
+                                    if mb - 1 < limit:
+                                        limit = mb - 1
                             old = tau[k, p]
                             if a < old:
                                 _lower(tau, k, p, a, n_rounds)
                                 if not marked[p] and _leaves_between(stop_dep_ptr, stop_dep, p, a, old):
                                     marked[p] = True
                                     mlist[nm] = p
+                                    oldlab[p] = old
                                     nm += 1
                             if not rmark[p]:
                                 rmark[p] = True
@@ -171,6 +212,7 @@ def _range_raptor(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, a
                         if not marked[qs] and _leaves_between(stop_dep_ptr, stop_dep, qs, a, old):
                             marked[qs] = True
                             mlist[nm] = qs
+                            oldlab[qs] = old
                             nm += 1
         for m in range(nm):
             marked[mlist[m]] = False
@@ -180,7 +222,7 @@ def _range_raptor(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, a
         if record:
             for s in range(n_stops):
                 a = tau[n_rounds, s]
-                stop_out[di, s] = a if a <= limit else INF32
+                stop_out[di, s] = a if a <= t + max_trip_s else INF32
 
 
 @njit(parallel=True, cache=True, error_model="numpy")

@@ -122,6 +122,19 @@ def python_range_raptor(tt, transfer_s, acc_stops, acc_s, departures_s, *, max_t
         i = bisect_left(sdep[p], a)
         return i < len(sdep[p]) and sdep[p][i] < old
 
+    def route_leaves(r, pos, a, old):
+        L = rsp[r + 1] - rsp[r]
+        nt = rtp[r + 1] - rtp[r]
+        base = rst[r] + pos
+        lo, h = 0, nt
+        while lo < h:
+            mid = (lo + h) // 2
+            if departure[base + mid * L] >= a:
+                h = mid
+            else:
+                lo = mid + 1
+        return lo < nt and departure[base + lo * L] < old
+
     def lower(lab, k, p, a):
         j = k
         while j <= K and a < lab[j][p]:
@@ -131,26 +144,29 @@ def python_range_raptor(tt, transfer_s, acc_stops, acc_s, departures_s, *, max_t
 
     for di in range(len(departures_s) - 1, -1, -1):
         t = int(departures_s[di])
-        limit = t + max_trip_s
-        marked = set()
+        limit = min(t + max_trip_s, max(best) - 1) if best else t + max_trip_s
+        marked = {}
         for p, s in acc:
             a = t + int(s)
             old = tau[0][p]
             if a <= limit and a < old:
                 lower(tau, 0, p, a)
                 # boarding from p changes only if a vehicle leaves p in [a, old)
-                if leaves(p, a, old):
-                    marked.add(p)
+                if p not in marked and leaves(p, a, old):
+                    marked[p] = old
         for k in range(1, K + 1):
             if not marked:
                 break
             queue = {}
-            for p in marked:
+            for p, old in marked.items():
+                lab = tau[k - 1][p]
                 for e in range(srp[p], srp[p + 1]):
                     r, pos = sr[e], spos[e]
+                    if not route_leaves(r, pos, lab, old):
+                        continue
                     if r not in queue or pos < queue[r]:
                         queue[r] = pos
-            marked = set()
+            marked = {}
             rmarked = set()
             for r, start in queue.items():
                 s0 = rsp[r]
@@ -170,8 +186,8 @@ def python_range_raptor(tt, transfer_s, acc_stops, acc_s, departures_s, *, max_t
                             old = tau[k][p]
                             if a < old:
                                 lower(tau, k, p, a)
-                                if leaves(p, a, old):
-                                    marked.add(p)
+                                if p not in marked and leaves(p, a, old):
+                                    marked[p] = old
                             rmarked.add(p)
                     if i == L - 1:
                         break
@@ -197,8 +213,8 @@ def python_range_raptor(tt, transfer_s, acc_stops, acc_s, departures_s, *, max_t
                     old = tau[k][q]
                     if a <= limit and a < old:
                         lower(tau, k, q, a)
-                        if leaves(q, a, old):
-                            marked.add(q)
+                        if q not in marked and leaves(q, a, old):
+                            marked[q] = old
         result[di] = [(b - t) if b - t <= max_trip_s else INF for b in best]
     return result
 
