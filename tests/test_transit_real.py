@@ -50,12 +50,18 @@ def _hull_4326(net):
     return shapely.MultiPoint(np.column_stack([lon, lat])).convex_hull
 
 
-def _check_exact(net, tables, tt, nodes, snap, deps, every, max_transfers=3, max_trip_s=5400):
-    """RAPTOR over every minute vs the reference at every ``every``-th minute."""
+def _check_exact(net, tables, tt, nodes, snap, deps, every, max_transfers=3, max_trip_s=5400,
+                 egress=None):
+    """RAPTOR over every minute vs the reference at every ``every``-th minute: earliest
+    arrival at every stop, and with ``egress`` (stops x services seconds) the travel time to
+    each service (which exercises the target pruning)."""
     tsec = tt.transfer_seconds(SPEED)
     ptr, acc_stops, acc_s = _access_legs(net, tt, nodes, snap, SPEED / 3.6, 900.0)
     trips = TripArrays(tables, tt.stop_id)
     reached = 0
+    if egress is not None:
+        secs = range_raptor(tt, tsec, ptr, acc_stops, acc_s, deps, max_transfers=max_transfers,
+                            max_trip_s=max_trip_s, egress_s=egress)
     for o in range(nodes.size):
         a, b = ptr[o], ptr[o + 1]
         fast = earliest_arrivals(tt, tsec, acc_stops[a:b], acc_s[a:b], deps,
@@ -65,7 +71,31 @@ def _check_exact(net, tables, tt, nodes, snap, deps, every, max_transfers=3, max
                                       max_trip_s=max_trip_s)
         np.testing.assert_array_equal(fast.astype(np.int64), np.minimum(ref, INF32))
         reached += int((ref < INF32).sum())
+        if egress is not None:
+            _, serv = brute_force_arrivals(trips, tt.transfer_ptr, tt.transfer_to, tsec,
+                                           acc_stops[a:b], acc_s[a:b], deps[::every],
+                                           max_transfers=max_transfers, max_trip_s=max_trip_s,
+                                           egress_s=egress)
+            np.testing.assert_array_equal(secs[o][::every].astype(np.int64), np.minimum(serv, INF32))
     return reached
+
+
+def _egress(net, tt, hexcsv, columns):
+    """Walk seconds (<= 15 min) from each stop to the nearest hex with a count > 0."""
+    from careblocks.access import nearest_times
+
+    hexg = pd.read_csv(hexcsv)
+    tf = pyproj.Transformer.from_crs("EPSG:4326", net.crs, always_xy=True)
+    x, y = tf.transform(hexg["lon"].to_numpy(), hexg["lat"].to_numpy())
+    node, snap = net.snap(np.asarray(x), np.asarray(y))
+    sp = SPEED / 3.6
+    out = np.full((tt.n_stops, len(columns)), INF32, np.int32)
+    for j, c in enumerate(columns):
+        m = hexg[c].to_numpy() > 0
+        e = nearest_times(net.indptr, net.indices, net.edge_seconds(SPEED), node[m], snap[m] / sp,
+                          limit_s=900.0)[tt.stop_node] + tt.stop_snap_m / sp
+        out[e <= 900, j] = np.ceil(e[e <= 900]).astype(np.int32)
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +119,8 @@ def test_poa_sampled_origins_exact(poa, data):
     assert stats["stops_dropped_outside_area"] > 0 and stats["stops_kept"] > 1000
     nodes, snap = _hex_points(data / "porto_alegre" / "poa_hexgrid.csv", net, 4, seed=1)
     deps = np.arange(14 * 3600, 15 * 3600, 60, dtype=np.int32)
-    assert _check_exact(net, tables, tt, nodes, snap, deps, every=12) > 1000
+    eg = _egress(net, tt, data / "porto_alegre" / "poa_hexgrid.csv", ["healthcare", "schools"])
+    assert _check_exact(net, tables, tt, nodes, snap, deps, every=12, egress=eg) > 1000
 
 
 def test_poa_properties_and_transit_helps(poa, data):
@@ -137,7 +168,8 @@ def test_sao_paulo_frequencies_exact(spo, data):
     assert stats["feeds"][0]["frequency_trips"] > 0 and tt.n_trips > 500
     nodes, snap = _hex_points(data / "sao_paulo" / "spo_hexgrid.csv", net, 4, seed=2)
     deps = np.arange(7 * 3600, 8 * 3600, 60, dtype=np.int32)
-    assert _check_exact(net, tables, tt, nodes, snap, deps, every=10) > 500
+    eg = _egress(net, tt, data / "sao_paulo" / "spo_hexgrid.csv", ["healthcare"])
+    assert _check_exact(net, tables, tt, nodes, snap, deps, every=10, egress=eg) > 500
 
 
 def test_freetown_cbd_paratransit(data):
