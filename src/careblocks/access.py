@@ -108,11 +108,15 @@ def _pop(hk, hv, size):
 
 # --------------------------------------------------------------------------- search kernels
 @njit(cache=True, nogil=True)
-def _multi_source_kernel(indptr, indices, w, sources, offsets, limit):
-    """One Dijkstra from all sources at once; (dist, position of the nearest source)."""
+def _multi_source_kernel(indptr, indices, w, sources, offsets, limit, track=True):
+    """One Dijkstra from all sources at once; (dist, position of the nearest source).
+
+    With ``track=False`` positions are not kept (``pos`` has length 0): one random write
+    less per relaxation when only the times are wanted.
+    """
     n = indptr.size - 1
     dist = np.full(n, _INF)
-    pos = np.full(n, -1, np.int64)
+    pos = np.full(n if track else 0, -1, np.int64)
     cap = indices.size + sources.size + 1
     hk = np.empty(cap, np.float64)
     hv = np.empty(cap, np.int32)
@@ -122,7 +126,8 @@ def _multi_source_kernel(indptr, indices, w, sources, offsets, limit):
         d = offsets[i]
         if d <= limit and d < dist[s]:
             dist[s] = d
-            pos[s] = i
+            if track:
+                pos[s] = i
             size = _push(hk, hv, size, d, s)
     while size > 0:
         d = hk[0]
@@ -130,13 +135,14 @@ def _multi_source_kernel(indptr, indices, w, sources, offsets, limit):
         size = _pop(hk, hv, size)
         if d > dist[u]:
             continue  # stale entry
-        pu = pos[u]
+        pu = pos[u] if track else -1
         for e in range(indptr[u], indptr[u + 1]):
             v = indices[e]
             nd = d + w[e]
             if nd < dist[v] and nd <= limit:
                 dist[v] = nd
-                pos[v] = pu
+                if track:
+                    pos[v] = pu
                 size = _push(hk, hv, size, nd, v)
     return dist, pos
 
@@ -345,7 +351,7 @@ def nearest_with_source(indptr, indices, weights_s, sources, source_offsets_s=No
     """
     indptr, indices, w = _graph(indptr, indices, weights_s)
     src, off = _sources(sources, source_offsets_s, indptr.size - 1)
-    return _multi_source_kernel(indptr, indices, w, src, off, _limit(limit_s))
+    return _multi_source_kernel(indptr, indices, w, src, off, _limit(limit_s), True)
 
 
 def nearest_times(indptr, indices, weights_s, sources, source_offsets_s=None, *,
@@ -354,8 +360,9 @@ def nearest_times(indptr, indices, weights_s, sources, source_offsets_s=None, *,
 
     Same search and parameters as :func:`nearest_with_source`, returning only the times.
     """
-    return nearest_with_source(indptr, indices, weights_s, sources, source_offsets_s,
-                               limit_s=limit_s)[0]
+    indptr, indices, w = _graph(indptr, indices, weights_s)
+    src, off = _sources(sources, source_offsets_s, indptr.size - 1)
+    return _multi_source_kernel(indptr, indices, w, src, off, _limit(limit_s), False)[0]
 
 
 def counts_within_at(indptr, indices, weights_s, sources, source_offsets_s, limit_s,
@@ -577,7 +584,7 @@ def walk_access(network: Any, origins_nodes, origins_snap_m,
     def _near(g):
         if all_src[g].size == 0:
             return np.full(n, np.inf)
-        return _multi_source_kernel(indptr, indices, w, all_src[g], all_off[g], np.inf)[0]
+        return _multi_source_kernel(indptr, indices, w, all_src[g], all_off[g], np.inf, False)[0]
 
     if len(names) > 1 and numba.get_num_threads() > 1:
         from concurrent.futures import ThreadPoolExecutor
