@@ -234,3 +234,21 @@ def test_fontibon_sites_plausible(fontibon):
         print(f"Fontibón k={k}: greedy/MILP = {g.objective / m.objective:.4f} (gap {gap:.2%})")
         assert g.objective <= m.objective + 1e-6
         assert gap <= 0.02
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_milp_with_dominated_and_duplicate_candidates(seed):
+    """Candidates that are subsets or copies of others are dropped before the MILP; the
+    optimum and the tie rule (first position wins) are unchanged."""
+    cov, w, rng = _instance(200 + seed, n_c=6, n_o=30, density=0.3)
+    dense = (cov.toarray() > 0)
+    extra = []
+    for _ in range(5):
+        src = dense[rng.integers(0, 6)]
+        extra.append(src & (rng.random(30) < 0.6))  # a subset
+    extra.append(dense[0])  # a copy of candidate 0, placed last
+    full = sp.csr_matrix(np.vstack([dense, np.array(extra)]).astype(float))
+    for k in (1, 2, 3):
+        r = select_sites(full, w, k=k, method="milp")
+        assert r.objective == pytest.approx(_brute(full, w, k))
+        assert 11 not in r.selected  # the copy of 0 never beats 0

@@ -275,6 +275,23 @@ def _merge_identical_columns(cov: sp.csr_matrix, w: np.ndarray):
     return merged, wg, group
 
 
+def _dominated(cov: sp.csr_matrix) -> np.ndarray:
+    """Candidates whose covered origins are a subset of another candidate's (identical sets:
+    all but the first). Dropping them keeps the optimum when there are no spacing, district
+    or capacity constraints: any optimal set can swap them for their dominator."""
+    pattern = sp.csr_matrix((np.ones(cov.nnz), cov.indices, cov.indptr), shape=cov.shape)
+    sizes = np.diff(pattern.indptr)
+    overlap = (pattern @ pattern.T).tocsr()
+    rows = np.repeat(np.arange(overlap.shape[0]), np.diff(overlap.indptr))
+    cols = overlap.indices
+    sub = (rows != cols) & (overlap.data == sizes[rows])
+    dom = sub & ((sizes[cols] > sizes[rows]) | (cols < rows))
+    out = np.zeros(cov.shape[0], dtype=bool)
+    out[rows[dom]] = True
+    out[sizes == 0] = True
+    return out
+
+
 def _milp(cov, w, k, conflicts, dcodes, max_per_district, capacity, time_limit_s):
     from scipy.optimize import Bounds, LinearConstraint, milp
 
@@ -337,6 +354,17 @@ def _milp(cov, w, k, conflicts, dcodes, max_per_district, capacity, time_limit_s
             lo.append(np.full(nd, -np.inf))
             hi.append(np.full(nd, float(max_per_district)))
     a = sp.vstack(rows, format="csr")
+    b = np.concatenate(hi)
+    # The LP relaxation first (HiGHS interior point + crossover, several times faster than
+    # the MIP's dual simplex at this size): when its x is already 0/1 it is proven optimal.
+    from scipy.optimize import linprog
+
+    lp = linprog(c, A_ub=a, b_ub=b, bounds=np.column_stack([np.zeros(n_var), ub]), method="highs-ipm",
+                 options={"time_limit": float(time_limit_s)} if time_limit_s is not None else None)
+    if lp.status == 0 and lp.x is not None:
+        xs = lp.x[:n_c]
+        if np.all(np.minimum(np.abs(xs), np.abs(1 - xs)) <= 1e-7):
+            return np.flatnonzero(xs > 0.5), "optimal", 0.0
     integrality = np.zeros(n_var)
     integrality[:n_c] = 1
     options = {"disp": False, "mip_rel_gap": 1e-6}
@@ -508,7 +536,20 @@ def select_sites(
         else:
             sub_m, ws_m = sub, ws
         info["milp_origins"] = int(sub_m.shape[1])
-        x, status, gap = _milp(sub_m, ws_m, k, conflicts, dcodes, max_per_district, capacity, time_limit_s)
+        alive = np.arange(n_c)
+        if capacity is None and not len(conflicts) and (dcodes is None or max_per_district is None):
+            alive = np.flatnonzero(~_dominated(sub_m))
+            sub_m = sub_m[alive]
+            if merge_origins:  # fewer candidates: more origins now share a covering set
+                sub_m, ws_m, _ = _merge_identical_columns(sub_m, ws_m)
+                info["milp_origins"] = int(sub_m.shape[1])
+        info["milp_candidates"] = int(alive.size)
+        if alive.size == 0 or sub_m.shape[1] == 0:
+            x, status, gap = np.zeros(0, dtype=np.int64), "optimal", 0.0
+        else:
+            x, status, gap = _milp(sub_m, ws_m, k, conflicts, dcodes, max_per_district, capacity,
+                                   time_limit_s)
+            x = alive[x]
         if capacity is None:
             x = _canonical_swaps(cov, w_eff, x, conflicts, dcodes, max_per_district)
         sel, gains, rem = _order_sites(cov, w_eff, x, capacity)
