@@ -34,16 +34,16 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     args = ap.parse_args()
 
+    import numba
+
     from careblocks.config import TransitConfig, data_dir
     from careblocks.errors import DataQualityWarning
     from careblocks.io.osm import read_osm_network
     from careblocks.network import build_walk_network, local_crs
-    from careblocks.transit import load_timetable, transit_access
     from careblocks.transit import adapter as ad
+    from careblocks.transit import load_timetable, transit_access
     from careblocks.transit.raptor import range_raptor
     from careblocks.transit.reference import python_range_raptor
-
-    import numba
 
     n_threads = numba.get_num_threads()
     warnings.simplefilter("ignore", DataQualityWarning)

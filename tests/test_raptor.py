@@ -32,7 +32,7 @@ def _stop_coords(net, rng, n):
     y = net.y[nodes] + rng.uniform(-30, 30, n)
     tf = pyproj.Transformer.from_crs(net.crs, "EPSG:4326", always_xy=True)
     lon, lat = tf.transform(x, y)
-    return list(zip(lon, lat))
+    return list(zip(lon, lat, strict=True))
 
 
 @pytest.fixture(scope="module")

@@ -123,13 +123,22 @@ def transit_access(network: Any, timetable: Timetable, origin_nodes, origin_snap
     cfg
         ``config.transit``: window, step, percentiles, walk limits, max transfers / trip.
     speed_kmh
-        Walking speed of every walk leg (access, transfers, egress).
+        Walking speed of every walk leg (access, transfers, egress). Transfers are stored in
+        metres and converted at this speed; the timetable only holds transfers within
+        ``max_transfer_walk_min`` at the speed it was built with, so build it with the
+        fastest speed you query (slower profiles then only lose transfers, as they should).
     include_walk
         Count walking all the way as an option (r5py's TRANSIT mode does): the result is then
         never slower than walking alone within ``max_trip_min``.
     return_seconds
         Also return the raw per-departure seconds under ``"<service>__seconds"``
         (int32 ``n_origins x n_departures``, 2**31 - 1 = unreachable).
+
+    Notes
+    -----
+    Percentiles use the nearest rank over the departure minutes (``ceil(p/100 * n)``-th
+    shortest time), with an unreachable minute counted as infinitely long: the reported
+    value is always a travel time that occurred, and p-low <= p50 <= p-high.
 
     Returns
     -------

@@ -116,7 +116,7 @@ def python_range_raptor(tt, transfer_s, acc_stops, acc_s, departures_s, *, max_t
     ride = [[INF] * n_stops for _ in range(K + 1)]
     best = [INF] * n_serv
     result = [None] * len(departures_s)
-    acc = list(zip(list(acc_stops), list(acc_s)))
+    acc = list(zip(list(acc_stops), list(acc_s), strict=True))
 
     def leaves(p, a, old):
         i = bisect_left(sdep[p], a)

@@ -96,7 +96,7 @@ def _patterns(st: pd.DataFrame, stop_index: pd.Index, trips: pd.DataFrame):
     rid = info["route_id"].to_numpy()
     rtype = info["route_type"].to_numpy()
     groups: dict[tuple, list[int]] = {}
-    for k, (a, b) in enumerate(zip(starts, ends)):
+    for k, (a, b) in enumerate(zip(starts, ends, strict=True)):
         groups.setdefault((rid[k], sidx[a:b].tobytes()), []).append(k)
     out = []
     n_split = 0
