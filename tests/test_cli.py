@@ -92,7 +92,7 @@ def test_fontibon_end_to_end(fontibon) -> None:
 def test_porto_alegre_end_to_end(data, tmp_path) -> None:
     r = invoke(
         "run", str(ROOT / "configs/porto_alegre.toml"), "--out", str(tmp_path),
-        "--set", "transit.window_end=\"07:20\"", "--set", "sites.k=2",
+        "--set", "transit.window_end=\"14:20\"", "--set", "sites.k=2",
     )
     assert r.exit_code == 0, r.output
     res = check_outputs(tmp_path, ["health"])
