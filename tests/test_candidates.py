@@ -72,7 +72,7 @@ def test_osm_anchors_snap_dedupe_and_drop_far(tmp_path):
     # cafe is no anchor; the townhall far away is dropped; 1 and 2 share a node: the named
     # library (node 1) is kept with n_merged = 1
     assert c["candidate_id"].tolist() == sorted(c["candidate_id"])
-    cats = dict(zip(c["candidate_id"], c["category"]))
+    cats = dict(zip(c["candidate_id"], c["category"], strict=True))
     assert cats == {"anchor:osm:node/1": "library", "anchor:osm:node/3": "school",
                     "anchor:osm:node/6": "marketplace", "anchor:osm:way/100": "park"}
     row = c.set_index("candidate_id").loc["anchor:osm:node/1"]
@@ -138,9 +138,9 @@ def test_dedupe_prefers_parcel_then_public_named_anchor():
         "node": [5, 5, 5, 5, 7], "snap_m": [1.0] * 5,
     }, geometry=gpd.points_from_xy(range(5), range(5)), crs=CRS)
     out = dedupe_by_node(df)
-    assert dict(zip(out["node"], out["candidate_id"])) == {5: "parcel:9", 7: "anchor:osm:node/3"}
+    assert dict(zip(out["node"], out["candidate_id"], strict=True)) == {5: "parcel:9", 7: "anchor:osm:node/3"}
     out2 = dedupe_by_node(df[df["kind"] != "parcel"])
-    assert dict(zip(out2["node"], out2["candidate_id"]))[5] == "anchor:osm:node/1"
+    assert dict(zip(out2["node"], out2["candidate_id"], strict=True))[5] == "anchor:osm:node/1"
     assert out2.set_index("node").loc[5, "n_merged"] == 2
 
 

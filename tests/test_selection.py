@@ -92,7 +92,7 @@ def test_adding_a_site_never_lowers_coverage():
     cov, w, _ = _instance(7, n_c=25, n_o=200, density=0.05)
     for method in ("milp", "greedy"):
         values = [select_sites(cov, w, k=k, method=method).objective for k in range(0, 8)]
-        assert all(b >= a - 1e-9 for a, b in zip(values, values[1:])), (method, values)
+        assert all(b >= a - 1e-9 for a, b in zip(values, values[1:], strict=False)), (method, values)
     # greedy sets are nested: the first k sites of k+1 are the k sites
     g5 = select_sites(cov, w, k=5, method="greedy").selected
     g6 = select_sites(cov, w, k=6, method="greedy").selected
@@ -178,8 +178,7 @@ def fontibon(data):
     import dataclasses
 
     from careblocks import pipeline
-    from careblocks.config import load_config
-    from careblocks.config import PROJECT_ROOT
+    from careblocks.config import PROJECT_ROOT, load_config
 
     cfg = load_config(PROJECT_ROOT / "configs" / "bogota_fontibon.toml")
     cfg = dataclasses.replace(cfg, sites=dataclasses.replace(cfg.sites, k=6, min_spacing_m=0.0,

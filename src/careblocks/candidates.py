@@ -112,7 +112,7 @@ def osm_anchors(osm_path, tags: dict[str, Any], *, area_4326, crs: str) -> gpd.G
     names = np.array([None if (v is None or v is pd.NA or v != v) else str(v) for v in names], dtype=object)
     return _frame(
         {
-            "candidate_id": [f"anchor:osm:{t}/{i}" for t, i in zip(pois["osm_type"], pois["osm_id"])]
+            "candidate_id": [f"anchor:osm:{t}/{i}" for t, i in zip(pois["osm_type"], pois["osm_id"], strict=True)]
             if len(pois) else [],
             "kind": "anchor",
             "category": category,
@@ -168,7 +168,7 @@ def h3_candidates(origins: gpd.GeoDataFrame, resolution: int, *, crs: str) -> gp
                        "is_public_anchor": np.zeros(0, bool)}, np.empty(0), np.empty(0), crs)
     x, y = representative_xy(pts.geometry)
     ll = gpd.GeoSeries(gpd.points_from_xy(x, y), crs=pts.crs).to_crs(4326)
-    cells = sorted({h3.latlng_to_cell(lat, lon, resolution) for lon, lat in zip(ll.x, ll.y)})
+    cells = sorted({h3.latlng_to_cell(lat, lon, resolution) for lon, lat in zip(ll.x, ll.y, strict=True)})
     centres = np.array([h3.cell_to_latlng(c) for c in cells])  # (lat, lon)
     g = gpd.GeoSeries(gpd.points_from_xy(centres[:, 1], centres[:, 0]), crs=4326).to_crs(crs)
     return _frame(

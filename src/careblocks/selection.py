@@ -626,12 +626,12 @@ def rationale(row, *, threshold_min: float, offers: Sequence[str], labels: dict[
     t = int(threshold_min) if float(threshold_min).is_integer() else threshold_min
     s = f"Serves {round_sensibly(row['population_covered']):,} people within {t} minutes"
     groups = [
-        f"{round_sensibly(row[f'{g}_covered']):,} of them {w}"
+        f"{round_sensibly(row[f'{g}_covered']):,} {w}"
         for g, w in _GROUP_WORDS.items()
         if f"{g}_covered" in row.index and row[f"{g}_covered"] >= 1
     ][:2]
     if groups:
-        s += ", " + _join(groups)
+        s += ", " + _join(groups).replace(" ", " of them ", 1)
     gaps = [
         (labels.get(sv, sv.replace("_", " ")).lower(), row[f"gap_closed_{sv}"])
         for sv in offers
@@ -711,7 +711,11 @@ def run_sites_stage(ctx) -> None:
     """
     from careblocks.candidates import build_candidates
     from careblocks.scoring import (
-        access_after, catchment_polygons, compute_catchments, objective_weights, score_candidates,
+        access_after,
+        catchment_polygons,
+        compute_catchments,
+        objective_weights,
+        score_candidates,
         sites_threshold_min,
     )
 
