@@ -183,6 +183,15 @@ def stage_transit(ctx: Context) -> None:
         cfg.transit, ctx.network, area_4326=ctx.area_4326, crs=ctx.crs, speed_kmh=cfg.walk.speed_kmh
     )
     ctx.stats["transit"] = stats
+    kept, dropped = int(stats.get("stops_kept", 0)), int(stats.get("stops_dropped_outside_area", 0))
+    if dropped > kept:
+        ctx.stats["transit"]["coverage_note"] = note = (
+            f"the walking network covers only {kept} of the feed's {kept + dropped} served "
+            "stops; transit times count only rides between stops inside the study area, so "
+            "trips that leave it (or walks beyond the network's edge) are not captured and "
+            "transit times here are upper bounds"
+        )
+        warnings.warn(f"transit: {note}", DataQualityWarning, stacklevel=2)
     res = transit_access(
         ctx.network,
         tt,
