@@ -186,8 +186,8 @@ def stage_transit(ctx: Context) -> None:
     kept, dropped = int(stats.get("stops_kept", 0)), int(stats.get("stops_dropped_outside_area", 0))
     if dropped > kept:
         ctx.stats["transit"]["coverage_note"] = note = (
-            f"the walking network covers only {kept} of the feed's {kept + dropped} served "
-            "stops; transit times count only rides between stops inside the study area, so "
+            f"only {kept} of the feed's served stops lie inside the walking network's area "
+            f"({dropped} outside); transit times count only rides between stops inside the study area, so "
             "trips that leave it (or walks beyond the network's edge) are not captured and "
             "transit times here are upper bounds"
         )
