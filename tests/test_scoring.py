@@ -14,7 +14,7 @@ import pytest
 import scipy.sparse as sp
 
 from careblocks.config import config_from_dict
-from careblocks.errors import ConfigError
+from careblocks.errors import ConfigError, DataQualityWarning
 from careblocks.network import WalkNetwork
 from careblocks.scoring import (
     Catchments,
@@ -128,7 +128,8 @@ def test_hours_returned_toy_case_by_hand():
                             "walk_min_daycare": [40.0, 5.0], "walk_min_health": [np.nan, 90.0]})
     cat = compute_catchments(cfg, cands, origins, net)
     assert np.allclose(cat.coverage.toarray() / 60.0, [[2.5, 7.5]])
-    comp = score_components(cfg, origins, cat, is_public_anchor=np.array([True]))
+    with pytest.warns(DataQualityWarning, match="every household as a daycare user"):
+        comp = score_components(cfg, origins, cat, is_public_anchor=np.array([True]))
     assert comp["hours_returned_daycare"].iloc[0] == pytest.approx(1250.0)
     assert comp["hours_returned_health"].iloc[0] == pytest.approx(95.833333 + 26.25)
     assert comp["hours_returned_week"].iloc[0] == pytest.approx(1250.0 + 95.833333 + 26.25)

@@ -325,6 +325,27 @@ def hours_returned(
     return total * 2.0 * float(trips_per_week) / 60.0
 
 
+def _warn_upper_bounds(origins, offers, currents, cap: float) -> None:
+    """Say when the hours returned rest on the upper-bound assumptions."""
+    if "daycare" in offers and "children_under5" not in origins.columns:
+        warnings.warn(
+            "sites: hours returned for daycare count every household as a daycare user (the "
+            "origins have no children_under5); map census.groups.children_under5 for a "
+            "realistic figure",
+            DataQualityWarning,
+            stacklevel=3,
+        )
+    none = [s for s in offers if not np.isfinite(currents[s]).any()]
+    if none:
+        warnings.warn(
+            f"sites: no facility of {', '.join(none)} is reachable anywhere, so every trip to "
+            f"it is counted at the {cap:g}-minute cap (sites.current_time_cap_min) in the hours "
+            "returned; add the facilities (services.<s>.layers) or lower the cap",
+            DataQualityWarning,
+            stacklevel=3,
+        )
+
+
 def _pattern(m: sp.csr_matrix) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(m.nnz), m.indices, m.indptr), shape=m.shape)
 
@@ -377,6 +398,7 @@ def score_components(
     gap_total = np.zeros(n)
     hours_total = np.zeros(n)
     currents = {s: current_minutes(origins, s) for s in offers}
+    _warn_upper_bounds(origins, offers, currents, cap)
     for s in offers:
         cur = currents[s]
         beyond = ~np.isfinite(cur) | (cur > T)
