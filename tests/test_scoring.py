@@ -110,7 +110,8 @@ def test_hours_returned_toy_case_by_hand():
     4.8 km/h = 80 m/min: node 2 is 2.5 min from the block, node 6 is 7.5 min.
     Origin A (node 2): 300 people = 100 households; daycare today 40 min, health unreachable.
     Origin B (node 6): 90 people = 30 households; daycare today 5 min, health 90 min.
-    Daycare 10 round trips a week, health 0.5; cap 60 min.
+    Daycare 10 round trips a week by every household (user_group = households, share 1),
+    health 0.5 by every household; cap 60 min.
       daycare: A saves 40 - 2.5 = 37.5 min one way -> 10 x 2 x 37.5 x 100 / 60 = 1250 h
                B: 5 < 7.5, no saving                  -> 0
       health:  A: cap 60 - 2.5 = 57.5 -> 0.5 x 2 x 57.5 x 100 / 60 = 95.8333 h
@@ -120,7 +121,10 @@ def test_hours_returned_toy_case_by_hand():
     cfg = config_from_dict({
         "access": {"threshold_min": 15},
         "census": {"household_size": 3.0},
-        "services": {"daycare": {"trips_per_week": 10}, "health": {"trips_per_week": 0.5}},
+        "services": {
+            "daycare": {"trips_per_week": 10, "user_group": "households", "user_share": 1.0},
+            "health": {"trips_per_week": 0.5},
+        },
         "sites": {"offers": ["daycare", "health"], "current_time_cap_min": 60.0},
     })
     cands = pd.DataFrame({"candidate_id": ["c0"], "node": [0], "snap_m": [0.0], "is_public_anchor": [True]})
@@ -128,7 +132,7 @@ def test_hours_returned_toy_case_by_hand():
                             "walk_min_daycare": [40.0, 5.0], "walk_min_health": [np.nan, 90.0]})
     cat = compute_catchments(cfg, cands, origins, net)
     assert np.allclose(cat.coverage.toarray() / 60.0, [[2.5, 7.5]])
-    with pytest.warns(DataQualityWarning, match="every household as a daycare user"):
+    with pytest.warns(DataQualityWarning, match="no children_under5"):
         comp = score_components(cfg, origins, cat, is_public_anchor=np.array([True]))
     assert comp["hours_returned_daycare"].iloc[0] == pytest.approx(1250.0)
     assert comp["hours_returned_health"].iloc[0] == pytest.approx(95.833333 + 26.25)
@@ -141,11 +145,20 @@ def test_hours_returned_toy_case_by_hand():
     # the function on arrays gives the same
     h = hours_returned(cat.coverage, np.array([40.0, 5.0]), np.array([100.0, 30.0]), 10.0)
     assert h[0] == pytest.approx(1250.0)
-    # daycare users capped by children under 5 when the group is present
+    # the default daycare users: half of the children under 5 (mapped) ...
+    dflt = config_from_dict({
+        "access": {"threshold_min": 15},
+        "services": {"daycare": {}, "health": {}},
+        "sites": {"offers": ["daycare", "health"], "current_time_cap_min": 60.0},
+    })
     o2 = origins.assign(children_under5=[20.0, 10.0])
-    comp2 = score_components(cfg, o2, cat)
-    assert comp2["hours_returned_daycare"].iloc[0] == pytest.approx(10 * 2 * 37.5 * 20 / 60)
+    comp2 = score_components(dflt, o2, cat)
+    assert comp2["hours_returned_daycare"].iloc[0] == pytest.approx(10 * 2 * 37.5 * (0.5 * 20) / 60)
     assert comp2["children_under5_covered"].iloc[0] == 30.0
+    # ... or, unmapped, 7 % of the population, half of them users
+    with pytest.warns(DataQualityWarning, match="no children_under5"):
+        comp3 = score_components(dflt, origins, cat)
+    assert comp3["hours_returned_daycare"].iloc[0] == pytest.approx(10 * 2 * 37.5 * (0.5 * 0.07 * 300) / 60)
     # objective weights: gap_closed counts person-service gaps; hours uses T as the new time
     assert objective_weights(cfg, origins).tolist() == [600.0, 90.0]
     hw = objective_weights(cfg, origins, objective="hours_returned")

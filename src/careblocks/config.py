@@ -139,8 +139,16 @@ class ServiceConfig:
     layers: tuple[ServiceLayer, ...] = ()
     #: facilities of two sources closer than this are the same facility
     dedupe_m: float = 50.0
-    #: weekly trips per household to this service (caregiver hours returned, issue #5)
+    #: weekly round trips per user to this service (for caregiver hours returned)
     trips_per_week: float | None = None
+    #: who makes those trips: "households" or a care group on the origins (e.g.
+    #: "children_under5": one user per young child); when the group is not mapped, it is
+    #: estimated as population x ``user_group_share``
+    user_group: str = "households"
+    #: share of the users (households or group members) that make these trips
+    user_share: float = 1.0
+    #: the group's share of the population, used only when ``user_group`` is not mapped
+    user_group_share: float | None = None
 
 
 @dataclass(frozen=True)
@@ -311,7 +319,11 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
     "daycare": {
         "label": "Daycare",
         "osm_tags": {"amenity": ["kindergarten", "childcare"]},
+        # drop-off and pick-up on 5 weekdays, for half of the children under 5
         "trips_per_week": 10.0,
+        "user_group": "children_under5",
+        "user_share": 0.5,
+        "user_group_share": 0.07,
     },
     "health": {
         "label": "Health",
@@ -319,12 +331,16 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
             "amenity": ["clinic", "doctors", "hospital"],
             "healthcare": ["clinic", "doctor", "hospital", "centre", "midwife", "nurse"],
         },
+        # about two visits a month per household
         "trips_per_week": 0.5,
+        "user_share": 1.0,
     },
     "laundromat": {
         "label": "Laundromat",
         "osm_tags": {"shop": ["laundry", "dry_cleaning"], "amenity": ["washing_machine"]},
+        # households without a washing machine at home
         "trips_per_week": 1.5,
+        "user_share": 0.25,
     },
     "community_kitchen": {
         "label": "Community kitchen",
@@ -332,7 +348,9 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
             "social_facility": ["soup_kitchen", "food_bank"],
             "amenity": ["food_sharing"],
         },
+        # food-insecure households that would use a community kitchen on weekdays
         "trips_per_week": 5.0,
+        "user_share": 0.05,
     },
 }
 
@@ -520,6 +538,17 @@ def _check_values(obj: Any, key: str) -> None:
             raise ConfigError(f"config key '{key}.step_min': must be at least 1")
     elif isinstance(obj, ServiceConfig):
         _positive(obj.dedupe_m, f"{key}.dedupe_m")
+        if not 0 <= obj.user_share <= 1:
+            raise ConfigError(f"config key '{key}.user_share': {obj.user_share} is not between 0 and 1")
+        if obj.user_group_share is not None and not 0 < obj.user_group_share <= 1:
+            raise ConfigError(
+                f"config key '{key}.user_group_share': {obj.user_group_share} is not between 0 and 1"
+            )
+        if obj.user_group != "households" and obj.user_group not in CensusGroups.__dataclass_fields__:
+            raise ConfigError(
+                f"config key '{key}.user_group': {obj.user_group!r} is not 'households' or a care "
+                f"group ({', '.join(CensusGroups.__dataclass_fields__)})"
+            )
 
 
 def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:

@@ -18,11 +18,11 @@ Components (one column each; ``<s>`` is each service the block offers, ``sites.o
   (person-services).
 - ``colocated_<s>``: existing facilities of ``<s>`` within T of the candidate (the anchor +
   alternates model); ``colocated_services`` their total; ``is_public_anchor`` (0/1).
-- ``hours_returned_<s>``: weekly caregiver hours returned = trips per week per household x
-  round-trip minutes saved x user households / 60, summed over covered origins, where the
-  one-way saving is ``max(0, min(current, cap) - time to the block)`` (current unreachable
-  -> cap, default cap 60 min) and user households are population / household size (for
-  daycare at most the number of children under 5 when that group is present);
+- ``hours_returned_<s>``: weekly caregiver hours returned = round trips per week per user x
+  2 x one-way minutes saved x users / 60, summed over covered origins, where the one-way
+  saving is ``max(0, min(current, cap) - time to the block)`` (current unreachable -> cap,
+  default cap 60 min) and the users are ``services.<s>.user_share`` of the households or of
+  the care group ``services.<s>.user_group`` (see :func:`user_households`);
   ``hours_returned_week`` their sum.
 - ``transit_population_covered`` when a walk + transit coverage matrix is given (hook).
 
@@ -290,16 +290,33 @@ def current_minutes(origins: pd.DataFrame, service: str) -> np.ndarray:
     return _col(origins, col)
 
 
-def user_households(origins: pd.DataFrame, service: str, hh_size: float) -> np.ndarray:
-    """Households per origin that would use ``service`` (see module docstring)."""
+def user_households(
+    origins: pd.DataFrame, service: str, hh_size: float, config: Config | None = None
+) -> np.ndarray:
+    """Users per origin who make the weekly trips to ``service``.
+
+    ``users = base x services.<s>.user_share``, where the base is the households
+    (``households`` column, else population / household size) or, when
+    ``services.<s>.user_group`` names a care group, that group's count (estimated as
+    population x ``user_group_share`` when the group is not mapped). Defaults: daycare =
+    half of the children under 5; health = every household; laundromat = a quarter of the
+    households (no washing machine at home); community kitchen = 5 % of the households.
+    """
+    from careblocks.config import DEFAULT_SERVICES, ServiceConfig
+
+    svc = config.services.get(service) if config is not None else None
+    if svc is None:
+        svc = ServiceConfig(**{k: v for k, v in DEFAULT_SERVICES.get(service, {}).items() if k != "osm_tags"})
     pop = _counts(origins, "population")
-    if "households" in origins.columns:
-        hh = _counts(origins, "households")
+    hh = _counts(origins, "households") if "households" in origins.columns else pop / hh_size
+    group = svc.user_group
+    if group == "households":
+        base = hh
+    elif group in origins.columns:
+        base = _counts(origins, group)
     else:
-        hh = pop / hh_size
-    if service == "daycare" and "children_under5" in origins.columns:
-        hh = np.minimum(hh, _counts(origins, "children_under5"))
-    return hh
+        base = pop * float(svc.user_group_share if svc.user_group_share is not None else 1.0 / hh_size)
+    return base * float(svc.user_share)
 
 
 def hours_returned(
@@ -329,9 +346,9 @@ def _warn_upper_bounds(origins, offers, currents, cap: float) -> None:
     """Say when the hours returned rest on the upper-bound assumptions."""
     if "daycare" in offers and "children_under5" not in origins.columns:
         warnings.warn(
-            "sites: hours returned for daycare count every household as a daycare user (the "
-            "origins have no children_under5); map census.groups.children_under5 for a "
-            "realistic figure",
+            "sites: the origins have no children_under5, so daycare users in the hours "
+            "returned are estimated as population x services.daycare.user_group_share; map "
+            "census.groups.children_under5 for a measured figure",
             DataQualityWarning,
             stacklevel=3,
         )
@@ -412,7 +429,7 @@ def score_components(
             from careblocks.config import DEFAULT_SERVICES
 
             trips = DEFAULT_SERVICES.get(s, {}).get("trips_per_week", 0.0)
-        h = hours_returned(cov, currents[s], user_households(origins, s, hh_size), float(trips), cap_min=cap)
+        h = hours_returned(cov, currents[s], user_households(origins, s, hh_size, config), float(trips), cap_min=cap)
         out[f"hours_returned_{s}"] = h
         hours_total += h
     out["hours_returned_week"] = hours_total
@@ -552,7 +569,7 @@ def objective_weights(config, origins, *, objective: str | None = None, threshol
                 else DEFAULT_SERVICES.get(s, {}).get("trips_per_week", 0.0)
             cur = current_minutes(origins, s)
             cur = np.where(np.isfinite(cur), np.minimum(cur, cap), cap)
-            out += float(trips) * 2.0 * np.maximum(0.0, cur - T) * user_households(origins, s, hh) / 60.0
+            out += float(trips) * 2.0 * np.maximum(0.0, cur - T) * user_households(origins, s, hh, config) / 60.0
         return out
     raise ConfigError(
         f"config key 'sites.objective': {objective!r} is not allowed; use 'gap_closed', 'hours_returned' or 'population'"
