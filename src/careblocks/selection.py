@@ -721,6 +721,19 @@ def run_sites_stage(ctx) -> None:
 
     cfg, sc = ctx.config, ctx.config.sites
     T = sites_threshold_min(cfg)
+    if sc.use_transit:
+        import warnings
+
+        from careblocks.errors import DataQualityWarning
+
+        # hook: pass a candidates x origins walk + transit coverage to score_candidates
+        # (transit_coverage=...) once RAPTOR from candidate stops is wired in
+        warnings.warn(
+            "sites.use_transit: walk + transit catchments of candidate sites are not available "
+            "yet; sites are scored and selected on foot only",
+            DataQualityWarning,
+            stacklevel=2,
+        )
     cands = build_candidates(cfg, osm_path=ctx.osm_path, area_4326=ctx.area_4326, crs=ctx.crs,
                              network=ctx.network, origins=ctx.origins)
     catch = compute_catchments(cfg, cands, ctx.origins, ctx.network, services=ctx.services)
