@@ -17,7 +17,9 @@ Measured in the same run, per size:
 - pandana (``nearest_pois`` + ``aggregate(type="count")``) when a Python with pandana is
   given by ``--pandana-python`` (a throwaway venv); its contraction-hierarchy build timed apart.
 
-Usage: ``.venv/bin/python benchmarks/walk_access.py [--max-nodes N] [--copies 1,4,9,16,28]``
+Usage: ``.venv/bin/python benchmarks/walk_access.py [--max-nodes N] [--copies 1,4,9,16,28]
+[--spatial-order] [--pandana-python PATH]`` (``--spatial-order`` renumbers nodes cell by cell
+first, as a network builder could).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from _common import (  # noqa: E402
     machine,
     peak_traced_mb,
     random_services,
+    spatial_order,
     tile_network,
     timed,
 )
@@ -145,6 +148,8 @@ def main(argv=None):
                     help="run networkx while its predicted time is below this (s)")
     ap.add_argument("--pandana-python", default="/tmp/pandana_venv/bin/python")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--spatial-order", action="store_true",
+                    help="renumber nodes cell by cell before measuring (all methods)")
     args = ap.parse_args(argv)
 
     print(machine())
@@ -166,8 +171,11 @@ def main(argv=None):
             break
         gx, gy = grid_shape(copies)
         net = tile_network(base, gx, gy)
-        w = net.edge_seconds(SPEED_KMH)
         services = random_services(base.n_nodes, copies, seed=1)
+        if args.spatial_order:
+            net, new_index = spatial_order(net)
+            services = {k: (new_index[v[0]], v[1]) for k, v in services.items()}
+        w = net.edge_seconds(SPEED_KMH)
         import scipy.sparse as sp
 
         csr = sp.csr_matrix((w, net.indices, net.indptr), shape=(net.n_nodes,) * 2)
