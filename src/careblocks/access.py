@@ -180,10 +180,13 @@ def _bounded(indptr, indices, w, s, d0, limit, dist, touched, hk, hv):
 
 @njit(cache=True, nogil=True, parallel=True)
 def _counts_kernel(indptr, indices, w, sources, offsets, groups, n_groups, limit,
-                   tptr, textra, n_targets, n_slots, order):
+                   tptr, textra, n_targets, n_slots, order, want_min):
     # sources are visited in ``order`` (sorted by node): node numbering follows the OSM ids,
     # which cluster in space, so consecutive searches on a thread reuse warm caches (2-3x).
+    # With want_min, also the smallest time per group and node (exact for every node whose
+    # nearest source of the group is within the limit; inf elsewhere).
     n = indptr.size - 1
+    best = np.full((n_slots, n_groups, n if want_min else 0), _INF)
     cap = indices.size + 2
     dist = np.full((n_slots, n), _INF)
     touched = np.empty((n_slots, n), np.int32)
@@ -196,6 +199,7 @@ def _counts_kernel(indptr, indices, w, sources, offsets, groups, n_groups, limit
         dt = dist[t]
         tt = touched[t]
         ct = counts[t, groups[i]]
+        bt = best[t, groups[i]]
         nt = _bounded(indptr, indices, w, sources[i], offsets[i], limit, dt, tt, hk[t], hv[t])
         for j in range(nt):
             v = tt[j]
@@ -203,11 +207,53 @@ def _counts_kernel(indptr, indices, w, sources, offsets, groups, n_groups, limit
             for k in range(tptr[v], tptr[v + 1]):
                 if d + textra[k] <= limit:
                     ct[k] += 1
+            if want_min and d < bt[v]:
+                bt[v] = d
             dt[v] = _INF
     out = counts[0].copy()
+    bout = best[0].copy()
     for t in range(1, n_slots):
         out += counts[t]
-    return out
+        if want_min:
+            bout = np.minimum(bout, best[t])
+    return out, bout
+
+
+@njit(cache=True, nogil=True)
+def _seeded_nearest_kernel(indptr, indices, w, label, sources, offsets):
+    """Nearest-source times given exact times ``label`` for the closed set of nodes within a
+    limit (inf outside). Only the border of that set and the sources beyond the limit start
+    the search, so nodes inside are not searched again."""
+    n = indptr.size - 1
+    dist = label.copy()
+    cap = indices.size + sources.size + n + 1
+    hk = np.empty(cap, np.float64)
+    hv = np.empty(cap, np.int32)
+    size = 0
+    for u in range(n):
+        if dist[u] < _INF:
+            for e in range(indptr[u], indptr[u + 1]):
+                if dist[indices[e]] == _INF:
+                    size = _push(hk, hv, size, dist[u], u)
+                    break
+    for i in range(sources.size):
+        s = sources[i]
+        if offsets[i] < dist[s]:
+            dist[s] = offsets[i]
+            size = _push(hk, hv, size, offsets[i], s)
+    while size > 0:
+        d = hk[0]
+        u = hv[0]
+        size = _pop(hk, hv, size)
+        if d > dist[u]:
+            continue
+        for e in range(indptr[u], indptr[u + 1]):
+            v = indices[e]
+            nd = d + w[e]
+            if nd < dist[v]:
+                dist[v] = nd
+                size = _push(hk, hv, size, nd, v)
+    return dist
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -406,15 +452,23 @@ def counts_within_at(indptr, indices, weights_s, sources, source_offsets_s, limi
         n_groups = int(groups.max()) + 1 if groups.size else 1
     if src.size == 0 or tnodes.size == 0:
         return np.zeros((n_groups, tnodes.size), np.int32)
+    return _counts_core(indptr, indices, w, src, off, groups, n_groups, limit, tnodes, toff,
+                        False)[0]
+
+
+def _counts_core(indptr, indices, w, src, off, groups, n_groups, limit, tnodes, toff,
+                 want_min):
+    """Validated arrays in; (counts per group and target, min seconds per group and node)."""
+    n = indptr.size - 1
     order = np.argsort(tnodes, kind="stable")
     tptr = np.zeros(n + 1, np.int64)
     np.cumsum(np.bincount(tnodes, minlength=n), out=tptr[1:])
-    counts = _counts_kernel(indptr, indices, w, src, off, groups, n_groups, limit,
-                            tptr, toff[order], tnodes.size, _n_slots(),
-                            np.argsort(src, kind="stable"))
+    counts, best = _counts_kernel(indptr, indices, w, src, off, groups, n_groups, limit,
+                                  tptr, toff[order], tnodes.size, _n_slots(),
+                                  np.argsort(src, kind="stable"), want_min)
     out = np.empty_like(counts)
     out[:, order] = counts
-    return out
+    return out, best
 
 
 def counts_within(indptr, indices, weights_s, sources, source_offsets_s, limit_s) -> np.ndarray:
@@ -579,13 +633,23 @@ def walk_access(network: Any, origins_nodes, origins_snap_m,
         all_off.append(o)
         all_grp.append(np.full(s.size, g, np.int64))
 
-    # nearest: one multi-source search per service; the kernels release the GIL, so the
-    # services run side by side on the available cores
+    # counts: one pass of bounded searches for all services, which also gives the exact
+    # nearest time of every node within the threshold of some facility; the nearest search
+    # of each service then starts from the border of that set (cheaper than a full search)
+    if names and np.concatenate(all_src).size:
+        counts, best = _counts_core(indptr, indices, w, np.concatenate(all_src),
+                                    np.concatenate(all_off), np.concatenate(all_grp),
+                                    len(names), limit, onodes, oleg, True)
+    else:
+        counts = np.zeros((len(names), onodes.size), np.int32)
+        best = np.full((len(names), n), np.inf)
+
     def _near(g):
         if all_src[g].size == 0:
             return np.full(n, np.inf)
-        return _multi_source_kernel(indptr, indices, w, all_src[g], all_off[g], np.inf, False)[0]
+        return _seeded_nearest_kernel(indptr, indices, w, best[g], all_src[g], all_off[g])
 
+    # the kernels release the GIL, so the services run side by side on the available cores
     if len(names) > 1 and numba.get_num_threads() > 1:
         from concurrent.futures import ThreadPoolExecutor
 
@@ -593,16 +657,6 @@ def walk_access(network: Any, origins_nodes, origins_snap_m,
             near = list(ex.map(_near, range(len(names))))
     else:
         near = [_near(g) for g in range(len(names))]
-
-    if names:
-        counts = counts_within_at(indptr, indices, w, np.concatenate(all_src),
-                                  np.concatenate(all_off), limit, onodes, oleg,
-                                  source_groups=np.concatenate(all_grp))
-        if counts.shape[0] < len(names):  # trailing services without facilities
-            counts = np.vstack([counts, np.zeros((len(names) - counts.shape[0], onodes.size),
-                                                 np.int32)])
-    else:
-        counts = np.zeros((0, onodes.size), np.int32)
 
     cols: dict[str, np.ndarray] = {}
     within = np.zeros(onodes.size, np.int32)
