@@ -207,16 +207,47 @@ class _Coverer:
         return g
 
 
-def _greedy(cov, w, k, conflicts, dcodes, max_per_district, capacity):
+class _PairGains:
+    """Facility-location state: each origin keeps the best value of the chosen sites;
+    a site's gain is what it adds over those bests (``values`` = candidates x origins)."""
+
+    def __init__(self, values: sp.csr_matrix):
+        self.cov = values
+        self.best = np.zeros(values.shape[1], dtype=float)
+
+    def gain(self, i: int) -> float:
+        a, b = self.cov.indptr[i], self.cov.indptr[i + 1]
+        return float(np.maximum(0.0, self.cov.data[a:b] - self.best[self.cov.indices[a:b]]).sum())
+
+    def apply(self, i: int) -> float:
+        g = self.gain(i)
+        a, b = self.cov.indptr[i], self.cov.indptr[i + 1]
+        cols = self.cov.indices[a:b]
+        self.best[cols] = np.maximum(self.best[cols], self.cov.data[a:b])
+        return g
+
+    def all_gains(self) -> np.ndarray:
+        v = np.maximum(0.0, self.cov.data - self.best[self.cov.indices])
+        rows = np.repeat(np.arange(self.cov.shape[0]), np.diff(self.cov.indptr))
+        return np.bincount(rows, weights=v, minlength=self.cov.shape[0])
+
+
+def _state(cov, w, capacity, pair: bool):
+    return _PairGains(cov) if pair else _Coverer(cov, w, capacity)
+
+
+def _greedy(cov, w, k, conflicts, dcodes, max_per_district, capacity, pair=False):
     n = cov.shape[0]
-    state = _Coverer(cov, w, capacity)
+    state = _state(cov, w, capacity, pair)
     neighbours: list[list[int]] = [[] for _ in range(n)]
     for a, b in conflicts:
         neighbours[a].append(int(b))
         neighbours[b].append(int(a))
     blocked = np.zeros(n, dtype=bool)
     per_district: dict[int, int] = {}
-    if capacity is None:
+    if pair:
+        first = state.all_gains()
+    elif capacity is None:
         first = np.asarray(cov @ w).ravel()
     else:
         first = np.array([state.gain(i) for i in range(n)])
@@ -247,7 +278,12 @@ def _greedy(cov, w, k, conflicts, dcodes, max_per_district, capacity):
                     blocked |= dcodes == d
         else:
             heapq.heappush(heap, (-state.gain(i), i, rnd))
-    return np.array(chosen, dtype=np.int64), np.array(gains, dtype=float), state.rem
+    return np.array(chosen, dtype=np.int64), np.array(gains, dtype=float), _left(state)
+
+
+def _left(state) -> np.ndarray:
+    """Per origin, the share of weight still unserved (pair gains: 1 until a site serves it)."""
+    return state.rem if isinstance(state, _Coverer) else (state.best <= 0).astype(float)
 
 
 # --------------------------------------------------------------------------------------
@@ -292,7 +328,7 @@ def _dominated(cov: sp.csr_matrix) -> np.ndarray:
     return out
 
 
-def _milp(cov, w, k, conflicts, dcodes, max_per_district, capacity, time_limit_s):
+def _milp(cov, w, k, conflicts, dcodes, max_per_district, capacity, time_limit_s, pair=False):
     from scipy.optimize import Bounds, LinearConstraint, milp
 
     n_c, n_o = cov.shape
@@ -300,7 +336,25 @@ def _milp(cov, w, k, conflicts, dcodes, max_per_district, capacity, time_limit_s
     rows: list[sp.spmatrix] = []
     lo: list[np.ndarray] = []
     hi: list[np.ndarray] = []
-    if capacity is None:
+    if pair:
+        # variables: x (n_c) then y (one per entry); origin j takes the value of one chosen
+        # site: sum_i y_ij <= 1, y_ij <= x_i; maximise sum v_ij y_ij
+        nnz = cov.nnz
+        n_var = n_c + nnz
+        row_of = np.repeat(np.arange(n_c), np.diff(cov.indptr))
+        ent = np.arange(nnz)
+        c = np.concatenate([np.zeros(n_c), -cov.data])
+        rows.append(sp.csr_matrix((np.ones(nnz), (cov.indices, n_c + ent)), shape=(n_o, n_var)))
+        lo.append(np.full(n_o, -np.inf))
+        hi.append(np.ones(n_o))
+        rows.append(sp.csr_matrix(
+            (np.concatenate([np.ones(nnz), -np.ones(nnz)]),
+             (np.concatenate([ent, ent]), np.concatenate([n_c + ent, row_of]))),
+            shape=(nnz, n_var)))
+        lo.append(np.full(nnz, -np.inf))
+        hi.append(np.zeros(nnz))
+        ub = np.ones(n_var)
+    elif capacity is None:
         # variables: x (n_c) then z (n_o); z_j - sum_i a_ij x_i <= 0
         n_var = n_c + n_o
         c = np.concatenate([np.zeros(n_c), -w])
@@ -421,9 +475,35 @@ def _canonical_swaps(cov, w, sites, conflicts, dcodes, max_per_district) -> np.n
     return np.array(sorted(chosen), dtype=np.int64)
 
 
-def _order_sites(cov, w, sites: np.ndarray, capacity):
+def _canonical_swaps_pair(values, sites, conflicts, dcodes, max_per_district) -> np.ndarray:
+    """:func:`_canonical_swaps` for pair values (facility location)."""
+    chosen = sorted(int(s) for s in sites)
+    nbr: dict[int, set[int]] = {}
+    for a, b in conflicts:
+        nbr.setdefault(int(a), set()).add(int(b))
+        nbr.setdefault(int(b), set()).add(int(a))
+    tol = 1e-9 * max(1.0, float(values.data.sum()))
+    for s in list(chosen):
+        others = [o for o in chosen if o != s]
+        st = _PairGains(values)
+        for o in others:
+            st.apply(o)
+        gains = st.all_gains()
+        for c in np.flatnonzero(gains[:s] >= gains[s] - tol):
+            c = int(c)
+            if c in others or nbr.get(c, set()) & set(others):
+                continue
+            if dcodes is not None and max_per_district is not None and dcodes[c] >= 0 and dcodes[c] != dcodes[s]:
+                if sum(1 for o in others if dcodes[o] == dcodes[c]) >= max_per_district:
+                    continue
+            chosen = sorted([*others, c])
+            break
+    return np.array(chosen, dtype=np.int64)
+
+
+def _order_sites(cov, w, sites: np.ndarray, capacity, pair=False):
     """Order fixed sites greedily (largest marginal gain first, ties by position)."""
-    state = _Coverer(cov, w, capacity)
+    state = _state(cov, w, capacity, pair)
     left = sorted(int(s) for s in sites)
     order, gains = [], []
     while left:
@@ -432,7 +512,7 @@ def _order_sites(cov, w, sites: np.ndarray, capacity):
         i = left.pop(best)
         gains.append(state.apply(i))
         order.append(i)
-    return np.array(order, dtype=np.int64), np.array(gains, dtype=float), state.rem
+    return np.array(order, dtype=np.int64), np.array(gains, dtype=float), _left(state)
 
 
 # --------------------------------------------------------------------------------------
@@ -442,7 +522,7 @@ def _order_sites(cov, w, sites: np.ndarray, capacity):
 
 def select_sites(
     coverage: sp.spmatrix | np.ndarray,
-    origin_weights: np.ndarray,
+    origin_weights: np.ndarray | None,
     *,
     k: int,
     method: Method = "auto",
@@ -454,8 +534,15 @@ def select_sites(
     capacity: float | None = None,
     time_limit_s: float | None = 300.0,
     merge_origins: bool = True,
+    pair_gains: bool = False,
 ) -> SelectionResult:
     """Choose up to ``k`` candidates maximising the weight of origins covered.
+
+    With ``pair_gains=True`` the stored values of ``coverage`` are what origin j gains from
+    site i (e.g. caregiver hours returned, which depend on how near the site is), and the
+    objective becomes ``sum_j w_j max_{i chosen} value_ij`` (each origin counted once, with
+    its best chosen site: a facility-location objective, still submodular, solved exactly
+    with assignment variables or by the same lazy greedy). No capacity in that mode.
 
     Parameters
     ----------
@@ -463,7 +550,8 @@ def select_sites(
         Candidates x origins; a stored entry (any value, zero included) means covered. The
         value (travel time) only orders origins when ``capacity`` is set.
     origin_weights
-        Weight per origin (people, care gaps, hours); negative weights are an error.
+        Weight per origin (people, care gaps, hours); negative weights are an error. May be
+        None (all 1) with ``pair_gains``.
     k
         Number of sites to choose. Selection stops early when no feasible candidate adds
         coverage.
@@ -492,7 +580,9 @@ def select_sites(
     """
     cov = _as_coverage(coverage)
     n_c, n_o = cov.shape
-    w = np.asarray(origin_weights, dtype=float)
+    if origin_weights is None and not pair_gains:
+        raise InputDataError("origin_weights: needed unless pair_gains=True (one weight per origin)")
+    w = np.ones(n_o) if origin_weights is None else np.asarray(origin_weights, dtype=float)
     if w.shape != (n_o,):
         raise InputDataError(f"origin_weights: expected {n_o} values (one per origin), got {w.shape}")
     if np.any(~np.isfinite(w)) or np.any(w < 0):
@@ -517,6 +607,16 @@ def select_sites(
     w_eff = np.where(served0, 0.0, w)
     total = float(w_eff.sum())
     existing_weight = float(w[served0].sum())
+    if pair_gains:
+        if capacity is not None:
+            raise ConfigError("config key 'sites.capacity': not available with the hours_returned objective")
+        if np.any(~np.isfinite(cov.data)) or np.any(cov.data < 0):
+            raise InputDataError("coverage: pair gains must be finite and >= 0")
+        best = np.zeros(n_o)
+        np.maximum.at(best, cov.indices, cov.data)
+        total, existing_weight = float((best * w_eff).sum()), float((best * w)[served0].sum())
+        cov = sp.csr_matrix((cov.data * w_eff[cov.indices], cov.indices, cov.indptr), shape=cov.shape)
+        cov.eliminate_zeros()
 
     if method == "auto":
         small = n_c <= AUTO_MAX_CANDIDATES and cov.nnz <= AUTO_MAX_NNZ
@@ -524,8 +624,28 @@ def select_sites(
 
     info: dict = {"n_candidates": n_c, "n_origins": n_o, "n_conflicts": int(len(conflicts))}
     if method == "greedy" or k == 0 or n_c == 0:
-        sel, gains, rem = _greedy(cov, w_eff, k, conflicts, dcodes, max_per_district, capacity)
+        sel, gains, rem = _greedy(cov, w_eff, k, conflicts, dcodes, max_per_district, capacity,
+                                  pair_gains)
         status, gap, used = "greedy", None, "greedy"
+    elif pair_gains:
+        keep = np.flatnonzero(np.bincount(cov.indices, minlength=n_o) > 0)
+        sub = cov[:, keep]
+        info["milp_origins"] = int(keep.size)
+        if keep.size == 0:
+            x, status, gap = np.zeros(0, dtype=np.int64), "optimal", 0.0
+        else:
+            x, status, gap = _milp(sub, None, k, conflicts, dcodes, max_per_district, None,
+                                   time_limit_s, pair=True)
+        x = _canonical_swaps_pair(cov, x, conflicts, dcodes, max_per_district)
+        sel, gains, rem = _order_sites(cov, None, x, None, pair=True)
+        used = "milp"
+        if status != "optimal":
+            g_sel, g_gains, g_rem = _greedy(cov, None, k, conflicts, dcodes, max_per_district, None, True)
+            if g_gains.sum() > gains.sum():
+                sel, gains, rem, used = g_sel, g_gains, g_rem, "greedy"
+                status = f"{status}; greedy was better"
+        nz = gains > 0
+        sel, gains = sel[nz], gains[nz]
     else:
         # drop origins that cannot count (weight 0 or covered by no candidate)
         keep = (w_eff > 0) & (np.bincount(cov.indices, minlength=n_o) > 0)
@@ -664,6 +784,35 @@ def selected_sites(scored, result: SelectionResult, *, threshold_min: float, off
     return out.reset_index(drop=True)
 
 
+def hours_pair_values(config, origins, coverage_s: sp.csr_matrix) -> sp.csr_matrix:
+    """Caregiver hours a week origin j gets back from site i, for every catchment entry.
+
+    ``sum_s trips_s x 2 x max(0, min(current_js, cap) - t_ij) x users_js / 60`` over the
+    offered services: the per-pair terms of ``scoring.hours_returned``, so a site's row sum
+    is its ``hours_returned_week`` column. Used with ``select_sites(..., pair_gains=True)``
+    for ``sites.objective = "hours_returned"``.
+    """
+    from careblocks.config import DEFAULT_SERVICES
+    from careblocks.scoring import current_minutes, household_size, user_households
+
+    cov = sp.csr_matrix(coverage_s)
+    t_min = cov.data / 60.0
+    cap = float(config.sites.current_time_cap_min)
+    hh = household_size(config)
+    vals = np.zeros(cov.nnz)
+    for s in config.sites.offers:
+        svc = config.services.get(s)
+        trips = svc.trips_per_week if svc is not None and svc.trips_per_week is not None \
+            else DEFAULT_SERVICES.get(s, {}).get("trips_per_week", 0.0)
+        cur = current_minutes(origins, s)
+        cur = np.where(np.isfinite(cur), np.minimum(cur, cap), cap)
+        users = user_households(origins, s, hh, config)
+        vals += float(trips) * 2.0 * np.maximum(0.0, cur[cov.indices] - t_min) * users[cov.indices] / 60.0
+    out = sp.csr_matrix((vals, cov.indices.copy(), cov.indptr.copy()), shape=cov.shape)
+    out.eliminate_zeros()
+    return out
+
+
 def _candidate_districts(cands, districts) -> np.ndarray | None:
     import geopandas as gpd
 
@@ -738,9 +887,13 @@ def run_sites_stage(ctx) -> None:
                              network=ctx.network, origins=ctx.origins)
     catch = compute_catchments(cfg, cands, ctx.origins, ctx.network, services=ctx.services)
     scored = score_candidates(cfg, cands, ctx.origins, ctx.services, catch)
-    weights = objective_weights(cfg, ctx.origins, threshold_min=T)
+    pair = sc.objective == "hours_returned"
+    if pair:  # exact: each origin's hours with its nearest chosen site
+        matrix, weights = hours_pair_values(cfg, ctx.origins, catch.coverage), None
+    else:
+        matrix, weights = catch.coverage, objective_weights(cfg, ctx.origins, threshold_min=T)
     result = select_sites(
-        catch.coverage, weights, k=sc.k, method=sc.method, min_spacing_m=sc.min_spacing_m,
+        matrix, weights, k=sc.k, method=sc.method, min_spacing_m=sc.min_spacing_m, pair_gains=pair,
         candidate_xy=np.column_stack([cands.geometry.x, cands.geometry.y]),
         districts=_candidate_districts(cands, ctx.districts) if sc.max_per_district is not None else None,
         max_per_district=sc.max_per_district, existing=_existing_coverage(ctx, catch.limit_s),
