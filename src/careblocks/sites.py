@@ -1,0 +1,259 @@
+"""Site selection for the pipeline: per-site table, rationale sentences and the ``sites`` stage.
+
+The thin layer between the GeoDataFrames of a study and the array cores:
+:mod:`careblocks.candidates` (candidate sites), :mod:`careblocks.scoring` (catchments,
+components, score, rank) and :mod:`careblocks.selection` (maximal covering / facility
+location on a sparse matrix). :func:`run_sites_stage` wires them for
+``careblocks.pipeline`` (via ``selection.run_sites_stage``); :func:`selected_sites` turns a
+:class:`~careblocks.selection.SelectionResult` into the ``selected_sites`` layer with one
+plain-language :func:`rationale` per site. See ``docs/site_selection.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from careblocks.selection import SelectionResult, select_sites
+
+_GROUP_WORDS = {
+    "children_under5": "children under 5",
+    "children_5_14": "children aged 5 to 14",
+    "older_80plus": "people over 80",
+    "older_60plus": "people over 60",
+    "people_with_disabilities": "people with disabilities",
+    "women_caregivers": "women caregivers",
+}
+
+
+def round_sensibly(x: float) -> int:
+    """Round for a sentence: < 100 exact, < 1,000 to 10, < 100,000 to 100, else to 1,000."""
+    x = float(x)
+    if not np.isfinite(x):
+        return 0
+    step = 1 if abs(x) < 100 else 10 if abs(x) < 1_000 else 100 if abs(x) < 100_000 else 1_000
+    return int(round(x / step) * step)
+
+
+def _join(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def rationale(row, *, threshold_min: float, offers: Sequence[str], labels: dict[str, str] | None = None) -> str:
+    """One sentence a council member can read, from a scored candidate's component columns.
+
+    "Serves 18,400 people within 15 minutes, 2,900 of them children under 5; brings daycare
+    within reach of 6,100 and health of 900; returns about 4,300 caregiver hours a week."
+    Care groups appear only when the origins carry them; services only when the gap closed
+    is at least 1 person.
+    """
+    labels = labels or {}
+    t = int(threshold_min) if float(threshold_min).is_integer() else threshold_min
+    s = f"Serves {round_sensibly(row['population_covered']):,} people within {t} minutes"
+    groups = [
+        f"{round_sensibly(row[f'{g}_covered']):,} {w}"
+        for g, w in _GROUP_WORDS.items()
+        if f"{g}_covered" in row.index and row[f"{g}_covered"] >= 1
+    ][:2]
+    if groups:
+        s += ", " + _join(groups).replace(" ", " of them ", 1)
+    gaps = [
+        (labels.get(sv, sv.replace("_", " ")).lower(), row[f"gap_closed_{sv}"])
+        for sv in offers
+        if f"gap_closed_{sv}" in row.index and row[f"gap_closed_{sv}"] >= 1
+    ]
+    if gaps:
+        first = f"{gaps[0][0]} within reach of {round_sensibly(gaps[0][1]):,}"
+        rest = [f"{n} of {round_sensibly(v):,}" for n, v in gaps[1:]]
+        s += "; brings " + _join([first, *rest])
+    if "hours_returned_week" in row.index and row["hours_returned_week"] >= 1:
+        s += f"; returns about {round_sensibly(row['hours_returned_week']):,} caregiver hours a week"
+    return s + "."
+
+
+def selected_sites(scored, result: SelectionResult, *, threshold_min: float, offers: Sequence[str],
+                   objective: str, labels: dict[str, str] | None = None):
+    """The chosen candidates (rows of ``scored`` at ``result.selected``) in selection order.
+
+    Adds ``order`` (1..K), ``objective``, ``marginal_gain``, ``cumulative_gain``,
+    ``cumulative_share`` (of the weight not already served) and ``rationale``.
+    """
+    out = scored.iloc[result.selected].copy()
+    out.insert(0, "order", np.arange(1, len(out) + 1))
+    out["objective"] = objective
+    out["marginal_gain"] = result.marginal_gain
+    out["cumulative_gain"] = result.cumulative
+    out["cumulative_share"] = result.cumulative / result.total_weight if result.total_weight > 0 else 0.0
+    out["rationale"] = [rationale(r, threshold_min=threshold_min, offers=offers, labels=labels)
+                        for _, r in out.iterrows()]
+    return out.reset_index(drop=True)
+
+
+def hours_pair_values(config, origins, coverage_s: sp.csr_matrix) -> sp.csr_matrix:
+    """Caregiver hours a week origin j gets back from site i, for every catchment entry.
+
+    ``sum_s trips_s x 2 x max(0, min(current_js, cap) - t_ij) x users_js / 60`` over the
+    offered services: the per-pair terms of ``scoring.hours_returned``, so a site's row sum
+    is its ``hours_returned_week`` column. Used with ``select_sites(..., pair_gains=True)``
+    for ``sites.objective = "hours_returned"``.
+    """
+    from careblocks.config import DEFAULT_SERVICES
+    from careblocks.scoring import current_minutes, household_size, user_households
+
+    cov = sp.csr_matrix(coverage_s)
+    t_min = cov.data / 60.0
+    cap = float(config.sites.current_time_cap_min)
+    hh = household_size(config)
+    vals = np.zeros(cov.nnz)
+    for s in config.sites.offers:
+        svc = config.services.get(s)
+        trips = svc.trips_per_week if svc is not None and svc.trips_per_week is not None \
+            else DEFAULT_SERVICES.get(s, {}).get("trips_per_week", 0.0)
+        cur = current_minutes(origins, s)
+        cur = np.where(np.isfinite(cur), np.minimum(cur, cap), cap)
+        users = user_households(origins, s, hh, config)
+        vals += float(trips) * 2.0 * np.maximum(0.0, cur[cov.indices] - t_min) * users[cov.indices] / 60.0
+    out = sp.csr_matrix((vals, cov.indices.copy(), cov.indptr.copy()), shape=cov.shape)
+    out.eliminate_zeros()
+    return out
+
+
+def _candidate_districts(cands, districts) -> np.ndarray | None:
+    import geopandas as gpd
+
+    if districts is None or len(districts) == 0 or "district" not in districts.columns:
+        return None
+    d = districts[["district", districts.geometry.name]].to_crs(cands.crs)
+    pts = gpd.GeoDataFrame(geometry=cands.geometry.to_numpy(), crs=cands.crs)
+    hit = gpd.sjoin(pts, d, predicate="within", how="left")
+    hit = hit[~hit.index.duplicated(keep="first")]
+    return hit["district"].reindex(range(len(cands))).astype(object).where(lambda s: s.notna(), None).to_numpy()
+
+
+def _existing_coverage(ctx, catchments_limit_s: float):
+    """Coverage (existing sites x origins) of ``sites.existing``, or None."""
+    from careblocks.io.layers import read_vector, representative_xy
+    from careblocks.scoring import gather_targets, reach_from
+
+    cfg = ctx.config
+    if cfg.sites.existing is None:
+        return None
+    bbox = tuple(ctx.area_4326.bounds) if ctx.area_4326 is not None else None
+    ex = read_vector(cfg.sites.existing, what="existing Care Blocks (sites.existing)", bbox_4326=bbox,
+                     allow_empty=True)
+    if len(ex) == 0:
+        return None
+    x, y = representative_xy(ex.to_crs(ctx.crs).geometry)
+    node, dist = ctx.network.snap(x, y)
+    mps = cfg.walk.speed_kmh / 3.6
+    reach = reach_from(ctx.network, node, dist / mps, speed_kmh=cfg.walk.speed_kmh, limit_s=catchments_limit_s)
+    o = ctx.origins
+    return gather_targets(reach, o["node"].to_numpy(np.int64), o["snap_m"].to_numpy(float) / mps,
+                          catchments_limit_s)
+
+
+def run_sites_stage(ctx) -> None:
+    """The ``sites`` stage: candidates -> catchments -> scores -> selection -> after.
+
+    Reads ``ctx.config``, ``ctx.osm_path``, ``ctx.area_4326``, ``ctx.crs``, ``ctx.network``,
+    ``ctx.origins`` (with access columns), ``ctx.services``, ``ctx.districts``, ``ctx.equity``.
+    Sets ``ctx.candidates`` (all components, ``score``, ``rank``), ``ctx.selected`` (order,
+    marginal gain, cumulative gain, rationale), ``ctx.catchments`` (walkable area of each
+    selected site), ``ctx.equity_after`` (when ``ctx.equity`` exists), adds
+    ``walk_min_<s>_after`` / ``services_within_<T>min_after`` to ``ctx.origins`` and
+    ``ctx.stats["sites"]``.
+    """
+    from careblocks.candidates import build_candidates
+    from careblocks.scoring import (
+        access_after,
+        catchment_polygons,
+        compute_catchments,
+        objective_weights,
+        score_candidates,
+        sites_threshold_min,
+    )
+
+    cfg, sc = ctx.config, ctx.config.sites
+    T = sites_threshold_min(cfg)
+    if sc.use_transit:
+        import warnings
+
+        from careblocks.errors import DataQualityWarning
+
+        # hook: pass a candidates x origins walk + transit coverage to score_candidates
+        # (transit_coverage=...) once RAPTOR from candidate stops is wired in
+        warnings.warn(
+            "sites.use_transit: walk + transit catchments of candidate sites are not available "
+            "yet; sites are scored and selected on foot only",
+            DataQualityWarning,
+            stacklevel=2,
+        )
+    cands = build_candidates(cfg, osm_path=ctx.osm_path, area_4326=ctx.area_4326, crs=ctx.crs,
+                             network=ctx.network, origins=ctx.origins)
+    catch = compute_catchments(cfg, cands, ctx.origins, ctx.network, services=ctx.services)
+    scored = score_candidates(cfg, cands, ctx.origins, ctx.services, catch)
+    pair = sc.objective == "hours_returned"
+    if pair:  # exact: each origin's hours with its nearest chosen site
+        matrix, weights = hours_pair_values(cfg, ctx.origins, catch.coverage), None
+    else:
+        matrix, weights = catch.coverage, objective_weights(cfg, ctx.origins, threshold_min=T)
+    result = select_sites(
+        matrix, weights, k=sc.k, method=sc.method, min_spacing_m=sc.min_spacing_m, pair_gains=pair,
+        candidate_xy=np.column_stack([cands.geometry.x, cands.geometry.y]),
+        districts=_candidate_districts(cands, ctx.districts) if sc.max_per_district is not None else None,
+        max_per_district=sc.max_per_district, existing=_existing_coverage(ctx, catch.limit_s),
+        capacity=sc.capacity, time_limit_s=sc.time_limit_s,
+    )
+    labels = {s: v.label for s, v in cfg.services.items()}
+    sel = selected_sites(scored, result, threshold_min=T, offers=sc.offers, objective=sc.objective,
+                         labels=labels)
+    polys = catchment_polygons(ctx.network, catch.reach[result.selected], ids=sel["candidate_id"].tolist(),
+                               limit_s=catch.limit_s)
+    polys["population"] = sel["population_covered"].to_numpy()
+    after = access_after(ctx.network, ctx.origins, sel["node"].to_numpy(), sel["snap_m"].to_numpy(),
+                         speed_kmh=cfg.walk.speed_kmh, offers=sc.offers)
+    origins = ctx.origins.copy()
+    for s in sc.offers:
+        origins[f"walk_min_{s}_after"] = after[f"walk_min_{s}"].to_numpy()
+    from careblocks.access import format_threshold
+
+    tcols = [f"walk_min_{s}" for s in cfg.service_names if f"walk_min_{s}" in origins.columns]
+    n_after = np.zeros(len(origins), dtype=np.int32)
+    for c in tcols:
+        s = c[len("walk_min_"):]
+        v = origins[f"{c}_after"] if f"{c}_after" in origins.columns else origins[c]
+        n_after += (v.to_numpy(dtype=float, na_value=np.nan) <= T)
+    origins[f"services_within_{format_threshold(T)}min_after"] = n_after
+    ctx.origins = origins
+    ctx.candidates, ctx.selected, ctx.catchments = scored, sel, polys
+    if getattr(ctx, "equity", None) is not None:
+        ctx.equity_after = _equity_after(ctx, origins, after)
+    ctx.stats["sites"] = {
+        "candidates": cands.attrs.get("stats", {}), "n_candidates": int(len(cands)),
+        "threshold_min": T, "objective": sc.objective, "method": result.method,
+        "status": result.status, "mip_gap": result.mip_gap, "objective_value": result.objective,
+        "total_weight": result.total_weight, "existing_weight": result.existing_weight,
+        "coverage_entries": int(catch.coverage.nnz), **result.info,
+    }
+
+
+def _equity_after(ctx, origins, after):
+    """The equity table recomputed with the after times (walking mode)."""
+    import pandas as pd
+
+    from careblocks.demand import GROUPS, TOTAL
+    from careblocks.equity import equity_table
+
+    cfg = ctx.config
+    o = origins.copy()
+    for c in after.columns:
+        if c.startswith("walk_min_"):
+            o[c] = after[c].to_numpy()
+    groups = [g for g in ("population", TOTAL, *GROUPS) if g in o.columns]
+    district_col = "district" if "district" in o.columns else None
+    t = equity_table(o, list(cfg.service_names), groups, time_prefix="walk_min_",
+                     thresholds=cfg.access.equity_thresholds_min, district_col=district_col)
+    t.insert(0, "mode", "walk")
+    return pd.DataFrame(t)
