@@ -67,18 +67,31 @@ def _load(config_path: str | None, overrides: tuple[str, ...]) -> Any:
 
 
 def _reporter(console: Any, verbosity: int) -> Callable[[str, str, str], None]:
+    """Progress lines per stage; a spinner runs while a stage works (on a terminal)."""
+    from rich.text import Text
+
+    status: dict[str, Any] = {}
+
+    def stop() -> None:
+        if "s" in status:
+            status.pop("s").stop()
+
     def report(event: str, stage: str, detail: str) -> None:
         if verbosity < 0:
             return
-        if event == "start" and verbosity >= 1:
-            console.print(f"[dim]… {stage}[/dim]")
+        if event == "start":
+            stop()
+            if verbosity >= 1:
+                console.print(f"[dim]… {stage}[/dim]")
+            if console.is_terminal:
+                status["s"] = console.status(f"{stage}…")
+                status["s"].start()
         elif event == "done":
+            stop()
             console.print(f"[green]✓[/green] {stage:<12} [dim]{detail}[/dim]")
         elif event == "info":
-            console.print(f"  [dim]{stage}:[/dim] {detail}")
+            console.print(Text.assemble(("  " + stage + ": ", "dim"), detail))
         elif event == "warning":
-            from rich.text import Text
-
             console.print(Text.assemble(("  warning ", "yellow"), f"{stage}: {detail}"))
 
     return report
