@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -49,6 +49,9 @@ __all__ = [
 
 #: care groups, in the order of :class:`CensusGroups`
 GROUPS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(CensusGroups))
+if TYPE_CHECKING:  # pragma: no cover
+    import geopandas as gpd
+
 TOTAL = "census_total"
 HOUSEHOLDS = "households"
 #: a warning is raised when the people cut from units partly outside the area exceed this share
