@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.install-stamp
 export CAREBLOCKS_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: demo test install system-deps lint bench clean
+.PHONY: demo test install system-deps bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,15 +31,14 @@ demo: $(STAMP)
 	$(VENV)/bin/careblocks run
 
 test: $(STAMP) system-deps
+	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(PY) -m pytest -n 2 --dist loadfile -q
-
-lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
 
 bench: $(STAMP)
 	$(PY) benchmarks/walk_access.py
 	$(PY) benchmarks/transit.py
 	$(PY) benchmarks/site_selection.py
+	$(PY) benchmarks/demand.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
