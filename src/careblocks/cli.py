@@ -249,7 +249,7 @@ def batch(
             if o.ok:
                 console.print(f"[green]✓[/green] {o.config} [dim]{o.seconds:.1f} s[/dim]")
                 for p in o.written:
-                    click.echo(f"wrote {p}")
+                    click.echo(f"wrote {Path(p).resolve()}")
             else:
                 failed += 1
                 click.echo(f"careblocks: error: {o.config}: {o.message}", err=True)
