@@ -140,9 +140,19 @@ def print_validation(console: Any, ctx: Any) -> None:
     )
     if "transit" in ctx.stats:
         st = ctx.stats["transit"]
-        table.add_row("transit", "", ", ".join(f"{k}={v}" for k, v in st.items() if not isinstance(v, (dict, list))))
+        for feed in st.get("feeds", []):
+            table.add_row(
+                f"GTFS: {feed.get('feed', '')}",
+                f"{feed.get('trips_on_date', 0):,} trips",
+                f"on {st.get('date')}; feed valid {feed.get('valid_dates', '?')}",
+            )
+        table.add_row(
+            "transit timetable",
+            f"{st.get('stops_kept', 0):,} stops",
+            f"{st.get('routes', 0):,} route patterns, {st.get('trips', 0):,} trips in the window, "
+            f"{st.get('transfers', 0):,} walking transfers; "
+            f"{st.get('stops_dropped_outside_area', 0):,} stops outside the area dropped",
+        )
     console.print(table)
-    from rich.text import Text
-
-    for w in ctx.warnings:
-        console.print(Text.assemble(("warning ", "yellow"), w))
+    if ctx.warnings:
+        console.print(f"[yellow]{len(ctx.warnings)} data-quality warning(s)[/yellow], printed above")
