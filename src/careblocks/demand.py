@@ -572,6 +572,8 @@ def run_demand_stage(ctx) -> None:
 
     cfg = ctx.config
     origins, stats = census_to_origins(cfg, ctx.origins, area=ctx.area, area_4326=ctx.area_4326)
+    if "skipped" in stats:
+        ctx.report("info", "demand", stats["skipped"] + "; population from the estimate alone")
     if cfg.census.sets_population and TOTAL in origins.columns:
         stats["population_from_census"] = population_from_census(origins)
         extra = stats["population_from_census"]["origins_extrapolated"]
