@@ -183,6 +183,7 @@ def stage_transit(ctx: Context) -> None:
         cfg.transit, ctx.network, area_4326=ctx.area_4326, crs=ctx.crs, speed_kmh=cfg.walk.speed_kmh
     )
     ctx.stats["transit"] = stats
+    ctx.extra["timetable"] = tt  # reused by the sites stage (walk + transit catchments)
     kept, dropped = int(stats.get("stops_kept", 0)), int(stats.get("stops_dropped_outside_area", 0))
     if dropped > kept:
         ctx.stats["transit"]["coverage_note"] = note = (

@@ -24,7 +24,9 @@ Components (one column each; ``<s>`` is each service the block offers, ``sites.o
   default cap 60 min) and the users are ``services.<s>.user_share`` of the households or of
   the care group ``services.<s>.user_group`` (see :func:`user_households`);
   ``hours_returned_week`` their sum.
-- ``transit_population_covered`` when a walk + transit coverage matrix is given (hook).
+- ``transit_population_covered``: people within T by walk + transit (or on foot), when a
+  walk + transit coverage matrix is given (``sites.use_transit``, built by
+  :func:`careblocks.transit.reach.transit_coverage`).
 
 ``score`` = sum of weight x min-max-normalised component / sum of weights (in [0, 1]);
 ``rank`` 1 = best, ties broken by ``candidate_id``.
@@ -68,6 +70,9 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "demand_covered": 0.20,
     "colocated_services": 0.10,
     "is_public_anchor": 0.05,
+    # only present with sites.use_transit (walk + transit catchments); absent otherwise,
+    # so walking-only scores are unchanged
+    "transit_population_covered": 0.10,
 }
 
 #: Current one-way times are capped at this many minutes when counting minutes saved.
@@ -390,8 +395,9 @@ def score_components(
     is_public_anchor
         Boolean per candidate.
     transit_coverage
-        Candidates x origins within T by walk + transit (hook for when RAPTOR from candidates
-        is wired in); adds ``transit_population_covered``.
+        Candidates x origins within T by walk + transit (walking included), as from
+        :func:`careblocks.transit.reach.transit_coverage`; adds
+        ``transit_population_covered`` (its pattern times ``population``).
     """
     if "population" not in origins.columns:
         raise MissingColumnError("origins: column 'population' missing; load origins with population first")

@@ -47,11 +47,16 @@ def rationale(row, *, threshold_min: float, offers: Sequence[str], labels: dict[
     "Serves 18,400 people within 15 minutes, 2,900 of them children under 5; brings daycare
     within reach of 6,100 and health of 900; returns about 4,300 caregiver hours a week."
     Care groups appear only when the origins carry them; services only when the gap closed
-    is at least 1 person.
+    is at least 1 person. With a ``transit_population_covered`` column (walk + transit
+    catchments, ``sites.use_transit``) the first clause says "on foot" and is followed by
+    "31,000 within 15 minutes by walk + transit".
     """
     labels = labels or {}
     t = int(threshold_min) if float(threshold_min).is_integer() else threshold_min
+    transit = "transit_population_covered" in row.index and np.isfinite(row["transit_population_covered"])
     s = f"Serves {round_sensibly(row['population_covered']):,} people within {t} minutes"
+    if transit:
+        s += " on foot"
     groups = [
         f"{round_sensibly(row[f'{g}_covered']):,} {w}"
         for g, w in _GROUP_WORDS.items()
@@ -59,6 +64,8 @@ def rationale(row, *, threshold_min: float, offers: Sequence[str], labels: dict[
     ][:2]
     if groups:
         s += ", " + _join(groups).replace(" ", " of them ", 1)
+    if transit:
+        s += f"; {round_sensibly(row['transit_population_covered']):,} within {t} minutes by walk + transit"
     gaps = [
         (labels.get(sv, sv.replace("_", " ")).lower(), row[f"gap_closed_{sv}"])
         for sv in offers
@@ -132,8 +139,9 @@ def _candidate_districts(cands, districts) -> np.ndarray | None:
     return hit["district"].reindex(range(len(cands))).astype(object).where(lambda s: s.notna(), None).to_numpy()
 
 
-def _existing_coverage(ctx, catchments_limit_s: float):
-    """Coverage (existing sites x origins) of ``sites.existing``, or None."""
+def _existing_coverage(ctx, catchments_limit_s: float, timetable=None):
+    """Coverage (existing sites x origins, seconds) of ``sites.existing``, or None; with a
+    ``timetable``, the union of walking and walk + transit (as for the candidates)."""
     from careblocks.io.layers import read_vector, representative_xy
     from careblocks.scoring import gather_targets, reach_from
 
@@ -150,8 +158,70 @@ def _existing_coverage(ctx, catchments_limit_s: float):
     mps = cfg.walk.speed_kmh / 3.6
     reach = reach_from(ctx.network, node, dist / mps, speed_kmh=cfg.walk.speed_kmh, limit_s=catchments_limit_s)
     o = ctx.origins
-    return gather_targets(reach, o["node"].to_numpy(np.int64), o["snap_m"].to_numpy(float) / mps,
-                          catchments_limit_s)
+    cov = gather_targets(reach, o["node"].to_numpy(np.int64), o["snap_m"].to_numpy(float) / mps,
+                         catchments_limit_s)
+    if timetable is not None:
+        cov = min_union(cov, _transit_seconds(ctx, timetable, node, dist, catchments_limit_s))
+    return cov
+
+
+def min_union(a: sp.csr_matrix, b: sp.csr_matrix) -> sp.csr_matrix:
+    """Entry-wise minimum of two sparse time matrices where a missing entry means
+    "not within the limit" (infinitely long), unlike ``scipy``'s ``minimum`` (zero)."""
+    a, b = sp.coo_matrix(a), sp.coo_matrix(b)
+    if a.shape != b.shape:
+        raise ValueError(f"min_union: shapes {a.shape} and {b.shape} differ")
+    r = np.concatenate([a.row, b.row]).astype(np.int64)
+    c = np.concatenate([a.col, b.col]).astype(np.int64)
+    v = np.concatenate([a.data, b.data]).astype(np.float64)
+    o = np.lexsort((v, c, r))
+    r, c, v = r[o], c[o], v[o]
+    first = np.r_[True, (r[1:] != r[:-1]) | (c[1:] != c[:-1])]
+    m = sp.csr_matrix((v[first], (r[first], c[first])), shape=a.shape)
+    m.sort_indices()
+    return m
+
+
+def _transit_seconds(ctx, timetable, nodes, snap_m, limit_s: float) -> sp.csr_matrix:
+    """Targets x origins seconds within ``limit_s`` by walk + transit (or on foot)."""
+    from careblocks.transit.reach import transit_coverage
+
+    cfg = ctx.config
+    m = transit_coverage(ctx.network, timetable, ctx.origins["node"].to_numpy(np.int64),
+                         ctx.origins["snap_m"].to_numpy(np.float64), np.asarray(nodes, np.int64),
+                         np.asarray(snap_m, np.float64), cfg.transit, speed_kmh=cfg.walk.speed_kmh,
+                         limit_min=limit_s / 60.0)
+    m.data = m.data * 60.0
+    return m
+
+
+def _sites_timetable(ctx):
+    """The timetable for walk + transit catchments, or None when ``sites.use_transit`` is off
+    (or transit is not enabled, with a warning)."""
+    cfg = ctx.config
+    if not cfg.sites.use_transit:
+        return None
+    if not cfg.transit.enabled:
+        import warnings
+
+        from careblocks.errors import DataQualityWarning
+
+        warnings.warn(
+            "sites.use_transit: transit is not enabled, so sites are scored and selected on foot "
+            "only; set transit.enabled = true with transit.feeds and transit.date",
+            DataQualityWarning,
+            stacklevel=3,
+        )
+        return None
+    tt = ctx.extra.get("timetable") if getattr(ctx, "extra", None) is not None else None
+    if tt is None:  # the transit stage did not run (e.g. the sites stage called on its own)
+        from careblocks.transit import load_timetable
+
+        tt, _ = load_timetable(cfg.transit, ctx.network, area_4326=ctx.area_4326, crs=ctx.crs,
+                               speed_kmh=cfg.walk.speed_kmh)
+        if getattr(ctx, "extra", None) is not None:
+            ctx.extra["timetable"] = tt
+    return tt
 
 
 def run_sites_stage(ctx) -> None:
@@ -159,6 +229,10 @@ def run_sites_stage(ctx) -> None:
 
     Reads ``ctx.config``, ``ctx.osm_path``, ``ctx.area_4326``, ``ctx.crs``, ``ctx.network``,
     ``ctx.origins`` (with access columns), ``ctx.services``, ``ctx.districts``, ``ctx.equity``.
+    With ``sites.use_transit`` and transit enabled, the timetable of the transit stage
+    (``ctx.extra["timetable"]``, loaded here when absent) gives walk + transit catchments
+    (:func:`careblocks.transit.reach.transit_coverage`): the ``transit_population_covered``
+    component and, for selection, the union (min time) of walking and walk + transit.
     Sets ``ctx.candidates`` (all components, ``score``, ``rank``), ``ctx.selected`` (order,
     marginal gain, cumulative gain, rationale), ``ctx.catchments`` (walkable area of each
     selected site), ``ctx.equity_after`` (when ``ctx.equity`` exists), adds
@@ -177,33 +251,32 @@ def run_sites_stage(ctx) -> None:
 
     cfg, sc = ctx.config, ctx.config.sites
     T = sites_threshold_min(cfg)
-    if sc.use_transit:
-        import warnings
-
-        from careblocks.errors import DataQualityWarning
-
-        # hook: pass a candidates x origins walk + transit coverage to score_candidates
-        # (transit_coverage=...) once RAPTOR from candidate stops is wired in
-        warnings.warn(
-            "sites.use_transit: walk + transit catchments of candidate sites are not available "
-            "yet; sites are scored and selected on foot only",
-            DataQualityWarning,
-            stacklevel=2,
-        )
+    timetable = _sites_timetable(ctx)
     cands = build_candidates(cfg, osm_path=ctx.osm_path, area_4326=ctx.area_4326, crs=ctx.crs,
                              network=ctx.network, origins=ctx.origins)
     catch = compute_catchments(cfg, cands, ctx.origins, ctx.network, services=ctx.services)
-    scored = score_candidates(cfg, cands, ctx.origins, ctx.services, catch)
+    transit_cov, transit_stats = None, {}
+    if timetable is not None:
+        import time
+
+        t0 = time.perf_counter()
+        transit_cov = _transit_seconds(ctx, timetable, cands["node"].to_numpy(np.int64),
+                                       cands["snap_m"].to_numpy(np.float64), catch.limit_s)
+        transit_stats = {"transit_coverage_entries": int(transit_cov.nnz),
+                         "transit_coverage_seconds": round(time.perf_counter() - t0, 3)}
+    scored = score_candidates(cfg, cands, ctx.origins, ctx.services, catch, transit_coverage=transit_cov)
+    # selection: walking coverage, or the union (min time) of walking and walk + transit
+    coverage = catch.coverage if transit_cov is None else min_union(catch.coverage, transit_cov)
     pair = sc.objective == "hours_returned"
     if pair:  # exact: each origin's hours with its nearest chosen site
-        matrix, weights = hours_pair_values(cfg, ctx.origins, catch.coverage), None
+        matrix, weights = hours_pair_values(cfg, ctx.origins, coverage), None
     else:
-        matrix, weights = catch.coverage, objective_weights(cfg, ctx.origins, threshold_min=T)
+        matrix, weights = coverage, objective_weights(cfg, ctx.origins, threshold_min=T)
     result = select_sites(
         matrix, weights, k=sc.k, method=sc.method, min_spacing_m=sc.min_spacing_m, pair_gains=pair,
         candidate_xy=np.column_stack([cands.geometry.x, cands.geometry.y]),
         districts=_candidate_districts(cands, ctx.districts) if sc.max_per_district is not None else None,
-        max_per_district=sc.max_per_district, existing=_existing_coverage(ctx, catch.limit_s),
+        max_per_district=sc.max_per_district, existing=_existing_coverage(ctx, catch.limit_s, timetable),
         capacity=sc.capacity, time_limit_s=sc.time_limit_s,
     )
     labels = {s: v.label for s, v in cfg.services.items()}
@@ -235,7 +308,8 @@ def run_sites_stage(ctx) -> None:
         "threshold_min": T, "objective": sc.objective, "method": result.method,
         "status": result.status, "mip_gap": result.mip_gap, "objective_value": result.objective,
         "total_weight": result.total_weight, "existing_weight": result.existing_weight,
-        "coverage_entries": int(catch.coverage.nnz), **result.info,
+        "coverage_entries": int(catch.coverage.nnz), "use_transit": timetable is not None,
+        **transit_stats, **result.info,
     }
 
 

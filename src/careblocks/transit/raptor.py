@@ -82,7 +82,9 @@ def _range_raptor(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, a
                   n_rounds, max_trip_s, egress, out, record, stop_out):
     """Range-RAPTOR for one origin. ``out[d, v]`` = travel seconds (INF32 unreachable).
 
-    With ``record`` true, ``stop_out[d, s]`` receives the earliest arrival at every stop.
+    With ``record`` 1, ``stop_out[d, s]`` receives the earliest arrival at every stop (by
+    any means); with ``record`` 2, the earliest arrival *on a vehicle* (where an egress walk
+    may start). ``record`` 0: no per-stop output.
     """
     n_stops = stop_routes_ptr.shape[0] - 1
     n_routes = route_stops_ptr.shape[0] - 1
@@ -219,9 +221,10 @@ def _range_raptor(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, a
         for v in range(n_serv):
             tt = best[v] - t
             out[di, v] = tt if tt <= max_trip_s else INF32
-        if record:
+        if record > 0:
+            lab = tau if record == 1 else ride
             for s in range(n_stops):
-                a = tau[n_rounds, s]
+                a = lab[n_rounds, s]
                 stop_out[di, s] = a if a <= t + max_trip_s else INF32
 
 
@@ -238,7 +241,7 @@ def _many_origins(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, a
                       departure, stop_routes_ptr, stop_routes, stop_routes_pos, transfer_ptr,
                       transfer_to, transfer_s, stop_dep_ptr, stop_dep, acc_stops[a0:a1],
                       acc_s[a0:a1], deps, n_rounds,
-                      max_trip_s, egress, out[o], False, dummy)
+                      max_trip_s, egress, out[o], 0, dummy)
 
 
 def stop_departures(tt) -> tuple[np.ndarray, np.ndarray]:
@@ -309,7 +312,7 @@ def earliest_arrivals(tt, transfer_s: np.ndarray, acc_stops: np.ndarray, acc_s: 
     egress = np.full((tt.n_stops, 1), INF32, np.int32)
     _range_raptor(*_tt_arrays(tt, transfer_s.astype(np.int32)), acc_stops.astype(np.int32),
                   acc_s.astype(np.int32), deps, int(max_transfers) + 1, int(max_trip_s),
-                  egress, out, True, stop_out)
+                  egress, out, 1, stop_out)
     return stop_out
 
 

@@ -1,0 +1,202 @@
+"""Walk + transit catchments: which origins reach each target (candidate site) within T.
+
+:func:`transit_coverage` is the walk + transit counterpart of the walking coverage matrix of
+:mod:`careblocks.scoring`: targets x origins, data = minutes at ``transit.report_percentile``
+over the departure window, only entries within the limit. It follows the journey model and
+the percentile conventions of :func:`careblocks.transit.adapter.transit_access` (which gives
+the same minutes for a service made of one facility):
+
+- one Range-RAPTOR per origin over every departure minute (the kernel of
+  :mod:`careblocks.transit.raptor` in its per-stop ``record`` mode), trips capped at the
+  limit rather than ``max_trip_min`` (a later arrival cannot be within the limit, and a
+  nearest-rank percentile within the limit does not depend on longer times);
+- per departure minute, travel seconds to a target = min over stops of (earliest arrival
+  *on a vehicle* + egress walk to the target) - departure, with the egress legs (stops ->
+  targets within ``transit.max_walk_min``, ceil'd seconds as in ``transit_access``) built
+  once from one bounded search per target (:func:`careblocks.access.reach_sparse`; the
+  walking graph is undirected);
+- the nearest-rank percentile over the minutes (``ceil(p/100 n)``-th shortest, a minute that
+  does not reach the target within the limit counted as infinitely long);
+- walking all the way counts too (float seconds, exactly the walking catchment), so every
+  entry of the walking coverage is present and never slower: ``min`` of a constant and the
+  per-minute times commutes with the nearest-rank percentile.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from numba import njit, prange
+
+from careblocks.config import TransitConfig
+from careblocks.transit.adapter import _access_legs, departure_times
+from careblocks.transit.raptor import INF32, _range_raptor, _tt_arrays
+from careblocks.transit.timetable import Timetable
+
+__all__ = ["transit_coverage"]
+
+
+@njit(parallel=True, cache=True, error_model="numpy")
+def _coverage_chunk(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, arrival,
+                    departure, stop_routes_ptr, stop_routes, stop_routes_pos, transfer_ptr,
+                    transfer_to, transfer_s, stop_dep_ptr, stop_dep, acc_ptr, acc_stops, acc_s,
+                    o0, deps, n_rounds, trip_s, eg_ptr, eg_tgt, eg_s, walk_ptr, walk_tgt,
+                    walk_sec, rank, out):
+    """Seconds (``inf`` = not within ``trip_s``) from origins ``o0 ..`` to every target.
+
+    ``out`` is ``(n_chunk, n_targets)``; egress entries of each stop sorted by seconds.
+    """
+    n_stops = stop_routes_ptr.shape[0] - 1
+    n_dep = deps.shape[0]
+    n_t = out.shape[1]
+    no_egress = np.full((n_stops, 1), INF32, np.int32)
+    for i in prange(out.shape[0]):
+        o = o0 + i
+        row = out[i]
+        for g in range(n_t):
+            row[g] = np.inf
+        for e in range(walk_ptr[o], walk_ptr[o + 1]):
+            row[walk_tgt[e]] = walk_sec[e]
+        a0 = acc_ptr[o]
+        a1 = acc_ptr[o + 1]
+        if a1 == a0:
+            continue
+        ride = np.empty((n_dep, n_stops), np.int32)
+        dummy = np.empty((n_dep, 1), np.int32)
+        _range_raptor(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, arrival,
+                      departure, stop_routes_ptr, stop_routes, stop_routes_pos, transfer_ptr,
+                      transfer_to, transfer_s, stop_dep_ptr, stop_dep, acc_stops[a0:a1],
+                      acc_s[a0:a1], deps, n_rounds, trip_s, no_egress, dummy, 2, ride)
+        # per target reached by some minute: its seconds at every minute (INF32 = not within)
+        slot = np.full(n_t, -1, np.int32)
+        touched = np.empty(n_t, np.int32)
+        buf = np.empty((n_t, n_dep), np.int32)
+        nt = 0
+        for d in range(n_dep):
+            t = deps[d]
+            for s in range(n_stops):
+                a = ride[d, s]
+                if a == INF32:
+                    continue
+                base = a - t
+                for e in range(eg_ptr[s], eg_ptr[s + 1]):
+                    v = base + eg_s[e]
+                    if v > trip_s:
+                        break  # egress sorted by seconds
+                    g = eg_tgt[e]
+                    k = slot[g]
+                    if k < 0:
+                        k = nt
+                        slot[g] = k
+                        touched[nt] = g
+                        nt += 1
+                        for dd in range(n_dep):
+                            buf[k, dd] = INF32
+                    if v < buf[k, d]:
+                        buf[k, d] = v
+        for j in range(nt):
+            v = np.sort(buf[j])[rank]
+            g = touched[j]
+            if v < INF32 and v < row[g]:
+                row[g] = v
+
+
+def _by_row(rows, cols, vals, n_rows, *, by_value: bool = False):
+    """CSR arrays (ptr, cols, vals) grouped by ``rows``; within a row by column, or by value."""
+    o = np.lexsort((cols, vals, rows)) if by_value else np.lexsort((cols, rows))
+    ptr = np.zeros(n_rows + 1, np.int64)
+    np.cumsum(np.bincount(rows, minlength=n_rows), out=ptr[1:])
+    return ptr, cols[o], vals[o]
+
+
+def transit_coverage(network: Any, timetable: Timetable, origin_nodes, origin_snap_m,
+                     target_nodes, target_snap_m, cfg: TransitConfig, *, speed_kmh: float,
+                     limit_min: float, chunk_size: int = 256) -> sp.csr_matrix:
+    """Origins within ``limit_min`` of each target by walk + transit (or on foot).
+
+    Parameters
+    ----------
+    network
+        The walking network (:class:`~careblocks.network.WalkNetwork`), undirected.
+    timetable
+        From :func:`careblocks.transit.load_timetable` (built with the same CRS).
+    origin_nodes, origin_snap_m
+        Network node and snap distance of each origin.
+    target_nodes, target_snap_m
+        Network node and snap distance of each target (e.g. candidate Care Block sites).
+    cfg
+        ``config.transit``: departure window and step, ``report_percentile``,
+        ``max_walk_min`` (access and egress legs), ``max_transfer_walk_min``,
+        ``max_transfers``, ``max_trip_min``.
+    speed_kmh
+        Walking speed of every walk leg (and of the walk-only option).
+    limit_min
+        Catchment threshold T in minutes (inclusive).
+    chunk_size
+        Origins per parallel call (bounds the dense ``chunk x targets`` buffer); results do
+        not depend on it.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+        ``(n_targets, n_origins)`` float64 minutes at ``cfg.report_percentile``, only
+        entries <= ``limit_min``; sorted column indices. Walking all the way is an option:
+        every origin within ``limit_min`` on foot (as in
+        :func:`careblocks.scoring.compute_catchments`) is present, never slower. A time of
+        exactly 0 is stored as ``REACH_ZERO_S / 60`` so the pattern is the reach set.
+    """
+    from careblocks.access import REACH_ZERO_S, reach_sparse
+    from careblocks.scoring import gather_targets
+
+    on = np.atleast_1d(np.asarray(origin_nodes, np.int64))
+    osnap = np.atleast_1d(np.asarray(origin_snap_m, np.float64))
+    tn = np.atleast_1d(np.asarray(target_nodes, np.int64))
+    tsnap = np.atleast_1d(np.asarray(target_snap_m, np.float64))
+    n_o, n_t = on.size, tn.size
+    if n_o == 0 or n_t == 0:
+        return sp.csr_matrix((n_t, n_o), dtype=np.float64)
+    speed = speed_kmh / 3.6
+    deps = departure_times(cfg)
+    limit_s = float(limit_min) * 60.0
+    walk_s = float(cfg.max_walk_min) * 60.0
+    max_trip_s = int(round(cfg.max_trip_min * 60.0))
+    trip_s = min(max_trip_s, int(math.floor(limit_s)))  # transit times are whole seconds
+    walk_only_s = min(limit_s, float(max_trip_s))
+    # one bounded search per target: walk-only catchment and egress legs (graph undirected)
+    w = network.edge_seconds(speed_kmh)
+    R = reach_sparse(network.indptr, network.indices, w, tn, tsnap / speed, max(walk_s, walk_only_s))
+    walk = gather_targets(R, on, osnap / speed, walk_only_s).tocoo()
+    walk_ptr, walk_tgt, walk_sec = _by_row(walk.col.astype(np.int64), walk.row.astype(np.int32),
+                                           walk.data.astype(np.float64), n_o)
+    R0 = R.copy()
+    R0.data = np.where(R0.data <= REACH_ZERO_S, 0.0, R0.data)  # as _access_legs: exact zeros
+    eg = gather_targets(R0, timetable.stop_node, timetable.stop_snap_m / speed, walk_s).tocoo()
+    eg_ptr, eg_tgt, eg_sec = _by_row(eg.col.astype(np.int64), eg.row.astype(np.int32),
+                                     np.ceil(eg.data).astype(np.int32), timetable.n_stops,
+                                     by_value=True)
+    acc_ptr, acc_stops, acc_s = _access_legs(network, timetable, on, osnap, speed, walk_s)
+    tsec = timetable.transfer_seconds(speed_kmh)
+    tsec[tsec > cfg.max_transfer_walk_min * 60.0] = -1
+    n = deps.size
+    rank = max(int(np.ceil(cfg.report_percentile / 100.0 * n)), 1) - 1
+    arrays = _tt_arrays(timetable, tsec.astype(np.int32))
+    rows, cols, vals = [], [], []
+    step = max(int(chunk_size), 1)
+    for a in range(0, n_o, step):
+        b = min(a + step, n_o)
+        out = np.empty((b - a, n_t), np.float64)
+        _coverage_chunk(*arrays, acc_ptr.astype(np.int64), acc_stops.astype(np.int32),
+                        acc_s.astype(np.int32), a, deps.astype(np.int32), int(cfg.max_transfers) + 1,
+                        int(trip_s), eg_ptr, eg_tgt, eg_sec, walk_ptr, walk_tgt, walk_sec, rank, out)
+        oi, gi = np.nonzero(out <= limit_s)
+        rows.append(gi)
+        cols.append(oi + a)
+        vals.append(out[oi, gi])
+    r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+    v = np.maximum(v, REACH_ZERO_S) / 60.0
+    m = sp.csr_matrix((v, (r, c)), shape=(n_t, n_o))
+    m.sort_indices()
+    return m
