@@ -168,12 +168,11 @@ def transit_coverage(network: Any, timetable: Timetable, origin_nodes, origin_sn
     # one bounded search per target: walk-only catchment and egress legs (graph undirected)
     w = network.edge_seconds(speed_kmh)
     R = reach_sparse(network.indptr, network.indices, w, tn, tsnap / speed, max(walk_s, walk_only_s))
+    R.data = np.where(R.data <= REACH_ZERO_S, 0.0, R.data)  # as _access_legs: exact zeros
     walk = gather_targets(R, on, osnap / speed, walk_only_s).tocoo()
     walk_ptr, walk_tgt, walk_sec = _by_row(walk.col.astype(np.int64), walk.row.astype(np.int32),
                                            walk.data.astype(np.float64), n_o)
-    R0 = R.copy()
-    R0.data = np.where(R0.data <= REACH_ZERO_S, 0.0, R0.data)  # as _access_legs: exact zeros
-    eg = gather_targets(R0, timetable.stop_node, timetable.stop_snap_m / speed, walk_s).tocoo()
+    eg = gather_targets(R, timetable.stop_node, timetable.stop_snap_m / speed, walk_s).tocoo()
     eg_ptr, eg_tgt, eg_sec = _by_row(eg.col.astype(np.int64), eg.row.astype(np.int32),
                                      np.ceil(eg.data).astype(np.int32), timetable.n_stops,
                                      by_value=True)
