@@ -268,7 +268,9 @@ class SitesConfig:
     capacity: float | None = None
     offers: tuple[str, ...] = SERVICE_TYPES
     weights: dict[str, float] = field(default_factory=dict)
-    use_transit: bool = False
+    #: walk + transit catchments: the "transit reach" component, and selection on the faster of
+    #: walking and walk + transit. Unset = on whenever transit is enabled; false = on foot only
+    use_transit: bool | None = None
     #: current one-way minutes are capped at this when counting caregiver hours returned
     current_time_cap_min: float = 60.0
     #: time limit of the exact MILP (seconds); when hit, the better of MILP and greedy is kept

@@ -197,9 +197,9 @@ def _transit_seconds(ctx, timetable, nodes, snap_m, limit_s: float) -> sp.csr_ma
 
 def _sites_timetable(ctx):
     """The timetable for walk + transit catchments, or None when ``sites.use_transit`` is off
-    (or transit is not enabled, with a warning)."""
+    (unset means on whenever transit is enabled; set true without transit: a warning)."""
     cfg = ctx.config
-    if not cfg.sites.use_transit:
+    if cfg.sites.use_transit is False or (cfg.sites.use_transit is None and not cfg.transit.enabled):
         return None
     if not cfg.transit.enabled:
         import warnings

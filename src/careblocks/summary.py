@@ -75,9 +75,11 @@ def print_summary(console: Any, results: Results) -> None:
         t3.add_column("why")
         for _, r in results.selected.iterrows():
             name = next(
-                (str(v) for v in (r.get("name"), r.get("category"), r["candidate_id"]) if isinstance(v, str) and v),
-                str(r["candidate_id"]),
+                (str(v) for v in (r.get("name"), r.get("category")) if isinstance(v, str) and v),
+                "",
             )
+            if not name or name == "h3_cell":  # an unnamed place: say where it is
+                name = f"{name or 'site'} {r['candidate_id']}" if name != "h3_cell" else f"grid cell {r['candidate_id'].removeprefix('h3:')}"
             t3.add_row(str(r.get("order", "")), str(name), str(r.get("rationale", "")))
         console.print(t3)
     n_warn = len(results.metadata.get("warnings", []))
