@@ -1,9 +1,18 @@
 """Public transport: GTFS timetable arrays and Range-RAPTOR (issue #4).
 
-The pipeline calls :func:`load_timetable` once and :func:`transit_access` per walking speed.
+The pipeline calls :func:`load_timetable` once and :func:`transit_access` per walking speed;
+site selection calls :func:`transit_coverage` for walk + transit catchments of candidates.
 """
 
 from careblocks.transit.adapter import departure_times, load_timetable, transit_access
+from careblocks.transit.reach import transit_coverage
 from careblocks.transit.timetable import Timetable, build_timetable
 
-__all__ = ["Timetable", "build_timetable", "departure_times", "load_timetable", "transit_access"]
+__all__ = [
+    "Timetable",
+    "build_timetable",
+    "departure_times",
+    "load_timetable",
+    "transit_access",
+    "transit_coverage",
+]
