@@ -8,7 +8,6 @@ function of a :class:`Context`; the CLI is a thin shell over :func:`run` and :fu
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -220,13 +219,11 @@ def stage_demand(ctx: Context) -> None:
 
 
 def stage_sites(ctx: Context) -> None:
-    cfg = ctx.config
-    if not cfg.sites.enabled:
+    if not ctx.config.sites.enabled:
         return
-    from careblocks import selection
+    from careblocks.sites import run_sites_stage
 
-    if hasattr(selection, "run_sites_stage"):
-        selection.run_sites_stage(ctx)
+    run_sites_stage(ctx)
 
 
 STAGES: list[tuple[str, Callable[[Context], None]]] = [
@@ -439,6 +436,3 @@ def run(
     results.metadata["stage_seconds"]["outputs"] = round(time.perf_counter() - t0, 3)
     return results, written
 
-
-def summary_json(results: Results) -> str:
-    return json.dumps(results.metadata.get("stats", {}), indent=1, default=str)

@@ -4,7 +4,7 @@ The thin layer between the GeoDataFrames of a study and the array cores:
 :mod:`careblocks.candidates` (candidate sites), :mod:`careblocks.scoring` (catchments,
 components, score, rank) and :mod:`careblocks.selection` (maximal covering / facility
 location on a sparse matrix). :func:`run_sites_stage` wires them for
-``careblocks.pipeline`` (via ``selection.run_sites_stage``); :func:`selected_sites` turns a
+``careblocks.pipeline.stage_sites``; :func:`selected_sites` turns a
 :class:`~careblocks.selection.SelectionResult` into the ``selected_sites`` layer with one
 plain-language :func:`rationale` per site. See ``docs/site_selection.md``.
 """
