@@ -72,6 +72,8 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path) -> None:
         ({"transit": {"percentiles": [50], "report_percentile": 75}}, "'transit.report_percentile'"),
         ({"access": {"threshold_min": 0}}, "'access.threshold_min': must be greater than 0"),
         ({"bogus": {}}, "'bogus' is unknown"),
+        ({"transit": {"date": "2019-13-45"}}, "'transit.date': '2019-13-45' is not a date"),
+        ({"transit": {"window_start": "7am"}}, "'transit.window_start': '7am' is not a time"),
     ],
 )
 def test_bad_values_name_the_key(raw, needle) -> None:

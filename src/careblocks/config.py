@@ -538,6 +538,22 @@ def _check_values(obj: Any, key: str) -> None:
             )
         if obj.step_min < 1:
             raise ConfigError(f"config key '{key}.step_min': must be at least 1")
+        if obj.date is not None:
+            import datetime as _dt
+
+            try:
+                _dt.date.fromisoformat(obj.date)
+            except ValueError:
+                raise ConfigError(
+                    f"config key '{key}.date': {obj.date!r} is not a date; write it as YYYY-MM-DD, "
+                    "e.g. 2019-05-15"
+                ) from None
+        for name in ("window_start", "window_end"):
+            value = getattr(obj, name)
+            if not re.fullmatch(r"\d{1,2}:\d{2}(:\d{2})?", value):
+                raise ConfigError(
+                    f"config key '{key}.{name}': {value!r} is not a time; write it as HH:MM, e.g. 07:00"
+                )
     elif isinstance(obj, ServiceConfig):
         _positive(obj.dedupe_m, f"{key}.dedupe_m")
         if not 0 <= obj.user_share <= 1:
