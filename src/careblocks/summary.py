@@ -67,7 +67,10 @@ def print_summary(console: Any, results: Results) -> None:
         share_all = o.loc[o[col] >= n, "population"].sum() / max(o["population"].sum(), 1e-9)
         console.print(f"People with all {n} services within {_tfmt(T)} min on foot: {100 * share_all:.0f}%")
     if results.equity is not None and len(results.equity):
-        print_equity(console, results.equity, T, title=f"Share of each group within {_tfmt(T)} min")
+        print_equity(
+            console, results.equity, T, title=f"Share of each group within {_tfmt(T)} min",
+            after=results.equity_after,
+        )
     if results.selected is not None and len(results.selected):
         t3 = Table(title="Proposed Care Blocks")
         t3.add_column("#", justify="right")
@@ -87,23 +90,38 @@ def print_summary(console: Any, results: Results) -> None:
         console.print(f"[yellow]{n_warn} data-quality warning(s)[/yellow]; listed in run_metadata")
 
 
-def print_equity(console: Any, equity: Any, threshold: float, *, title: str) -> None:
-    """Service x care group: the share of people within the threshold (best mode available)."""
-    from rich.table import Table
-
+def _mode_rows(equity: Any, threshold: float, mode: str | None) -> tuple[list[str], list[list[str]]] | None:
     from careblocks.equity import equity_summary_rows
     from careblocks.errors import InputDataError
 
-    table = equity
+    table = equity if mode is None or "mode" not in equity.columns else equity[equity["mode"] == mode]
+    if table.empty:
+        return None
+    try:
+        return equity_summary_rows(table, threshold)
+    except InputDataError:  # threshold not among the equity thresholds
+        return None
+
+
+def print_equity(console: Any, equity: Any, threshold: float, *, title: str, after: Any = None) -> None:
+    """Service x care group: the share of people within the threshold (best mode available);
+    with ``after`` (the equity table with the proposed sites), each cell reads ``today -> after``."""
+    from rich.table import Table
+
+    mode = None
     if "mode" in equity.columns:
         modes = list(dict.fromkeys(equity["mode"]))
         mode = "best" if "best" in modes else "walk" if "walk" in modes else modes[0]
-        table = equity[equity["mode"] == mode]
         title = f"{title} ({mode})"
-    try:
-        header, rows = equity_summary_rows(table, threshold)
-    except InputDataError:  # threshold not among the equity thresholds
+    now = _mode_rows(equity, threshold, mode)
+    if now is None:
         return
+    header, rows = now
+    later = _mode_rows(after, threshold, "walk") if after is not None and len(after) else None
+    if later is not None and mode == "walk" and later[0] == header:
+        rows = [[a[0], *(f"{x} -> {y}" for x, y in zip(a[1:], b[1:], strict=True))]
+                for a, b in zip(rows, later[1], strict=True)]
+        title = f"{title}: today -> with the proposed Care Blocks"
     t = Table(title=title)
     for i, h in enumerate(header):
         t.add_column(h.replace("_", " "), justify="left" if i == 0 else "right")
