@@ -87,6 +87,14 @@ def test_fontibon_end_to_end(fontibon) -> None:
     pop = o["population"].to_numpy()
     assert pop[np.nan_to_num(w, nan=1e9) <= 30].sum() / pop.sum() > 0.5
     assert "wrote " in fontibon["result"].output
+    # site selection: candidates scored, K sites with a rationale, equity before and after
+    assert {"candidates", "selected_sites", "catchments", "equity"} <= fontibon["layers"]
+    gpkg = fontibon["out"] / "careblocks.gpkg"
+    sel = pyogrio.read_dataframe(gpkg, layer="selected_sites")
+    assert len(sel) == 3 and sel["rationale"].str.startswith("Serves ").all()
+    eq = pyogrio.read_dataframe(gpkg, layer="equity", read_geometry=False)
+    assert {"current", "with_sites"} <= set(eq["scenario"])
+    assert "today -> with the proposed Care Blocks" in " ".join(fontibon["result"].output.split())
 
 
 def test_porto_alegre_end_to_end(data, tmp_path) -> None:
