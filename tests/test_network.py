@@ -79,13 +79,40 @@ def test_undirected_shortest_parallel_edge_no_self_loops():
     net, stats = build_walk_network(nodes, edges, crs="EPSG:32618")
     assert net.n_nodes == 3 and stats["edges"] == 2 and net.n_edges == 4
     assert net.indptr.dtype == np.int64 and net.indices.dtype == np.int32
-    assert net.node_id.tolist() == [1, 2, 3]
+    assert sorted(net.node_id.tolist()) == [1, 2, 3]  # numbered in spatial order
+    i1, i2, i3 = (int(np.flatnonzero(net.node_id == k)[0]) for k in (1, 2, 3))
     m = net.to_scipy(4.8)
     assert (m != m.T).nnz == 0  # both directions, same weight
     geod = pyproj.Geod(ellps="WGS84")
     d12 = geod.inv(*pts[0], *pts[1])[2]
-    assert m[0, 1] == pytest.approx(d12 / (4.8 / 3.6), rel=2e-3)  # the straight one kept
-    assert m[2, 2] == 0  # no self-loop
+    assert m[i1, i2] == pytest.approx(d12 / (4.8 / 3.6), rel=2e-3)  # the straight one kept
+    assert m[i3, i3] == 0  # no self-loop
+
+
+def test_nodes_are_numbered_in_spatial_order():
+    """Nodes near in space get near indices: row-major cells of SPATIAL_CELL_M, x inside."""
+    from careblocks.network import SPATIAL_CELL_M
+
+    rng = np.random.default_rng(3)
+    lon = -74.10 + rng.random(60) * 0.03
+    lat = 4.66 + rng.random(60) * 0.03
+    pts = list(zip(lon.tolist(), lat.tolist(), strict=True))
+    order = np.argsort(lon)
+    pairs = [(int(order[i]) + 1, int(order[i + 1]) + 1) for i in range(59)]  # one connected path
+    nodes, edges = _toy(pts, pairs)
+    net, _ = build_walk_network(nodes, edges, crs="EPSG:32618")
+    cell_y = np.floor((net.y - net.y.min()) / SPATIAL_CELL_M)
+    cell_x = np.floor((net.x - net.x.min()) / SPATIAL_CELL_M)
+    key = cell_y * 1e6 + cell_x
+    assert np.all(np.diff(key) >= 0)  # cells in row-major order
+    same = np.diff(key) == 0
+    assert np.all(np.diff(net.x)[same] >= 0)  # by x inside a cell
+    # the ids and coordinates moved together
+    back = dict(zip(net.node_id.tolist(), zip(net.x.tolist(), net.y.tolist(), strict=True), strict=True))
+    tr = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:32618", always_xy=True)
+    for k in (1, 30, 60):
+        x, y = tr.transform(*pts[k - 1])
+        assert back[k] == pytest.approx((x, y), abs=1e-6)
 
 
 def test_lengths_follow_the_geometry_not_the_chord():
