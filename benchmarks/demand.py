@@ -13,7 +13,6 @@ Prints times and ratios (baseline / careblocks) measured in the same process; no
 from __future__ import annotations
 
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -22,26 +21,18 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import geopandas as gpd  # noqa: E402
 import pandas as pd  # noqa: E402
 import shapely  # noqa: E402
+from _common import timed  # noqa: E402
 
 from careblocks.config import data_dir  # noqa: E402
 from careblocks.demand import TOTAL, allocate_census  # noqa: E402
 from careblocks.equity import equity_table, gini  # noqa: E402
 
 CRS = "EPSG:32628"
-
-
-def _timed(fn, repeat=3):
-    best = float("inf")
-    out = None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def bench_allocation(n: int) -> None:
@@ -85,8 +76,8 @@ def bench_allocation(n: int) -> None:
             out[col] = (j[col] * frac).reindex(out.index).fillna(0.0)
         return out
 
-    t_ours, a = _timed(ours)
-    t_base, bl = _timed(baseline)
+    t_ours, a = timed(ours, repeat=3)
+    t_base, bl = timed(baseline, repeat=3)
     print(f"allocation  {len(b):>8,} buildings  careblocks {t_ours:7.3f} s  baseline "
           f"{t_base:7.3f} s  ratio {t_base / t_ours:5.2f}x  "
           f"(totals {a[TOTAL].sum():,.0f} vs baseline {bl[TOTAL].sum():,.0f}; the baseline "
@@ -121,8 +112,8 @@ def bench_equity(n: int) -> None:
                         rows.append((s, g, name, thr, within / part["w"].sum(), gi))
         return pd.DataFrame(rows)
 
-    t_ours, a = _timed(ours)
-    t_base, bl = _timed(baseline)
+    t_ours, a = timed(ours, repeat=3)
+    t_base, bl = timed(baseline, repeat=3)
     print(f"equity      {n:>8,} origins    careblocks {t_ours:7.3f} s  baseline "
           f"{t_base:7.3f} s  ratio {t_base / t_ours:5.2f}x  ({len(a):,} rows; adds Palma, "
           "mean, unreachable share)")
