@@ -91,10 +91,26 @@ def test_fontibon_end_to_end(fontibon) -> None:
     assert {"candidates", "selected_sites", "catchments", "equity"} <= fontibon["layers"]
     gpkg = fontibon["out"] / "careblocks.gpkg"
     sel = pyogrio.read_dataframe(gpkg, layer="selected_sites")
-    assert len(sel) == 3 and sel["rationale"].str.startswith("Serves ").all()
+    # in Spanish (outputs.language = "es"): the rationale, the summary and the report
+    assert len(sel) == 3 and sel["rationale"].str.startswith("Atiende a ").all()
     eq = pyogrio.read_dataframe(gpkg, layer="equity", read_geometry=False)
     assert {"current", "with_sites"} <= set(eq["scenario"])
-    assert "today -> with the proposed Care Blocks" in " ".join(fontibon["result"].output.split())
+    out = " ".join(fontibon["result"].output.split())
+    assert "hoy -> con las Manzanas del Cuidado propuestas" in out and "acceso a servicios de cuidado" in out
+    assert_in_language(fontibon["out"], "es", fontibon["result"].output)
+
+
+def assert_in_language(out: Path, lang: str, cli_output: str) -> None:
+    """The report (and the summary's tables) of a run hold no English (data names aside)."""
+    from _i18n_check import untranslated, visible_text
+
+    gpkg = out / "careblocks.gpkg"
+    names = [str(v) for v in pyogrio.read_dataframe(gpkg, layer="services", read_geometry=False)["name"].dropna()]
+    names += [str(v) for v in pyogrio.read_dataframe(gpkg, layer="selected_sites", read_geometry=False)["name"].dropna()]
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert f'<html lang="{lang}">' in report
+    if lang != "en":
+        assert untranslated(visible_text(report), lang, data_names=tuple(names)) == []
 
 
 def test_porto_alegre_end_to_end(data, tmp_path) -> None:
@@ -108,7 +124,8 @@ def test_porto_alegre_end_to_end(data, tmp_path) -> None:
     assert len(o) > 900  # the populated hex cells inside the network's area
     # the roads-only extract has no daycares: reported as a gap, never a crash
     assert o["walk_min_daycare"].isna().all()
-    assert "daycare" in r.output and "warning" in r.output
+    assert "daycare" in r.output and "aviso" in r.output
+    assert_in_language(tmp_path, "pt", r.output)
     best, walk = o["best_min_health"], o["walk_min_health"]
     assert (best.fillna(1e9) <= walk.fillna(1e9) + 1e-9).all()
     assert (best.dropna() < walk.fillna(1e9)[best.notna()]).any()  # transit helps somewhere
@@ -122,6 +139,8 @@ def test_freetown_end_to_end(data, tmp_path) -> None:
     s = res["services"]
     health = s[s["service"] == "health"]
     assert set(health["source"]) <= {"WHO", "healthsites.io"} and len(health) > 0
+    assert_in_language(tmp_path, "en", r.output)
+    assert "access to care services" in r.output
 
 
 def test_helsinki_end_to_end(data, tmp_path) -> None:

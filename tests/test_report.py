@@ -66,7 +66,7 @@ def test_sections_and_embedded_charts(full):
               "Before and after", "Charts", "Method and assumptions", "Data sources and licences"):
         assert h in p.h2, h
     assert p.scripts == 0 and p.external == []
-    assert len(p.imgs) == 2
+    assert len(p.imgs) == 3  # site map, times by service, shares by group
     for src in p.imgs:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"

@@ -285,6 +285,12 @@ class OutputConfig:
     map: bool = True
     report: bool = True
     map_dir: Path | None = None
+    #: language of the map, report, CLI summary and the GeoPackage's rationale and labels:
+    #: "en", "es", "pt" or "fr" (numbers and dates follow it too)
+    language: Literal["en", "es", "pt", "fr"] = "en"
+    #: write a QGIS project (careblocks.qgs: layers, styles, labels, print layout) next to
+    #: the GeoPackage
+    qgis_project: bool = True
 
 
 @dataclass(frozen=True)

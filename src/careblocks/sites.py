@@ -16,15 +16,17 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from careblocks.i18n import N_, label_text
+from careblocks.i18n import language as get_language
 from careblocks.selection import SelectionResult, select_sites
 
 _GROUP_WORDS = {
-    "children_under5": "children under 5",
-    "children_5_14": "children aged 5 to 14",
-    "older_80plus": "people over 80",
-    "older_60plus": "people over 60",
-    "people_with_disabilities": "people with disabilities",
-    "women_caregivers": "women caregivers",
+    "children_under5": N_("children under 5"),
+    "children_5_14": N_("children aged 5 to 14"),
+    "older_80plus": N_("people over 80"),
+    "older_60plus": N_("people over 60"),
+    "people_with_disabilities": N_("people with disabilities"),
+    "women_caregivers": N_("women caregivers"),
 }
 
 
@@ -37,11 +39,8 @@ def round_sensibly(x: float) -> int:
     return int(round(x / step) * step)
 
 
-def _join(parts: list[str]) -> str:
-    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-
-
-def rationale(row, *, threshold_min: float, offers: Sequence[str], labels: dict[str, str] | None = None) -> str:
+def rationale(row, *, threshold_min: float, offers: Sequence[str], labels: dict[str, str] | None = None,
+              language: str | None = None) -> str:
     """One sentence a council member can read, from a scored candidate's component columns.
 
     "Serves 18,400 people within 15 minutes, 2,900 of them children under 5; brings daycare
@@ -49,39 +48,46 @@ def rationale(row, *, threshold_min: float, offers: Sequence[str], labels: dict[
     Care groups appear only when the origins carry them; services only when the gap closed
     is at least 1 person. With a ``transit_population_covered`` column (walk + transit
     catchments, ``sites.use_transit``) the first clause says "on foot" and is followed by
-    "31,000 within 15 minutes by walk + transit".
+    "31,000 within 15 minutes by walk + transit". In ``language`` (``outputs.language``).
     """
+    L = get_language(language)
     labels = labels or {}
-    t = int(threshold_min) if float(threshold_min).is_integer() else threshold_min
+    t = L.integer(threshold_min) if float(threshold_min).is_integer() else L.number(threshold_min, 1)
     transit = "transit_population_covered" in row.index and np.isfinite(row["transit_population_covered"])
-    s = f"Serves {round_sensibly(row['population_covered']):,} people within {t} minutes"
+    s = L._("Serves {people} people within {minutes} minutes").format(
+        people=L.rounded(row["population_covered"]), minutes=t)
     if transit:
-        s += " on foot"
+        s += " " + L._("on foot")
     groups = [
-        f"{round_sensibly(row[f'{g}_covered']):,} {w}"
+        (L.rounded(row[f"{g}_covered"]), L._(w))
         for g, w in _GROUP_WORDS.items()
         if f"{g}_covered" in row.index and row[f"{g}_covered"] >= 1
     ][:2]
     if groups:
-        s += ", " + _join(groups).replace(" ", " of them ", 1)
+        parts = [L._("{count} of them {group}").format(count=groups[0][0], group=groups[0][1])]
+        parts += [L._("{count} {group}").format(count=c, group=g) for c, g in groups[1:]]
+        s += ", " + L.join(parts)
     if transit:
-        s += f"; {round_sensibly(row['transit_population_covered']):,} within {t} minutes by walk + transit"
+        s += "; " + L._("{people} within {minutes} minutes by walk + transit").format(
+            people=L.rounded(row["transit_population_covered"]), minutes=t)
     gaps = [
-        (labels.get(sv, sv.replace("_", " ")).lower(), row[f"gap_closed_{sv}"])
+        (label_text(labels.get(sv) or sv.replace("_", " ").capitalize(), L).lower(), row[f"gap_closed_{sv}"])
         for sv in offers
         if f"gap_closed_{sv}" in row.index and row[f"gap_closed_{sv}"] >= 1
     ]
     if gaps:
-        first = f"{gaps[0][0]} within reach of {round_sensibly(gaps[0][1]):,}"
-        rest = [f"{n} of {round_sensibly(v):,}" for n, v in gaps[1:]]
-        s += "; brings " + _join([first, *rest])
+        first = L._("brings {service} within reach of {people}").format(
+            service=gaps[0][0], people=L.rounded(gaps[0][1]))
+        rest = [L._("{service} of {people}").format(service=n, people=L.rounded(v)) for n, v in gaps[1:]]
+        s += "; " + L.join([first, *rest])
     if "hours_returned_week" in row.index and row["hours_returned_week"] >= 1:
-        s += f"; returns about {round_sensibly(row['hours_returned_week']):,} caregiver hours a week"
+        s += "; " + L._("returns about {hours} caregiver hours a week").format(
+            hours=L.rounded(row["hours_returned_week"]))
     return s + "."
 
 
 def selected_sites(scored, result: SelectionResult, *, threshold_min: float, offers: Sequence[str],
-                   objective: str, labels: dict[str, str] | None = None):
+                   objective: str, labels: dict[str, str] | None = None, language: str | None = None):
     """The chosen candidates (rows of ``scored`` at ``result.selected``) in selection order.
 
     Adds ``order`` (1..K), ``objective``, ``marginal_gain``, ``cumulative_gain``,
@@ -93,7 +99,8 @@ def selected_sites(scored, result: SelectionResult, *, threshold_min: float, off
     out["marginal_gain"] = result.marginal_gain
     out["cumulative_gain"] = result.cumulative
     out["cumulative_share"] = result.cumulative / result.total_weight if result.total_weight > 0 else 0.0
-    out["rationale"] = [rationale(r, threshold_min=threshold_min, offers=offers, labels=labels)
+    out["rationale"] = [rationale(r, threshold_min=threshold_min, offers=offers, labels=labels,
+                                  language=language)
                         for _, r in out.iterrows()]
     return out.reset_index(drop=True)
 
@@ -281,7 +288,7 @@ def run_sites_stage(ctx) -> None:
     )
     labels = {s: v.label for s, v in cfg.services.items()}
     sel = selected_sites(scored, result, threshold_min=T, offers=sc.offers, objective=sc.objective,
-                         labels=labels)
+                         labels=labels, language=cfg.outputs.language)
     polys = catchment_polygons(ctx.network, catch.reach[result.selected], ids=sel["candidate_id"].tolist(),
                                limit_s=catch.limit_s)
     polys["population"] = sel["population_covered"].to_numpy()

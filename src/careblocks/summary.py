@@ -40,54 +40,70 @@ def access_rows(origins: Any, services: Any, service_names: tuple[str, ...], thr
     return rows
 
 
+def _lang(results: Any):
+    from careblocks.i18n import language
+
+    return language(getattr(getattr(results.config, "outputs", None), "language", "en"))
+
+
+def _service_label(results: Any, s: str) -> str:
+    from careblocks.outputs.styles import service_label
+
+    return service_label(results.config, s)
+
+
 def print_summary(console: Any, results: Results) -> None:
+    """The run's summary tables, in ``outputs.language``."""
     from rich.table import Table
 
+    L = _lang(results)
     T = results.threshold_min
+    tmin = L.minutes(T)
     o = results.origins
     rows = access_rows(o, results.services, results.service_names, T)
     modes = [m for m in ("walk", "transit", "best") if f"{m}_median_min" in rows[0]] if rows else []
-    table = Table(title=f"{results.config.study.name}: access to care services ({o['population'].sum():,.0f} people)")
-    table.add_column("service")
-    table.add_column("facilities", justify="right")
+    mode_words = {"walk": L._("walk"), "transit": L._("transit"), "best": L._("fastest")}
+    table = Table(title=L._("{study}: access to care services ({people} people)").format(
+        study=results.config.study.name, people=L.integer(o["population"].sum())))
+    table.add_column(L._("service"))
+    table.add_column(L._("facilities"), justify="right")
     for m in modes:
-        table.add_column(f"{m} median min", justify="right")
-        table.add_column(f"{m} within {_tfmt(T)} min", justify="right")
+        table.add_column(L._("{mode}: median minutes").format(mode=mode_words[m]), justify="right")
+        table.add_column(L._("{mode}: within {minutes}").format(mode=mode_words[m], minutes=tmin),
+                         justify="right")
     for r in rows:
-        cells = [r["service"], f"{r['facilities']:,}"]
+        cells = [_service_label(results, r["service"]), L.integer(r["facilities"])]
         for m in modes:
             med = r[f"{m}_median_min"]
-            cells.append("unreachable" if not np.isfinite(med) else f"{med:.1f}")
-            cells.append(f"{100 * r[f'{m}_share_within']:.0f}%")
+            cells.append(L._("unreachable") if not np.isfinite(med) else L.number(med, 1))
+            cells.append(L.percent(r[f"{m}_share_within"]))
         table.add_row(*cells)
     console.print(table)
     col = f"services_within_{_tfmt(T)}min"
     if col in o:
         n = len(results.service_names)
         share_all = o.loc[o[col] >= n, "population"].sum() / max(o["population"].sum(), 1e-9)
-        console.print(f"People with all {n} services within {_tfmt(T)} min on foot: {100 * share_all:.0f}%")
+        console.print(L._("People with all {n} services within {minutes} on foot: {share}").format(
+            n=n, minutes=tmin, share=L.percent(share_all)))
     if results.equity is not None and len(results.equity):
         print_equity(
-            console, results.equity, T, title=f"Share of each group within {_tfmt(T)} min",
-            after=results.equity_after,
+            console, results.equity, T, title=L._("Share of each group within {minutes}").format(minutes=tmin),
+            after=results.equity_after, results=results,
         )
     if results.selected is not None and len(results.selected):
-        t3 = Table(title="Proposed Care Blocks")
+        from careblocks.outputs.report import site_name
+
+        t3 = Table(title=L._("Proposed Care Blocks"))
         t3.add_column("#", justify="right")
-        t3.add_column("site")
-        t3.add_column("why")
+        t3.add_column(L._("site"))
+        t3.add_column(L._("why"))
         for _, r in results.selected.iterrows():
-            name = next(
-                (str(v) for v in (r.get("name"), r.get("category")) if isinstance(v, str) and v),
-                "",
-            )
-            if not name or name == "h3_cell":  # an unnamed place: say where it is
-                name = f"{name or 'site'} {r['candidate_id']}" if name != "h3_cell" else f"grid cell {r['candidate_id'].removeprefix('h3:')}"
-            t3.add_row(str(r.get("order", "")), str(name), str(r.get("rationale", "")))
+            t3.add_row(str(r.get("order", "")), site_name(r, L), str(r.get("rationale", "")))
         console.print(t3)
     n_warn = len(results.metadata.get("warnings", []))
     if n_warn:
-        console.print(f"[yellow]{n_warn} data-quality warning(s)[/yellow]; listed in run_metadata")
+        console.print("[yellow]" + L.ngettext("{n} data-quality warning", "{n} data-quality warnings", n_warn)
+                      .format(n=n_warn) + "[/yellow]; " + L._("listed in run_metadata and the report"))
 
 
 def _mode_rows(equity: Any, threshold: float, mode: str | None) -> tuple[list[str], list[list[str]]] | None:
@@ -103,16 +119,21 @@ def _mode_rows(equity: Any, threshold: float, mode: str | None) -> tuple[list[st
         return None
 
 
-def print_equity(console: Any, equity: Any, threshold: float, *, title: str, after: Any = None) -> None:
+def print_equity(console: Any, equity: Any, threshold: float, *, title: str, after: Any = None,
+                 results: Any = None) -> None:
     """Service x care group: the share of people within the threshold (best mode available);
     with ``after`` (the equity table with the proposed sites), each cell reads ``today -> after``."""
     from rich.table import Table
 
+    from careblocks.i18n import group_label, language
+
+    L = _lang(results) if results is not None else language("en")
     mode = None
     if "mode" in equity.columns:
         modes = list(dict.fromkeys(equity["mode"]))
         mode = "best" if "best" in modes else "walk" if "walk" in modes else modes[0]
-        title = f"{title} ({mode})"
+        words = {"walk": L._("walk"), "transit": L._("transit"), "best": L._("fastest")}
+        title = f"{title} ({words.get(mode, mode)})"
     now = _mode_rows(equity, threshold, mode)
     if now is None:
         return
@@ -121,12 +142,14 @@ def print_equity(console: Any, equity: Any, threshold: float, *, title: str, aft
     if later is not None and mode == "walk" and later[0] == header:
         rows = [[a[0], *(f"{x} -> {y}" for x, y in zip(a[1:], b[1:], strict=True))]
                 for a, b in zip(rows, later[1], strict=True)]
-        title = f"{title}: today -> with the proposed Care Blocks"
+        title = L._("{title}: today -> with the proposed Care Blocks").format(title=title)
     t = Table(title=title)
     for i, h in enumerate(header):
-        t.add_column(h.replace("_", " "), justify="left" if i == 0 else "right")
+        name = L._("service") if i == 0 else group_label(h, L)
+        t.add_column(name, justify="left" if i == 0 else "right")
     for r in rows:
-        t.add_row(*r)
+        label = _service_label(results, r[0]) if results is not None else r[0]
+        t.add_row(label, *r[1:])
     console.print(t)
 
 

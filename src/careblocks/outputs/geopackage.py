@@ -21,6 +21,7 @@ import pandas as pd
 import pyogrio
 
 from careblocks.errors import ConfigError
+from careblocks.i18n import language
 from careblocks.outputs import styles
 from careblocks.outputs._atomic import atomic_path
 from careblocks.outputs._common import (
@@ -148,7 +149,9 @@ def style_rows(results, frames: dict[str, gpd.GeoDataFrame]) -> list[dict[str, A
     if origins is not None and len(origins):
         kind = _geom_kind(origins)
         breaks = styles.time_breaks(results.threshold_min)
-        labels = styles.time_labels(results.threshold_min)
+        lang = getattr(getattr(results.config, "outputs", None), "language", "en")
+        labels = styles.time_labels(results.threshold_min, lang)
+        L = language(lang)
         first = True
         for svc in services_in(results):
             col = time_column(origins.columns, svc)
@@ -160,7 +163,8 @@ def style_rows(results, frames: dict[str, gpd.GeoDataFrame]) -> list[dict[str, A
                 styles.qml_graduated(col, breaks, styles.TIME_COLORS, labels, kind=kind),
                 styles.sld_graduated("origins", col, breaks, styles.TIME_COLORS, labels, kind=kind),
                 first,
-                f"Minutes to the nearest {styles.service_label(results.config, svc).lower()}",
+                L._("Minutes to the nearest {service}").format(
+                    service=styles.service_label(results.config, svc).lower()),
             )
             first = False
     services = frames.get("services")
@@ -180,18 +184,12 @@ def style_rows(results, frames: dict[str, gpd.GeoDataFrame]) -> list[dict[str, A
             True,
             "One colour per service type",
         )
-    singles = {
-        "candidates": "#bdbdbd",
-        "selected_sites": "#000000",
-        "catchments": "#fdae6b",
-        "districts": "#636363",
-    }
-    for layer, color in singles.items():
+    for layer, (color, symbol) in styles.LAYER_SYMBOLS.items():
         gdf = frames.get(layer)
         if gdf is None or not len(gdf):
             continue
         kind = _geom_kind(gdf)
-        add(layer, "default", styles.qml_single(color, kind=kind),
+        add(layer, "default", styles.qml_single(color, kind=kind, **symbol),
             styles.sld_single(layer, color, kind=kind), True, _DESCRIPTIONS[layer])
     return rows
 

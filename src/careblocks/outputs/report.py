@@ -1,10 +1,11 @@
-"""The report for decision makers: one self-contained ``report.html`` (charts embedded as PNG).
+"""The report for decision makers: one self-contained ``report.html`` (figures embedded as PNG).
 
 Sections: summary, study area and data, who is underserved (by care group and district),
-proposed Care Blocks with their rationale, before / after, charts, method and assumptions
-(from the config), data sources and licences. No PDF: the Python libraries that render
-HTML to PDF well (WeasyPrint) need system libraries (Pango); print the HTML from a browser
-instead (the page has print styles).
+proposed Care Blocks with their rationale and a map of them, before / after, charts, method
+and assumptions (from the config), data sources and licences. Every sentence goes through
+:mod:`careblocks.i18n` in ``outputs.language``; numbers and dates are formatted for it. No
+PDF: the Python libraries that render HTML to PDF well (WeasyPrint) need system libraries
+(Pango); print the HTML from a browser instead (the page has A4 print styles).
 """
 
 from __future__ import annotations
@@ -21,6 +22,14 @@ import numpy as np
 import pandas as pd
 
 from careblocks.config import CensusGroups
+from careblocks.i18n import (
+    Language,
+    category_label,
+    component_label,
+    group_label,
+    language,
+    profile_label,
+)
 from careblocks.outputs import styles
 from careblocks.outputs._atomic import write_text_atomic
 from careblocks.outputs._common import (
@@ -28,73 +37,74 @@ from careblocks.outputs._common import (
     normalized_metadata,
     run_date,
     services_in,
-    threshold_tag,
     time_column,
 )
 
 __all__ = ["write_report"]
 
 CARE_GROUPS = tuple(f.name for f in dataclasses.fields(CensusGroups))
-_GROUP_LABELS = {
-    "population": "Everyone",
-    "children_under5": "Children under 5",
-    "children_5_14": "Children 5-14",
-    "older_60plus": "People 60+",
-    "older_80plus": "People 80+",
-    "women_15plus": "Women 15+",
-    "women_caregivers": "Women caregivers",
-    "female_headed_households": "Female-headed households",
-    "people_with_disabilities": "People with disabilities",
-    "poverty": "People in poverty",
-}
 
 
 def esc(v: Any) -> str:
     return html.escape(str(v), quote=True)
 
 
-def _group_label(g: str) -> str:
-    return _GROUP_LABELS.get(g, g.replace("_", " ").capitalize())
+def _lang(results) -> Language:
+    return language(getattr(getattr(results.config, "outputs", None), "language", "en"))
 
 
-def _fmt(v: Any, kind: str = "num") -> str:
-    if v is None or (isinstance(v, float) and not np.isfinite(v)) or v is pd.NA:
+def _fmt(v: Any, kind: str, L: Language) -> str:
+    if v is None or v is pd.NA or (isinstance(v, (float, np.floating)) and not np.isfinite(v)):
         return "–"
+    if isinstance(v, (bool, np.bool_)):
+        return L._("yes") if v else L._("no")
     if kind == "pct":
-        return f"{100 * float(v):.0f}%"
+        return L.percent(v)
     if kind == "pp":
-        return f"{100 * float(v):+.0f} pts"
+        return L.points(v)
+    if kind == "share2":
+        return L.number(v, 2)
     if isinstance(v, (int, np.integer)):
-        return f"{int(v):,}"
+        return L.integer(v)
     if isinstance(v, (float, np.floating)):
-        f = float(v)
-        return f"{f:,.0f}" if abs(f) >= 100 else f"{f:,.3g}"
+        return L.smart(v)
     return esc(v)
 
 
-def _table(df: pd.DataFrame, kinds: dict[str, str] | None = None, *, index: bool = False) -> str:
+def _table(df: pd.DataFrame, L: Language, kinds: dict[str, str] | None = None,
+           *, cls: str = "") -> str:
     kinds = kinds or {}
-    d = df.reset_index() if index else df
-    head = "".join(f"<th>{esc(c)}</th>" for c in d.columns)
+    head = "".join(f"<th>{esc(c)}</th>" for c in df.columns)
     body = []
-    for _, row in d.iterrows():
+    for row in df.itertuples(index=False):
         cells = "".join(
-            f'<td class="t">{esc(row[c])}</td>' if isinstance(row[c], str)
-            else f"<td>{_fmt(row[c], kinds.get(c, 'num'))}</td>"
-            for c in d.columns
+            f'<td class="t">{esc(v)}</td>' if isinstance(v, str)
+            else f"<td>{_fmt(v, kinds.get(c, 'num'), L)}</td>"
+            for c, v in zip(df.columns, row, strict=True)
         )
         body.append(f"<tr>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    attr = f' class="{cls}"' if cls else ""
+    return f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _png(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+def _png(fig, alt: str) -> str:
     import matplotlib.pyplot as plt
 
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return f'<img alt="chart" src="data:image/png;base64,{data}"/>'
+    return f'<img alt="{esc(alt)}" src="data:image/png;base64,{data}"/>'
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.family": "DejaVu Sans", "font.size": 9})
+    return matplotlib, plt
 
 
 # --------------------------------------------------------------------------------------
@@ -138,21 +148,26 @@ def equity_parts(
     return cur, (after if after is not None and len(after) else None), mode
 
 
-def _mode_label(mode: str) -> str:
+def _mode_label(mode: str, L: Language) -> str:
     if mode == "best":
-        return "walking or public transport, whichever is faster"
+        return L._("walking or public transport, whichever is faster")
     if mode == "transit":
-        return "public transport"
+        return L._("public transport")
     if mode.startswith("walk_"):
-        return f"walking, {mode[5:].replace('_', ' ')} speed"
-    return "walking" if mode == "walk" else mode
+        return L._("walking, {profile} speed").format(profile=profile_label(mode[5:], L))
+    return L._("walking") if mode == "walk" else mode
+
+
+def _labels(results, L: Language | None = None) -> dict[str, str]:
+    return {s: styles.service_label(results.config, s) for s in services_in(results)}
 
 
 def coverage_by_group(results, equity: pd.DataFrame | None = None) -> pd.DataFrame:
     """Share of each group within T of each service (rows: groups, columns: service labels)."""
+    L = _lang(results)
     t = float(results.threshold_min)
     services = services_in(results)
-    labels = {s: styles.service_label(results.config, s) for s in services}
+    labels = _labels(results)
     eq = equity if equity is not None else equity_parts(results)[0]
     if eq is not None and len(eq) and {"group", "service", "share_within"} <= set(eq.columns):
         sel = eq
@@ -165,7 +180,7 @@ def coverage_by_group(results, equity: pd.DataFrame | None = None) -> pd.DataFra
             piv = piv.reindex(columns=[s for s in services if s in piv.columns])
             known = [g for g in ("population", *CARE_GROUPS) if g in piv.index]
             piv = piv.reindex(known + sorted(g for g in piv.index if g not in known))
-            piv.index = [_group_label(g) for g in piv.index]
+            piv.index = [group_label(g, L) for g in piv.index]
             return piv.rename(columns=labels)
     # fall back to the origins
     o = results.origins
@@ -179,7 +194,7 @@ def coverage_by_group(results, equity: pd.DataFrame | None = None) -> pd.DataFra
                 continue
             v = pd.to_numeric(o[c], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
             row[labels[s]] = float(w[np.nan_to_num(v, nan=np.inf) <= t].sum() / w.sum()) if w.sum() else np.nan
-        rows[_group_label(g)] = row
+        rows[group_label(g, L)] = row
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
@@ -197,12 +212,13 @@ def coverage_by_district(results) -> pd.DataFrame | None:
     piv = sel.pivot_table(index="district", columns="service", values="share_within", aggfunc="first")
     piv = piv.reindex(columns=[s for s in services if s in piv.columns])
     people = sel.groupby("district")["people"].first()
-    piv = piv.rename(columns={s: styles.service_label(results.config, s) for s in services})
+    piv = piv.rename(columns=_labels(results))
     piv.insert(0, "people", people.reindex(piv.index))
     return piv.sort_values(piv.columns[1] if piv.shape[1] > 1 else "people")
 
 
 def before_after(results) -> pd.DataFrame | None:
+    """Rows group x service: ``today``, ``with Care Blocks`` and ``change`` (shares 0-1)."""
     cur, after, _ = equity_parts(results, common=True)
     if cur is None or after is None:
         return None
@@ -217,17 +233,22 @@ def before_after(results) -> pd.DataFrame | None:
     return pd.DataFrame(rows) if rows else None
 
 
+def site_name(row, L: Language) -> str:
+    """What to call a candidate site: its name, else its building type, never its id."""
+    name = row.get("name")
+    if isinstance(name, str) and name.strip():
+        return name.strip()
+    cat = category_label(row.get("category"), L)
+    return cat[:1].upper() + cat[1:] if cat else L._("Unnamed site")
+
+
 # --------------------------------------------------------------------------------------
-# Charts
+# Figures
 # --------------------------------------------------------------------------------------
 
 
-def _chart_times(results) -> str | None:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
+def _chart_times(results, L: Language) -> str | None:
+    matplotlib, plt = _pyplot()
     o = results.origins
     w_all = pd.to_numeric(o.get("population", pd.Series(1.0, index=o.index)), errors="coerce").fillna(0)
     services = services_in(results)
@@ -253,26 +274,65 @@ def _chart_times(results) -> str | None:
         plt.close(fig)
         return None
     ax.axvline(t, color="#444", ls="--", lw=1)
-    ax.text(t, 0.02, f" {threshold_tag(t)} min", fontsize=8)
+    ax.text(t, 0.02, " " + L.minutes(t), fontsize=8)
     ax.set_xlim(0, max(3 * t, 10))
     ax.set_ylim(0, 1)
-    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-    ax.set_xlabel("minutes to the nearest facility")
-    ax.set_ylabel("share of people within")
-    ax.set_title("How far people live from each service")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: L.percent(v)))
+    ax.set_xlabel(L._("minutes to the nearest facility"))
+    ax.set_ylabel(L._("share of people within"))
+    ax.set_title(L._("How far people live from each service"))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    return _png(fig)
+    return _png(fig, L._("How far people live from each service"))
 
 
-def _chart_groups(cov: pd.DataFrame, title: str, colors: dict[str, str]) -> str | None:
+def _chart_groups_before_after(results, L: Language) -> str | None:
+    """Per care group, the minutes to reach every service the Care Blocks offer, today
+    (solid) and with them (dashed): the cumulative share of the group within x minutes."""
+    o = results.origins
+    offers = [s for s in getattr(results.config.sites, "offers", ()) if f"walk_min_{s}" in o.columns
+              and f"walk_min_{s}_after" in o.columns]
+    if not offers:
+        return None
+    matplotlib, plt = _pyplot()
+    now = np.nanmax(np.column_stack([pd.to_numeric(o[f"walk_min_{s}"], errors="coerce")
+                                     .to_numpy(dtype=float, na_value=np.nan) for s in offers]), axis=1)
+    after = np.nanmax(np.column_stack([pd.to_numeric(o[f"walk_min_{s}_after"], errors="coerce")
+                                       .to_numpy(dtype=float, na_value=np.nan) for s in offers]), axis=1)
+    # a service nobody can reach counts as unreachable, not as the other services' time
+    for s in offers:
+        now[~np.isfinite(pd.to_numeric(o[f"walk_min_{s}"], errors="coerce").to_numpy(dtype=float, na_value=np.nan))] = np.inf
+        after[~np.isfinite(pd.to_numeric(o[f"walk_min_{s}_after"], errors="coerce")
+                           .to_numpy(dtype=float, na_value=np.nan))] = np.inf
+    t = float(results.threshold_min)
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    cmap = plt.get_cmap("tab10")
+    for i, g in enumerate(_groups(results)[:6]):
+        w = pd.to_numeric(o[g], errors="coerce").fillna(0).to_numpy(dtype=float)
+        if w.sum() <= 0:
+            continue
+        for v, ls, suffix in ((now, "-", L._("today")), (after, "--", L._("with the Care Blocks"))):
+            ok = np.isfinite(v)
+            order = np.argsort(v[ok])
+            ax.step(v[ok][order], np.cumsum(w[ok][order]) / w.sum(), where="post", ls=ls,
+                    color=cmap(i % 10), label=f"{group_label(g, L)}, {suffix}")
+    ax.axvline(t, color="#444", ls=":", lw=1)
+    ax.set_xlim(0, max(3 * t, 10))
+    ax.set_ylim(0, 1)
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: L.percent(v)))
+    ax.set_xlabel(L._("minutes on foot to reach every service the Care Blocks offer"))
+    ax.set_ylabel(L._("share of the group within"))
+    title = L._("Travel time by care group, today and with the Care Blocks")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return _png(fig, title)
+
+
+def _chart_groups(cov: pd.DataFrame, title: str, colors: dict[str, str], L: Language) -> str | None:
     if cov is None or cov.empty:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
+    matplotlib, plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(cov) * max(1, len(cov.columns)) / 2 + 1.4))
     n = len(cov.columns)
     h = 0.8 / max(n, 1)
@@ -283,11 +343,92 @@ def _chart_groups(cov: pd.DataFrame, title: str, colors: dict[str, str]) -> str 
     ax.set_yticks(y + h * (n - 1) / 2, [str(g) for g in cov.index])
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
-    ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: L.percent(v)))
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return _png(fig)
+    return _png(fig, title)
+
+
+def _site_map(results, L: Language) -> str | None:
+    """A static map of the proposed Care Blocks, drawn from the data (no tiles, no network):
+    streets, districts, catchments outlined, existing services, numbered sites, scale bar."""
+    sel = results.selected
+    if sel is None or not len(sel):
+        return None
+    matplotlib, plt = _pyplot()
+    from matplotlib.collections import LineCollection
+
+    crs = results.crs
+    fig, ax = plt.subplots(figsize=(7.2, 6.4))
+    net = results.network
+    if net is not None and hasattr(net, "indptr") and len(net.indices):
+        src = np.repeat(np.arange(len(net.indptr) - 1), np.diff(net.indptr))
+        keep = src < net.indices
+        segs = np.stack([np.column_stack([net.x[src[keep]], net.y[src[keep]]]),
+                         np.column_stack([net.x[net.indices[keep]], net.y[net.indices[keep]]])], axis=1)
+        ax.add_collection(LineCollection(segs, colors="#c8c8c8", linewidths=0.4, zorder=1))
+    area = results.area
+    if area is not None and not area.is_empty:
+        import geopandas as gpd
+
+        gpd.GeoSeries([area], crs=crs).boundary.plot(ax=ax, color="#333", lw=1.2, zorder=2)
+    if results.districts is not None and len(results.districts):
+        results.districts.to_crs(crs).boundary.plot(ax=ax, color="#777", lw=0.6, ls="--", zorder=2)
+    if results.catchments is not None and len(results.catchments):
+        results.catchments.to_crs(crs).boundary.plot(ax=ax, color="#6a3d9a", lw=1.3, zorder=3)
+    services = services_in(results)
+    svc = results.services
+    handles = []
+    if svc is not None and len(svc):
+        svc = svc.to_crs(crs)
+        for s in services:
+            sub = svc[svc["service"].astype(str) == s]
+            if len(sub):
+                pts = sub.geometry.representative_point()
+                h = ax.scatter(pts.x, pts.y, s=12, color=styles.service_color(s, services),
+                               edgecolor="white", linewidth=0.4, zorder=4,
+                               label=styles.service_label(results.config, s))
+                handles.append(h)
+    s2 = sel.to_crs(crs).sort_values("order") if "order" in sel.columns else sel.to_crs(crs)
+    pts = s2.geometry.representative_point()
+    for i, (x, y) in enumerate(zip(pts.x, pts.y, strict=True), start=1):
+        num = int(s2["order"].iloc[i - 1]) if "order" in s2.columns else i
+        ax.scatter([x], [y], s=230, color="#6a3d9a", edgecolor="white", linewidth=1.5, zorder=5)
+        ax.text(x, y, str(num), color="white", ha="center", va="center", fontsize=9,
+                fontweight="bold", zorder=6)
+    from matplotlib.lines import Line2D
+
+    handles.append(Line2D([], [], marker="o", ls="", color="#6a3d9a", markersize=10,
+                          label=L._("Proposed Care Block (number = order chosen)")))
+    handles.append(Line2D([], [], color="#6a3d9a", lw=1.3,
+                          label=L._("Area within {minutes} on foot").format(minutes=L.minutes(results.threshold_min))))
+    handles.append(Line2D([], [], color="#333", lw=1.2, label=L._("Study area")))
+    bounds = area.bounds if area is not None and not area.is_empty else tuple(pts.total_bounds)
+    minx, miny, maxx, maxy = bounds
+    pad = 0.03 * max(maxx - minx, maxy - miny, 1.0)
+    ax.set_xlim(minx - pad, maxx + pad)
+    ax.set_ylim(miny - pad, maxy + pad)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    # scale bar: a round length near a fifth of the width
+    width = maxx - minx
+    target = width / 5
+    nice = max(v for v in (50, 100, 200, 250, 500, 1000, 2000, 2500, 5000, 10000, 20000) if v <= max(target, 50))
+    x0, y0 = minx + pad, miny + pad
+    ax.plot([x0, x0 + nice], [y0, y0], color="black", lw=3, zorder=7, solid_capstyle="butt")
+    ax.text(x0 + nice / 2, y0 + pad * 0.5, f"{L.number(nice / 1000, 1)} km" if nice >= 1000
+            else f"{L.integer(nice)} m", ha="center", va="bottom", fontsize=8, zorder=7)
+    ax.annotate("N", xy=(0.96, 0.96), xytext=(0.96, 0.88), xycoords="axes fraction",
+                ha="center", fontsize=10, fontweight="bold",
+                arrowprops={"arrowstyle": "-|>", "color": "black"})
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    title = L._("Proposed Care Blocks")
+    ax.set_title(title)
+    ax.text(0, -0.02, L._("Streets: © OpenStreetMap contributors"), transform=ax.transAxes,
+            fontsize=7, va="top", color="#555")
+    return _png(fig, title)
 
 
 # --------------------------------------------------------------------------------------
@@ -295,201 +436,286 @@ def _chart_groups(cov: pd.DataFrame, title: str, colors: dict[str, str]) -> str 
 # --------------------------------------------------------------------------------------
 
 
-def _config_inputs(cfg) -> list[tuple[str, str]]:
+def _file_name(path: Any) -> str:
+    """A file as people can find it among their data: its name, never this machine's path."""
+    text = str(path)
+    if text.startswith("pyrosm:"):
+        return text
+    return Path(text).name
+
+
+def _config_inputs(cfg, L: Language) -> list[tuple[str, str]]:
     items = []
     net = getattr(cfg, "network", None)
     if net is not None:
-        src = net.path or net.place or "OpenStreetMap download"
-        items.append(("Street network", f"{net.source}: {src}"))
+        if net.path:
+            src = _file_name(net.path)
+        elif net.place:
+            src = str(net.place)
+        else:
+            src = L._("OpenStreetMap download")
+        kind = {"osm": "OpenStreetMap", "road_layer": L._("road layer"),
+                "download": L._("OpenStreetMap download")}.get(net.source, str(net.source))
+        items.append((L._("Street network"), f"{kind}: {src}"))
     pop = getattr(cfg, "population", None)
     if pop is not None:
-        items.append(("Population", f"{pop.source}" + (f": {pop.layer.path}" if pop.layer else "")))
+        kinds = {"buildings": L._("OpenStreetMap buildings"), "layer": L._("population layer"),
+                 "streets": L._("spread along the streets"), "auto": L._("automatic")}
+        items.append((L._("Population"), kinds.get(pop.source, str(pop.source))
+                      + (f": {_file_name(pop.layer.path)}" if pop.layer else "")))
     census = getattr(cfg, "census", None)
     if census is not None and (census.layer or census.raster):
-        items.append(("Census", str(census.layer.path if census.layer else census.raster)))
+        items.append((L._("Census"), _file_name(census.layer.path if census.layer else census.raster)))
     for name, sc in (getattr(cfg, "services", {}) or {}).items():
-        srcs = (["OpenStreetMap tags " + ", ".join(f"{k}={v}" for k, v in sc.osm_tags.items())]
+        srcs = ([L._("OpenStreetMap tags") + " " + ", ".join(
+            f"{k}={'|'.join(v) if isinstance(v, (list, tuple)) else v}" for k, v in sc.osm_tags.items())]
                 if sc.use_osm else [])
-        srcs += [str(layer.path) for layer in sc.layers]
-        items.append((f"Service: {sc.label or name}", "; ".join(srcs)))
+        srcs += [_file_name(layer.path) for layer in sc.layers]
+        items.append((L._("Service: {service}").format(service=styles.service_label(cfg, name)),
+                      "; ".join(srcs)))
     tr = getattr(cfg, "transit", None)
     if tr is not None and tr.enabled:
-        items.append(("GTFS feeds", ", ".join(str(f) for f in tr.feeds)))
+        items.append((L._("Public transport timetables (GTFS)"), ", ".join(_file_name(f) for f in tr.feeds)))
     return items
 
 
-def _method(results) -> str:
+def _method(results, L: Language) -> str:
     cfg = results.config
     walk, acc, tr, sites = cfg.walk, cfg.access, cfg.transit, cfg.sites
+    speed = lambda v: L.number(v, 1 if not float(v).is_integer() else 0)  # noqa: E731
+    profiles = ", ".join(f"{esc(profile_label(k, L))} {speed(v)} km/h"
+                         for k, v in walk.profiles.items())
     li = [
-        f"Walking speed {walk.speed_kmh:g} km/h"
-        + (", other profiles: " + ", ".join(f"{k} {v:g} km/h" for k, v in walk.profiles.items())
-           if walk.profiles else "") + ".",
-        f"Travel time = walk from home to the nearest street + along the street network + from the "
-        f"street to the facility; points more than {walk.max_snap_m:g} m from a street are flagged.",
-        f"Threshold {threshold_tag(acc.threshold_min)} minutes; equity tables at "
-        + ", ".join(threshold_tag(t) for t in acc.equity_thresholds_min) + " minutes.",
+        L._("Walking speed {speed} km/h.").format(speed=speed(walk.speed_kmh))
+        + (" " + L._("Other walking speeds: {profiles}.").format(profiles=profiles) if profiles else ""),
+        L._("Travel time = walk from home to the nearest street + along the street network + from "
+            "the street to the facility; points more than {metres} m from a street are flagged.")
+        .format(metres=L.integer(walk.max_snap_m)),
+        L._("Threshold {minutes}; equity tables at {thresholds} minutes.").format(
+            minutes=L.minutes(acc.threshold_min),
+            thresholds=L.join([L.number(t, 0 if float(t).is_integer() else 1)
+                               for t in acc.equity_thresholds_min])),
     ]
     if tr.enabled:
-        li.append(
-            f"Public transport from GTFS on {esc(tr.date)}, departures {tr.window_start}–{tr.window_end} "
-            f"every {tr.step_min} min; the p{tr.report_percentile} travel time over the window is used; "
-            f"at most {tr.max_walk_min:g} min walking to a stop and {tr.max_transfers} transfers."
-        )
+        li.append(L._(
+            "Public transport from the GTFS timetables of {date}, departures {start}–{end} every "
+            "{step} min; the travel time reached on {percentile} % of the departures is used; at "
+            "most {walk} min walking to a stop and {transfers} transfers."
+        ).format(date=esc(L.date(tr.date)) if tr.date else "–", start=esc(tr.window_start),
+                 end=esc(tr.window_end), step=tr.step_min, percentile=tr.report_percentile,
+                 walk=L.integer(tr.max_walk_min), transfers=tr.max_transfers))
     else:
-        li.append("Public transport was not modelled (walking only).")
+        li.append(L._("Public transport was not modelled (walking only)."))
     trips = [(styles.service_label(cfg, s), sc.trips_per_week) for s, sc in cfg.services.items()]
-    trips_txt = ", ".join(f"{esc(lbl)} {t:g}" for lbl, t in trips if t is not None)
+    trips_txt = ", ".join(f"{esc(lbl)} {L.smart(t)}" for lbl, t in trips if t is not None)
     if trips_txt:
-        li.append(f"Household trips per week (for caregiver hours returned): {trips_txt}.")
+        li.append(L._("Household trips per week (for caregiver hours returned): {trips}.").format(trips=trips_txt))
     w = cfg.care_index.weights
-    li.append("Care-need index weights: " + ", ".join(f"{esc(k)} {v:g}" for k, v in w.items()) + ".")
+    if w:
+        li.append(L._("Care-need index weights: {weights}.").format(
+            weights=", ".join(f"{esc(k.replace('_', ' '))} {L.smart(v)}" for k, v in w.items())))
     if sites.enabled:
-        li.append(
-            f"Site selection: up to {sites.k} sites, method {esc(sites.method)}, objective "
-            f"{esc(sites.objective.replace('_', ' '))}; each site offers "
-            + ", ".join(esc(styles.service_label(cfg, s)) for s in sites.offers)
-            + ("; score weights " + ", ".join(f"{esc(k)} {v:g}" for k, v in sites.weights.items())
-               if sites.weights else "")
-            + (f"; at least {sites.min_spacing_m:g} m apart" if sites.min_spacing_m else "") + "."
-        )
+        objectives = {"gap_closed": L._("bring the most people within reach of services they lack"),
+                      "hours_returned": L._("return the most caregiver hours"),
+                      "population": L._("reach the most people")}
+        methods = {"milp": L._("exact integer program"), "greedy": L._("greedy"),
+                   "auto": L._("exact integer program, greedy for large studies")}
+        txt = L._("Site selection: up to {k} sites ({method}), chosen to {objective}; each site "
+                  "offers {offers}.").format(
+            k=sites.k, method=methods.get(sites.method, esc(sites.method)),
+            objective=objectives.get(sites.objective, esc(sites.objective)),
+            offers=L.join([esc(styles.service_label(cfg, s)).lower() for s in sites.offers]))
+        if sites.min_spacing_m:
+            txt += " " + L._("Sites are at least {metres} m apart.").format(metres=L.integer(sites.min_spacing_m))
+        li.append(txt)
     return "<ul>" + "".join(f"<li>{x}</li>" for x in li) + "</ul>"
 
 
+#: one type family; A4 print without overflow (fixed table layout, wrapped cells)
 _CSS = """
-body{font:15px/1.5 Georgia,'Times New Roman',serif;color:#222;max-width:980px;margin:2em auto;padding:0 1em}
-h1{font:bold 28px Arial,Helvetica,sans-serif;margin-bottom:.2em}
-h2{font:bold 20px Arial,Helvetica,sans-serif;border-bottom:2px solid #ddd;margin-top:1.8em}
-.sub{color:#666;font-family:Arial,sans-serif}
-table{border-collapse:collapse;margin:.6em 0;font:13px Arial,Helvetica,sans-serif}
-th,td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:right}
+body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans","DejaVu Sans",Arial,sans-serif;
+color:#222;max-width:980px;margin:2em auto;padding:0 1em}
+h1{font-size:28px;margin-bottom:.2em}
+h2{font-size:20px;border-bottom:2px solid #ddd;margin-top:1.8em}
+.sub{color:#666}
+table{border-collapse:collapse;margin:.6em 0;font-size:13px;max-width:100%}
+th,td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:right;vertical-align:top;
+overflow-wrap:anywhere}
 th:first-child,td:first-child,td.t{text-align:left}
 thead th{background:#f3f3f3}
+table.wide{table-layout:fixed;width:100%}
 .kpi{display:flex;flex-wrap:wrap;gap:12px}
-.kpi div{background:#f6f8fb;border-radius:6px;padding:8px 14px;font-family:Arial,sans-serif}
+.kpi div{background:#f6f8fb;border-radius:6px;padding:8px 14px}
 .kpi b{display:block;font-size:22px}
-img{max-width:100%}
+img{max-width:100%;height:auto}
 .note{color:#555;font-size:13px}
-@media print{body{margin:0;max-width:none}h2{page-break-after:avoid}table,img{page-break-inside:avoid}}
+@page{size:A4;margin:15mm}
+@media print{body{margin:0;max-width:none;padding:0;font-size:11pt}
+table{font-size:9pt;width:100%;table-layout:fixed}h2{page-break-after:avoid}
+tr,img{page-break-inside:avoid}.kpi div{border:1px solid #ccc}}
 """
 
 
 def build_report(results) -> str:
-    """The report as one HTML string."""
+    """The report as one HTML string, in ``outputs.language``."""
+    L = _lang(results)
     cfg = results.config
     o = results.origins
     services = services_in(results)
     t = float(results.threshold_min)
-    tag = threshold_tag(t)
+    minutes = L.minutes(t)
     study = getattr(cfg.study, "name", "study")
     meta = normalized_metadata(results.metadata)
-    date = run_date(meta)
+    date = L.date(run_date(meta))
     version = meta.get("version", "")
     pop = pd.to_numeric(o.get("population", pd.Series(0.0, index=o.index)), errors="coerce").fillna(0)
     out: list[str] = []
-    out.append(f"<h1>Care Blocks: access to care in {esc(study)}</h1>")
-    out.append(f'<p class="sub">{esc(date)} · careblocks {esc(version)} · threshold {tag} minutes</p>')
+    heading = L._("Care Blocks: access to care in {study}").format(study=study)
+    out.append(f"<h1>{esc(heading)}</h1>")
+    out.append(f'<p class="sub">{esc(date)} · careblocks {esc(version)} · '
+               + esc(L._("threshold {minutes}").format(minutes=minutes)) + "</p>")
 
     # summary
     cov = coverage_by_group(results)
-    kpis = [("people", f"{pop.sum():,.0f}")]
-    if "Everyone" in cov.index:
+    everyone = group_label("population", L)
+    kpis = [(L._("people"), L.integer(pop.sum()))]
+    if everyone in cov.index:
         for s in cov.columns:
-            kpis.append((f"within {tag} min of {s.lower()}", _fmt(cov.loc["Everyone", s], "pct")))
+            kpis.append((L._("within {minutes} of {service}").format(minutes=minutes, service=s.lower()),
+                         L.percent(cov.loc[everyone, s])))
     col = all_within_column(results)
     if col and pop.sum() > 0:
         share = float(pop[o[col] >= len(services)].sum() / pop.sum())
-        kpis.append((f"with all {len(services)} services within {tag} min", _fmt(share, "pct")))
-    out.append('<h2>Summary</h2><div class="kpi">'
+        kpis.append((L._("with all {n} services within {minutes}").format(n=len(services), minutes=minutes),
+                     L.percent(share)))
+    out.append("<h2>" + esc(L._("Summary")) + "</h2><div class=\"kpi\">"
                + "".join(f"<div><b>{esc(v)}</b>{esc(k)}</div>" for k, v in kpis) + "</div>")
 
     # study area and data
     area_km2 = float(getattr(results.area, "area", 0.0)) / 1e6
     counts = (results.services["service"].astype(str).value_counts() if results.services is not None
               and len(results.services) else pd.Series(dtype=int))
-    rows = [("Study area", f"{area_km2:,.1f} km² (working CRS {results.crs})"),
-            ("Origins (where people live)", f"{len(o):,}")]
+    rows = [(L._("Study area"), f"{L.number(area_km2, 1)} km²"),
+            (L._("Places where people live (origins)"), L.integer(len(o)))]
     net = results.network
     if net is not None and hasattr(net, "indptr"):
-        rows.append(("Walking network", f"{len(net.indptr) - 1:,} nodes, {len(net.indices) // 2:,} street segments"))
+        rows.append((L._("Walking network"), L._("{nodes} junctions, {segments} street segments").format(
+            nodes=L.integer(len(net.indptr) - 1), segments=L.integer(len(net.indices) // 2))))
     for s in services:
-        rows.append((f"Existing {styles.service_label(cfg, s).lower()} facilities", f"{int(counts.get(s, 0)):,}"))
-    rows += _config_inputs(cfg)
-    out.append("<h2>Study area and data used</h2>"
-               + _table(pd.DataFrame(rows, columns=["item", "value"])))
+        rows.append((L._("Existing facilities: {service}").format(service=styles.service_label(cfg, s).lower()),
+                     L.integer(int(counts.get(s, 0)))))
+    rows += _config_inputs(cfg, L)
+    out.append("<h2>" + esc(L._("Study area and data used")) + "</h2>"
+               + _table(pd.DataFrame(rows, columns=[L._("item"), L._("value")]), L, cls="wide"))
+    warnings_list = [w for w in (meta.get("warnings") or []) if isinstance(w, str)]
     warn = meta.get("warning_counts") or {}
-    if warn:
-        out.append('<p class="note">Data-quality warnings during the run: '
-                   + ", ".join(f"{esc(k)}: {esc(v)}" for k, v in warn.items()) + ".</p>")
+    if warnings_list:
+        # diagnostics for the analyst: they name config keys and columns, so they stay in
+        # English and say so (lang="en" for browsers and screen readers)
+        out.append("<p class=\"note\">" + esc(L._("Data-quality warnings during the run:")) + " "
+                   + esc(L._("(technical messages for the analyst, in English)")) + "</p>"
+                   '<ul class="note" lang="en">' + "".join(f"<li>{esc(w)}</li>" for w in warnings_list)
+                   + "</ul>")
+    elif warn:
+        out.append("<p class=\"note\">" + esc(L._("Data-quality warnings during the run:")) + " "
+                   + ", ".join(f"{esc(str(k).replace('_', ' '))}: {esc(v)}" for k, v in warn.items()) + "</p>")
 
     # who is underserved
     mode_now = equity_parts(results)[2]
     mode_ba = equity_parts(results, common=True)[2]
-    out.append(f"<h2>Who is underserved</h2><p>Share of each group living within {tag} minutes "
-               + (f"({esc(_mode_label(mode_now))}) " if mode_now else "")
-               + "of each service. Low shares mark the gaps.</p>")
-    out.append(_table(cov.reset_index(names="group"), {c: "pct" for c in cov.columns}))
+    lead = L._("Share of each group living within {minutes} of each service").format(minutes=minutes)
+    if mode_now:
+        lead += f" ({_mode_label(mode_now, L)})"
+    out.append("<h2>" + esc(L._("Who is underserved")) + f"</h2><p>{esc(lead)}. "
+               f"" + esc(L._("Low shares mark the gaps.")) + "</p>")
+    group_col = L._("group")
+    out.append(_table(cov.reset_index(names=group_col), L, {c: "pct" for c in cov.columns}))
     dist = coverage_by_district(results)
     if dist is not None:
-        out.append("<p>By district (everyone), least served first:</p>"
-                   + _table(dist.reset_index(names="district"), {c: "pct" for c in dist.columns if c != "people"}))
+        people = L._("people")
+        dist = dist.rename(columns={"people": people})
+        out.append("<p>" + esc(L._("By district (everyone), least served first:")) + "</p>"
+                   + _table(dist.reset_index(names=L._("district")), L,
+                            {c: "pct" for c in dist.columns if c != people}))
 
     # proposed sites
     sel = results.selected
     if sel is not None and len(sel):
-        s2 = sel.sort_values("order") if "order" in sel else sel
-        keep = [c for c in ("order", "candidate_id", "name", "kind", "score", "marginal_gain",
-                            "cumulative_coverage", "rationale") if c in s2.columns]
-        out.append("<h2>Proposed Care Blocks</h2><p>In the order they were chosen; each adds the "
-                   "marginal gain shown to those chosen before it.</p>")
-        out.append(_table(pd.DataFrame(s2[keep]).reset_index(drop=True)))
+        s2 = (sel.sort_values("order") if "order" in sel else sel).reset_index(drop=True)
+        site_col, kind_col, why_col = L._("site"), L._("type"), L._("why")
+        table = pd.DataFrame({
+            "#": [int(v) for v in (s2["order"] if "order" in s2 else range(1, len(s2) + 1))],
+            site_col: [site_name(r, L) for _, r in s2.iterrows()],
+            kind_col: [category_label(r.get("category"), L) for _, r in s2.iterrows()],
+        })
+        if "rationale" in s2.columns:
+            table[why_col] = s2["rationale"].astype(str).to_numpy()
+        out.append("<h2>" + esc(L._("Proposed Care Blocks")) + "</h2><p>"
+                   + esc(L._("In the order they were chosen; each adds what the sites before it "
+                             "did not already cover.")) + "</p>")
+        out.append(_table(table, L, {"#": "num"}))
+        fig = _site_map(results, L)
+        if fig:
+            out.append(f"<p>{fig}</p>")
         cand = results.candidates
-        if cand is not None and len(cand):
-            skip = {"candidate_id", "kind", "category", "name", "rank", "node", "snap_m",
-                    cand.geometry.name}
-            comps = [c for c in cand.columns if c not in skip and pd.api.types.is_numeric_dtype(cand[c])]
-            ids = s2["candidate_id"].astype(str).tolist() if "candidate_id" in s2 else []
+        if cand is not None and len(cand) and "candidate_id" in s2:
+            lab = lambda s: styles.service_label(cfg, s)  # noqa: E731
+            comps = [(c, component_label(c, L, lab)) for c in cand.columns
+                     if c in s2.columns or c in cand.columns]
+            comps = [(c, n) for c, n in comps if n and pd.api.types.is_numeric_dtype(cand[c])]
+            ids = s2["candidate_id"].astype(str).tolist()
             sub = pd.DataFrame(cand[cand["candidate_id"].astype(str).isin(ids)])
             if len(sub) and comps:
                 sub = sub.set_index(sub["candidate_id"].astype(str)).loc[ids]
-                comp = sub[comps].T  # one row per component, one column per site
-                comp.columns = [f"site {i}" for i in range(1, len(ids) + 1)]
-                out.append("<p>Score components of the proposed sites (site numbers as in the "
-                           "table above):</p>" + _table(comp.reset_index(names="component")))
-            out.append(f'<p class="note">{len(cand):,} candidate sites were scored.</p>')
+                comp = pd.DataFrame({L._("site {n}").format(n=i): [
+                    float(sub.iloc[i - 1][c]) for c, _ in comps] for i in range(1, len(ids) + 1)})
+                comp.insert(0, L._("score component"), [n for _, n in comps])
+                out.append("<p>" + esc(L._("Score components of the proposed sites (numbers as in the table above):")) + "</p>"
+                           + _table(comp, L, cls="wide" if len(ids) > 6 else ""))
+            scored = L._("{n} candidate sites were scored.").format(n=L.integer(len(cand)))
+            out.append(f'<p class="note">{esc(scored)}</p>')
 
     ba = before_after(results)
     if ba is not None:
-        out.append("<h2>Before and after</h2><p>Share within "
-                   f"{tag} minutes today and with the proposed Care Blocks"
-                   + (f" ({esc(_mode_label(mode_ba))})" if mode_ba else "") + ".</p>")
-        out.append(_table(ba, {"today": "pct", "with Care Blocks": "pct", "change": "pp"}))
+        lead = L._("Share within {minutes} today and with the proposed Care Blocks").format(minutes=minutes)
+        if mode_ba:
+            lead += f" ({_mode_label(mode_ba, L)})"
+        ba = ba.rename(columns={"group": group_col, "service": L._("service"), "today": L._("today"),
+                                "with Care Blocks": L._("with the Care Blocks"), "change": L._("change")})
+        out.append("<h2>" + esc(L._("Before and after")) + f"</h2><p>{esc(lead)}.</p>")
+        out.append(_table(ba, L, {L._("today"): "pct", L._("with the Care Blocks"): "pct",
+                                  L._("change"): "pp"}))
 
     # charts
-    charts = [c for c in (_chart_times(results),
-                          _chart_groups(cov, f"Share within {tag} min, by group and service",
-                                        {styles.service_label(cfg, s): styles.service_color(s, services)
-                                         for s in services})) if c]
+    charts = [c for c in (
+        _chart_times(results, L),
+        _chart_groups_before_after(results, L),
+        _chart_groups(cov, L._("Share within {minutes}, by group and service").format(minutes=minutes),
+                      {styles.service_label(cfg, s): styles.service_color(s, services) for s in services}, L),
+    ) if c]
     if charts:
-        out.append("<h2>Charts</h2>" + "".join(f"<p>{c}</p>" for c in charts))
+        out.append("<h2>" + esc(L._("Charts")) + "</h2>" + "".join(f"<p>{c}</p>" for c in charts))
 
-    out.append("<h2>Method and assumptions</h2>" + _method(results))
+    out.append("<h2>" + esc(L._("Method and assumptions")) + "</h2>" + _method(results, L))
     out.append(
-        "<h2>Data sources and licences</h2><ul>"
-        "<li>Map data © OpenStreetMap contributors, available under the Open Database Licence "
-        "(ODbL 1.0), https://www.openstreetmap.org/copyright. Derived layers (network, "
-        "facilities from OSM) are shared under the same licence.</li>"
-        "<li>Other layers keep the licence of their publisher (census, facility lists, GTFS "
-        "feeds); check it before publishing the outputs.</li></ul>"
+        "<h2>" + esc(L._("Data sources and licences")) + "</h2><ul><li>"
+        + esc(L._("Map data © OpenStreetMap contributors, available under the Open Database Licence "
+                  "(ODbL 1.0), https://www.openstreetmap.org/copyright. Derived layers (network, "
+                  "facilities from OSM) are shared under the same licence."))
+        + "</li><li>"
+        + esc(L._("Other layers keep the licence of their publisher (census, facility lists, GTFS "
+                  "feeds); check it before publishing the outputs."))
+        + "</li></ul>"
     )
     digests = meta.get("input_digests") or {}
     if digests:
-        out.append("<p>Input files and their SHA-256 digests:</p>" + _table(
-            pd.DataFrame(sorted(digests.items()), columns=["file", "digest"])))
-    out.append('<p class="note">This report is HTML only: to get a PDF, print it from a web '
-               "browser (the page has print styles).</p>")
-    title = f"Care Blocks report: {study}"
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"/>'
+        out.append("<p>" + esc(L._("Input files and their SHA-256 digests:")) + "</p>" + _table(
+            pd.DataFrame([(_file_name(k), str(v).removeprefix("sha256:")) for k, v in sorted(digests.items())],
+                         columns=[L._("file"), L._("digest")]), L, cls="wide"))
+    out.append('<p class="note">' + esc(L._("This report is HTML only: to get a PDF, print it from a web "
+                                            "browser (the page has print styles for A4).")) + "</p>")
+    title = L._("Care Blocks report: {study}").format(study=study)
+    return (f'<!DOCTYPE html><html lang="{L.code}"><head><meta charset="utf-8"/>'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"/>'
             f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>"
             + "\n".join(out) + "</body></html>\n")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
+from typing import Any
 from xml.sax.saxutils import escape as xml_escape
 from xml.sax.saxutils import quoteattr
 
@@ -67,28 +68,52 @@ def service_glyph(service: str, order: Sequence[str] = ()) -> str:
 
 
 def service_label(config, service: str) -> str:
-    """Human label of a service from the config (``services.<s>.label``)."""
+    """Human label of a service from the config (``services.<s>.label``), in the config's
+    ``outputs.language`` when it is one of the preset labels."""
+    from careblocks.i18n import label_text, language
+
     try:
         label = config.services[service].label
     except (AttributeError, KeyError):
         label = ""
-    return label or service.replace("_", " ").capitalize()
+    label = label or service.replace("_", " ").capitalize()
+    return label_text(label, language(getattr(getattr(config, "outputs", None), "language", "en")))
+
+
+def _nice(v: float, step: float) -> float:
+    return round(v / step) * step
 
 
 def time_breaks(threshold_min: float) -> list[float]:
-    """Class breaks in minutes: 0, T/3, 2T/3, T, 4T/3, 2T (the last class is open)."""
+    """Class breaks in minutes: 0, ~T/3, ~2T/3, T, ~4T/3, 2T (the last class is open).
+
+    The thirds are rounded to whole 5 minutes (whole minutes below T = 10) so that legends
+    read ``0–5 min``, never ``0–6.66667 min``; T itself is kept (it is the question asked).
+    """
     t = float(threshold_min)
-    return [0.0, t / 3, 2 * t / 3, t, 4 * t / 3, 2 * t]
+    step = 5.0 if t >= 10 else 1.0 if t >= 3 else 0.5
+    out = [0.0]
+    for v in (_nice(t / 3, step), _nice(2 * t / 3, step), t, _nice(4 * t / 3, step), _nice(2 * t, step)):
+        if v > out[-1] + 1e-9:
+            out.append(v)
+    if out[-1] < 2 * t - 1e-9 and len(out) < 6:
+        out.append(2 * t)
+    return out
 
 
 def _fmt(v: float) -> str:
-    return f"{v:g}" if abs(v - round(v)) > 1e-9 else str(int(round(v)))
+    return f"{v:.1f}".rstrip("0").rstrip(".") if abs(v - round(v)) > 1e-9 else str(int(round(v)))
 
 
-def time_labels(threshold_min: float) -> list[str]:
+def time_labels(threshold_min: float, language: str | None = None) -> list[str]:
+    """Legend labels of :func:`time_breaks`: ``0–5 min`` ... ``more than 30 min``."""
+    from careblocks.i18n import language as get_language
+
+    L = get_language(language)
     b = time_breaks(threshold_min)
-    labels = [f"{_fmt(b[i])}–{_fmt(b[i + 1])} min" for i in range(len(b) - 1)]
-    return labels + [f"more than {_fmt(b[-1])} min"]
+    num = lambda v: L.number(v, 0 if abs(v - round(v)) < 1e-9 else 1)  # noqa: E731
+    labels = [L._("{low}–{high} min").format(low=num(b[i]), high=num(b[i + 1])) for i in range(len(b) - 1)]
+    return labels + [L._("more than {minutes} min").format(minutes=num(b[-1]))]
 
 
 def _rgba(hex_color: str, alpha: int = 255) -> str:
@@ -107,29 +132,36 @@ def _opt(name: str, value: str) -> str:
     return f'<Option type="QString" name="{name}" value={quoteattr(value)}/>'
 
 
-def _symbol_xml(name: str, kind: str, color: str, *, size: float = 2.6) -> str:
-    """One QGIS symbol: kind 'fill' (polygons), 'marker' (points) or 'line'."""
+def _symbol_xml(name: str, kind: str, color: str, *, size: float = 2.6, fill_alpha: int = 220,
+                outline: str | None = None, outline_width: float | None = None,
+                fill: bool = True) -> str:
+    """One QGIS symbol: kind 'fill' (polygons), 'marker' (points) or 'line'.
+
+    Polygons: ``fill=False`` draws the outline only (``outline`` colour, default ``color``).
+    """
     if kind == "fill":
         cls = "SimpleFill"
         opts = [
-            _opt("color", _rgba(color, 220)),
-            _opt("outline_color", "255,255,255,120"),
+            _opt("color", _rgba(color, fill_alpha if fill else 0)),
+            _opt("outline_color", _rgba(outline, 255) if outline else
+                 ("255,255,255,120" if fill else _rgba(color))),
             _opt("outline_style", "solid"),
-            _opt("outline_width", "0.1"),
+            _opt("outline_width", f"{outline_width if outline_width is not None else (0.1 if fill else 0.6):g}"),
             _opt("outline_width_unit", "MM"),
-            _opt("style", "solid"),
+            _opt("style", "solid" if fill else "no"),
         ]
     elif kind == "line":
         cls = "SimpleLine"
-        opts = [_opt("line_color", _rgba(color)), _opt("line_width", "0.6"), _opt("line_style", "solid")]
+        opts = [_opt("line_color", _rgba(color)), _opt("line_width", f"{outline_width or 0.6:g}"),
+                _opt("line_style", "solid")]
     else:
         cls = "SimpleMarker"
         opts = [
             _opt("name", "circle"),
             _opt("color", _rgba(color)),
-            _opt("outline_color", "50,50,50,255"),
+            _opt("outline_color", _rgba(outline) if outline else "50,50,50,255"),
             _opt("outline_style", "solid"),
-            _opt("outline_width", "0.2"),
+            _opt("outline_width", f"{outline_width if outline_width is not None else 0.2:g}"),
             _opt("size", f"{size:g}"),
             _opt("size_unit", "MM"),
         ]
@@ -195,15 +227,28 @@ def qml_categorized(
     )
 
 
-def qml_single(color: str, *, kind: str) -> str:
-    """A QGIS single-symbol renderer."""
+def qml_single(color: str, *, kind: str, **symbol: Any) -> str:
+    """A QGIS single-symbol renderer; ``symbol`` options as :func:`_symbol_xml` (size,
+    fill, outline, outline_width, fill_alpha)."""
+    symbol.setdefault("size", 4.0)
     return (
         _QML_HEAD
         + '<qgis version="3.28.0" styleCategories="Symbology">'
         + '<renderer-v2 type="singleSymbol" symbollevels="0" forceraster="0" enableorderby="0">'
-        + f"<symbols>{_symbol_xml('0', kind, color, size=4.0)}</symbols>"
+        + f"<symbols>{_symbol_xml('0', kind, color, **symbol)}</symbols>"
         + "</renderer-v2></qgis>\n"
     )
+
+
+#: layer -> (colour, symbol options): styles fit for reading, shared by the GeoPackage's stored
+#: styles and the QGIS project. Districts and catchments are outlines, so nothing is hidden
+#: under them; candidates are small dots; the proposed sites stand out.
+LAYER_SYMBOLS: dict[str, tuple[str, dict[str, Any]]] = {
+    "districts": ("#4d4d4d", {"fill": False, "outline_width": 0.5}),
+    "catchments": ("#6a3d9a", {"fill": True, "fill_alpha": 18, "outline": "#6a3d9a", "outline_width": 0.4}),
+    "candidates": ("#9e9e9e", {"size": 1.6, "outline": "#ffffff", "outline_width": 0.1}),
+    "selected_sites": ("#6a3d9a", {"size": 5.0, "outline": "#ffffff", "outline_width": 0.6}),
+}
 
 
 # --------------------------------------------------------------------------------------
