@@ -18,13 +18,18 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # GDAL's ogrinfo and Chromium are used by the output tests (GeoPackage re-read by GDAL,
-# the map opened in a real headless browser). Debian packages; installed when missing.
+# the map opened in a real headless browser); QGIS (python3-qgis + qgis-providers, for the
+# system Python) opens the written QGIS project. Debian packages, installed when missing;
+# apt waits for the dpkg lock instead of failing when another install is running.
+APT := apt-get -o DPkg::Lock::Timeout=600
 system-deps:
-	@if ! command -v ogrinfo >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then \
-	  echo "installing Debian packages gdal-bin and chromium"; \
+	@if ! command -v ogrinfo >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1 \
+	    || ! /usr/bin/python3 -c "import qgis.core" >/dev/null 2>&1; then \
+	  echo "installing Debian packages gdal-bin, chromium, python3-qgis and qgis-providers"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends gdal-bin chromium >/dev/null; \
+	  $$SUDO $(APT) update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO $(APT) install -y -qq --no-install-recommends \
+	    gdal-bin chromium python3-qgis qgis-providers >/dev/null; \
 	fi
 
 demo: $(STAMP)

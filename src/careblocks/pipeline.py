@@ -360,6 +360,7 @@ class OutputPaths:
     gpkg: Path
     map: Path | None
     report: Path | None
+    qgis: Path | None = None
 
 
 def output_paths(config: Config, out_dir: Path | None) -> OutputPaths:
@@ -373,6 +374,7 @@ def output_paths(config: Config, out_dir: Path | None) -> OutputPaths:
             d / "careblocks.gpkg",
             d / "map.html" if config.outputs.map else None,
             d / "report.html" if config.outputs.report else None,
+            d / "careblocks.qgs" if config.outputs.qgis_project else None,
         )
     d = config.outputs.dir or Path("out") / name
     map_dir = config.outputs.map_dir or Path("maps")
@@ -380,6 +382,7 @@ def output_paths(config: Config, out_dir: Path | None) -> OutputPaths:
         d / "careblocks.gpkg",
         map_dir / f"{name}.html" if config.outputs.map else None,
         d / "report.html" if config.outputs.report else None,
+        d / "careblocks.qgs" if config.outputs.qgis_project else None,
     )
 
 
@@ -409,6 +412,21 @@ def write_outputs(results: Results, paths: OutputPaths, *, reporter: Reporter = 
 
         jobs.append((paths.report, lambda p: write_report(results, p)))
     staged: list[tuple[Path, Path]] = []
+
+    def qgis_project(p: Path) -> Path:
+        # the GeoPackage's layers as written (staged first), referenced by its final name
+        import pyogrio
+
+        from careblocks.outputs.geopackage import _output_crs
+        from careblocks.outputs.qgis_project import write_qgis_project
+
+        gpkg_tmp = staged[0][0]
+        layers = {str(n): str(g) for n, g in pyogrio.list_layers(gpkg_tmp) if g}
+        return write_qgis_project(results, p, gpkg_name=paths.gpkg.name, layers=layers,
+                                  crs=_output_crs(results, cfg.outputs.crs))
+
+    if paths.qgis is not None:
+        jobs.append((paths.qgis, qgis_project))
     try:
         for target, writer in jobs:
             target.parent.mkdir(parents=True, exist_ok=True)
