@@ -35,7 +35,7 @@ origin) and :func:`access_measures` (GeoDataFrame in, columns out).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
