@@ -48,7 +48,9 @@ def update(template: Catalog) -> dict[str, int]:
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             cat = Catalog(locale=lang, domain=DOMAIN, project="careblocks")
+        created = cat.creation_date  # keep the header stable: no diff when nothing changed
         cat.update(template, no_fuzzy_matching=True)
+        cat.creation_date = created
         cat.fuzzy = False
         cat.obsolete.clear()
         with path.open("wb") as f:

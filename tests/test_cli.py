@@ -111,6 +111,16 @@ def assert_in_language(out: Path, lang: str, cli_output: str) -> None:
     assert f'<html lang="{lang}">' in report
     if lang != "en":
         assert untranslated(visible_text(report), lang, data_names=tuple(names)) == []
+    # names, not ids or column names; no paths of this machine; no float noise
+    text = visible_text(report)
+    for raw in ("anchor:osm:", "is_public_anchor", "n_merged", "gap_closed_", "hours_returned_",
+                "population_covered", "candidate_id"):
+        assert raw not in text, raw
+    import os
+    import re
+
+    assert os.environ.get("CAREBLOCKS_DATA_DIR", "/nonexistent") not in report and str(out) not in report
+    assert not re.search(r"\d[eE][-+]\d", text)
 
 
 def test_porto_alegre_end_to_end(data, tmp_path) -> None:
@@ -277,7 +287,7 @@ def test_sites_command_selects_k_sites(data, tmp_path) -> None:
     assert r.exit_code == 0, r.output
     sel = pyogrio.read_dataframe(tmp_path / "careblocks.gpkg", layer="selected_sites")
     assert len(sel) == 2 and sel["candidate_id"].is_unique
-    assert "Proposed Care Blocks" in r.output
+    assert "Manzanas del Cuidado propuestas" in r.output  # the Bogotá config speaks Spanish
 
 
 def test_batch_runs_studies_side_by_side(data, tmp_path) -> None:

@@ -259,7 +259,7 @@ def component_label(column: str, L: Language, service_label=None) -> str | None:
         if column.startswith(prefix):
             svc = column[len(prefix):]
             name = service_label(svc) if service_label else svc.replace("_", " ")
-            return L._(COMPONENT_LABELS[prefix]).format(service=name.lower())
+            return L._(COMPONENT_LABELS[prefix]).format(service=lower_first(name))
     return None
 
 
@@ -270,3 +270,11 @@ PROFILE_LABELS = {"stroller": N_("stroller"), "older": N_("older adult"), "wheel
 def profile_label(name: str, L: Language) -> str:
     msg = PROFILE_LABELS.get(name)
     return L._(msg) if msg else name.replace("_", " ")
+
+
+def lower_first(text: str) -> str:
+    """A label inside a sentence: ``Daycare`` -> ``daycare``; acronyms (``SDIS``) and words
+    after the first keep their case."""
+    if len(text) > 1 and text[1].isupper():
+        return text
+    return text[:1].lower() + text[1:]

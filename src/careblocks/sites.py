@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from careblocks.i18n import N_, label_text
+from careblocks.i18n import N_, label_text, lower_first
 from careblocks.i18n import language as get_language
 from careblocks.selection import SelectionResult, select_sites
 
@@ -71,7 +71,7 @@ def rationale(row, *, threshold_min: float, offers: Sequence[str], labels: dict[
         s += "; " + L._("{people} within {minutes} minutes by walk + transit").format(
             people=L.rounded(row["transit_population_covered"]), minutes=t)
     gaps = [
-        (label_text(labels.get(sv) or sv.replace("_", " ").capitalize(), L).lower(), row[f"gap_closed_{sv}"])
+        (lower_first(label_text(labels.get(sv) or sv.replace("_", " ").capitalize(), L)), row[f"gap_closed_{sv}"])
         for sv in offers
         if f"gap_closed_{sv}" in row.index and row[f"gap_closed_{sv}"] >= 1
     ]

@@ -21,7 +21,7 @@ import pandas as pd
 import pyogrio
 
 from careblocks.errors import ConfigError
-from careblocks.i18n import language
+from careblocks.i18n import language, lower_first
 from careblocks.outputs import styles
 from careblocks.outputs._atomic import atomic_path
 from careblocks.outputs._common import (
@@ -164,7 +164,7 @@ def style_rows(results, frames: dict[str, gpd.GeoDataFrame]) -> list[dict[str, A
                 styles.sld_graduated("origins", col, breaks, styles.TIME_COLORS, labels, kind=kind),
                 first,
                 L._("Minutes to the nearest {service}").format(
-                    service=styles.service_label(results.config, svc).lower()),
+                    service=lower_first(styles.service_label(results.config, svc))),
             )
             first = False
     services = frames.get("services")

@@ -28,6 +28,7 @@ from careblocks.i18n import (
     component_label,
     group_label,
     language,
+    lower_first,
     profile_label,
 )
 from careblocks.outputs import styles
@@ -314,8 +315,11 @@ def _chart_groups_before_after(results, L: Language) -> str | None:
         for v, ls, suffix in ((now, "-", L._("today")), (after, "--", L._("with the Care Blocks"))):
             ok = np.isfinite(v)
             order = np.argsort(v[ok])
-            ax.step(v[ok][order], np.cumsum(w[ok][order]) / w.sum(), where="post", ls=ls,
-                    color=cmap(i % 10), label=f"{group_label(g, L)}, {suffix}")
+            x = np.concatenate([[0.0], v[ok][order], [max(3 * t, 10)]])
+            y = np.concatenate([[0.0], np.cumsum(w[ok][order]) / w.sum()])
+            y = np.append(y, y[-1])  # flat to the right edge (at 0 when nobody reaches all)
+            ax.step(x, y, where="post", ls=ls, lw=1.6, color=cmap(i % 10),
+                    label=f"{group_label(g, L)}, {suffix}")
     ax.axvline(t, color="#444", ls=":", lw=1)
     ax.set_xlim(0, max(3 * t, 10))
     ax.set_ylim(0, 1)
@@ -412,6 +416,8 @@ def _site_map(results, L: Language) -> str | None:
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
+    ax.set_xlabel("")
+    ax.set_ylabel("")
     # scale bar: a round length near a fifth of the width
     width = maxx - minx
     target = width / 5
@@ -524,7 +530,7 @@ def _method(results, L: Language) -> str:
                   "offers {offers}.").format(
             k=sites.k, method=methods.get(sites.method, esc(sites.method)),
             objective=objectives.get(sites.objective, esc(sites.objective)),
-            offers=L.join([esc(styles.service_label(cfg, s)).lower() for s in sites.offers]))
+            offers=L.join([esc(lower_first(styles.service_label(cfg, s))) for s in sites.offers]))
         if sites.min_spacing_m:
             txt += " " + L._("Sites are at least {metres} m apart.").format(metres=L.integer(sites.min_spacing_m))
         li.append(txt)
@@ -540,7 +546,7 @@ h2{font-size:20px;border-bottom:2px solid #ddd;margin-top:1.8em}
 .sub{color:#666}
 table{border-collapse:collapse;margin:.6em 0;font-size:13px;max-width:100%}
 th,td{border-bottom:1px solid #ddd;padding:3px 8px;text-align:right;vertical-align:top;
-overflow-wrap:anywhere}
+overflow-wrap:break-word}
 th:first-child,td:first-child,td.t{text-align:left}
 thead th{background:#f3f3f3}
 table.wide{table-layout:fixed;width:100%}
@@ -581,7 +587,7 @@ def build_report(results) -> str:
     kpis = [(L._("people"), L.integer(pop.sum()))]
     if everyone in cov.index:
         for s in cov.columns:
-            kpis.append((L._("within {minutes} of {service}").format(minutes=minutes, service=s.lower()),
+            kpis.append((L._("within {minutes} of {service}").format(minutes=minutes, service=lower_first(s)),
                          L.percent(cov.loc[everyone, s])))
     col = all_within_column(results)
     if col and pop.sum() > 0:
@@ -602,7 +608,7 @@ def build_report(results) -> str:
         rows.append((L._("Walking network"), L._("{nodes} junctions, {segments} street segments").format(
             nodes=L.integer(len(net.indptr) - 1), segments=L.integer(len(net.indices) // 2))))
     for s in services:
-        rows.append((L._("Existing facilities: {service}").format(service=styles.service_label(cfg, s).lower()),
+        rows.append((L._("Existing facilities: {service}").format(service=lower_first(styles.service_label(cfg, s))),
                      L.integer(int(counts.get(s, 0)))))
     rows += _config_inputs(cfg, L)
     out.append("<h2>" + esc(L._("Study area and data used")) + "</h2>"
