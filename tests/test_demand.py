@@ -19,7 +19,7 @@ import pytest
 import shapely
 
 from careblocks.config import CensusConfig, CensusGroups, Config, LayerRef, config_from_dict
-from careblocks.demand import (
+from careblocks.demand.census import (
     GROUPS,
     TOTAL,
     allocate_census,

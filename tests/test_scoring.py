@@ -15,8 +15,8 @@ import scipy.sparse as sp
 
 from careblocks.config import config_from_dict
 from careblocks.errors import ConfigError, DataQualityWarning
-from careblocks.network import WalkNetwork
-from careblocks.scoring import (
+from careblocks.network.graph import WalkNetwork
+from careblocks.sites.scoring import (
     Catchments,
     _reach_fallback,
     catchment_polygons,
