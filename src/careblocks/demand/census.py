@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 
 from careblocks.config import CensusConfig, CensusGroups, LayerRef
-from careblocks.demand.care_index import care_index_plan, care_need_by_district, care_need_index
 from careblocks.errors import (
     ConfigError,
     CRSError,
@@ -41,9 +40,6 @@ __all__ = [
     "read_census",
     "allocate_census",
     "census_to_origins",
-    "care_index_plan",
-    "care_need_index",
-    "care_need_by_district",
 ]
 
 #: care groups, in the order of :class:`CensusGroups`
