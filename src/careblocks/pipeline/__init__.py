@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from careblocks import __version__
+from careblocks._version import __version__
 from careblocks.config import Config
 from careblocks.errors import DataQualityWarning, EmptyResultError
 from careblocks.results import Results
