@@ -22,7 +22,7 @@ LAYERS: dict[str, int] = {
     "io": 1,
     "network": 2,
     "transit": 3,
-    "access": 4, "services": 4,
+    "access": 4, "services": 4, "accessibility": 4,
     "demand": 5, "origins": 5,
     "sites": 6,
     "results": 7, "outputs": 7,
