@@ -15,6 +15,7 @@ import dataclasses
 import html
 import io
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -450,6 +451,15 @@ def _file_name(path: Any) -> str:
     return Path(text).name
 
 
+_PATH = re.compile(r"(?<![\w:/.])(?:[A-Za-z]:)?(?:[\\/][^\\/\s:;,'\"()]+)+[\\/]([^\\/\s:;,'\"()]+)")
+
+
+def _strip_paths(text: str) -> str:
+    """A message with every absolute path shortened to its file name (no local folders in a
+    document that is shared)."""
+    return _PATH.sub(r"\1", text)
+
+
 def _config_inputs(cfg, L: Language) -> list[tuple[str, str]]:
     items = []
     net = getattr(cfg, "network", None)
@@ -620,7 +630,7 @@ def build_report(results) -> str:
         # English and say so (lang="en" for browsers and screen readers)
         out.append("<p class=\"note\">" + esc(L._("Data-quality warnings during the run:")) + " "
                    + esc(L._("(technical messages for the analyst, in English)")) + "</p>"
-                   '<ul class="note" lang="en">' + "".join(f"<li>{esc(w)}</li>" for w in warnings_list)
+                   '<ul class="note" lang="en">' + "".join(f"<li>{esc(_strip_paths(w))}</li>" for w in warnings_list)
                    + "</ul>")
     elif warn:
         out.append("<p class=\"note\">" + esc(L._("Data-quality warnings during the run:")) + " "
