@@ -30,6 +30,7 @@ SECTIONS = [
     ("care_index", C.CareIndexConfig, "Weights of the care-need index."),
     ("sites", C.SitesConfig, "Candidate sites and selection (see site_selection.md)."),
     ("outputs", C.OutputConfig, "Where and how results are written."),
+    ("audit", C.AuditConfig, "Thresholds of the input audit (see input_audit.md)."),
     ("(any layer)", C.LayerRef, "A layer reference: `{ path = ..., layer = ... }`."),
 ]
 
