@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from careblocks import __version__
-from careblocks.config import Config
 from careblocks.audit import Audit
+from careblocks.config import Config
 from careblocks.errors import AuditError, DataQualityWarning, EmptyResultError
 from careblocks.results import Results
 

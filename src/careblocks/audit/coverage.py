@@ -100,7 +100,6 @@ def audit_layer_extents(cfg: Any, area_4326: Any, audit: Audit) -> None:
     from careblocks.io.files import file_kind
     from careblocks.io.layers import VECTOR_SUFFIXES, _bbox_in
 
-    a = cfg.audit
     x0, y0, x1, y1 = area_4326.bounds
     for name, svc in cfg.services.items():
         for i, layer in enumerate(svc.layers):

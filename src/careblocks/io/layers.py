@@ -195,10 +195,10 @@ def _read_ogr(path: Path, opts: dict, *, what: str, need: list[str], bbox_4326) 
 def _read_table(
     path: Path, opts: dict, *, what: str, need: list[str], bbox_4326
 ) -> gpd.GeoDataFrame:
+    import io
+
     import geopandas as gpd
     import pandas as pd
-
-    import io
 
     from careblocks.io.tables import decode_text, parse_numbers
 

@@ -83,14 +83,15 @@ def parse_numbers(raw: pd.Series, *, what: str, path: Path, column: str) -> pd.S
 
     # "4.600" among plain integers: thousands separators (a decimal writer would not pad to
     # exactly three decimals only on values of 1,000 and more)
-    if dot_k.any() and (dot_k | ints | eu).all():
+    if (dot_k.any() or eu.any()) and (dot_k | ints | eu).all():
         small_ints = all(abs(int(x)) < 1000 for x in v[ints])
         two_groups = any(x.count(".") > 1 for x in v[dot_k])
         if (ints.any() and small_ints) or two_groups or eu.any():
             out = s.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
             res = pd.to_numeric(out, errors="coerce")
-            ex = v[dot_k][0]
-            note("'.' as a thousands separator", ex, float(ex.replace(".", "")))
+            ex = v[dot_k | eu][0]
+            note("'.' as a thousands separator", ex,
+                 float(ex.replace(".", "").replace(",", ".")))
             return res
         if any(x.endswith("0") for x in v[dot_k]):
             refuse(v[dot_k][0])
