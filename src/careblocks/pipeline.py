@@ -80,6 +80,8 @@ class Context:
         for w in caught:
             if issubclass(w.category, DataQualityWarning):
                 msg = str(w.message)
+                if any(seen.split(": ", 1)[-1] == msg for seen in self.warnings):
+                    continue  # the audit read this layer before its stage did: said once
                 self.warnings.append(f"{name}: {msg}")
                 self.report("warning", name, msg)
             else:  # not ours: pass it on unchanged
