@@ -522,7 +522,7 @@ def test_gtfs_headway_zero_stops_the_run(tmp_path) -> None:
 
 
 def test_a_long_detached_way_does_not_win(tmp_path) -> None:
-    from careblocks.network import build_walk_network
+    from careblocks.network.graph import build_walk_network
 
     grid = roads()
     nodes, edges = _graph_from_lines(grid)
@@ -540,7 +540,7 @@ def test_a_long_detached_way_does_not_win(tmp_path) -> None:
 
 
 def test_nodes_at_latitude_91_are_reported(tmp_path) -> None:
-    from careblocks.network import build_walk_network
+    from careblocks.network.graph import build_walk_network
 
     nodes, edges = _graph_from_lines(roads())
     nodes.loc[0, "geometry"] = Point(LON0, 91.0)

@@ -12,7 +12,7 @@ KEY = "census.layer"
 
 
 def _area_crs(area_4326: Any) -> str:
-    from careblocks.network import local_crs
+    from careblocks.network.graph import local_crs
 
     return local_crs(area_4326)
 
@@ -24,11 +24,11 @@ def audit_census(cfg: Any, area_4326: Any, audit: Audit) -> Any:
     c = cfg.census
     if c.layer is None:
         return None
-    from careblocks.io.files import file_kind
+    from careblocks._files import file_kind
 
     if c.optional and file_kind(c.layer.path) == "missing":
         return None
-    from careblocks.demand import GROUPS, HOUSEHOLDS, TOTAL, read_census
+    from careblocks.demand.census import GROUPS, HOUSEHOLDS, TOTAL, read_census
 
     gdf, _ = read_census(c, area_4326=area_4326)
     where = f"{KEY}: {c.layer.path}"
@@ -132,7 +132,7 @@ def _rate_in_count_column(vals: np.ndarray, where: str, key: str, col: str, audi
 def _coverage_and_total(cfg: Any, gdf: Any, area_4326: Any, where: str, audit: Audit) -> None:
     import shapely
 
-    from careblocks.demand import TOTAL
+    from careblocks.demand.census import TOTAL
 
     a = cfg.audit
     if area_4326 is None:

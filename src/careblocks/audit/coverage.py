@@ -97,7 +97,7 @@ def audit_layer_extents(cfg: Any, area_4326: Any, audit: Audit) -> None:
     import pyogrio
     import shapely
 
-    from careblocks.io.files import file_kind
+    from careblocks._files import file_kind
     from careblocks.io.layers import VECTOR_SUFFIXES, _bbox_in
 
     x0, y0, x1, y1 = area_4326.bounds
