@@ -749,8 +749,8 @@ def load_config(path: str | os.PathLike[str], overrides: Mapping[str, Any] | Non
         raise ConfigError(f"{p}: config file not found; give the path of a .toml file (see configs/)")
     if p.suffix.lower() != ".toml":
         raise ConfigError(f"{p}: config files are TOML; rename it to .toml or see configs/ for examples")
-    from careblocks.errors import InputDataError
     from careblocks._files import CONFIG_MAX_MB, check_regular_file
+    from careblocks.errors import InputDataError
 
     try:  # a FIFO, a device such as /dev/zero or a folder is refused before it is opened
         check_regular_file(p, key="config file", max_mb=CONFIG_MAX_MB)

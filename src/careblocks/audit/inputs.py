@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from careblocks.audit.core import Audit
 from careblocks._files import check_regular_file
+from careblocks.audit.core import Audit
 
 #: config sections whose paths are written or are folders by design
 _SKIP = {"outputs", "raw", "source_path", "cache_dir"}
