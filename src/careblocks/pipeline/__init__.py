@@ -22,6 +22,7 @@ from careblocks._version import __version__
 from careblocks.audit import Audit
 from careblocks.config import Config
 from careblocks.errors import AuditError, DataQualityWarning, EmptyResultError
+from careblocks.network.cost import WalkCost
 from careblocks.results import Results
 
 #: Called as ``reporter(event, stage, detail)`` with event "start", "done", "warning".
@@ -60,6 +61,11 @@ class Context:
     #: the input audit's findings; ``strict`` turns every data-quality warning into an error
     audit: Audit = field(default_factory=Audit)
     strict: bool = False
+
+    @property
+    def cost(self) -> WalkCost:
+        """The walking cost of the study (``[walk]``), asked by every stage."""
+        return WalkCost.from_config(self.config.walk)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -206,9 +212,9 @@ def stage_access(ctx: Context) -> None:
         ctx.origins["node"].to_numpy(np.int64),
         ctx.origins["snap_m"].to_numpy(np.float64),
         _services_by_type(ctx),
-        speed_kmh=cfg.walk.speed_kmh,
+        cost=ctx.cost,
         threshold_min=cfg.access.threshold_min,
-        walk_profiles=cfg.walk.profiles,
+        walk_profiles=WalkCost.profiles_from_config(cfg.walk),
     )
     for col in table.columns:
         ctx.origins[col] = table[col].to_numpy()
@@ -221,7 +227,7 @@ def stage_transit(ctx: Context) -> None:
     from careblocks.transit import load_timetable, transit_access
 
     tt, stats = load_timetable(
-        cfg.transit, ctx.network, area_4326=ctx.area_4326, crs=ctx.crs, speed_kmh=cfg.walk.speed_kmh
+        cfg.transit, ctx.network, area_4326=ctx.area_4326, crs=ctx.crs, cost=ctx.cost
     )
     ctx.stats["transit"] = stats
     ctx.extra["timetable"] = tt  # reused by the sites stage (walk + transit catchments)
@@ -241,7 +247,7 @@ def stage_transit(ctx: Context) -> None:
         ctx.origins["snap_m"].to_numpy(np.float64),
         _services_by_type(ctx),
         cfg.transit,
-        speed_kmh=cfg.walk.speed_kmh,
+        cost=ctx.cost,
     )
     pcts = list(cfg.transit.percentiles)
     for name, arr in res.items():
