@@ -91,7 +91,16 @@ def test_fontibon_end_to_end(fontibon) -> None:
     assert {"candidates", "selected_sites", "catchments", "equity"} <= fontibon["layers"]
     gpkg = fontibon["out"] / "careblocks.gpkg"
     sel = pyogrio.read_dataframe(gpkg, layer="selected_sites")
-    assert len(sel) == 3 and sel["rationale"].str.startswith("Serves ").all()
+    assert len(sel) == 3 and sel["rationale"].str.startswith("Brings ").all()
+    # marginal figures add up to no more than the people of Fontibón
+    assert sel["new_population_covered"].sum() <= o["population"].sum() + 1e-6
+    for col in [c for c in sel.columns if c.startswith("new_") and c != "new_hours_returned_week"]:
+        assert sel[col].sum() <= o["population"].sum() + 1e-6, col
+    # supply against demand on the origins, capacity per service on the candidates
+    for s in ("daycare", "health", "laundromat"):
+        assert o[f"fca_{s}"].notna().all() and o[f"gravity_{s}"].notna().all()
+    cands = pyogrio.read_dataframe(gpkg, layer="candidates", read_geometry=False)
+    assert (cands["capacity_daycare"] == 15).all()  # services.daycare.capacity_default
     eq = pyogrio.read_dataframe(gpkg, layer="equity", read_geometry=False)
     assert {"current", "with_sites"} <= set(eq["scenario"])
     assert "today -> with the proposed Care Blocks" in " ".join(fontibon["result"].output.split())
@@ -112,6 +121,10 @@ def test_porto_alegre_end_to_end(data, tmp_path) -> None:
     best, walk = o["best_min_health"], o["walk_min_health"]
     assert (best.fillna(1e9) <= walk.fillna(1e9) + 1e-9).all()
     assert (best.dropna() < walk.fillna(1e9)[best.notna()]).any()  # transit helps somewhere
+    # health facilities per person (the grid's counts as capacity), on foot and with transit
+    assert (o["fca_health"] > 0).any() and (o["gravity_health"] > 0).any()
+    assert (o["fca_health_best"] > 0).sum() >= (o["fca_health"] > 0).sum()
+    assert (o["fca_daycare"] == 0).all()  # no daycare in the extract: nothing to share
 
 
 def test_freetown_end_to_end(data, tmp_path) -> None:
