@@ -70,7 +70,8 @@ def check_outputs(out: Path, services: list[str], threshold: int = 15) -> dict:
 @pytest.fixture(scope="module")
 def fontibon(data, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("fontibon")
-    r = invoke("run", str(ROOT / "configs/bogota_fontibon.toml"), "--out", str(out), "--set", "sites.k=3")
+    r = invoke("run", str(ROOT / "configs/bogota_fontibon.toml"), "--out", str(out), "--set", "sites.k=3",
+               "--set", "sensitivity.draws=40")
     assert r.exit_code == 0, r.output
     return {"out": out, "result": r, **check_outputs(out, ["daycare", "health", "laundromat", "community_kitchen"])}
 
@@ -101,6 +102,12 @@ def test_fontibon_end_to_end(fontibon) -> None:
         assert o[f"fca_{s}"].notna().all() and o[f"gravity_{s}"].notna().all()
     cands = pyogrio.read_dataframe(gpkg, layer="candidates", read_geometry=False)
     assert (cands["capacity_daycare"] == 15).all()  # services.daycare.capacity_default
+    # robustness: every proposed site in the sensitivity table, and the sentence in the report
+    sens = pyogrio.read_dataframe(gpkg, layer="sensitivity", read_geometry=False)
+    assert set(sel["candidate_id"]) <= set(sens["candidate_id"])
+    assert sens["selected_share"].between(0, 1).all() and (sens["rank_p5"] <= sens["rank_p95"]).all()
+    report = (fontibon["out"] / "report.html").read_text(encoding="utf-8")
+    assert "How robust:" in report and "of weightings" in report and "(40 weightings" in report
     eq = pyogrio.read_dataframe(gpkg, layer="equity", read_geometry=False)
     assert {"current", "with_sites"} <= set(eq["scenario"])
     assert "today -> with the proposed Care Blocks" in " ".join(fontibon["result"].output.split())
@@ -109,7 +116,7 @@ def test_fontibon_end_to_end(fontibon) -> None:
 def test_porto_alegre_end_to_end(data, tmp_path) -> None:
     r = invoke(
         "run", str(ROOT / "configs/porto_alegre.toml"), "--out", str(tmp_path),
-        "--set", "transit.window_end=\"14:20\"", "--set", "sites.k=2",
+        "--set", "transit.window_end=\"14:20\"", "--set", "sites.k=2", "--set", "sensitivity.draws=10",
     )
     assert r.exit_code == 0, r.output
     res = check_outputs(tmp_path, ["health"])
@@ -125,6 +132,8 @@ def test_porto_alegre_end_to_end(data, tmp_path) -> None:
     assert (o["fca_health"] > 0).any() and (o["gravity_health"] > 0).any()
     assert (o["fca_health_best"] > 0).sum() >= (o["fca_health"] > 0).sum()
     assert (o["fca_daycare"] == 0).all()  # no daycare in the extract: nothing to share
+    sens = pyogrio.read_dataframe(tmp_path / "careblocks.gpkg", layer="sensitivity", read_geometry=False)
+    assert sens["order"].notna().sum() == 2 and sens["selected_share"].between(0, 1).all()
 
 
 def test_freetown_end_to_end(data, tmp_path) -> None:

@@ -186,7 +186,8 @@ def fontibon(data):
 
     cfg = load_config(PROJECT_ROOT / "configs" / "bogota_fontibon.toml")
     cfg = dataclasses.replace(cfg, sites=dataclasses.replace(cfg.sites, k=6, min_spacing_m=0.0,
-                                                             method="milp"))
+                                                             method="milp"),
+                              sensitivity=dataclasses.replace(cfg.sensitivity, draws=0))
     ctx = pipeline.Context(config=cfg)
     for name, fn in pipeline.STAGES:
         if name in ("transit", "demand", "sites"):

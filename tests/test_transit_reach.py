@@ -175,6 +175,7 @@ def test_porto_alegre_sites_use_transit(data, tmp_path):
     res = CliRunner().invoke(cli, [
         "run", str(ROOT / "configs/porto_alegre.toml"), "--out", str(tmp_path), "--quiet",
         "--set", "sites.use_transit=true", "--set", 'transit.window_end="14:10"', "--set", "sites.k=2",
+        "--set", "sensitivity.draws=0",
     ], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     gpkg = tmp_path / "careblocks.gpkg"

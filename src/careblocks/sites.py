@@ -212,13 +212,15 @@ def selected_sites(scored, result: SelectionResult, *, threshold_min: float, off
     return out.reset_index(drop=True)
 
 
-def hours_pair_values(config, origins, coverage_s: sp.csr_matrix) -> sp.csr_matrix:
+def hours_pair_values(config, origins, coverage_s: sp.csr_matrix, *,
+                      services: Sequence[str] | None = None) -> sp.csr_matrix:
     """Caregiver hours a week origin j gets back from site i, for every catchment entry.
 
     ``sum_s trips_s x 2 x max(0, current_js - t_ij) x users_js / 60`` over the offered
     services, for trips made today (``scoring.today_minutes``): the per-pair terms of ``scoring.hours_returned``, so a site's row sum
     is its ``hours_returned_week`` column. Used with ``select_sites(..., pair_gains=True)``
-    for ``sites.objective = "hours_returned"``.
+    for ``sites.objective = "hours_returned"``. ``services`` restricts the sum (default
+    ``sites.offers``).
     """
     from careblocks.config import DEFAULT_SERVICES
     from careblocks.scoring import current_minutes, household_size, today_minutes, user_households
@@ -228,7 +230,7 @@ def hours_pair_values(config, origins, coverage_s: sp.csr_matrix) -> sp.csr_matr
     cap = float(config.sites.current_time_cap_min)
     hh = household_size(config)
     vals = np.zeros(cov.nnz)
-    for s in config.sites.offers:
+    for s in (config.sites.offers if services is None else services):
         svc = config.services.get(s)
         trips = svc.trips_per_week if svc is not None and svc.trips_per_week is not None \
             else DEFAULT_SERVICES.get(s, {}).get("trips_per_week", 0.0)
@@ -389,13 +391,14 @@ def run_sites_stage(ctx) -> None:
         matrix, weights = hours_pair_values(cfg, ctx.origins, coverage), None
     else:
         matrix, weights = coverage, objective_weights(cfg, ctx.origins, threshold_min=T)
-    result = select_sites(
-        matrix, weights, k=sc.k, method=sc.method, min_spacing_m=sc.min_spacing_m, pair_gains=pair,
-        candidate_xy=np.column_stack([cands.geometry.x, cands.geometry.y]),
+    constraints = dict(
+        min_spacing_m=sc.min_spacing_m, candidate_xy=np.column_stack([cands.geometry.x, cands.geometry.y]),
         districts=_candidate_districts(cands, ctx.districts) if sc.max_per_district is not None else None,
         max_per_district=sc.max_per_district, existing=_existing_coverage(ctx, catch.limit_s, timetable),
-        capacity=sc.capacity, time_limit_s=sc.time_limit_s,
+        capacity=sc.capacity,
     )
+    result = select_sites(matrix, weights, k=sc.k, method=sc.method, pair_gains=pair,
+                          time_limit_s=sc.time_limit_s, **constraints)
     labels = {s: v.label for s, v in cfg.services.items()}
     existing_walk = _existing_coverage(ctx, catch.limit_s) if cfg.sites.existing is not None else None
     marginal = marginal_figures(
@@ -406,6 +409,16 @@ def run_sites_stage(ctx) -> None:
     )
     sel = selected_sites(scored, result, threshold_min=T, offers=sc.offers, objective=sc.objective,
                          labels=labels, marginal=marginal, cap_min=sc.current_time_cap_min)
+    if cfg.sensitivity.draws > 0 and len(sel):
+        import time
+
+        from careblocks.sensitivity import sensitivity
+
+        t0 = time.perf_counter()
+        ctx.extra["sensitivity"] = sensitivity(
+            cfg, scored, ctx.origins, coverage, sel["candidate_id"].astype(str).tolist(),
+            threshold_min=T, select_kw=constraints)
+        ctx.stats["sensitivity_seconds"] = round(time.perf_counter() - t0, 3)
     polys = catchment_polygons(ctx.network, catch.reach[result.selected], ids=sel["candidate_id"].tolist(),
                                limit_s=catch.limit_s)
     polys["population"] = sel["population_covered"].to_numpy()
