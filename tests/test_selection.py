@@ -14,8 +14,8 @@ import pytest
 import scipy.sparse as sp
 
 from careblocks.errors import ConfigError, InputDataError
-from careblocks.selection import conflict_pairs, coverage_value, select_sites
-from careblocks.sites import rationale, round_sensibly
+from careblocks.sites.rationale import rationale, round_sensibly
+from careblocks.sites.selection import conflict_pairs, coverage_value, select_sites
 
 
 def _instance(seed, n_c=10, n_o=40, density=0.2):
@@ -197,8 +197,8 @@ def fontibon(data):
 
 
 def test_fontibon_sites_plausible(fontibon):
-    from careblocks.scoring import compute_catchments, objective_weights
-    from careblocks.selection import run_sites_stage  # the pipeline's hook
+    from careblocks.pipeline.sites_stage import run_sites_stage
+    from careblocks.sites.scoring import compute_catchments, objective_weights
 
     ctx = fontibon
     origins_before = ctx.origins.copy()
@@ -233,7 +233,7 @@ def test_fontibon_sites_plausible(fontibon):
         assert np.isfinite(after).all()
     assert len(ctx.catchments) == len(sel) and ctx.catchments.geometry.is_valid.all()
     # hours objective (exact, per pair): a site's standalone gain is its hours column
-    from careblocks.sites import hours_pair_values
+    from careblocks.sites.scoring import hours_pair_values
 
     hv = hours_pair_values(ctx.config, origins_before, cat.coverage)
     assert np.allclose(np.asarray(hv.sum(axis=1)).ravel(), cands["hours_returned_week"].to_numpy())
@@ -298,8 +298,7 @@ def test_pair_gains_milp_equals_brute_force(seed):
 
 def _check_marginal_figures_add_up(ctx, origins, cands, sel):
     """No site's figures exceed the population; together they are the proposal's figures."""
-    from careblocks.scoring import compute_catchments, today_minutes
-    from careblocks.sites import hours_pair_values
+    from careblocks.sites.scoring import compute_catchments, hours_pair_values, today_minutes
 
     pop = origins["population"].to_numpy(float)
     total = pop.sum()

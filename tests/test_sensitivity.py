@@ -9,8 +9,8 @@ import scipy.sparse as sp
 
 from careblocks.config import config_from_dict
 from careblocks.errors import ConfigError
-from careblocks.selection import coverage_value, select_sites
-from careblocks.sensitivity import _swap_search, robustness_sentence, run_draws
+from careblocks.sites.selection import coverage_value, select_sites
+from careblocks.sites.sensitivity import _swap_search, robustness_sentence, run_draws
 
 
 def _table(shares, orders, draws=200):

@@ -445,7 +445,7 @@ def build_report(results) -> str:
         out.append(_table(pd.DataFrame(s2[keep]).reset_index(drop=True)))
         sens = (getattr(results, "extra", None) or {}).get("sensitivity")
         if sens is not None and len(sens):
-            from careblocks.sensitivity import robustness_sentence
+            from careblocks.sites.sensitivity import robustness_sentence
 
             sentence = robustness_sentence(sens)
             if sentence:

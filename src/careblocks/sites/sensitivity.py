@@ -48,7 +48,7 @@ def objective_parts(config, origins, coverage: sp.csr_matrix, *, threshold_min: 
         factor x part over parts, per origin), or "pairs" with a list of candidates x origins
         matrices (hours per service; the objective uses pair gains).
     """
-    from careblocks.scoring import CARE_GROUPS, _counts, current_minutes
+    from careblocks.sites.scoring import CARE_GROUPS, _counts, current_minutes
 
     objective = config.sites.objective
     offers = list(config.sites.offers)
@@ -60,7 +60,7 @@ def objective_parts(config, origins, coverage: sp.csr_matrix, *, threshold_min: 
             parts[k] = pop * (~np.isfinite(cur) | (cur > threshold_min))
         return "weights", parts
     if objective == "hours_returned":
-        from careblocks.sites import hours_pair_values
+        from careblocks.sites.scoring import hours_pair_values
 
         return "pairs", [hours_pair_values(config, origins, coverage, services=[s]) for s in offers]
     groups = [_counts(origins, g) for g in CARE_GROUPS if g in origins.columns]
@@ -147,8 +147,8 @@ def run_draws(coverage: sp.csr_matrix, kind: str, parts, components: pd.DataFram
     (chosen, ranks)
         ``chosen``: draws x candidates booleans; ``ranks``: draws x candidates score ranks.
     """
-    from careblocks.scoring import weighted_score
-    from careblocks.selection import select_sites
+    from careblocks.sites.scoring import weighted_score
+    from careblocks.sites.selection import select_sites
 
     rng = np.random.default_rng(seed)
     cov = sp.csr_matrix(coverage)
@@ -170,7 +170,7 @@ def run_draws(coverage: sp.csr_matrix, kind: str, parts, components: pd.DataFram
     neighbours: list[set[int]] = [set() for _ in range(n_c)]
     xy, spacing = kw.get("candidate_xy"), float(kw.get("min_spacing_m") or 0.0)
     if xy is not None and spacing > 0:
-        from careblocks.selection import conflict_pairs
+        from careblocks.sites.selection import conflict_pairs
 
         for a, b in conflict_pairs(xy, spacing):
             neighbours[int(a)].add(int(b))
@@ -239,7 +239,7 @@ def sensitivity(config, scored: pd.DataFrame, origins: pd.DataFrame, coverage: s
         Candidates never selected, not proposed and outside the run's top 2K are left out.
         ``attrs["draws"]`` holds the number of draws.
     """
-    from careblocks.scoring import DEFAULT_WEIGHTS
+    from careblocks.sites.scoring import DEFAULT_WEIGHTS
 
     sc = config.sensitivity
     objective = config.sites.objective
