@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyogrio
 import pytest
 from click.testing import CliRunner
@@ -296,3 +297,24 @@ def test_batch_runs_studies_side_by_side(data, tmp_path) -> None:
     for name in ("one", "two"):
         o = pyogrio.read_dataframe(tmp_path / "out" / name / "careblocks.gpkg", layer="origins")
         assert o["population"].sum() > 0
+
+
+def test_compare_two_runs(fontibon, tmp_path) -> None:
+    out = fontibon["out"]
+    r = invoke("compare", str(out), str(out / "careblocks.gpkg"), "--out", str(tmp_path / "cmp"))
+    assert r.exit_code == 0, r.output
+    table = pd.read_csv(tmp_path / "cmp" / "compare.csv")
+    sel = pyogrio.read_dataframe(out / "careblocks.gpkg", layer="selected_sites", read_geometry=False)
+    row = table.set_index("figure").loc["people newly within 15 min of a block"]
+    assert float(row["A"]) == pytest.approx(sel["new_population_covered"].sum())
+    assert (pd.to_numeric(table["B - A"], errors="coerce").dropna() == 0).all()  # a run against itself
+    assert any(f.startswith("community_kitchen: share within") for f in table["figure"])
+    page = (tmp_path / "cmp" / "compare.html").read_text(encoding="utf-8")
+    assert page.count("<circle") == 2 * len(sel) and "<script" not in page
+    layers = {n for n, _ in pyogrio.list_layers(tmp_path / "cmp" / "compare.gpkg")}
+    assert {"sites_a", "sites_b", "catchments_a", "catchments_b", "comparison"} <= layers
+    # a folder with no run, or a file that is not a careblocks GeoPackage: one line, exit 2
+    assert_user_error(invoke("compare", str(tmp_path / "nowhere"), str(out)), "nowhere", "GeoPackage")
+    bad = tmp_path / "bad.gpkg"
+    bad.write_text("not a geopackage", encoding="utf-8")
+    assert_user_error(invoke("compare", str(bad), str(out)), "bad.gpkg", "GeoPackage")
