@@ -572,6 +572,49 @@ tr,img{page-break-inside:avoid}.kpi div{border:1px solid #ccc}}
 """
 
 
+def _audit_section(metadata: dict, L: Language) -> str:
+    """The input audit as a table (every finding), then every warning of the run in full.
+    Findings and warnings name files, columns and config keys: they stay in English, marked
+    ``lang="en"``, with local folders removed."""
+    audit = metadata.get("audit") or {}
+    findings = audit.get("findings") or []
+    parts = ["<h2>" + esc(L._("Input audit")) + "</h2>"]
+    verdict = {"ok": L._("no problem found"), "warning": L._("warnings (below)"),
+               "error": L._("errors")}.get(audit.get("verdict", ""), L._("not run"))
+    parts.append("<p>" + esc(L._("Checks of the input files before the analysis: {verdict}.").format(
+        verdict=verdict)) + "</p>")
+    if findings:
+        order = {"error": 0, "warning": 1, "info": 2}
+        rows = [(f["severity"], f["check"], _strip_paths(str(f["where"])), _strip_paths(str(f["message"])))
+                for f in sorted(findings, key=lambda f: order.get(f["severity"], 3))]
+        parts.append('<div lang="en">' + _table(pd.DataFrame(rows, columns=["verdict", "check", "where", "finding"]),
+                                                L, cls="wide") + "</div>")
+    warns = [w for w in (metadata.get("warnings") or []) if isinstance(w, str)]
+    if warns:
+        parts.append("<h3>" + esc(L._("All data-quality warnings")) + "</h3><p class=\"note\">"
+                     + esc(L._("(technical messages for the analyst, in English)")) + '</p><ul lang="en">'
+                     + "".join(f"<li>{esc(_strip_paths(w))}</li>" for w in warns) + "</ul>")
+    return "".join(parts)
+
+
+def _text_is_text():
+    """Labels from data are plain text in charts: no mathtext (a name with two ``$`` would
+    otherwise be parsed as a formula, and crash the report when it is not one)."""
+    import matplotlib
+
+    return matplotlib.rc_context({"text.parse_math": False, "text.usetex": False})
+
+
+def _charts(results, cov, minutes: str, services: list[str], L: Language) -> list[str]:
+    cfg = results.config
+    return [c for c in (
+        _chart_times(results, L),
+        _chart_groups_before_after(results, L),
+        _chart_groups(cov, L._("Share within {minutes}, by group and service").format(minutes=minutes),
+                      {styles.service_label(cfg, s): styles.service_color(s, services) for s in services}, L),
+    ) if c]
+
+
 def build_report(results) -> str:
     """The report as one HTML string, in ``outputs.language``."""
     L = _lang(results)
@@ -623,18 +666,11 @@ def build_report(results) -> str:
     rows += _config_inputs(cfg, L)
     out.append("<h2>" + esc(L._("Study area and data used")) + "</h2>"
                + _table(pd.DataFrame(rows, columns=[L._("item"), L._("value")]), L, cls="wide"))
-    warnings_list = [w for w in (meta.get("warnings") or []) if isinstance(w, str)]
     warn = meta.get("warning_counts") or {}
-    if warnings_list:
-        # diagnostics for the analyst: they name config keys and columns, so they stay in
-        # English and say so (lang="en" for browsers and screen readers)
-        out.append("<p class=\"note\">" + esc(L._("Data-quality warnings during the run:")) + " "
-                   + esc(L._("(technical messages for the analyst, in English)")) + "</p>"
-                   '<ul class="note" lang="en">' + "".join(f"<li>{esc(_strip_paths(w))}</li>" for w in warnings_list)
-                   + "</ul>")
-    elif warn:
+    if warn and not meta.get("warnings"):
         out.append("<p class=\"note\">" + esc(L._("Data-quality warnings during the run:")) + " "
                    + ", ".join(f"{esc(str(k).replace('_', ' '))}: {esc(v)}" for k, v in warn.items()) + "</p>")
+    out.append(_audit_section(results.metadata or {}, L))
 
     # who is underserved
     mode_now = equity_parts(results)[2]
@@ -670,7 +706,15 @@ def build_report(results) -> str:
                    + esc(L._("In the order they were chosen; each adds what the sites before it "
                              "did not already cover.")) + "</p>")
         out.append(_table(table, L, {"#": "num"}))
-        fig = _site_map(results, L)
+        sens = (getattr(results, "extra", None) or {}).get("sensitivity")
+        if sens is not None and len(sens):
+            from careblocks.sites.sensitivity import robustness_sentence
+
+            sentence = robustness_sentence(sens)
+            if sentence:  # written in English by the sensitivity module
+                out.append("<p><b>" + esc(L._("How robust:")) + f'</b> <span lang="en">{esc(sentence)}</span></p>')
+        with _text_is_text():
+            fig = _site_map(results, L)
         if fig:
             out.append(f"<p>{fig}</p>")
         cand = results.candidates
@@ -703,12 +747,8 @@ def build_report(results) -> str:
                                   L._("change"): "pp"}))
 
     # charts
-    charts = [c for c in (
-        _chart_times(results, L),
-        _chart_groups_before_after(results, L),
-        _chart_groups(cov, L._("Share within {minutes}, by group and service").format(minutes=minutes),
-                      {styles.service_label(cfg, s): styles.service_color(s, services) for s in services}, L),
-    ) if c]
+    with _text_is_text():
+        charts = _charts(results, cov, minutes, services, L)
     if charts:
         out.append("<h2>" + esc(L._("Charts")) + "</h2>" + "".join(f"<p>{c}</p>" for c in charts))
 
