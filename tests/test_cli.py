@@ -5,6 +5,7 @@ The real-city runs write into a temporary folder and are re-opened with pyogrio.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +73,8 @@ def check_outputs(out: Path, services: list[str], threshold: int = 15) -> dict:
     assert audit["errors"] == 0 and audit["verdict"] in ("ok", "warning")
     assert {"files", "coverage.network", "coverage.population"} <= {f["check"] for f in audit["findings"]}
     report = (out / "report.html").read_text(encoding="utf-8")
-    assert "<h2>Input audit</h2>" in report and "coverage.network" in report
+    assert re.search(r'<h2>(Input audit|Revisión de los datos de entrada|Verificação dos dados de entrada)</h2>',
+                     report) and "coverage.network" in report
     return {"origins": origins, "services": svc, "layers": layers, "meta": meta}
 
 
