@@ -100,6 +100,13 @@ def print_summary(console: Any, results: Results) -> None:
         for _, r in results.selected.iterrows():
             t3.add_row(str(r.get("order", "")), site_name(r, L), str(r.get("rationale", "")))
         console.print(t3)
+        sens = (results.extra or {}).get("sensitivity")
+        if sens is not None and len(sens):
+            from careblocks.sites.sensitivity import robustness_sentence
+
+            sentence = robustness_sentence(sens)
+            if sentence:
+                console.print(sentence, markup=False, highlight=False)
     n_warn = len(results.metadata.get("warnings", []))
     if n_warn:
         console.print("[yellow]" + L.ngettext("{n} data-quality warning", "{n} data-quality warnings", n_warn)
