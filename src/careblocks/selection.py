@@ -434,10 +434,11 @@ class _HighsModel:
 
         self.h.changeRowBounds(int(row), -highspy.kHighsInf, float(value))
 
-    def solve(self, *, start: np.ndarray | None, time_limit_s: float | None):
+    def solve(self, *, start: np.ndarray | None, time_limit_s: float | None, solver: str = "choose"):
         import highspy
 
         h = self.h
+        h.setOptionValue("solver", solver)
         h.setOptionValue("time_limit", float(time_limit_s) if time_limit_s is not None else highspy.kHighsInf)
         if start is not None:
             sol = highspy.HighsSolution()
@@ -471,7 +472,7 @@ MIP_REL_GAP = 1e-6
 
 
 def _model(cov, w, k, conflicts, dcodes, max_per_district, capacity, *, pair=False, cost=None,
-           budget=None, fixed=None, own=None):
+           budget=None, fixed=None, own=None, relax=False):
     """Build the MILP of :func:`select_sites` for HiGHS; returns (model, k_row).
 
     Variables: ``x`` (one per candidate, binary) first, then ``z`` (one per origin column,
@@ -570,7 +571,7 @@ def _model(cov, w, k, conflicts, dcodes, max_per_district, capacity, *, pair=Fal
     a = sp.vstack(rows, format="csr")
     lb = np.zeros(n_var)
     lb[:n_c][fixed_mask] = 1.0
-    model = _HighsModel(c, a, np.concatenate(lo), np.concatenate(hi), lb, np.ones(n_var), n_c)
+    model = _HighsModel(c, a, np.concatenate(lo), np.concatenate(hi), lb, np.ones(n_var), 0 if relax else n_c)
     return model, k_row
 
 
@@ -1201,43 +1202,73 @@ class _CurveSolver:
     def __init__(self, pb: _Problem):
         self.pb = pb
         self.model = None
+        self.lp = None
         self.k_row = None
         self.prev: np.ndarray | None = None  # reduced positions chosen at the previous K
 
+    def _build(self, k: int, relax: bool):
+        pb = self.pb
+        cap = pb.capacity[pb.alive] if pb.capacity is not None else None
+        return _model(pb.sub, pb.ws, k, pb.sub_conflicts, pb.sub_dcodes, pb.max_per_district, cap,
+                      pair=pb.pair, cost=pb.sub_cost, budget=pb.budget, fixed=pb.sub_fixed, own=pb.own,
+                      relax=relax)
+
     def solve(self, k: int, *, time_limit_s: float | None):
+        import time
+
         pb = self.pb
         sub = pb.sub
-        if sub.shape[0] == 0 or (sub.shape[1] == 0 and (pb.own is None or not pb.own.any())):
+        n = sub.shape[0]
+        if n == 0 or (sub.shape[1] == 0 and (pb.own is None or not pb.own.any())):
             return np.zeros(0, dtype=np.int64), "optimal", 0.0, 0.0
+        t0 = time.perf_counter()
+        # 1. the LP relaxation, kept between K: interior point the first time, then dual
+        #    simplex from the previous basis (only the site-count row changes)
+        if self.lp is None:
+            self.lp, self.k_row = self._build(k, relax=True)
+            lp_solver = "ipm"
+        else:
+            self.lp.set_row_upper(self.k_row, k)
+            lp_solver = "simplex"
+        xl, lp_status, _, _, lp_obj = self.lp.solve(start=None, time_limit_s=time_limit_s, solver=lp_solver)
+        lp_bound = lp_obj if lp_status == "optimal" else np.inf
+        if xl is not None and lp_status == "optimal":
+            xs = xl[:n]
+            if np.all(np.minimum(np.abs(xs), np.abs(1 - xs)) <= 1e-7):
+                chosen = np.setdiff1d(np.flatnonzero(xs > 0.5), pb.sub_fixed)
+                self.prev = chosen
+                return pb.alive[chosen], "optimal", 0.0, float(lp_obj) - _fixed_value(pb)
+        # 2. branch and bound from the best start: greedy, the previous K's answer plus a
+        #    site, the K largest LP values (each improved by 1-swaps where that is exact)
         extra = []
         if self.prev is not None and self.prev.size:
             extra.append(self.prev)
+        if xl is not None and pb.plain:
+            extra.append(np.argsort(-xl[:n], kind="stable")[:k])
         start = _best_start(pb, k, extra)
         if self.model is None:
-            cap = pb.capacity[pb.alive] if pb.capacity is not None else None
-            self.model, self.k_row = _model(sub, pb.ws, k, pb.sub_conflicts, pb.sub_dcodes,
-                                            pb.max_per_district, cap, pair=pb.pair, cost=pb.sub_cost,
-                                            budget=pb.budget, fixed=pb.sub_fixed, own=pb.own)
+            self.model, _ = self._build(k, relax=False)
         else:
             self.model.set_row_upper(self.k_row, k)
         cap = pb.capacity[pb.alive] if pb.capacity is not None else None
-        x0 = _start_vector(self.model.n_var, sub.shape[0], np.union1d(start, pb.sub_fixed).astype(np.int64),
+        x0 = _start_vector(self.model.n_var, n, np.union1d(start, pb.sub_fixed).astype(np.int64),
                            sub, pb.ws, cap, pb.pair)
-        x, status, gap, bound, _ = self.model.solve(start=x0, time_limit_s=time_limit_s)
+        left = None if time_limit_s is None else max(0.1, time_limit_s - (time.perf_counter() - t0))
+        x, status, gap, bound, obj = self.model.solve(start=x0, time_limit_s=left)
         if x is None:
             raise InputDataError(f"site selection: the MILP found no solution ({status}); try method='greedy'")
-        chosen = np.flatnonzero(x[: sub.shape[0]] > 0.5)
-        chosen = np.setdiff1d(chosen, pb.sub_fixed)
+        chosen = np.setdiff1d(np.flatnonzero(x[:n] > 0.5), pb.sub_fixed)
         self.prev = chosen
-        # the bound is on the MILP's objective, which counts the fixed blocks' service when
-        # they are variables there (capacitated / pair): report it net of them
-        if np.isfinite(bound):
-            bound = float(bound) - _fixed_value(pb)
-        else:  # stopped before the root LP: the sum of the K largest single-site values
-            bound = _trivial_bound(pb, k)
-            obj = _model_objective(pb, chosen)
-            gap = (bound - obj) / max(abs(obj), 1e-9)
-        return pb.alive[chosen], status, gap, bound
+        if status != "optimal":
+            # the proven bound: HiGHS's, the LP relaxation's or, failing both, the K largest
+            # single-site values; the bound is on the model's objective, which counts the
+            # fixed blocks' service when they are variables there: reported net of them
+            bound = min(float(bound) if np.isfinite(bound) else np.inf, lp_bound)
+            if not np.isfinite(bound):
+                bound = _trivial_bound(pb, k) + _fixed_value(pb)
+            obj = _model_objective(pb, chosen) + _fixed_value(pb)
+            gap = max(0.0, (bound - obj) / max(abs(obj), 1e-9))
+        return pb.alive[chosen], status, gap, float(bound) - _fixed_value(pb)
 
 
 @dataclass(frozen=True)

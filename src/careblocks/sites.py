@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from careblocks.selection import SelectionResult, select_sites
+from careblocks.selection import CurvePoint, SelectionResult, coverage_curve, select_sites
 
 _GROUP_WORDS = {
     "children_under5": "children under 5",
@@ -125,6 +125,67 @@ def hours_pair_values(config, origins, coverage_s: sp.csr_matrix) -> sp.csr_matr
     out = sp.csr_matrix((vals, cov.indices.copy(), cov.indptr.copy()), shape=cov.shape)
     out.eliminate_zeros()
     return out
+
+
+def curve_k_max(setting: int | None, k: int, n_candidates: int) -> int:
+    """K up to which the coverage curve is solved: ``sites.curve_k_max``, unset = the larger
+    of 10 and 2 x ``sites.k``; never more than the candidates; 0 = no curve."""
+    want = max(10, 2 * int(k)) if setting is None else int(setting)
+    return max(0, min(want, int(n_candidates)))
+
+
+def capacitated_inputs(config, origins, scored, *, threshold_min: float):
+    """People in need per origin and offered service (only those beyond T of the service
+    today with the ``gap_closed`` objective), and each candidate's ``capacity_<s>``: the
+    inputs of capacitated maximal covering (one seat, bed or machine serves one person in
+    need, in the unit of ``services.<s>.capacity_unit``)."""
+    from careblocks.accessibility import need_counts
+    from careblocks.scoring import current_minutes
+
+    offers = list(config.sites.offers)
+    need = np.zeros((len(origins), len(offers)))
+    cap = np.zeros((len(scored), len(offers)))
+    for j, s in enumerate(offers):
+        n, _ = need_counts(origins, s, config)
+        if config.sites.objective == "gap_closed":
+            cur = current_minutes(origins, s)
+            n = np.where(~np.isfinite(cur) | (cur > threshold_min), n, 0.0)
+        need[:, j] = n
+        cap[:, j] = scored[f"capacity_{s}"].to_numpy(float)
+    return need, cap
+
+
+def curve_table(points: Sequence[CurvePoint], *, candidate_ids, coverage: sp.csr_matrix, origins,
+                hours: sp.csr_matrix, objective: str, total_weight: float):
+    """The ``coverage_curve`` table: one row per K with the objective covered, its share,
+    the people within T of at least one chosen block, the caregiver hours a week those
+    blocks return (each origin counted with its nearest chosen block), whether the point
+    is proven optimal, its gap and bound, and the chosen candidate ids."""
+    import pandas as pd
+
+    pop = pd.to_numeric(origins["population"], errors="coerce").fillna(0).to_numpy(float)
+    cov = sp.csr_matrix(coverage)
+    hv = sp.csr_matrix(hours)
+    rows = []
+    for p in points:
+        sel = np.asarray(p.selected, dtype=np.int64)
+        hit = np.zeros(cov.shape[1], dtype=bool)
+        best = np.zeros(cov.shape[1])
+        for i in sel:
+            hit[cov.indices[cov.indptr[i] : cov.indptr[i + 1]]] = True
+            a, b = hv.indptr[i], hv.indptr[i + 1]
+            np.maximum.at(best, hv.indices[a:b], hv.data[a:b])
+        rows.append({
+            "k": int(p.k), "objective": objective, "covered": float(p.objective),
+            "covered_share": float(p.share), "people_within": float(pop[hit].sum()),
+            "people_within_share": float(pop[hit].sum() / pop.sum()) if pop.sum() > 0 else 0.0,
+            "hours_returned_week": float(best.sum()), "exact": bool(p.exact),
+            "gap": None if p.gap is None else float(p.gap),
+            "bound": None if p.bound is None else float(p.bound),
+            "status": p.status, "seconds": round(float(p.seconds), 3),
+            "candidate_ids": ", ".join(str(candidate_ids[i]) for i in sel),
+        })
+    return pd.DataFrame(rows)
 
 
 def _candidate_districts(cands, districts) -> np.ndarray | None:
@@ -276,13 +337,42 @@ def run_sites_stage(ctx) -> None:
         matrix, weights = hours_pair_values(cfg, ctx.origins, coverage), None
     else:
         matrix, weights = coverage, objective_weights(cfg, ctx.origins, threshold_min=T)
-    result = select_sites(
-        matrix, weights, k=sc.k, method=sc.method, min_spacing_m=sc.min_spacing_m, pair_gains=pair,
+    capacity = sc.capacity
+    if sc.capacitated and not pair:
+        weights, capacity = capacitated_inputs(cfg, ctx.origins, scored, threshold_min=T)
+    constraints = dict(
+        min_spacing_m=sc.min_spacing_m, pair_gains=pair,
         candidate_xy=np.column_stack([cands.geometry.x, cands.geometry.y]),
         districts=_candidate_districts(cands, ctx.districts) if sc.max_per_district is not None else None,
         max_per_district=sc.max_per_district, existing=_existing_coverage(ctx, catch.limit_s, timetable),
-        capacity=sc.capacity, time_limit_s=sc.time_limit_s,
+        capacity=capacity,
     )
+    result = select_sites(matrix, weights, k=sc.k, method=sc.method, time_limit_s=sc.time_limit_s,
+                          **constraints)
+    curve = None
+    k_max = curve_k_max(sc.curve_k_max, sc.k, len(cands))
+    if k_max > 0:
+        import time
+
+        t0 = time.perf_counter()
+        points = coverage_curve(matrix, weights, k_max=k_max, time_limit_s=sc.curve_time_limit_s,
+                                method="greedy" if result.method == "greedy" else "milp", **constraints)
+        curve = curve_table(points, candidate_ids=cands["candidate_id"].astype(str).to_numpy(),
+                            coverage=coverage, origins=ctx.origins,
+                            hours=hours_pair_values(cfg, ctx.origins, coverage), objective=sc.objective,
+                            total_weight=result.total_weight)
+        ctx.extra["coverage_curve"] = curve
+        ctx.stats.setdefault("sites_curve", {})["seconds"] = round(time.perf_counter() - t0, 3)
+    if sc.coverage_target is not None and not pair and capacity is None:
+        from careblocks.selection import min_sites_for_coverage
+
+        tgt = min_sites_for_coverage(matrix, weights, target_share=sc.coverage_target,
+                                     existing=constraints["existing"], time_limit_s=sc.time_limit_s)
+        ctx.stats["sites_target"] = {
+            "target_share": sc.coverage_target, "status": tgt.status, "min_blocks": int(tgt.k),
+            "share_reached": (tgt.objective / tgt.total_weight) if tgt.total_weight > 0 else 0.0,
+            "candidate_ids": cands["candidate_id"].astype(str).to_numpy()[tgt.selected].tolist(),
+        }
     labels = {s: v.label for s, v in cfg.services.items()}
     sel = selected_sites(scored, result, threshold_min=T, offers=sc.offers, objective=sc.objective,
                          labels=labels)
@@ -311,6 +401,7 @@ def run_sites_stage(ctx) -> None:
         "candidates": cands.attrs.get("stats", {}), "n_candidates": int(len(cands)),
         "threshold_min": T, "objective": sc.objective, "method": result.method,
         "status": result.status, "mip_gap": result.mip_gap, "objective_value": result.objective,
+        "objective_bound": result.bound, "capacitated": bool(sc.capacitated and not pair),
         "total_weight": result.total_weight, "existing_weight": result.existing_weight,
         "coverage_entries": int(catch.coverage.nnz), "use_transit": timetable is not None,
         **transit_stats, **result.info,

@@ -52,6 +52,7 @@ _DESCRIPTIONS = {
     "catchments": "Walking catchment polygons of the selected sites",
     "districts": "Districts used for the equity summaries",
     "equity": "Share of people by care group and district within each travel-time threshold",
+    "coverage_curve": "Best coverage for K = 1, 2, ... Care Blocks, exact or with its proven gap",
     "run_metadata": "Version, config, input digests, stage timings and warning counts (JSON values)",
 }
 
@@ -281,7 +282,10 @@ def write_geopackage(
             continue
         frames[layer] = _prepare(gdf, results, out_crs)
     equity = equity_layer(results)
-    layers = list(frames) + (["equity"] if equity is not None else []) + ["run_metadata"]
+    curve = (results.extra or {}).get("coverage_curve")
+    extra_tables = [("coverage_curve", curve)] if curve is not None and len(curve) else []
+    layers = (list(frames) + (["equity"] if equity is not None else []) + [n for n, _ in extra_tables]
+              + ["run_metadata"])
     meta = metadata_rows(results, crs=out_crs, layers=layers)
 
     with atomic_path(target) as tmp:
@@ -296,7 +300,8 @@ def write_geopackage(
                 layer_options={"GEOMETRY_NAME": GEOMETRY_COLUMN, "DESCRIPTION": _DESCRIPTIONS[layer]},
             )
             first = False
-        tables = ([("equity", equity)] if equity is not None else []) + [("run_metadata", meta)]
+        tables = (([("equity", equity)] if equity is not None else []) + extra_tables
+                  + [("run_metadata", meta)])
         for layer, df in tables:
             pyogrio.write_dataframe(
                 df,
