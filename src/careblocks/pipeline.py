@@ -98,6 +98,7 @@ def stage_network(ctx: Context) -> None:
     ctx.network = net
     ctx.crs = net.crs
     ctx.stats["network"] = stats
+    ctx.stats.setdefault("cache", {})["network"] = stats.get("cache", "off")
     import shapely
 
     if ctx.area_4326 is not None:
@@ -176,13 +177,14 @@ def stage_transit(ctx: Context) -> None:
     cfg = ctx.config
     if not cfg.transit.enabled:
         return
-    from careblocks.transit import load_timetable, transit_access
+    from careblocks import stage_cache
 
-    tt, stats = load_timetable(
-        cfg.transit, ctx.network, area_4326=ctx.area_4326, crs=ctx.crs, speed_kmh=cfg.walk.speed_kmh
-    )
+    status = ctx.stats.setdefault("cache", {})
+    tt, stats, key = stage_cache.load_timetable_cached(cfg, ctx.network, area_4326=ctx.area_4326,
+                                                       crs=ctx.crs, status=status)
     ctx.stats["transit"] = stats
     ctx.extra["timetable"] = tt  # reused by the sites stage (walk + transit catchments)
+    ctx.extra["timetable_key"] = key
     kept, dropped = int(stats.get("stops_kept", 0)), int(stats.get("stops_dropped_outside_area", 0))
     if dropped > kept:
         ctx.stats["transit"]["coverage_note"] = note = (
@@ -192,15 +194,8 @@ def stage_transit(ctx: Context) -> None:
             "transit times here are upper bounds"
         )
         warnings.warn(f"transit: {note}", DataQualityWarning, stacklevel=2)
-    res = transit_access(
-        ctx.network,
-        tt,
-        ctx.origins["node"].to_numpy(np.int64),
-        ctx.origins["snap_m"].to_numpy(np.float64),
-        _services_by_type(ctx),
-        cfg.transit,
-        speed_kmh=cfg.walk.speed_kmh,
-    )
+    res = stage_cache.transit_access_cached(cfg, ctx.network, tt, key, ctx.origins, _services_by_type(ctx),
+                                            status=status)
     pcts = list(cfg.transit.percentiles)
     for name, arr in res.items():
         for j, p in enumerate(pcts):

@@ -276,12 +276,13 @@ def _sites_timetable(ctx):
         return None
     tt = ctx.extra.get("timetable") if getattr(ctx, "extra", None) is not None else None
     if tt is None:  # the transit stage did not run (e.g. the sites stage called on its own)
-        from careblocks.transit import load_timetable
+        from careblocks import stage_cache
 
-        tt, _ = load_timetable(cfg.transit, ctx.network, area_4326=ctx.area_4326, crs=ctx.crs,
-                               speed_kmh=cfg.walk.speed_kmh)
+        tt, _, key = stage_cache.load_timetable_cached(cfg, ctx.network, area_4326=ctx.area_4326,
+                                                       crs=ctx.crs, status=ctx.stats.setdefault("cache", {}))
         if getattr(ctx, "extra", None) is not None:
             ctx.extra["timetable"] = tt
+            ctx.extra["timetable_key"] = key
     return tt
 
 
@@ -304,7 +305,6 @@ def run_sites_stage(ctx) -> None:
     from careblocks.scoring import (
         access_after,
         catchment_polygons,
-        compute_catchments,
         objective_weights,
         score_candidates,
         sites_threshold_min,
@@ -315,14 +315,21 @@ def run_sites_stage(ctx) -> None:
     timetable = _sites_timetable(ctx)
     cands = build_candidates(cfg, osm_path=ctx.osm_path, area_4326=ctx.area_4326, crs=ctx.crs,
                              network=ctx.network, origins=ctx.origins)
-    catch = compute_catchments(cfg, cands, ctx.origins, ctx.network, services=ctx.services)
+    from careblocks import stage_cache
+
+    status = ctx.stats.setdefault("cache", {})
+    catch = stage_cache.catchments_cached(cfg, cands, ctx.origins, ctx.network, services=ctx.services,
+                                          status=status)
     transit_cov, transit_stats = None, {}
     if timetable is not None:
         import time
 
         t0 = time.perf_counter()
-        transit_cov = _transit_seconds(ctx, timetable, cands["node"].to_numpy(np.int64),
-                                       cands["snap_m"].to_numpy(np.float64), catch.limit_s)
+        transit_cov = stage_cache.transit_coverage_cached(
+            cfg, ctx.extra.get("timetable_key"), cands, ctx.origins, catch.limit_s,
+            lambda: _transit_seconds(ctx, timetable, cands["node"].to_numpy(np.int64),
+                                     cands["snap_m"].to_numpy(np.float64), catch.limit_s),
+            status=status)
         transit_stats = {"transit_coverage_entries": int(transit_cov.nnz),
                          "transit_coverage_seconds": round(time.perf_counter() - t0, 3)}
     scored = score_candidates(cfg, cands, ctx.origins, ctx.services, catch, transit_coverage=transit_cov)
@@ -362,7 +369,10 @@ def run_sites_stage(ctx) -> None:
                             hours=hours_pair_values(cfg, ctx.origins, coverage), objective=sc.objective,
                             total_weight=result.total_weight)
         ctx.extra["coverage_curve"] = curve
-        ctx.stats.setdefault("sites_curve", {})["seconds"] = round(time.perf_counter() - t0, 3)
+        gaps = [p.gap for p in points if not p.exact and p.gap is not None]
+        ctx.stats["sites_curve"] = {"seconds": round(time.perf_counter() - t0, 3), "points": len(points),
+                                    "exact": int(sum(p.exact for p in points)),
+                                    "max_gap": max(gaps) if gaps else None}
     if sc.coverage_target is not None and not pair and capacity is None:
         from careblocks.selection import min_sites_for_coverage
 

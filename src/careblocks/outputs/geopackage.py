@@ -3,7 +3,8 @@
 Layers (see ``docs/outputs.md`` for every column): ``origins``, ``services``,
 ``candidates``, ``selected_sites``, ``catchments``, ``districts`` (those present in the
 results), the non-spatial tables ``equity`` (one table, ``scenario`` = ``current`` or
-``with_sites``) and ``run_metadata`` (``key``, ``value`` as JSON text), and QGIS's
+``with_sites``), ``coverage_curve`` (best coverage for K = 1, 2, ... blocks) and
+``run_metadata`` (``key``, ``value`` as JSON text), and QGIS's
 ``layer_styles`` table so ``origins`` opens with graduated travel-time colours and
 ``services`` with one symbol per service type.
 """
