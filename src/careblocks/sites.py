@@ -12,6 +12,7 @@ plain-language :func:`rationale` per site. See ``docs/site_selection.md``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -302,6 +303,7 @@ def run_sites_stage(ctx) -> None:
     ``ctx.stats["sites"]``.
     """
     from careblocks.candidates import build_candidates
+    from careblocks.network import file_digest
     from careblocks.scoring import (
         access_after,
         catchment_polygons,
@@ -313,11 +315,20 @@ def run_sites_stage(ctx) -> None:
     cfg, sc = ctx.config, ctx.config.sites
     T = sites_threshold_min(cfg)
     timetable = _sites_timetable(ctx)
-    cands = build_candidates(cfg, osm_path=ctx.osm_path, area_4326=ctx.area_4326, crs=ctx.crs,
-                             network=ctx.network, origins=ctx.origins)
     from careblocks import stage_cache
 
     status = ctx.stats.setdefault("cache", {})
+    osm = Path(str(ctx.osm_path)) if ctx.osm_path is not None else None
+    cands = stage_cache.frame_cached(cfg, "candidates", {
+        "sites": {k: getattr(sc, k) for k in ("candidates_osm_anchors", "anchor_tags", "candidates_layer",
+                                               "h3_resolution", "exclusions")},
+        "max_snap_m": cfg.walk.max_snap_m, "files": stage_cache.input_files_digest(cfg),
+        "osm": file_digest(osm) if osm is not None and osm.is_file() else str(ctx.osm_path),
+        "network": stage_cache.network_digest(ctx.network), "crs": ctx.crs,
+        "area": ctx.area_4326.wkb.hex() if ctx.area_4326 is not None else None,
+        "origins": stage_cache.frame_digest(ctx.origins, ["population"]),
+    }, lambda: build_candidates(cfg, osm_path=ctx.osm_path, area_4326=ctx.area_4326, crs=ctx.crs,
+                                network=ctx.network, origins=ctx.origins), status=status)
     catch = stage_cache.catchments_cached(cfg, cands, ctx.origins, ctx.network, services=ctx.services,
                                           status=status)
     transit_cov, transit_stats = None, {}
@@ -354,16 +365,23 @@ def run_sites_stage(ctx) -> None:
         max_per_district=sc.max_per_district, existing=_existing_coverage(ctx, catch.limit_s, timetable),
         capacity=capacity,
     )
-    result = select_sites(matrix, weights, k=sc.k, method=sc.method, time_limit_s=sc.time_limit_s,
-                          **constraints)
+    result = stage_cache.selection_cached(
+        cfg, matrix, weights, {**constraints, "k": sc.k, "method": sc.method, "time_limit_s": sc.time_limit_s},
+        lambda: select_sites(matrix, weights, k=sc.k, method=sc.method, time_limit_s=sc.time_limit_s,
+                             **constraints), status=status)
     curve = None
     k_max = curve_k_max(sc.curve_k_max, sc.k, len(cands))
     if k_max > 0:
         import time
 
         t0 = time.perf_counter()
-        points = coverage_curve(matrix, weights, k_max=k_max, time_limit_s=sc.curve_time_limit_s,
-                                method="greedy" if result.method == "greedy" else "milp", **constraints)
+        curve_method = "greedy" if result.method == "greedy" else "milp"
+        points = stage_cache.curve_cached(
+            cfg, matrix, weights,
+            {**constraints, "k_max": k_max, "method": curve_method, "time_limit_s": sc.curve_time_limit_s},
+            lambda: coverage_curve(matrix, weights, k_max=k_max, time_limit_s=sc.curve_time_limit_s,
+                                   method=curve_method, **constraints),
+            status=status)
         curve = curve_table(points, candidate_ids=cands["candidate_id"].astype(str).to_numpy(),
                             coverage=coverage, origins=ctx.origins,
                             hours=hours_pair_values(cfg, ctx.origins, coverage), objective=sc.objective,
@@ -386,8 +404,12 @@ def run_sites_stage(ctx) -> None:
     labels = {s: v.label for s, v in cfg.services.items()}
     sel = selected_sites(scored, result, threshold_min=T, offers=sc.offers, objective=sc.objective,
                          labels=labels)
-    polys = catchment_polygons(ctx.network, catch.reach[result.selected], ids=sel["candidate_id"].tolist(),
-                               limit_s=catch.limit_s)
+    rows = catch.reach[result.selected]
+    polys = stage_cache.frame_cached(cfg, "catchment_polygons", {
+        "network": stage_cache.network_digest(ctx.network), "ids": sel["candidate_id"].tolist(),
+        "reach": stage_cache._param_digest(rows), "limit_s": float(catch.limit_s)},
+        lambda: catchment_polygons(ctx.network, rows, ids=sel["candidate_id"].tolist(), limit_s=catch.limit_s),
+        status=status)
     polys["population"] = sel["population_covered"].to_numpy()
     after = access_after(ctx.network, ctx.origins, sel["node"].to_numpy(), sel["snap_m"].to_numpy(),
                          speed_kmh=cfg.walk.speed_kmh, offers=sc.offers)

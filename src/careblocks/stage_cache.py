@@ -273,9 +273,9 @@ def catchments_cached(config: Any, candidates: Any, origins: Any, network: Any, 
 
 
 def transit_coverage_cached(config: Any, tt_key: str | None, candidates: Any, origins: Any, limit_s: float,
-                            compute: Any, *, status: dict[str, str]) -> Any:
-    """The candidates' walk + transit coverage (``compute()``) through the cache
-    (``status["transit_coverage"]``)."""
+                            compute: Any, *, status: dict[str, str], name: str = "transit_coverage") -> Any:
+    """Walk + transit coverage of some points (candidates, facilities; ``compute()``) through
+    the cache; records the outcome under ``status[name]``."""
     key = cache_key("transit_coverage", {
         "timetable": tt_key, "transit": _transit_params(config.transit),
         "speed_kmh": float(config.walk.speed_kmh), "candidates": points_digest(candidates),
@@ -283,10 +283,169 @@ def transit_coverage_cached(config: Any, tt_key: str | None, candidates: Any, or
     })
     got = load(config, "transit_coverage", key) if tt_key is not None else None
     if got is not None:
-        status["transit_coverage"] = "hit"
+        status[name] = "hit"
         return arrays_to_sparse("m", got[0])
     m = compute()
     if tt_key is not None:
         save(config, "transit_coverage", key, sparse_to_arrays("m", m), {})
-    status["transit_coverage"] = "miss" if enabled(config) and tt_key is not None else "off"
+    status[name] = "miss" if enabled(config) and tt_key is not None else "off"
     return m
+
+
+def _param_digest(v: Any) -> Any:
+    import scipy.sparse as sp
+
+    if sp.issparse(v):
+        m = sp.csr_matrix(v)
+        return array_digest(m.indptr, m.indices, m.data, np.asarray(m.shape))
+    if isinstance(v, np.ndarray):
+        return array_digest(v)
+    return v
+
+
+def curve_cached(config: Any, matrix: Any, weights: Any, params: dict[str, Any], compute: Any, *,
+                 status: dict[str, str]) -> list:
+    """The coverage curve (``compute()``, a list of :class:`~careblocks.selection.CurvePoint`)
+    through the cache (``status["coverage_curve"]``): its key is the selection matrix, the
+    weights and the selection parameters, so a change of score weights reuses it."""
+    import scipy.sparse as sp
+
+    from careblocks.selection import CurvePoint
+
+    m = sp.csr_matrix(matrix)
+    key = cache_key("coverage_curve", {
+        "matrix": array_digest(m.indptr, m.indices, m.data, np.asarray(m.shape)),
+        "weights": array_digest(weights) if weights is not None else None,
+        "params": {k: (_param_digest(v)) for k, v in params.items()},
+    })
+    got = load(config, "coverage_curve", key)
+    if got is not None:
+        a, meta = got
+        ptr = a["selected_ptr"]
+        status["coverage_curve"] = "hit"
+        return [CurvePoint(k=int(a["k"][i]), objective=float(a["objective"][i]), share=float(a["share"][i]),
+                           exact=bool(a["exact"][i]), gap=None if np.isnan(a["gap"][i]) else float(a["gap"][i]),
+                           bound=None if np.isnan(a["bound"][i]) else float(a["bound"][i]),
+                           selected=a["selected"][ptr[i]:ptr[i + 1]].astype(np.int64),
+                           seconds=float(a["seconds"][i]), status=str(meta["status"][i]))
+                for i in range(len(a["k"]))]
+    points = compute()
+    sel = [np.asarray(p.selected, dtype=np.int64) for p in points]
+    arrays = {
+        "k": np.array([p.k for p in points], dtype=np.int64),
+        "objective": np.array([p.objective for p in points], dtype=float),
+        "share": np.array([p.share for p in points], dtype=float),
+        "exact": np.array([p.exact for p in points], dtype=bool),
+        "gap": np.array([np.nan if p.gap is None else p.gap for p in points], dtype=float),
+        "bound": np.array([np.nan if p.bound is None else p.bound for p in points], dtype=float),
+        "seconds": np.array([p.seconds for p in points], dtype=float),
+        "selected": np.concatenate(sel) if sel else np.zeros(0, np.int64),
+        "selected_ptr": np.concatenate([[0], np.cumsum([s.size for s in sel])]).astype(np.int64),
+    }
+    save(config, "coverage_curve", key, arrays, {"status": [p.status for p in points]})
+    status["coverage_curve"] = "miss" if enabled(config) else "off"
+    return points
+
+
+def selection_cached(config: Any, matrix: Any, weights: Any, params: dict[str, Any], compute: Any, *,
+                     status: dict[str, str]) -> Any:
+    """:func:`careblocks.selection.select_sites` (``compute()``) through the cache
+    (``status["selection"]``), keyed by its matrix, weights and parameters (K included)."""
+    import scipy.sparse as sp
+
+    from careblocks.selection import SelectionResult
+
+    m = sp.csr_matrix(matrix)
+    key = cache_key("selection", {
+        "matrix": array_digest(m.indptr, m.indices, m.data, np.asarray(m.shape)),
+        "weights": array_digest(weights) if weights is not None else None,
+        "params": {k: _param_digest(v) for k, v in params.items()},
+    })
+    got = load(config, "selection", key)
+    if got is not None:
+        a, meta = got
+        status["selection"] = "hit"
+        return SelectionResult(selected=a["selected"].astype(np.int64), marginal_gain=a["marginal_gain"],
+                               cumulative=a["cumulative"], served=a["served"], **meta)
+    r = compute()
+    save(config, "selection", key,
+         {"selected": r.selected, "marginal_gain": r.marginal_gain, "cumulative": r.cumulative, "served": r.served},
+         {"objective": r.objective, "method": r.method, "total_weight": r.total_weight,
+          "existing_weight": r.existing_weight, "status": r.status, "mip_gap": r.mip_gap, "info": r.info,
+          "bound": r.bound})
+    status["selection"] = "miss" if enabled(config) else "off"
+    return r
+
+
+def frame_cached(config: Any, stage: str, parts: dict[str, Any], compute: Any, *,
+                 status: dict[str, str]) -> Any:
+    """A GeoDataFrame stage result (``compute()``) through the cache, stored as a GeoPackage
+    layer (types, nulls and geometry kept by pyogrio; ``attrs`` in the JSON sidecar)."""
+    import pyogrio
+
+    key = cache_key(stage, parts)
+    folder = _folder(config, stage)
+    path, meta_path = folder / f"{key}.gpkg", folder / f"{key}.json"
+    if enabled(config) and path.is_file() and meta_path.is_file():
+        try:
+            gdf = pyogrio.read_dataframe(path)
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            gdf = gdf[meta["columns"]]
+            if gdf.geometry.name != meta["geometry"]:
+                gdf = gdf.rename_geometry(meta["geometry"])
+            gdf = gdf.set_crs(meta["crs"], allow_override=True)
+            gdf.attrs.update(meta.get("attrs", {}))
+            for msg in meta.get("warnings", []):
+                warnings.warn(msg, DataQualityWarning, stacklevel=2)
+            status[stage] = "hit"
+            return gdf
+        except Exception:  # noqa: BLE001 - an unreadable entry is a miss
+            pass
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gdf = compute()
+    kept = []
+    for w in caught:  # re-emit, and keep the data-quality ones for cache hits
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if issubclass(w.category, DataQualityWarning):
+            kept.append(str(w.message))
+    if enabled(config):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / f".{key}.{os.getpid()}.partial.gpkg"
+            out = gdf.rename_geometry("geometry") if gdf.geometry.name != "geometry" else gdf
+            pyogrio.write_dataframe(out, tmp, layer="data", driver="GPKG")
+            tmp_meta = folder / f".{key}.{os.getpid()}.partial.json"
+            tmp_meta.write_text(json.dumps(_jsonable({
+                "columns": [c if c != gdf.geometry.name else "geometry" for c in gdf.columns],
+                "geometry": gdf.geometry.name, "crs": str(gdf.crs), "attrs": dict(gdf.attrs),
+                "warnings": kept})), encoding="utf-8")
+            os.replace(tmp, path)
+            os.replace(tmp_meta, meta_path)
+        except (OSError, ValueError, pyogrio.errors.DataSourceError) as exc:
+            warnings.warn(f"{stage} cache: could not write to {folder} ({exc.__class__.__name__}); set "
+                          "CAREBLOCKS_CACHE_DIR or network.cache_dir to a writable folder",
+                          DataQualityWarning, stacklevel=2)
+    status[stage] = "miss" if enabled(config) else "off"
+    return gdf
+
+
+def frame_digest(gdf: Any, columns: Any = ()) -> str:
+    """Digest of a GeoDataFrame's geometry (WKB) and the given columns."""
+    import shapely
+
+    h = hashlib.sha256()
+    for b in shapely.to_wkb(np.asarray(gdf.geometry.values)):
+        h.update(b if b is not None else b"-")
+    for c in columns:
+        if c in gdf.columns:
+            h.update(array_digest(gdf[c].to_numpy()).encode())
+    return h.hexdigest()
+
+
+def input_files_digest(config: Any) -> dict[str, str]:
+    """sha256 of every input file the config names."""
+    from careblocks.network import file_digest
+    from careblocks.pipeline import _input_paths
+
+    return {str(p): file_digest(p) for p in _input_paths(config)}
