@@ -12,8 +12,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from careblocks import stage_cache
 from careblocks.config import PROJECT_ROOT, load_config
+from careblocks.network import cache as stage_cache
 
 
 def test_arrays_round_trip_and_misses(tmp_path, monkeypatch):

@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from careblocks import __version__
+from careblocks._version import __version__
 from careblocks.config import Config
 from careblocks.errors import DataQualityWarning, EmptyResultError
+from careblocks.pipeline.cache import input_paths as _input_paths
 from careblocks.results import Results
 
 #: Called as ``reporter(event, stage, detail)`` with event "start", "done", "warning".
@@ -88,7 +89,7 @@ def stage_area(ctx: Context) -> None:
 
 
 def stage_network(ctx: Context) -> None:
-    from careblocks.network import load_or_build_network
+    from careblocks.network.graph import load_or_build_network
 
     cfg = ctx.config
     # source "download" fetches the area once into the cache, then reads it like any file
@@ -177,7 +178,7 @@ def stage_transit(ctx: Context) -> None:
     cfg = ctx.config
     if not cfg.transit.enabled:
         return
-    from careblocks import stage_cache
+    from careblocks.pipeline import cache as stage_cache
 
     status = ctx.stats.setdefault("cache", {})
     tt, stats, key = stage_cache.load_timetable_cached(cfg, ctx.network, area_4326=ctx.area_4326,
@@ -208,9 +209,9 @@ def stage_transit(ctx: Context) -> None:
 
 
 def stage_demand(ctx: Context) -> None:
-    from careblocks import demand
+    from careblocks.pipeline.demand_stage import run_demand_stage
 
-    demand.run_demand_stage(ctx)
+    run_demand_stage(ctx)
 
 
 def stage_accessibility(ctx: Context) -> None:
@@ -222,7 +223,7 @@ def stage_accessibility(ctx: Context) -> None:
 def stage_sites(ctx: Context) -> None:
     if not ctx.config.sites.enabled:
         return
-    from careblocks.sites import run_sites_stage
+    from careblocks.pipeline.sites_stage import run_sites_stage
 
     run_sites_stage(ctx)
 
@@ -245,29 +246,6 @@ STAGES: list[tuple[str, Callable[[Context], None]]] = [
 # --------------------------------------------------------------------------------------
 
 
-def _input_paths(cfg: Config) -> list[Path]:
-    """Every input file named in the config (for digests in the run metadata)."""
-    found: list[Path] = []
-
-    def walk(obj: Any) -> None:
-        if isinstance(obj, Path):
-            if obj.is_file():
-                found.append(obj)
-        elif isinstance(obj, dict):
-            for v in obj.values():
-                walk(v)
-        elif isinstance(obj, (list, tuple)):
-            for v in obj:
-                walk(v)
-        elif hasattr(obj, "__dataclass_fields__"):
-            for name in obj.__dataclass_fields__:
-                if name not in ("raw", "source_path"):
-                    walk(getattr(obj, name))
-
-    walk(cfg)
-    return sorted(set(found))
-
-
 def _jsonable(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
@@ -288,7 +266,7 @@ def build_metadata(ctx: Context) -> dict[str, Any]:
     cfg = ctx.config
     resolved = asdict(cfg)
     resolved.pop("raw", None)
-    from careblocks.network import file_digest
+    from careblocks.network.graph import file_digest
 
     digests = {}
     for p in _input_paths(cfg):
