@@ -425,3 +425,40 @@ def test_greedy_first_pick_ignores_stored_times():
     w = np.array([10.0, 10.0, 1.0])
     r = select_sites(cov, w, k=1, method="greedy")
     assert r.selected.tolist() == [0] and r.objective == 20.0
+
+
+def test_fontibon_coverage_curve_in_geopackage_and_report(fontibon, tmp_path):
+    import copy
+    import dataclasses
+
+    import pyogrio
+
+    from careblocks.outputs.geopackage import write_geopackage
+    from careblocks.outputs.report import build_report
+    from careblocks.pipeline import to_results
+    from careblocks.pipeline.sites_stage import run_sites_stage
+
+    ctx = copy.copy(fontibon)
+    ctx.origins, ctx.stats, ctx.extra, ctx.results = fontibon.origins.copy(), {}, {}, None
+    cfg = ctx.config  # generous time so that a busy machine still proves every point
+    ctx.config = dataclasses.replace(cfg, sites=dataclasses.replace(cfg.sites, curve_time_limit_s=600.0))
+    run_sites_stage(ctx)
+    k = ctx.config.sites.k  # 6: the curve runs to max(10, 2k) = 12
+    gpkg = write_geopackage(to_results(ctx), tmp_path / "c.gpkg")
+    curve = pyogrio.read_dataframe(gpkg, layer="coverage_curve")
+    assert curve["k"].tolist() == list(range(1, 13))
+    pop = float(ctx.origins["population"].sum())
+    assert (curve["people_within"] <= pop + 1e-6).all()
+    assert (curve["covered_share"].between(0, 1 + 1e-9)).all()
+    assert (curve["covered"].diff().dropna() >= -1e-6).all()  # more blocks never cover less
+    assert curve["exact"].all() and (curve["gap"] == 0).all()  # 210 x 921: proven at every K
+    # the curve's point at the run's K is the selection itself (same exact optimum)
+    assert curve.loc[curve["k"] == k, "covered"].item() == pytest.approx(ctx.selected["marginal_gain"].sum())
+    # each point's chosen ids are candidates, K of them
+    ids = set(ctx.candidates["candidate_id"])
+    for _, row in curve.iterrows():
+        chosen = row["candidate_ids"].split(", ")
+        assert len(chosen) <= row["k"] and set(chosen) <= ids
+    html = build_report(to_results(ctx))
+    assert "How many Care Blocks?" in html and "12 of the 12 points are proven optimal" in html
+    assert ctx.stats["sites_curve"]["exact"] == 12

@@ -290,7 +290,15 @@ def _chart_groups(cov: pd.DataFrame, title: str, colors: dict[str, str]) -> str 
     return _png(fig)
 
 
-def _chart_curve(curve: pd.DataFrame, chosen_k: int | None) -> str | None:
+#: what the curve's share measures, per ``sites.objective``, in a council's words
+_OBJECTIVE_WORDS = {
+    "gap_closed": "share of today's care gaps closed",
+    "population": "share of people within reach",
+    "hours_returned": "share of caregiver hours that could be returned",
+}
+
+
+def _chart_curve(curve: pd.DataFrame, chosen_k: int | None, ylabel: str) -> str | None:
     """People within reach and hours returned against the number of Care Blocks."""
     if curve is None or curve.empty:
         return None
@@ -314,7 +322,7 @@ def _chart_curve(curve: pd.DataFrame, chosen_k: int | None) -> str | None:
     ax.set_ylim(0, 1)
     ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     ax.set_xlabel("number of new Care Blocks")
-    ax.set_ylabel("share of the objective covered")
+    ax.set_ylabel(ylabel)
     ax.set_title("What each additional Care Block adds")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
@@ -331,7 +339,8 @@ def curve_section(results) -> str:
     out = ["<h2>How many Care Blocks?</h2>"]
     first, last = c.iloc[0], c.iloc[-1]
     half = c[c["covered_share"] >= 0.5 * float(last["covered_share"])]
-    sentence = (f"One block reaches {_fmt(first['covered_share'], 'pct')} of the objective; "
+    words = _OBJECTIVE_WORDS.get(str(c["objective"].iloc[0]), "share of the objective covered")
+    sentence = (f"Measured as the {words}: one block reaches {_fmt(first['covered_share'], 'pct')}; "
                 f"{int(last['k'])} reach {_fmt(last['covered_share'], 'pct')}")
     if len(half):
         sentence += (f", and half of that is already reached with {int(half.iloc[0]['k'])}")
@@ -340,18 +349,19 @@ def curve_section(results) -> str:
                  + ("" if n_exact == len(c) else "; the others are the best found, within the gap shown")
                  + ".")
     out.append(f"<p>{esc(sentence)}</p>")
-    chart = _chart_curve(c, chosen)
+    words = _OBJECTIVE_WORDS.get(str(c["objective"].iloc[0]), "share of the objective covered")
+    chart = _chart_curve(c, chosen, words)
     if chart:
         out.append(f"<p>{chart}</p>")
     tab = pd.DataFrame({
         "blocks": c["k"].astype(int),
-        "share of objective": c["covered_share"],
+        words: c["covered_share"],
         "people within reach": c["people_within"],
         "caregiver hours a week": c["hours_returned_week"],
         "answer": ["optimal" if e else f"within {g:.2%}" if g is not None and np.isfinite(g) else "best found"
                    for e, g in zip(c["exact"], c["gap"].astype(float), strict=True)],
     })
-    out.append(_table(tab, {"share of objective": "pct"}))
+    out.append(_table(tab, {words: "pct"}))
     return "".join(out)
 
 
