@@ -181,7 +181,7 @@ def timetable_key(config: Any, network: Any, area_4326: Any) -> str:
     params = _transit_params(config.transit)
     for k in ("percentiles", "report_percentile", "max_transfers", "max_walk_min", "enabled"):
         params.pop(k, None)  # used by the searches, not by the timetable
-    return cache_key("timetable", {"transit": params, "speed_kmh": float(config.walk.speed_kmh),
+    return cache_key("timetable", {"transit": params, "walk": _jsonable(config.walk),
                                    "network": network_digest(network), "area": _area_digest(area_4326)})
 
 
@@ -198,7 +198,7 @@ def transit_coverage_cached(config: Any, tt_key: str | None, candidates: Any, or
     the cache; records the outcome under ``status[name]``."""
     key = cache_key("transit_coverage", {
         "timetable": tt_key, "transit": _transit_params(config.transit),
-        "speed_kmh": float(config.walk.speed_kmh), "candidates": points_digest(candidates),
+        "walk": _jsonable(config.walk), "candidates": points_digest(candidates),
         "origins": points_digest(origins), "limit_s": float(limit_s),
     })
     got = load(config, "transit_coverage", key) if tt_key is not None else None

@@ -21,6 +21,7 @@ import numpy as np
 from careblocks._version import __version__
 from careblocks.config import Config
 from careblocks.errors import DataQualityWarning, EmptyResultError
+from careblocks.network.cost import WalkCost
 from careblocks.pipeline.cache import input_paths as _input_paths
 from careblocks.results import Results
 
@@ -57,6 +58,11 @@ class Context:
     timings: dict[str, float] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def cost(self) -> WalkCost:
+        """The walking cost of the study (``[walk]``), asked by every stage."""
+        return WalkCost.from_config(self.config.walk)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -166,9 +172,9 @@ def stage_access(ctx: Context) -> None:
         ctx.origins["node"].to_numpy(np.int64),
         ctx.origins["snap_m"].to_numpy(np.float64),
         _services_by_type(ctx),
-        speed_kmh=cfg.walk.speed_kmh,
+        cost=ctx.cost,
         threshold_min=cfg.access.threshold_min,
-        walk_profiles=cfg.walk.profiles,
+        walk_profiles=WalkCost.profiles_from_config(cfg.walk),
     )
     for col in table.columns:
         ctx.origins[col] = table[col].to_numpy()

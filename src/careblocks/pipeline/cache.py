@@ -14,6 +14,7 @@ import numpy as np
 
 from careblocks.errors import DataQualityWarning
 from careblocks.network.cache import (  # noqa: F401 - re-exported for the stages
+    _jsonable,
     _param_digest,
     _transit_params,
     array_digest,
@@ -30,6 +31,7 @@ from careblocks.network.cache import (  # noqa: F401 - re-exported for the stage
     timetable_key,
     transit_coverage_cached,
 )
+from careblocks.network.cost import WalkCost
 
 
 def load_timetable_cached(config: Any, network: Any, *, area_4326: Any, crs: str | None,
@@ -62,7 +64,7 @@ def load_timetable_cached(config: Any, network: Any, *, area_4326: Any, crs: str
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         tt, stats = load_timetable(config.transit, network, area_4326=area_4326, crs=crs,
-                                   speed_kmh=config.walk.speed_kmh)
+                                   cost=WalkCost.from_config(config.walk))
     kept = []
     for w in caught:  # re-emit, and keep the data-quality ones for cache hits
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -84,7 +86,7 @@ def transit_access_cached(config: Any, network: Any, timetable: Any, tt_key: str
 
     key = cache_key("transit_access", {
         "timetable": tt_key, "transit": _transit_params(config.transit),
-        "speed_kmh": float(config.walk.speed_kmh), "origins": points_digest(origins),
+        "walk": _jsonable(config.walk), "origins": points_digest(origins),
         "services": {s: array_digest(np.asarray(n, np.int64), np.asarray(m, np.float64))
                      for s, (n, m) in services.items()},
     })
@@ -94,7 +96,7 @@ def transit_access_cached(config: Any, network: Any, timetable: Any, tt_key: str
         return dict(got[0])
     res = transit_access(network, timetable, origins["node"].to_numpy(np.int64),
                          origins["snap_m"].to_numpy(np.float64), services, config.transit,
-                         speed_kmh=config.walk.speed_kmh)
+                         cost=WalkCost.from_config(config.walk))
     save(config, "transit_access", key, {s: np.asarray(v) for s, v in res.items()}, {})
     status["transit_access"] = "miss" if enabled(config) else "off"
     return res
@@ -110,7 +112,7 @@ def catchments_cached(config: Any, candidates: Any, origins: Any, network: Any, 
         "network": network_digest(network), "candidates": points_digest(candidates),
         "origins": points_digest(origins),
         "services": points_digest(services) if services is not None and len(services) else None,
-        "speed_kmh": float(config.walk.speed_kmh), "threshold_min": sites_threshold_min(config),
+        "walk": _jsonable(config.walk), "threshold_min": sites_threshold_min(config),
     })
     got = load(config, "catchments", key)
     if got is not None:
