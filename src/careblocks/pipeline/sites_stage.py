@@ -278,6 +278,9 @@ def run_sites_stage(ctx) -> None:
     labels = {s: v.label for s, v in cfg.services.items()}
     sel = selected_sites(scored, result, threshold_min=T, offers=sc.offers, objective=sc.objective,
                          labels=labels)
+    # how exact the answer is, on every row (a time limit keeps its proven gap with the sites)
+    sel["selection_status"] = result.status
+    sel["selection_gap"] = np.nan if result.mip_gap is None else float(result.mip_gap)
     rows = catch.reach[result.selected]
     polys = stage_cache.frame_cached(cfg, "catchment_polygons", {
         "network": stage_cache.network_digest(ctx.network), "ids": sel["candidate_id"].tolist(),

@@ -934,14 +934,33 @@ def _best_start(pb: _Problem, k: int, extra: Sequence[np.ndarray] = ()) -> np.nd
                         fixed=pb.sub_fixed, cost=pb.sub_cost, budget=pb.budget)
     best, best_v = sel, _cover_value(aug, wa, sel)
     if pb.plain:
-        best = _swap_search(aug, wa, best)
-        best_v = _cover_value(aug, wa, best)
+        # the best of the starts (extra ones padded to k by greedy additions), then 1-swaps on it
         for cand in extra:
-            cand = _swap_search(aug, wa, cand)
+            cand = _pad_greedy(aug, wa, np.asarray(cand, dtype=np.int64)[:k], k)
             v = _cover_value(aug, wa, cand)
             if v > best_v:
                 best, best_v = cand, v
+        best = _swap_search(aug, wa, best, max_passes=5)
     return np.asarray(best, dtype=np.int64)
+
+
+def _pad_greedy(pattern: sp.csr_matrix, w: np.ndarray, sel: np.ndarray, k: int) -> np.ndarray:
+    """``sel`` plus, while fewer than ``k``, the candidate adding the most weight."""
+    sel = [int(i) for i in sel]
+    if len(sel) >= k:
+        return np.array(sel, dtype=np.int64)
+    rem = np.ones(pattern.shape[1])
+    for i in sel:
+        rem[pattern.indices[pattern.indptr[i] : pattern.indptr[i + 1]]] = 0.0
+    while len(sel) < k:
+        gains = pattern @ (w * rem)
+        gains[sel] = -1.0
+        j = int(np.argmax(gains))
+        if gains[j] <= 0:
+            break
+        sel.append(j)
+        rem[pattern.indices[pattern.indptr[j] : pattern.indptr[j + 1]]] = 0.0
+    return np.array(sel, dtype=np.int64)
 
 
 def _cover_value(pattern: sp.csr_matrix, w: np.ndarray, sel) -> float:
@@ -1213,7 +1232,9 @@ class _CurveSolver:
                       pair=pb.pair, cost=pb.sub_cost, budget=pb.budget, fixed=pb.sub_fixed, own=pb.own,
                       relax=relax)
 
-    def solve(self, k: int, *, time_limit_s: float | None):
+    def solve(self, k: int, *, time_limit_s: float | None, lp_time_limit_s: float | None = None):
+        """Best set for ``k``: the LP relaxation (within ``lp_time_limit_s``, default
+        ``time_limit_s``), then branch and bound within what is left of ``time_limit_s``."""
         import time
 
         pb = self.pb
@@ -1230,7 +1251,8 @@ class _CurveSolver:
         else:
             self.lp.set_row_upper(self.k_row, k)
             lp_solver = "simplex"
-        xl, lp_status, _, _, lp_obj = self.lp.solve(start=None, time_limit_s=time_limit_s, solver=lp_solver)
+        lp_limit = time_limit_s if lp_time_limit_s is None else lp_time_limit_s
+        xl, lp_status, _, _, lp_obj = self.lp.solve(start=None, time_limit_s=lp_limit, solver=lp_solver)
         lp_bound = lp_obj if lp_status == "optimal" else np.inf
         if xl is not None and lp_status == "optimal":
             xs = xl[:n]
@@ -1253,7 +1275,8 @@ class _CurveSolver:
         cap = pb.capacity[pb.alive] if pb.capacity is not None else None
         x0 = _start_vector(self.model.n_var, n, np.union1d(start, pb.sub_fixed).astype(np.int64),
                            sub, pb.ws, cap, pb.pair)
-        left = None if time_limit_s is None else max(0.1, time_limit_s - (time.perf_counter() - t0))
+        left = None if time_limit_s is None else max(
+            0.1, time_limit_s - (0.0 if lp_time_limit_s is not None else time.perf_counter() - t0))
         x, status, gap, bound, obj = self.model.solve(start=x0, time_limit_s=left)
         if x is None:
             raise InputDataError(f"site selection: the MILP found no solution ({status}); try method='greedy'")
@@ -1268,6 +1291,8 @@ class _CurveSolver:
                 bound = _trivial_bound(pb, k) + _fixed_value(pb)
             obj = _model_objective(pb, chosen) + _fixed_value(pb)
             gap = max(0.0, (bound - obj) / max(abs(obj), 1e-9))
+            if gap <= MIP_REL_GAP:  # the LP bound closes it: proven after all
+                status, gap = "optimal", 0.0
         return pb.alive[chosen], status, gap, float(bound) - _fixed_value(pb)
 
 
@@ -1355,7 +1380,10 @@ def coverage_curve(
             limit = max(0.5, (deadline - t0) / (k_max - k + 1))
         if per_k_time_limit_s is not None:
             limit = per_k_time_limit_s if limit is None else min(limit, per_k_time_limit_s)
-        x, status, gap, bound = solver.solve(k, time_limit_s=limit)
+        # the LP relaxation serves every K (re-solved from the previous basis): it may use
+        # all the time left; branch and bound gets this K's share
+        lp_left = None if deadline is None else max(0.5, deadline - time.perf_counter())
+        x, status, gap, bound = solver.solve(k, time_limit_s=limit, lp_time_limit_s=lp_left)
         res = _finish(pb, x, status, gap, bound, k, "milp")
         exact = res.status == "optimal"
         out.append(CurvePoint(k, res.objective, res.objective / total if total > 0 else 0.0, exact,
