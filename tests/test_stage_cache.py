@@ -16,6 +16,11 @@ from careblocks.config import PROJECT_ROOT, load_config
 from careblocks.network import cache as stage_cache
 
 
+@pytest.fixture(autouse=True)
+def _stage_cache_on(monkeypatch):
+    monkeypatch.delenv("CAREBLOCKS_STAGE_CACHE", raising=False)
+
+
 def test_arrays_round_trip_and_misses(tmp_path, monkeypatch):
     monkeypatch.setenv("CAREBLOCKS_CACHE_DIR", str(tmp_path / "c"))
     cfg = load_config(PROJECT_ROOT / "configs" / "helsinki.toml")
@@ -30,10 +35,13 @@ def test_arrays_round_trip_and_misses(tmp_path, monkeypatch):
     # a damaged entry is a miss, not a crash
     (tmp_path / "c" / "demo" / f"{key}.npz").write_bytes(b"not a zip")
     assert stage_cache.load(cfg, "demo", key) is None
-    # network.cache = false turns every stage cache off
+    # network.cache = false turns every stage cache off; CAREBLOCKS_STAGE_CACHE=0 these only
     off = dataclasses.replace(cfg, network=dataclasses.replace(cfg.network, cache=False))
     stage_cache.save(off, "demo", key, arrays, {})
     assert stage_cache.load(off, "demo", key) is None
+    monkeypatch.setenv("CAREBLOCKS_STAGE_CACHE", "0")
+    assert stage_cache.load(cfg, "demo", key) is None and not stage_cache.enabled(cfg)
+    monkeypatch.delenv("CAREBLOCKS_STAGE_CACHE")
     # digests follow content, dtype and shape
     a = np.arange(6, dtype=np.int64)
     assert stage_cache.array_digest(a) == stage_cache.array_digest(a.copy())
@@ -58,6 +66,7 @@ def poa_runs(data, tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("poa-cache")
     old = os.environ.get("CAREBLOCKS_CACHE_DIR")
+    old_flag = os.environ.pop("CAREBLOCKS_STAGE_CACHE", None)
     os.environ["CAREBLOCKS_CACHE_DIR"] = str(tmp / "cache")
     try:
         cold = pipeline.analyse(_poa_config(tmp))
@@ -73,6 +82,8 @@ def poa_runs(data, tmp_path_factory):
             os.environ.pop("CAREBLOCKS_CACHE_DIR", None)
         else:
             os.environ["CAREBLOCKS_CACHE_DIR"] = old
+        if old_flag is not None:
+            os.environ["CAREBLOCKS_STAGE_CACHE"] = old_flag
     return cold, warm, changed, window
 
 

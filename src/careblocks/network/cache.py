@@ -11,7 +11,8 @@ selection method) is not in its key, so changing it reuses the cached results.
 
 Entries are ``.npz`` files of plain arrays (no pickles: ``allow_pickle=False``) plus a JSON
 sidecar, written atomically under ``<cache dir>/<stage>/``. ``network.cache = false`` turns
-every cache off. A corrupt or unreadable entry counts as a miss.
+every cache off (``CAREBLOCKS_STAGE_CACHE=0`` only these stage caches). A corrupt or
+unreadable entry counts as a miss.
 """
 
 from __future__ import annotations
@@ -82,6 +83,11 @@ def cache_key(stage: str, parts: dict[str, Any]) -> str:
 
 
 def enabled(config: Any) -> bool:
+    """Stage caches are on unless ``network.cache = false`` or the environment variable
+    ``CAREBLOCKS_STAGE_CACHE`` is ``0``/``off`` (the test suite sets it, so that a test that
+    patches a stage's code never gets another test's cached result)."""
+    if os.environ.get("CAREBLOCKS_STAGE_CACHE", "").strip().lower() in ("0", "off", "false", "no"):
+        return False
     return bool(getattr(getattr(config, "network", None), "cache", True))
 
 
