@@ -35,7 +35,7 @@ STAGE_FOLDERS = ("timetable", "transit_access", "catchments", "transit_coverage"
 
 def _run(config: str, out: Path, env: dict[str, str], extra: list[str]) -> float:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "careblocks", "-q", "run", config, "--out", str(out), *extra],
+    subprocess.run([sys.executable, "-m", "careblocks", "run", "-q", config, "--out", str(out), *extra],
                    check=True, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
     return time.perf_counter() - t0
 
