@@ -108,6 +108,12 @@ def cli() -> None:
     """
 
 
+_strict_option = click.option(
+    "--strict",
+    is_flag=True,
+    help="Treat every data-quality warning as an error (exit 2), for unattended runs.",
+)
+
 _set_option = click.option(
     "--set",
     "overrides",
@@ -126,8 +132,16 @@ _set_option = click.option(
     help="Write careblocks.gpkg, map.html and report.html into this folder.",
 )
 @_set_option
+@_strict_option
 @_verbosity_options
-def run(config: str | None, out_dir: Path | None, overrides: tuple[str, ...], verbose: int, quiet: int) -> None:
+def run(
+    config: str | None,
+    out_dir: Path | None,
+    overrides: tuple[str, ...],
+    verbose: int,
+    quiet: int,
+    strict: bool = False,
+) -> None:
     """Run a study: access, care need, site selection, and the GeoPackage, map and report.
 
     Without CONFIG, runs the embedded default (central Helsinki, from the OSM extract
@@ -146,7 +160,9 @@ def run(config: str | None, out_dir: Path | None, overrides: tuple[str, ...], ve
                 "No config given: running the embedded default study "
                 f"'{cfg.study.name}' ({cfg.source_path})."
             )
-        results, written = pipeline.run(cfg, out_dir=out_dir, reporter=_reporter(console, verbosity))
+        results, written = pipeline.run(
+            cfg, out_dir=out_dir, reporter=_reporter(console, verbosity), strict=strict
+        )
         if verbosity >= 0:
             from careblocks.summary import print_summary
 
@@ -160,8 +176,9 @@ def run(config: str | None, out_dir: Path | None, overrides: tuple[str, ...], ve
 @cli.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 @_set_option
+@_strict_option
 @_verbosity_options
-def validate(config: str, overrides: tuple[str, ...], verbose: int, quiet: int) -> None:
+def validate(config: str, overrides: tuple[str, ...], verbose: int, quiet: int, strict: bool = False) -> None:
     """Check a config and every input; print what was found, without running the analysis."""
     verbosity = verbose - quiet
     console = _State(verbosity).console
@@ -171,7 +188,9 @@ def validate(config: str, overrides: tuple[str, ...], verbose: int, quiet: int) 
         from careblocks.summary import print_validation
 
         cfg = _load(config, overrides)
-        ctx = pipeline.analyse(cfg, reporter=_reporter(console, verbosity), until="origins")
+        ctx = pipeline.analyse(
+            cfg, reporter=_reporter(console, verbosity), until="origins", strict=strict
+        )
         if cfg.transit.enabled:
             from careblocks.transit import load_timetable
 
@@ -196,6 +215,7 @@ def validate(config: str, overrides: tuple[str, ...], verbose: int, quiet: int) 
 @click.option("--method", type=click.Choice(["milp", "greedy", "auto"]), help="Selection method.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path))
 @_set_option
+@_strict_option
 @_verbosity_options
 def sites(
     config: str,
@@ -205,6 +225,7 @@ def sites(
     overrides: tuple[str, ...],
     verbose: int,
     quiet: int,
+    strict: bool = False,
 ) -> None:
     """Select sites for Care Blocks (runs the whole study with site selection on)."""
     extra = list(overrides) + ["sites.enabled=true"]
@@ -213,7 +234,10 @@ def sites(
     if method is not None:
         extra.append(f'sites.method="{method}"')
     ctx_run = click.get_current_context()
-    ctx_run.invoke(run, config=config, out_dir=out_dir, overrides=tuple(extra), verbose=verbose, quiet=quiet)
+    ctx_run.invoke(
+        run, config=config, out_dir=out_dir, overrides=tuple(extra), verbose=verbose, quiet=quiet,
+        strict=strict,
+    )
 
 
 @cli.command()
@@ -255,6 +279,36 @@ def batch(
                 click.echo(f"careblocks: error: {o.config}: {o.message}", err=True)
         if failed:
             sys.exit(EXIT_USER_ERROR)
+
+    _guard(verbosity, go)
+
+
+@cli.command()
+@click.argument("run_a", type=click.Path())
+@click.argument("run_b", type=click.Path())
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("compare"),
+              show_default=True, help="Folder for compare.csv, compare.html and compare.gpkg.")
+@_verbosity_options
+def compare(run_a: str, run_b: str, out_dir: Path, verbose: int, quiet: int) -> None:
+    """Compare two runs side by side (their output folders or careblocks.gpkg files)."""
+    verbosity = verbose - quiet
+    console = _State(verbosity).console
+
+    def go() -> None:
+        from careblocks.outputs.compare import _fmt, compare_runs, write_comparison
+
+        table = compare_runs(run_a, run_b)
+        if verbosity >= 0:
+            from rich.table import Table
+
+            t = Table(title="A against B")
+            for c in ("figure", "A", "B", "B - A"):
+                t.add_column(c, justify="left" if c == "figure" else "right")
+            for _, r in table.iterrows():
+                t.add_row(*[_fmt(r[c]) for c in ("figure", "A", "B", "B - A")])
+            console.print(t)
+        for p in write_comparison(table, out_dir):
+            click.echo(f"wrote {p}")
 
     _guard(verbosity, go)
 

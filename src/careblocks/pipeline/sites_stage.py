@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from careblocks.network.cost import WalkCost
 from careblocks.network.search import gather_targets, min_union, reach_from
-from careblocks.sites.rationale import selected_sites
+from careblocks.sites.rationale import marginal_figures, selected_sites
 from careblocks.sites.scoring import hours_pair_values
 from careblocks.sites.selection import CurvePoint, coverage_curve, select_sites
 
@@ -222,6 +222,10 @@ def run_sites_stage(ctx) -> None:
 
     for s in sc.offers:  # what a new block offers (services.<s>.block_capacity), for selection
         scored[f"capacity_{s}"] = block_capacity(cfg, s)
+    from careblocks.accessibility import block_capacity
+
+    for s in sc.offers:  # what a new block offers (services.<s>.block_capacity), for selection
+        scored[f"capacity_{s}"] = block_capacity(cfg, s)
     # selection: walking coverage, or the union (min time) of walking and walk + transit
     coverage = catch.coverage if transit_cov is None else min_union(catch.coverage, transit_cov)
     pair = sc.objective == "hours_returned"
@@ -233,16 +237,16 @@ def run_sites_stage(ctx) -> None:
     if sc.capacitated and not pair:
         weights, capacity = capacitated_inputs(cfg, ctx.origins, scored, threshold_min=T)
     constraints = dict(
-        min_spacing_m=sc.min_spacing_m, pair_gains=pair,
-        candidate_xy=np.column_stack([cands.geometry.x, cands.geometry.y]),
+        min_spacing_m=sc.min_spacing_m, candidate_xy=np.column_stack([cands.geometry.x, cands.geometry.y]),
         districts=_candidate_districts(cands, ctx.districts) if sc.max_per_district is not None else None,
         max_per_district=sc.max_per_district, existing=_existing_coverage(ctx, catch.limit_s, timetable),
         capacity=capacity,
     )
     result = stage_cache.selection_cached(
-        cfg, matrix, weights, {**constraints, "k": sc.k, "method": sc.method, "time_limit_s": sc.time_limit_s},
-        lambda: select_sites(matrix, weights, k=sc.k, method=sc.method, time_limit_s=sc.time_limit_s,
-                             **constraints), status=status)
+        cfg, matrix, weights,
+        {**constraints, "pair_gains": pair, "k": sc.k, "method": sc.method, "time_limit_s": sc.time_limit_s},
+        lambda: select_sites(matrix, weights, k=sc.k, method=sc.method, pair_gains=pair,
+                             time_limit_s=sc.time_limit_s, **constraints), status=status)
     curve = None
     k_max = curve_k_max(sc.curve_k_max, sc.k, len(cands))
     if k_max > 0:
@@ -252,9 +256,10 @@ def run_sites_stage(ctx) -> None:
         curve_method = "greedy" if result.method == "greedy" else "milp"
         points = stage_cache.curve_cached(
             cfg, matrix, weights,
-            {**constraints, "k_max": k_max, "method": curve_method, "time_limit_s": sc.curve_time_limit_s},
+            {**constraints, "pair_gains": pair, "k_max": k_max, "method": curve_method,
+             "time_limit_s": sc.curve_time_limit_s},
             lambda: coverage_curve(matrix, weights, k_max=k_max, time_limit_s=sc.curve_time_limit_s,
-                                   method=curve_method, **constraints),
+                                   method=curve_method, pair_gains=pair, **constraints),
             status=status)
         curve = curve_table(points, candidate_ids=cands["candidate_id"].astype(str).to_numpy(),
                             coverage=coverage, origins=ctx.origins,
@@ -276,8 +281,25 @@ def run_sites_stage(ctx) -> None:
             "candidate_ids": cands["candidate_id"].astype(str).to_numpy()[tgt.selected].tolist(),
         }
     labels = {s: v.label for s, v in cfg.services.items()}
+    existing_walk = _existing_coverage(ctx, catch.limit_s) if cfg.sites.existing is not None else None
+    marginal = marginal_figures(
+        cfg, ctx.origins, catch.coverage, result.selected, existing=existing_walk,
+        transit=coverage if transit_cov is not None else None,
+        existing_transit=_existing_coverage(ctx, catch.limit_s, timetable) if transit_cov is not None
+        and cfg.sites.existing is not None else None,
+    )
     sel = selected_sites(scored, result, threshold_min=T, offers=sc.offers, objective=sc.objective,
-                         labels=labels)
+                         labels=labels, marginal=marginal, cap_min=sc.current_time_cap_min)
+    if cfg.sensitivity.draws > 0 and len(sel):
+        import time
+
+        from careblocks.sites.sensitivity import sensitivity
+
+        t0 = time.perf_counter()
+        ctx.extra["sensitivity"] = sensitivity(
+            cfg, scored, ctx.origins, coverage, sel["candidate_id"].astype(str).tolist(),
+            threshold_min=T, select_kw={**constraints, "capacity": sc.capacity})
+        ctx.stats["sensitivity_seconds"] = round(time.perf_counter() - t0, 3)
     # how exact the answer is, on every row (a time limit keeps its proven gap with the sites)
     sel["selection_status"] = result.status
     sel["selection_gap"] = np.nan if result.mip_gap is None else float(result.mip_gap)
