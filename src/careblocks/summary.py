@@ -87,7 +87,14 @@ def print_summary(console: Any, results: Results) -> None:
         console.print(t3)
         line = selection_line(results.metadata.get("stats", {}))
         if line:
-            console.print(line)
+            console.print(line, markup=False, highlight=False)
+        sens = (results.extra or {}).get("sensitivity")
+        if sens is not None and len(sens):
+            from careblocks.sites.sensitivity import robustness_sentence
+
+            sentence = robustness_sentence(sens)
+            if sentence:
+                console.print(sentence, markup=False, highlight=False)
     n_warn = len(results.metadata.get("warnings", []))
     if n_warn:
         console.print(f"[yellow]{n_warn} data-quality warning(s)[/yellow]; listed in run_metadata")
