@@ -474,7 +474,7 @@ def _chart_curve(curve: pd.DataFrame, chosen_k: int | None, ylabel: str) -> str 
     ax.set_title("What each additional Care Block adds")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    return _png(fig)
+    return _png(fig, "What each additional Care Block adds")
 
 
 def curve_section(results) -> str:
@@ -482,14 +482,15 @@ def curve_section(results) -> str:
     curve = (results.extra or {}).get("coverage_curve")
     if curve is None or len(curve) == 0:
         return ""
+    L = _lang(results)
     c = pd.DataFrame(curve).sort_values("k")
     chosen = len(results.selected) if results.selected is not None else None
     out = ["<h2>How many Care Blocks?</h2>"]
     first, last = c.iloc[0], c.iloc[-1]
     half = c[c["covered_share"] >= 0.5 * float(last["covered_share"])]
     words = _OBJECTIVE_WORDS.get(str(c["objective"].iloc[0]), "share of the objective covered")
-    sentence = (f"Measured as the {words}: one block reaches {_fmt(first['covered_share'], 'pct')}; "
-                f"{int(last['k'])} reach {_fmt(last['covered_share'], 'pct')}")
+    sentence = (f"Measured as the {words}: one block reaches {_fmt(first['covered_share'], 'pct', L)}; "
+                f"{int(last['k'])} reach {_fmt(last['covered_share'], 'pct', L)}")
     if len(half):
         sentence += (f", and half of that is already reached with {int(half.iloc[0]['k'])}")
     n_exact = int(c["exact"].sum())
@@ -509,8 +510,9 @@ def curve_section(results) -> str:
         "answer": ["optimal" if e else f"within {g:.2%}" if g is not None and np.isfinite(g) else "best found"
                    for e, g in zip(c["exact"], c["gap"].astype(float), strict=True)],
     })
-    out.append(_table(tab, {words: "pct"}))
-    return "".join(out)
+    out.append(_table(tab, L, {words: "pct"}))
+    # not translated yet: marked as English for browsers, screen readers and the language test
+    return '<section lang="en">' + "".join(out) + "</section>"
 
 
 # --------------------------------------------------------------------------------------
