@@ -220,7 +220,7 @@ def test_fontibon_sites_plausible(fontibon):
         assert np.isfinite(after).all()
     assert len(ctx.catchments) == len(sel) and ctx.catchments.geometry.is_valid.all()
     # hours objective (exact, per pair): a site's standalone gain is its hours column
-    from careblocks.sites.scoring import hours_pair_values
+    from careblocks.sites.hours import hours_pair_values
 
     hv = hours_pair_values(ctx.config, origins_before, cat.coverage)
     assert np.allclose(np.asarray(hv.sum(axis=1)).ravel(), cands["hours_returned_week"].to_numpy())

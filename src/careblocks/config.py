@@ -296,6 +296,22 @@ class CareIndexConfig:
     )
 
 
+#: Score weights used when ``sites.weights`` is empty; keys are score components
+#: (docs/site_selection.md).
+DEFAULT_SITE_WEIGHTS: dict[str, float] = {
+    "gap_closed": 0.35,
+    "hours_returned_week": 0.30,
+    "demand_covered": 0.20,
+    "colocated_services": 0.10,
+    "is_public_anchor": 0.05,
+    # only present with sites.use_transit (walk + transit catchments); absent otherwise,
+    # so walking-only scores are unchanged
+    "transit_population_covered": 0.10,
+}
+#: People per household when neither the origins (``households``) nor ``census.household_size`` say.
+DEFAULT_HOUSEHOLD_SIZE = 3.0
+
+
 @dataclass(frozen=True)
 class SitesConfig:
     enabled: bool = True

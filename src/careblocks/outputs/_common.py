@@ -12,18 +12,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-
-def threshold_tag(threshold_min: float) -> str:
-    """``15`` for 15.0, ``7.5`` for 7.5: the T in ``n_within_<T>min_<service>``."""
-    t = float(threshold_min)
-    return str(int(t)) if t.is_integer() else f"{t:g}"
+from careblocks import columns as C
 
 
 def time_column(columns, service: str) -> str | None:
     """The best travel-time column for ``service``: best_min_ > walk_min_ > transit_min_."""
-    for prefix in ("best_min_", "walk_min_", "transit_min_"):
-        if f"{prefix}{service}" in columns:
-            return f"{prefix}{service}"
+    for mode in C.TIME_MODES:
+        if C.time_column(mode, service) in columns:
+            return C.time_column(mode, service)
     return None
 
 
@@ -39,7 +35,7 @@ def services_in(results) -> list[str]:
 
 
 def all_within_column(results) -> str | None:
-    col = f"services_within_{threshold_tag(results.threshold_min)}min"
+    col = C.services_within(results.threshold_min)
     return col if col in results.origins.columns else None
 
 

@@ -10,7 +10,6 @@ instead (the page has print styles).
 from __future__ import annotations
 
 import base64
-import dataclasses
 import html
 import io
 import os
@@ -20,7 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from careblocks.config import CensusGroups
+from careblocks.columns import CENSUS_GROUPS, group_label, threshold_tag
+from careblocks.demand.equity import share_within
 from careblocks.outputs import styles
 from careblocks.outputs._atomic import write_text_atomic
 from careblocks.outputs._common import (
@@ -28,33 +28,13 @@ from careblocks.outputs._common import (
     normalized_metadata,
     run_date,
     services_in,
-    threshold_tag,
     time_column,
 )
 
 __all__ = ["write_report"]
 
-CARE_GROUPS = tuple(f.name for f in dataclasses.fields(CensusGroups))
-_GROUP_LABELS = {
-    "population": "Everyone",
-    "children_under5": "Children under 5",
-    "children_5_14": "Children 5-14",
-    "older_60plus": "People 60+",
-    "older_80plus": "People 80+",
-    "women_15plus": "Women 15+",
-    "women_caregivers": "Women caregivers",
-    "female_headed_households": "Female-headed households",
-    "people_with_disabilities": "People with disabilities",
-    "poverty": "People in poverty",
-}
-
-
 def esc(v: Any) -> str:
     return html.escape(str(v), quote=True)
-
-
-def _group_label(g: str) -> str:
-    return _GROUP_LABELS.get(g, g.replace("_", " ").capitalize())
 
 
 def _fmt(v: Any, kind: str = "num") -> str:
@@ -104,7 +84,7 @@ def _png(fig) -> str:
 
 def _groups(results) -> list[str]:
     cols = results.origins.columns
-    return [g for g in ("population", *CARE_GROUPS) if g in cols]
+    return [g for g in ("population", *CENSUS_GROUPS) if g in cols]
 
 
 _MODE_PREFERENCE = ("best", "walk", "transit")
@@ -163,9 +143,9 @@ def coverage_by_group(results, equity: pd.DataFrame | None = None) -> pd.DataFra
         if len(sel):
             piv = sel.pivot_table(index="group", columns="service", values="share_within", aggfunc="first")
             piv = piv.reindex(columns=[s for s in services if s in piv.columns])
-            known = [g for g in ("population", *CARE_GROUPS) if g in piv.index]
+            known = [g for g in ("population", *CENSUS_GROUPS) if g in piv.index]
             piv = piv.reindex(known + sorted(g for g in piv.index if g not in known))
-            piv.index = [_group_label(g) for g in piv.index]
+            piv.index = [group_label(g) for g in piv.index]
             return piv.rename(columns=labels)
     # fall back to the origins
     o = results.origins
@@ -178,8 +158,8 @@ def coverage_by_group(results, equity: pd.DataFrame | None = None) -> pd.DataFra
             if c is None:
                 continue
             v = pd.to_numeric(o[c], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-            row[labels[s]] = float(w[np.nan_to_num(v, nan=np.inf) <= t].sum() / w.sum()) if w.sum() else np.nan
-        rows[_group_label(g)] = row
+            row[labels[s]] = share_within(v, w, t)
+        rows[group_label(g)] = row
     return pd.DataFrame.from_dict(rows, orient="index")
 
 

@@ -25,13 +25,13 @@ import shapely
 from branca.element import Element
 from folium.plugins import MarkerCluster
 
+from careblocks.columns import service_of, services_within, threshold_tag
 from careblocks.outputs import styles
 from careblocks.outputs._atomic import write_text_atomic
 from careblocks.outputs._common import (
     all_within_column,
     run_date,
     services_in,
-    threshold_tag,
     time_column,
 )
 
@@ -169,10 +169,9 @@ def map_areas(results, *, h3_resolution: int | None = None) -> gpd.GeoDataFrame:
 
 def _after_all_within(results, o: gpd.GeoDataFrame, tcols: list[str]) -> pd.Series | None:
     """1.0 where an origin has every service within T once the selected sites exist."""
-    tag = threshold_tag(results.threshold_min)
-    for col in (f"services_within_{tag}min_after",):
-        if col in o.columns:
-            return (pd.to_numeric(o[col], errors="coerce") >= len(tcols)).astype(float)
+    col = services_within(results.threshold_min, after=True)
+    if col in o.columns:
+        return (pd.to_numeric(o[col], errors="coerce") >= len(tcols)).astype(float)
     if results.catchments is None or len(results.catchments) == 0 or not tcols:
         return None
     catch = results.catchments.to_crs(o.crs) if results.catchments.crs is not None else results.catchments
@@ -184,7 +183,7 @@ def _after_all_within(results, o: gpd.GeoDataFrame, tcols: list[str]) -> pd.Seri
     t = float(results.threshold_min)
     ok = pd.Series(True, index=o.index)
     for c in tcols:
-        svc = c.split("_min_", 1)[1]
+        svc = service_of(c, services_in(results))
         within = pd.to_numeric(o[c], errors="coerce") <= t
         if svc in offers:
             within = within | covered

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from careblocks import columns as C
 from careblocks._version import __version__
 from careblocks.config import Config
 from careblocks.errors import DataQualityWarning, EmptyResultError
@@ -211,11 +212,11 @@ def stage_transit(ctx: Context) -> None:
     for name, arr in res.items():
         for j, p in enumerate(pcts):
             if len(pcts) > 1:
-                ctx.origins[f"transit_min_{name}_p{p}"] = arr[:, j]
+                ctx.origins[C.transit_min(name, p)] = arr[:, j]
         tmin = arr[:, pcts.index(cfg.transit.report_percentile)]
-        ctx.origins[f"transit_min_{name}"] = tmin
-        walk = ctx.origins[f"walk_min_{name}"].to_numpy(np.float64)
-        ctx.origins[f"best_min_{name}"] = np.fmin(walk, tmin)
+        ctx.origins[C.transit_min(name)] = tmin
+        walk = ctx.origins[C.walk_min(name)].to_numpy(np.float64)
+        ctx.origins[C.best_min(name)] = np.fmin(walk, tmin)
 
 
 def stage_demand(ctx: Context) -> None:

@@ -11,16 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from careblocks.columns import group_words, threshold_tag
 from careblocks.sites.selection import SelectionResult
-
-_GROUP_WORDS = {
-    "children_under5": "children under 5",
-    "children_5_14": "children aged 5 to 14",
-    "older_80plus": "people over 80",
-    "older_60plus": "people over 60",
-    "people_with_disabilities": "people with disabilities",
-    "women_caregivers": "women caregivers",
-}
 
 
 def round_sensibly(x: float) -> int:
@@ -47,14 +39,14 @@ def rationale(row, *, threshold_min: float, offers: Sequence[str], labels: dict[
     "31,000 within 15 minutes by walk + transit".
     """
     labels = labels or {}
-    t = int(threshold_min) if float(threshold_min).is_integer() else threshold_min
+    t = threshold_tag(threshold_min)
     transit = "transit_population_covered" in row.index and np.isfinite(row["transit_population_covered"])
     s = f"Serves {round_sensibly(row['population_covered']):,} people within {t} minutes"
     if transit:
         s += " on foot"
     groups = [
         f"{round_sensibly(row[f'{g}_covered']):,} {w}"
-        for g, w in _GROUP_WORDS.items()
+        for g, w in group_words().items()
         if f"{g}_covered" in row.index and row[f"{g}_covered"] >= 1
     ][:2]
     if groups:
