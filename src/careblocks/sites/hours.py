@@ -2,12 +2,16 @@
 
 For an origin ``j``, a service ``s`` and a new one-way time ``t`` (minutes)::
 
-    hours_js(t) = trips_s x 2 x max(0, min(current_js, cap) - t) x users_js / 60
+    hours_js(t) = trips_s x 2 x max(0, current_js - t) x users_js / 60
+
+for the trips people make today only:
 
 - ``trips_s``: round trips per week per user (``services.<s>.trips_per_week``, else the
   service's default in ``DEFAULT_SERVICES``) - :func:`trips_per_week`;
-- ``current_js``: today's walking minutes (``walk_min_<s>``); unreachable counts as the cap
-  ``sites.current_time_cap_min`` (default 60) - :func:`capped_current`;
+- ``current_js``: today's walking minutes (``walk_min_<s>``) when the service is reachable
+  within the cap ``sites.current_time_cap_min`` (default 60); an origin that cannot reach it
+  today makes no trip, so a Care Block gives it new access (``first_access_<s>``, people),
+  not hours - :func:`today_minutes`;
 - ``users_js``: households or care-group members who make the trips - :func:`user_households`.
 
 Every figure of hours in the outputs comes from :func:`weekly_hours`: per candidate
@@ -19,6 +23,7 @@ lower bound used by maximal covering). See ``docs/site_selection.md``.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -33,12 +38,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from careblocks.config import Config
 
 __all__ = [
-    "capped_current",
     "current_minutes",
     "household_size",
     "hours_at",
     "hours_pair_values",
     "hours_returned",
+    "today_minutes",
     "trips_per_week",
     "user_households",
     "weekly_hours",
@@ -58,10 +63,11 @@ def _counts(df: pd.DataFrame, name: str) -> np.ndarray:
     return np.where(np.isfinite(v) & (v > 0), v, 0.0)
 
 
-def weekly_hours(trips: float, current_capped, new_min, users) -> np.ndarray:
+def weekly_hours(trips: float, current_min, new_min, users) -> np.ndarray:
     """THE formula: ``trips x 2 x max(0, current - new) x users / 60`` (a trip is a round
-    trip, hence the 2), element-wise over aligned arrays."""
-    saved = np.maximum(0.0, np.asarray(current_capped, np.float64) - np.asarray(new_min, np.float64))
+    trip, hence the 2), element-wise over aligned arrays; ``current`` is the trip made today
+    (0 where none, see :func:`today_minutes`)."""
+    saved = np.maximum(0.0, np.asarray(current_min, np.float64) - np.asarray(new_min, np.float64))
     return float(trips) * 2.0 * saved * np.asarray(users, np.float64) / 60.0
 
 
@@ -98,10 +104,21 @@ def current_minutes(origins: pd.DataFrame, service: str) -> np.ndarray:
     return _col(origins, col)
 
 
-def capped_current(current_min, cap_min: float) -> np.ndarray:
-    """Today's minutes with unreachable (NaN/inf) counted as, and longer times cut to, the cap."""
-    cur = np.asarray(current_min, np.float64)
-    return np.where(np.isfinite(cur), np.minimum(cur, cap_min), cap_min)
+def today_minutes(current_min, cap_min: float) -> np.ndarray:
+    """One-way minutes of the trips people make today, NaN where they make none.
+
+    A service that is unreachable, or farther than ``cap_min`` minutes, is taken as one the
+    origin cannot use today: a new Care Block gives it *new access* (counted as people, see
+    ``first_access_<s>``), not hours saved on an existing trip. Every caregiver-hours figure
+    goes through this function.
+    """
+    cur = np.asarray(current_min, dtype=np.float64)
+    return np.where(np.isfinite(cur) & (cur <= float(cap_min)), cur, np.nan)
+
+
+def _trip_minutes(current_min, cap_min: float) -> np.ndarray:
+    """:func:`today_minutes` with no trip as 0 (so it saves 0 hours in :func:`weekly_hours`)."""
+    return np.nan_to_num(today_minutes(current_min, cap_min), nan=0.0)
 
 
 def user_households(
@@ -141,37 +158,40 @@ def hours_returned(
 ) -> np.ndarray:
     """Weekly caregiver hours returned per candidate for one service.
 
-    :func:`weekly_hours` summed over the origins ``j`` in the candidate's catchment, the new
-    time ``t_ij`` in minutes from the entries of ``coverage_s`` (seconds).
+    :func:`weekly_hours` summed over the origins ``j`` in the candidate's catchment that make
+    the trip today (:func:`today_minutes`), the new time ``t_ij`` in minutes from the entries
+    of ``coverage_s`` (seconds).
     """
     cov = sp.csr_matrix(coverage_s)
-    cur = capped_current(current_min, cap_min)
+    cur = _trip_minutes(current_min, cap_min)
     per_entry = weekly_hours(trips_per_week, cur[cov.indices], cov.data / 60.0,
                              np.asarray(households, np.float64)[cov.indices])
     rows = np.repeat(np.arange(cov.shape[0]), np.diff(cov.indptr))
     return np.bincount(rows, weights=per_entry, minlength=cov.shape[0])
 
 
-def _per_service(config: Config, origins: pd.DataFrame):
-    """(trips, capped current minutes, users) of each offered service."""
+def _per_service(config: Config, origins: pd.DataFrame, services=None):
+    """(trips, minutes of today's trip or 0, users) of each service (default the offered)."""
     cap = time_cap_min(config)
     hh = household_size(config)
-    for s in config.sites.offers:
-        yield (trips_per_week(config, s), capped_current(current_minutes(origins, s), cap),
+    for s in (config.sites.offers if services is None else services):
+        yield (trips_per_week(config, s), _trip_minutes(current_minutes(origins, s), cap),
                user_households(origins, s, hh, config))
 
 
-def hours_pair_values(config: Config, origins: pd.DataFrame, coverage_s: sp.csr_matrix) -> sp.csr_matrix:
+def hours_pair_values(config: Config, origins: pd.DataFrame, coverage_s: sp.csr_matrix, *,
+                      services: Sequence[str] | None = None) -> sp.csr_matrix:
     """Caregiver hours a week origin j gets back from site i, for every catchment entry.
 
-    :func:`weekly_hours` summed over the offered services: the per-pair terms of
-    :func:`hours_returned`, so a site's row sum is its ``hours_returned_week`` column. Used
-    with ``select_sites(..., pair_gains=True)`` for ``sites.objective = "hours_returned"``.
+    :func:`weekly_hours` summed over the offered services (or ``services``): the per-pair
+    terms of :func:`hours_returned`, so a site's row sum is its ``hours_returned_week``
+    column. Used with ``select_sites(..., pair_gains=True)`` for ``sites.objective =
+    "hours_returned"``.
     """
     cov = sp.csr_matrix(coverage_s)
     t_min = cov.data / 60.0
     vals = np.zeros(cov.nnz)
-    for trips, cur, users in _per_service(config, origins):
+    for trips, cur, users in _per_service(config, origins, services):
         vals += weekly_hours(trips, cur[cov.indices], t_min, users[cov.indices])
     out = sp.csr_matrix((vals, cov.indices.copy(), cov.indptr.copy()), shape=cov.shape)
     out.eliminate_zeros()
@@ -179,8 +199,9 @@ def hours_pair_values(config: Config, origins: pd.DataFrame, coverage_s: sp.csr_
 
 
 def hours_at(config: Config, origins: pd.DataFrame, threshold_min: float) -> np.ndarray:
-    """Hours a week each origin gets back when every offered service is ``threshold_min``
-    away (a lower bound of the hours returned by any site covering it within T)."""
+    """Hours a week each origin gets back on today's trips when every offered service is
+    ``threshold_min`` away (a lower bound of the hours returned by any site covering it
+    within T)."""
     out = np.zeros(len(origins))
     for trips, cur, users in _per_service(config, origins):
         out += weekly_hours(trips, cur, float(threshold_min), users)

@@ -18,12 +18,15 @@ Components (one column each; ``<s>`` is each service the block offers, ``sites.o
   (person-services).
 - ``colocated_<s>``: existing facilities of ``<s>`` within T of the candidate (the anchor +
   alternates model); ``colocated_services`` their total; ``is_public_anchor`` (0/1).
-- ``hours_returned_<s>``: weekly caregiver hours returned = round trips per week per user x
-  2 x one-way minutes saved x users / 60, summed over covered origins, where the one-way
-  saving is ``max(0, min(current, cap) - time to the block)`` (current unreachable -> cap,
-  default cap 60 min) and the users are ``services.<s>.user_share`` of the households or of
-  the care group ``services.<s>.user_group`` (see :func:`user_households`);
+- ``hours_returned_<s>``: weekly caregiver hours returned on the trips people make today =
+  round trips per week per user x 2 x one-way minutes saved x users / 60, summed over covered
+  origins, where the one-way saving is ``max(0, current - time to the block)`` for origins
+  that reach the service today within the cap (``sites.current_time_cap_min``, default
+  60 min; see :func:`today_minutes`) and the users are ``services.<s>.user_share`` of the
+  households or of the care group ``services.<s>.user_group`` (see :func:`user_households`);
   ``hours_returned_week`` their sum.
+- ``first_access_<s>``: people within T of the candidate who cannot reach the service today
+  (unreachable, or beyond the cap): new access, counted as people, never as hours.
 - ``transit_population_covered``: people within T by walk + transit (or on foot), when a
   walk + transit coverage matrix is given (``sites.use_transit``, built by
   :func:`careblocks.transit.reach.transit_coverage`).
@@ -57,6 +60,7 @@ from careblocks.sites.hours import (
     hours_returned,
     household_size,
     time_cap_min,
+    today_minutes,
     trips_per_week,
     user_households,
 )
@@ -171,12 +175,13 @@ def _warn_upper_bounds(origins, offers, currents, cap: float) -> None:
             DataQualityWarning,
             stacklevel=3,
         )
-    none = [s for s in offers if not np.isfinite(currents[s]).any()]
+    none = [s for s in offers if not np.isfinite(today_minutes(currents[s], cap)).any()]
     if none:
         warnings.warn(
-            f"sites: no facility of {', '.join(none)} is reachable anywhere, so every trip to "
-            f"it is counted at the {cap:g}-minute cap (sites.current_time_cap_min) in the hours "
-            "returned; add the facilities (services.<s>.layers) or lower the cap",
+            f"sites: no facility of {', '.join(none)} is within {cap:g} minutes of anyone "
+            "(sites.current_time_cap_min), so a Care Block offering it gives new access "
+            "(first_access_<s>, people) and no hours returned; add the facilities "
+            "(services.<s>.layers) if they exist",
             DataQualityWarning,
             stacklevel=3,
         )
@@ -242,6 +247,8 @@ def score_components(
         out[f"gap_closed_{s}"] = pat @ (pop * beyond)
         gap_total += out[f"gap_closed_{s}"]
     out["gap_closed"] = gap_total
+    for s in offers:
+        out[f"first_access_{s}"] = pat @ (pop * ~np.isfinite(today_minutes(currents[s], cap)))
     for s in offers:
         h = hours_returned(cov, currents[s], user_households(origins, s, hh_size, config),
                            trips_per_week(config, s), cap_min=cap)
@@ -356,9 +363,10 @@ def objective_weights(config, origins, *, objective: str | None = None, threshol
     - ``gap_closed``: people x number of offered services the origin is beyond T of today
       (unreachable counts as beyond): covering it closes that many person-service gaps.
     - ``hours_returned``: the caregiver hours a week the origin gets back when each trip
-      beyond T shrinks to T (``trips x 2 x max(0, min(current, cap) - T) x households / 60``
-      summed over offered services): a lower bound of the hours returned that does not depend
-      on which site covers the origin, as maximal covering needs.
+      made today beyond T shrinks to T (``trips x 2 x max(0, current - T) x households / 60``
+      summed over offered services, trips made today only, see :func:`today_minutes`): a
+      lower bound of the hours returned that does not depend on which site covers the
+      origin, as maximal covering needs.
     """
     objective = objective or config.sites.objective
     T = float(threshold_min if threshold_min is not None else sites_threshold_min(config))
