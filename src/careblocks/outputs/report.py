@@ -332,28 +332,29 @@ def _method(results) -> str:
     ]
     if tr.enabled:
         li.append(
-            f"Public transport from GTFS on {esc(tr.date)}, departures {tr.window_start}–{tr.window_end} "
+            f"Public transport from GTFS on {tr.date}, departures {tr.window_start}–{tr.window_end} "
             f"every {tr.step_min} min; the p{tr.report_percentile} travel time over the window is used; "
             f"at most {tr.max_walk_min:g} min walking to a stop and {tr.max_transfers} transfers."
         )
     else:
         li.append("Public transport was not modelled (walking only).")
     trips = [(styles.service_label(cfg, s), sc.trips_per_week) for s, sc in cfg.services.items()]
-    trips_txt = ", ".join(f"{esc(lbl)} {t:g}" for lbl, t in trips if t is not None)
+    trips_txt = ", ".join(f"{lbl} {t:g}" for lbl, t in trips if t is not None)
     if trips_txt:
         li.append(f"Household trips per week (for caregiver hours returned): {trips_txt}.")
     w = cfg.care_index.weights
-    li.append("Care-need index weights: " + ", ".join(f"{esc(k)} {v:g}" for k, v in w.items()) + ".")
+    li.append("Care-need index weights: " + ", ".join(f"{k} {v:g}" for k, v in w.items()) + ".")
     if sites.enabled:
         li.append(
-            f"Site selection: up to {sites.k} sites, method {esc(sites.method)}, objective "
-            f"{esc(sites.objective.replace('_', ' '))}; each site offers "
-            + ", ".join(esc(styles.service_label(cfg, s)) for s in sites.offers)
-            + ("; score weights " + ", ".join(f"{esc(k)} {v:g}" for k, v in sites.weights.items())
+            f"Site selection: up to {sites.k} sites, method {sites.method}, objective "
+            f"{sites.objective.replace('_', ' ')}; each site offers "
+            + ", ".join(styles.service_label(cfg, s) for s in sites.offers)
+            + ("; score weights " + ", ".join(f"{k} {v:g}" for k, v in sites.weights.items())
                if sites.weights else "")
             + (f"; at least {sites.min_spacing_m:g} m apart" if sites.min_spacing_m else "") + "."
         )
-    return "<ul>" + "".join(f"<li>{x}</li>" for x in li) + "</ul>"
+    # plain text items, escaped here and only here
+    return "<ul>" + "".join(f"<li>{esc(x)}</li>" for x in li) + "</ul>"
 
 
 _CSS = """
