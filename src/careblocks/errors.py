@@ -41,3 +41,7 @@ class EmptyResultError(InputDataError):
 
 class DataQualityWarning(UserWarning):
     """A data problem that does not stop the run (far snaps, dropped geometries, ...)."""
+
+
+class OutputError(CareblocksError):
+    """An output path cannot be written (not a folder, read-only, a dangling link)."""

@@ -419,7 +419,12 @@ def build_report(results) -> str:
     out.append("<h2>Study area and data used</h2>"
                + _table(pd.DataFrame(rows, columns=["item", "value"])))
     warn = meta.get("warning_counts") or {}
-    if warn:
+    full = [w for w in (meta.get("warnings") or []) if isinstance(w, str)]
+    if full:
+        out.append(f"<h3>Data-quality warnings ({len(full)})</h3><p>Problems in the input data "
+                   "that did not stop the run, each naming the file or setting and what was "
+                   "dropped:</p><ul>" + "".join(f"<li>{esc(w)}</li>" for w in full) + "</ul>")
+    elif warn:
         out.append('<p class="note">Data-quality warnings during the run: '
                    + ", ".join(f"{esc(k)}: {esc(v)}" for k, v in warn.items()) + ".</p>")
 

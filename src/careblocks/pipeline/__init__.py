@@ -337,6 +337,31 @@ def analyse(config: Config, *, reporter: Reporter = _quiet, until: str | None = 
     return ctx
 
 
+def validate(config: Config, *, reporter: Reporter = _quiet) -> Context:
+    """Check a config and every input with the same readers and checks ``run`` uses.
+
+    Runs the stages up to the origins, then reads the transit feeds, the census layer or
+    raster and the district layer exactly as the transit and demand stages do, without
+    computing access. Raises the same :class:`~careblocks.errors.CareblocksError` ``run``
+    would.
+    """
+    ctx = analyse(config, reporter=reporter, until="origins")
+    if config.transit.enabled:
+        from careblocks.transit import load_timetable
+
+        with ctx.stage("transit feeds"):
+            _, stats = load_timetable(config.transit, ctx.network, area_4326=ctx.area_4326,
+                                      crs=ctx.crs, speed_kmh=config.walk.speed_kmh)
+            ctx.stats["transit"] = stats
+    census = config.census
+    if census.layer is not None or census.raster is not None or census.districts is not None:
+        from careblocks.pipeline.demand_stage import check_census_inputs
+
+        with ctx.stage("census"):
+            ctx.stats["demand"] = check_census_inputs(ctx)
+    return ctx
+
+
 def to_results(ctx: Context) -> Results:
     if ctx.results is None:
         ctx.results = Results(
@@ -390,6 +415,39 @@ def output_paths(config: Config, out_dir: Path | None) -> OutputPaths:
     )
 
 
+def check_output_paths(paths: OutputPaths) -> None:
+    """Fail early (before any analysis) when an output cannot be written.
+
+    Raises :class:`~careblocks.errors.OutputError` when a target is a folder or a dangling
+    symbolic link, when its folder is a file, or when the nearest existing folder on the way
+    cannot be written (a probe file is created and removed there). Creates nothing.
+    """
+    import os
+    import tempfile
+
+    from careblocks.errors import OutputError
+
+    fix = "choose another folder with --out DIR or outputs.dir / outputs.map_dir"
+    for target in (paths.gpkg, paths.map, paths.report):
+        if target is None:
+            continue
+        if target.is_symlink() and not target.exists():
+            raise OutputError(f"{target}: is a symbolic link to nothing ({os.readlink(target)}); "
+                              f"remove it or {fix}")
+        if target.is_dir():
+            raise OutputError(f"{target}: is a folder, not a file; remove it or {fix}")
+        folder = target.parent
+        while not folder.exists() and not folder.is_symlink() and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir():
+            raise OutputError(f"{folder}: is not a folder, so {target} cannot be written; {fix}")
+        try:
+            with tempfile.TemporaryFile(dir=folder, prefix=".careblocks-probe-"):
+                pass
+        except OSError as exc:
+            raise OutputError(f"{folder}: cannot write there ({exc.strerror}); {fix}") from None
+
+
 def write_outputs(results: Results, paths: OutputPaths, *, reporter: Reporter = _quiet) -> list[Path]:
     """Write the GeoPackage, map and report as one set.
 
@@ -435,9 +493,10 @@ def run(
     config: Config, *, out_dir: Path | None = None, reporter: Reporter = _quiet
 ) -> tuple[Results, list[Path]]:
     """Run a whole study and write its outputs; return the results and the paths written."""
+    paths = output_paths(config, out_dir)
+    check_output_paths(paths)  # before the analysis, not after it
     ctx = analyse(config, reporter=reporter)
     results = to_results(ctx)
-    paths = output_paths(config, out_dir)
     t0 = time.perf_counter()
     written = write_outputs(results, paths, reporter=reporter)
     results.metadata["stage_seconds"]["outputs"] = round(time.perf_counter() - t0, 3)
