@@ -334,11 +334,14 @@ class SitesConfig:
 
 @dataclass(frozen=True)
 class OutputConfig:
+    #: the run's folder (default out/<study>/): careblocks.gpkg, map.html and report.html,
+    #: switched in together
     dir: Path | None = None
     #: "EPSG:4326" (default) or "local" (the working projected CRS)
     crs: str = "EPSG:4326"
     map: bool = True
     report: bool = True
+    #: write the map to <map_dir>/<study>.html instead (then it is switched in on its own)
     map_dir: Path | None = None
 
 

@@ -99,6 +99,17 @@ def equity_layer(results) -> pd.DataFrame | None:
     return sanitize_frame(pd.concat(parts, ignore_index=True))
 
 
+def _without_volatile(obj: Any) -> Any:
+    """Drop what differs between identical runs: wall-clock ``seconds`` / ``*_seconds`` and
+    whether a cache was hit (``cache``)."""
+    if isinstance(obj, dict):
+        return {k: _without_volatile(v) for k, v in obj.items()
+                if not (k in ("seconds", "cache") or str(k).endswith("_seconds"))}
+    if isinstance(obj, list):
+        return [_without_volatile(v) for v in obj]
+    return obj
+
+
 def metadata_rows(results, *, crs: str, layers: list[str]) -> pd.DataFrame:
     """Key / JSON-value rows of the run metadata."""
     meta: dict[str, Any] = normalized_metadata(results.metadata)
@@ -119,6 +130,7 @@ def metadata_rows(results, *, crs: str, layers: list[str]) -> pd.DataFrame:
     if source_date_epoch() is not None:  # reproducible outputs: one fixed time, no timings
         meta["created_utc"] = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
         meta["stage_timings"] = None
+        meta = {k: _without_volatile(v) for k, v in meta.items()}
     first = ["version", "config", "input_digests", "stage_timings", "warning_counts"]
     keys = first + sorted(k for k in meta if k not in first)
     return pd.DataFrame({"key": keys, "value": [to_json(meta[k]) for k in keys]})

@@ -395,9 +395,9 @@ class OutputPaths:
 
 
 def output_paths(config: Config, out_dir: Path | None) -> OutputPaths:
-    """Where a run writes: ``--out DIR`` puts everything in DIR; otherwise the GeoPackage and
-    report go to ``outputs.dir`` (default ``out/<study>/``) and the map to ``outputs.map_dir``
-    (default ``maps/``) as ``<study>.html``."""
+    """Where a run writes: ``--out DIR`` puts everything in DIR; otherwise everything goes to
+    ``outputs.dir`` (default ``out/<study>/``): ``careblocks.gpkg``, ``map.html``,
+    ``report.html`` (the map to ``outputs.map_dir/<study>.html`` when that key is set)."""
     name = slug(config.study.name)
     if out_dir is not None:
         d = Path(out_dir)
@@ -407,10 +407,12 @@ def output_paths(config: Config, out_dir: Path | None) -> OutputPaths:
             d / "report.html" if config.outputs.report else None,
         )
     d = config.outputs.dir or Path("out") / name
-    map_dir = config.outputs.map_dir or Path("maps")
+    # the map sits with the other files (one folder switched as a whole) unless map_dir is set
+    map_path = (config.outputs.map_dir / f"{name}.html" if config.outputs.map_dir is not None
+                else d / "map.html")
     return OutputPaths(
         d / "careblocks.gpkg",
-        map_dir / f"{name}.html" if config.outputs.map else None,
+        map_path if config.outputs.map else None,
         d / "report.html" if config.outputs.report else None,
     )
 
@@ -451,12 +453,13 @@ def check_output_paths(paths: OutputPaths) -> None:
 def write_outputs(results: Results, paths: OutputPaths, *, reporter: Reporter = _quiet) -> list[Path]:
     """Write the GeoPackage, map and report as one set.
 
-    Each file is first written under a hidden temporary name beside its target; only when all
-    of them are complete are they moved into place (``os.replace``), so a run that fails or
-    is interrupted while writing leaves the previous run's files as they were.
+    The files of one folder are staged in a folder beside it and switched in with one rename
+    (:func:`careblocks.outputs._switch.write_together`): a run that fails or is killed at any
+    point leaves the previous complete set, and readers never see a mix. Leftovers of killed
+    runs are removed by the next run. (With ``outputs.map_dir`` set to another folder the map
+    is switched on its own.)
     """
-    import os
-
+    from careblocks.outputs._switch import write_together
     from careblocks.outputs.geopackage import write_geopackage
 
     cfg = results.config
@@ -473,20 +476,19 @@ def write_outputs(results: Results, paths: OutputPaths, *, reporter: Reporter = 
         from careblocks.outputs.report import write_report
 
         jobs.append((paths.report, lambda p: write_report(results, p)))
-    staged: list[tuple[Path, Path]] = []
-    try:
-        for target, writer in jobs:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.stem}.{os.getpid()}.partial{target.suffix}")
-            writer(tmp)
-            staged.append((tmp, target))
-        for tmp, target in staged:
-            os.replace(tmp, target)
-    finally:
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
+    by_folder: dict[Path, list[tuple[str, Callable[[Path], Path]]]] = {}
+    for target, writer in jobs:
+        by_folder.setdefault(target.parent, []).append((target.name, writer))
+    written: list[Path] = []
+    for folder, folder_jobs in by_folder.items():
+        files, together = write_together(folder, folder_jobs)
+        written += files
+        if not together and len(folder_jobs) > 1:
+            reporter("info", "outputs", f"{folder}: files moved in one by one (the folder holds "
+                     "subfolders or the working folder, so it is not switched whole)")
     reporter("done", "outputs", f"{time.perf_counter() - t0:.1f} s")
-    return [target for _, target in staged]
+    order = {t: i for i, (t, _) in enumerate(jobs)}
+    return sorted(written, key=lambda p: order.get(p, len(order)))
 
 
 def run(
