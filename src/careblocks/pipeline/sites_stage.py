@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from careblocks.network.cost import WalkCost
 from careblocks.network.search import gather_targets, min_union, reach_from
-from careblocks.sites.rationale import selected_sites
+from careblocks.sites.rationale import marginal_figures, selected_sites
 from careblocks.sites.scoring import hours_pair_values
 from careblocks.sites.selection import select_sites
 
@@ -43,10 +44,10 @@ def _existing_coverage(ctx, catchments_limit_s: float, timetable=None):
         return None
     x, y = representative_xy(ex.to_crs(ctx.crs).geometry)
     node, dist = ctx.network.snap(x, y)
-    mps = cfg.walk.speed_kmh / 3.6
-    reach = reach_from(ctx.network, node, dist / mps, speed_kmh=cfg.walk.speed_kmh, limit_s=catchments_limit_s)
+    cost = WalkCost.from_config(cfg.walk)
+    reach = reach_from(ctx.network, node, cost.leg_seconds(dist), cost=cost, limit_s=catchments_limit_s)
     o = ctx.origins
-    cov = gather_targets(reach, o["node"].to_numpy(np.int64), o["snap_m"].to_numpy(float) / mps,
+    cov = gather_targets(reach, o["node"].to_numpy(np.int64), cost.leg_seconds(o["snap_m"].to_numpy(float)),
                          catchments_limit_s)
     if timetable is not None:
         cov = min_union(cov, _transit_seconds(ctx, timetable, node, dist, catchments_limit_s))
@@ -60,7 +61,7 @@ def _transit_seconds(ctx, timetable, nodes, snap_m, limit_s: float) -> sp.csr_ma
     cfg = ctx.config
     m = transit_coverage(ctx.network, timetable, ctx.origins["node"].to_numpy(np.int64),
                          ctx.origins["snap_m"].to_numpy(np.float64), np.asarray(nodes, np.int64),
-                         np.asarray(snap_m, np.float64), cfg.transit, speed_kmh=cfg.walk.speed_kmh,
+                         np.asarray(snap_m, np.float64), cfg.transit, cost=WalkCost.from_config(cfg.walk),
                          limit_min=limit_s / 60.0)
     m.data = m.data * 60.0
     return m
@@ -89,7 +90,7 @@ def _sites_timetable(ctx):
         from careblocks.transit import load_timetable
 
         tt, _ = load_timetable(cfg.transit, ctx.network, area_4326=ctx.area_4326, crs=ctx.crs,
-                               speed_kmh=cfg.walk.speed_kmh)
+                               cost=WalkCost.from_config(cfg.walk))
         if getattr(ctx, "extra", None) is not None:
             ctx.extra["timetable"] = tt
     return tt
@@ -149,6 +150,10 @@ def run_sites_stage(ctx) -> None:
 
     for s in sc.offers:  # what a new block offers (services.<s>.block_capacity), for selection
         scored[f"capacity_{s}"] = block_capacity(cfg, s)
+    from careblocks.accessibility import block_capacity
+
+    for s in sc.offers:  # what a new block offers (services.<s>.block_capacity), for selection
+        scored[f"capacity_{s}"] = block_capacity(cfg, s)
     # selection: walking coverage, or the union (min time) of walking and walk + transit
     coverage = catch.coverage if transit_cov is None else min_union(catch.coverage, transit_cov)
     pair = sc.objective == "hours_returned"
@@ -156,21 +161,39 @@ def run_sites_stage(ctx) -> None:
         matrix, weights = hours_pair_values(cfg, ctx.origins, coverage), None
     else:
         matrix, weights = coverage, objective_weights(cfg, ctx.origins, threshold_min=T)
-    result = select_sites(
-        matrix, weights, k=sc.k, method=sc.method, min_spacing_m=sc.min_spacing_m, pair_gains=pair,
-        candidate_xy=np.column_stack([cands.geometry.x, cands.geometry.y]),
+    constraints = dict(
+        min_spacing_m=sc.min_spacing_m, candidate_xy=np.column_stack([cands.geometry.x, cands.geometry.y]),
         districts=_candidate_districts(cands, ctx.districts) if sc.max_per_district is not None else None,
         max_per_district=sc.max_per_district, existing=_existing_coverage(ctx, catch.limit_s, timetable),
-        capacity=sc.capacity, time_limit_s=sc.time_limit_s,
+        capacity=sc.capacity,
     )
+    result = select_sites(matrix, weights, k=sc.k, method=sc.method, pair_gains=pair,
+                          time_limit_s=sc.time_limit_s, **constraints)
     labels = {s: v.label for s, v in cfg.services.items()}
+    existing_walk = _existing_coverage(ctx, catch.limit_s) if cfg.sites.existing is not None else None
+    marginal = marginal_figures(
+        cfg, ctx.origins, catch.coverage, result.selected, existing=existing_walk,
+        transit=coverage if transit_cov is not None else None,
+        existing_transit=_existing_coverage(ctx, catch.limit_s, timetable) if transit_cov is not None
+        and cfg.sites.existing is not None else None,
+    )
     sel = selected_sites(scored, result, threshold_min=T, offers=sc.offers, objective=sc.objective,
-                         labels=labels)
+                         labels=labels, marginal=marginal, cap_min=sc.current_time_cap_min)
+    if cfg.sensitivity.draws > 0 and len(sel):
+        import time
+
+        from careblocks.sites.sensitivity import sensitivity
+
+        t0 = time.perf_counter()
+        ctx.extra["sensitivity"] = sensitivity(
+            cfg, scored, ctx.origins, coverage, sel["candidate_id"].astype(str).tolist(),
+            threshold_min=T, select_kw=constraints)
+        ctx.stats["sensitivity_seconds"] = round(time.perf_counter() - t0, 3)
     polys = catchment_polygons(ctx.network, catch.reach[result.selected], ids=sel["candidate_id"].tolist(),
                                limit_s=catch.limit_s)
     polys["population"] = sel["population_covered"].to_numpy()
     after = access_after(ctx.network, ctx.origins, sel["node"].to_numpy(), sel["snap_m"].to_numpy(),
-                         speed_kmh=cfg.walk.speed_kmh, offers=sc.offers)
+                         cost=WalkCost.from_config(cfg.walk), offers=sc.offers)
     origins = ctx.origins.copy()
     for s in sc.offers:
         origins[f"walk_min_{s}_after"] = after[f"walk_min_{s}"].to_numpy()
