@@ -45,3 +45,8 @@ class DataQualityWarning(UserWarning):
 
 class OutputError(CareblocksError):
     """An output path cannot be written (not a folder, read-only, a dangling link)."""
+
+
+class AuditError(InputDataError):
+    """The input audit found a problem the analysis cannot be trusted with (or, with
+    ``--strict``, a warning)."""

@@ -85,6 +85,13 @@ def print_summary(console: Any, results: Results) -> None:
                 name = f"{name or 'site'} {r['candidate_id']}" if name != "h3_cell" else f"grid cell {r['candidate_id'].removeprefix('h3:')}"
             t3.add_row(str(r.get("order", "")), str(name), str(r.get("rationale", "")))
         console.print(t3)
+        sens = (results.extra or {}).get("sensitivity")
+        if sens is not None and len(sens):
+            from careblocks.sites.sensitivity import robustness_sentence
+
+            sentence = robustness_sentence(sens)
+            if sentence:
+                console.print(sentence, markup=False, highlight=False)
     n_warn = len(results.metadata.get("warnings", []))
     if n_warn:
         console.print(f"[yellow]{n_warn} data-quality warning(s)[/yellow]; listed in run_metadata")
@@ -135,6 +142,7 @@ def print_validation(console: Any, ctx: Any) -> None:
 
     cfg = ctx.config
     net = ctx.network
+    print_audit(console, ctx.audit)
     table = Table(title=f"{cfg.study.name}: inputs")
     table.add_column("input")
     table.add_column("features", justify="right")
@@ -176,3 +184,21 @@ def print_validation(console: Any, ctx: Any) -> None:
     console.print(table)
     if ctx.warnings:
         console.print(f"[yellow]{len(ctx.warnings)} data-quality warning(s)[/yellow], printed above")
+
+
+def print_audit(console: Any, audit: Any) -> None:
+    """The input audit's findings as a table (errors and warnings first)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=f"input audit: {audit.verdict()}")
+    table.add_column("verdict")
+    table.add_column("check")
+    table.add_column("where")
+    table.add_column("finding")
+    order = {"error": 0, "warning": 1, "info": 2}
+    style = {"error": "red", "warning": "yellow", "info": "dim"}
+    for f in sorted(audit.findings, key=lambda f: order[f.severity]):
+        table.add_row(Text(f.severity, style=style[f.severity]), Text(f.check), Text(f.where),
+                      Text(f.message))
+    console.print(table)
