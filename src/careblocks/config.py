@@ -646,6 +646,11 @@ def _check_values(obj: Any, key: str) -> None:
         for t in obj.equity_thresholds_min:
             _positive(t, f"{key}.equity_thresholds_min")
     elif isinstance(obj, SitesConfig):
+        if obj.k < 1:
+            raise ConfigError(
+                f"config key '{key}.k': {obj.k} sites asked for; set it to 1 or more "
+                "(or sites.enabled = false to skip site selection)"
+            )
         _positive(obj.curve_time_limit_s, f"{key}.curve_time_limit_s")
         if obj.curve_k_max is not None and obj.curve_k_max < 0:
             raise ConfigError(f"config key '{key}.curve_k_max': must be >= 0 (0 = no curve), got {obj.curve_k_max}")
@@ -719,12 +724,6 @@ def _check_values(obj: Any, key: str) -> None:
             )
         if not obj.step_weights or any(not 0 <= w <= 1 for w in obj.step_weights):
             raise ConfigError(f"config key '{key}.step_weights': give weights between 0 and 1")
-    elif isinstance(obj, SitesConfig):
-        if obj.k < 1:
-            raise ConfigError(
-                f"config key '{key}.k': {obj.k} sites asked for; set it to 1 or more "
-                "(or sites.enabled = false to skip site selection)"
-            )
     elif isinstance(obj, ServiceConfig):
         _positive(obj.dedupe_m, f"{key}.dedupe_m")
         _positive(obj.capacity_default, f"{key}.capacity_default")
