@@ -532,3 +532,22 @@ def population_from_census(origins: gpd.GeoDataFrame) -> dict[str, float]:
         "census_to_estimate_ratio": ratio,
         "population": float(origins["population"].sum()),
     }
+
+
+def read_districts(config, *, area_4326: Any = None):
+    """The district layer of ``census.districts`` (None when not configured), checked."""
+    cfg = config.census
+    if cfg.districts is None:
+        return None
+    name_col = cfg.district_name_column
+    if not name_col:
+        raise ConfigError(
+            "census.district_name_column: census.districts is set but not the column of "
+            "district names; set census.district_name_column"
+        )
+    bbox = tuple(area_4326.bounds) if area_4326 is not None else None
+    dgdf = _read_vector(cfg.districts, what="district layer (census.districts)",
+                        columns=[name_col], bbox_4326=bbox)
+    if dgdf.crs is None:
+        raise CRSError("census.districts: layer has no CRS; set census.districts.crs")
+    return dgdf

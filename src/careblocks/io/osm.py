@@ -250,7 +250,7 @@ def _read_pbf(p: Path, bbox: BBox | None) -> tuple[Any, Any]:
             warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", UserWarning)
-            osm = OSM(str(p), bounding_box=list(bbox) if bbox is not None else None)
+            osm = OSM(str(p), bounding_box=list(bbox) if bbox is not None else None, progress=False)
             result = osm.get_network(network_type="walking", nodes=True)
     except (PBFException, ProtobufError, zlib.error, EOFError, OSError) as exc:
         raise InputDataError(

@@ -405,28 +405,29 @@ def _method(results) -> str:
     ]
     if tr.enabled:
         li.append(
-            f"Public transport from GTFS on {esc(tr.date)}, departures {tr.window_start}–{tr.window_end} "
+            f"Public transport from GTFS on {tr.date}, departures {tr.window_start}–{tr.window_end} "
             f"every {tr.step_min} min; the p{tr.report_percentile} travel time over the window is used; "
             f"at most {tr.max_walk_min:g} min walking to a stop and {tr.max_transfers} transfers."
         )
     else:
         li.append("Public transport was not modelled (walking only).")
     trips = [(styles.service_label(cfg, s), sc.trips_per_week) for s, sc in cfg.services.items()]
-    trips_txt = ", ".join(f"{esc(lbl)} {t:g}" for lbl, t in trips if t is not None)
+    trips_txt = ", ".join(f"{lbl} {t:g}" for lbl, t in trips if t is not None)
     if trips_txt:
         li.append(f"Household trips per week (for caregiver hours returned): {trips_txt}.")
     w = cfg.care_index.weights
-    li.append("Care-need index weights: " + ", ".join(f"{esc(k)} {v:g}" for k, v in w.items()) + ".")
+    li.append("Care-need index weights: " + ", ".join(f"{k} {v:g}" for k, v in w.items()) + ".")
     if sites.enabled:
         li.append(
-            f"Site selection: up to {sites.k} sites, method {esc(sites.method)}, objective "
-            f"{esc(sites.objective.replace('_', ' '))}; each site offers "
-            + ", ".join(esc(styles.service_label(cfg, s)) for s in sites.offers)
-            + ("; score weights " + ", ".join(f"{esc(k)} {v:g}" for k, v in sites.weights.items())
+            f"Site selection: up to {sites.k} sites, method {sites.method}, objective "
+            f"{sites.objective.replace('_', ' ')}; each site offers "
+            + ", ".join(styles.service_label(cfg, s) for s in sites.offers)
+            + ("; score weights " + ", ".join(f"{k} {v:g}" for k, v in sites.weights.items())
                if sites.weights else "")
             + (f"; at least {sites.min_spacing_m:g} m apart" if sites.min_spacing_m else "") + "."
         )
-    return "<ul>" + "".join(f"<li>{x}</li>" for x in li) + "</ul>"
+    # plain text items, escaped here and only here
+    return "<ul>" + "".join(f"<li>{esc(x)}</li>" for x in li) + "</ul>"
 
 
 _CSS = """
@@ -511,7 +512,12 @@ def build_report(results) -> str:
     out.append("<h2>Study area and data used</h2>"
                + _table(pd.DataFrame(rows, columns=["item", "value"])))
     warn = meta.get("warning_counts") or {}
-    if warn:
+    full = [w for w in (meta.get("warnings") or []) if isinstance(w, str)]
+    if full:
+        out.append(f"<h3>Data-quality warnings ({len(full)})</h3><p>Problems in the input data "
+                   "that did not stop the run, each naming the file or setting and what was "
+                   "dropped:</p><ul>" + "".join(f"<li>{esc(w)}</li>" for w in full) + "</ul>")
+    elif warn:
         out.append('<p class="note">Data-quality warnings during the run: '
                    + ", ".join(f"{esc(k)}: {esc(v)}" for k, v in warn.items()) + ".</p>")
     out.append(_audit_section(results.metadata or {}))

@@ -204,6 +204,15 @@ def run_sites_stage(ctx) -> None:
         "origins": stage_cache.frame_digest(ctx.origins, ["population"]),
     }, lambda: build_candidates(cfg, osm_path=ctx.osm_path, area_4326=ctx.area_4326, crs=ctx.crs,
                                 network=ctx.network, origins=ctx.origins), status=status)
+    if sc.k > len(cands):
+        import warnings
+
+        from careblocks.errors import DataQualityWarning
+
+        warnings.warn(
+            f"sites.k = {sc.k} but the study has only {len(cands)} candidate sites; at most "
+            f"{len(cands)} can be selected (add candidates: sites.candidates_layer, "
+            "sites.h3_resolution)", DataQualityWarning, stacklevel=2)
     catch = stage_cache.catchments_cached(cfg, cands, ctx.origins, ctx.network, services=ctx.services,
                                           status=status)
     transit_cov, transit_stats = None, {}
