@@ -11,7 +11,6 @@ PDF: the Python libraries that render HTML to PDF well (WeasyPrint) need system 
 from __future__ import annotations
 
 import base64
-import dataclasses
 import html
 import io
 import os
@@ -22,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from careblocks.config import CensusGroups
+from careblocks.columns import CENSUS_GROUPS
 from careblocks.i18n import (
     Language,
     category_label,
@@ -44,7 +43,6 @@ from careblocks.outputs._common import (
 
 __all__ = ["write_report"]
 
-CARE_GROUPS = tuple(f.name for f in dataclasses.fields(CensusGroups))
 
 
 def esc(v: Any) -> str:
@@ -116,7 +114,7 @@ def _pyplot():
 
 def _groups(results) -> list[str]:
     cols = results.origins.columns
-    return [g for g in ("population", *CARE_GROUPS) if g in cols]
+    return [g for g in ("population", *CENSUS_GROUPS) if g in cols]
 
 
 _MODE_PREFERENCE = ("best", "walk", "transit")
@@ -180,7 +178,7 @@ def coverage_by_group(results, equity: pd.DataFrame | None = None) -> pd.DataFra
         if len(sel):
             piv = sel.pivot_table(index="group", columns="service", values="share_within", aggfunc="first")
             piv = piv.reindex(columns=[s for s in services if s in piv.columns])
-            known = [g for g in ("population", *CARE_GROUPS) if g in piv.index]
+            known = [g for g in ("population", *CENSUS_GROUPS) if g in piv.index]
             piv = piv.reindex(known + sorted(g for g in piv.index if g not in known))
             piv.index = [group_label(g, L) for g in piv.index]
             return piv.rename(columns=labels)

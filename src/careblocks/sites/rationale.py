@@ -11,10 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
+from careblocks.columns import CARE_GROUPS
 from careblocks.i18n import N_, label_text, lower_first
 from careblocks.i18n import language as get_language
+from careblocks.sites.hours import _counts, current_minutes, hours_pair_values, today_minutes
+from careblocks.sites.scoring import sites_threshold_min
 from careblocks.sites.selection import SelectionResult
 
 _GROUP_WORDS = {
@@ -128,16 +132,6 @@ def marginal_figures(config, origins, coverage_s: sp.csr_matrix, order: Sequence
         ``new_transit_population_covered``. Each column sums over the sites to the figure of
         the whole proposal, so no column can exceed the people who live in the study area.
     """
-    import pandas as pd
-
-    from careblocks.sites.scoring import (
-        CARE_GROUPS,
-        _counts,
-        current_minutes,
-        hours_pair_values,
-        sites_threshold_min,
-        today_minutes,
-    )
 
     T = sites_threshold_min(config)
     cap = float(config.sites.current_time_cap_min)
