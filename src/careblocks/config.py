@@ -201,18 +201,48 @@ class TransitConfig:
 
 
 @dataclass(frozen=True)
-class CensusGroups:
-    """Map care groups to census columns; a group that is not mapped is absent."""
+class CensusGroup:
+    """A care group built from census columns rather than read from one count column.
 
-    children_under5: str | None = None
-    children_5_14: str | None = None
-    older_60plus: str | None = None
-    older_80plus: str | None = None
-    women_15plus: str | None = None
-    women_caregivers: str | None = None
-    female_headed_households: str | None = None
-    people_with_disabilities: str | None = None
-    poverty: str | None = None
+    Exactly one of ``column`` (a count, or a rate with ``unit``) and ``bands`` is given.
+    """
+
+    #: one column: a count (``unit = "count"``) or a rate/share (``"percent"`` 0-100 or
+    #: ``"fraction"`` 0-1) multiplied by its base ``per``; read from the census layer, else
+    #: from ``census.coarse`` (the coarser layer joined spatially)
+    column: str | None = None
+    unit: Literal["count", "percent", "fraction"] = "count"
+    #: base of a rate: ``"person"`` (the total), ``"household"``, another care group or a
+    #: count column of the census layer (e.g. women)
+    per: str = "person"
+    #: a weighted sum of count columns of the census layer and earlier care groups, e.g. an
+    #: age band split by a fraction: ``{ STP34_7_ED = 0.5, STP34_8_ED = 1, STP34_9_ED = 1 }``
+    bands: dict[str, float] = field(default_factory=dict)
+    #: split ``bands`` by the share of a coarser layer: a column of ``census.coarse`` giving
+    #: the group as a share of all people there (Bogotá's ``porc_pobl_4_menos``); each unit
+    #: keeps the fraction ``share x people / bands`` of its coarser unit
+    split_share: str | None = None
+    split_unit: Literal["percent", "fraction"] = "percent"
+
+
+GroupSource = str | CensusGroup | None
+
+
+@dataclass(frozen=True)
+class CensusGroups:
+    """Map care groups to census columns (a column name or a :class:`CensusGroup` table);
+    a group that is not mapped is absent."""
+
+    children_under5: GroupSource = None
+    children_5_14: GroupSource = None
+    older_60plus: GroupSource = None
+    older_65plus: GroupSource = None
+    older_80plus: GroupSource = None
+    women_15plus: GroupSource = None
+    women_caregivers: GroupSource = None
+    female_headed_households: GroupSource = None
+    people_with_disabilities: GroupSource = None
+    poverty: GroupSource = None
 
 
 @dataclass(frozen=True)
@@ -237,6 +267,12 @@ class CensusConfig:
     #: published population per unit name, for a layer without counts, e.g.
     #: ``{ FONTIBON = 394648 }`` (DANE CNPV 2018) for Bogota's localidades
     published_totals: dict[str, float] = field(default_factory=dict)
+    #: a coarser census layer (Bogotá's localidad indicators) joined to each unit of
+    #: ``layer`` by its representative point; rate and share columns of care groups are read
+    #: from it when the fine layer lacks them
+    coarse: LayerRef | None = None
+    #: the column naming each coarse unit (shown on the origins as ``census_coarse_name``)
+    coarse_name_column: str | None = None
     #: districts (Bogotá's localidades, Freetown's wards) for equity summaries
     districts: LayerRef | None = None
     district_name_column: str | None = None
@@ -415,6 +451,10 @@ def _coerce(tp: Any, value: Any, key: str, base: Path) -> Any:
                 errors.append(exc)
         if len(errors) == 1:
             raise errors[0]
+        if isinstance(value, Mapping):  # a table: the error of the table alternative says why
+            tables = [a for a in args if dataclasses.is_dataclass(a)]
+            if len(tables) == 1:
+                return _coerce(tables[0], value, key, base)
         raise ConfigError(f"config key '{key}': expected {_type_name(tp)}, got {value!r}")
     if origin is Literal:
         allowed = typing.get_args(tp)
@@ -554,6 +594,19 @@ def _check_values(obj: Any, key: str) -> None:
                 raise ConfigError(
                     f"config key '{key}.{name}': {value!r} is not a time; write it as HH:MM, e.g. 07:00"
                 )
+    elif isinstance(obj, CensusGroup):
+        if (obj.column is None) == (not obj.bands):
+            raise ConfigError(
+                f"config key '{key}': give either column (a count or a rate) or bands (a "
+                "weighted sum of count columns), not both or neither"
+            )
+        if obj.split_share is not None and not obj.bands:
+            raise ConfigError(f"config key '{key}.split_share': needs bands (the band to split)")
+        if obj.unit == "count" and obj.per != "person":
+            raise ConfigError(
+                f"config key '{key}.per': only rates have a base; set unit = 'percent' or "
+                "'fraction', or drop per"
+            )
     elif isinstance(obj, ServiceConfig):
         _positive(obj.dedupe_m, f"{key}.dedupe_m")
         if not 0 <= obj.user_share <= 1:

@@ -80,7 +80,7 @@ def _mapping(cfg: CensusConfig) -> dict[str, str]:
         out[HOUSEHOLDS] = cfg.households_column
     for g in GROUPS:
         col = getattr(cfg.groups, g)
-        if col:
+        if isinstance(col, str):
             out[g] = col
     return out
 
@@ -131,12 +131,30 @@ def read_census(cfg: CensusConfig, *, area_4326: Any = None):
     where = f"census layer (census.layer): {fname}"
     mapping = _mapping(cfg)
     bbox = tuple(area_4326.bounds) if area_4326 is not None else None
+    coarse = None
+    coarse_where = "coarse census layer (census.coarse)"
+    if cfg.coarse is not None:
+        coarse_where = f"{coarse_where}: {Path(cfg.coarse.path)}"
+        coarse = _read_vector(cfg.coarse, what="coarse census layer (census.coarse)", bbox_4326=bbox)
+        if coarse.crs is None:
+            raise CRSError(f"{coarse_where}: layer has no CRS; set census.coarse.crs")
+        if len(coarse) == 0:
+            raise EmptyResultError(f"{coarse_where}: no unit overlaps the study area; check the layer")
+        if cfg.coarse_name_column and cfg.coarse_name_column not in coarse.columns:
+            raise MissingColumnError(
+                f"{coarse_where}: column '{cfg.coarse_name_column}' (census.coarse_name_column) "
+                f"not found; existing columns: {', '.join(map(str, coarse.columns))}"
+            )
+        if bbox is not None:
+            # whole coarse units: shares of a coarse unit are split over all its fine units
+            b = coarse.to_crs("EPSG:4326").total_bounds
+            bbox = (min(bbox[0], b[0]), min(bbox[1], b[1]), max(bbox[2], b[2]), max(bbox[3], b[3]))
     gdf = _read_vector(ref, what="census layer (census.layer)", bbox_4326=bbox)
     if gdf.crs is None:
         raise CRSError(f"{where}: layer has no CRS; set census.layer.crs or fix the file's .prj")
     existing = [str(c) for c in gdf.columns if c != gdf.geometry.name]
     for canon, col in mapping.items():
-        if col not in gdf.columns:
+        if canon in (TOTAL, HOUSEHOLDS) and col not in gdf.columns:
             raise MissingColumnError(
                 f"{where}: column '{col}' ({_key_of(canon)}) not found; existing columns: "
                 f"{', '.join(existing)}; fix {_key_of(canon)}"
@@ -153,7 +171,8 @@ def read_census(cfg: CensusConfig, *, area_4326: Any = None):
             )
         out["census_name"] = gdf[cfg.name_column].astype(str).to_numpy()
     for canon, col in mapping.items():
-        out[canon] = _numeric_counts(gdf[col], where=fname, key=_key_of(canon))
+        if canon in (TOTAL, HOUSEHOLDS):
+            out[canon] = _numeric_counts(gdf[col], where=fname, key=_key_of(canon))
     if cfg.published_totals:
         if not cfg.name_column:
             raise ConfigError(
@@ -183,12 +202,35 @@ def read_census(cfg: CensusConfig, *, area_4326: Any = None):
             )
             out = out[~missing]
             gdf = gdf.loc[out.index]
-    if "poverty" in out.columns and len(out) and out["poverty"].max() <= 1.0 \
-            and (out["poverty"] % 1 != 0).any():
-        raise InputDataError(
-            f"{where}: column '{mapping['poverty']}' (census.groups.poverty) looks like a rate "
-            "(all values <= 1); map a count of people in poverty (rate x population)"
-        )
+    if isinstance(cfg.groups.poverty, str) and cfg.groups.poverty in gdf.columns:
+        pov = pd.to_numeric(gdf[cfg.groups.poverty], errors="coerce")
+        if len(pov) and pov.max() <= 1.0 and (pov % 1 != 0).any():
+            raise InputDataError(
+                f"{where}: column '{cfg.groups.poverty}' (census.groups.poverty) looks like a "
+                "rate (all values <= 1); declare it: poverty = { column = "
+                f"\"{cfg.groups.poverty}\", unit = \"fraction\" }}"
+            )
+    from careblocks.census import coarse_index, resolve_groups
+
+    coarse_of = None
+    coarse_tab = None
+    if coarse is not None:
+        cg = coarse.to_crs(gdf.crs).geometry.to_numpy()
+        coarse_of = coarse_index(gdf.geometry.to_numpy(), cg)
+        coarse_tab = pd.DataFrame(coarse.drop(columns=coarse.geometry.name)).reset_index(drop=True)
+        if cfg.coarse_name_column:
+            out["census_coarse_name"] = coarse_tab[cfg.coarse_name_column].astype(str) \
+                .to_numpy()[coarse_of]
+    fine_tab = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+    counts, recipes = resolve_groups(
+        cfg, fine_tab, coarse=coarse_tab, coarse_of=coarse_of,
+        total=out[TOTAL].to_numpy("float64") if TOTAL in out.columns else None,
+        households=out[HOUSEHOLDS].to_numpy("float64") if HOUSEHOLDS in out.columns else None,
+        where=where, coarse_where=coarse_where, ids=out["census_unit_id"].to_numpy(),
+    )
+    for g in GROUPS:
+        if g in counts:
+            out[g] = counts[g]
     import geopandas as gpd
 
     res = gpd.GeoDataFrame(out, geometry=gdf.geometry.to_numpy(), crs=gdf.crs)
@@ -207,6 +249,8 @@ def read_census(cfg: CensusConfig, *, area_4326: Any = None):
         "file": str(ref.path),
         "rows": int(len(res)),
         "columns": {k: v for k, v in mapping.items()},
+        "recipes": recipes["recipes"],
+        "coarse": str(cfg.coarse.path) if cfg.coarse is not None else None,
         "groups_present": [g for g in GROUPS if g in res.columns],
         "published_totals": bool(cfg.published_totals),
     }
@@ -589,8 +633,13 @@ def run_demand_stage(ctx) -> None:
         polys = bool(origins.geom_type.isin(["Polygon", "MultiPolygon"]).all())
         area_km2 = (origins.geometry.area / 1e6).to_numpy() \
             if polys and cfg.census.allocate_by != "buildings" else None
-        comp, formula = care_need_index(origins, dict(cfg.care_index.weights), groups,
-                                        area_km2=area_km2)
+        weights = dict(cfg.care_index.weights)
+        gap = None
+        if weights.get("supply_gap", 0) > 0:
+            tcols = [f"walk_min_{s}" for s in cfg.service_names if f"walk_min_{s}" in origins.columns]
+            gap = origins[tcols].to_numpy("float64") if tcols else None
+        comp, formula = care_need_index(origins, weights, groups, area_km2=area_km2,
+                                        gap_minutes=gap)
         for c in comp.columns:
             origins[c] = comp[c].to_numpy()
         plan = comp.attrs["plan"]
