@@ -77,8 +77,18 @@ def fontibon(data, tmp_path_factory) -> dict:
 
 def test_fontibon_end_to_end(fontibon) -> None:
     o, s = fontibon["origins"], fontibon["services"]
-    # building-based population scaled to the localidad's published total
-    assert o["population"].sum() == pytest.approx(394648, rel=1e-6)
+    # census sectors spread over residential land: thousands of origins, none lumped
+    pop = o["population"].to_numpy()
+    assert len(o) >= 2000 and pop.max() < 0.02 * pop.sum()
+    assert 340_000 < pop.sum() < 400_000  # DANE 2018: 378,171 in the sectors labelled Fontibón
+    # the care-need index and its components, on real care groups, in the GeoPackage
+    for c in ("care_need_index", "care_demand", "caregiver_density", "poverty", "supply_gap",
+              "children_under5", "older_80plus", "women_caregivers", "dependency_ratio"):
+        assert c in o.columns and o[c].notna().all(), c
+    assert 0 <= o["care_need_index"].min() and o["care_need_index"].max() <= 1
+    assert o["care_need_index"].std() > 0.05
+    html = (fontibon["out"] / "map.html").read_text(encoding="utf-8")
+    assert "care_need_index" in html
     counts = s["service"].value_counts()
     assert counts["daycare"] >= 10 and counts["health"] >= 8 and counts["laundromat"] >= 10
     assert counts["disability_care"] >= 1  # SDIS centres inside Fontibón

@@ -137,12 +137,25 @@ def parcel_candidates(config: Config, *, area_4326, crs: str) -> gpd.GeoDataFram
     lower = {c.lower(): c for c in gdf.columns}
     id_col = lower.get("candidate_id") or lower.get("id")
     keys = gdf[id_col].astype(str).to_numpy() if id_col else np.asarray(gdf.index).astype(str)
-    name_col = lower.get("name")
+    name_col = config.sites.candidates_name_column or lower.get("name")
+    if name_col and name_col not in gdf.columns:
+        from careblocks.errors import MissingColumnError
+
+        raise MissingColumnError(
+            f"candidate layer (sites.candidates_layer): {ref.path}: column '{name_col}' "
+            f"(sites.candidates_name_column) not found; existing columns: "
+            f"{', '.join(map(str, gdf.columns))}"
+        )
     names = (
-        [None if pd.isna(v) else str(v) for v in gdf[name_col]] if name_col else [None] * len(gdf)
+        [None if pd.isna(v) or not str(v).strip() else str(v).strip() for v in gdf[name_col]]
+        if name_col else [None] * len(gdf)
     )
     cat_col = lower.get("category")
-    cats = [("parcel" if pd.isna(v) else str(v)) for v in gdf[cat_col]] if cat_col else ["parcel"] * len(gdf)
+    if config.sites.candidates_category:
+        cats = [config.sites.candidates_category] * len(gdf)
+    else:
+        cats = [("parcel" if pd.isna(v) else str(v)) for v in gdf[cat_col]] if cat_col \
+            else ["parcel"] * len(gdf)
     pub_col = lower.get("is_public") or lower.get("public")
     public = gdf[pub_col].fillna(False).astype(bool).to_numpy() if pub_col else np.ones(len(gdf), bool)
     return _frame(

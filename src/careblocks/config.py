@@ -155,8 +155,10 @@ class ServiceConfig:
 class PopulationConfig:
     #: "layer": points/polygons/hex cells with a population column; "buildings": OSM
     #: residential buildings (footprint x levels); "streets": residential street length;
-    #: "auto": layer if given, else buildings, else streets
-    source: Literal["auto", "layer", "buildings", "streets"] = "auto"
+    #: "auto": layer if given, else buildings, else streets; "census": the counts of
+    #: ``census.layer`` spread inside each unit over residential land (OSM residential
+    #: buildings where mapped, H3 cells near residential streets elsewhere), totals kept per unit
+    source: Literal["auto", "layer", "buildings", "streets", "census"] = "auto"
     layer: LayerRef | None = None
     column: str | None = None
     id_column: str | None = None
@@ -173,6 +175,10 @@ class PopulationConfig:
     persons_per_m2: float = 0.025
     #: default levels when a building has no building:levels tag
     default_levels: float = 1.0
+    #: source "census": H3 resolution of the land cells (10: about 15,000 m2, 66 m edge)
+    grid_resolution: int = 10
+    #: source "census": land within this distance of a residential street is residential
+    street_buffer_m: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -296,6 +302,11 @@ class SitesConfig:
     candidates_osm_anchors: bool = True
     anchor_tags: dict[str, Any] = field(default_factory=dict)
     candidates_layer: LayerRef | None = None
+    #: column of candidates_layer naming each site (default: a column called "name")
+    candidates_name_column: str | None = None
+    #: category written for every site of candidates_layer (default: its "category" column,
+    #: else "parcel"), e.g. "school"
+    candidates_category: str | None = None
     h3_resolution: int | None = None
     exclusions: tuple[LayerRef, ...] = ()
     min_spacing_m: float = 0.0

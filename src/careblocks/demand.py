@@ -541,6 +541,12 @@ def census_to_origins(config, origins, *, area: Any = None, area_4326: Any = Non
     if src is not None and cfg.optional and not Path(src).exists():
         stats["skipped"] = f"census file {src} not found and census.optional = true"
         return origins, stats
+    if config.population.source == "census" and TOTAL in origins.columns:
+        # the origins were made from the census units (careblocks.residential): counts are
+        # already on them, per-unit totals kept; see the origins stats for the allocation
+        stats.update(source="census origins",
+                     groups_present=[g for g in GROUPS if g in origins.columns])
+        return origins, stats
     if cfg.raster is not None:
         from careblocks.io.raster import zonal_sums
 
