@@ -29,6 +29,7 @@ SECTIONS = [
     ("census.groups", C.CensusGroups, "Care group -> census column, or a table built from columns."),
     ("census.groups.<group> (a table)", C.CensusGroup, "A care group from rates, shares or age bands."),
     ("care_index", C.CareIndexConfig, "Weights of the care-need index."),
+    ("accessibility", C.AccessibilityConfig, "Supply against demand: 2SFCA, gravity, deserts (see accessibility.md)."),
     ("sites", C.SitesConfig, "Candidate sites and selection (see site_selection.md)."),
     ("outputs", C.OutputConfig, "Where and how results are written."),
     ("(any layer)", C.LayerRef, "A layer reference: `{ path = ..., layer = ... }`."),

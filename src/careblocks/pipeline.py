@@ -218,6 +218,12 @@ def stage_demand(ctx: Context) -> None:
     demand.run_demand_stage(ctx)
 
 
+def stage_accessibility(ctx: Context) -> None:
+    from careblocks.accessibility import run_accessibility_stage
+
+    run_accessibility_stage(ctx)
+
+
 def stage_sites(ctx: Context) -> None:
     if not ctx.config.sites.enabled:
         return
@@ -234,6 +240,7 @@ STAGES: list[tuple[str, Callable[[Context], None]]] = [
     ("walk access", stage_access),
     ("transit", stage_transit),
     ("demand", stage_demand),
+    ("accessibility", stage_accessibility),
     ("sites", stage_sites),
 ]
 

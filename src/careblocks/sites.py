@@ -265,6 +265,10 @@ def run_sites_stage(ctx) -> None:
         transit_stats = {"transit_coverage_entries": int(transit_cov.nnz),
                          "transit_coverage_seconds": round(time.perf_counter() - t0, 3)}
     scored = score_candidates(cfg, cands, ctx.origins, ctx.services, catch, transit_coverage=transit_cov)
+    from careblocks.accessibility import block_capacity
+
+    for s in sc.offers:  # what a new block offers (services.<s>.block_capacity), for selection
+        scored[f"capacity_{s}"] = block_capacity(cfg, s)
     # selection: walking coverage, or the union (min time) of walking and walk + transit
     coverage = catch.coverage if transit_cov is None else min_union(catch.coverage, transit_cov)
     pair = sc.objective == "hours_returned"
