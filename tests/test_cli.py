@@ -82,7 +82,7 @@ def test_fontibon_end_to_end(fontibon) -> None:
     assert len(o) >= 2000 and pop.max() < 0.02 * pop.sum()
     assert 340_000 < pop.sum() < 400_000  # DANE 2018: 378,171 in the sectors labelled Fontibón
     # the care-need index and its components, on real care groups, in the GeoPackage
-    for c in ("care_need_index", "care_demand", "caregiver_density", "poverty", "supply_gap",
+    for c in ("care_need_index", "care_demand", "caregiver_density", "poverty_need", "supply_gap",
               "children_under5", "older_80plus", "women_caregivers", "dependency_ratio"):
         assert c in o.columns and o[c].notna().all(), c
     assert 0 <= o["care_need_index"].min() and o["care_need_index"].max() <= 1

@@ -44,7 +44,7 @@ def test_fontibon_origins_across_every_inhabited_sector(data, fontibon):
     share = shapely.area(shapely.intersection(sectors.geometry.to_numpy(), area)) / sectors.area
     inside = share.to_numpy() > 0
     expected = (sectors["STP27_PERS"] * share)[inside]
-    expected.index = expected.index.astype(str)
+    expected.index = sectors.loc[inside, "SETU_CCNCT"].astype(str)  # census.name_column
     got = origins.groupby("census_unit_id")["population"].sum()
     # every sector overlapping the area has origins, and its people are the census's
     # times its share of area inside (1 for the sectors wholly inside)

@@ -13,12 +13,15 @@ import pandas as pd
 
 from careblocks.errors import ConfigError, InputDataError, MissingColumnError
 
-__all__ = ["COMPONENTS", "care_index_plan", "care_need_index", "care_need_by_district", "gap_indicator"]
+__all__ = ["COMPONENTS", "care_index_plan", "care_need_index", "care_need_by_district", "component_column",
+           "gap_indicator"]
 
 TOTAL = "census_total"
 HOUSEHOLDS = "households"
 #: the components of the index, in the order of docs/care_need_index.md
 COMPONENTS = ("care_demand", "caregiver_density", "poverty", "supply_gap")
+#: output column of a component where its name is also a care group's (``poverty``)
+_COLUMN = {"poverty": "poverty_need"}
 #: minutes at which the supply gap saturates (unreachable counts as this)
 GAP_CAP_MIN = 60.0
 
@@ -100,6 +103,12 @@ def care_index_plan(
     }
 
 
+def component_column(component: str) -> str:
+    """The column holding a component's value (``poverty`` -> ``poverty_need``, since
+    ``poverty`` is the care group's count of people in poverty)."""
+    return _COLUMN.get(component, component)
+
+
 def gap_indicator(minutes: Any, cap: float = GAP_CAP_MIN) -> np.ndarray:
     """Mean over services of the minutes to the nearest one, capped at ``cap``.
 
@@ -123,7 +132,7 @@ def _minmax(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 
 def _formula(plan: dict[str, Any], n_units: int, unit: str) -> str:
-    terms = " + ".join(f"{w:.3f} * {c}" for c, w in plan["weights"].items())
+    terms = " + ".join(f"{w:.3f} * {component_column(c)}" for c, w in plan["weights"].items())
     lines = [f"care_need_index = {terms}"]
     for c, inds in plan["indicators"].items():
         parts = []
@@ -135,7 +144,7 @@ def _formula(plan: dict[str, Any], n_units: int, unit: str) -> str:
                 parts.append(f"mm({name} = ({' + '.join(num)}) / ({TOTAL} - {' - '.join(num)}))")
             else:
                 parts.append(f"mm({name} = {' + '.join(num)} / {den})")
-        lines.append(f"{c} = mean({', '.join(parts)})")
+        lines.append(f"{component_column(c)} = mean({', '.join(parts)})")
     lines.append(
         f"mm(x) = (x - min x) / (max x - min x) over the {n_units} {unit} of the study area "
         f"with {TOTAL} > 0 (0 when max = min); units without people get index 0"
@@ -227,7 +236,7 @@ def care_need_index(
         n_ok = np.isfinite(stack).sum(axis=0)
         comp_v = np.divide(np.nansum(stack, axis=0), n_ok, out=np.zeros(len(df)), where=n_ok > 0)
         comp_v = np.where(valid, comp_v, 0.0)
-        out[comp] = comp_v
+        out[component_column(comp)] = comp_v
         index += plan["weights"][comp] * comp_v
     out["care_need_index"] = index
     out.attrs["plan"] = plan

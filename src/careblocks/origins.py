@@ -539,6 +539,8 @@ def _origins_from_census(config: Config, *, osm_path, area_4326, crs: str, netwo
         )
     if census.crs != crs:
         census = census.to_crs(crs)
+    if "census_name" in census.columns and census["census_name"].is_unique:
+        census["census_unit_id"] = census["census_name"]  # e.g. DANE's sector code
     area = gpd.GeoSeries([area_4326], crs="EPSG:4326").to_crs(crs).iloc[0] \
         if area_4326 is not None else census.geometry.union_all()
     buildings = None

@@ -212,6 +212,8 @@ def _tidy(nodes: Any, edges: Any) -> tuple[Any, Any]:
             "u": edges["u"].to_numpy(dtype=np.int64),
             "v": edges["v"].to_numpy(dtype=np.int64),
             "highway": edges["highway"].astype(str).to_numpy(dtype=object),
+            # the street name (OSM ``name``), used to name unnamed places; None when untagged
+            "name": _names(edges),
         },
         geometry=edges.geometry.to_numpy(),
         crs="EPSG:4326",
@@ -231,6 +233,17 @@ def _tidy(nodes: Any, edges: Any) -> tuple[Any, Any]:
             "broken extract); re-export the extract with complete ways"
         )
     return n, e
+
+
+def _names(edges: Any) -> np.ndarray:
+    if "name" not in edges.columns:
+        return np.full(len(edges), None, dtype=object)
+    out = []
+    for v in edges["name"].to_numpy(dtype=object):
+        if isinstance(v, list):  # osmnx merges several names into a list
+            v = v[0] if v else None
+        out.append(str(v).strip() if isinstance(v, str) and v.strip() else None)
+    return np.array(out, dtype=object)
 
 
 def _read_pbf(p: Path, bbox: BBox | None) -> tuple[Any, Any]:
@@ -272,7 +285,8 @@ def _read_pbf(p: Path, bbox: BBox | None) -> tuple[Any, Any]:
     if edges.crs is None:
         edges = edges.set_crs("EPSG:4326")
     edges = edges[edges["u"].notna() & edges["v"].notna() & edges["highway"].notna()]
-    return nodes[["node_id", "geometry"]], edges[["u", "v", "highway", "geometry"]]
+    cols = ["u", "v", "highway", *(["name"] if "name" in edges.columns else []), "geometry"]
+    return nodes[["node_id", "geometry"]], edges[cols]
 
 
 def _short(exc: BaseException) -> str:
@@ -311,6 +325,7 @@ def _read_xml(p: Path, bbox: BBox | None) -> tuple[Any, Any]:
     us: list[int] = []
     vs: list[int] = []
     hws: list[str] = []
+    nms: list[Any] = []
     if G is not None:
         cache: dict[int, bool] = {}
         for u, v, data in G.edges(data=True):
@@ -326,6 +341,7 @@ def _read_xml(p: Path, bbox: BBox | None) -> tuple[Any, Any]:
                 us.append(u)
                 vs.append(v)
                 hws.append(str(data["highway"]))
+                nms.append(data.get("name"))
     u_arr = np.asarray(us, dtype=np.int64)
     v_arr = np.asarray(vs, dtype=np.int64)
     # one row per way stretch: drop the reverse copies made by bidirectional=True
@@ -335,6 +351,7 @@ def _read_xml(p: Path, bbox: BBox | None) -> tuple[Any, Any]:
         first.sort()
         u_arr, v_arr = u_arr[first], v_arr[first]
         hws = [hws[i] for i in first]
+        nms = [nms[i] for i in first]
     if G is not None and u_arr.size:
         used = np.unique(np.concatenate([u_arr, v_arr]))
         xs = np.array([G.nodes[n]["x"] for n in used], dtype=np.float64)
@@ -349,7 +366,8 @@ def _read_xml(p: Path, bbox: BBox | None) -> tuple[Any, Any]:
     ).reshape(-1, 2, 2)
     lines = shapely.linestrings(coords) if u_arr.size else np.empty(0, dtype=object)
     edges = gpd.GeoDataFrame(
-        {"u": u_arr, "v": v_arr, "highway": np.asarray(hws, dtype=object)},
+        {"u": u_arr, "v": v_arr, "highway": np.asarray(hws, dtype=object),
+         "name": np.asarray(nms + [None], dtype=object)[:-1]},
         geometry=lines,
         crs="EPSG:4326",
     )
