@@ -19,7 +19,7 @@ from careblocks.config import load_config
 from careblocks.io.layers import study_area
 from careblocks.network import load_or_build_network
 from careblocks.origins import load_origins
-from careblocks.residential import residential_origins
+from careblocks.demand.residential import residential_origins
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -308,7 +308,7 @@ def cost_matrix(network, origins: pd.DataFrame, facilities: pd.DataFrame, *, spe
     the origins snapped to the reached nodes. ``transit_seconds`` (facilities x origins,
     walk + transit) is merged by taking the shorter of the two times.
     """
-    from careblocks.scoring import gather_targets, reach_from
+    from careblocks.network.search import gather_targets, reach_from
 
     mps = float(speed_kmh) / 3.6
     limit_s = float(max_min) * 60.0
@@ -321,7 +321,7 @@ def cost_matrix(network, origins: pd.DataFrame, facilities: pd.DataFrame, *, spe
     fo = gather_targets(reach, origins["node"].to_numpy(np.int64),
                         origins["snap_m"].to_numpy(np.float64) / mps, limit_s)
     if transit_seconds is not None:
-        from careblocks.sites import min_union
+        from careblocks.network.search import min_union
 
         fo = min_union(fo, transit_seconds)
     out = sp.csr_matrix(fo.T) / 60.0
@@ -342,7 +342,7 @@ def access_measures(config: Config, origins: pd.DataFrame, services: pd.DataFram
     services
         ``service``, ``node``, ``snap_m``, ``capacity``.
     network
-        :class:`careblocks.network.WalkNetwork`.
+        :class:`careblocks.network.graph.WalkNetwork`.
     transit
         Optional ``callable(nodes, snap_m, limit_s) -> facilities x origins seconds`` by walk
         + transit; its times are merged with walking (the shorter counts).

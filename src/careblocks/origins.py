@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     import geopandas as gpd
 
     from careblocks.config import Config
-    from careblocks.network import WalkNetwork
+    from careblocks.network.graph import WalkNetwork
 
 COLUMNS = ["origin_id", "population", "node", "snap_m", "geometry"]
 
@@ -519,11 +519,11 @@ def _snap(config: Config, origins, network, source: str, st: dict,
 
 def _origins_from_census(config: Config, *, osm_path, area_4326, crs: str, network,
                          edges_4326, bbox) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
-    """Source ``census``: census counts over residential land (see careblocks.residential)."""
+    """Source ``census``: census counts over residential land (see careblocks.demand.residential)."""
     import geopandas as gpd
 
-    from careblocks.demand import GROUPS, HOUSEHOLDS, TOTAL, read_census
-    from careblocks.residential import residential_origins
+    from careblocks.demand.census import GROUPS, HOUSEHOLDS, TOTAL, read_census
+    from careblocks.demand.residential import residential_origins
 
     pc = config.population
     if config.census.layer is None:

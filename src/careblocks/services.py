@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     import geopandas as gpd
 
     from careblocks.config import Config, ServiceConfig, ServiceLayer
-    from careblocks.network import WalkNetwork
+    from careblocks.network.graph import WalkNetwork
 
 COLUMNS = [
     "service_id",

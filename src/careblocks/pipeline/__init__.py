@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from careblocks import __version__
+from careblocks._version import __version__
 from careblocks.config import Config
 from careblocks.errors import DataQualityWarning, EmptyResultError
 from careblocks.results import Results
@@ -88,7 +88,7 @@ def stage_area(ctx: Context) -> None:
 
 
 def stage_network(ctx: Context) -> None:
-    from careblocks.network import load_or_build_network
+    from careblocks.network.graph import load_or_build_network
 
     cfg = ctx.config
     # source "download" fetches the area once into the cache, then reads it like any file
@@ -213,9 +213,9 @@ def stage_transit(ctx: Context) -> None:
 
 
 def stage_demand(ctx: Context) -> None:
-    from careblocks import demand
+    from careblocks.pipeline.demand_stage import run_demand_stage
 
-    demand.run_demand_stage(ctx)
+    run_demand_stage(ctx)
 
 
 def stage_accessibility(ctx: Context) -> None:
@@ -227,7 +227,7 @@ def stage_accessibility(ctx: Context) -> None:
 def stage_sites(ctx: Context) -> None:
     if not ctx.config.sites.enabled:
         return
-    from careblocks.sites import run_sites_stage
+    from careblocks.pipeline.sites_stage import run_sites_stage
 
     run_sites_stage(ctx)
 
@@ -293,7 +293,7 @@ def build_metadata(ctx: Context) -> dict[str, Any]:
     cfg = ctx.config
     resolved = asdict(cfg)
     resolved.pop("raw", None)
-    from careblocks.network import file_digest
+    from careblocks.network.graph import file_digest
 
     digests = {}
     for p in _input_paths(cfg):
