@@ -180,7 +180,7 @@ def test_fontibon_candidates_all_have_human_names(data):
 
     from careblocks.config import load_config
     from careblocks.io.layers import study_area
-    from careblocks.network import load_or_build_network
+    from careblocks.network.graph import load_or_build_network
 
     cfg = load_config(Path(__file__).resolve().parents[1] / "configs/bogota_fontibon.toml")
     area = study_area(cfg)

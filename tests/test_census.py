@@ -15,9 +15,9 @@ import geopandas as gpd
 import numpy as np
 import pytest
 
-from careblocks.demand.groups import dependency_ratio
 from careblocks.config import config_from_dict
 from careblocks.demand.census import read_census
+from careblocks.demand.groups import dependency_ratio
 from careblocks.errors import ConfigError, InputDataError
 
 SECTORS = "bogota/census/sectores_censales_cnpv2018.gpkg"

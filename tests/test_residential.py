@@ -16,10 +16,10 @@ import pytest
 import shapely
 
 from careblocks.config import load_config
-from careblocks.io.layers import study_area
-from careblocks.network import load_or_build_network
-from careblocks.origins import load_origins
 from careblocks.demand.residential import residential_origins
+from careblocks.io.layers import study_area
+from careblocks.network.graph import load_or_build_network
+from careblocks.origins import load_origins
 
 ROOT = Path(__file__).resolve().parents[1]
 
