@@ -31,6 +31,7 @@ SECTIONS = [
     ("care_index", C.CareIndexConfig, "Weights of the care-need index."),
     ("accessibility", C.AccessibilityConfig, "Supply against demand: 2SFCA, gravity, deserts (see accessibility.md)."),
     ("sites", C.SitesConfig, "Candidate sites and selection (see site_selection.md)."),
+    ("prioritise", C.PrioritiseConfig, "City-wide ranking of census units (`careblocks prioritise`)."),
     ("outputs", C.OutputConfig, "Where and how results are written."),
     ("(any layer)", C.LayerRef, "A layer reference: `{ path = ..., layer = ... }`."),
 ]

@@ -339,6 +339,17 @@ class CareIndexConfig:
 
 
 @dataclass(frozen=True)
+class PrioritiseConfig:
+    """``careblocks prioritise``: rank census units and districts city-wide."""
+
+    #: straight-line distance to a facility x this factor = the walking distance estimate
+    #: (1.3 is a common detour factor for urban street grids)
+    detour_factor: float = 1.3
+    #: rows of the printed ranking table
+    top: int = 15
+
+
+@dataclass(frozen=True)
 class SitesConfig:
     enabled: bool = True
     k: int = 5
@@ -393,6 +404,7 @@ class Config:
     care_index: CareIndexConfig = field(default_factory=CareIndexConfig)
     accessibility: AccessibilityConfig = field(default_factory=AccessibilityConfig)
     sites: SitesConfig = field(default_factory=SitesConfig)
+    prioritise: PrioritiseConfig = field(default_factory=PrioritiseConfig)
     outputs: OutputConfig = field(default_factory=OutputConfig)
     #: where the config came from (not a TOML key)
     source_path: Path | None = None
@@ -656,6 +668,13 @@ def _check_values(obj: Any, key: str) -> None:
                 raise ConfigError(
                     f"config key '{key}.{name}': {value!r} is not a time; write it as HH:MM, e.g. 07:00"
                 )
+    elif isinstance(obj, PrioritiseConfig):
+        if not obj.detour_factor >= 1:
+            raise ConfigError(
+                f"config key '{key}.detour_factor': {obj.detour_factor} is below 1; a walk is "
+                "never shorter than the straight line (use 1.2-1.4)"
+            )
+        _positive(obj.top, f"{key}.top")
     elif isinstance(obj, CensusGroup):
         if (obj.column is None) == (not obj.bands):
             raise ConfigError(
