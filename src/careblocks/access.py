@@ -19,6 +19,7 @@ import pandas as pd
 
 from careblocks.errors import InputDataError
 from careblocks.network._kernels import _seeded_nearest_kernel
+from careblocks.network.cost import WalkCost
 from careblocks.network.search import _counts_core, _graph, _sources
 
 __all__ = [
@@ -34,8 +35,8 @@ def format_threshold(threshold_min: float) -> str:
 
 
 def walk_access(network: Any, origins_nodes, origins_snap_m,
-                services_by_type: Mapping[str, tuple[Any, Any]], *, speed_kmh: float,
-                threshold_min: float, walk_profiles: Mapping[str, float] | None = None,
+                services_by_type: Mapping[str, tuple[Any, Any]], *, cost: WalkCost,
+                threshold_min: float, walk_profiles: Mapping[str, WalkCost] | None = None,
                 index=None) -> pd.DataFrame:
     """Walking access of every origin to every service type.
 
@@ -46,21 +47,21 @@ def walk_access(network: Any, origins_nodes, origins_snap_m,
 
     Parameters
     ----------
-    network : careblocks.network.WalkNetwork
-        Anything with ``indptr``, ``indices`` and ``edge_seconds(speed_kmh)``.
+    network : careblocks.network.graph.WalkNetwork
+        Anything with ``indptr``, ``indices`` and ``length_m``.
     origins_nodes, origins_snap_m : array-like
         Node index and snap distance (metres) of each origin.
     services_by_type : mapping of str to (nodes, snap_m)
         Per service type, the facilities' node indices and snap distances (metres). A type
         with no facilities gives NaN minutes and zero counts.
-    speed_kmh : float
-        Walking speed.
+    cost : careblocks.network.cost.WalkCost
+        The walking cost (edge seconds, snap legs).
     threshold_min : float
         Threshold for the counts (inclusive).
-    walk_profiles : mapping of str to float, optional
-        Extra named speeds (km/h), e.g. ``{"stroller": 3.6}``, adding
+    walk_profiles : mapping of str to WalkCost, optional
+        Extra named walking costs, e.g. ``{"stroller": WalkCost(3.6)}``, adding
         ``walk_min_<service>_<profile>``. Every leg scales with 1/speed, so these are the
-        base minutes times ``speed_kmh / profile_speed`` (no extra search).
+        base minutes times :meth:`WalkCost.slowdown` (no extra search).
     index : array-like, optional
         Index of the returned frame (default a RangeIndex over origins).
 
@@ -72,28 +73,20 @@ def walk_access(network: Any, origins_nodes, origins_snap_m,
         profile, then ``services_within_<T>min`` (how many service types have at least one
         facility within the threshold).
     """
-    if not speed_kmh > 0:
-        raise InputDataError(f"walk.speed_kmh: {speed_kmh!r} is not a speed; use a value > 0")
     if not threshold_min >= 0:
         raise InputDataError(f"access.threshold_min: {threshold_min!r}; use minutes >= 0")
     profiles = dict(walk_profiles or {})
-    for name, v in profiles.items():
-        if not v > 0:
-            raise InputDataError(f"walk.profiles.{name}: {v!r} is not a speed; use a value > 0")
-    mps = speed_kmh / 3.6
-    indptr, indices, w = _graph(network.indptr, network.indices, network.edge_seconds(speed_kmh))
+    indptr, indices, w = _graph(network.indptr, network.indices, cost.edge_seconds(network))
     n = indptr.size - 1
-    onodes, oleg = _sources(origins_nodes, np.asarray(origins_snap_m, np.float64) / mps, n,
-                            what="origins")
-    limit = float(threshold_min) * 60.0
+    onodes, oleg = _sources(origins_nodes, cost.leg_seconds(origins_snap_m), n, what="origins")
+    limit = cost.limit_s(threshold_min)
     tname = format_threshold(threshold_min)
     names = list(services_by_type)
 
     all_src, all_off, all_grp = [], [], []
     for g, name in enumerate(names):
         nodes, snap_m = services_by_type[name]
-        s, o = _sources(nodes, np.asarray(snap_m, np.float64) / mps, n,
-                        what=f"services.{name} facilities")
+        s, o = _sources(nodes, cost.leg_seconds(snap_m), n, what=f"services.{name} facilities")
         all_src.append(s)
         all_off.append(o)
         all_grp.append(np.full(s.size, g, np.int64))
@@ -134,8 +127,8 @@ def walk_access(network: Any, origins_nodes, origins_snap_m,
         cols[f"walk_min_{name}"] = minutes
         cols[f"n_within_{tname}min_{name}"] = counts[g]
         within += counts[g] > 0
-    for pname, pspeed in profiles.items():
+    for pname, pcost in profiles.items():
         for name in names:
-            cols[f"walk_min_{name}_{pname}"] = base[name] * (speed_kmh / pspeed)
+            cols[f"walk_min_{name}_{pname}"] = base[name] * cost.slowdown(pcost)
     cols[f"services_within_{tname}min"] = within
     return pd.DataFrame(cols, index=index if index is not None else pd.RangeIndex(onodes.size))

@@ -44,6 +44,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from careblocks.errors import ConfigError, DataQualityWarning, MissingColumnError
+from careblocks.network.cost import WalkCost
 from careblocks.network.search import gather_targets, nearest_times, reach_from
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -132,7 +133,8 @@ def compute_catchments(
     Parameters
     ----------
     config
-        ``walk.speed_kmh`` and the threshold (:func:`threshold_min`) are used.
+        ``walk.speed_kmh`` (as :meth:`WalkCost.from_config`) and the threshold
+        (:func:`sites_threshold_min`) are used.
     candidates, origins, services
         Each with ``node`` and ``snap_m`` columns (snap legs walked at the same speed).
     network
@@ -148,21 +150,20 @@ def compute_catchments(
         for col in ("node", "snap_m"):
             if col not in df.columns:
                 raise MissingColumnError(f"{what}: column '{col}' missing; snap them to the network first")
-    speed = float(config.walk.speed_kmh)
-    mps = speed / 3.6
-    limit_s = sites_threshold_min(config) * 60.0
+    cost = WalkCost.from_config(config.walk)
+    limit_s = cost.limit_s(sites_threshold_min(config))
     fn = reach_fn or reach_from
     reach = fn(
-        network, candidates["node"].to_numpy(np.int64), candidates["snap_m"].to_numpy(float) / mps,
-        speed_kmh=speed, limit_s=limit_s,
+        network, candidates["node"].to_numpy(np.int64), cost.leg_seconds(candidates["snap_m"].to_numpy(float)),
+        cost=cost, limit_s=limit_s,
     )
     cov = gather_targets(
-        reach, origins["node"].to_numpy(np.int64), origins["snap_m"].to_numpy(float) / mps, limit_s
+        reach, origins["node"].to_numpy(np.int64), cost.leg_seconds(origins["snap_m"].to_numpy(float)), limit_s
     )
     svc = None
     if services is not None and len(services):
         svc = gather_targets(
-            reach, services["node"].to_numpy(np.int64), services["snap_m"].to_numpy(float) / mps,
+            reach, services["node"].to_numpy(np.int64), cost.leg_seconds(services["snap_m"].to_numpy(float)),
             limit_s,
         )
     return Catchments(reach=reach, coverage=cov, services=svc, limit_s=limit_s)
@@ -489,7 +490,7 @@ def objective_weights(config, origins, *, objective: str | None = None, threshol
     )
 
 
-def access_after(network, origins, site_nodes, site_snap_m, *, speed_kmh: float, offers: Sequence[str]):
+def access_after(network, origins, site_nodes, site_snap_m, *, cost: WalkCost, offers: Sequence[str]):
     """Walking minutes to each offered service once the selected Care Blocks exist.
 
     ``walk_min_<s>`` = min(today's ``walk_min_<s>``, minutes to the nearest selected block)
@@ -505,12 +506,11 @@ def access_after(network, origins, site_nodes, site_snap_m, *, speed_kmh: float,
     import pandas as pd
 
 
-    mps = speed_kmh / 3.6
     nodes = np.asarray(site_nodes, dtype=np.int64)
     if nodes.size:
-        d = nearest_times(network.indptr, network.indices, network.edge_seconds(speed_kmh), nodes,
-                          np.asarray(site_snap_m, dtype=float) / mps)
-        block = (d[origins["node"].to_numpy(np.int64)] + origins["snap_m"].to_numpy(float) / mps) / 60.0
+        d = nearest_times(network.indptr, network.indices, cost.edge_seconds(network), nodes,
+                          cost.leg_seconds(site_snap_m))
+        block = (d[origins["node"].to_numpy(np.int64)] + cost.leg_seconds(origins["snap_m"].to_numpy(float))) / 60.0
         block = np.where(np.isfinite(block), block, np.nan)
     else:
         block = np.full(len(origins), np.nan)
