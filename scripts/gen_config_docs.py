@@ -32,6 +32,7 @@ SECTIONS = [
     ("accessibility", C.AccessibilityConfig, "Supply against demand: 2SFCA, gravity, deserts (see accessibility.md)."),
     ("sites", C.SitesConfig, "Candidate sites and selection (see site_selection.md)."),
     ("prioritise", C.PrioritiseConfig, "City-wide ranking of census units (`careblocks prioritise`)."),
+    ("sensitivity", C.SensitivityConfig, "How often each site is chosen under other weightings."),
     ("outputs", C.OutputConfig, "Where and how results are written."),
     ("(any layer)", C.LayerRef, "A layer reference: `{ path = ..., layer = ... }`."),
 ]
