@@ -34,6 +34,7 @@ SECTIONS = [
     ("prioritise", C.PrioritiseConfig, "City-wide ranking of census units (`careblocks prioritise`)."),
     ("sensitivity", C.SensitivityConfig, "How often each site is chosen under other weightings."),
     ("outputs", C.OutputConfig, "Where and how results are written."),
+    ("audit", C.AuditConfig, "Thresholds of the input audit (see input_audit.md)."),
     ("(any layer)", C.LayerRef, "A layer reference: `{ path = ..., layer = ... }`."),
 ]
 

@@ -135,6 +135,7 @@ def print_validation(console: Any, ctx: Any) -> None:
 
     cfg = ctx.config
     net = ctx.network
+    print_audit(console, ctx.audit)
     table = Table(title=f"{cfg.study.name}: inputs")
     table.add_column("input")
     table.add_column("features", justify="right")
@@ -184,7 +185,7 @@ def print_prioritisation(console: Any, res: Any, *, top: int = 15) -> None:
 
     u = res.units
     name = "census_name" if "census_name" in u.columns else "census_unit_id"
-    comps = [c for c in ("care_demand", "caregiver_density", "poverty_need", "supply_gap")
+    comps = [c for c in ("care_demand", "caregiver_density", "poverty_score", "supply_gap")
              if c in u.columns]
     for title, df, key, n in (
         (f"Districts by care need ({0 if res.districts is None else len(res.districts)})",
@@ -206,3 +207,21 @@ def print_prioritisation(console: Any, res: Any, *, top: int = 15) -> None:
             cells += [f"{r[c]:.2f}" for c in comps if c in df.columns]
             t.add_row(*cells)
         console.print(t)
+
+
+def print_audit(console: Any, audit: Any) -> None:
+    """The input audit's findings as a table (errors and warnings first)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=f"input audit: {audit.verdict()}")
+    table.add_column("verdict")
+    table.add_column("check")
+    table.add_column("where")
+    table.add_column("finding")
+    order = {"error": 0, "warning": 1, "info": 2}
+    style = {"error": "red", "warning": "yellow", "info": "dim"}
+    for f in sorted(audit.findings, key=lambda f: order[f.severity]):
+        table.add_row(Text(f.severity, style=style[f.severity]), Text(f.check), Text(f.where),
+                      Text(f.message))
+    console.print(table)

@@ -20,8 +20,6 @@ TOTAL = "census_total"
 HOUSEHOLDS = "households"
 #: the components of the index, in the order of docs/care_need_index.md
 COMPONENTS = ("care_demand", "caregiver_density", "poverty", "supply_gap")
-#: output column of a component where its name is also a care group's (``poverty``)
-_COLUMN = {"poverty": "poverty_need"}
 #: minutes at which the supply gap saturates (unreachable counts as this)
 GAP_CAP_MIN = 60.0
 
@@ -103,12 +101,6 @@ def care_index_plan(
     }
 
 
-def component_column(component: str) -> str:
-    """The column holding a component's value (``poverty`` -> ``poverty_need``, since
-    ``poverty`` is the care group's count of people in poverty)."""
-    return _COLUMN.get(component, component)
-
-
 def gap_indicator(minutes: Any, cap: float = GAP_CAP_MIN) -> np.ndarray:
     """Mean over services of the minutes to the nearest one, capped at ``cap``.
 
@@ -152,6 +144,12 @@ def _formula(plan: dict[str, Any], n_units: int, unit: str) -> str:
     for c, why in plan["dropped"].items():
         lines.append(f"{c}: dropped ({why}); weights renormalised over the other components")
     return "\n".join(lines)
+
+
+def component_column(component: str) -> str:
+    """The column of a component: ``poverty`` is also the name of a care-group count, so its
+    component is written as ``poverty_score`` (a count and a 0-1 score never share a column)."""
+    return "poverty_score" if component == "poverty" else component
 
 
 def care_need_index(

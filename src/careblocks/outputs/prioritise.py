@@ -70,7 +70,7 @@ def _map(res, config, path: Path) -> Path:
     def color(v):
         return "#cccccc" if v is None else cmap(float(v))
 
-    comps = [c for c in ("care_demand", "caregiver_density", "poverty_need", "supply_gap")
+    comps = [c for c in ("care_demand", "caregiver_density", "poverty_score", "supply_gap")
              if c in units.columns]
     name_col = "census_name" if "census_name" in units.columns else "census_unit_id"
     props = [name_col, *(["district"] if "district" in units.columns else []), "rank",
