@@ -181,10 +181,10 @@ def test_group_larger_than_total_names_the_columns(data, tmp_path):
     src.loc[5, "STP34_9_ED"] = src.loc[5, "STP27_PERS"] + 1  # 80+ above everyone
     p = tmp_path / "sectores.gpkg"
     src.to_file(p, driver="GPKG")
-    with pytest.raises(InputDataError, match=r"older_80plus from STP34_9_ED is larger than the total"):
+    with pytest.raises(InputDataError, match=r"column 'STP34_9_ED' \(census.groups.older_80plus\) is larger than the total"):
         _read(_cfg(data, sectors=p, groups={"older_80plus": "STP34_9_ED"}))
     groups = dict(GROUPS, older_65plus={"bands": {"STP34_9_ED": 1, "STP34_1_ED": -1}})
-    with pytest.raises(InputDataError, match=r"older_65plus .* is negative"):
+    with pytest.raises(InputDataError, match=r"\(census.groups.older_65plus\) is negative"):
         _read(_cfg(data, groups=groups))
 
 

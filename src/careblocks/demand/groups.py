@@ -88,19 +88,21 @@ def check_group_bounds(group: np.ndarray, bound: np.ndarray, *, name: str, bound
     over = np.isfinite(g) & np.isfinite(b) & (g > b * (1 + _TOL) + _TOL)
     neg = np.isfinite(g) & (g < -_TOL)
     if over.any():
-        i = int(np.flatnonzero(over)[0])
-        unit = f" (unit {ids[i]})" if ids is not None else ""
+        ratio = np.divide(g, b, out=np.full(g.shape, np.inf), where=b > 0)
+        i = int(np.flatnonzero(over)[np.argmax(ratio[over])])
+        unit = f", unit {ids[i]}" if ids is not None else ""
         raise InputDataError(
-            f"{where}: care group {name} from {column} is larger than the {bound_name} in "
-            f"{int(over.sum())} units{unit}: {g[i]:,.1f} > {b[i]:,.1f}; fix the column or its "
-            "declared unit/base"
+            f"{where}: column '{column}' (census.groups.{name}) is larger than the "
+            f"{bound_name} in {int(over.sum())} units (up to {ratio[i]:.0%}{unit}: "
+            f"{g[i]:,.1f} > {b[i]:,.1f}); fix the column or its declared unit/base"
         )
     if neg.any():
         i = int(np.flatnonzero(neg)[0])
-        unit = f" (unit {ids[i]})" if ids is not None else ""
+        unit = f", unit {ids[i]}" if ids is not None else ""
         raise InputDataError(
-            f"{where}: care group {name} from {column} is negative in {int(neg.sum())} "
-            f"units{unit}: {g[i]:,.1f}; fix the columns or weights in census.groups.{name}"
+            f"{where}: column '{column}' (census.groups.{name}) is negative in "
+            f"{int(neg.sum())} units ({g[i]:,.1f}{unit}); fix the columns or weights in "
+            f"census.groups.{name}"
         )
 
 
