@@ -368,7 +368,7 @@ def test_ambiguous_thousands_dot_is_refused(tmp_path) -> None:
     assert_refused(cfg, "census.csv", "column 'pop'", "'1.000'", "read two ways")
 
 
-def test_thousands_comma_with_semicolon_separator(tmp_path) -> None:
+def test_dot_thousands_and_decimal_comma_with_semicolons(tmp_path) -> None:
     pops = [thousands(v, ".") + ",5" for v in census_squares()["pop"]]  # 1.000,5
     cfg = study(tmp_path, census_path=census_csv(tmp_path, pops, sep=";"),
                 population_from_census=False)
