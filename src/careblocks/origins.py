@@ -522,7 +522,8 @@ def _origins_from_census(config: Config, *, osm_path, area_4326, crs: str, netwo
     """Source ``census``: census counts over residential land (see careblocks.demand.residential)."""
     import geopandas as gpd
 
-    from careblocks.demand.census import GROUPS, HOUSEHOLDS, TOTAL, read_census
+    from careblocks.columns import CENSUS_GROUPS as GROUPS
+    from careblocks.demand.census import HOUSEHOLDS, TOTAL, read_census
     from careblocks.demand.residential import residential_origins
 
     pc = config.population

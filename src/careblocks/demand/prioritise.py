@@ -93,8 +93,9 @@ def prioritise(config: Config) -> Prioritisation:
     """
     import geopandas as gpd
 
+    from careblocks.columns import CENSUS_GROUPS as GROUPS
     from careblocks.demand.care_index import care_need_by_district, care_need_index
-    from careblocks.demand.census import GROUPS, HOUSEHOLDS, TOTAL, read_census
+    from careblocks.demand.census import HOUSEHOLDS, TOTAL, read_census
     from careblocks.io.layers import study_area
     from careblocks.network.graph import local_crs
 

@@ -263,7 +263,7 @@ def _read_pbf(p: Path, bbox: BBox | None) -> tuple[Any, Any]:
             warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", UserWarning)
-            osm = OSM(str(p), bounding_box=list(bbox) if bbox is not None else None)
+            osm = OSM(str(p), bounding_box=list(bbox) if bbox is not None else None, progress=False)
             result = osm.get_network(network_type="walking", nodes=True)
     except (PBFException, ProtobufError, zlib.error, EOFError, OSError) as exc:
         raise InputDataError(
@@ -299,7 +299,6 @@ def _read_xml(p: Path, bbox: BBox | None) -> tuple[Any, Any]:
     import xml.sax
     from xml.etree.ElementTree import ParseError
 
-    import geopandas as gpd
     import osmnx as ox
     import shapely
     from osmnx._errors import InsufficientResponseError
@@ -322,10 +321,36 @@ def _read_xml(p: Path, bbox: BBox | None) -> tuple[Any, Any]:
     finally:
         ox.settings.useful_tags_way = saved
 
+    nodes, edges = graph_nodes_edges(G, filt)
+    if bbox is not None and len(edges):
+        box = shapely.box(*bbox)
+        edges = edges[shapely.intersects(edges.geometry.to_numpy(), box)]
+    return nodes, edges
+
+
+def graph_nodes_edges(G: Any, filt: dict[str, Any] | None = None) -> tuple[Any, Any]:
+    """The walkable edges of an osmnx (networkx) graph as ``(nodes, edges)`` in EPSG:4326.
+
+    Edges are kept by :func:`is_walkable` on the tags they carry (osmnx keeps the tags of
+    ``ox.settings.useful_tags_way``); the reverse copies of two-way streets are dropped and
+    each edge is drawn straight between its nodes (as the reader of XML extracts does).
+    """
+    import geopandas as gpd
+    import pyproj
+    import shapely
+
+    filt = _walk_filter() if filt is None else filt
+    if G is not None and not pyproj.CRS.from_user_input(G.graph.get("crs", "EPSG:4326")).equals(
+            pyproj.CRS.from_epsg(4326)):
+        raise InputDataError(
+            f"osmnx graph: its CRS is {G.graph['crs']}; give the unprojected graph "
+            "(ox.project_graph(G, to_latlong=True))"
+        )
     us: list[int] = []
     vs: list[int] = []
     hws: list[str] = []
     nms: list[Any] = []
+    shapes: list[Any] = []  # the edge's own geometry (simplified graphs), else None
     if G is not None:
         cache: dict[int, bool] = {}
         for u, v, data in G.edges(data=True):
@@ -340,7 +365,9 @@ def _read_xml(p: Path, bbox: BBox | None) -> tuple[Any, Any]:
             if ok:
                 us.append(u)
                 vs.append(v)
-                hws.append(str(data["highway"]))
+                hw = data["highway"]
+                hws.append(str(hw[0] if isinstance(hw, list) else hw))
+                shapes.append(data.get("geometry"))
                 nms.append(data.get("name"))
     u_arr = np.asarray(us, dtype=np.int64)
     v_arr = np.asarray(vs, dtype=np.int64)
@@ -352,6 +379,7 @@ def _read_xml(p: Path, bbox: BBox | None) -> tuple[Any, Any]:
         u_arr, v_arr = u_arr[first], v_arr[first]
         hws = [hws[i] for i in first]
         nms = [nms[i] for i in first]
+        shapes = [shapes[i] for i in first]
     if G is not None and u_arr.size:
         used = np.unique(np.concatenate([u_arr, v_arr]))
         xs = np.array([G.nodes[n]["x"] for n in used], dtype=np.float64)
@@ -365,6 +393,8 @@ def _read_xml(p: Path, bbox: BBox | None) -> tuple[Any, Any]:
         [np.column_stack([xs[pos_u], ys[pos_u]]), np.column_stack([xs[pos_v], ys[pos_v]])], axis=1
     ).reshape(-1, 2, 2)
     lines = shapely.linestrings(coords) if u_arr.size else np.empty(0, dtype=object)
+    if any(g is not None for g in shapes):
+        lines = np.array([g if g is not None else ln for g, ln in zip(shapes, lines, strict=True)], dtype=object)
     edges = gpd.GeoDataFrame(
         {"u": u_arr, "v": v_arr, "highway": np.asarray(hws, dtype=object),
          "name": np.asarray(nms + [None], dtype=object)[:-1]},
@@ -374,9 +404,6 @@ def _read_xml(p: Path, bbox: BBox | None) -> tuple[Any, Any]:
     nodes = gpd.GeoDataFrame(
         {"node_id": used}, geometry=gpd.points_from_xy(xs, ys), crs="EPSG:4326"
     )
-    if bbox is not None and len(edges):
-        box = shapely.box(*bbox)
-        edges = edges[shapely.intersects(edges.geometry.to_numpy(), box)]
     return nodes, edges
 
 
