@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 import os
 from pathlib import Path
@@ -54,63 +53,92 @@ def _csv(gdf, path: Path) -> Path:
     return path
 
 
-def _map(res, config, path: Path) -> Path:
-    import branca.colormap as bcm
-    import folium
-    from branca.element import Element
+_PAGE_JS = """
+(function () {
+  var data = JSON.parse(document.getElementById('cb-data').textContent);
+  var colors = data.colors;
+  function color(v) {
+    if (v === null || v === undefined) { return '#cccccc'; }
+    var i = Math.min(colors.length - 1, Math.floor(v * colors.length));
+    return colors[i];
+  }
+  function text(s) { var d = document.createElement('div'); d.textContent = String(s); return d.innerHTML; }
+  var map = L.map('map');
+  L.tileLayer('https://tile.openstreetmap.org/{z}/{x}/{y}.png',
+              {maxZoom: 18, attribution: '&copy; OpenStreetMap contributors'}).addTo(map);
+  var overlays = {};
+  data.layers.forEach(function (ly, k) {
+    var layer = L.geoJSON(ly.features, {
+      style: function (f) { return {fillColor: color(f.properties.care_need_index), color: '#fff',
+                                    weight: 0.4, fillOpacity: 0.75}; },
+      onEachFeature: function (f, l) {
+        var rows = ly.fields.map(function (fd, i) {
+          var v = f.properties[fd]; return '<tr><td>' + text(ly.labels[i]) + '</td><td>' +
+            text(v === null ? '-' : v) + '</td></tr>'; });
+        l.bindTooltip('<table>' + rows.join('') + '</table>');
+      }
+    });
+    overlays[ly.name] = layer;
+    if (k === 0) { layer.addTo(map); map.fitBounds(layer.getBounds()); }
+  });
+  L.control.layers(null, overlays, {collapsed: false}).addTo(map);
+  var box = document.getElementById('top');
+  var h = document.createElement('b'); h.textContent = data.title; box.appendChild(h);
+  var t = document.createElement('table');
+  data.top.forEach(function (r) {
+    var tr = document.createElement('tr');
+    r.forEach(function (c) { var td = document.createElement('td'); td.textContent = c; tr.appendChild(td); });
+    t.appendChild(tr);
+  });
+  box.appendChild(t);
+})();
+"""
 
-    from careblocks.outputs.webmap import _area_layer, _feature_collection, _inline_assets, esc
+
+def _map(res, config, path: Path) -> Path:
+    """A self-contained page: Leaflet embedded, the data as one escaped JSON block, the
+    script fixed (no text from data ever becomes markup or code)."""
+    from careblocks.outputs.webmap import _asset, _feature_collection, json_for_html
 
     units = res.units
-    b = units.total_bounds
-    m = folium.Map(tiles="OpenStreetMap", control_scale=True)
-    m.fit_bounds([[b[1], b[0]], [b[3], b[2]]])
-    cmap = bcm.LinearColormap(list(_NEED_COLORS), vmin=0.0, vmax=1.0, caption="care-need index")
-
-    def color(v):
-        return "#cccccc" if v is None else cmap(float(v))
-
     comps = [c for c in ("care_demand", "caregiver_density", "poverty_score", "supply_gap")
              if c in units.columns]
     name_col = "census_name" if "census_name" in units.columns else "census_unit_id"
-    props = [name_col, *(["district"] if "district" in units.columns else []), "rank",
-             "care_need_index", *comps, "census_total"]
+    has_d = "district" in units.columns
+    props = [name_col, *(["district"] if has_d else []), "rank", "care_need_index", *comps,
+             "census_total"]
+    labels = ["unit", *(["district"] if has_d else []), "rank", "care-need index",
+              *[c.replace("_", " ") for c in comps], "people"]
     dec = {c: 3 for c in ("care_need_index", *comps)} | {"census_total": 0}
-    fc = _feature_collection(units, props, dec)
-    _area_layer(fc, f"Census units ({len(units)}), by care need", "care_need_index", color,
-                props, ["unit", *(["district"] if "district" in units.columns else []), "rank",
-                        "care-need index", *[c.replace("_", " ") for c in comps], "people"],
-                True).add_to(m)
+    layers = [{"name": f"Census units ({len(units)}), by care need", "fields": props,
+               "labels": labels, "features": _feature_collection(units, props, dec)}]
     if res.districts is not None:
         d = res.districts
         dprops = ["district", "rank", "care_need_index", *[c for c in comps if c in d.columns],
                   "census_total"]
-        dfc = _feature_collection(d, dprops, dec)
-        _area_layer(dfc, f"Districts ({len(d)}), by care need", "care_need_index", color, dprops,
-                    ["district", "rank", "care-need index",
-                     *[c.replace("_", " ") for c in comps if c in d.columns], "people"],
-                    False).add_to(m)
-    cmap.add_to(m)
-    folium.LayerControl(collapsed=False).add_to(m)
-    top = units.head(int(config.prioritise.top))
-    rows = "".join(
-        f"<tr><td>{int(r['rank'])}</td><td>{esc(r[name_col])}</td>"
-        f"<td>{esc(r['district']) if 'district' in units.columns else ''}</td>"
-        f"<td>{float(r['care_need_index']):.2f}</td></tr>"
-        for _, r in top.iterrows()
+        layers.append({"name": f"Districts ({len(d)}), by care need", "fields": dprops,
+                       "labels": ["district", "rank", "care-need index",
+                                  *[c.replace("_", " ") for c in comps if c in d.columns],
+                                  "people"],
+                       "features": _feature_collection(d, dprops, dec)})
+    top = [["#", "unit", *(["district"] if has_d else []), "index"]]
+    for _, r in units.head(int(config.prioritise.top)).iterrows():
+        top.append([str(int(r["rank"])), str(r[name_col]),
+                    *([str(r["district"])] if has_d else []), f"{float(r['care_need_index']):.2f}"])
+    data = {"title": f"{config.study.name}: where care need is highest", "layers": layers,
+            "top": top, "colors": list(_NEED_COLORS)}
+    page = (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>careblocks prioritise</title>"
+        f"<style>{_asset('leaflet.css')}</style>"
+        "<style>html,body,#map{height:100%;margin:0}#top{position:absolute;bottom:20px;"
+        "left:10px;z-index:1000;background:#fff;padding:6px 10px;font:12px sans-serif;"
+        "max-height:45%;overflow:auto;border-radius:4px}</style>"
+        f"<script>{_asset('leaflet.js')}</script></head><body><div id='map'></div>"
+        "<div id='top'></div>"
+        f"<script type='application/json' id='cb-data'>{json_for_html(data)}</script>"
+        f"<script>{_PAGE_JS}</script></body></html>"
     )
-    box = (
-        "<div style='position:fixed;bottom:20px;left:10px;z-index:999;background:white;"
-        "padding:6px 10px;font:12px sans-serif;max-height:45%;overflow:auto;border-radius:4px'>"
-        f"<b>{html.escape(config.study.name)}: where care need is highest</b><br>"
-        f"{len(units)} census units"
-        + (f", {len(res.districts)} districts" if res.districts is not None else "")
-        + "<table><tr><th>#</th><th>unit</th><th>district</th><th>index</th></tr>"
-        + rows + "</table></div>"
-    )
-    m.get_root().html.add_child(Element(box))
-    _inline_assets(m)
-    path.write_text(m.get_root().render(), encoding="utf-8")
+    path.write_text(page, encoding="utf-8")
     return path
 
 
