@@ -15,6 +15,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pyproj
 import pytest
 import shapely
@@ -44,7 +45,10 @@ def fontibon_xml(data):
 
 def _check_format(nodes, edges):
     assert list(nodes.columns) == ["node_id", "geometry"]
-    assert list(edges.columns) == ["u", "v", "highway", "geometry"]
+    # OSM edges carry the street name (missing when untagged); road layers need not
+    assert [c for c in edges.columns if c != "name"] == ["u", "v", "highway", "geometry"]
+    if "name" in edges.columns:
+        assert all(pd.isna(n) or (isinstance(n, str) and n.strip()) for n in edges["name"])
     assert nodes.crs == "EPSG:4326" and edges.crs == "EPSG:4326"
     assert nodes["node_id"].dtype == np.int64
     assert edges["u"].dtype == np.int64 and edges["v"].dtype == np.int64
@@ -86,6 +90,13 @@ def test_fontibon_pbf_and_xml_give_the_same_walk_network(fontibon_pbf, fontibon_
     len1 = sum(geod.geometry_length(g) for g in e1.geometry)
     len2 = sum(geod.geometry_length(g) for g in e2.geometry)
     assert len1 == pytest.approx(len2, rel=0.01)
+
+
+def test_street_names_read_from_pbf_and_xml(fontibon_pbf, fontibon_xml):
+    for _, edges in (fontibon_pbf, fontibon_xml):
+        names = edges["name"].dropna()
+        assert len(names) > 0.3 * len(edges)
+        assert names.str.match(r"(Calle|Carrera|Avenida|Transversal|Diagonal) ").mean() > 0.5
 
 
 def test_fontibon_has_footways_the_drive_network_would_lack(fontibon_pbf):

@@ -212,6 +212,8 @@ def _tidy(nodes: Any, edges: Any) -> tuple[Any, Any]:
             "u": edges["u"].to_numpy(dtype=np.int64),
             "v": edges["v"].to_numpy(dtype=np.int64),
             "highway": edges["highway"].astype(str).to_numpy(dtype=object),
+            # the street name (OSM ``name``), used to name unnamed places; None when untagged
+            "name": _names(edges),
         },
         geometry=edges.geometry.to_numpy(),
         crs="EPSG:4326",
@@ -231,6 +233,17 @@ def _tidy(nodes: Any, edges: Any) -> tuple[Any, Any]:
             "broken extract); re-export the extract with complete ways"
         )
     return n, e
+
+
+def _names(edges: Any) -> np.ndarray:
+    if "name" not in edges.columns:
+        return np.full(len(edges), None, dtype=object)
+    out = []
+    for v in edges["name"].to_numpy(dtype=object):
+        if isinstance(v, list):  # osmnx merges several names into a list
+            v = v[0] if v else None
+        out.append(str(v).strip() if isinstance(v, str) and v.strip() else None)
+    return np.array(out, dtype=object)
 
 
 def _read_pbf(p: Path, bbox: BBox | None) -> tuple[Any, Any]:
@@ -272,7 +285,8 @@ def _read_pbf(p: Path, bbox: BBox | None) -> tuple[Any, Any]:
     if edges.crs is None:
         edges = edges.set_crs("EPSG:4326")
     edges = edges[edges["u"].notna() & edges["v"].notna() & edges["highway"].notna()]
-    return nodes[["node_id", "geometry"]], edges[["u", "v", "highway", "geometry"]]
+    cols = ["u", "v", "highway", *(["name"] if "name" in edges.columns else []), "geometry"]
+    return nodes[["node_id", "geometry"]], edges[cols]
 
 
 def _short(exc: BaseException) -> str:
@@ -335,6 +349,7 @@ def graph_nodes_edges(G: Any, filt: dict[str, Any] | None = None) -> tuple[Any, 
     us: list[int] = []
     vs: list[int] = []
     hws: list[str] = []
+    nms: list[Any] = []
     shapes: list[Any] = []  # the edge's own geometry (simplified graphs), else None
     if G is not None:
         cache: dict[int, bool] = {}
@@ -353,6 +368,7 @@ def graph_nodes_edges(G: Any, filt: dict[str, Any] | None = None) -> tuple[Any, 
                 hw = data["highway"]
                 hws.append(str(hw[0] if isinstance(hw, list) else hw))
                 shapes.append(data.get("geometry"))
+                nms.append(data.get("name"))
     u_arr = np.asarray(us, dtype=np.int64)
     v_arr = np.asarray(vs, dtype=np.int64)
     # one row per way stretch: drop the reverse copies made by bidirectional=True
@@ -362,6 +378,7 @@ def graph_nodes_edges(G: Any, filt: dict[str, Any] | None = None) -> tuple[Any, 
         first.sort()
         u_arr, v_arr = u_arr[first], v_arr[first]
         hws = [hws[i] for i in first]
+        nms = [nms[i] for i in first]
         shapes = [shapes[i] for i in first]
     if G is not None and u_arr.size:
         used = np.unique(np.concatenate([u_arr, v_arr]))
@@ -379,7 +396,8 @@ def graph_nodes_edges(G: Any, filt: dict[str, Any] | None = None) -> tuple[Any, 
     if any(g is not None for g in shapes):
         lines = np.array([g if g is not None else ln for g, ln in zip(shapes, lines, strict=True)], dtype=object)
     edges = gpd.GeoDataFrame(
-        {"u": u_arr, "v": v_arr, "highway": np.asarray(hws, dtype=object)},
+        {"u": u_arr, "v": v_arr, "highway": np.asarray(hws, dtype=object),
+         "name": np.asarray(nms + [None], dtype=object)[:-1]},
         geometry=lines,
         crs="EPSG:4326",
     )
