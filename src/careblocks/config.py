@@ -95,6 +95,9 @@ class NetworkConfig:
     place: str | None = None
     #: drop these highway values from the walk network (on top of the built-in filter)
     exclude_highways: tuple[str, ...] = ()
+    #: a DEM raster (any file rasterio reads, any CRS) of ground heights in metres: node
+    #: heights are read from it and edge grades drive the slope of the travel profiles
+    elevation: Path | None = None
     cache: bool = True
     cache_dir: Path | None = None
 
