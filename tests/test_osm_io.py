@@ -46,8 +46,8 @@ def _check_format(nodes, edges, *, osm=True):
     assert list(nodes.columns) == ["node_id", "geometry"]
     if osm:  # OSM readers add the travel tags; road layers have none
         assert list(edges.columns) == [
-            "u", "v", "highway", "wheelchair", "incline", "kerb", "ramp_wheelchair", "reversed",
-            "geometry",
+            "u", "v", "highway", "wheelchair", "incline", "kerb", "ramp_wheelchair", "tunnel",
+            "reversed", "geometry",
         ]
         assert edges["reversed"].dtype == bool
     else:

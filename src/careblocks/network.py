@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from careblocks.config import Config
 
 #: Bump when the way networks are built changes, so that old cache entries are not reused.
-NETWORK_CODE_VERSION = "3"  # 2: nodes numbered in spatial order; 3: barriers, incline, z
+NETWORK_CODE_VERSION = "4"  # 2: nodes numbered in spatial order; 4: barriers, tunnels, incline, z
 #: side of the squares nodes are numbered by (see build_walk_network)
 SPATIAL_CELL_M = 300.0
 
@@ -51,8 +51,12 @@ WHEELCHAIR_NO = 2
 KERB_RAISED = 4
 #: ``wheelchair=limited``
 WHEELCHAIR_LIMITED = 8
+#: ``tunnel=yes``: usable, but no home, facility or stop is snapped onto it (a building
+#: above an underground service tunnel is not entered from the tunnel; GraphHopper's
+#: ``snap_preventions`` makes the same choice)
+TUNNEL = 16
 BARRIERS = {"steps": STEPS, "wheelchair_no": WHEELCHAIR_NO, "kerb_raised": KERB_RAISED,
-            "wheelchair_limited": WHEELCHAIR_LIMITED}
+            "wheelchair_limited": WHEELCHAIR_LIMITED, "tunnel": TUNNEL}
 
 
 @dataclass(frozen=True, eq=False)
@@ -182,6 +186,128 @@ class WalkNetwork:
         dist, idx = self._tree.query(np.column_stack([xs.ravel(), ys.ravel()]))
         return idx.astype(np.int64).reshape(xs.shape), dist.astype(np.float64).reshape(xs.shape)
 
+    def split_at(self, x: np.ndarray, y: np.ndarray) -> tuple[WalkNetwork, np.ndarray, np.ndarray]:
+        """Snap points to the nearest point of the nearest edge, splitting that edge there.
+
+        As routers do (r5's split of a street edge, OpenTripPlanner's temporary vertices):
+        each point gets a node of its own on the closest street, so a trip leaves a home
+        along its street in both directions instead of from the nearest junction. The edge
+        ``a - b`` holding points at fractions ``t1 < t2 < ...`` of its length becomes the
+        chain ``a - p1 - p2 - ... - b``; lengths are split in proportion (they add up to the
+        edge's length), and barriers, mapped incline and heights (interpolated) carry over,
+        so every cost of the network is unchanged between the old nodes. Points closer than
+        ``MIN_EDGE_M`` to an end of their edge take that end's node. Tunnels (``TUNNEL``)
+        are not snapped to.
+
+        Parameters
+        ----------
+        x, y
+            Point coordinates in ``crs``.
+
+        Returns
+        -------
+        network, node, dist_m
+            A new network: the old nodes keep their positions (indices from earlier snaps
+            stay valid) and the new ones follow, with ``node_id`` ``-1 - position``; the node
+            of each point; the straight distance in metres from the point to its edge (the
+            snap leg, walked before the network).
+        """
+        import shapely
+
+        xs = np.atleast_1d(np.asarray(x, dtype=np.float64)).ravel()
+        ys = np.atleast_1d(np.asarray(y, dtype=np.float64)).ravel()
+        if xs.shape != ys.shape:
+            raise ValueError(f"x and y differ in shape: {xs.shape} vs {ys.shape}")
+        if xs.size == 0:
+            return self, np.empty(0, np.int64), np.empty(0, np.float64)
+        if not (np.isfinite(xs).all() and np.isfinite(ys).all()):
+            raise ValueError("split_at: x and y must be finite (drop empty geometries first)")
+        src, dst = self.sources, self.indices.astype(np.int64)
+        und = np.flatnonzero(src < dst)  # one CSR entry per undirected edge
+        a, b = src[und], dst[und]
+        ax, ay, bx, by = self.x[a], self.y[a], self.x[b], self.y[b]
+        seg = shapely.linestrings(np.stack([np.column_stack([ax, ay]), np.column_stack([bx, by])], axis=1))
+        linkable = np.ones(und.size, bool)
+        if self.barrier is not None:
+            linkable = (self.barrier[und] & TUNNEL) == 0
+            if not linkable.any():
+                linkable[:] = True
+        cand = np.flatnonzero(linkable)
+        tree = shapely.STRtree(seg[cand])
+        pts = shapely.points(xs, ys)
+        (ip, ie), dist = tree.query_nearest(pts, return_distance=True, all_matches=False)
+        ie = cand[ie]
+        order = np.argsort(ip, kind="stable")
+        ie = ie[order]
+        dist = np.asarray(dist, np.float64)[order]
+        # fraction along the edge, exact point-to-segment projection (clamped to the ends)
+        dx, dy = bx[ie] - ax[ie], by[ie] - ay[ie]
+        l2 = dx * dx + dy * dy
+        t = np.where(l2 > 0, ((xs - ax[ie]) * dx + (ys - ay[ie]) * dy) / np.where(l2 > 0, l2, 1), 0.0)
+        t = np.clip(t, 0.0, 1.0)
+        e_len = self.length_m[und][ie]
+        along = t * e_len
+        node = np.empty(xs.size, np.int64)
+        at_a = along < MIN_EDGE_M
+        at_b = (e_len - along) < MIN_EDGE_M
+        node[at_a] = a[ie[at_a]]
+        node[at_b & ~at_a] = b[ie[at_b & ~at_a]]
+        inner = np.flatnonzero(~at_a & ~at_b)
+        if inner.size == 0:
+            return self, node, dist
+        n0 = self.n_nodes
+        # one new node per inner point, chained along its edge in order of t
+        k = np.lexsort((t[inner], ie[inner]))
+        pts_sorted = inner[k]
+        edge_of = ie[pts_sorted]
+        new_pos = n0 + np.arange(pts_sorted.size, dtype=np.int64)
+        node[pts_sorted] = new_pos
+        first = np.r_[True, edge_of[1:] != edge_of[:-1]]
+        last = np.r_[edge_of[1:] != edge_of[:-1], True]
+        tt = t[pts_sorted]
+        prev_node = np.where(first, a[edge_of], np.r_[0, new_pos[:-1]])
+        prev_t = np.where(first, 0.0, np.r_[0.0, tt[:-1]])
+        L = self.length_m[und][edge_of]
+        # chain pieces: (prev -> p) for every point, then (last p -> b) per split edge
+        pa = np.concatenate([prev_node, new_pos[last]])
+        pb = np.concatenate([new_pos, b[edge_of[last]]])
+        frac = np.concatenate([tt - prev_t, 1.0 - tt[last]])
+        pl = np.concatenate([L, L[last]])
+        plen = np.maximum(frac * pl, MIN_EDGE_M)
+        pe = np.concatenate([edge_of, edge_of[last]])  # the undirected edge each piece is on
+        split_edges = np.unique(edge_of)
+        keep = np.ones(und.size, bool)
+        keep[split_edges] = False
+        ea = np.concatenate([a[keep], pa])
+        eb = np.concatenate([b[keep], pb])
+        ew = np.concatenate([self.length_m[und][keep], plen])
+        n1 = n0 + pts_sorted.size
+        flags = slope = None
+        if self.barrier is not None:
+            flags = np.concatenate([self.barrier[und][keep], self.barrier[und][pe]])
+        if self.incline is not None:
+            slope = np.concatenate([self.incline[und][keep], self.incline[und][pe]])
+        indptr, indices, length_m, barrier, incline = _csr_from_pairs(n1, ea, eb, ew, flags, slope)
+        nx = ax[edge_of] + tt * (bx[edge_of] - ax[edge_of])
+        ny = ay[edge_of] + tt * (by[edge_of] - ay[edge_of])
+        z = None
+        if self.z is not None:
+            za, zb = self.z[a[edge_of]], self.z[b[edge_of]]
+            z = np.concatenate([self.z, za + tt * (zb - za)])
+        net = WalkNetwork(
+            indptr=indptr,
+            indices=indices,
+            length_m=length_m,
+            x=np.concatenate([self.x, nx]),
+            y=np.concatenate([self.y, ny]),
+            node_id=np.concatenate([self.node_id, -1 - new_pos]),
+            crs=self.crs,
+            barrier=barrier,
+            incline=incline,
+            z=z,
+        )
+        return net, node, dist
+
     def to_scipy(self, speed_kmh: float) -> scipy.sparse.csr_matrix:
         """The network as a ``scipy.sparse.csr_matrix`` of edge seconds at ``speed_kmh``."""
         import scipy.sparse
@@ -306,7 +432,7 @@ def edge_tags(edges: Any) -> tuple[np.ndarray, np.ndarray]:
     """Barrier bits and mapped incline (in the ``u -> v`` direction) of reader edges.
 
     Reads the optional columns ``highway``, ``wheelchair``, ``kerb``, ``ramp_wheelchair``,
-    ``incline`` and ``reversed`` (see io/osm); edges without them get no barrier and NaN.
+    ``tunnel``, ``incline`` and ``reversed`` (see io/osm); edges without them get no barrier and NaN.
     """
     n = len(edges)
 
@@ -322,6 +448,7 @@ def edge_tags(edges: Any) -> tuple[np.ndarray, np.ndarray]:
     flags |= np.where(wc == "no", WHEELCHAIR_NO, 0).astype(np.uint8)
     flags |= np.where(wc == "limited", WHEELCHAIR_LIMITED, 0).astype(np.uint8)
     flags |= np.where(kerb == "raised", KERB_RAISED, 0).astype(np.uint8)
+    flags |= np.where(col("tunnel") == "yes", TUNNEL, 0).astype(np.uint8)
     inc = np.array([parse_incline(v) for v in col("incline")], dtype=np.float64)
     if "reversed" in edges:
         rev = edges["reversed"].to_numpy(dtype=bool)

@@ -119,6 +119,7 @@ def stage_services(ctx: Context) -> None:
     services, stats = load_services(
         ctx.config, osm_path=ctx.osm_path, area_4326=ctx.area_4326, crs=ctx.crs, network=ctx.network
     )
+    _snap_to_streets(ctx, services)
     ctx.services = services
     ctx.stats["services"] = stats
     counts = services["service"].value_counts() if len(services) else {}
@@ -140,11 +141,28 @@ def stage_origins(ctx: Context) -> None:
             "population: no origins with people inside the study area; check study.boundary/"
             "study.bbox and the population settings"
         )
+    _snap_to_streets(ctx, origins)
     ctx.origins = origins
     ctx.stats["origins"] = stats
     ctx.report(
         "info", "origins", f"{len(origins):,} origins, {origins['population'].sum():,.0f} people"
     )
+
+
+def _snap_to_streets(ctx: Context, frame: Any) -> None:
+    """Move ``node``/``snap_m`` of points (or polygons, by representative point) from the
+    nearest junction to the nearest point of the nearest street, splitting that street
+    (:meth:`~careblocks.network.WalkNetwork.split_at`); ``ctx.network`` grows by one node
+    per point and every node index taken before stays valid."""
+    if frame is None or len(frame) == 0:
+        return
+    from careblocks.io.layers import representative_xy
+
+    x, y = representative_xy(frame.geometry)
+    net, node, dist = ctx.network.split_at(np.asarray(x), np.asarray(y))
+    ctx.network = net
+    frame["node"] = node.astype(np.int64)
+    frame["snap_m"] = dist.astype(np.float64)
 
 
 def _services_by_type(ctx: Context) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -4,7 +4,7 @@ Both readers return the same ``(nodes, edges)`` pair of GeoDataFrames in EPSG:43
 
 - ``nodes``: ``node_id`` (int64 OSM node id) and Point geometry;
 - ``edges``: ``u``, ``v`` (int64 node ids), ``highway`` (str), the travel tags
-  :data:`EDGE_TAGS` (``wheelchair``, ``incline``, ``kerb``, ``ramp_wheelchair``; str or None
+  :data:`EDGE_TAGS` (``wheelchair``, ``incline``, ``kerb``, ``ramp_wheelchair``, ``tunnel``; str or None
   where not mapped), ``reversed`` (bool: the row runs against the way's drawing direction,
   which is what ``incline`` refers to) and LineString geometry, one row per stretch of way
   between two consecutive OSM nodes.
@@ -44,11 +44,12 @@ PBF_SUFFIXES = (".pbf",)
 DOWNLOAD_FEATURE_KEYS = ("amenity", "shop", "healthcare", "social_facility", "leisure", "building")
 
 #: OSM keys kept on every edge for the travel profiles (``ramp:wheelchair`` is written
-#: ``ramp_wheelchair``): who cannot use a way (steps, ``wheelchair=no``, raised kerbs) and
-#: its mapped slope (``incline``, in the drawing direction of the way).
-EDGE_TAGS = ("wheelchair", "incline", "kerb", "ramp_wheelchair")
+#: ``ramp_wheelchair``): who cannot use a way (steps, ``wheelchair=no``, raised kerbs), its
+#: mapped slope (``incline``, in the drawing direction of the way) and ``tunnel`` (points are
+#: not snapped into tunnels).
+EDGE_TAGS = ("wheelchair", "incline", "kerb", "ramp_wheelchair", "tunnel")
 _EDGE_TAG_KEYS = {"wheelchair": "wheelchair", "incline": "incline", "kerb": "kerb",
-                  "ramp_wheelchair": "ramp:wheelchair"}
+                  "ramp_wheelchair": "ramp:wheelchair", "tunnel": "tunnel"}
 
 #: ``foot`` values that open a way to pedestrians whatever its ``highway`` value.
 FOOT_ALLOWED = ("yes", "designated", "permissive")
