@@ -24,7 +24,7 @@ if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
 
 from careblocks.config import data_dir  # noqa: E402
-from careblocks.network import WalkNetwork  # noqa: E402
+from careblocks.network.graph import WalkNetwork  # noqa: E402
 
 #: Facilities per copy of Fontibón, as counted in its OSM extract (daycare = kindergarten 8 +
 #: childcare 9; health = clinic 6 + hospital 5 + doctors 1; laundromat = laundry 12 +
@@ -36,7 +36,7 @@ FONTIBON_PBF = "bogota/osm/fontibon_overpass_2023-05-29.osm.pbf"
 def fontibon_network() -> WalkNetwork:
     """The Fontibón walking network (largest connected component) built the pipeline's way."""
     from careblocks.io.osm import read_osm_network
-    from careblocks.network import build_walk_network, local_crs
+    from careblocks.network.graph import build_walk_network, local_crs
 
     nodes, edges = read_osm_network(data_dir() / FONTIBON_PBF)
     with warnings.catch_warnings():

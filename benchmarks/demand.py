@@ -29,8 +29,8 @@ import shapely  # noqa: E402
 from _common import timed  # noqa: E402
 
 from careblocks.config import data_dir  # noqa: E402
-from careblocks.demand import TOTAL, allocate_census  # noqa: E402
-from careblocks.equity import equity_table, gini  # noqa: E402
+from careblocks.demand.census import TOTAL, allocate_census  # noqa: E402
+from careblocks.demand.equity import equity_table, gini  # noqa: E402
 
 CRS = "EPSG:32628"
 

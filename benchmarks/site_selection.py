@@ -6,13 +6,13 @@ edges (``benchmarks/_common.tile_network``), about 400,000 nodes with the defaul
 1. Catchments: 10,000 candidate sites at random nodes (fixed seed, snap legs 0-80 m), their
    15-minute walking catchments over 100,000 origins (random nodes, snap legs 0-80 m), as the
    sparse candidates x origins coverage matrix that scoring and selection use
-   (:func:`careblocks.scoring.compute_catchments`: numba bounded searches
-   ``careblocks.access.reach_sparse`` + the gather to origins). Baseline in the same run:
+   (:func:`careblocks.sites.scoring.compute_catchments`: numba bounded searches
+   ``careblocks.network.search.reach_sparse`` + the gather to origins). Baseline in the same run:
    ``scipy.sparse.csgraph.dijkstra(limit=...)`` on blocks of 25 candidates, timed on a
    sample of candidates and scaled to all of them (it builds dense rows of every node).
 2. Exact MILP: 2,000 candidates x 20,000 origins (lognormal populations) from the same kind of
    real-network coverage (a 4-copy block of the graph, 15 minutes), K = 20 and K = 50, solved
-   with HiGHS (:func:`careblocks.selection.select_sites`, ``method="milp"``: origins merged,
+   with HiGHS (:func:`careblocks.sites.selection.select_sites`, ``method="milp"``: origins merged,
    dominated candidates dropped, LP relaxation first); compared in the same process with the
    lazy greedy (time, objective) and, at one K, with the textbook MILP handed to HiGHS as is.
 
@@ -34,8 +34,9 @@ import scipy.sparse as sp  # noqa: E402
 from _common import fontibon_network, grid_shape, machine, tile_network, timed  # noqa: E402
 
 from careblocks.config import config_from_dict  # noqa: E402
-from careblocks.scoring import _reach_fallback, compute_catchments  # noqa: E402
-from careblocks.selection import select_sites  # noqa: E402
+from careblocks.network.search import _reach_fallback  # noqa: E402
+from careblocks.sites.scoring import compute_catchments  # noqa: E402
+from careblocks.sites.selection import select_sites  # noqa: E402
 
 SPEED_KMH = 4.8
 THRESHOLD_MIN = 15.0

@@ -19,8 +19,10 @@ Run: ``.venv/bin/python benchmarks/transit.py [--python-origins 6]``
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -39,11 +41,12 @@ def main() -> None:
     from careblocks.config import TransitConfig, data_dir
     from careblocks.errors import DataQualityWarning
     from careblocks.io.osm import read_osm_network
-    from careblocks.network import build_walk_network, local_crs
+    from careblocks.network.graph import build_walk_network, local_crs
     from careblocks.transit import adapter as ad
     from careblocks.transit import load_timetable, transit_access
     from careblocks.transit.raptor import range_raptor
-    from careblocks.transit.reference import python_range_raptor
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test oracle
+    from reference_transit import python_range_raptor
 
     n_threads = numba.get_num_threads()
     warnings.simplefilter("ignore", DataQualityWarning)
@@ -92,7 +95,7 @@ def main() -> None:
     deps = ad.departure_times(cfg)
     sp_ = speed / 3.6
     egress = np.full((tt.n_stops, len(services)), 2**31 - 1, np.int32)
-    from careblocks.access import nearest_times
+    from careblocks.network.search import nearest_times
 
     w = net.edge_seconds(speed)
     for j, (fn, fs) in enumerate(services.values()):

@@ -46,7 +46,8 @@ from _common import (  # noqa: E402
     timed,
 )
 
-from careblocks.access import counts_within, walk_access  # noqa: E402
+from careblocks.access import walk_access  # noqa: E402
+from careblocks.network.search import counts_within  # noqa: E402
 
 SPEED_KMH = 4.8
 THRESHOLD_MIN = 15.0

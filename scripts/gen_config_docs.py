@@ -28,6 +28,7 @@ SECTIONS = [
     ("census", C.CensusConfig, "Census layers and the care groups (see care_need_index.md)."),
     ("census.groups", C.CensusGroups, "Care group -> census column."),
     ("care_index", C.CareIndexConfig, "Weights of the care-need index."),
+    ("accessibility", C.AccessibilityConfig, "Supply against demand: 2SFCA, gravity, deserts (see accessibility.md)."),
     ("sites", C.SitesConfig, "Candidate sites and selection (see site_selection.md)."),
     ("outputs", C.OutputConfig, "Where and how results are written."),
     ("(any layer)", C.LayerRef, "A layer reference: `{ path = ..., layer = ... }`."),

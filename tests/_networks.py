@@ -7,7 +7,7 @@ import warnings
 import shapely
 
 from careblocks.errors import DataQualityWarning
-from careblocks.network import WalkNetwork, build_walk_network, local_crs
+from careblocks.network.graph import WalkNetwork, build_walk_network, local_crs
 
 
 def walk_network(nodes, edges) -> WalkNetwork:

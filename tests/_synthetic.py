@@ -202,7 +202,7 @@ def porto_alegre_results(data) -> Results:
     from scipy.sparse.csgraph import dijkstra
 
     from careblocks.io.osm import read_osm_network
-    from careblocks.network import build_walk_network
+    from careblocks.network.graph import build_walk_network
 
     crs = "EPSG:32722"
     config = config_from_dict({"study": {"name": "Porto Alegre"},

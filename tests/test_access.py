@@ -14,18 +14,17 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from careblocks import access
-from careblocks.access import (
+from careblocks.access import format_threshold, walk_access
+from careblocks.errors import InputDataError
+from careblocks.network import search
+from careblocks.network.search import (
     REACH_ZERO_S,
     counts_within,
     counts_within_at,
-    format_threshold,
     nearest_times,
     nearest_with_source,
     reach_sparse,
-    walk_access,
 )
-from careblocks.errors import InputDataError
 
 SUPER = -1  # the virtual super-source of the networkx reference
 
@@ -206,7 +205,7 @@ def test_reach_sparse_independent_of_buffers(rgraph, monkeypatch):
     n = indptr.size - 1
     src = np.random.default_rng(3).permutation(np.arange(0, n, 3))  # rows put back in order
     ref = reach_sparse(indptr, indices, w, src, None, 30.0)
-    monkeypatch.setattr(access, "_REACH_MIN_CAP", 0)  # buffers of n entries: rows overflow
+    monkeypatch.setattr(search, "_REACH_MIN_CAP", 0)  # buffers of n entries: rows overflow
     for bs in (1, 7, 1000):
         m = reach_sparse(indptr, indices, w, src, None, 30.0, block_size=bs)
         assert (m != ref).nnz == 0 and np.array_equal(m.indptr, ref.indptr)
@@ -249,7 +248,7 @@ def test_bad_inputs_raise_clear_errors(rgraph):
 @pytest.fixture(scope="module")
 def fontibon(data):
     from careblocks.io.osm import read_osm_network
-    from careblocks.network import build_walk_network, local_crs
+    from careblocks.network.graph import build_walk_network, local_crs
 
     nodes, edges = read_osm_network(data / "bogota/osm/fontibon_overpass_2023-05-29.osm.pbf")
     with warnings.catch_warnings():

@@ -12,10 +12,10 @@ import pytest
 import shapely
 from pyproj import Transformer
 
-from careblocks.candidates import ANCHOR_TAGS, build_candidates, dedupe_by_node
 from careblocks.config import config_from_dict
 from careblocks.errors import DataQualityWarning, EmptyResultError
-from careblocks.network import WalkNetwork
+from careblocks.network.graph import WalkNetwork
+from careblocks.sites.candidates import ANCHOR_TAGS, build_candidates, dedupe_by_node
 
 CRS = "EPSG:32618"
 LON0, LAT0 = -74.14, 4.67
@@ -153,7 +153,7 @@ def test_no_candidates_is_a_clear_error():
 def test_fontibon_osm_anchors(data):
     """The anchors of Fontibón's OSM extract: the README counts 16 community centres, 60
     schools, 1 library, 2 townhalls, 3 marketplaces (parks come on top)."""
-    from careblocks.candidates import osm_anchors
+    from careblocks.sites.candidates import osm_anchors
 
     pbf = data / "bogota" / "osm" / "fontibon_overpass_2023-05-29.osm.pbf"
     a = osm_anchors(pbf, ANCHOR_TAGS, area_4326=None, crs=CRS)

@@ -19,16 +19,13 @@ import pytest
 import shapely
 
 from careblocks.config import CensusConfig, CensusGroups, Config, LayerRef, config_from_dict
-from careblocks.demand import (
+from careblocks.demand.care_index import care_index_plan, care_need_by_district, care_need_index
+from careblocks.demand.census import (
     GROUPS,
     TOTAL,
     allocate_census,
-    care_index_plan,
-    care_need_by_district,
-    care_need_index,
     census_to_origins,
     read_census,
-    run_demand_stage,
 )
 from careblocks.errors import (
     CRSError,
@@ -38,6 +35,7 @@ from careblocks.errors import (
     MissingColumnError,
 )
 from careblocks.io.raster import zonal_sums
+from careblocks.pipeline.demand_stage import run_demand_stage
 
 UTM_FREETOWN = "EPSG:32628"
 WEIGHTS = {"care_demand": 0.4, "caregiver_density": 0.4, "poverty": 0.2}

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from careblocks.equity import (
+from careblocks.demand.equity import (
     assign_districts,
     equity_summary_rows,
     equity_table,

@@ -12,7 +12,7 @@ import shapely
 
 from careblocks.errors import DataQualityWarning, GTFSError
 from careblocks.io.gtfs import read_gtfs
-from careblocks.transit.reference import write_feed
+from reference_transit import write_feed
 
 AGENCY = "agency_id,agency_name,agency_url,agency_timezone\nA,A,http://a.org,UTC"
 STOPS = """stop_id,stop_name,stop_lat,stop_lon

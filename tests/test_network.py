@@ -19,7 +19,7 @@ from scipy.sparse.csgraph import connected_components
 from careblocks.config import config_from_dict
 from careblocks.errors import CRSError, DataQualityWarning, EmptyResultError, InputDataError
 from careblocks.io.osm import read_osm_network
-from careblocks.network import (
+from careblocks.network.graph import (
     WalkNetwork,
     build_walk_network,
     cache_dir,
@@ -91,7 +91,7 @@ def test_undirected_shortest_parallel_edge_no_self_loops():
 
 def test_nodes_are_numbered_in_spatial_order():
     """Nodes near in space get near indices: row-major cells of SPATIAL_CELL_M, x inside."""
-    from careblocks.network import SPATIAL_CELL_M
+    from careblocks.network.graph import SPATIAL_CELL_M
 
     rng = np.random.default_rng(3)
     lon = -74.10 + rng.random(60) * 0.03

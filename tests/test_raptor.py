@@ -14,7 +14,7 @@ from careblocks.io.gtfs import read_gtfs
 from careblocks.transit import build_timetable, transit_access
 from careblocks.transit.adapter import _access_legs
 from careblocks.transit.raptor import INF32, earliest_arrivals, range_raptor
-from careblocks.transit.reference import (
+from reference_transit import (
     TripArrays,
     brute_force_arrivals,
     grid_network,
@@ -123,7 +123,7 @@ def _cfg(feed, **kw):
 
 
 def test_properties(world):
-    from careblocks.access import nearest_times
+    from careblocks.network.search import nearest_times
 
     net, tables, tt, _, feed = world
     cfg = _cfg(feed)

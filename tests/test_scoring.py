@@ -15,13 +15,12 @@ import scipy.sparse as sp
 
 from careblocks.config import config_from_dict
 from careblocks.errors import ConfigError, DataQualityWarning
-from careblocks.network import WalkNetwork
-from careblocks.scoring import (
+from careblocks.network.graph import WalkNetwork
+from careblocks.network.search import _reach_fallback, gather_targets
+from careblocks.sites.scoring import (
     Catchments,
-    _reach_fallback,
     catchment_polygons,
     compute_catchments,
-    gather_targets,
     hours_returned,
     objective_weights,
     score_candidates,

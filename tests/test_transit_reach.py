@@ -24,11 +24,11 @@ from scipy.sparse.csgraph import dijkstra
 from careblocks.cli import cli
 from careblocks.config import TransitConfig
 from careblocks.io.gtfs import read_gtfs
-from careblocks.scoring import gather_targets, reach_from
-from careblocks.sites import round_sensibly
+from careblocks.network.search import gather_targets, reach_from
+from careblocks.sites.rationale import round_sensibly
 from careblocks.transit import build_timetable, departure_times, transit_access
 from careblocks.transit.reach import transit_coverage
-from careblocks.transit.reference import (
+from reference_transit import (
     INF,
     TripArrays,
     brute_force_arrivals,

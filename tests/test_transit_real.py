@@ -19,11 +19,11 @@ from careblocks.errors import DataQualityWarning
 from careblocks.io.gtfs import read_gtfs
 from careblocks.io.osm import read_osm_network
 from careblocks.io.roads import read_road_network
-from careblocks.network import build_walk_network, local_crs
+from careblocks.network.graph import build_walk_network, local_crs
 from careblocks.transit import build_timetable, load_timetable, transit_access
 from careblocks.transit.adapter import _access_legs
 from careblocks.transit.raptor import INF32, earliest_arrivals, range_raptor
-from careblocks.transit.reference import TripArrays, brute_force_arrivals
+from reference_transit import TripArrays, brute_force_arrivals
 
 SPEED = 4.8
 
@@ -82,7 +82,7 @@ def _check_exact(net, tables, tt, nodes, snap, deps, every, max_transfers=3, max
 
 def _egress(net, tt, hexcsv, columns):
     """Walk seconds (<= 15 min) from each stop to the nearest hex with a count > 0."""
-    from careblocks.access import nearest_times
+    from careblocks.network.search import nearest_times
 
     hexg = pd.read_csv(hexcsv)
     tf = pyproj.Transformer.from_crs("EPSG:4326", net.crs, always_xy=True)
@@ -135,7 +135,7 @@ def test_poa_properties_and_transit_helps(poa, data):
     both = transit_access(net, tt, node[o], snap[o], services, cfg, speed_kmh=SPEED)["health"]
     only = transit_access(net, tt, node[o], snap[o], services, cfg, speed_kmh=SPEED,
                           include_walk=False)["health"]
-    from careblocks.access import nearest_times
+    from careblocks.network.search import nearest_times
 
     walk = (nearest_times(net.indptr, net.indices, net.edge_seconds(SPEED), node[h],
                           snap[h] / (SPEED / 3.6))[node[o]] + snap[o] / (SPEED / 3.6))

@@ -131,6 +131,10 @@ class ServiceLayer:
     #: optional count column (e.g. healthcare facilities per H3 cell): the point is kept
     #: when the count is > 0 and the count is stored as ``capacity``
     count_column: str | None = None
+    #: optional capacity column (seats, beds, enrolment, machines; in the service's
+    #: ``capacity_unit``): stored as ``capacity``; a blank or non-positive value falls back to
+    #: ``services.<s>.capacity_default``
+    capacity_column: str | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,18 @@ class ServiceConfig:
     user_share: float = 1.0
     #: the group's share of the population, used only when ``user_group`` is not mapped
     user_group_share: float | None = None
+    #: what one unit of capacity is (seats, beds, machines, meals); with no capacity known
+    #: (no column, no default) each facility counts as one unit and the unit is "facilities"
+    capacity_unit: str = "facilities"
+    #: capacity of a facility whose layer gives none (in ``capacity_unit``); unset = unknown
+    capacity_default: float | None = None
+    #: capacity of this service in a new Care Block (in ``capacity_unit``); unset =
+    #: ``capacity_default``, else one unit. Written as ``capacity_<s>`` on the candidates
+    block_capacity: float | None = None
+    #: desert indicator: an origin is a desert for this service when more than this many
+    #: people in need share one unit of capacity within reach (``fca_<s>`` < 1 / ratio); unset
+    #: = no desert indicator
+    desert_ratio: float | None = None
 
 
 @dataclass(frozen=True)
@@ -183,6 +199,36 @@ class AccessConfig:
     threshold_min: float = 15.0
     #: extra thresholds for the equity tables
     equity_thresholds_min: tuple[float, ...] = (10.0, 15.0, 20.0, 30.0)
+
+
+@dataclass(frozen=True)
+class AccessibilityConfig:
+    """Supply against demand on the access times (see docs/accessibility.md)."""
+
+    #: compute ``fca_<s>`` and ``gravity_<s>`` on the origins (and their summaries)
+    enabled: bool = True
+    #: longest trip counted by the measures (minutes); unset = access.threshold_min
+    max_min: float | None = None
+    #: "2sfca" (Luo & Wang 2003: everything within ``max_min`` counts fully) or "e2sfca"
+    #: (Luo & Qi 2009: weighted by ``fca_weights``)
+    fca: Literal["2sfca", "e2sfca"] = "2sfca"
+    #: weights of e2sfca: "steps" (``steps_min`` / ``step_weights``) or a decay function
+    fca_weights: Literal["steps", "step", "linear", "exponential", "gaussian", "logistic"] = "steps"
+    #: upper bounds of the e2sfca travel-time zones (minutes); unset = thirds of max_min
+    steps_min: tuple[float, ...] = ()
+    #: weight of each zone (Luo & Qi's Gaussian-derived 1.00, 0.68, 0.22)
+    step_weights: tuple[float, ...] = (1.0, 0.68, 0.22)
+    #: decay of the gravity measure (IPEA accessibility / PySAL access definitions)
+    decay: Literal["step", "linear", "exponential", "gaussian", "logistic"] = "gaussian"
+    #: cutoff of step / linear decay and inflection of logistic decay (minutes); unset = max_min
+    cutoff_min: float | None = None
+    #: exponential decay rate per minute (weight = exp(-rate x minutes))
+    rate_per_min: float = 0.1
+    #: width of gaussian decay (sigma) and standard deviation of logistic decay (minutes)
+    sd_min: float = 7.5
+    #: also measure on the faster of walking and walk + transit when transit is enabled
+    #: (``fca_<s>_best``, ``gravity_<s>_best``)
+    use_transit: bool = True
 
 
 @dataclass(frozen=True)
@@ -301,6 +347,7 @@ class Config:
     transit: TransitConfig = field(default_factory=TransitConfig)
     census: CensusConfig = field(default_factory=CensusConfig)
     care_index: CareIndexConfig = field(default_factory=CareIndexConfig)
+    accessibility: AccessibilityConfig = field(default_factory=AccessibilityConfig)
     sites: SitesConfig = field(default_factory=SitesConfig)
     outputs: OutputConfig = field(default_factory=OutputConfig)
     #: where the config came from (not a TOML key)
@@ -329,6 +376,10 @@ DEFAULT_SERVICES: dict[str, dict[str, Any]] = {
         "user_group": "children_under5",
         "user_share": 0.5,
         "user_group_share": 0.07,
+        "capacity_unit": "seats",
+        # a childcare desert: more than 3 children under 5 per seat within reach (Center for
+        # American Progress, Malik et al. 2018)
+        "desert_ratio": 3.0,
     },
     "health": {
         "label": "Health",
@@ -557,8 +608,27 @@ def _check_values(obj: Any, key: str) -> None:
                 raise ConfigError(
                     f"config key '{key}.{name}': {value!r} is not a time; write it as HH:MM, e.g. 07:00"
                 )
+    elif isinstance(obj, AccessibilityConfig):
+        _positive(obj.max_min, f"{key}.max_min")
+        _positive(obj.cutoff_min, f"{key}.cutoff_min")
+        _positive(obj.rate_per_min, f"{key}.rate_per_min")
+        _positive(obj.sd_min, f"{key}.sd_min")
+        for t in obj.steps_min:
+            _positive(t, f"{key}.steps_min")
+        if list(obj.steps_min) != sorted(obj.steps_min):
+            raise ConfigError(f"config key '{key}.steps_min': zones must be in increasing order")
+        if obj.steps_min and len(obj.steps_min) != len(obj.step_weights):
+            raise ConfigError(
+                f"config key '{key}.step_weights': {len(obj.step_weights)} weights for "
+                f"{len(obj.steps_min)} zones in steps_min; give one weight per zone"
+            )
+        if not obj.step_weights or any(not 0 <= w <= 1 for w in obj.step_weights):
+            raise ConfigError(f"config key '{key}.step_weights': give weights between 0 and 1")
     elif isinstance(obj, ServiceConfig):
         _positive(obj.dedupe_m, f"{key}.dedupe_m")
+        _positive(obj.capacity_default, f"{key}.capacity_default")
+        _positive(obj.block_capacity, f"{key}.block_capacity")
+        _positive(obj.desert_ratio, f"{key}.desert_ratio")
         if not 0 <= obj.user_share <= 1:
             raise ConfigError(f"config key '{key}.user_share': {obj.user_share} is not between 0 and 1")
         if obj.user_group_share is not None and not 0 < obj.user_group_share <= 1:

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     import geopandas as gpd
 
     from careblocks.config import Config
-    from careblocks.network import WalkNetwork
+    from careblocks.network.graph import WalkNetwork
 
 COLUMNS = ["origin_id", "population", "node", "snap_m", "geometry"]
 

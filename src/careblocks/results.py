@@ -11,7 +11,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from shapely.geometry.base import BaseGeometry
 
     from careblocks.config import Config
-    from careblocks.network import WalkNetwork
+    from careblocks.network.graph import WalkNetwork
 
 
 @dataclass

@@ -8,7 +8,9 @@ For each service of ``config.services``:
 2. **Layers**: each ``[[services.<s>.layers]]`` entry (GeoPackage/Shapefile/GeoJSON, or a
    CSV with lon/lat columns), optionally filtered with ``where_column``/``where_values``.
    With ``count_column`` (e.g. healthcare facilities per H3 cell) a feature is kept when the
-   count is > 0 and the count is stored as ``capacity``.
+   count is > 0 and the count is stored as ``capacity``; with ``capacity_column`` (seats,
+   beds, enrolment, machines) that column is the ``capacity`` (blank = unknown, filled later
+   by ``services.<s>.capacity_default``, see :func:`careblocks.accessibility.facility_supply`).
 3. Everything is clipped to the study area (by the representative point), polygons become
    representative points, and points are projected to the working CRS.
 4. **De-duplication across sources** (never within one source): sources are ranked OSM
@@ -41,7 +43,7 @@ if TYPE_CHECKING:
     import geopandas as gpd
 
     from careblocks.config import Config, ServiceConfig, ServiceLayer
-    from careblocks.network import WalkNetwork
+    from careblocks.network.graph import WalkNetwork
 
 COLUMNS = [
     "service_id",
@@ -143,7 +145,7 @@ def _layer_service(
     gdf = read_vector(
         layer,
         what=what,
-        columns=[layer.name_column, layer.count_column],
+        columns=[layer.name_column, layer.count_column, layer.capacity_column],
         bbox_4326=bbox,
         allow_empty=True,
     )
@@ -152,6 +154,10 @@ def _layer_service(
         counts = numeric_column(gdf, layer.count_column, what=what, path=layer.path)
         keep = counts > 0
         gdf, capacity = gdf[keep], counts[keep]
+    if layer.capacity_column:
+        seats = numeric_column(gdf, layer.capacity_column, what=what, path=layer.path)
+        # blank or non-positive: unknown here (the service's capacity_default applies)
+        capacity = np.where(np.isfinite(seats) & (seats > 0), seats, np.nan)
     if len(gdf):
         if gdf.crs is not None and gdf.crs.to_epsg() != 4326:
             gdf = gdf.to_crs(4326)

@@ -91,7 +91,7 @@ def print_summary(console: Any, results: Results) -> None:
 
 
 def _mode_rows(equity: Any, threshold: float, mode: str | None) -> tuple[list[str], list[list[str]]] | None:
-    from careblocks.equity import equity_summary_rows
+    from careblocks.demand.equity import equity_summary_rows
     from careblocks.errors import InputDataError
 
     table = equity if mode is None or "mode" not in equity.columns else equity[equity["mode"] == mode]

@@ -103,7 +103,7 @@ def metadata_rows(results, *, crs: str, layers: list[str]) -> pd.DataFrame:
     if "config" not in meta and getattr(results, "config", None) is not None:
         meta["config"] = config_to_dict(results.config)
     if "version" not in meta:
-        from careblocks import __version__
+        from careblocks._version import __version__
 
         meta["version"] = __version__
     meta.setdefault("input_digests", {})

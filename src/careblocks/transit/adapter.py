@@ -76,7 +76,7 @@ def load_timetable(cfg: TransitConfig, network: Any, *, area_4326: Any = None, c
 def _access_legs(network: Any, tt: Timetable, origin_nodes, origin_snap_m, speed: float, limit_s: float):
     """CSR (per origin) of stops within ``limit_s`` on foot at ``speed`` m/s: network + both
     snap legs."""
-    from careblocks.access import REACH_ZERO_S, reach_sparse
+    from careblocks.network.search import REACH_ZERO_S, reach_sparse
 
     w = network.edge_seconds(speed * 3.6)
     on = np.asarray(origin_nodes, np.int64)
@@ -146,7 +146,7 @@ def transit_access(network: Any, timetable: Timetable, origin_nodes, origin_snap
         Per service a float64 ``(n_origins, len(cfg.percentiles))`` array of minutes, NaN
         where unreachable within ``max_trip_min``. Column ``j`` is ``cfg.percentiles[j]``.
     """
-    from careblocks.access import nearest_times
+    from careblocks.network.search import nearest_times
 
     speed = speed_kmh / 3.6
     deps = departure_times(cfg)

@@ -18,7 +18,7 @@ Per minute ``t`` and service ``v`` the travel time is
 nearest facility of ``v`` (within the walk limit); it is kept incrementally, only stops
 whose overall label improves are visited. Trips longer than ``max_trip_s`` are unreachable.
 
-Pruning (all exact, checked against :mod:`careblocks.transit.reference`): labels later than
+Pruning (all exact, checked against :mod:`reference_transit`): labels later than
 ``t + max_trip_s`` or not earlier than every service's best arrival so far are dropped
 (target pruning; off when some service is unreachable, and in the per-stop ``record`` mode);
 an improved stop is scanned again only for routes with a trip leaving it between its new and

@@ -1,7 +1,7 @@
 """Walk + transit catchments: which origins reach each target (candidate site) within T.
 
 :func:`transit_coverage` is the walk + transit counterpart of the walking coverage matrix of
-:mod:`careblocks.scoring`: targets x origins, data = minutes at ``transit.report_percentile``
+:mod:`careblocks.sites.scoring`: targets x origins, data = minutes at ``transit.report_percentile``
 over the departure window, only entries within the limit. It follows the journey model and
 the percentile conventions of :func:`careblocks.transit.adapter.transit_access` (which gives
 the same minutes for a service made of one facility):
@@ -13,7 +13,7 @@ the same minutes for a service made of one facility):
 - per departure minute, travel seconds to a target = min over stops of (earliest arrival
   *on a vehicle* + egress walk to the target) - departure, with the egress legs (stops ->
   targets within ``transit.max_walk_min``, ceil'd seconds as in ``transit_access``) built
-  once from one bounded search per target (:func:`careblocks.access.reach_sparse`; the
+  once from one bounded search per target (:func:`careblocks.network.search.reach_sparse`; the
   walking graph is undirected);
 - the nearest-rank percentile over the minutes (``ceil(p/100 n)``-th shortest, a minute that
   does not reach the target within the limit counted as infinitely long);
@@ -145,11 +145,10 @@ def transit_coverage(network: Any, timetable: Timetable, origin_nodes, origin_sn
         ``(n_targets, n_origins)`` float64 minutes at ``cfg.report_percentile``, only
         entries <= ``limit_min``; sorted column indices. Walking all the way is an option:
         every origin within ``limit_min`` on foot (as in
-        :func:`careblocks.scoring.compute_catchments`) is present, never slower. A time of
+        :func:`careblocks.sites.scoring.compute_catchments`) is present, never slower. A time of
         exactly 0 is stored as ``REACH_ZERO_S / 60`` so the pattern is the reach set.
     """
-    from careblocks.access import REACH_ZERO_S, reach_sparse
-    from careblocks.scoring import gather_targets
+    from careblocks.network.search import REACH_ZERO_S, gather_targets, reach_sparse
 
     on = np.atleast_1d(np.asarray(origin_nodes, np.int64))
     osnap = np.atleast_1d(np.asarray(origin_snap_m, np.float64))

@@ -146,8 +146,8 @@ def _stop_nodes(stops: pd.DataFrame, network: Any) -> tuple[np.ndarray, np.ndarr
 
 def _transfers(stop_node: np.ndarray, snap_m: np.ndarray, network: Any, max_m: float):
     """Walking transfers between stops within ``max_m`` metres on the network (one bounded
-    search per stop node, via :func:`careblocks.access.reach_sparse` on metre weights)."""
-    from careblocks.access import REACH_ZERO_S, reach_sparse
+    search per stop node, via :func:`careblocks.network.search.reach_sparse` on metre weights)."""
+    from careblocks.network.search import REACH_ZERO_S, reach_sparse
 
     n = stop_node.size
     ok = snap_m <= max_m

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from careblocks.care_index import care_index_plan, care_need_by_district, care_need_index
 from careblocks.config import CensusConfig, CensusGroups, LayerRef
 from careblocks.errors import (
     ConfigError,
@@ -41,10 +40,6 @@ __all__ = [
     "read_census",
     "allocate_census",
     "census_to_origins",
-    "care_index_plan",
-    "care_need_index",
-    "care_need_by_district",
-    "run_demand_stage",
 ]
 
 #: care groups, in the order of :class:`CensusGroups`
@@ -520,19 +515,6 @@ def census_to_origins(config, origins, *, area: Any = None, area_4326: Any = Non
 
 
 
-# --------------------------------------------------------------------------------------
-# Pipeline stage
-# --------------------------------------------------------------------------------------
-
-
-def _time_columns(origins, services, profiles) -> list[tuple[str, str, str]]:
-    """(mode, prefix, suffix) of the travel-time columns present for every service."""
-    cands = [("walk", "walk_min_", "")]
-    cands += [(f"walk_{p}", "walk_min_", f"_{p}") for p in profiles]
-    cands += [("transit", "transit_min_", ""), ("best", "best_min_", "")]
-    return [c for c in cands if all(f"{c[1]}{s}{c[2]}" in origins.columns for s in services)]
-
-
 def population_from_census(origins: gpd.GeoDataFrame) -> dict[str, float]:
     """Make the allocated census total the ``population`` of the origins it covers (in place).
 
@@ -553,94 +535,3 @@ def population_from_census(origins: gpd.GeoDataFrame) -> dict[str, float]:
         "census_to_estimate_ratio": ratio,
         "population": float(origins["population"].sum()),
     }
-
-
-def run_demand_stage(ctx) -> None:
-    """The ``demand`` stage: census -> origins, care-need index, districts, equity.
-
-    Reads ``ctx.config``, ``ctx.origins`` (with access columns), ``ctx.area``,
-    ``ctx.area_4326``. Sets ``ctx.origins`` (census columns, components and
-    ``care_need_index`` added; ``district`` when a district layer is configured),
-    ``ctx.equity`` (long table, column ``mode`` = walk, walk_<profile>, transit, best),
-    ``ctx.districts``
-    (district polygons with summed counts and the index, or None) and ``ctx.stats["demand"]``
-    (allocation stats, groups present, care-index formula and weights).
-    """
-    import geopandas as gpd
-
-    from careblocks.equity import assign_districts, equity_table
-
-    cfg = ctx.config
-    origins, stats = census_to_origins(cfg, ctx.origins, area=ctx.area, area_4326=ctx.area_4326)
-    if "skipped" in stats:
-        ctx.report("info", "demand", stats["skipped"] + "; population from the estimate alone")
-    if cfg.census.sets_population and TOTAL in origins.columns:
-        stats["population_from_census"] = population_from_census(origins)
-        extra = stats["population_from_census"]["origins_extrapolated"]
-        if extra:
-            ctx.report(
-                "info", "demand",
-                f"{extra} origins outside the census units keep their estimate x "
-                f"{stats['population_from_census']['census_to_estimate_ratio']:.2f} "
-                "(the census/estimate ratio where both exist)",
-            )
-    groups = list(stats.get("groups_present", []))
-    if groups:
-        polys = bool(origins.geom_type.isin(["Polygon", "MultiPolygon"]).all())
-        area_km2 = (origins.geometry.area / 1e6).to_numpy() \
-            if polys and cfg.census.allocate_by != "buildings" else None
-        comp, formula = care_need_index(origins, dict(cfg.care_index.weights), groups,
-                                        area_km2=area_km2)
-        for c in comp.columns:
-            origins[c] = comp[c].to_numpy()
-        plan = comp.attrs["plan"]
-        stats["care_index"] = {"formula": formula, "weights": plan["weights"],
-                               "dropped": plan["dropped"], "density_per": plan["density_per"]}
-    district_col = None
-    ctx.districts = None
-    if cfg.census.districts is not None:
-        name_col = cfg.census.district_name_column
-        if not name_col:
-            raise ConfigError(
-                "census.district_name_column: census.districts is set but not the column of "
-                "district names; set census.district_name_column"
-            )
-        bbox = tuple(ctx.area_4326.bounds) if ctx.area_4326 is not None else None
-        dgdf = _read_vector(cfg.census.districts, what="district layer (census.districts)",
-                            columns=[name_col], bbox_4326=bbox)
-        if dgdf.crs is None:
-            raise CRSError("census.districts: layer has no CRS; set census.districts.crs")
-        origins["district"] = assign_districts(origins, dgdf, name_col).to_numpy()
-        district_col = "district"
-        if groups or "population" in origins.columns:
-            by, _ = care_need_by_district(origins, "district", dict(cfg.care_index.weights),
-                                          groups) if groups else (None, None)
-            d = dgdf.to_crs(origins.crs)
-            d = gpd.GeoDataFrame({"district": d[name_col].astype(str).to_numpy()},
-                                 geometry=d.geometry.to_numpy(), crs=d.crs)
-            d = d[d["district"].isin(origins["district"].dropna().unique())]
-            people = origins.groupby("district")["population"].sum() \
-                if "population" in origins.columns else None
-            if people is not None:
-                d["population"] = d["district"].map(people).to_numpy()
-            if by is not None:
-                d = d.merge(by.reset_index(), on="district", how="left")
-            ctx.districts = d.reset_index(drop=True)
-    services = list(cfg.service_names)
-    # once the census total is the population, listing both would repeat one column
-    firsts = ("population",) if "population_from_census" in stats else ("population", TOTAL)
-    eq_groups = [g for g in (*firsts, *groups) if g in origins.columns]
-    tables = []
-    for mode, prefix, suffix in _time_columns(origins, services, cfg.walk.profiles):
-        t = equity_table(origins, services, eq_groups, time_prefix=prefix, time_suffix=suffix,
-                         thresholds=cfg.access.equity_thresholds_min, district_col=district_col)
-        t.insert(0, "mode", mode)
-        tables.append(t)
-    ctx.equity = pd.concat(tables, ignore_index=True) if tables else None
-    ctx.origins = origins
-    stats["equity_rows"] = 0 if ctx.equity is None else int(len(ctx.equity))
-    ctx.stats["demand"] = stats
-    if getattr(ctx, "results", None) is not None:
-        ctx.results.origins = origins
-        ctx.results.equity = ctx.equity
-        ctx.results.districts = ctx.districts

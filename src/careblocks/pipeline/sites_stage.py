@@ -1,130 +1,19 @@
-"""Site selection for the pipeline: per-site table, rationale sentences and the ``sites`` stage.
+"""The ``sites`` stage: candidates -> catchments -> scores -> selection -> after.
 
-The thin layer between the GeoDataFrames of a study and the array cores:
-:mod:`careblocks.candidates` (candidate sites), :mod:`careblocks.scoring` (catchments,
-components, score, rank) and :mod:`careblocks.selection` (maximal covering / facility
-location on a sparse matrix). :func:`run_sites_stage` wires them for
-``careblocks.pipeline.stage_sites``; :func:`selected_sites` turns a
-:class:`~careblocks.selection.SelectionResult` into the ``selected_sites`` layer with one
-plain-language :func:`rationale` per site. See ``docs/site_selection.md``.
+Wires :mod:`careblocks.sites.candidates`, :mod:`careblocks.sites.scoring`,
+:mod:`careblocks.sites.selection` and :mod:`careblocks.sites.rationale` on the pipeline's
+context. See ``docs/site_selection.md``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import scipy.sparse as sp
 
-from careblocks.selection import SelectionResult, select_sites
-
-_GROUP_WORDS = {
-    "children_under5": "children under 5",
-    "children_5_14": "children aged 5 to 14",
-    "older_80plus": "people over 80",
-    "older_60plus": "people over 60",
-    "people_with_disabilities": "people with disabilities",
-    "women_caregivers": "women caregivers",
-}
-
-
-def round_sensibly(x: float) -> int:
-    """Round for a sentence: < 100 exact, < 1,000 to 10, < 100,000 to 100, else to 1,000."""
-    x = float(x)
-    if not np.isfinite(x):
-        return 0
-    step = 1 if abs(x) < 100 else 10 if abs(x) < 1_000 else 100 if abs(x) < 100_000 else 1_000
-    return int(round(x / step) * step)
-
-
-def _join(parts: list[str]) -> str:
-    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-
-
-def rationale(row, *, threshold_min: float, offers: Sequence[str], labels: dict[str, str] | None = None) -> str:
-    """One sentence a council member can read, from a scored candidate's component columns.
-
-    "Serves 18,400 people within 15 minutes, 2,900 of them children under 5; brings daycare
-    within reach of 6,100 and health of 900; returns about 4,300 caregiver hours a week."
-    Care groups appear only when the origins carry them; services only when the gap closed
-    is at least 1 person. With a ``transit_population_covered`` column (walk + transit
-    catchments, ``sites.use_transit``) the first clause says "on foot" and is followed by
-    "31,000 within 15 minutes by walk + transit".
-    """
-    labels = labels or {}
-    t = int(threshold_min) if float(threshold_min).is_integer() else threshold_min
-    transit = "transit_population_covered" in row.index and np.isfinite(row["transit_population_covered"])
-    s = f"Serves {round_sensibly(row['population_covered']):,} people within {t} minutes"
-    if transit:
-        s += " on foot"
-    groups = [
-        f"{round_sensibly(row[f'{g}_covered']):,} {w}"
-        for g, w in _GROUP_WORDS.items()
-        if f"{g}_covered" in row.index and row[f"{g}_covered"] >= 1
-    ][:2]
-    if groups:
-        s += ", " + _join(groups).replace(" ", " of them ", 1)
-    if transit:
-        s += f"; {round_sensibly(row['transit_population_covered']):,} within {t} minutes by walk + transit"
-    gaps = [
-        (labels.get(sv, sv.replace("_", " ")).lower(), row[f"gap_closed_{sv}"])
-        for sv in offers
-        if f"gap_closed_{sv}" in row.index and row[f"gap_closed_{sv}"] >= 1
-    ]
-    if gaps:
-        first = f"{gaps[0][0]} within reach of {round_sensibly(gaps[0][1]):,}"
-        rest = [f"{n} of {round_sensibly(v):,}" for n, v in gaps[1:]]
-        s += "; brings " + _join([first, *rest])
-    if "hours_returned_week" in row.index and row["hours_returned_week"] >= 1:
-        s += f"; returns about {round_sensibly(row['hours_returned_week']):,} caregiver hours a week"
-    return s + "."
-
-
-def selected_sites(scored, result: SelectionResult, *, threshold_min: float, offers: Sequence[str],
-                   objective: str, labels: dict[str, str] | None = None):
-    """The chosen candidates (rows of ``scored`` at ``result.selected``) in selection order.
-
-    Adds ``order`` (1..K), ``objective``, ``marginal_gain``, ``cumulative_gain``,
-    ``cumulative_share`` (of the weight not already served) and ``rationale``.
-    """
-    out = scored.iloc[result.selected].copy()
-    out.insert(0, "order", np.arange(1, len(out) + 1))
-    out["objective"] = objective
-    out["marginal_gain"] = result.marginal_gain
-    out["cumulative_gain"] = result.cumulative
-    out["cumulative_share"] = result.cumulative / result.total_weight if result.total_weight > 0 else 0.0
-    out["rationale"] = [rationale(r, threshold_min=threshold_min, offers=offers, labels=labels)
-                        for _, r in out.iterrows()]
-    return out.reset_index(drop=True)
-
-
-def hours_pair_values(config, origins, coverage_s: sp.csr_matrix) -> sp.csr_matrix:
-    """Caregiver hours a week origin j gets back from site i, for every catchment entry.
-
-    ``sum_s trips_s x 2 x max(0, min(current_js, cap) - t_ij) x users_js / 60`` over the
-    offered services: the per-pair terms of ``scoring.hours_returned``, so a site's row sum
-    is its ``hours_returned_week`` column. Used with ``select_sites(..., pair_gains=True)``
-    for ``sites.objective = "hours_returned"``.
-    """
-    from careblocks.config import DEFAULT_SERVICES
-    from careblocks.scoring import current_minutes, household_size, user_households
-
-    cov = sp.csr_matrix(coverage_s)
-    t_min = cov.data / 60.0
-    cap = float(config.sites.current_time_cap_min)
-    hh = household_size(config)
-    vals = np.zeros(cov.nnz)
-    for s in config.sites.offers:
-        svc = config.services.get(s)
-        trips = svc.trips_per_week if svc is not None and svc.trips_per_week is not None \
-            else DEFAULT_SERVICES.get(s, {}).get("trips_per_week", 0.0)
-        cur = current_minutes(origins, s)
-        cur = np.where(np.isfinite(cur), np.minimum(cur, cap), cap)
-        users = user_households(origins, s, hh, config)
-        vals += float(trips) * 2.0 * np.maximum(0.0, cur[cov.indices] - t_min) * users[cov.indices] / 60.0
-    out = sp.csr_matrix((vals, cov.indices.copy(), cov.indptr.copy()), shape=cov.shape)
-    out.eliminate_zeros()
-    return out
+from careblocks.network.search import gather_targets, min_union, reach_from
+from careblocks.sites.rationale import selected_sites
+from careblocks.sites.scoring import hours_pair_values
+from careblocks.sites.selection import select_sites
 
 
 def _candidate_districts(cands, districts) -> np.ndarray | None:
@@ -143,7 +32,6 @@ def _existing_coverage(ctx, catchments_limit_s: float, timetable=None):
     """Coverage (existing sites x origins, seconds) of ``sites.existing``, or None; with a
     ``timetable``, the union of walking and walk + transit (as for the candidates)."""
     from careblocks.io.layers import read_vector, representative_xy
-    from careblocks.scoring import gather_targets, reach_from
 
     cfg = ctx.config
     if cfg.sites.existing is None:
@@ -163,23 +51,6 @@ def _existing_coverage(ctx, catchments_limit_s: float, timetable=None):
     if timetable is not None:
         cov = min_union(cov, _transit_seconds(ctx, timetable, node, dist, catchments_limit_s))
     return cov
-
-
-def min_union(a: sp.csr_matrix, b: sp.csr_matrix) -> sp.csr_matrix:
-    """Entry-wise minimum of two sparse time matrices where a missing entry means
-    "not within the limit" (infinitely long), unlike ``scipy``'s ``minimum`` (zero)."""
-    a, b = sp.coo_matrix(a), sp.coo_matrix(b)
-    if a.shape != b.shape:
-        raise ValueError(f"min_union: shapes {a.shape} and {b.shape} differ")
-    r = np.concatenate([a.row, b.row]).astype(np.int64)
-    c = np.concatenate([a.col, b.col]).astype(np.int64)
-    v = np.concatenate([a.data, b.data]).astype(np.float64)
-    o = np.lexsort((v, c, r))
-    r, c, v = r[o], c[o], v[o]
-    first = np.r_[True, (r[1:] != r[:-1]) | (c[1:] != c[:-1])]
-    m = sp.csr_matrix((v[first], (r[first], c[first])), shape=a.shape)
-    m.sort_indices()
-    return m
 
 
 def _transit_seconds(ctx, timetable, nodes, snap_m, limit_s: float) -> sp.csr_matrix:
@@ -239,8 +110,8 @@ def run_sites_stage(ctx) -> None:
     ``walk_min_<s>_after`` / ``services_within_<T>min_after`` to ``ctx.origins`` and
     ``ctx.stats["sites"]``.
     """
-    from careblocks.candidates import build_candidates
-    from careblocks.scoring import (
+    from careblocks.sites.candidates import build_candidates
+    from careblocks.sites.scoring import (
         access_after,
         catchment_polygons,
         compute_catchments,
@@ -265,6 +136,10 @@ def run_sites_stage(ctx) -> None:
         transit_stats = {"transit_coverage_entries": int(transit_cov.nnz),
                          "transit_coverage_seconds": round(time.perf_counter() - t0, 3)}
     scored = score_candidates(cfg, cands, ctx.origins, ctx.services, catch, transit_coverage=transit_cov)
+    from careblocks.accessibility import block_capacity
+
+    for s in sc.offers:  # what a new block offers (services.<s>.block_capacity), for selection
+        scored[f"capacity_{s}"] = block_capacity(cfg, s)
     # selection: walking coverage, or the union (min time) of walking and walk + transit
     coverage = catch.coverage if transit_cov is None else min_union(catch.coverage, transit_cov)
     pair = sc.objective == "hours_returned"
@@ -317,8 +192,8 @@ def _equity_after(ctx, origins, after):
     """The equity table recomputed with the after times (walking mode)."""
     import pandas as pd
 
-    from careblocks.demand import GROUPS, TOTAL
-    from careblocks.equity import equity_table
+    from careblocks.demand.census import GROUPS, TOTAL
+    from careblocks.demand.equity import equity_table
 
     cfg = ctx.config
     o = origins.copy()

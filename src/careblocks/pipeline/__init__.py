@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from careblocks import __version__
+from careblocks._version import __version__
 from careblocks.config import Config
 from careblocks.errors import DataQualityWarning, EmptyResultError
 from careblocks.results import Results
@@ -88,7 +88,7 @@ def stage_area(ctx: Context) -> None:
 
 
 def stage_network(ctx: Context) -> None:
-    from careblocks.network import load_or_build_network
+    from careblocks.network.graph import load_or_build_network
 
     cfg = ctx.config
     # source "download" fetches the area once into the cache, then reads it like any file
@@ -231,15 +231,21 @@ def stage_transit(ctx: Context) -> None:
 
 
 def stage_demand(ctx: Context) -> None:
-    from careblocks import demand
+    from careblocks.pipeline.demand_stage import run_demand_stage
 
-    demand.run_demand_stage(ctx)
+    run_demand_stage(ctx)
+
+
+def stage_accessibility(ctx: Context) -> None:
+    from careblocks.accessibility import run_accessibility_stage
+
+    run_accessibility_stage(ctx)
 
 
 def stage_sites(ctx: Context) -> None:
     if not ctx.config.sites.enabled:
         return
-    from careblocks.sites import run_sites_stage
+    from careblocks.pipeline.sites_stage import run_sites_stage
 
     run_sites_stage(ctx)
 
@@ -252,6 +258,7 @@ STAGES: list[tuple[str, Callable[[Context], None]]] = [
     ("walk access", stage_access),
     ("transit", stage_transit),
     ("demand", stage_demand),
+    ("accessibility", stage_accessibility),
     ("sites", stage_sites),
 ]
 
@@ -304,7 +311,7 @@ def build_metadata(ctx: Context) -> dict[str, Any]:
     cfg = ctx.config
     resolved = asdict(cfg)
     resolved.pop("raw", None)
-    from careblocks.network import file_digest
+    from careblocks.network.graph import file_digest
 
     digests = {}
     for p in _input_paths(cfg):

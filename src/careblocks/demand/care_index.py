@@ -1,6 +1,6 @@
 """The care-need index: Bogotá-style components normalised within the study area.
 
-Split out of :mod:`careblocks.demand` (which re-exports these functions); the formula is
+Split out of :mod:`careblocks.demand.census` (which re-exports these functions); the formula is
 documented in ``docs/care_need_index.md`` and returned as text for the run metadata.
 """
 

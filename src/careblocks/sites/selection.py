@@ -705,10 +705,3 @@ def coverage_value(coverage: sp.spmatrix, origin_weights: np.ndarray, sites: Seq
     for i in sites:
         hit[cov.indices[cov.indptr[i] : cov.indptr[i + 1]]] = True
     return float(np.asarray(origin_weights, dtype=float)[hit].sum())
-
-
-def run_sites_stage(ctx) -> None:
-    """The pipeline's ``sites`` stage; see :func:`careblocks.sites.run_sites_stage`."""
-    from careblocks.sites import run_sites_stage as _run
-
-    _run(ctx)

@@ -278,7 +278,7 @@ def random_feed(rng, stop_lonlat, *, n_routes=8, start_s=6 * 3600 + 1800, end_s=
 def grid_network(n: int = 12, spacing_m: float = 100.0, crs: str = "EPSG:32722",
                  x0: float = 480000.0, y0: float = 6670000.0):
     """A square street grid as a :class:`careblocks.network.WalkNetwork` (for tests)."""
-    from careblocks.network import WalkNetwork
+    from careblocks.network.graph import WalkNetwork
 
     idx = np.arange(n * n).reshape(n, n)
     a = np.concatenate([idx[:, :-1].ravel(), idx[:-1, :].ravel()])

@@ -1,7 +1,7 @@
 """Score candidate Care Block sites: catchments, explainable components, score and rank.
 
 Catchments are a sparse coverage matrix (candidates x origins, data = seconds), built from
-ONE pass of bounded searches from the candidates' nodes (:func:`careblocks.access.reach_sparse`,
+ONE pass of bounded searches from the candidates' nodes (:func:`careblocks.network.search.reach_sparse`,
 the candidate's snap leg as the start offset) followed by a gather from reached nodes to the
 origins snapped there, adding each origin's own snap leg. Nothing dense of size
 candidates x nodes is ever built. See ``docs/site_selection.md`` for every formula.
@@ -42,9 +42,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from numba import njit
 
 from careblocks.errors import ConfigError, DataQualityWarning, MissingColumnError
+from careblocks.network.search import gather_targets, nearest_times, reach_from
 
 if TYPE_CHECKING:  # pragma: no cover
     import geopandas as gpd
@@ -84,99 +84,6 @@ DEFAULT_HOUSEHOLD_SIZE = 3.0
 # --------------------------------------------------------------------------------------
 # catchments: bounded searches + gather
 # --------------------------------------------------------------------------------------
-
-
-@njit(cache=True)
-def _gather_kernel(r_indptr, r_indices, r_data, node_start, node_order, t_off, limit):
-    n_rows = r_indptr.size - 1
-    counts = np.zeros(n_rows, np.int64)
-    for i in range(n_rows):
-        c = 0
-        for e in range(r_indptr[i], r_indptr[i + 1]):
-            nd = r_indices[e]
-            for p in range(node_start[nd], node_start[nd + 1]):
-                if r_data[e] + t_off[node_order[p]] <= limit:
-                    c += 1
-        counts[i] = c
-    ptr = np.zeros(n_rows + 1, np.int64)
-    for i in range(n_rows):
-        ptr[i + 1] = ptr[i] + counts[i]
-    cols = np.empty(ptr[n_rows], np.int32)
-    vals = np.empty(ptr[n_rows], np.float64)
-    for i in range(n_rows):
-        k = ptr[i]
-        for e in range(r_indptr[i], r_indptr[i + 1]):
-            nd = r_indices[e]
-            for p in range(node_start[nd], node_start[nd + 1]):
-                t = r_data[e] + t_off[node_order[p]]
-                if t <= limit:
-                    cols[k] = node_order[p]
-                    vals[k] = t
-                    k += 1
-    return ptr, cols, vals
-
-
-def gather_targets(
-    reach: sp.csr_matrix, target_nodes: np.ndarray, target_offsets_s: np.ndarray, limit_s: float
-) -> sp.csr_matrix:
-    """From reached nodes to the targets (origins, facilities) snapped to them.
-
-    Parameters
-    ----------
-    reach
-        Sources x nodes, data = seconds (as from :func:`careblocks.access.reach_sparse`).
-    target_nodes, target_offsets_s
-        Node of each target and the seconds of its own snap leg.
-    limit_s
-        Inclusive limit on source -> target seconds (offset legs included).
-
-    Returns
-    -------
-    scipy.sparse.csr_matrix
-        Sources x targets, data = seconds; column indices sorted within each row.
-    """
-    nodes = np.asarray(target_nodes, dtype=np.int64)
-    off = np.asarray(target_offsets_s, dtype=np.float64)
-    n_nodes = reach.shape[1]
-    order = np.argsort(nodes, kind="stable").astype(np.int64)
-    start = np.zeros(n_nodes + 1, np.int64)
-    np.cumsum(np.bincount(nodes, minlength=n_nodes), out=start[1:])
-    r = sp.csr_matrix(reach)
-    ptr, cols, vals = _gather_kernel(
-        r.indptr.astype(np.int64), r.indices.astype(np.int64), r.data.astype(np.float64),
-        start, order, off, float(limit_s),
-    )
-    m = sp.csr_matrix((vals, cols, ptr), shape=(reach.shape[0], nodes.size))
-    m.sort_indices()
-    return m
-
-
-def _reach_fallback(indptr, indices, weights_s, sources, offsets_s, limit_s) -> sp.csr_matrix:
-    """scipy ``dijkstra(limit=...)`` per block of sources (the benchmark's baseline)."""
-    from scipy.sparse.csgraph import dijkstra
-
-    n = indptr.size - 1
-    g = sp.csr_matrix((weights_s, indices, indptr), shape=(n, n))
-    rows = []
-    for a in range(0, len(sources), 256):
-        src = np.asarray(sources[a : a + 256])
-        d = dijkstra(g, directed=True, indices=src, limit=float(limit_s))
-        d += np.asarray(offsets_s[a : a + 256])[:, None]
-        d[d > limit_s] = np.inf
-        ok = np.isfinite(d)
-        d = np.where(d == 0, 1e-6, d)
-        rows.append(sp.csr_matrix(np.where(ok, d, 0.0)))
-    return sp.vstack(rows, format="csr") if rows else sp.csr_matrix((0, n))
-
-
-def reach_from(network, nodes, offsets_s, *, speed_kmh: float, limit_s: float) -> sp.csr_matrix:
-    """Bounded searches from ``nodes`` on ``network`` (numba kernel of :mod:`careblocks.access`)."""
-    from careblocks.access import reach_sparse
-
-    return reach_sparse(
-        network.indptr, network.indices, network.edge_seconds(speed_kmh),
-        np.asarray(nodes, dtype=np.int64), np.asarray(offsets_s, dtype=np.float64), float(limit_s),
-    )
 
 
 @dataclass(frozen=True)
@@ -513,7 +420,7 @@ def score_candidates(
         ``sites.offers``, ``sites.weights``, ``services.<s>.trips_per_week``,
         ``census.household_size``, ``sites.current_time_cap_min``.
     candidates
-        From :func:`careblocks.candidates.build_candidates`.
+        From :func:`careblocks.sites.candidates.build_candidates`.
     origins
         With ``population`` and ``walk_min_<s>`` (and optional care groups / index).
     services
@@ -597,7 +504,6 @@ def access_after(network, origins, site_nodes, site_snap_m, *, speed_kmh: float,
     """
     import pandas as pd
 
-    from careblocks.access import nearest_times
 
     mps = speed_kmh / 3.6
     nodes = np.asarray(site_nodes, dtype=np.int64)
@@ -665,3 +571,31 @@ def catchment_polygons(
         geometry=geoms,
         crs=crs or network.crs,
     )
+
+
+def hours_pair_values(config, origins, coverage_s: sp.csr_matrix) -> sp.csr_matrix:
+    """Caregiver hours a week origin j gets back from site i, for every catchment entry.
+
+    ``sum_s trips_s x 2 x max(0, min(current_js, cap) - t_ij) x users_js / 60`` over the
+    offered services: the per-pair terms of ``scoring.hours_returned``, so a site's row sum
+    is its ``hours_returned_week`` column. Used with ``select_sites(..., pair_gains=True)``
+    for ``sites.objective = "hours_returned"``.
+    """
+    from careblocks.config import DEFAULT_SERVICES
+
+    cov = sp.csr_matrix(coverage_s)
+    t_min = cov.data / 60.0
+    cap = float(config.sites.current_time_cap_min)
+    hh = household_size(config)
+    vals = np.zeros(cov.nnz)
+    for s in config.sites.offers:
+        svc = config.services.get(s)
+        trips = svc.trips_per_week if svc is not None and svc.trips_per_week is not None \
+            else DEFAULT_SERVICES.get(s, {}).get("trips_per_week", 0.0)
+        cur = current_minutes(origins, s)
+        cur = np.where(np.isfinite(cur), np.minimum(cur, cap), cap)
+        users = user_households(origins, s, hh, config)
+        vals += float(trips) * 2.0 * np.maximum(0.0, cur[cov.indices] - t_min) * users[cov.indices] / 60.0
+    out = sp.csr_matrix((vals, cov.indices.copy(), cov.indptr.copy()), shape=cov.shape)
+    out.eliminate_zeros()
+    return out

@@ -1,0 +1,1 @@
+"""Care demand: ``census`` (readers, allocation to origins), ``care_index``, ``equity``."""

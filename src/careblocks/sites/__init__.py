@@ -1,0 +1,1 @@
+"""Care Block sites: ``candidates``, ``scoring`` (catchments, components), ``selection``, ``rationale``."""
