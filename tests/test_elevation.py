@@ -17,7 +17,7 @@ import shapely
 
 from careblocks.errors import InputDataError
 from careblocks.io.raster import sample_raster
-from careblocks.network import (
+from careblocks.network.graph import (
     KERB_RAISED,
     STEPS,
     WHEELCHAIR_NO,

@@ -15,7 +15,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from _networks import walk_network
-from careblocks.network import MIN_EDGE_M, WalkNetwork, _csr_from_pairs
+from careblocks.network.graph import MIN_EDGE_M, WalkNetwork, _csr_from_pairs
 
 
 def _net(xy, pairs, z=None):
@@ -109,7 +109,7 @@ def test_split_matches_a_direct_point_to_segment_computation(data):
 
 
 def test_points_are_not_snapped_into_tunnels():
-    from careblocks.network import TUNNEL
+    from careblocks.network.graph import TUNNEL
 
     # a tunnel right under the point (5 m) and a street 20 m away
     net = _net([(0, 0), (100, 0), (0, 20), (100, 20)], [(0, 1), (2, 3), (0, 2)])
