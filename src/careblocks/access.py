@@ -19,7 +19,7 @@ import pandas as pd
 
 from careblocks.errors import InputDataError
 from careblocks.network._kernels import _seeded_nearest_kernel
-from careblocks.network.search import _counts_core, _graph, _sources
+from careblocks.network.search import _counts_core, _graph, _sources, nearest_times
 
 __all__ = [
     "format_threshold",
@@ -35,8 +35,8 @@ def format_threshold(threshold_min: float) -> str:
 
 def walk_access(network: Any, origins_nodes, origins_snap_m,
                 services_by_type: Mapping[str, tuple[Any, Any]], *, speed_kmh: float,
-                threshold_min: float, walk_profiles: Mapping[str, float] | None = None,
-                index=None) -> pd.DataFrame:
+                threshold_min: float, walk_profiles: Mapping[str, Any] | None = None,
+                base_profile: Any = None, index=None) -> pd.DataFrame:
     """Walking access of every origin to every service type.
 
     Travel time = origin snap leg + network time + facility snap leg, the snap legs at the
@@ -57,10 +57,14 @@ def walk_access(network: Any, origins_nodes, origins_snap_m,
         Walking speed.
     threshold_min : float
         Threshold for the counts (inclusive).
-    walk_profiles : mapping of str to float, optional
-        Extra named speeds (km/h), e.g. ``{"stroller": 3.6}``, adding
-        ``walk_min_<service>_<profile>``. Every leg scales with 1/speed, so these are the
-        base minutes times ``speed_kmh / profile_speed`` (no extra search).
+    walk_profiles : mapping of str to TravelProfile or float, optional
+        Carer profiles (:class:`careblocks.network.profiles.TravelProfile`) adding
+        ``walk_min_<service>_<profile>``: one search per service on the profile's directed
+        edge seconds (slope, what it cannot use; NaN where it has no route). A plain number
+        is a speed (km/h): the base minutes times ``speed_kmh / speed`` (no extra search).
+    base_profile : TravelProfile, optional
+        The base walk's profile (its slope makes the edge times directed); default flat at
+        ``speed_kmh``.
     index : array-like, optional
         Index of the returned frame (default a RangeIndex over origins).
 
@@ -78,10 +82,14 @@ def walk_access(network: Any, origins_nodes, origins_snap_m,
         raise InputDataError(f"access.threshold_min: {threshold_min!r}; use minutes >= 0")
     profiles = dict(walk_profiles or {})
     for name, v in profiles.items():
-        if not v > 0:
-            raise InputDataError(f"walk.profiles.{name}: {v!r} is not a speed; use a value > 0")
+        sp_ = v.speed_kmh if hasattr(v, "speed_kmh") else v
+        if not sp_ > 0:
+            raise InputDataError(f"walk.profiles.{name}: {sp_!r} is not a speed; use a value > 0")
     mps = speed_kmh / 3.6
-    indptr, indices, w = _graph(network.indptr, network.indices, network.edge_seconds(speed_kmh))
+    # the searches start at the facilities: inbound weights give trips TO them
+    w0 = base_profile.inbound_seconds(network) if base_profile is not None \
+        else network.edge_seconds(speed_kmh)
+    indptr, indices, w = _graph(network.indptr, network.indices, w0)
     n = indptr.size - 1
     onodes, oleg = _sources(origins_nodes, np.asarray(origins_snap_m, np.float64) / mps, n,
                             what="origins")
@@ -134,8 +142,20 @@ def walk_access(network: Any, origins_nodes, origins_snap_m,
         cols[f"walk_min_{name}"] = minutes
         cols[f"n_within_{tname}min_{name}"] = counts[g]
         within += counts[g] > 0
-    for pname, pspeed in profiles.items():
-        for name in names:
-            cols[f"walk_min_{name}_{pname}"] = base[name] * (speed_kmh / pspeed)
+    for pname, prof in profiles.items():
+        if not hasattr(prof, "inbound_seconds"):  # a plain speed: every leg scales
+            for name in names:
+                cols[f"walk_min_{name}_{pname}"] = base[name] * (speed_kmh / prof)
+            continue
+        pw = _graph(indptr, indices, prof.inbound_seconds(network))[2]
+        pleg = oleg * (mps / prof.mps)
+        for g, name in enumerate(names):
+            if all_src[g].size == 0:
+                cols[f"walk_min_{name}_{pname}"] = np.full(onodes.size, np.nan)
+                continue
+            d = nearest_times(indptr, indices, pw, all_src[g], all_off[g] * (mps / prof.mps))
+            m = (d[onodes] + pleg) / 60.0
+            m[~np.isfinite(m)] = np.nan
+            cols[f"walk_min_{name}_{pname}"] = m
     cols[f"services_within_{tname}min"] = within
     return pd.DataFrame(cols, index=index if index is not None else pd.RangeIndex(onodes.size))

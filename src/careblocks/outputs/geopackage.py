@@ -2,7 +2,7 @@
 
 Layers (see ``docs/outputs.md`` for every column): ``origins``, ``services``,
 ``candidates``, ``selected_sites``, ``catchments``, ``districts`` (those present in the
-results), the non-spatial tables ``equity`` (one table, ``scenario`` = ``current`` or
+results), ``network_nodes`` (junction heights, when ``network.elevation`` is set), the non-spatial tables ``equity`` (one table, ``scenario`` = ``current`` or
 ``with_sites``) and ``run_metadata`` (``key``, ``value`` as JSON text), and QGIS's
 ``layer_styles`` table so ``origins`` opens with graduated travel-time colours and
 ``services`` with one symbol per service type.
@@ -51,6 +51,7 @@ _DESCRIPTIONS = {
     "selected_sites": "Selected Care Block sites in order of selection, with marginal gain and rationale",
     "catchments": "Walking catchment polygons of the selected sites",
     "districts": "Districts used for the equity summaries",
+    "network_nodes": "Walk-network junctions with their ground height from the DEM (metres)",
     "equity": "Share of people by care group and district within each travel-time threshold",
     "run_metadata": "Version, config, input digests, stage timings and warning counts (JSON values)",
 }
@@ -78,6 +79,20 @@ def _prepare(gdf: gpd.GeoDataFrame, results, crs: str) -> gpd.GeoDataFrame:
     gdf = gdf.to_crs(crs)
     gdf = gdf.reset_index(drop=True)
     return sanitize_frame(gdf)
+
+
+def network_nodes_layer(results) -> gpd.GeoDataFrame | None:
+    """Walk-network junctions with their ground height (``node_id``, ``elevation_m``), when the
+    study reads a DEM (``network.elevation``); None otherwise."""
+    net = getattr(results, "network", None)
+    z = getattr(net, "z", None)
+    if z is None:
+        return None
+    g = net.nodes_gdf()
+    keep = g["node_id"].to_numpy() >= 0  # the OSM junctions, not the points snapped onto streets
+    g = g.loc[keep, ["node_id", "geometry"]].copy()
+    g["elevation_m"] = z[keep]
+    return g
 
 
 def equity_layer(results) -> pd.DataFrame | None:
@@ -280,6 +295,9 @@ def write_geopackage(
         if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf.columns:
             continue
         frames[layer] = _prepare(gdf, results, out_crs)
+    nodes = network_nodes_layer(results)
+    if nodes is not None:
+        frames["network_nodes"] = _prepare(nodes, results, out_crs)
     equity = equity_layer(results)
     layers = list(frames) + (["equity"] if equity is not None else []) + ["run_metadata"]
     meta = metadata_rows(results, crs=out_crs, layers=layers)

@@ -321,10 +321,13 @@ def _config_inputs(cfg) -> list[tuple[str, str]]:
 def _method(results) -> str:
     cfg = results.config
     walk, acc, tr, sites = cfg.walk, cfg.access, cfg.transit, cfg.sites
+    from careblocks.network.profiles import describe_profile, travel_profiles
+
+    base, profiles = travel_profiles(walk)
     li = [
-        f"Walking speed {walk.speed_kmh:g} km/h"
-        + (", other profiles: " + ", ".join(f"{k} {v:g} km/h" for k, v in walk.profiles.items())
-           if walk.profiles else "") + ".",
+        f"Walking speed {describe_profile(base)}"
+        + ("; carer profiles: " + "; ".join(f"{k} {describe_profile(v)}" for k, v in profiles.items())
+           if profiles else "") + ". Times are for the trip from home to the service.",
         f"Travel time = walk from home to the nearest street + along the street network + from the "
         f"street to the facility; points more than {walk.max_snap_m:g} m from a street are flagged.",
         f"Threshold {threshold_tag(acc.threshold_min)} minutes; equity tables at "

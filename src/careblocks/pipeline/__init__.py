@@ -175,8 +175,10 @@ def _services_by_type(ctx: Context) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def stage_access(ctx: Context) -> None:
     from careblocks.access import walk_access
+    from careblocks.network.profiles import travel_profiles
 
     cfg = ctx.config
+    base, profiles = travel_profiles(cfg.walk)
     table = walk_access(
         ctx.network,
         ctx.origins["node"].to_numpy(np.int64),
@@ -184,7 +186,8 @@ def stage_access(ctx: Context) -> None:
         _services_by_type(ctx),
         speed_kmh=cfg.walk.speed_kmh,
         threshold_min=cfg.access.threshold_min,
-        walk_profiles=cfg.walk.profiles,
+        walk_profiles=profiles,
+        base_profile=base,
     )
     for col in table.columns:
         ctx.origins[col] = table[col].to_numpy()
@@ -228,6 +231,15 @@ def stage_transit(ctx: Context) -> None:
         ctx.origins[f"transit_min_{name}"] = tmin
         walk = ctx.origins[f"walk_min_{name}"].to_numpy(np.float64)
         ctx.origins[f"best_min_{name}"] = np.fmin(walk, tmin)
+    # "all services within T": by the faster of walking and walk + transit on transit studies
+    from careblocks.access import format_threshold
+
+    T = float(cfg.access.threshold_min)
+    within = np.zeros(len(ctx.origins), np.int32)
+    for name in cfg.service_names:
+        if f"best_min_{name}" in ctx.origins.columns:
+            within += ctx.origins[f"best_min_{name}"].to_numpy(dtype=float, na_value=np.nan) <= T
+    ctx.origins[f"services_within_{format_threshold(T)}min"] = within
 
 
 def stage_demand(ctx: Context) -> None:

@@ -160,17 +160,28 @@ def run_sites_stage(ctx) -> None:
     polys = catchment_polygons(ctx.network, catch.reach[result.selected], ids=sel["candidate_id"].tolist(),
                                limit_s=catch.limit_s)
     polys["population"] = sel["population_covered"].to_numpy()
+    from careblocks.network.profiles import travel_profiles
+
+    base_profile, _ = travel_profiles(cfg.walk)
+    # on transit studies a new block is also reached by walk + transit, and today's time is
+    # the faster of the two modes (best_min_<s>): the after scenario compares like with like
+    transit_block = None
+    if timetable is not None and any(f"best_min_{s}" in ctx.origins.columns for s in sc.offers):
+        transit_block = _transit_block_minutes(ctx, timetable, sel)
     after = access_after(ctx.network, ctx.origins, sel["node"].to_numpy(), sel["snap_m"].to_numpy(),
-                         speed_kmh=cfg.walk.speed_kmh, offers=sc.offers)
+                         speed_kmh=cfg.walk.speed_kmh, offers=sc.offers, profile=base_profile,
+                         transit_block_min=transit_block)
     origins = ctx.origins.copy()
     for s in sc.offers:
         origins[f"walk_min_{s}_after"] = after[f"walk_min_{s}"].to_numpy()
+        if f"best_min_{s}" in after.columns:
+            origins[f"best_min_{s}_after"] = after[f"best_min_{s}"].to_numpy()
     from careblocks.access import format_threshold
 
-    tcols = [f"walk_min_{s}" for s in cfg.service_names if f"walk_min_{s}" in origins.columns]
+    mode = "best" if transit_block is not None else "walk"
+    tcols = [f"{mode}_min_{s}" for s in cfg.service_names if f"{mode}_min_{s}" in origins.columns]
     n_after = np.zeros(len(origins), dtype=np.int32)
     for c in tcols:
-        s = c[len("walk_min_"):]
         v = origins[f"{c}_after"] if f"{c}_after" in origins.columns else origins[c]
         n_after += (v.to_numpy(dtype=float, na_value=np.nan) <= T)
     origins[f"services_within_{format_threshold(T)}min_after"] = n_after
@@ -188,8 +199,22 @@ def run_sites_stage(ctx) -> None:
     }
 
 
+def _transit_block_minutes(ctx, timetable, sel) -> np.ndarray:
+    """Walk + transit minutes (report percentile) from every origin to the nearest selected
+    block, NaN where none is reached within ``transit.max_trip_min``."""
+    from careblocks.transit import transit_access
+
+    cfg = ctx.config
+    res = transit_access(ctx.network, timetable, ctx.origins["node"].to_numpy(np.int64),
+                         ctx.origins["snap_m"].to_numpy(np.float64),
+                         {"block": (sel["node"].to_numpy(np.int64), sel["snap_m"].to_numpy(np.float64))},
+                         cfg.transit, speed_kmh=cfg.walk.speed_kmh)
+    return res["block"][:, list(cfg.transit.percentiles).index(cfg.transit.report_percentile)]
+
+
 def _equity_after(ctx, origins, after):
-    """The equity table recomputed with the after times (walking mode)."""
+    """The equity table recomputed with the after times: walking, and on transit studies the
+    faster of walking and walk + transit (``mode`` = ``walk`` / ``best``, as the current table)."""
     import pandas as pd
 
     from careblocks.demand.census import GROUPS, TOTAL
@@ -198,11 +223,16 @@ def _equity_after(ctx, origins, after):
     cfg = ctx.config
     o = origins.copy()
     for c in after.columns:
-        if c.startswith("walk_min_"):
+        if c.startswith(("walk_min_", "best_min_")):
             o[c] = after[c].to_numpy()
     groups = [g for g in ("population", TOTAL, *GROUPS) if g in o.columns]
     district_col = "district" if "district" in o.columns else None
-    t = equity_table(o, list(cfg.service_names), groups, time_prefix="walk_min_",
-                     thresholds=cfg.access.equity_thresholds_min, district_col=district_col)
-    t.insert(0, "mode", "walk")
-    return pd.DataFrame(t)
+    parts = []
+    for mode in ("walk", "best"):
+        if mode == "best" and not any(c.startswith("best_min_") for c in after.columns):
+            continue
+        t = equity_table(o, list(cfg.service_names), groups, time_prefix=f"{mode}_min_",
+                         thresholds=cfg.access.equity_thresholds_min, district_col=district_col)
+        t.insert(0, "mode", mode)
+        parts.append(pd.DataFrame(t))
+    return pd.concat(parts, ignore_index=True)

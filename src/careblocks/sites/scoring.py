@@ -44,7 +44,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from careblocks.errors import ConfigError, DataQualityWarning, MissingColumnError
-from careblocks.network.search import gather_targets, nearest_times, reach_from
+from careblocks.network.search import gather_targets, min_union, nearest_times, reach_from
 
 if TYPE_CHECKING:  # pragma: no cover
     import geopandas as gpd
@@ -188,9 +188,15 @@ def household_size(config: Config) -> float:
     return float(hs) if hs else DEFAULT_HOUSEHOLD_SIZE
 
 
-def current_minutes(origins: pd.DataFrame, service: str) -> np.ndarray:
-    """Today's walking minutes of each origin to ``service`` (NaN when unreachable or unknown)."""
-    col = f"walk_min_{service}"
+def current_minutes(origins: pd.DataFrame, service: str, *, mode: str | None = None) -> np.ndarray:
+    """Today's minutes of each origin to ``service`` (NaN when unreachable or unknown).
+
+    By the faster of walking and walk + transit (``best_min_<s>``) when the study has transit,
+    else on foot (``walk_min_<s>``); ``mode="walk"`` or ``"best"`` asks for one of them.
+    """
+    if mode is None:
+        mode = "best" if f"best_min_{service}" in origins.columns else "walk"
+    col = f"{mode}_min_{service}"
     if col not in origins.columns:
         warnings.warn(
             f"origins: no column '{col}'; service '{service}' is treated as out of reach "
@@ -311,6 +317,9 @@ def score_components(
     T = catchments.threshold_min
     cov = catchments.coverage
     pat = _pattern(cov)
+    # gaps closed and hours returned by the faster of walking and walk + transit (transit studies)
+    fast = cov if transit_coverage is None else min_union(cov, transit_coverage)
+    fast_pat = _pattern(fast)
     n = cov.shape[0]
     out: dict[str, np.ndarray] = {}
     pop = _counts(origins, "population")
@@ -332,7 +341,7 @@ def score_components(
     for s in offers:
         cur = currents[s]
         beyond = ~np.isfinite(cur) | (cur > T)
-        out[f"gap_closed_{s}"] = pat @ (pop * beyond)
+        out[f"gap_closed_{s}"] = fast_pat @ (pop * beyond)
         gap_total += out[f"gap_closed_{s}"]
     out["gap_closed"] = gap_total
     for s in offers:
@@ -342,7 +351,7 @@ def score_components(
             from careblocks.config import DEFAULT_SERVICES
 
             trips = DEFAULT_SERVICES.get(s, {}).get("trips_per_week", 0.0)
-        h = hours_returned(cov, currents[s], user_households(origins, s, hh_size, config), float(trips), cap_min=cap)
+        h = hours_returned(fast, currents[s], user_households(origins, s, hh_size, config), float(trips), cap_min=cap)
         out[f"hours_returned_{s}"] = h
         hours_total += h
     out["hours_returned_week"] = hours_total
@@ -489,26 +498,38 @@ def objective_weights(config, origins, *, objective: str | None = None, threshol
     )
 
 
-def access_after(network, origins, site_nodes, site_snap_m, *, speed_kmh: float, offers: Sequence[str]):
-    """Walking minutes to each offered service once the selected Care Blocks exist.
+def access_after(network, origins, site_nodes, site_snap_m, *, speed_kmh: float, offers: Sequence[str],
+                 profile=None, transit_block_min=None):
+    """Minutes to each offered service once the selected Care Blocks exist.
 
-    ``walk_min_<s>`` = min(today's ``walk_min_<s>``, minutes to the nearest selected block)
-    for every offered service, from one unbounded multi-source search over the sites (their
-    snap legs as offsets; the origin's snap leg added). Other columns are copied unchanged.
+    ``walk_min_<s>`` = min(today's ``walk_min_<s>``, walking minutes to the nearest selected
+    block) for every offered service, from one unbounded multi-source search over the sites
+    (their snap legs as offsets; the origin's snap leg added). With ``transit_block_min``
+    (walk + transit minutes to the nearest selected block, on transit studies) also
+    ``best_min_<s>`` = min(today's ``best_min_<s>``, walking and walk + transit to a block).
+
+    Parameters
+    ----------
+    profile
+        The base walk's :class:`~careblocks.network.profiles.TravelProfile` (directed,
+        slope-aware edge times, as ``walk_min_<s>``); default flat at ``speed_kmh``.
+    transit_block_min
+        float per origin, NaN where no block is reached.
 
     Returns
     -------
     pandas.DataFrame
-        Same index as ``origins``: ``walk_min_<s>`` for each offered service and
-        ``block_min`` (minutes to the nearest selected block).
+        Same index as ``origins``: ``walk_min_<s>`` for each offered service, ``block_min``
+        (walking minutes to the nearest selected block) and, with transit, ``best_min_<s>``
+        and ``block_transit_min``.
     """
     import pandas as pd
 
-
-    mps = speed_kmh / 3.6
+    mps = speed_kmh / 3.6 if profile is None else profile.mps
+    w = network.edge_seconds(speed_kmh) if profile is None else profile.inbound_seconds(network)
     nodes = np.asarray(site_nodes, dtype=np.int64)
     if nodes.size:
-        d = nearest_times(network.indptr, network.indices, network.edge_seconds(speed_kmh), nodes,
+        d = nearest_times(network.indptr, network.indices, w, nodes,
                           np.asarray(site_snap_m, dtype=float) / mps)
         block = (d[origins["node"].to_numpy(np.int64)] + origins["snap_m"].to_numpy(float) / mps) / 60.0
         block = np.where(np.isfinite(block), block, np.nan)
@@ -516,8 +537,13 @@ def access_after(network, origins, site_nodes, site_snap_m, *, speed_kmh: float,
         block = np.full(len(origins), np.nan)
     out = pd.DataFrame(index=origins.index)
     for s in offers:
-        out[f"walk_min_{s}"] = np.fmin(current_minutes(origins, s), block)
+        out[f"walk_min_{s}"] = np.fmin(current_minutes(origins, s, mode="walk"), block)
     out["block_min"] = block
+    if transit_block_min is not None:
+        tb = np.asarray(transit_block_min, dtype=float)
+        for s in offers:
+            out[f"best_min_{s}"] = np.fmin(np.fmin(current_minutes(origins, s), block), tb)
+        out["block_transit_min"] = tb
     return out
 
 

@@ -64,7 +64,8 @@ def load_timetable(cfg: TransitConfig, network: Any, *, area_4326: Any = None, c
     deps = departure_times(cfg)
     parse_date(cfg.date)
     window = (float(deps[0]), float(deps[-1]) + cfg.max_trip_min * 60.0)
-    tables, stats = read_gtfs(cfg.feeds, cfg.date, area_4326=area_4326, window_s=window)
+    tables, stats = read_gtfs(cfg.feeds, cfg.date, area_4326=area_4326, window_s=window,
+                              modes=cfg.modes)
     tt, tstats = build_timetable(tables, network, speed_kmh=speed_kmh,
                                  max_transfer_walk_min=cfg.max_transfer_walk_min)
     stats.update(tstats)
