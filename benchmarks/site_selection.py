@@ -57,8 +57,8 @@ def bench_catchments(base, copies: int, n_cand: int, n_orig: int, sample: int) -
     compute_catchments(cfg, cands.iloc[:50], origins, net)  # compile outside the timing
     t_ours, cat = timed(lambda: compute_catchments(cfg, cands, origins, net))
 
-    def fallback(network, nodes, off, *, speed_kmh, limit_s):
-        return _reach_fallback(network.indptr, network.indices, network.edge_seconds(speed_kmh),
+    def fallback(network, nodes, off, *, cost, limit_s):
+        return _reach_fallback(network.indptr, network.indices, cost.edge_seconds(network),
                                nodes, off, limit_s)
 
     sub = cands.iloc[:sample]

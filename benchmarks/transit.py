@@ -41,6 +41,7 @@ def main() -> None:
     from careblocks.config import TransitConfig, data_dir
     from careblocks.errors import DataQualityWarning
     from careblocks.io.osm import read_osm_network
+    from careblocks.network.cost import WalkCost
     from careblocks.network.graph import build_walk_network, local_crs
     from careblocks.transit import adapter as ad
     from careblocks.transit import load_timetable, transit_access
@@ -64,7 +65,7 @@ def main() -> None:
                         percentiles=(25, 50, 75))
     speed = 4.8
     t = time.perf_counter()
-    tt, stats = load_timetable(cfg, net, area_4326=area, speed_kmh=speed)
+    tt, stats = load_timetable(cfg, net, area_4326=area, cost=WalkCost(speed))
     t_tt = time.perf_counter() - t
 
     hexg = pd.read_csv(d / "poa_hexgrid.csv")
@@ -84,11 +85,11 @@ def main() -> None:
     n_o = int(on.size)
 
     # compile (numba cache) on a few origins, not timed
-    transit_access(net, tt, on[:4], osnap[:4], services, cfg, speed_kmh=speed)
+    transit_access(net, tt, on[:4], osnap[:4], services, cfg, cost=WalkCost(speed))
     t_step = np.inf
     for _ in range(args.reps):
         t = time.perf_counter()
-        res = transit_access(net, tt, on, osnap, services, cfg, speed_kmh=speed)
+        res = transit_access(net, tt, on, osnap, services, cfg, cost=WalkCost(speed))
         t_step = min(t_step, time.perf_counter() - t)
 
     # kernel alone, on the same inputs, for the per-origin comparison
@@ -97,13 +98,13 @@ def main() -> None:
     egress = np.full((tt.n_stops, len(services)), 2**31 - 1, np.int32)
     from careblocks.network.search import nearest_times
 
-    w = net.edge_seconds(speed)
+    w = WalkCost(speed).edge_seconds(net)
     for j, (fn, fs) in enumerate(services.values()):
         e = nearest_times(net.indptr, net.indices, w, fn, fs / sp_, limit_s=900.0)[tt.stop_node] + tt.stop_snap_m / sp_
         ok = e <= 900.0
         egress[ok, j] = np.ceil(e[ok]).astype(np.int32)
-    ptr, acc_stops, acc_s = ad._access_legs(net, tt, on, osnap, sp_, cfg.max_walk_min * 60.0)
-    tsec = tt.transfer_seconds(speed)
+    ptr, acc_stops, acc_s = ad._access_legs(net, tt, on, osnap, WalkCost(speed), cfg.max_walk_min * 60.0)
+    tsec = tt.transfer_seconds(WalkCost(speed))
     kw = dict(max_transfers=cfg.max_transfers, max_trip_s=int(cfg.max_trip_min * 60), egress_s=egress)
     # the machine is shared: every timing below is the best of `reps` runs
     t_kernel = np.inf

@@ -47,6 +47,7 @@ from _common import (  # noqa: E402
 )
 
 from careblocks.access import walk_access  # noqa: E402
+from careblocks.network.cost import WalkCost
 from careblocks.network.search import counts_within  # noqa: E402
 
 SPEED_KMH = 4.8
@@ -87,7 +88,7 @@ print(json.dumps({"build_s": t_build, "run_s": t_near + t_count, "nearest_s": t_
 
 def run_ours(net, services):
     n = net.n_nodes
-    return walk_access(net, np.arange(n), np.zeros(n), services, speed_kmh=SPEED_KMH,
+    return walk_access(net, np.arange(n), np.zeros(n), services, cost=WalkCost(SPEED_KMH),
                        threshold_min=THRESHOLD_MIN)
 
 
@@ -176,7 +177,7 @@ def main(argv=None):
         if args.spatial_order:
             net, new_index = spatial_order(net)
             services = {k: (new_index[v[0]], v[1]) for k, v in services.items()}
-        w = net.edge_seconds(SPEED_KMH)
+        w = WalkCost(SPEED_KMH).edge_seconds(net)
         import scipy.sparse as sp
 
         csr = sp.csr_matrix((w, net.indices, net.indptr), shape=(net.n_nodes,) * 2)

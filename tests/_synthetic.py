@@ -20,6 +20,7 @@ from shapely.geometry import Point, box
 
 from careblocks.config import config_from_dict
 from careblocks.errors import DataQualityWarning
+from careblocks.network.cost import WalkCost
 from careblocks.results import Results
 
 X0, Y0 = 478_000.0, 6_675_000.0
@@ -217,7 +218,7 @@ def porto_alegre_results(data) -> Results:
     has = hexes["healthcare"] > 0
     f_node, f_snap = net.snap(pts.x.to_numpy()[has], pts.y.to_numpy()[has])
     speed = 4.8 / 3.6
-    dist = dijkstra(net.to_scipy(4.8), indices=np.unique(f_node), min_only=True)
+    dist = dijkstra(net.to_scipy(WalkCost(4.8)), indices=np.unique(f_node), min_only=True)
     t = (dist[o_node] + o_snap / speed) / 60.0
     t[~np.isfinite(t)] = np.nan
     origins = gpd.GeoDataFrame(

@@ -17,6 +17,7 @@ import pytest
 from careblocks.access import format_threshold, walk_access
 from careblocks.errors import InputDataError
 from careblocks.network import search
+from careblocks.network.cost import WalkCost
 from careblocks.network.search import (
     REACH_ZERO_S,
     counts_within,
@@ -254,7 +255,7 @@ def fontibon(data):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         net, _ = build_walk_network(nodes, edges, crs=local_crs(nodes.geometry))
-    w = net.edge_seconds(4.8)
+    w = WalkCost(4.8).edge_seconds(net)
     return net, w, nx_graph(net.indptr, net.indices, w)
 
 
@@ -305,9 +306,6 @@ class _Net:
     def __init__(self, indptr, indices, length_m):
         self.indptr, self.indices, self.length_m = indptr, indices, length_m
 
-    def edge_seconds(self, speed_kmh):
-        return self.length_m / (speed_kmh / 3.6)
-
 
 def test_walk_access_columns_legs_and_unreachable():
     # path 0-1-2-3 of 400 m edges; nodes 4-5 form another piece
@@ -318,7 +316,7 @@ def test_walk_access_columns_legs_and_unreachable():
     out = walk_access(net, np.array([0, 3, 5]), np.array([40.0, 0.0, 80.0]),
                       {"daycare": (np.array([1, 2]), np.array([0.0, 80.0])),
                        "kitchen": (np.array([], np.int64), np.array([]))},
-                      speed_kmh=speed, threshold_min=7.5, walk_profiles={"older": 3.0},
+                      cost=WalkCost(speed), threshold_min=7.5, walk_profiles={"older": WalkCost(3.0)},
                       index=["a", "b", "c"])
     assert list(out.columns) == ["walk_min_daycare", "n_within_7.5min_daycare",
                                  "walk_min_kitchen", "n_within_7.5min_kitchen",
@@ -343,7 +341,7 @@ def test_walk_access_on_real_graph(fontibon, fontibon_services, threshold):
     onodes = rng.permutation(net.n_nodes)  # every node, in random order
     osnap = rng.uniform(0, 120, net.n_nodes)
     services = {k: (s, o * (4.8 / 3.6)) for k, (s, o) in fontibon_services.items()}
-    out = walk_access(net, onodes, osnap, services, speed_kmh=4.8, threshold_min=threshold)
+    out = walk_access(net, onodes, osnap, services, cost=WalkCost(4.8), threshold_min=threshold)
     t = format_threshold(threshold)
     assert f"n_within_{t}min_health" in out and f"services_within_{t}min" in out
     leg = osnap / (4.8 / 3.6)

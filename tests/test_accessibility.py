@@ -23,6 +23,7 @@ from careblocks.accessibility import (
 )
 from careblocks.config import config_from_dict, load_config
 from careblocks.errors import ConfigError
+from careblocks.network.cost import WalkCost
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -150,7 +151,7 @@ def test_fontibon_measures_match_pysal_on_the_real_matrix(fontibon_ctx):
     ctx = fontibon_ctx
     cfg = ctx.config
     fac = ctx.services[ctx.services["service"] == "daycare"]
-    cost = cost_matrix(ctx.network, ctx.origins, fac, speed_kmh=cfg.walk.speed_kmh, max_min=max_minutes(cfg))
+    cost = cost_matrix(ctx.network, ctx.origins, fac, cost=WalkCost.from_config(cfg.walk), max_min=max_minutes(cfg))
     # the matrix agrees with the nearest-facility times of the access stage
     has = np.diff(cost.indptr) > 0
     near = np.full(cost.shape[0], np.nan)

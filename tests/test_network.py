@@ -19,6 +19,7 @@ from scipy.sparse.csgraph import connected_components
 from careblocks.config import config_from_dict
 from careblocks.errors import CRSError, DataQualityWarning, EmptyResultError, InputDataError
 from careblocks.io.osm import read_osm_network
+from careblocks.network.cost import WalkCost
 from careblocks.network.graph import (
     WalkNetwork,
     build_walk_network,
@@ -81,7 +82,7 @@ def test_undirected_shortest_parallel_edge_no_self_loops():
     assert net.indptr.dtype == np.int64 and net.indices.dtype == np.int32
     assert sorted(net.node_id.tolist()) == [1, 2, 3]  # numbered in spatial order
     i1, i2, i3 = (int(np.flatnonzero(net.node_id == k)[0]) for k in (1, 2, 3))
-    m = net.to_scipy(4.8)
+    m = net.to_scipy(WalkCost(4.8))
     assert (m != m.T).nnz == 0  # both directions, same weight
     geod = pyproj.Geod(ellps="WGS84")
     d12 = geod.inv(*pts[0], *pts[1])[2]
@@ -122,7 +123,7 @@ def test_lengths_follow_the_geometry_not_the_chord():
     net, _ = build_walk_network(nodes, edges, crs="EPSG:32618")
     geod = pyproj.Geod(ellps="WGS84")
     assert net.length_m[0] == pytest.approx(geod.geometry_length(bend), rel=2e-3)
-    assert net.edge_seconds(3.6)[0] == pytest.approx(net.length_m[0])  # 3.6 km/h = 1 m/s
+    assert WalkCost(3.6).edge_seconds(net)[0] == pytest.approx(net.length_m[0])  # 3.6 km/h = 1 m/s
 
 
 def test_largest_component_kept_with_a_warning():
@@ -169,7 +170,7 @@ def test_fontibon_network(fontibon):
     assert stats["nodes"] + stats["dropped_nodes"] == len(nodes)
     assert net.indptr[0] == 0 and net.indptr[-1] == net.n_edges
     assert np.all(np.diff(net.indptr) >= 1)  # connected: nobody is alone
-    m = net.to_scipy(4.8)
+    m = net.to_scipy(WalkCost(4.8))
     assert (m != m.T).nnz == 0
     n_comp, _ = connected_components(m, directed=False)
     assert n_comp == 1

@@ -16,6 +16,7 @@ import pytest
 
 from careblocks.access import walk_access
 from careblocks.config import ConfigError, load_config
+from careblocks.network.cost import WalkCost
 from careblocks.network.graph import (
     KERB_RAISED,
     STEPS,
@@ -23,13 +24,15 @@ from careblocks.network.graph import (
     WalkNetwork,
     _csr_from_pairs,
 )
-from careblocks.network.profiles import (
-    TravelProfile,
-    slope_factor,
-    tobler_factor,
-    travel_profiles,
-    wheelchair_factor,
-)
+from careblocks.network.profiles import slope_factor, tobler_factor, wheelchair_factor
+
+
+def TravelProfile(name, speed_kmh, slope="flat", avoid=()):  # noqa: N802 - a profile is a WalkCost
+    return WalkCost(speed_kmh, key=f"walk.profiles.{name}", slope=slope, avoid=tuple(avoid))
+
+
+def travel_profiles(walk):
+    return WalkCost.from_config(walk), WalkCost.profiles_from_config(walk)
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 
@@ -76,9 +79,9 @@ def _hill(steps_on_yf=True):
 
 
 def _minutes(net, origin, facility, profiles, base=None):
-    t = walk_access(net, [origin], [0.0], {"clinic": ([facility], [0.0])}, speed_kmh=3.6,
-                    threshold_min=15, walk_profiles=profiles, base_profile=base)
-    return t
+    return walk_access(net, [origin], [0.0], {"clinic": ([facility], [0.0])},
+                       cost=base if base is not None else WalkCost(3.6), threshold_min=15,
+                       walk_profiles=profiles)
 
 
 def test_uphill_and_downhill_differ_on_a_hand_worked_hill():
@@ -177,21 +180,21 @@ def test_porto_alegre_directed_times_match_networkx(poa):
     fac = s[s["service"] == "health"]
     rng = np.random.default_rng(3)
     sample = rng.choice(len(o), 25, replace=False)
-    for p in (base, prof["wheelchair"], prof["stroller"]):
+    for name, p in (("", base), ("wheelchair", prof["wheelchair"]), ("stroller", prof["stroller"])):
         w = p.edge_seconds(net)
         ok = np.isfinite(w)
         G = nx.DiGraph()
         G.add_weighted_edges_from(zip(net.sources[ok].tolist(), net.indices[ok].tolist(), w[ok].tolist(), strict=True))
-        col = f"walk_min_health{'_' + p.name if p.name else ''}"
+        col = f"walk_min_health{'_' + name if name else ''}"
         for i in sample:
             start = int(o["node"].iloc[i])
             d = nx.single_source_dijkstra_path_length(G, start) if start in G else {start: 0.0}
-            best = min((d.get(int(n), np.inf) + sm / p.mps for n, sm in zip(fac["node"], fac["snap_m"], strict=True)),
+            best = min((d.get(int(n), np.inf) + sm / p.speed_mps for n, sm in zip(fac["node"], fac["snap_m"], strict=True)),
                        default=np.inf)
-            expect = (best + o["snap_m"].iloc[i] / p.mps) / 60.0
+            expect = (best + o["snap_m"].iloc[i] / p.speed_mps) / 60.0
             got = o[col].iloc[i]
             if np.isfinite(expect):
-                assert got == pytest.approx(expect, rel=1e-9), (p.name, i)
+                assert got == pytest.approx(expect, rel=1e-9), (name, i)
             else:
                 assert np.isnan(got)
 

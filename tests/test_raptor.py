@@ -11,6 +11,7 @@ import pytest
 
 from careblocks.config import TransitConfig
 from careblocks.io.gtfs import read_gtfs
+from careblocks.network.cost import WalkCost
 from careblocks.transit import build_timetable, transit_access
 from careblocks.transit.adapter import _access_legs
 from careblocks.transit.raptor import INF32, earliest_arrivals, range_raptor
@@ -42,7 +43,7 @@ def world(tmp_path_factory):
     feed = write_feed(tmp_path_factory.mktemp("gtfs") / "rand.zip",
                       random_feed(rng, _stop_coords(net, rng, 40), n_routes=9))
     tables, _ = read_gtfs([feed], "2024-03-13")
-    tt, stats = build_timetable(tables, net, speed_kmh=SPEED, max_transfer_walk_min=4.0)
+    tt, stats = build_timetable(tables, net, max_transfer_m=WalkCost(SPEED).metres_within(4.0))
     return net, tables, tt, stats, feed
 
 
@@ -50,10 +51,10 @@ def world(tmp_path_factory):
 def test_raptor_equals_brute_force(world, max_transfers):
     net, tables, tt, stats, _ = world
     assert stats["patterns_split_for_overtaking"] > 0  # the feed has overtaking express trips
-    tsec = tt.transfer_seconds(SPEED)
+    tsec = tt.transfer_seconds(WalkCost(SPEED))
     rng = np.random.default_rng(max_transfers)
     origins = rng.choice(net.n_nodes, size=6, replace=False)
-    ptr, acc_stops, acc_s = _access_legs(net, tt, origins, np.full(6, 15.0), SPEED / 3.6, 600.0)
+    ptr, acc_stops, acc_s = _access_legs(net, tt, origins, np.full(6, 15.0), WalkCost(SPEED), 600.0)
     deps = np.arange(7 * 3600, 8 * 3600, 60, dtype=np.int32)
     trips = TripArrays(tables, tt.stop_id)
     max_trip = 3600
@@ -72,8 +73,8 @@ def test_raptor_equals_brute_force(world, max_transfers):
 
 def test_more_transfers_never_later(world):
     net, tables, tt, _, _ = world
-    tsec = tt.transfer_seconds(SPEED)
-    ptr, st, s = _access_legs(net, tt, np.array([70]), np.array([0.0]), SPEED / 3.6, 600.0)
+    tsec = tt.transfer_seconds(WalkCost(SPEED))
+    ptr, st, s = _access_legs(net, tt, np.array([70]), np.array([0.0]), WalkCost(SPEED), 600.0)
     deps = np.arange(7 * 3600, 8 * 3600, 60, dtype=np.int32)
     prev = None
     for k in range(4):
@@ -85,14 +86,14 @@ def test_more_transfers_never_later(world):
 
 def test_service_times_match_reference_and_python(world):
     net, tables, tt, _, _ = world
-    tsec = tt.transfer_seconds(SPEED)
+    tsec = tt.transfer_seconds(WalkCost(SPEED))
     rng = np.random.default_rng(3)
     egress = np.full((tt.n_stops, 2), INF32, np.int32)
     for v in range(2):
         pick = rng.choice(tt.n_stops, size=3, replace=False)
         egress[pick, v] = rng.integers(0, 400, 3)
     origins = np.array([5, 60, 131])
-    ptr, acc_stops, acc_s = _access_legs(net, tt, origins, np.zeros(3), SPEED / 3.6, 600.0)
+    ptr, acc_stops, acc_s = _access_legs(net, tt, origins, np.zeros(3), WalkCost(SPEED), 600.0)
     deps = np.arange(7 * 3600, 7 * 3600 + 40 * 60, 60, dtype=np.int32)
     secs = range_raptor(tt, tsec, ptr, acc_stops, acc_s, deps, max_transfers=2, max_trip_s=2700,
                         egress_s=egress)
@@ -129,10 +130,10 @@ def test_properties(world):
     cfg = _cfg(feed)
     origins = np.arange(0, net.n_nodes, 3)
     snap = np.full(origins.size, 12.0)
-    res = transit_access(net, tt, origins, snap, _services(net), cfg, speed_kmh=SPEED)
-    res2 = transit_access(net, tt, origins, snap, _services(net), cfg, speed_kmh=SPEED)
-    only = transit_access(net, tt, origins, snap, _services(net), cfg, speed_kmh=SPEED, include_walk=False)
-    w = net.edge_seconds(SPEED)
+    res = transit_access(net, tt, origins, snap, _services(net), cfg, cost=WalkCost(SPEED))
+    res2 = transit_access(net, tt, origins, snap, _services(net), cfg, cost=WalkCost(SPEED))
+    only = transit_access(net, tt, origins, snap, _services(net), cfg, cost=WalkCost(SPEED), include_walk=False)
+    w = WalkCost(SPEED).edge_seconds(net)
     for name, (fn, fs) in _services(net).items():
         r = res[name]
         assert r.shape == (origins.size, 3)
@@ -158,9 +159,24 @@ def test_slower_walking_never_faster(world):
     snap = np.full(origins.size, 5.0)
     prev = None
     for speed in (5.5, 4.8, 3.6, 3.0):
-        tt, _ = build_timetable(tables, net, speed_kmh=speed, max_transfer_walk_min=4.0)
-        res = transit_access(net, tt, origins, snap, _services(net), cfg, speed_kmh=speed)
+        tt, _ = build_timetable(tables, net, max_transfer_m=WalkCost(speed).metres_within(4.0))
+        res = transit_access(net, tt, origins, snap, _services(net), cfg, cost=WalkCost(speed))
         cur = np.concatenate([np.nan_to_num(v, nan=1e9) for v in res.values()])
         if prev is not None:
             assert (cur >= prev - 1e-9).all()
         prev = cur
+
+
+def test_one_timetable_serves_every_speed(world):
+    """Transfers are stored in metres; each walking cost turns them into its own seconds and
+    drops those over the transfer limit at its own pace (the timetable bakes in no speed)."""
+    _, _, tt, _, _ = world
+    fast, slow = WalkCost(SPEED), WalkCost(SPEED / 2)
+    f = tt.transfer_seconds(fast, 4.0)
+    s = tt.transfer_seconds(slow, 4.0)
+    m = tt.transfer_m.astype(float)
+    assert tt.transfer_m.size > 0
+    assert (f >= 0).all()  # built for the fast cost: every transfer fits its limit
+    np.testing.assert_array_equal(s >= 0, m / (SPEED / 2 / 3.6) <= 240.0 + 1e-9)
+    ok = s >= 0
+    np.testing.assert_array_equal(s[ok], np.ceil(m[ok] / (SPEED / 2 / 3.6)).astype(np.int32))

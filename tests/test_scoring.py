@@ -15,6 +15,7 @@ import scipy.sparse as sp
 
 from careblocks.config import config_from_dict
 from careblocks.errors import ConfigError, DataQualityWarning
+from careblocks.network.cost import WalkCost
 from careblocks.network.graph import WalkNetwork
 from careblocks.network.search import _reach_fallback, gather_targets
 from careblocks.sites.scoring import (
@@ -72,8 +73,8 @@ def test_catchments_match_scipy_dijkstra_and_brute_force():
     origins = pd.DataFrame({"node": rng.integers(0, net.n_nodes, 500), "snap_m": rng.uniform(0, 80, 500)})
     cat = compute_catchments(cfg, cands, origins, net)
 
-    def fallback(network, nodes, off, *, speed_kmh, limit_s):
-        return _reach_fallback(network.indptr, network.indices, network.edge_seconds(speed_kmh),
+    def fallback(network, nodes, off, *, cost, limit_s):
+        return _reach_fallback(network.indptr, network.indices, cost.edge_seconds(network),
                                nodes, off, limit_s)
 
     ref = compute_catchments(cfg, cands, origins, net, reach_fn=fallback)
@@ -83,7 +84,7 @@ def test_catchments_match_scipy_dijkstra_and_brute_force():
     from scipy.sparse.csgraph import dijkstra
 
     mps = 4.8 / 3.6
-    d = dijkstra(net.to_scipy(4.8), indices=cands["node"].to_numpy())
+    d = dijkstra(net.to_scipy(WalkCost(4.8)), indices=cands["node"].to_numpy())
     full = d[:, origins["node"].to_numpy()] + cands["snap_m"].to_numpy()[:, None] / mps \
         + origins["snap_m"].to_numpy()[None, :] / mps
     dense = cat.coverage.toarray()

@@ -24,6 +24,7 @@ from scipy.sparse.csgraph import dijkstra
 from careblocks.cli import cli
 from careblocks.config import TransitConfig
 from careblocks.io.gtfs import read_gtfs
+from careblocks.network.cost import WalkCost
 from careblocks.network.search import gather_targets, reach_from
 from careblocks.sites.rationale import round_sensibly
 from careblocks.transit import build_timetable, departure_times, transit_access
@@ -56,7 +57,7 @@ def world(tmp_path_factory):
     feed = write_feed(tmp_path_factory.mktemp("gtfs") / "rand.zip",
                       random_feed(rng, list(zip(lon, lat, strict=True)), n_routes=20))
     tables, _ = read_gtfs([feed], CFG.date)
-    tt, _ = build_timetable(tables, net, speed_kmh=SPEED, max_transfer_walk_min=CFG.max_transfer_walk_min)
+    tt, _ = build_timetable(tables, net, max_transfer_m=WalkCost(SPEED).metres_within(CFG.max_transfer_walk_min))
     on = rng.choice(net.n_nodes, size=70, replace=False)
     osnap = rng.uniform(0, 40, on.size)
     osnap[:3] = 0.0  # origins right on the network
@@ -68,7 +69,7 @@ def world(tmp_path_factory):
 
 def _coverage(world, cfg=CFG, limit=LIMIT, **kw):
     net, _, tt, on, osnap, tn, tsnap = world
-    return transit_coverage(net, tt, on, osnap, tn, tsnap, cfg, speed_kmh=SPEED, limit_min=limit, **kw)
+    return transit_coverage(net, tt, on, osnap, tn, tsnap, cfg, cost=WalkCost(SPEED), limit_min=limit, **kw)
 
 
 def _dense(m: sp.csr_matrix) -> np.ndarray:
@@ -82,7 +83,7 @@ def _walking(world, limit=LIMIT) -> sp.csr_matrix:
     """The walking catchments as the sites stage builds them (seconds)."""
     net, _, _, on, osnap, tn, tsnap = world
     v = SPEED / 3.6
-    reach = reach_from(net, tn, tsnap / v, speed_kmh=SPEED, limit_s=limit * 60)
+    reach = reach_from(net, tn, tsnap / v, cost=WalkCost(SPEED), limit_s=limit * 60)
     return gather_targets(reach, on, osnap / v, limit * 60)
 
 
@@ -90,12 +91,12 @@ def brute_force(world, cfg=CFG, limit=LIMIT) -> np.ndarray:
     """Targets x origins minutes (NaN beyond the limit), exhaustively."""
     net, tables, tt, on, osnap, tn, tsnap = world
     v = SPEED / 3.6
-    g = sp.csr_matrix((net.edge_seconds(SPEED), net.indices, net.indptr), shape=(net.n_nodes,) * 2)
+    g = sp.csr_matrix((WalkCost(SPEED).edge_seconds(net), net.indices, net.indptr), shape=(net.n_nodes,) * 2)
     D = dijkstra(g, directed=False)
     walk_s, max_trip = cfg.max_walk_min * 60, int(cfg.max_trip_min * 60)
     egress = tt.stop_snap_m[:, None] / v + D[tt.stop_node][:, tn] + tsnap[None, :] / v
     egress = np.where(egress <= walk_s, np.ceil(egress), INF).astype(np.int64)
-    tsec = tt.transfer_seconds(SPEED)
+    tsec = tt.transfer_seconds(WalkCost(SPEED))
     tsec[tsec > cfg.max_transfer_walk_min * 60] = -1
     trips = TripArrays(tables, tt.stop_id)
     deps = departure_times(cfg)
@@ -132,7 +133,7 @@ def test_equals_transit_access_per_target(world):
     walk-only option is ceil'd to whole seconds, hence the 1 s tolerance)."""
     net, _, tt, on, osnap, tn, tsnap = world
     services = {f"t{j}": (tn[j:j + 1], tsnap[j:j + 1]) for j in range(tn.size)}
-    res = transit_access(net, tt, on, osnap, services, CFG, speed_kmh=SPEED)
+    res = transit_access(net, tt, on, osnap, services, CFG, cost=WalkCost(SPEED))
     j50 = list(CFG.percentiles).index(CFG.report_percentile)
     ta = np.stack([res[f"t{j}"][:, j50] for j in range(tn.size)])  # targets x origins
     ta = np.where(ta <= LIMIT, ta, np.nan)

@@ -19,6 +19,7 @@ from careblocks.errors import DataQualityWarning
 from careblocks.io.gtfs import read_gtfs
 from careblocks.io.osm import read_osm_network
 from careblocks.io.roads import read_road_network
+from careblocks.network.cost import WalkCost
 from careblocks.network.graph import build_walk_network, local_crs
 from careblocks.transit import build_timetable, load_timetable, transit_access
 from careblocks.transit.adapter import _access_legs
@@ -55,8 +56,8 @@ def _check_exact(net, tables, tt, nodes, snap, deps, every, max_transfers=3, max
     """RAPTOR over every minute vs the reference at every ``every``-th minute: earliest
     arrival at every stop, and with ``egress`` (stops x services seconds) the travel time to
     each service (which exercises the target pruning)."""
-    tsec = tt.transfer_seconds(SPEED)
-    ptr, acc_stops, acc_s = _access_legs(net, tt, nodes, snap, SPEED / 3.6, 900.0)
+    tsec = tt.transfer_seconds(WalkCost(SPEED))
+    ptr, acc_stops, acc_s = _access_legs(net, tt, nodes, snap, WalkCost(SPEED), 900.0)
     trips = TripArrays(tables, tt.stop_id)
     reached = 0
     if egress is not None:
@@ -92,7 +93,7 @@ def _egress(net, tt, hexcsv, columns):
     out = np.full((tt.n_stops, len(columns)), INF32, np.int32)
     for j, c in enumerate(columns):
         m = hexg[c].to_numpy() > 0
-        e = nearest_times(net.indptr, net.indices, net.edge_seconds(SPEED), node[m], snap[m] / sp,
+        e = nearest_times(net.indptr, net.indices, WalkCost(SPEED).edge_seconds(net), node[m], snap[m] / sp,
                           limit_s=900.0)[tt.stop_node] + tt.stop_snap_m / sp
         out[e <= 900, j] = np.ceil(e[e <= 900]).astype(np.int32)
     return out
@@ -107,7 +108,7 @@ def poa(data):
     cfg = TransitConfig(enabled=True, feeds=feeds, date="2019-05-13", window_start="14:00",
                         window_end="15:00", percentiles=(10, 50, 90), max_trip_min=90.0)
     with pytest.warns(DataQualityWarning, match="outside the study area"):
-        tt, stats = load_timetable(cfg, net, area_4326=_hull_4326(net), speed_kmh=SPEED)
+        tt, stats = load_timetable(cfg, net, area_4326=_hull_4326(net), cost=WalkCost(SPEED))
     tables, _ = read_gtfs(feeds, "2019-05-13", area_4326=_hull_4326(net),
                           window_s=(14 * 3600, 15 * 3600 + 5400))
     return net, cfg, tt, stats, tables
@@ -132,12 +133,12 @@ def test_poa_properties_and_transit_helps(poa, data):
     h = hexg["healthcare"].to_numpy() > 0
     services = {"health": (node[h], snap[h])}
     o = np.flatnonzero(hexg["population"].to_numpy() > 0)[::6]
-    both = transit_access(net, tt, node[o], snap[o], services, cfg, speed_kmh=SPEED)["health"]
-    only = transit_access(net, tt, node[o], snap[o], services, cfg, speed_kmh=SPEED,
+    both = transit_access(net, tt, node[o], snap[o], services, cfg, cost=WalkCost(SPEED))["health"]
+    only = transit_access(net, tt, node[o], snap[o], services, cfg, cost=WalkCost(SPEED),
                           include_walk=False)["health"]
     from careblocks.network.search import nearest_times
 
-    walk = (nearest_times(net.indptr, net.indices, net.edge_seconds(SPEED), node[h],
+    walk = (nearest_times(net.indptr, net.indices, WalkCost(SPEED).edge_seconds(net), node[h],
                           snap[h] / (SPEED / 3.6))[node[o]] + snap[o] / (SPEED / 3.6))
     walk_min = np.where(walk <= 5400, np.ceil(walk) / 60.0, np.nan)
     ok = np.isfinite(walk_min)
@@ -159,7 +160,7 @@ def spo(data):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)
         tables, stats = read_gtfs(feeds, "2019-05-15", area_4326=area, window_s=(7 * 3600, 8 * 3600 + 5400))
-        tt, tstats = build_timetable(tables, net, speed_kmh=SPEED, max_transfer_walk_min=5.0)
+        tt, tstats = build_timetable(tables, net, max_transfer_m=WalkCost(SPEED).metres_within(5.0))
     return net, tables, tt, stats
 
 
@@ -182,7 +183,7 @@ def test_freetown_cbd_paratransit(data):
     cfg = TransitConfig(enabled=True, feeds=(data / "freetown" / "gtfs_freetown_wimt_2018.zip",),
                         date="2019-03-13", window_start="07:00", window_end="08:00")
     with pytest.warns(DataQualityWarning, match="outside the study area"):
-        tt, stats = load_timetable(cfg, net, area_4326=bounds, speed_kmh=SPEED)
+        tt, stats = load_timetable(cfg, net, area_4326=bounds, cost=WalkCost(SPEED))
     assert stats["stops_dropped_outside_area"] > 10 * stats["stops_kept"]  # most of the city
     assert stats["stops_far_from_network"] == 0  # kept stops sit on the CBD streets
     assert 1501 in stats["feeds"][0]["route_types"]
@@ -192,5 +193,5 @@ def test_freetown_cbd_paratransit(data):
     _check_exact(net, tables, tt, nodes, np.zeros(nodes.size), deps, every=5, max_trip_s=7200)
     # every departure minute of every origin yields a finite or NaN percentile, never a sentinel
     h = {"stop0": (np.array([tt.stop_node[0]]), np.array([0.0]))}
-    res = transit_access(net, tt, nodes, np.zeros(nodes.size), h, cfg, speed_kmh=SPEED)["stop0"]
+    res = transit_access(net, tt, nodes, np.zeros(nodes.size), h, cfg, cost=WalkCost(SPEED))["stop0"]
     assert np.isfinite(res).any() and (np.nan_to_num(res, nan=0) < 200).all()

@@ -19,6 +19,7 @@ import pandas as pd
 
 from careblocks.errors import InputDataError
 from careblocks.network._kernels import _seeded_nearest_kernel
+from careblocks.network.cost import WalkCost
 from careblocks.network.search import _counts_core, _graph, _sources, nearest_times
 
 __all__ = [
@@ -34,9 +35,9 @@ def format_threshold(threshold_min: float) -> str:
 
 
 def walk_access(network: Any, origins_nodes, origins_snap_m,
-                services_by_type: Mapping[str, tuple[Any, Any]], *, speed_kmh: float,
-                threshold_min: float, walk_profiles: Mapping[str, Any] | None = None,
-                base_profile: Any = None, index=None) -> pd.DataFrame:
+                services_by_type: Mapping[str, tuple[Any, Any]], *, cost: WalkCost,
+                threshold_min: float, walk_profiles: Mapping[str, WalkCost] | None = None,
+                index=None) -> pd.DataFrame:
     """Walking access of every origin to every service type.
 
     Travel time = origin snap leg + network time + facility snap leg, the snap legs at the
@@ -46,25 +47,23 @@ def walk_access(network: Any, origins_nodes, origins_snap_m,
 
     Parameters
     ----------
-    network : careblocks.network.WalkNetwork
-        Anything with ``indptr``, ``indices`` and ``edge_seconds(speed_kmh)``.
+    network : careblocks.network.graph.WalkNetwork
+        Anything with ``indptr``, ``indices`` and ``length_m``.
     origins_nodes, origins_snap_m : array-like
         Node index and snap distance (metres) of each origin.
     services_by_type : mapping of str to (nodes, snap_m)
         Per service type, the facilities' node indices and snap distances (metres). A type
         with no facilities gives NaN minutes and zero counts.
-    speed_kmh : float
-        Walking speed.
+    cost : careblocks.network.cost.WalkCost
+        The walking cost (edge seconds, snap legs).
     threshold_min : float
         Threshold for the counts (inclusive).
-    walk_profiles : mapping of str to TravelProfile or float, optional
-        Carer profiles (:class:`careblocks.network.profiles.TravelProfile`) adding
-        ``walk_min_<service>_<profile>``: one search per service on the profile's directed
-        edge seconds (slope, what it cannot use; NaN where it has no route). A plain number
-        is a speed (km/h): the base minutes times ``speed_kmh / speed`` (no extra search).
-    base_profile : TravelProfile, optional
-        The base walk's profile (its slope makes the edge times directed); default flat at
-        ``speed_kmh``.
+    walk_profiles : mapping of str to WalkCost, optional
+        Carer travel profiles, e.g. ``{"stroller": WalkCost(3.6, slope="tobler",
+        avoid=("steps",))}``, adding ``walk_min_<service>_<profile>``: one search per service
+        on the profile's directed edge seconds (NaN where it has no route). When neither the
+        profile nor ``cost`` differs by direction on this network, every leg scales with
+        1/speed: the base minutes times :meth:`WalkCost.slowdown` (no extra search).
     index : array-like, optional
         Index of the returned frame (default a RangeIndex over origins).
 
@@ -76,32 +75,21 @@ def walk_access(network: Any, origins_nodes, origins_snap_m,
         profile, then ``services_within_<T>min`` (how many service types have at least one
         facility within the threshold).
     """
-    if not speed_kmh > 0:
-        raise InputDataError(f"walk.speed_kmh: {speed_kmh!r} is not a speed; use a value > 0")
     if not threshold_min >= 0:
         raise InputDataError(f"access.threshold_min: {threshold_min!r}; use minutes >= 0")
     profiles = dict(walk_profiles or {})
-    for name, v in profiles.items():
-        sp_ = v.speed_kmh if hasattr(v, "speed_kmh") else v
-        if not sp_ > 0:
-            raise InputDataError(f"walk.profiles.{name}: {sp_!r} is not a speed; use a value > 0")
-    mps = speed_kmh / 3.6
-    # the searches start at the facilities: inbound weights give trips TO them
-    w0 = base_profile.inbound_seconds(network) if base_profile is not None \
-        else network.edge_seconds(speed_kmh)
-    indptr, indices, w = _graph(network.indptr, network.indices, w0)
+    # the searches start at the facilities: inbound weights give the trips TO them
+    indptr, indices, w = _graph(network.indptr, network.indices, cost.inbound_seconds(network))
     n = indptr.size - 1
-    onodes, oleg = _sources(origins_nodes, np.asarray(origins_snap_m, np.float64) / mps, n,
-                            what="origins")
-    limit = float(threshold_min) * 60.0
+    onodes, oleg = _sources(origins_nodes, cost.leg_seconds(origins_snap_m), n, what="origins")
+    limit = cost.limit_s(threshold_min)
     tname = format_threshold(threshold_min)
     names = list(services_by_type)
 
     all_src, all_off, all_grp = [], [], []
     for g, name in enumerate(names):
         nodes, snap_m = services_by_type[name]
-        s, o = _sources(nodes, np.asarray(snap_m, np.float64) / mps, n,
-                        what=f"services.{name} facilities")
+        s, o = _sources(nodes, cost.leg_seconds(snap_m), n, what=f"services.{name} facilities")
         all_src.append(s)
         all_off.append(o)
         all_grp.append(np.full(s.size, g, np.int64))
@@ -142,18 +130,19 @@ def walk_access(network: Any, origins_nodes, origins_snap_m,
         cols[f"walk_min_{name}"] = minutes
         cols[f"n_within_{tname}min_{name}"] = counts[g]
         within += counts[g] > 0
-    for pname, prof in profiles.items():
-        if not hasattr(prof, "inbound_seconds"):  # a plain speed: every leg scales
+    base_same = cost.speed_factor(network) is None
+    for pname, pcost in profiles.items():
+        if base_same and pcost.speed_factor(network) is None:  # flat both: every leg scales
             for name in names:
-                cols[f"walk_min_{name}_{pname}"] = base[name] * (speed_kmh / prof)
+                cols[f"walk_min_{name}_{pname}"] = base[name] * cost.slowdown(pcost)
             continue
-        pw = _graph(indptr, indices, prof.inbound_seconds(network))[2]
-        pleg = oleg * (mps / prof.mps)
+        pw = _graph(indptr, indices, pcost.inbound_seconds(network))[2]
+        pleg = oleg * cost.slowdown(pcost)
         for g, name in enumerate(names):
             if all_src[g].size == 0:
                 cols[f"walk_min_{name}_{pname}"] = np.full(onodes.size, np.nan)
                 continue
-            d = nearest_times(indptr, indices, pw, all_src[g], all_off[g] * (mps / prof.mps))
+            d = nearest_times(indptr, indices, pw, all_src[g], all_off[g] * cost.slowdown(pcost))
             m = (d[onodes] + pleg) / 60.0
             m[~np.isfinite(m)] = np.nan
             cols[f"walk_min_{name}_{pname}"] = m

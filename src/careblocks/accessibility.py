@@ -43,6 +43,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from careblocks.errors import ConfigError, DataQualityWarning, InputDataError
+from careblocks.network.cost import WalkCost
+from careblocks.network.search import gather_targets, min_union, reach_from
 
 if TYPE_CHECKING:  # pragma: no cover
     from careblocks.config import AccessibilityConfig, Config
@@ -300,29 +302,25 @@ def need_counts(origins: pd.DataFrame, service: str, config: Config) -> tuple[np
     return pop * float(share), group
 
 
-def cost_matrix(network, origins: pd.DataFrame, facilities: pd.DataFrame, *, speed_kmh: float,
+def cost_matrix(network, origins: pd.DataFrame, facilities: pd.DataFrame, *, cost: WalkCost,
                 max_min: float, transit_seconds: sp.csr_matrix | None = None) -> sp.csr_matrix:
     """Origins x facilities walking minutes within ``max_min`` (snap legs included).
 
-    One bounded search per facility (:func:`careblocks.access.reach_sparse`), gathered to
+    One bounded search per facility (:func:`careblocks.network.search.reach_sparse`) at the
+    walking ``cost``, gathered to
     the origins snapped to the reached nodes. ``transit_seconds`` (facilities x origins,
     walk + transit) is merged by taking the shorter of the two times.
     """
-    from careblocks.network.search import gather_targets, reach_from
-
-    mps = float(speed_kmh) / 3.6
-    limit_s = float(max_min) * 60.0
+    limit_s = cost.limit_s(max_min)
     n_o = len(origins)
     if len(facilities) == 0:
         return sp.csr_matrix((n_o, 0))
     reach = reach_from(network, facilities["node"].to_numpy(np.int64),
-                       facilities["snap_m"].to_numpy(np.float64) / mps, speed_kmh=speed_kmh,
+                       cost.leg_seconds(facilities["snap_m"].to_numpy(np.float64)), cost=cost,
                        limit_s=limit_s)
     fo = gather_targets(reach, origins["node"].to_numpy(np.int64),
-                        origins["snap_m"].to_numpy(np.float64) / mps, limit_s)
+                        cost.leg_seconds(origins["snap_m"].to_numpy(np.float64)), limit_s)
     if transit_seconds is not None:
-        from careblocks.network.search import min_union
-
         fo = min_union(fo, transit_seconds)
     out = sp.csr_matrix(fo.T) / 60.0
     out.sort_indices()
@@ -368,7 +366,7 @@ def access_measures(config: Config, origins: pd.DataFrame, services: pd.DataFram
         tsec = None
         if transit is not None and len(fac):
             tsec = transit(fac["node"].to_numpy(np.int64), fac["snap_m"].to_numpy(np.float64), mx * 60.0)
-        cost = cost_matrix(network, origins, fac, speed_kmh=config.walk.speed_kmh, max_min=mx,
+        cost = cost_matrix(network, origins, fac, cost=WalkCost.from_config(config.walk), max_min=mx,
                            transit_seconds=tsec)
         fca = two_step_fca(cost, supply, need, fca_w)
         out[f"fca_{s}{suffix}"] = fca
@@ -475,7 +473,7 @@ def run_accessibility_stage(ctx) -> None:
         def transit(nodes, snap_m, limit_s):
             m = transit_coverage(ctx.network, tt, origins["node"].to_numpy(np.int64),
                                  origins["snap_m"].to_numpy(np.float64), nodes, snap_m, cfg.transit,
-                                 speed_kmh=cfg.walk.speed_kmh, limit_min=limit_s / 60.0)
+                                 cost=WalkCost.from_config(cfg.walk), limit_min=limit_s / 60.0)
             m.data = m.data * 60.0
             return m
 

@@ -181,7 +181,7 @@ def validate(config: str, overrides: tuple[str, ...], verbose: int, quiet: int) 
                     ctx.network,
                     area_4326=ctx.area_4326,
                     crs=ctx.crs,
-                    speed_kmh=cfg.walk.speed_kmh,
+                    cost=ctx.cost,
                 )
                 ctx.stats["transit"] = stats
         print_validation(console, ctx)

@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from scipy.spatial import cKDTree
 
     from careblocks.config import Config
+    from careblocks.network.cost import WalkCost
 
 #: Bump when the way networks are built changes, so that old cache entries are not reused.
 NETWORK_CODE_VERSION = "4"  # 2: nodes numbered in spatial order; 4: barriers, tunnels, incline, z
@@ -148,12 +149,6 @@ class WalkNetwork:
         if self.incline is not None:
             g = np.where(np.isfinite(self.incline), self.incline, g)
         return g
-
-    def edge_seconds(self, speed_kmh: float) -> np.ndarray:
-        """Walking time of every CSR entry in seconds at ``speed_kmh``."""
-        if not speed_kmh > 0:
-            raise ValueError(f"speed_kmh must be greater than 0, got {speed_kmh}")
-        return self.length_m / (speed_kmh / 3.6)
 
     @cached_property
     def _tree(self) -> cKDTree:
@@ -308,13 +303,13 @@ class WalkNetwork:
         )
         return net, node, dist
 
-    def to_scipy(self, speed_kmh: float) -> scipy.sparse.csr_matrix:
-        """The network as a ``scipy.sparse.csr_matrix`` of edge seconds at ``speed_kmh``."""
+    def to_scipy(self, cost: WalkCost) -> scipy.sparse.csr_matrix:
+        """The network as a ``scipy.sparse.csr_matrix`` of the edge seconds of ``cost``."""
         import scipy.sparse
 
         n = self.n_nodes
         return scipy.sparse.csr_matrix(
-            (self.edge_seconds(speed_kmh), self.indices, self.indptr), shape=(n, n)
+            (cost.edge_seconds(self), self.indices, self.indptr), shape=(n, n)
         )
 
     def edges_gdf(self) -> gpd.GeoDataFrame:

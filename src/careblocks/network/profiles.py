@@ -1,4 +1,4 @@
-"""Travel profiles of carers: speed on the flat, how slope changes it, what they cannot use.
+"""Slope functions and barriers of the carer travel profiles (the formulas of WalkCost).
 
 A profile turns the walking network into DIRECTED edge seconds: the two CSR entries of an
 edge (``u -> v`` and ``v -> u``) get different times on a slope, and an entry the profile
@@ -22,16 +22,16 @@ Slope functions (``g`` = rise per metre in the direction of travel):
   ``maxSlope``) and 10 % downhill.
 - ``"flat"``: slope ignored.
 
-Trips are timed from the household TO the service (as r5py and routers time an origin ->
-destination trip); the searches start at the services and run outwards, so they use
-:meth:`TravelProfile.inbound_seconds` (each entry's weight is its opposite direction's time).
-The straight snap legs between a point and its street are walked at the flat speed.
+The profile itself is a :class:`careblocks.network.cost.WalkCost` (the one owner of walking
+cost); this module holds its formulas. Trips are timed from the household TO the service (as
+r5py and routers time an origin -> destination trip); searches that start at the services use
+``WalkCost.inbound_seconds``. The straight snap legs between a point and its street are walked
+at the flat speed.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -98,103 +98,14 @@ def slope_factor(grade: np.ndarray, slope: str, *, max_uphill: float | None = No
     return f
 
 
-@dataclass(frozen=True)
-class TravelProfile:
-    """How one kind of carer travels: flat speed, slope function, what they cannot use.
+def barrier_mask(barrier: np.ndarray, avoid: tuple[str, ...]) -> np.ndarray:
+    """Which CSR entries carry one of the ``avoid`` barriers (names of ``BARRIERS``)."""
+    from careblocks.network.graph import BARRIERS
 
-    Attributes
-    ----------
-    name
-        Suffix of the output columns (``walk_min_<service>_<name>``); ``""`` for the base walk.
-    speed_kmh
-        Speed on the flat.
-    slope
-        ``"tobler"``, ``"wheelchair"`` or ``"flat"`` (see the module docstring).
-    avoid
-        Barrier names of :data:`careblocks.network.BARRIERS` the profile cannot use.
-    max_uphill, max_downhill
-        Steepest grades (rise per metre, positive) the profile can use; None = no limit
-        (the wheelchair function has its own defaults).
-    """
-
-    name: str
-    speed_kmh: float
-    slope: str = "tobler"
-    avoid: tuple[str, ...] = ()
-    max_uphill: float | None = None
-    max_downhill: float | None = None
-
-    @property
-    def mps(self) -> float:
-        return self.speed_kmh / 3.6
-
-    def snap_seconds(self, metres: Any) -> np.ndarray:
-        """Seconds of the straight legs between points and the street, walked on the flat."""
-        return np.asarray(metres, np.float64) / self.mps
-
-    def factor(self, network: Any) -> np.ndarray:
-        """Speed over flat speed of every CSR entry in its direction (0 = cannot be used)."""
-        from careblocks.network.graph import BARRIERS
-
-        f = slope_factor(network.grade(), self.slope, max_uphill=self.max_uphill,
-                         max_downhill=self.max_downhill)
-        if self.avoid and network.barrier is not None:
-            bits = 0
-            for b in self.avoid:
-                bits |= BARRIERS[b]
-            f = np.where((network.barrier & bits) != 0, 0.0, f)
-        return f
-
-    def edge_seconds(self, network: Any) -> np.ndarray:
-        """Seconds to travel each CSR entry ``u -> v`` (``inf`` where it cannot be used)."""
-        f = self.factor(network)
-        with np.errstate(divide="ignore"):
-            return np.where(f > 0, network.length_m / (self.mps * np.where(f > 0, f, 1.0)), np.inf)
-
-    def inbound_seconds(self, network: Any) -> np.ndarray:
-        """Per CSR entry ``u -> v``, the seconds of travelling ``v -> u``: the weights of a
-        search that starts at the destinations (facilities, sites, stops) and runs outwards,
-        so that the times it finds are those of trips TO the destinations."""
-        return self.edge_seconds(network)[network.reverse]
-
-    @property
-    def directed(self) -> bool:
-        return self.slope != "flat" or bool(self.avoid) or self.max_uphill is not None \
-            or self.max_downhill is not None
-
-
-
-def travel_profiles(walk: Any) -> tuple[TravelProfile, dict[str, TravelProfile]]:
-    """The base walk and the named carer profiles of a ``walk`` config section.
-
-    A profile given as a number is its flat speed; unset keys come from the default profile
-    of the same name (:data:`careblocks.config.DEFAULT_PROFILES`), else from the base walk.
-    """
-    from careblocks.config import DEFAULT_PROFILES, ProfileConfig
-
-    base = TravelProfile("", float(walk.speed_kmh), walk.slope)
-    out: dict[str, TravelProfile] = {}
-    for name, v in walk.profiles.items():
-        d = DEFAULT_PROFILES.get(name, ProfileConfig())
-        if not isinstance(v, ProfileConfig):
-            v = ProfileConfig(speed_kmh=float(v))
-
-        def pick(key: str, fallback: Any, v: Any = v, d: Any = d) -> Any:
-            for src in (v, d):
-                val = getattr(src, key)
-                if val is not None:
-                    return val
-            return fallback
-
-        out[name] = TravelProfile(
-            name,
-            float(pick("speed_kmh", walk.speed_kmh)),
-            pick("slope", walk.slope),
-            tuple(pick("avoid", ())),
-            pick("max_uphill", None),
-            pick("max_downhill", None),
-        )
-    return base, out
+    bits = 0
+    for b in avoid:
+        bits |= BARRIERS[b]
+    return (np.asarray(barrier) & bits) != 0
 
 
 _SLOPE_TEXT = {"tobler": "slowed on slopes by Tobler's hiking function",
@@ -202,7 +113,7 @@ _SLOPE_TEXT = {"tobler": "slowed on slopes by Tobler's hiking function",
                "flat": "slope ignored"}
 
 
-def describe_profile(p: TravelProfile) -> str:
+def describe_profile(p: Any) -> str:
     """``"3.6 km/h, slowed on slopes by Tobler's hiking function, avoids steps"`` (for reports)."""
     parts = [f"{p.speed_kmh:g} km/h", _SLOPE_TEXT.get(p.slope, p.slope)]
     if p.slope == "wheelchair" or p.max_uphill is not None or p.max_downhill is not None:

@@ -41,6 +41,7 @@ from careblocks.network._kernels import (
     _reach_kernel,
     _scatter_rows,
 )
+from careblocks.network.cost import WalkCost
 
 __all__ = [
     "REACH_ZERO_S",
@@ -395,10 +396,14 @@ def _reach_fallback(indptr, indices, weights_s, sources, offsets_s, limit_s) -> 
     return sp.vstack(rows, format="csr") if rows else sp.csr_matrix((0, n))
 
 
-def reach_from(network, nodes, offsets_s, *, speed_kmh: float, limit_s: float) -> sp.csr_matrix:
-    """Bounded searches from ``nodes`` on a ``WalkNetwork`` (:func:`reach_sparse`)."""
+def reach_from(network, nodes, offsets_s, *, cost: WalkCost, limit_s: float) -> sp.csr_matrix:
+    """Bounded searches from ``nodes`` on a ``WalkNetwork`` at ``cost`` (:func:`reach_sparse`).
+
+    ``nodes`` are destinations (sites, facilities): the searches run on the inbound weights
+    of ``cost``, so the seconds are those of trips from each reached node TO them.
+    """
     return reach_sparse(
-        network.indptr, network.indices, network.edge_seconds(speed_kmh),
+        network.indptr, network.indices, cost.inbound_seconds(network),
         np.asarray(nodes, dtype=np.int64), np.asarray(offsets_s, dtype=np.float64), float(limit_s),
     )
 

@@ -321,9 +321,10 @@ def _config_inputs(cfg) -> list[tuple[str, str]]:
 def _method(results) -> str:
     cfg = results.config
     walk, acc, tr, sites = cfg.walk, cfg.access, cfg.transit, cfg.sites
-    from careblocks.network.profiles import describe_profile, travel_profiles
+    from careblocks.network.cost import WalkCost
+    from careblocks.network.profiles import describe_profile
 
-    base, profiles = travel_profiles(walk)
+    base, profiles = WalkCost.from_config(walk), WalkCost.profiles_from_config(walk)
     li = [
         f"Walking speed {describe_profile(base)}"
         + ("; carer profiles: " + "; ".join(f"{k} {describe_profile(v)}" for k, v in profiles.items())

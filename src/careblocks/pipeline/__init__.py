@@ -21,6 +21,7 @@ import numpy as np
 from careblocks._version import __version__
 from careblocks.config import Config
 from careblocks.errors import DataQualityWarning, EmptyResultError
+from careblocks.network.cost import WalkCost
 from careblocks.results import Results
 
 #: Called as ``reporter(event, stage, detail)`` with event "start", "done", "warning".
@@ -56,6 +57,11 @@ class Context:
     timings: dict[str, float] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def cost(self) -> WalkCost:
+        """The walking cost of the study (``[walk]``), asked by every stage."""
+        return WalkCost.from_config(self.config.walk)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -175,19 +181,16 @@ def _services_by_type(ctx: Context) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def stage_access(ctx: Context) -> None:
     from careblocks.access import walk_access
-    from careblocks.network.profiles import travel_profiles
 
     cfg = ctx.config
-    base, profiles = travel_profiles(cfg.walk)
     table = walk_access(
         ctx.network,
         ctx.origins["node"].to_numpy(np.int64),
         ctx.origins["snap_m"].to_numpy(np.float64),
         _services_by_type(ctx),
-        speed_kmh=cfg.walk.speed_kmh,
+        cost=ctx.cost,
         threshold_min=cfg.access.threshold_min,
-        walk_profiles=profiles,
-        base_profile=base,
+        walk_profiles=WalkCost.profiles_from_config(cfg.walk),
     )
     for col in table.columns:
         ctx.origins[col] = table[col].to_numpy()
@@ -200,7 +203,7 @@ def stage_transit(ctx: Context) -> None:
     from careblocks.transit import load_timetable, transit_access
 
     tt, stats = load_timetable(
-        cfg.transit, ctx.network, area_4326=ctx.area_4326, crs=ctx.crs, speed_kmh=cfg.walk.speed_kmh
+        cfg.transit, ctx.network, area_4326=ctx.area_4326, crs=ctx.crs, cost=ctx.cost
     )
     ctx.stats["transit"] = stats
     ctx.extra["timetable"] = tt  # reused by the sites stage (walk + transit catchments)
@@ -220,7 +223,7 @@ def stage_transit(ctx: Context) -> None:
         ctx.origins["snap_m"].to_numpy(np.float64),
         _services_by_type(ctx),
         cfg.transit,
-        speed_kmh=cfg.walk.speed_kmh,
+        cost=ctx.cost,
     )
     pcts = list(cfg.transit.percentiles)
     for name, arr in res.items():

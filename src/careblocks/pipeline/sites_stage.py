@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from careblocks.network.cost import WalkCost
 from careblocks.network.search import gather_targets, min_union, reach_from
 from careblocks.sites.rationale import selected_sites
 from careblocks.sites.scoring import hours_pair_values
@@ -43,10 +44,10 @@ def _existing_coverage(ctx, catchments_limit_s: float, timetable=None):
         return None
     x, y = representative_xy(ex.to_crs(ctx.crs).geometry)
     node, dist = ctx.network.snap(x, y)
-    mps = cfg.walk.speed_kmh / 3.6
-    reach = reach_from(ctx.network, node, dist / mps, speed_kmh=cfg.walk.speed_kmh, limit_s=catchments_limit_s)
+    cost = WalkCost.from_config(cfg.walk)
+    reach = reach_from(ctx.network, node, cost.leg_seconds(dist), cost=cost, limit_s=catchments_limit_s)
     o = ctx.origins
-    cov = gather_targets(reach, o["node"].to_numpy(np.int64), o["snap_m"].to_numpy(float) / mps,
+    cov = gather_targets(reach, o["node"].to_numpy(np.int64), cost.leg_seconds(o["snap_m"].to_numpy(float)),
                          catchments_limit_s)
     if timetable is not None:
         cov = min_union(cov, _transit_seconds(ctx, timetable, node, dist, catchments_limit_s))
@@ -60,7 +61,7 @@ def _transit_seconds(ctx, timetable, nodes, snap_m, limit_s: float) -> sp.csr_ma
     cfg = ctx.config
     m = transit_coverage(ctx.network, timetable, ctx.origins["node"].to_numpy(np.int64),
                          ctx.origins["snap_m"].to_numpy(np.float64), np.asarray(nodes, np.int64),
-                         np.asarray(snap_m, np.float64), cfg.transit, speed_kmh=cfg.walk.speed_kmh,
+                         np.asarray(snap_m, np.float64), cfg.transit, cost=WalkCost.from_config(cfg.walk),
                          limit_min=limit_s / 60.0)
     m.data = m.data * 60.0
     return m
@@ -89,7 +90,7 @@ def _sites_timetable(ctx):
         from careblocks.transit import load_timetable
 
         tt, _ = load_timetable(cfg.transit, ctx.network, area_4326=ctx.area_4326, crs=ctx.crs,
-                               speed_kmh=cfg.walk.speed_kmh)
+                               cost=WalkCost.from_config(cfg.walk))
         if getattr(ctx, "extra", None) is not None:
             ctx.extra["timetable"] = tt
     return tt
@@ -160,16 +161,13 @@ def run_sites_stage(ctx) -> None:
     polys = catchment_polygons(ctx.network, catch.reach[result.selected], ids=sel["candidate_id"].tolist(),
                                limit_s=catch.limit_s)
     polys["population"] = sel["population_covered"].to_numpy()
-    from careblocks.network.profiles import travel_profiles
-
-    base_profile, _ = travel_profiles(cfg.walk)
     # on transit studies a new block is also reached by walk + transit, and today's time is
     # the faster of the two modes (best_min_<s>): the after scenario compares like with like
     transit_block = None
     if timetable is not None and any(f"best_min_{s}" in ctx.origins.columns for s in sc.offers):
         transit_block = _transit_block_minutes(ctx, timetable, sel)
     after = access_after(ctx.network, ctx.origins, sel["node"].to_numpy(), sel["snap_m"].to_numpy(),
-                         speed_kmh=cfg.walk.speed_kmh, offers=sc.offers, profile=base_profile,
+                         cost=WalkCost.from_config(cfg.walk), offers=sc.offers,
                          transit_block_min=transit_block)
     origins = ctx.origins.copy()
     for s in sc.offers:
@@ -208,7 +206,7 @@ def _transit_block_minutes(ctx, timetable, sel) -> np.ndarray:
     res = transit_access(ctx.network, timetable, ctx.origins["node"].to_numpy(np.int64),
                          ctx.origins["snap_m"].to_numpy(np.float64),
                          {"block": (sel["node"].to_numpy(np.int64), sel["snap_m"].to_numpy(np.float64))},
-                         cfg.transit, speed_kmh=cfg.walk.speed_kmh)
+                         cfg.transit, cost=WalkCost.from_config(cfg.walk))
     return res["block"][:, list(cfg.transit.percentiles).index(cfg.transit.report_percentile)]
 
 

@@ -44,6 +44,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from careblocks.errors import ConfigError, DataQualityWarning, MissingColumnError
+from careblocks.network.cost import WalkCost
 from careblocks.network.search import gather_targets, min_union, nearest_times, reach_from
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -132,7 +133,8 @@ def compute_catchments(
     Parameters
     ----------
     config
-        ``walk.speed_kmh`` and the threshold (:func:`threshold_min`) are used.
+        ``walk.speed_kmh`` (as :meth:`WalkCost.from_config`) and the threshold
+        (:func:`sites_threshold_min`) are used.
     candidates, origins, services
         Each with ``node`` and ``snap_m`` columns (snap legs walked at the same speed).
     network
@@ -148,21 +150,20 @@ def compute_catchments(
         for col in ("node", "snap_m"):
             if col not in df.columns:
                 raise MissingColumnError(f"{what}: column '{col}' missing; snap them to the network first")
-    speed = float(config.walk.speed_kmh)
-    mps = speed / 3.6
-    limit_s = sites_threshold_min(config) * 60.0
+    cost = WalkCost.from_config(config.walk)
+    limit_s = cost.limit_s(sites_threshold_min(config))
     fn = reach_fn or reach_from
     reach = fn(
-        network, candidates["node"].to_numpy(np.int64), candidates["snap_m"].to_numpy(float) / mps,
-        speed_kmh=speed, limit_s=limit_s,
+        network, candidates["node"].to_numpy(np.int64), cost.leg_seconds(candidates["snap_m"].to_numpy(float)),
+        cost=cost, limit_s=limit_s,
     )
     cov = gather_targets(
-        reach, origins["node"].to_numpy(np.int64), origins["snap_m"].to_numpy(float) / mps, limit_s
+        reach, origins["node"].to_numpy(np.int64), cost.leg_seconds(origins["snap_m"].to_numpy(float)), limit_s
     )
     svc = None
     if services is not None and len(services):
         svc = gather_targets(
-            reach, services["node"].to_numpy(np.int64), services["snap_m"].to_numpy(float) / mps,
+            reach, services["node"].to_numpy(np.int64), cost.leg_seconds(services["snap_m"].to_numpy(float)),
             limit_s,
         )
     return Catchments(reach=reach, coverage=cov, services=svc, limit_s=limit_s)
@@ -498,8 +499,8 @@ def objective_weights(config, origins, *, objective: str | None = None, threshol
     )
 
 
-def access_after(network, origins, site_nodes, site_snap_m, *, speed_kmh: float, offers: Sequence[str],
-                 profile=None, transit_block_min=None):
+def access_after(network, origins, site_nodes, site_snap_m, *, cost: WalkCost, offers: Sequence[str],
+                 transit_block_min=None):
     """Minutes to each offered service once the selected Care Blocks exist.
 
     ``walk_min_<s>`` = min(today's ``walk_min_<s>``, walking minutes to the nearest selected
@@ -510,9 +511,8 @@ def access_after(network, origins, site_nodes, site_snap_m, *, speed_kmh: float,
 
     Parameters
     ----------
-    profile
-        The base walk's :class:`~careblocks.network.profiles.TravelProfile` (directed,
-        slope-aware edge times, as ``walk_min_<s>``); default flat at ``speed_kmh``.
+    cost
+        The base walk's cost (directed, slope-aware edge times, as ``walk_min_<s>``).
     transit_block_min
         float per origin, NaN where no block is reached.
 
@@ -525,13 +525,11 @@ def access_after(network, origins, site_nodes, site_snap_m, *, speed_kmh: float,
     """
     import pandas as pd
 
-    mps = speed_kmh / 3.6 if profile is None else profile.mps
-    w = network.edge_seconds(speed_kmh) if profile is None else profile.inbound_seconds(network)
     nodes = np.asarray(site_nodes, dtype=np.int64)
     if nodes.size:
-        d = nearest_times(network.indptr, network.indices, w, nodes,
-                          np.asarray(site_snap_m, dtype=float) / mps)
-        block = (d[origins["node"].to_numpy(np.int64)] + origins["snap_m"].to_numpy(float) / mps) / 60.0
+        d = nearest_times(network.indptr, network.indices, cost.inbound_seconds(network), nodes,
+                          cost.leg_seconds(site_snap_m))
+        block = (d[origins["node"].to_numpy(np.int64)] + cost.leg_seconds(origins["snap_m"].to_numpy(float))) / 60.0
         block = np.where(np.isfinite(block), block, np.nan)
     else:
         block = np.full(len(origins), np.nan)

@@ -11,6 +11,8 @@ import numpy as np
 from careblocks.config import TransitConfig
 from careblocks.errors import ConfigError
 from careblocks.io.gtfs import gtfs_text_bytes, parse_date, parse_hhmm, read_gtfs
+from careblocks.network.cost import WalkCost
+from careblocks.network.search import REACH_ZERO_S, nearest_times, reach_sparse
 from careblocks.transit.raptor import INF32, nearest_rank_percentiles, range_raptor
 from careblocks.transit.timetable import Timetable, build_timetable
 
@@ -29,7 +31,7 @@ def departure_times(cfg: TransitConfig) -> np.ndarray:
 
 
 def load_timetable(cfg: TransitConfig, network: Any, *, area_4326: Any = None, crs: str | None = None,
-                   speed_kmh: float) -> tuple[Timetable, dict[str, Any]]:
+                   cost: WalkCost) -> tuple[Timetable, dict[str, Any]]:
     """Read the configured feeds for ``transit.date`` and build the timetable arrays.
 
     Only trips running between ``window_start`` and ``window_end + max_trip_min`` are kept.
@@ -43,8 +45,10 @@ def load_timetable(cfg: TransitConfig, network: Any, *, area_4326: Any = None, c
         accepted for symmetry with the other loaders and must match it when given).
     area_4326
         Study-area polygon in EPSG:4326; stops outside are dropped with a warning.
-    speed_kmh
-        Walking speed of transfers.
+    cost
+        The fastest walking cost that will query the timetable: transfers are kept within
+        the metres it walks in ``max_transfer_walk_min`` (slower costs then drop the longer
+        ones at query time).
 
     Returns
     -------
@@ -66,22 +70,20 @@ def load_timetable(cfg: TransitConfig, network: Any, *, area_4326: Any = None, c
     window = (float(deps[0]), float(deps[-1]) + cfg.max_trip_min * 60.0)
     tables, stats = read_gtfs(cfg.feeds, cfg.date, area_4326=area_4326, window_s=window,
                               modes=cfg.modes)
-    tt, tstats = build_timetable(tables, network, speed_kmh=speed_kmh,
-                                 max_transfer_walk_min=cfg.max_transfer_walk_min)
+    tt, tstats = build_timetable(tables, network,
+                                 max_transfer_m=cost.metres_within(cfg.max_transfer_walk_min))
     stats.update(tstats)
     stats["gtfs_text_bytes"] = gtfs_text_bytes(cfg.feeds)
     stats["seconds"] = round(time.perf_counter() - t, 3)
     return tt, stats
 
 
-def _access_legs(network: Any, tt: Timetable, origin_nodes, origin_snap_m, speed: float, limit_s: float):
-    """CSR (per origin) of stops within ``limit_s`` on foot at ``speed`` m/s: network + both
+def _access_legs(network: Any, tt: Timetable, origin_nodes, origin_snap_m, cost: WalkCost, limit_s: float):
+    """CSR (per origin) of stops within ``limit_s`` on foot at ``cost``: network + both
     snap legs."""
-    from careblocks.network.search import REACH_ZERO_S, reach_sparse
-
-    w = network.edge_seconds(speed * 3.6)
+    w = cost.edge_seconds(network)
     on = np.asarray(origin_nodes, np.int64)
-    off = np.asarray(origin_snap_m, np.float64) / speed
+    off = cost.leg_seconds(origin_snap_m)
     R = reach_sparse(network.indptr, network.indices, w, on, off, limit_s).tocsr()
     R.sort_indices()
     coo = R.tocoo()
@@ -94,7 +96,7 @@ def _access_legs(network: Any, tt: Timetable, origin_nodes, origin_snap_m, speed
     rep = np.repeat(np.arange(coo.row.size), cnt)
     pos = np.arange(rep.size) - np.repeat(np.cumsum(cnt) - cnt, cnt) + np.repeat(lo, cnt)
     stop = order[pos]
-    secs = d[rep] + tt.stop_snap_m[stop] / speed
+    secs = d[rep] + cost.leg_seconds(tt.stop_snap_m[stop])
     row = coo.row[rep]
     keep = secs <= limit_s
     row, stop, secs = row[keep], stop[keep], secs[keep]
@@ -107,7 +109,7 @@ def _access_legs(network: Any, tt: Timetable, origin_nodes, origin_snap_m, speed
 
 def transit_access(network: Any, timetable: Timetable, origin_nodes, origin_snap_m,
                    services: Mapping[str, tuple[Any, Any]], cfg: TransitConfig, *,
-                   speed_kmh: float, include_walk: bool = True,
+                   cost: WalkCost, include_walk: bool = True,
                    return_seconds: bool = False) -> dict[str, np.ndarray]:
     """Walk + transit travel minutes from each origin to the nearest facility of each service.
 
@@ -123,11 +125,10 @@ def transit_access(network: Any, timetable: Timetable, origin_nodes, origin_snap
         ``{service: (facility_nodes, facility_snap_m)}``.
     cfg
         ``config.transit``: window, step, percentiles, walk limits, max transfers / trip.
-    speed_kmh
-        Walking speed of every walk leg (access, transfers, egress). Transfers are stored in
-        metres and converted at this speed; the timetable only holds transfers within
-        ``max_transfer_walk_min`` at the speed it was built with, so build it with the
-        fastest speed you query (slower profiles then only lose transfers, as they should).
+    cost
+        Walking cost of every walk leg (access, transfers, egress). Transfers are stored in
+        metres and converted by this cost (:meth:`Timetable.transfer_seconds`); those over
+        ``max_transfer_walk_min`` at this cost are dropped.
     include_walk
         Count walking all the way as an option (r5py's TRANSIT mode does): the result is then
         never slower than walking alone within ``max_trip_min``.
@@ -147,38 +148,34 @@ def transit_access(network: Any, timetable: Timetable, origin_nodes, origin_snap
         Per service a float64 ``(n_origins, len(cfg.percentiles))`` array of minutes, NaN
         where unreachable within ``max_trip_min``. Column ``j`` is ``cfg.percentiles[j]``.
     """
-    from careblocks.network.search import nearest_times
-
-    speed = speed_kmh / 3.6
     deps = departure_times(cfg)
     if len(np.atleast_1d(origin_nodes)) == 0:
         empty = np.empty((0, len(cfg.percentiles)))
         return {name: empty.copy() for name in services}
-    walk_s = cfg.max_walk_min * 60.0
-    max_trip_s = int(round(cfg.max_trip_min * 60.0))
+    walk_s = cost.limit_s(cfg.max_walk_min)
+    max_trip_s = int(round(cost.limit_s(cfg.max_trip_min)))
     names = list(services)
-    w = network.edge_seconds(speed_kmh)
+    w = cost.inbound_seconds(network)  # searches from the facilities: trips TO them
     n_o = len(np.atleast_1d(origin_nodes))
     egress = np.full((timetable.n_stops, len(names)), INF32, np.int32)
     walk_only = np.full((n_o, len(names)), np.inf)
     on = np.asarray(origin_nodes, np.int64)
-    osnap = np.asarray(origin_snap_m, np.float64) / speed
+    osnap = cost.leg_seconds(origin_snap_m)
     for j, name in enumerate(names):
         fn, fs = services[name]
         fn = np.asarray(fn, np.int64)
         if fn.size == 0:
             continue
-        fo = np.asarray(fs, np.float64) / speed
+        fo = cost.leg_seconds(fs)
         lim = max(walk_s, max_trip_s) if include_walk else walk_s
         dist = nearest_times(network.indptr, network.indices, w, fn, fo, limit_s=lim)
-        e = dist[timetable.stop_node] + timetable.stop_snap_m / speed
+        e = dist[timetable.stop_node] + cost.leg_seconds(timetable.stop_snap_m)
         ok = e <= walk_s
         egress[ok, j] = np.ceil(e[ok]).astype(np.int32)
         if include_walk:
             walk_only[:, j] = dist[on] + osnap
-    ptr, acc_stops, acc_s = _access_legs(network, timetable, on, np.asarray(origin_snap_m), speed, walk_s)
-    tsec = timetable.transfer_seconds(speed_kmh)
-    tsec[tsec > cfg.max_transfer_walk_min * 60.0] = -1
+    ptr, acc_stops, acc_s = _access_legs(network, timetable, on, np.asarray(origin_snap_m), cost, walk_s)
+    tsec = timetable.transfer_seconds(cost, cfg.max_transfer_walk_min)
     secs = range_raptor(timetable, tsec, ptr, acc_stops, acc_s, deps,
                         max_transfers=cfg.max_transfers, max_trip_s=max_trip_s, egress_s=egress)
     if include_walk:

@@ -32,6 +32,8 @@ import scipy.sparse as sp
 from numba import njit, prange
 
 from careblocks.config import TransitConfig
+from careblocks.network.cost import WalkCost
+from careblocks.network.search import REACH_ZERO_S, gather_targets, reach_sparse
 from careblocks.transit.adapter import _access_legs, departure_times
 from careblocks.transit.raptor import INF32, _range_raptor, _tt_arrays
 from careblocks.transit.timetable import Timetable
@@ -113,7 +115,7 @@ def _by_row(rows, cols, vals, n_rows, *, by_value: bool = False):
 
 
 def transit_coverage(network: Any, timetable: Timetable, origin_nodes, origin_snap_m,
-                     target_nodes, target_snap_m, cfg: TransitConfig, *, speed_kmh: float,
+                     target_nodes, target_snap_m, cfg: TransitConfig, *, cost: WalkCost,
                      limit_min: float, chunk_size: int = 256) -> sp.csr_matrix:
     """Origins within ``limit_min`` of each target by walk + transit (or on foot).
 
@@ -131,8 +133,8 @@ def transit_coverage(network: Any, timetable: Timetable, origin_nodes, origin_sn
         ``config.transit``: departure window and step, ``report_percentile``,
         ``max_walk_min`` (access and egress legs), ``max_transfer_walk_min``,
         ``max_transfers``, ``max_trip_min``.
-    speed_kmh
-        Walking speed of every walk leg (and of the walk-only option).
+    cost
+        Walking cost of every walk leg (and of the walk-only option).
     limit_min
         Catchment threshold T in minutes (inclusive).
     chunk_size
@@ -148,8 +150,6 @@ def transit_coverage(network: Any, timetable: Timetable, origin_nodes, origin_sn
         :func:`careblocks.sites.scoring.compute_catchments`) is present, never slower. A time of
         exactly 0 is stored as ``REACH_ZERO_S / 60`` so the pattern is the reach set.
     """
-    from careblocks.network.search import REACH_ZERO_S, gather_targets, reach_sparse
-
     on = np.atleast_1d(np.asarray(origin_nodes, np.int64))
     osnap = np.atleast_1d(np.asarray(origin_snap_m, np.float64))
     tn = np.atleast_1d(np.asarray(target_nodes, np.int64))
@@ -157,27 +157,25 @@ def transit_coverage(network: Any, timetable: Timetable, origin_nodes, origin_sn
     n_o, n_t = on.size, tn.size
     if n_o == 0 or n_t == 0:
         return sp.csr_matrix((n_t, n_o), dtype=np.float64)
-    speed = speed_kmh / 3.6
     deps = departure_times(cfg)
-    limit_s = float(limit_min) * 60.0
-    walk_s = float(cfg.max_walk_min) * 60.0
-    max_trip_s = int(round(cfg.max_trip_min * 60.0))
+    limit_s = cost.limit_s(limit_min)
+    walk_s = cost.limit_s(cfg.max_walk_min)
+    max_trip_s = int(round(cost.limit_s(cfg.max_trip_min)))
     trip_s = min(max_trip_s, int(math.floor(limit_s)))  # transit times are whole seconds
     walk_only_s = min(limit_s, float(max_trip_s))
     # one bounded search per target: walk-only catchment and egress legs (graph undirected)
-    w = network.edge_seconds(speed_kmh)
-    R = reach_sparse(network.indptr, network.indices, w, tn, tsnap / speed, max(walk_s, walk_only_s))
+    w = cost.inbound_seconds(network)  # searches from the targets: trips TO them
+    R = reach_sparse(network.indptr, network.indices, w, tn, cost.leg_seconds(tsnap), max(walk_s, walk_only_s))
     R.data = np.where(R.data <= REACH_ZERO_S, 0.0, R.data)  # as _access_legs: exact zeros
-    walk = gather_targets(R, on, osnap / speed, walk_only_s).tocoo()
+    walk = gather_targets(R, on, cost.leg_seconds(osnap), walk_only_s).tocoo()
     walk_ptr, walk_tgt, walk_sec = _by_row(walk.col.astype(np.int64), walk.row.astype(np.int32),
                                            walk.data.astype(np.float64), n_o)
-    eg = gather_targets(R, timetable.stop_node, timetable.stop_snap_m / speed, walk_s).tocoo()
+    eg = gather_targets(R, timetable.stop_node, cost.leg_seconds(timetable.stop_snap_m), walk_s).tocoo()
     eg_ptr, eg_tgt, eg_sec = _by_row(eg.col.astype(np.int64), eg.row.astype(np.int32),
                                      np.ceil(eg.data).astype(np.int32), timetable.n_stops,
                                      by_value=True)
-    acc_ptr, acc_stops, acc_s = _access_legs(network, timetable, on, osnap, speed, walk_s)
-    tsec = timetable.transfer_seconds(speed_kmh)
-    tsec[tsec > cfg.max_transfer_walk_min * 60.0] = -1
+    acc_ptr, acc_stops, acc_s = _access_legs(network, timetable, on, osnap, cost, walk_s)
+    tsec = timetable.transfer_seconds(cost, cfg.max_transfer_walk_min)
     n = deps.size
     rank = max(int(np.ceil(cfg.report_percentile / 100.0 * n)), 1) - 1
     arrays = _tt_arrays(timetable, tsec.astype(np.int32))

@@ -26,6 +26,8 @@ import pandas as pd
 
 from careblocks.errors import DataQualityWarning
 from careblocks.io.gtfs import GTFSTables
+from careblocks.network.cost import WalkCost
+from careblocks.network.search import REACH_ZERO_S, reach_sparse
 
 #: Stops farther than this from the walking network are counted and warned about.
 FAR_SNAP_M = 250.0
@@ -73,9 +75,13 @@ class Timetable:
                        if isinstance(getattr(self, f.name), np.ndarray)
                        and getattr(self, f.name).dtype != object))
 
-    def transfer_seconds(self, speed_kmh: float) -> np.ndarray:
-        """int32 walking seconds of each transfer at ``speed_kmh`` (rounded up)."""
-        return np.ceil(self.transfer_m.astype(np.float64) / (speed_kmh / 3.6)).astype(np.int32)
+    def transfer_seconds(self, cost: WalkCost, max_min: float | None = None) -> np.ndarray:
+        """int32 walking seconds of each transfer at ``cost`` (rounded up); with ``max_min``,
+        ``-1`` (not allowed) for transfers longer than that many minutes at this cost."""
+        s = np.ceil(cost.leg_seconds(self.transfer_m)).astype(np.int32)
+        if max_min is not None:
+            s[s > cost.limit_s(max_min)] = -1
+        return s
 
 
 def _patterns(st: pd.DataFrame, stop_index: pd.Index, trips: pd.DataFrame):
@@ -147,8 +153,6 @@ def _stop_nodes(stops: pd.DataFrame, network: Any) -> tuple[np.ndarray, np.ndarr
 def _transfers(stop_node: np.ndarray, snap_m: np.ndarray, network: Any, max_m: float):
     """Walking transfers between stops within ``max_m`` metres on the network (one bounded
     search per stop node, via :func:`careblocks.network.search.reach_sparse` on metre weights)."""
-    from careblocks.network.search import REACH_ZERO_S, reach_sparse
-
     n = stop_node.size
     ok = snap_m <= max_m
     src = np.flatnonzero(ok)
@@ -177,8 +181,8 @@ def _transfers(stop_node: np.ndarray, snap_m: np.ndarray, network: Any, max_m: f
     return ptr, b.astype(np.int32), dist.astype(np.float32)
 
 
-def build_timetable(tables: GTFSTables, network: Any, *, speed_kmh: float,
-                    max_transfer_walk_min: float) -> tuple[Timetable, dict[str, Any]]:
+def build_timetable(tables: GTFSTables, network: Any, *,
+                    max_transfer_m: float) -> tuple[Timetable, dict[str, Any]]:
     """Build :class:`Timetable` arrays from normalised GTFS tables and the walking network.
 
     Parameters
@@ -187,10 +191,11 @@ def build_timetable(tables: GTFSTables, network: Any, *, speed_kmh: float,
         From :func:`careblocks.io.gtfs.read_gtfs`.
     network
         A :class:`careblocks.network.WalkNetwork` (CSR arrays, ``crs``, ``snap``).
-    speed_kmh
-        Walking speed that turns ``max_transfer_walk_min`` into metres.
-    max_transfer_walk_min
-        Longest walk between two stops (network path plus both snap legs).
+    max_transfer_m
+        Longest walk between two stops kept, in metres (network path plus both snap legs);
+        the walking cost of a query turns them into seconds and drops those over its time
+        limit (:meth:`Timetable.transfer_seconds`), so one timetable serves every speed
+        whose limit fits in this radius (:meth:`WalkCost.metres_within`).
 
     Returns
     -------
@@ -224,7 +229,7 @@ def build_timetable(tables: GTFSTables, network: Any, *, speed_kmh: float,
     np.cumsum(np.bincount(route_stops, minlength=n_stops), out=stop_routes_ptr[1:])
 
     node, snap_m = _stop_nodes(stops, network)
-    max_m = max_transfer_walk_min * 60.0 * speed_kmh / 3.6
+    max_m = float(max_transfer_m)
     tptr, tto, tm = _transfers(node, snap_m, network, max_m)
     far = int((snap_m > FAR_SNAP_M).sum())
     if far:
