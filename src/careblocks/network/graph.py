@@ -25,6 +25,16 @@ import numpy as np
 
 from careblocks.errors import CRSError, DataQualityWarning, EmptyResultError, InputDataError
 
+# the barrier bits of WalkNetwork.barrier live with the travel profiles that read them
+from careblocks.network.profiles import (  # noqa: F401 - re-exported
+    BARRIERS,
+    KERB_RAISED,
+    STEPS,
+    TUNNEL,
+    WHEELCHAIR_LIMITED,
+    WHEELCHAIR_NO,
+)
+
 if TYPE_CHECKING:  # pragma: no cover
     import geopandas as gpd
     import scipy.sparse
@@ -42,22 +52,6 @@ SPATIAL_CELL_M = 300.0
 #: CSR weight is positive (scipy.sparse.csgraph would read an explicit 0 as "no edge").
 MIN_EDGE_M = 0.01
 
-# Barrier bits of :attr:`WalkNetwork.barrier` (one uint8 per CSR entry): what a travel
-# profile may refuse to use. Set from the OSM tags the readers keep (see io/osm.EDGE_TAGS).
-#: ``highway=steps`` (unless ``ramp:wheelchair=yes``)
-STEPS = 1
-#: ``wheelchair=no``
-WHEELCHAIR_NO = 2
-#: ``kerb=raised`` (a kerb mapped on the way: ``highway=footway`` + ``footway=crossing``)
-KERB_RAISED = 4
-#: ``wheelchair=limited``
-WHEELCHAIR_LIMITED = 8
-#: ``tunnel=yes``: usable, but no home, facility or stop is snapped onto it (a building
-#: above an underground service tunnel is not entered from the tunnel; GraphHopper's
-#: ``snap_preventions`` makes the same choice)
-TUNNEL = 16
-BARRIERS = {"steps": STEPS, "wheelchair_no": WHEELCHAIR_NO, "kerb_raised": KERB_RAISED,
-            "wheelchair_limited": WHEELCHAIR_LIMITED, "tunnel": TUNNEL}
 
 
 @dataclass(frozen=True, eq=False)
@@ -706,6 +700,10 @@ def _resolve_source(config: Config, area: Any, progress: Callable[[str], None] |
 
 def _cache_key(config: Config, digest: str, area: Any) -> tuple[str, dict[str, Any]]:
     net = config.network
+    if net.elevation is not None and not Path(net.elevation).is_file():
+        raise InputDataError(
+            f"network.elevation {net.elevation}: raster file not found; check the path of the DEM"
+        )
     params = {
         "version": NETWORK_CODE_VERSION,
         "source": net.source,

@@ -36,6 +36,23 @@ from typing import Any
 
 import numpy as np
 
+# Barrier bits of :attr:`WalkNetwork.barrier` (one uint8 per CSR entry): what a travel
+# profile may refuse to use. Set from the OSM tags the readers keep (see io/osm.EDGE_TAGS).
+#: ``highway=steps`` (unless ``ramp:wheelchair=yes``)
+STEPS = 1
+#: ``wheelchair=no``
+WHEELCHAIR_NO = 2
+#: ``kerb=raised`` (a kerb mapped on the way: ``highway=footway`` + ``footway=crossing``)
+KERB_RAISED = 4
+#: ``wheelchair=limited``
+WHEELCHAIR_LIMITED = 8
+#: ``tunnel=yes``: usable, but no home, facility or stop is snapped onto it (a building
+#: above an underground service tunnel is not entered from the tunnel; GraphHopper's
+#: ``snap_preventions`` makes the same choice)
+TUNNEL = 16
+BARRIERS = {"steps": STEPS, "wheelchair_no": WHEELCHAIR_NO, "kerb_raised": KERB_RAISED,
+            "wheelchair_limited": WHEELCHAIR_LIMITED, "tunnel": TUNNEL}
+
 #: Tobler's constants: decay per unit grade and the grade of the fastest walk
 TOBLER_K = 3.5
 TOBLER_IDEAL = -0.05
@@ -100,8 +117,6 @@ def slope_factor(grade: np.ndarray, slope: str, *, max_uphill: float | None = No
 
 def barrier_mask(barrier: np.ndarray, avoid: tuple[str, ...]) -> np.ndarray:
     """Which CSR entries carry one of the ``avoid`` barriers (names of ``BARRIERS``)."""
-    from careblocks.network.graph import BARRIERS
-
     bits = 0
     for b in avoid:
         bits |= BARRIERS[b]
