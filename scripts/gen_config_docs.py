@@ -31,6 +31,7 @@ SECTIONS = [
     ("care_index", C.CareIndexConfig, "Weights of the care-need index."),
     ("accessibility", C.AccessibilityConfig, "Supply against demand: 2SFCA, gravity, deserts (see accessibility.md)."),
     ("sites", C.SitesConfig, "Candidate sites and selection (see site_selection.md)."),
+    ("sensitivity", C.SensitivityConfig, "How often each site is chosen under other weightings."),
     ("outputs", C.OutputConfig, "Where and how results are written."),
     ("(any layer)", C.LayerRef, "A layer reference: `{ path = ..., layer = ... }`."),
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyogrio
 import pytest
 from click.testing import CliRunner
@@ -70,7 +71,8 @@ def check_outputs(out: Path, services: list[str], threshold: int = 15) -> dict:
 @pytest.fixture(scope="module")
 def fontibon(data, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("fontibon")
-    r = invoke("run", str(ROOT / "configs/bogota_fontibon.toml"), "--out", str(out), "--set", "sites.k=3")
+    r = invoke("run", str(ROOT / "configs/bogota_fontibon.toml"), "--out", str(out), "--set", "sites.k=3",
+               "--set", "sensitivity.draws=40")
     assert r.exit_code == 0, r.output
     return {"out": out, "result": r, **check_outputs(out, ["daycare", "health", "laundromat", "community_kitchen"])}
 
@@ -91,7 +93,22 @@ def test_fontibon_end_to_end(fontibon) -> None:
     assert {"candidates", "selected_sites", "catchments", "equity"} <= fontibon["layers"]
     gpkg = fontibon["out"] / "careblocks.gpkg"
     sel = pyogrio.read_dataframe(gpkg, layer="selected_sites")
-    assert len(sel) == 3 and sel["rationale"].str.startswith("Serves ").all()
+    assert len(sel) == 3 and sel["rationale"].str.startswith("Brings ").all()
+    # marginal figures add up to no more than the people of Fontibón
+    assert sel["new_population_covered"].sum() <= o["population"].sum() + 1e-6
+    for col in [c for c in sel.columns if c.startswith("new_") and c != "new_hours_returned_week"]:
+        assert sel[col].sum() <= o["population"].sum() + 1e-6, col
+    # supply against demand on the origins, capacity per service on the candidates
+    for s in ("daycare", "health", "laundromat"):
+        assert o[f"fca_{s}"].notna().all() and o[f"gravity_{s}"].notna().all()
+    cands = pyogrio.read_dataframe(gpkg, layer="candidates", read_geometry=False)
+    assert (cands["capacity_daycare"] == 15).all()  # services.daycare.capacity_default
+    # robustness: every proposed site in the sensitivity table, and the sentence in the report
+    sens = pyogrio.read_dataframe(gpkg, layer="sensitivity", read_geometry=False)
+    assert set(sel["candidate_id"]) <= set(sens["candidate_id"])
+    assert sens["selected_share"].between(0, 1).all() and (sens["rank_p5"] <= sens["rank_p95"]).all()
+    report = (fontibon["out"] / "report.html").read_text(encoding="utf-8")
+    assert "How robust:" in report and "of weightings" in report and "(40 weightings" in report
     eq = pyogrio.read_dataframe(gpkg, layer="equity", read_geometry=False)
     assert {"current", "with_sites"} <= set(eq["scenario"])
     assert "today -> with the proposed Care Blocks" in " ".join(fontibon["result"].output.split())
@@ -100,7 +117,7 @@ def test_fontibon_end_to_end(fontibon) -> None:
 def test_porto_alegre_end_to_end(data, tmp_path) -> None:
     r = invoke(
         "run", str(ROOT / "configs/porto_alegre.toml"), "--out", str(tmp_path),
-        "--set", "transit.window_end=\"14:20\"", "--set", "sites.k=2",
+        "--set", "transit.window_end=\"14:20\"", "--set", "sites.k=2", "--set", "sensitivity.draws=10",
     )
     assert r.exit_code == 0, r.output
     res = check_outputs(tmp_path, ["health"])
@@ -112,6 +129,12 @@ def test_porto_alegre_end_to_end(data, tmp_path) -> None:
     best, walk = o["best_min_health"], o["walk_min_health"]
     assert (best.fillna(1e9) <= walk.fillna(1e9) + 1e-9).all()
     assert (best.dropna() < walk.fillna(1e9)[best.notna()]).any()  # transit helps somewhere
+    # health facilities per person (the grid's counts as capacity), on foot and with transit
+    assert (o["fca_health"] > 0).any() and (o["gravity_health"] > 0).any()
+    assert (o["fca_health_best"] > 0).sum() >= (o["fca_health"] > 0).sum()
+    assert (o["fca_daycare"] == 0).all()  # no daycare in the extract: nothing to share
+    sens = pyogrio.read_dataframe(tmp_path / "careblocks.gpkg", layer="sensitivity", read_geometry=False)
+    assert sens["order"].notna().sum() == 2 and sens["selected_share"].between(0, 1).all()
 
 
 def test_freetown_end_to_end(data, tmp_path) -> None:
@@ -274,3 +297,24 @@ def test_batch_runs_studies_side_by_side(data, tmp_path) -> None:
     for name in ("one", "two"):
         o = pyogrio.read_dataframe(tmp_path / "out" / name / "careblocks.gpkg", layer="origins")
         assert o["population"].sum() > 0
+
+
+def test_compare_two_runs(fontibon, tmp_path) -> None:
+    out = fontibon["out"]
+    r = invoke("compare", str(out), str(out / "careblocks.gpkg"), "--out", str(tmp_path / "cmp"))
+    assert r.exit_code == 0, r.output
+    table = pd.read_csv(tmp_path / "cmp" / "compare.csv")
+    sel = pyogrio.read_dataframe(out / "careblocks.gpkg", layer="selected_sites", read_geometry=False)
+    row = table.set_index("figure").loc["people newly within 15 min of a block"]
+    assert float(row["A"]) == pytest.approx(sel["new_population_covered"].sum())
+    assert (pd.to_numeric(table["B - A"], errors="coerce").dropna() == 0).all()  # a run against itself
+    assert any(f.startswith("community_kitchen: share within") for f in table["figure"])
+    page = (tmp_path / "cmp" / "compare.html").read_text(encoding="utf-8")
+    assert page.count("<circle") == 2 * len(sel) and "<script" not in page
+    layers = {n for n, _ in pyogrio.list_layers(tmp_path / "cmp" / "compare.gpkg")}
+    assert {"sites_a", "sites_b", "catchments_a", "catchments_b", "comparison"} <= layers
+    # a folder with no run, or a file that is not a careblocks GeoPackage: one line, exit 2
+    assert_user_error(invoke("compare", str(tmp_path / "nowhere"), str(out)), "nowhere", "GeoPackage")
+    bad = tmp_path / "bad.gpkg"
+    bad.write_text("not a geopackage", encoding="utf-8")
+    assert_user_error(invoke("compare", str(bad), str(out)), "bad.gpkg", "GeoPackage")

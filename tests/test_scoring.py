@@ -114,8 +114,8 @@ def test_hours_returned_toy_case_by_hand():
     health 0.5 by every household; cap 60 min.
       daycare: A saves 40 - 2.5 = 37.5 min one way -> 10 x 2 x 37.5 x 100 / 60 = 1250 h
                B: 5 < 7.5, no saving                  -> 0
-      health:  A: cap 60 - 2.5 = 57.5 -> 0.5 x 2 x 57.5 x 100 / 60 = 95.8333 h
-               B: min(90, 60) - 7.5 = 52.5 -> 0.5 x 2 x 52.5 x 30 / 60 = 26.25 h
+      health:  A cannot reach it today and B is 90 min away, beyond the 60-min cap: neither
+               makes the trip today, so no hours, but 300 + 90 people gain access
     """
     net = _path_network(10)
     cfg = config_from_dict({
@@ -135,8 +135,10 @@ def test_hours_returned_toy_case_by_hand():
     with pytest.warns(DataQualityWarning, match="no children_under5"):
         comp = score_components(cfg, origins, cat, is_public_anchor=np.array([True]))
     assert comp["hours_returned_daycare"].iloc[0] == pytest.approx(1250.0)
-    assert comp["hours_returned_health"].iloc[0] == pytest.approx(95.833333 + 26.25)
-    assert comp["hours_returned_week"].iloc[0] == pytest.approx(1250.0 + 95.833333 + 26.25)
+    assert comp["hours_returned_health"].iloc[0] == 0.0
+    assert comp["hours_returned_week"].iloc[0] == pytest.approx(1250.0)
+    assert comp["first_access_health"].iloc[0] == 390.0
+    assert comp["first_access_daycare"].iloc[0] == 0.0
     # gap closed: daycare only A (40 > 15), health both (NaN and 90)
     assert comp["gap_closed_daycare"].iloc[0] == 300.0
     assert comp["gap_closed_health"].iloc[0] == 390.0
@@ -162,8 +164,8 @@ def test_hours_returned_toy_case_by_hand():
     # objective weights: gap_closed counts person-service gaps; hours uses T as the new time
     assert objective_weights(cfg, origins).tolist() == [600.0, 90.0]
     hw = objective_weights(cfg, origins, objective="hours_returned")
-    assert hw[0] == pytest.approx(10 * 2 * 25 * 100 / 60 + 0.5 * 2 * 45 * 100 / 60)
-    assert hw[1] == pytest.approx(0.5 * 2 * 45 * 30 / 60)
+    assert hw[0] == pytest.approx(10 * 2 * 25 * 100 / 60)  # health: no trip today, no hours
+    assert hw[1] == 0.0
 
 
 def test_colocation_need_and_score_rank():

@@ -157,10 +157,19 @@ def test_rationale_sentence_and_rounding():
                      "hours_returned_week": 4_321.0})
     s = rationale(row, threshold_min=15.0, offers=["daycare", "health"])
     assert s == ("Serves 18,400 people within 15 minutes, 2,900 of them children under 5; "
-                 "brings daycare within reach of 6,100; returns about 4,300 caregiver hours a week.")
+                 "brings daycare within reach of 6,100; returns about 4,300 caregiver hours a week "
+                 "on trips made today.")
     # groups only when present
     s2 = rationale(row.drop("children_under5_covered"), threshold_min=20, offers=["daycare"])
     assert "children" not in s2 and "within 20 minutes" in s2
+    # a selected site speaks in marginal figures (what it adds to the sites before it)
+    new = pd.Series({"new_population_covered": 9_012.0, "new_children_under5_covered": 610.0,
+                     "new_gap_closed_daycare": 3_060.0, "new_first_access_daycare": 1_230.0,
+                     "new_hours_returned_week": 812.0, **row.to_dict()})
+    s3 = rationale(new, threshold_min=15.0, offers=["daycare", "health"], labels={"daycare": "Daycare"})
+    assert s3 == ("Brings 9,000 more people within 15 minutes, 610 of them children under 5; "
+                  "brings daycare within reach of 3,100; first daycare within 60 minutes for "
+                  "1,200 people; returns about 810 caregiver hours a week on trips made today.")
 
 
 # --------------------------------------------------------------------------------------
@@ -177,7 +186,8 @@ def fontibon(data):
 
     cfg = load_config(PROJECT_ROOT / "configs" / "bogota_fontibon.toml")
     cfg = dataclasses.replace(cfg, sites=dataclasses.replace(cfg.sites, k=6, min_spacing_m=0.0,
-                                                             method="milp"))
+                                                             method="milp"),
+                              sensitivity=dataclasses.replace(cfg.sensitivity, draws=0))
     ctx = pipeline.Context(config=cfg)
     for name, fn in pipeline.STAGES:
         if name in ("transit", "demand", "sites"):
@@ -204,8 +214,11 @@ def test_fontibon_sites_plausible(fontibon):
     assert np.all(sel["marginal_gain"].to_numpy() > 0)
     # rationale numbers are the component columns, rounded
     for _, r in sel.iterrows():
-        assert f"Serves {round_sensibly(r['population_covered']):,} people within 15 minutes" in r["rationale"]
-        assert f"about {round_sensibly(r['hours_returned_week']):,} caregiver hours" in r["rationale"]
+        assert f"Brings {round_sensibly(r['new_population_covered']):,} more people within 15 minutes" \
+            in r["rationale"]
+        if r["new_hours_returned_week"] >= 1:
+            assert f"about {round_sensibly(r['new_hours_returned_week']):,} caregiver hours" in r["rationale"]
+    _check_marginal_figures_add_up(ctx, origins_before, cands, sel)
     # the first site's marginal gain is its own standalone gap-closed weight
     cat = compute_catchments(ctx.config, cands, origins_before, ctx.network, services=ctx.services)
     w = objective_weights(ctx.config, origins_before)
@@ -283,3 +296,32 @@ def test_pair_gains_milp_equals_brute_force(seed):
         assert (1 - 1 / math.e) * opt - 1e-9 <= g.objective <= opt + 1e-9
     with pytest.raises(ConfigError, match="capacity"):
         select_sites(v, w, k=2, pair_gains=True, capacity=5.0)
+
+
+def _check_marginal_figures_add_up(ctx, origins, cands, sel):
+    """No site's figures exceed the population; together they are the proposal's figures."""
+    from careblocks.sites.scoring import compute_catchments, hours_pair_values, today_minutes
+
+    pop = origins["population"].to_numpy(float)
+    total = pop.sum()
+    cat = compute_catchments(ctx.config, cands, origins, ctx.network)
+    rows = [int(np.flatnonzero(cands["candidate_id"] == c)[0]) for c in sel["candidate_id"]]
+    union = np.zeros(len(origins), dtype=bool)
+    union[cat.coverage[rows].indices] = True
+    # people: the union of the catchments, counted once, never more than live there
+    assert sel["new_population_covered"].sum() == pytest.approx(pop[union].sum())
+    assert sel["new_population_covered"].sum() <= total + 1e-6
+    assert (sel["new_population_covered"] <= sel["population_covered"] + 1e-6).all()
+    assert sel["new_population_covered"].iloc[0] == pytest.approx(sel["population_covered"].iloc[0])
+    for s in ctx.config.sites.offers:
+        assert sel[f"new_gap_closed_{s}"].sum() <= total + 1e-6
+        cur = origins[f"walk_min_{s}"].to_numpy(float)
+        beyond = ~np.isfinite(cur) | (cur > 15)
+        assert sel[f"new_gap_closed_{s}"].sum() == pytest.approx(pop[union & beyond].sum())
+        no_trip = ~np.isfinite(today_minutes(cur, 60.0))
+        assert sel[f"new_first_access_{s}"].sum() == pytest.approx(pop[union & no_trip].sum())
+        assert (sel[f"new_first_access_{s}"] <= sel[f"new_gap_closed_{s}"] + 1e-6).all()
+    # hours: each origin with its nearest proposed block, by brute force over the pairs
+    hv = hours_pair_values(ctx.config, origins, cat.coverage[rows]).toarray()
+    assert sel["new_hours_returned_week"].sum() == pytest.approx(hv.max(axis=0).sum())
+    assert (sel["new_hours_returned_week"] <= sel["hours_returned_week"] + 1e-6).all()

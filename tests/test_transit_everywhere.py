@@ -70,7 +70,7 @@ def test_hours_returned_use_the_faster_mode(poa):
         trips = svc.trips_per_week if svc is not None and svc.trips_per_week is not None \
             else DEFAULT_SERVICES[s]["trips_per_week"]
         cur = before[f"best_min_{s}"].to_numpy(float)  # today by the faster mode
-        cur = np.where(np.isfinite(cur), np.minimum(cur, cap), cap)
+        cur = np.where(np.isfinite(cur) & (cur <= cap), cur, 0.0)  # trips made today only
         users = user_households(before, s, household_size(cfg), cfg)
         saved = np.maximum(0.0, cur[fast.col] - fast.data / 60.0) * users[fast.col]
         expect += np.bincount(fast.row, weights=saved, minlength=len(cands)) * 2 * trips / 60.0

@@ -176,6 +176,7 @@ def test_porto_alegre_sites_use_transit(data, tmp_path):
     res = CliRunner().invoke(cli, [
         "run", str(ROOT / "configs/porto_alegre.toml"), "--out", str(tmp_path), "--quiet",
         "--set", "sites.use_transit=true", "--set", 'transit.window_end="14:10"', "--set", "sites.k=2",
+        "--set", "sensitivity.draws=0",
     ], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     gpkg = tmp_path / "careblocks.gpkg"
@@ -186,6 +187,8 @@ def test_porto_alegre_sites_use_transit(data, tmp_path):
     assert (transit > walk + 1).sum() > len(cands) // 10  # buses reach well beyond a walk
     sel = pyogrio.read_dataframe(gpkg, layer="selected_sites")
     assert len(sel) == 2
-    for sentence, t in zip(sel["rationale"], sel["transit_population_covered"], strict=True):
+    for sentence, t in zip(sel["rationale"], sel["new_transit_population_covered"], strict=True):
         assert "within 15 minutes on foot" in sentence
-        assert f"; {round_sensibly(t):,} within 15 minutes by walk + transit;" in sentence
+        assert f"; {round_sensibly(t):,} within 15 minutes by walk + transit" in sentence
+    assert sel["new_transit_population_covered"].sum() <= \
+        pyogrio.read_dataframe(gpkg, layer="origins", read_geometry=False)["population"].sum() + 1e-6

@@ -259,6 +259,36 @@ def batch(
     _guard(verbosity, go)
 
 
+@cli.command()
+@click.argument("run_a", type=click.Path())
+@click.argument("run_b", type=click.Path())
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("compare"),
+              show_default=True, help="Folder for compare.csv, compare.html and compare.gpkg.")
+@_verbosity_options
+def compare(run_a: str, run_b: str, out_dir: Path, verbose: int, quiet: int) -> None:
+    """Compare two runs side by side (their output folders or careblocks.gpkg files)."""
+    verbosity = verbose - quiet
+    console = _State(verbosity).console
+
+    def go() -> None:
+        from careblocks.outputs.compare import _fmt, compare_runs, write_comparison
+
+        table = compare_runs(run_a, run_b)
+        if verbosity >= 0:
+            from rich.table import Table
+
+            t = Table(title="A against B")
+            for c in ("figure", "A", "B", "B - A"):
+                t.add_column(c, justify="left" if c == "figure" else "right")
+            for _, r in table.iterrows():
+                t.add_row(*[_fmt(r[c]) for c in ("figure", "A", "B", "B - A")])
+            console.print(t)
+        for p in write_comparison(table, out_dir):
+            click.echo(f"wrote {p}")
+
+    _guard(verbosity, go)
+
+
 def main() -> None:
     cli(prog_name="careblocks")
 

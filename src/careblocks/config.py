@@ -376,6 +376,23 @@ class SitesConfig:
 
 
 @dataclass(frozen=True)
+class SensitivityConfig:
+    """Robustness of the proposal to the weights (see docs/site_selection.md)."""
+
+    #: weightings drawn; each re-selects the K sites (0 = no sensitivity table)
+    draws: int = 100
+    #: spread of each score weight and service weight: multiplied by exp(N(0, spread)); 0.3
+    #: makes a weight fall between 0.55x and 1.8x in 95 % of draws
+    spread: float = 0.3
+    #: spread of each service's trip rate (services.<s>.trips_per_week), the same way
+    trip_rate_spread: float = 0.3
+    #: seed of the draws (the same seed gives the same table)
+    seed: int = 0
+    #: how each draw re-selects: "greedy" (fast) or the exact "milp" / "auto"
+    method: Literal["greedy", "milp", "auto"] = "greedy"
+
+
+@dataclass(frozen=True)
 class OutputConfig:
     dir: Path | None = None
     #: "EPSG:4326" (default) or "local" (the working projected CRS)
@@ -398,6 +415,7 @@ class Config:
     care_index: CareIndexConfig = field(default_factory=CareIndexConfig)
     accessibility: AccessibilityConfig = field(default_factory=AccessibilityConfig)
     sites: SitesConfig = field(default_factory=SitesConfig)
+    sensitivity: SensitivityConfig = field(default_factory=SensitivityConfig)
     outputs: OutputConfig = field(default_factory=OutputConfig)
     #: where the config came from (not a TOML key)
     source_path: Path | None = None
@@ -683,6 +701,13 @@ def _check_values(obj: Any, key: str) -> None:
                 raise ConfigError(
                     f"config key '{key}.{name}': {value!r} is not a time; write it as HH:MM, e.g. 07:00"
                 )
+    elif isinstance(obj, SensitivityConfig):
+        if obj.draws < 0:
+            raise ConfigError(f"config key '{key}.draws': must be >= 0 (0 turns the table off), got {obj.draws}")
+        for name in ("spread", "trip_rate_spread"):
+            v = getattr(obj, name)
+            if not 0 <= v <= 2:
+                raise ConfigError(f"config key '{key}.{name}': {v} is not between 0 and 2 (0.3 is typical)")
     elif isinstance(obj, AccessibilityConfig):
         _positive(obj.max_min, f"{key}.max_min")
         _positive(obj.cutoff_min, f"{key}.cutoff_min")

@@ -2,8 +2,9 @@
 
 Layers (see ``docs/outputs.md`` for every column): ``origins``, ``services``,
 ``candidates``, ``selected_sites``, ``catchments``, ``districts`` (those present in the
-results), ``network_nodes`` (junction heights, when ``network.elevation`` is set), the non-spatial tables ``equity`` (one table, ``scenario`` = ``current`` or
-``with_sites``) and ``run_metadata`` (``key``, ``value`` as JSON text), and QGIS's
+results), ``network_nodes`` (junction heights, when ``network.elevation`` is set), the
+non-spatial tables ``equity`` (one table, ``scenario`` = ``current`` or ``with_sites``),
+``sensitivity`` (when the sites stage drew weightings) and ``run_metadata`` (``key``, ``value`` as JSON text), and QGIS's
 ``layer_styles`` table so ``origins`` opens with graduated travel-time colours and
 ``services`` with one symbol per service type.
 """
@@ -53,6 +54,7 @@ _DESCRIPTIONS = {
     "districts": "Districts used for the equity summaries",
     "network_nodes": "Walk-network junctions with their ground height from the DEM (metres)",
     "equity": "Share of people by care group and district within each travel-time threshold",
+    "sensitivity": "How often each candidate is selected when the score weights and trip rates vary",
     "run_metadata": "Version, config, input digests, stage timings and warning counts (JSON values)",
 }
 
@@ -299,7 +301,11 @@ def write_geopackage(
     if nodes is not None:
         frames["network_nodes"] = _prepare(nodes, results, out_crs)
     equity = equity_layer(results)
-    layers = list(frames) + (["equity"] if equity is not None else []) + ["run_metadata"]
+    extra_tables = [(name, sanitize_frame(pd.DataFrame(df).reset_index(drop=True)))
+                    for name, df in ((n, (getattr(results, "extra", None) or {}).get(n)) for n in ("sensitivity",))
+                    if df is not None and len(df)]
+    layers = list(frames) + (["equity"] if equity is not None else []) + [n for n, _ in extra_tables] \
+        + ["run_metadata"]
     meta = metadata_rows(results, crs=out_crs, layers=layers)
 
     with atomic_path(target) as tmp:
@@ -314,7 +320,7 @@ def write_geopackage(
                 layer_options={"GEOMETRY_NAME": GEOMETRY_COLUMN, "DESCRIPTION": _DESCRIPTIONS[layer]},
             )
             first = False
-        tables = ([("equity", equity)] if equity is not None else []) + [("run_metadata", meta)]
+        tables = ([("equity", equity)] if equity is not None else []) + extra_tables + [("run_metadata", meta)]
         for layer, df in tables:
             pyogrio.write_dataframe(
                 df,

@@ -447,6 +447,13 @@ def build_report(results) -> str:
         out.append("<h2>Proposed Care Blocks</h2><p>In the order they were chosen; each adds the "
                    "marginal gain shown to those chosen before it.</p>")
         out.append(_table(pd.DataFrame(s2[keep]).reset_index(drop=True)))
+        sens = (getattr(results, "extra", None) or {}).get("sensitivity")
+        if sens is not None and len(sens):
+            from careblocks.sites.sensitivity import robustness_sentence
+
+            sentence = robustness_sentence(sens)
+            if sentence:
+                out.append(f"<p><b>How robust:</b> {esc(sentence)}</p>")
         cand = results.candidates
         if cand is not None and len(cand):
             skip = {"candidate_id", "kind", "category", "name", "rank", "node", "snap_m",

@@ -12,7 +12,7 @@ import scipy.sparse as sp
 
 from careblocks.network.cost import WalkCost
 from careblocks.network.search import gather_targets, min_union, reach_from
-from careblocks.sites.rationale import selected_sites
+from careblocks.sites.rationale import marginal_figures, selected_sites
 from careblocks.sites.scoring import hours_pair_values
 from careblocks.sites.selection import select_sites
 
@@ -141,6 +141,10 @@ def run_sites_stage(ctx) -> None:
 
     for s in sc.offers:  # what a new block offers (services.<s>.block_capacity), for selection
         scored[f"capacity_{s}"] = block_capacity(cfg, s)
+    from careblocks.accessibility import block_capacity
+
+    for s in sc.offers:  # what a new block offers (services.<s>.block_capacity), for selection
+        scored[f"capacity_{s}"] = block_capacity(cfg, s)
     # selection: walking coverage, or the union (min time) of walking and walk + transit
     coverage = catch.coverage if transit_cov is None else min_union(catch.coverage, transit_cov)
     pair = sc.objective == "hours_returned"
@@ -148,16 +152,34 @@ def run_sites_stage(ctx) -> None:
         matrix, weights = hours_pair_values(cfg, ctx.origins, coverage), None
     else:
         matrix, weights = coverage, objective_weights(cfg, ctx.origins, threshold_min=T)
-    result = select_sites(
-        matrix, weights, k=sc.k, method=sc.method, min_spacing_m=sc.min_spacing_m, pair_gains=pair,
-        candidate_xy=np.column_stack([cands.geometry.x, cands.geometry.y]),
+    constraints = dict(
+        min_spacing_m=sc.min_spacing_m, candidate_xy=np.column_stack([cands.geometry.x, cands.geometry.y]),
         districts=_candidate_districts(cands, ctx.districts) if sc.max_per_district is not None else None,
         max_per_district=sc.max_per_district, existing=_existing_coverage(ctx, catch.limit_s, timetable),
-        capacity=sc.capacity, time_limit_s=sc.time_limit_s,
+        capacity=sc.capacity,
     )
+    result = select_sites(matrix, weights, k=sc.k, method=sc.method, pair_gains=pair,
+                          time_limit_s=sc.time_limit_s, **constraints)
     labels = {s: v.label for s, v in cfg.services.items()}
+    existing_walk = _existing_coverage(ctx, catch.limit_s) if cfg.sites.existing is not None else None
+    marginal = marginal_figures(
+        cfg, ctx.origins, catch.coverage, result.selected, existing=existing_walk,
+        transit=coverage if transit_cov is not None else None,
+        existing_transit=_existing_coverage(ctx, catch.limit_s, timetable) if transit_cov is not None
+        and cfg.sites.existing is not None else None,
+    )
     sel = selected_sites(scored, result, threshold_min=T, offers=sc.offers, objective=sc.objective,
-                         labels=labels)
+                         labels=labels, marginal=marginal, cap_min=sc.current_time_cap_min)
+    if cfg.sensitivity.draws > 0 and len(sel):
+        import time
+
+        from careblocks.sites.sensitivity import sensitivity
+
+        t0 = time.perf_counter()
+        ctx.extra["sensitivity"] = sensitivity(
+            cfg, scored, ctx.origins, coverage, sel["candidate_id"].astype(str).tolist(),
+            threshold_min=T, select_kw=constraints)
+        ctx.stats["sensitivity_seconds"] = round(time.perf_counter() - t0, 3)
     polys = catchment_polygons(ctx.network, catch.reach[result.selected], ids=sel["candidate_id"].tolist(),
                                limit_s=catch.limit_s)
     polys["population"] = sel["population_covered"].to_numpy()

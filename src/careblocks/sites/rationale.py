@@ -1,7 +1,8 @@
 """Per-site table and rationale sentences of the selected Care Block sites.
 
 :func:`selected_sites` turns a :class:`~careblocks.sites.selection.SelectionResult` into the
-``selected_sites`` layer with one plain-language :func:`rationale` per site. See
+``selected_sites`` layer with the marginal figures of :func:`marginal_figures` (what each
+site adds to the sites before it) and one plain-language :func:`rationale` per site. See
 ``docs/site_selection.md``.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import scipy.sparse as sp
 
 from careblocks.sites.selection import SelectionResult
 
@@ -36,51 +38,163 @@ def _join(parts: list[str]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-def rationale(row, *, threshold_min: float, offers: Sequence[str], labels: dict[str, str] | None = None) -> str:
-    """One sentence a council member can read, from a scored candidate's component columns.
+def rationale(row, *, threshold_min: float, offers: Sequence[str], labels: dict[str, str] | None = None,
+              cap_min: float = 60.0) -> str:
+    """One sentence a council member can read, from a site's figures.
 
-    "Serves 18,400 people within 15 minutes, 2,900 of them children under 5; brings daycare
-    within reach of 6,100 and health of 900; returns about 4,300 caregiver hours a week."
-    Care groups appear only when the origins carry them; services only when the gap closed
-    is at least 1 person. With a ``transit_population_covered`` column (walk + transit
-    catchments, ``sites.use_transit``) the first clause says "on foot" and is followed by
-    "31,000 within 15 minutes by walk + transit".
+    For a selected site (``new_*`` columns from :func:`marginal_figures`) every figure is
+    marginal, what the site adds to the sites before it, so the sentences of a proposal add
+    up to no more than the population: "Brings 18,400 more people within 15 minutes, 2,900
+    of them children under 5; brings daycare within reach of 6,100 and health of 900; first
+    community kitchen within 60 minutes for 1,200 people; returns about 4,300 caregiver hours
+    a week on trips made today." For a candidate alone (component columns, no ``new_*``) the
+    gross figures: "Serves 18,400 people within 15 minutes, ...". Care groups appear only when
+    the origins carry them; services only when at least 1 person. With transit catchments
+    (``sites.use_transit``) the first clause says "on foot" and is followed by "31,000 within 15
+    minutes by walk + transit".
     """
     labels = labels or {}
     t = int(threshold_min) if float(threshold_min).is_integer() else threshold_min
-    transit = "transit_population_covered" in row.index and np.isfinite(row["transit_population_covered"])
-    s = f"Serves {round_sensibly(row['population_covered']):,} people within {t} minutes"
+    cap = int(cap_min) if float(cap_min).is_integer() else cap_min
+    marginal = "new_population_covered" in row.index
+    pre = "new_" if marginal else ""
+
+    def val(col: str) -> float | None:
+        c = pre + col
+        return float(row[c]) if c in row.index and np.isfinite(row[c]) else None
+
+    transit = val("transit_population_covered") is not None
+    people = round_sensibly(val("population_covered") or 0.0)
+    s = (f"Brings {people:,} more people within {t} minutes" if marginal
+         else f"Serves {people:,} people within {t} minutes")
     if transit:
         s += " on foot"
-    groups = [
-        f"{round_sensibly(row[f'{g}_covered']):,} {w}"
-        for g, w in _GROUP_WORDS.items()
-        if f"{g}_covered" in row.index and row[f"{g}_covered"] >= 1
-    ][:2]
+    groups = [f"{round_sensibly(val(f'{g}_covered')):,} {w}" for g, w in _GROUP_WORDS.items()
+              if (val(f"{g}_covered") or 0.0) >= 1][:2]
     if groups:
         s += ", " + _join(groups).replace(" ", " of them ", 1)
     if transit:
-        s += f"; {round_sensibly(row['transit_population_covered']):,} within {t} minutes by walk + transit"
-    gaps = [
-        (labels.get(sv, sv.replace("_", " ")).lower(), row[f"gap_closed_{sv}"])
-        for sv in offers
-        if f"gap_closed_{sv}" in row.index and row[f"gap_closed_{sv}"] >= 1
-    ]
+        s += f"; {round_sensibly(val('transit_population_covered')):,} within {t} minutes by walk + transit"
+    name = {sv: labels.get(sv, sv.replace("_", " ")).lower() for sv in offers}
+    gaps = [(name[sv], val(f"gap_closed_{sv}")) for sv in offers if (val(f"gap_closed_{sv}") or 0.0) >= 1]
     if gaps:
         first = f"{gaps[0][0]} within reach of {round_sensibly(gaps[0][1]):,}"
         rest = [f"{n} of {round_sensibly(v):,}" for n, v in gaps[1:]]
         s += "; brings " + _join([first, *rest])
-    if "hours_returned_week" in row.index and row["hours_returned_week"] >= 1:
-        s += f"; returns about {round_sensibly(row['hours_returned_week']):,} caregiver hours a week"
+    new = [(name[sv], val(f"first_access_{sv}")) for sv in offers]
+    new = [(n, v) for n, v in new if (v or 0.0) >= 1]
+    if new:
+        n, v = max(new, key=lambda x: x[1])
+        s += f"; first {n} within {cap} minutes for {round_sensibly(v):,} people"
+    hours = val("hours_returned_week")
+    if hours is not None and hours >= 1:
+        s += f"; returns about {round_sensibly(hours):,} caregiver hours a week on trips made today"
     return s + "."
 
 
+def marginal_figures(config, origins, coverage_s: sp.csr_matrix, order: Sequence[int], *,
+                     existing: sp.csr_matrix | None = None, transit: sp.csr_matrix | None = None,
+                     existing_transit: sp.csr_matrix | None = None):
+    """What each site adds to the sites before it (and to existing Care Blocks).
+
+    Parameters
+    ----------
+    config
+        ``sites.offers``, the threshold, the hours model's settings.
+    origins
+        ``population``, ``walk_min_<s>`` and optional care groups.
+    coverage_s
+        Candidates x origins walking seconds within T (the catchments).
+    order
+        Rows of ``coverage_s`` in selection order.
+    existing
+        Existing Care Blocks x origins walking seconds within T (their people count as served).
+    transit, existing_transit
+        The same by walk + transit (adds ``new_transit_population_covered``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per site in ``order``: ``new_population_covered``, ``new_<group>_covered``,
+        ``new_gap_closed_<s>`` (people beyond T of ``<s>`` today, first within T of a block
+        here), ``new_first_access_<s>`` (of them, people who cannot reach ``<s>`` today: no
+        facility within the cap), ``new_hours_returned_week`` (the hours the proposal returns with this
+        site minus without it, each origin using its nearest block) and
+        ``new_transit_population_covered``. Each column sums over the sites to the figure of
+        the whole proposal, so no column can exceed the people who live in the study area.
+    """
+    import pandas as pd
+
+    from careblocks.sites.scoring import (
+        CARE_GROUPS,
+        _counts,
+        current_minutes,
+        hours_pair_values,
+        sites_threshold_min,
+        today_minutes,
+    )
+
+    T = sites_threshold_min(config)
+    cap = float(config.sites.current_time_cap_min)
+    offers = list(config.sites.offers)
+    pop = _counts(origins, "population")
+    weights = {"population_covered": pop}
+    for g in CARE_GROUPS:
+        if g in origins.columns:
+            weights[f"{g}_covered"] = _counts(origins, g)
+    for sv in offers:
+        cur = current_minutes(origins, sv)
+        weights[f"gap_closed_{sv}"] = pop * (~np.isfinite(cur) | (cur > T))
+        weights[f"first_access_{sv}"] = pop * ~np.isfinite(today_minutes(cur, cap))
+    n_o = len(origins)
+
+    def served_by(m) -> np.ndarray:
+        hit = np.zeros(n_o, dtype=bool)
+        if m is not None and m.shape[0]:
+            hit[sp.csr_matrix(m).indices] = True
+        return hit
+
+    cov = sp.csr_matrix(coverage_s)
+    covered = served_by(existing)
+    hours = hours_pair_values(config, origins, cov)
+    best = np.zeros(n_o)
+    if existing is not None and existing.shape[0]:
+        ex = hours_pair_values(config, origins, existing)
+        np.maximum.at(best, ex.indices, ex.data)
+    tcov = sp.csr_matrix(transit) if transit is not None else None
+    tcovered = served_by(existing_transit if existing_transit is not None else existing)
+    rows = []
+    for i in order:
+        i = int(i)
+        idx = cov.indices[cov.indptr[i]:cov.indptr[i + 1]]
+        new = idx[~covered[idx]]
+        row = {f"new_{k}": float(w[new].sum()) for k, w in weights.items()}
+        covered[new] = True
+        h_idx = hours.indices[hours.indptr[i]:hours.indptr[i + 1]]
+        h_val = hours.data[hours.indptr[i]:hours.indptr[i + 1]]
+        gain = np.maximum(0.0, h_val - best[h_idx])
+        row["new_hours_returned_week"] = float(gain.sum())
+        best[h_idx] = np.maximum(best[h_idx], h_val)
+        if tcov is not None:
+            t_idx = tcov.indices[tcov.indptr[i]:tcov.indptr[i + 1]]
+            t_new = t_idx[~tcovered[t_idx]]
+            row["new_transit_population_covered"] = float(pop[t_new].sum())
+            tcovered[t_new] = True
+        rows.append(row)
+    cols = [f"new_{k}" for k in weights] + ["new_hours_returned_week"]
+    if tcov is not None:
+        cols.append("new_transit_population_covered")
+    return pd.DataFrame(rows, columns=cols)
+
+
 def selected_sites(scored, result: SelectionResult, *, threshold_min: float, offers: Sequence[str],
-                   objective: str, labels: dict[str, str] | None = None):
+                   objective: str, labels: dict[str, str] | None = None, marginal=None,
+                   cap_min: float = 60.0):
     """The chosen candidates (rows of ``scored`` at ``result.selected``) in selection order.
 
     Adds ``order`` (1..K), ``objective``, ``marginal_gain``, ``cumulative_gain``,
-    ``cumulative_share`` (of the weight not already served) and ``rationale``.
+    ``cumulative_share`` (of the weight not already served), the ``new_*`` columns of
+    ``marginal`` (:func:`marginal_figures`, same order) and ``rationale``.
     """
     out = scored.iloc[result.selected].copy()
     out.insert(0, "order", np.arange(1, len(out) + 1))
@@ -88,6 +202,9 @@ def selected_sites(scored, result: SelectionResult, *, threshold_min: float, off
     out["marginal_gain"] = result.marginal_gain
     out["cumulative_gain"] = result.cumulative
     out["cumulative_share"] = result.cumulative / result.total_weight if result.total_weight > 0 else 0.0
-    out["rationale"] = [rationale(r, threshold_min=threshold_min, offers=offers, labels=labels)
+    if marginal is not None:
+        for c in marginal.columns:
+            out[c] = marginal[c].to_numpy()
+    out["rationale"] = [rationale(r, threshold_min=threshold_min, offers=offers, labels=labels, cap_min=cap_min)
                         for _, r in out.iterrows()]
     return out.reset_index(drop=True)

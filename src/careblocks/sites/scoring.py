@@ -18,12 +18,15 @@ Components (one column each; ``<s>`` is each service the block offers, ``sites.o
   (person-services).
 - ``colocated_<s>``: existing facilities of ``<s>`` within T of the candidate (the anchor +
   alternates model); ``colocated_services`` their total; ``is_public_anchor`` (0/1).
-- ``hours_returned_<s>``: weekly caregiver hours returned = round trips per week per user x
-  2 x one-way minutes saved x users / 60, summed over covered origins, where the one-way
-  saving is ``max(0, min(current, cap) - time to the block)`` (current unreachable -> cap,
-  default cap 60 min) and the users are ``services.<s>.user_share`` of the households or of
-  the care group ``services.<s>.user_group`` (see :func:`user_households`);
+- ``hours_returned_<s>``: weekly caregiver hours returned on the trips people make today =
+  round trips per week per user x 2 x one-way minutes saved x users / 60, summed over covered
+  origins, where the one-way saving is ``max(0, current - time to the block)`` for origins
+  that reach the service today within the cap (``sites.current_time_cap_min``, default
+  60 min; see :func:`today_minutes`) and the users are ``services.<s>.user_share`` of the
+  households or of the care group ``services.<s>.user_group`` (see :func:`user_households`);
   ``hours_returned_week`` their sum.
+- ``first_access_<s>``: people within T of the candidate who cannot reach the service today
+  (unreachable, or beyond the cap): new access, counted as people, never as hours.
 - ``transit_population_covered``: people within T by walk + transit (or on foot), when a
   walk + transit coverage matrix is given (``sites.use_transit``, built by
   :func:`careblocks.transit.reach.transit_coverage`).
@@ -238,6 +241,19 @@ def user_households(
     return base * float(svc.user_share)
 
 
+def today_minutes(current_min: np.ndarray, cap_min: float) -> np.ndarray:
+    """One-way minutes of the trips people make today, NaN where they make none.
+
+    A service that is unreachable, or farther than ``cap_min`` minutes, is taken as one the
+    origin cannot use today: a new Care Block gives it *new access* (counted as people, see
+    ``first_access_<s>``), not hours saved on an existing trip. Every caregiver-hours figure
+    (:func:`hours_returned`, :func:`objective_weights`, ``sites.hours_pair_values``) goes
+    through this function.
+    """
+    cur = np.asarray(current_min, dtype=np.float64)
+    return np.where(np.isfinite(cur) & (cur <= float(cap_min)), cur, np.nan)
+
+
 def hours_returned(
     coverage_s: sp.csr_matrix,
     current_min: np.ndarray,
@@ -248,12 +264,13 @@ def hours_returned(
 ) -> np.ndarray:
     """Weekly caregiver hours returned per candidate for one service.
 
-    ``sum_j trips x 2 x max(0, min(current_j, cap) - t_ij) x households_j / 60`` over the
-    origins ``j`` in the candidate's catchment (``t_ij`` in minutes, entries of
-    ``coverage_s`` / 60); a trip is a round trip, hence the 2.
+    ``sum_j trips x 2 x max(0, current_j - t_ij) x households_j / 60`` over the origins
+    ``j`` in the candidate's catchment that make the trip today (``current_j <= cap``, see
+    :func:`today_minutes`; ``t_ij`` in minutes, entries of ``coverage_s`` / 60); a trip is a
+    round trip, hence the 2.
     """
     cov = sp.csr_matrix(coverage_s)
-    cur = np.where(np.isfinite(current_min), np.minimum(current_min, cap_min), cap_min)
+    cur = np.nan_to_num(today_minutes(current_min, cap_min), nan=0.0)
     saved = np.maximum(0.0, cur[cov.indices] - cov.data / 60.0)
     per_entry = saved * households[cov.indices]
     rows = np.repeat(np.arange(cov.shape[0]), np.diff(cov.indptr))
@@ -271,12 +288,13 @@ def _warn_upper_bounds(origins, offers, currents, cap: float) -> None:
             DataQualityWarning,
             stacklevel=3,
         )
-    none = [s for s in offers if not np.isfinite(currents[s]).any()]
+    none = [s for s in offers if not np.isfinite(today_minutes(currents[s], cap)).any()]
     if none:
         warnings.warn(
-            f"sites: no facility of {', '.join(none)} is reachable anywhere, so every trip to "
-            f"it is counted at the {cap:g}-minute cap (sites.current_time_cap_min) in the hours "
-            "returned; add the facilities (services.<s>.layers) or lower the cap",
+            f"sites: no facility of {', '.join(none)} is within {cap:g} minutes of anyone "
+            "(sites.current_time_cap_min), so a Care Block offering it gives new access "
+            "(first_access_<s>, people) and no hours returned; add the facilities "
+            "(services.<s>.layers) if they exist",
             DataQualityWarning,
             stacklevel=3,
         )
@@ -345,6 +363,8 @@ def score_components(
         out[f"gap_closed_{s}"] = fast_pat @ (pop * beyond)
         gap_total += out[f"gap_closed_{s}"]
     out["gap_closed"] = gap_total
+    for s in offers:
+        out[f"first_access_{s}"] = fast_pat @ (pop * ~np.isfinite(today_minutes(currents[s], cap)))
     for s in offers:
         svc_cfg = config.services.get(s)
         trips = svc_cfg.trips_per_week if svc_cfg is not None else None
@@ -464,9 +484,10 @@ def objective_weights(config, origins, *, objective: str | None = None, threshol
     - ``gap_closed``: people x number of offered services the origin is beyond T of today
       (unreachable counts as beyond): covering it closes that many person-service gaps.
     - ``hours_returned``: the caregiver hours a week the origin gets back when each trip
-      beyond T shrinks to T (``trips x 2 x max(0, min(current, cap) - T) x households / 60``
-      summed over offered services): a lower bound of the hours returned that does not depend
-      on which site covers the origin, as maximal covering needs.
+      made today beyond T shrinks to T (``trips x 2 x max(0, current - T) x households / 60``
+      summed over offered services, trips made today only, see :func:`today_minutes`): a
+      lower bound of the hours returned that does not depend on which site covers the
+      origin, as maximal covering needs.
     """
     objective = objective or config.sites.objective
     T = float(threshold_min if threshold_min is not None else sites_threshold_min(config))
@@ -490,8 +511,7 @@ def objective_weights(config, origins, *, objective: str | None = None, threshol
             svc = config.services.get(s)
             trips = svc.trips_per_week if svc is not None and svc.trips_per_week is not None \
                 else DEFAULT_SERVICES.get(s, {}).get("trips_per_week", 0.0)
-            cur = current_minutes(origins, s)
-            cur = np.where(np.isfinite(cur), np.minimum(cur, cap), cap)
+            cur = np.nan_to_num(today_minutes(current_minutes(origins, s), cap), nan=0.0)
             out += float(trips) * 2.0 * np.maximum(0.0, cur - T) * user_households(origins, s, hh, config) / 60.0
         return out
     raise ConfigError(
@@ -597,13 +617,15 @@ def catchment_polygons(
     )
 
 
-def hours_pair_values(config, origins, coverage_s: sp.csr_matrix) -> sp.csr_matrix:
+def hours_pair_values(config, origins, coverage_s: sp.csr_matrix, *,
+                      services: Sequence[str] | None = None) -> sp.csr_matrix:
     """Caregiver hours a week origin j gets back from site i, for every catchment entry.
 
-    ``sum_s trips_s x 2 x max(0, min(current_js, cap) - t_ij) x users_js / 60`` over the
-    offered services: the per-pair terms of ``scoring.hours_returned``, so a site's row sum
+    ``sum_s trips_s x 2 x max(0, current_js - t_ij) x users_js / 60`` over the offered
+    services, for trips made today (:func:`today_minutes`): the per-pair terms of :func:`hours_returned`, so a site's row sum
     is its ``hours_returned_week`` column. Used with ``select_sites(..., pair_gains=True)``
-    for ``sites.objective = "hours_returned"``.
+    for ``sites.objective = "hours_returned"``. ``services`` restricts the sum (default
+    ``sites.offers``).
     """
     from careblocks.config import DEFAULT_SERVICES
 
@@ -612,12 +634,11 @@ def hours_pair_values(config, origins, coverage_s: sp.csr_matrix) -> sp.csr_matr
     cap = float(config.sites.current_time_cap_min)
     hh = household_size(config)
     vals = np.zeros(cov.nnz)
-    for s in config.sites.offers:
+    for s in (config.sites.offers if services is None else services):
         svc = config.services.get(s)
         trips = svc.trips_per_week if svc is not None and svc.trips_per_week is not None \
             else DEFAULT_SERVICES.get(s, {}).get("trips_per_week", 0.0)
-        cur = current_minutes(origins, s)
-        cur = np.where(np.isfinite(cur), np.minimum(cur, cap), cap)
+        cur = np.nan_to_num(today_minutes(current_minutes(origins, s), cap), nan=0.0)
         users = user_households(origins, s, hh, config)
         vals += float(trips) * 2.0 * np.maximum(0.0, cur[cov.indices] - t_min) * users[cov.indices] / 60.0
     out = sp.csr_matrix((vals, cov.indices.copy(), cov.indptr.copy()), shape=cov.shape)
