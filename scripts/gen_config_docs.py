@@ -33,6 +33,7 @@ SECTIONS = [
     ("sites", C.SitesConfig, "Candidate sites and selection (see site_selection.md)."),
     ("sensitivity", C.SensitivityConfig, "How often each site is chosen under other weightings."),
     ("outputs", C.OutputConfig, "Where and how results are written."),
+    ("audit", C.AuditConfig, "Thresholds of the input audit (see input_audit.md)."),
     ("(any layer)", C.LayerRef, "A layer reference: `{ path = ..., layer = ... }`."),
 ]
 

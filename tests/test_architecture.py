@@ -18,14 +18,14 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "careblocks"
 
 #: layer of each top-level module or package of careblocks, lowest first
 LAYERS: dict[str, int] = {
-    "errors": 0, "config": 0, "columns": 0, "_version": 0,
+    "errors": 0, "config": 0, "columns": 0, "_version": 0, "_files": 0,
     "io": 1,
     "network": 2,
     "transit": 3,
     "access": 4, "services": 4, "accessibility": 4,
     "demand": 5, "origins": 5,
     "sites": 6,
-    "results": 7, "outputs": 7,
+    "results": 7, "outputs": 7, "audit": 7,
     "pipeline": 8,
     "__init__": 9,
     "cli": 10, "summary": 10, "batch": 10, "__main__": 10,

@@ -65,6 +65,14 @@ def check_outputs(out: Path, services: list[str], threshold: int = 15) -> dict:
     assert {"service", "name", "source", "snap_m"} <= set(svc.columns)
     meta = pyogrio.read_dataframe(gpkg, layer="run_metadata")
     assert len(meta) > 0
+    # the input audit passed with no error, and the report shows its table
+    import json
+
+    audit = json.loads(meta.loc[meta["key"] == "audit", "value"].iloc[0])
+    assert audit["errors"] == 0 and audit["verdict"] in ("ok", "warning")
+    assert {"files", "coverage.network", "coverage.population"} <= {f["check"] for f in audit["findings"]}
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert "<h2>Input audit</h2>" in report and "coverage.network" in report
     return {"origins": origins, "services": svc, "layers": layers, "meta": meta}
 
 
@@ -153,6 +161,14 @@ def test_helsinki_end_to_end(data, tmp_path) -> None:
     res = check_outputs(tmp_path, ["health", "laundromat"])
     # no kindergartens are mapped in the extract: a reported gap
     assert res["origins"]["walk_min_daycare"].isna().all()
+
+
+def test_sao_paulo_end_to_end(data, tmp_path) -> None:
+    r = invoke("run", str(ROOT / "configs/sao_paulo.toml"), "--out", str(tmp_path),
+               "--set", "transit.window_end=\"07:20\"", "--set", "sites.enabled=false")
+    assert r.exit_code == 0, r.output
+    res = check_outputs(tmp_path, ["health"])
+    assert res["origins"]["transit_min_health"].notna().any()
 
 
 def test_validate_prints_inputs_without_writing(data, tmp_path, monkeypatch) -> None:

@@ -108,6 +108,12 @@ def cli() -> None:
     """
 
 
+_strict_option = click.option(
+    "--strict",
+    is_flag=True,
+    help="Treat every data-quality warning as an error (exit 2), for unattended runs.",
+)
+
 _set_option = click.option(
     "--set",
     "overrides",
@@ -126,8 +132,16 @@ _set_option = click.option(
     help="Write careblocks.gpkg, map.html and report.html into this folder.",
 )
 @_set_option
+@_strict_option
 @_verbosity_options
-def run(config: str | None, out_dir: Path | None, overrides: tuple[str, ...], verbose: int, quiet: int) -> None:
+def run(
+    config: str | None,
+    out_dir: Path | None,
+    overrides: tuple[str, ...],
+    verbose: int,
+    quiet: int,
+    strict: bool = False,
+) -> None:
     """Run a study: access, care need, site selection, and the GeoPackage, map and report.
 
     Without CONFIG, runs the embedded default (central Helsinki, from the OSM extract
@@ -146,7 +160,9 @@ def run(config: str | None, out_dir: Path | None, overrides: tuple[str, ...], ve
                 "No config given: running the embedded default study "
                 f"'{cfg.study.name}' ({cfg.source_path})."
             )
-        results, written = pipeline.run(cfg, out_dir=out_dir, reporter=_reporter(console, verbosity))
+        results, written = pipeline.run(
+            cfg, out_dir=out_dir, reporter=_reporter(console, verbosity), strict=strict
+        )
         if verbosity >= 0:
             from careblocks.summary import print_summary
 
@@ -160,8 +176,9 @@ def run(config: str | None, out_dir: Path | None, overrides: tuple[str, ...], ve
 @cli.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 @_set_option
+@_strict_option
 @_verbosity_options
-def validate(config: str, overrides: tuple[str, ...], verbose: int, quiet: int) -> None:
+def validate(config: str, overrides: tuple[str, ...], verbose: int, quiet: int, strict: bool = False) -> None:
     """Check a config and every input; print what was found, without running the analysis."""
     verbosity = verbose - quiet
     console = _State(verbosity).console
@@ -171,7 +188,9 @@ def validate(config: str, overrides: tuple[str, ...], verbose: int, quiet: int) 
         from careblocks.summary import print_validation
 
         cfg = _load(config, overrides)
-        ctx = pipeline.analyse(cfg, reporter=_reporter(console, verbosity), until="origins")
+        ctx = pipeline.analyse(
+            cfg, reporter=_reporter(console, verbosity), until="origins", strict=strict
+        )
         if cfg.transit.enabled:
             from careblocks.transit import load_timetable
 
@@ -196,6 +215,7 @@ def validate(config: str, overrides: tuple[str, ...], verbose: int, quiet: int) 
 @click.option("--method", type=click.Choice(["milp", "greedy", "auto"]), help="Selection method.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path))
 @_set_option
+@_strict_option
 @_verbosity_options
 def sites(
     config: str,
@@ -205,6 +225,7 @@ def sites(
     overrides: tuple[str, ...],
     verbose: int,
     quiet: int,
+    strict: bool = False,
 ) -> None:
     """Select sites for Care Blocks (runs the whole study with site selection on)."""
     extra = list(overrides) + ["sites.enabled=true"]
@@ -213,7 +234,10 @@ def sites(
     if method is not None:
         extra.append(f'sites.method="{method}"')
     ctx_run = click.get_current_context()
-    ctx_run.invoke(run, config=config, out_dir=out_dir, overrides=tuple(extra), verbose=verbose, quiet=quiet)
+    ctx_run.invoke(
+        run, config=config, out_dir=out_dir, overrides=tuple(extra), verbose=verbose, quiet=quiet,
+        strict=strict,
+    )
 
 
 @cli.command()

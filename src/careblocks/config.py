@@ -403,6 +403,29 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class AuditConfig:
+    """Thresholds of the input audit run by ``validate`` and at the start of ``run``."""
+
+    #: warnings become errors (as ``--strict`` does), for unattended runs
+    strict: bool = False
+    #: a layer (network extract, census, facility layer) covering less of the study area than
+    #: this share gets a warning; less than ``error_area_share`` an error
+    min_area_share: float = 0.9
+    error_area_share: float = 0.5
+    #: a part of the study area farther than this from every network node counts as uncovered
+    coverage_radius_m: float = 300.0
+    #: people whose origin lies farther than ``coverage_radius_m`` from the kept network: a
+    #: share above ``1 - min_population_share`` gets a warning
+    min_population_share: float = 0.9
+    #: the published population of the study area (e.g. DANE CNPV 2018 for a localidad); the
+    #: census total inside the area must agree within ``published_tolerance`` (a share)
+    published_population: float | None = None
+    published_tolerance: float = 0.1
+    #: size limit of one input file
+    max_input_mb: float = 4096.0
+
+
+@dataclass(frozen=True)
 class Config:
     study: StudyConfig = field(default_factory=StudyConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
@@ -417,6 +440,7 @@ class Config:
     sites: SitesConfig = field(default_factory=SitesConfig)
     sensitivity: SensitivityConfig = field(default_factory=SensitivityConfig)
     outputs: OutputConfig = field(default_factory=OutputConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     #: where the config came from (not a TOML key)
     source_path: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -652,6 +676,20 @@ def _check_values(obj: Any, key: str) -> None:
                     f"config key '{key}.avoid': {b!r} is not a barrier; use some of "
                     + ", ".join(repr(n) for n in BARRIER_NAMES)
                 )
+    elif isinstance(obj, AuditConfig):
+        for name in ("min_area_share", "error_area_share", "min_population_share",
+                     "published_tolerance"):
+            v = getattr(obj, name)
+            if not 0 <= v <= 1:
+                raise ConfigError(f"config key '{key}.{name}': a share between 0 and 1, got {v}")
+        if obj.error_area_share > obj.min_area_share:
+            raise ConfigError(
+                f"config key '{key}.error_area_share': {obj.error_area_share} is above "
+                f"min_area_share ({obj.min_area_share}); the error threshold must be the lower one"
+            )
+        _positive(obj.coverage_radius_m, f"{key}.coverage_radius_m")
+        _positive(obj.max_input_mb, f"{key}.max_input_mb")
+        _positive(obj.published_population, f"{key}.published_population")
     elif isinstance(obj, AccessConfig):
         _positive(obj.threshold_min, f"{key}.threshold_min")
         for t in obj.equity_thresholds_min:
@@ -810,10 +848,17 @@ def config_from_dict(
 def load_config(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> Config:
     """Read and validate a TOML study config."""
     p = Path(path)
-    if not p.exists():
+    if not p.exists() and not p.is_symlink():
         raise ConfigError(f"{p}: config file not found; give the path of a .toml file (see configs/)")
     if p.suffix.lower() != ".toml":
         raise ConfigError(f"{p}: config files are TOML; rename it to .toml or see configs/ for examples")
+    from careblocks._files import CONFIG_MAX_MB, check_regular_file
+    from careblocks.errors import InputDataError
+
+    try:  # a FIFO, a device such as /dev/zero or a folder is refused before it is opened
+        check_regular_file(p, key="config file", max_mb=CONFIG_MAX_MB)
+    except InputDataError as exc:
+        raise ConfigError(str(exc)) from None
     try:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:

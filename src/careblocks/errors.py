@@ -41,3 +41,8 @@ class EmptyResultError(InputDataError):
 
 class DataQualityWarning(UserWarning):
     """A data problem that does not stop the run (far snaps, dropped geometries, ...)."""
+
+
+class AuditError(InputDataError):
+    """The input audit found a problem the analysis cannot be trusted with (or, with
+    ``--strict``, a warning)."""

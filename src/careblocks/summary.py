@@ -135,6 +135,7 @@ def print_validation(console: Any, ctx: Any) -> None:
 
     cfg = ctx.config
     net = ctx.network
+    print_audit(console, ctx.audit)
     table = Table(title=f"{cfg.study.name}: inputs")
     table.add_column("input")
     table.add_column("features", justify="right")
@@ -176,3 +177,21 @@ def print_validation(console: Any, ctx: Any) -> None:
     console.print(table)
     if ctx.warnings:
         console.print(f"[yellow]{len(ctx.warnings)} data-quality warning(s)[/yellow], printed above")
+
+
+def print_audit(console: Any, audit: Any) -> None:
+    """The input audit's findings as a table (errors and warnings first)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=f"input audit: {audit.verdict()}")
+    table.add_column("verdict")
+    table.add_column("check")
+    table.add_column("where")
+    table.add_column("finding")
+    order = {"error": 0, "warning": 1, "info": 2}
+    style = {"error": "red", "warning": "yellow", "info": "dim"}
+    for f in sorted(audit.findings, key=lambda f: order[f.severity]):
+        table.add_row(Text(f.severity, style=style[f.severity]), Text(f.check), Text(f.where),
+                      Text(f.message))
+    console.print(table)

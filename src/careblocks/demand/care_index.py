@@ -121,6 +121,12 @@ def _formula(plan: dict[str, Any], n_units: int, unit: str) -> str:
     return "\n".join(lines)
 
 
+def component_column(component: str) -> str:
+    """The column of a component: ``poverty`` is also the name of a care-group count, so its
+    component is written as ``poverty_score`` (a count and a 0-1 score never share a column)."""
+    return "poverty_score" if component == "poverty" else component
+
+
 def care_need_index(
     df: pd.DataFrame,
     weights: dict[str, float],
@@ -190,7 +196,7 @@ def care_need_index(
         n_ok = np.isfinite(stack).sum(axis=0)
         comp_v = np.divide(np.nansum(stack, axis=0), n_ok, out=np.zeros(len(df)), where=n_ok > 0)
         comp_v = np.where(valid, comp_v, 0.0)
-        out[comp] = comp_v
+        out[component_column(comp)] = comp_v
         index += plan["weights"][comp] * comp_v
     out["care_need_index"] = index
     out.attrs["plan"] = plan

@@ -125,6 +125,7 @@ def read_vector(
         gdf = _read_table(path, opts, what=what, need=need, bbox_4326=bbox_4326)
     gdf = _apply_where(gdf, opts, what=what, path=path, allow_empty=allow_empty)
     gdf = _drop_bad_geometries(gdf, what=what, path=path)
+    gdf = clean_text_columns(gdf, what=what, path=path)
     if len(gdf) == 0 and not allow_empty:
         where = " inside the study area" if bbox_4326 is not None else ""
         raise EmptyResultError(
@@ -165,9 +166,22 @@ def _read_ogr(path: Path, opts: dict, *, what: str, need: list[str], bbox_4326) 
         raise CRSError(f"{what}: {path}: the layer has no CRS; {_CRS_FIX}")
     bbox = _bbox_in(bbox_4326, crs) if bbox_4326 is not None else None
     try:
-        gdf = gpd.read_file(
-            path, layer=layer, engine="pyogrio", bbox=bbox, fid_as_index=True, columns=None
-        )
+        try:
+            gdf = gpd.read_file(
+                path, layer=layer, engine="pyogrio", bbox=bbox, fid_as_index=True, columns=None
+            )
+        except UnicodeDecodeError as exc:
+            # e.g. a shapefile whose .cpg says UTF-8 but whose .dbf holds Latin-1 bytes
+            gdf = gpd.read_file(
+                path, layer=layer, engine="pyogrio", bbox=bbox, fid_as_index=True, columns=None,
+                encoding="cp1252",
+            )
+            warnings.warn(
+                f"{what}: {path}: text is not the declared UTF-8 ({_short(exc)[:60]}); read as "
+                "Latin-1/Windows-1252: fix the .cpg file or save the layer as UTF-8",
+                DataQualityWarning,
+                stacklevel=3,
+            )
     except Exception as exc:
         raise InputDataError(
             f"{what}: {path}: cannot be read ({_short(exc)}); check that the file is complete"
@@ -181,17 +195,26 @@ def _read_ogr(path: Path, opts: dict, *, what: str, need: list[str], bbox_4326) 
 def _read_table(
     path: Path, opts: dict, *, what: str, need: list[str], bbox_4326
 ) -> gpd.GeoDataFrame:
+    import io
+
     import geopandas as gpd
     import pandas as pd
 
+    from careblocks.io.tables import decode_text, parse_numbers
+
     sep = "\t" if path.suffix.lower() == ".tsv" else None
+    text = decode_text(path, what=what)
     try:
-        df = pd.read_csv(path, sep=sep, engine="python" if sep is None else "c")
+        df = pd.read_csv(io.StringIO(text), sep=sep, engine="python" if sep is None else "c",
+                         dtype=str, keep_default_na=False)
     except Exception as exc:
         raise InputDataError(
             f"{what}: {path}: cannot be read as a CSV table ({_short(exc)}); save it as "
             "comma-separated text with a header row"
         ) from None
+    df.columns = [str(c).strip() for c in df.columns]
+    for c in df.columns:
+        df[c] = parse_numbers(df[c], what=what, path=path, column=c)
     df.index = pd.RangeIndex(len(df), name="row")
     cols = [str(c) for c in df.columns]
     h3col = opts.get("h3")
@@ -314,6 +337,41 @@ def _drop_bad_geometries(gdf: gpd.GeoDataFrame, *, what: str, path: Path) -> gpd
         )
         gdf = gdf[~bad.to_numpy()]
     return gdf
+
+
+#: NUL and the other C0 control characters (tab, line feed and carriage return kept) and DEL
+_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+
+
+def clean_text_columns(df: Any, *, what: str, path: Path | str) -> Any:
+    """Remove NUL and control characters from every text column, with a warning naming the
+    columns. Removing (not cutting at the first NUL, as C strings do) keeps two different
+    names different, so ids and districts never merge because of them."""
+    import pandas as pd
+
+    bad_cols: dict[str, int] = {}
+    out = df
+    for col in df.columns:
+        s = df[col]
+        if col == getattr(df, "_geometry_column_name", None) or not (
+            pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)
+        ):
+            continue
+        text = s.astype("string")
+        hit = text.str.contains(_CONTROL, regex=True, na=False)
+        if hit.any():
+            if out is df:
+                out = df.copy()
+            out[col] = s.where(~hit.to_numpy(), text.str.replace(_CONTROL, "", regex=True))
+            bad_cols[str(col)] = int(hit.sum())
+    if bad_cols:
+        warnings.warn(
+            f"{what}: {path}: NUL or control characters removed from "
+            + ", ".join(f"{n} values of '{c}'" for c, n in bad_cols.items()),
+            DataQualityWarning,
+            stacklevel=3,
+        )
+    return out
 
 
 def _short(exc: BaseException) -> str:

@@ -1,4 +1,4 @@
-"""The walking network as CSR arrays: build, project, keep the largest component, snap, cache.
+"""The walking network as CSR arrays: build, project, keep the main component, snap, cache.
 
 The graph readers (:mod:`careblocks.io.osm`, :mod:`careblocks.io.roads`) return ``(nodes,
 edges)`` GeoDataFrames; :func:`build_walk_network` turns them into a :class:`WalkNetwork`, a
@@ -44,9 +44,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from careblocks.network.cost import WalkCost
 
 #: Bump when the way networks are built changes, so that old cache entries are not reused.
-NETWORK_CODE_VERSION = "4"  # 2: nodes numbered in spatial order; 4: barriers, tunnels, incline, z
+NETWORK_CODE_VERSION = "5"  # 2: spatial order; 3: component by ground covered; 5: barriers, tunnels, incline, z
 #: side of the squares nodes are numbered by (see build_walk_network)
 SPATIAL_CELL_M = 300.0
+#: cell size (m) of the ground a connected component covers, which decides the one kept
+COMPONENT_CELL_M = 100.0
 
 #: Edges shorter than this (two OSM nodes at the same spot) get this length, so that every
 #: CSR weight is positive (scipy.sparse.csgraph would read an explicit 0 as "no edge").
@@ -445,6 +447,23 @@ def edge_tags(edges: Any) -> tuple[np.ndarray, np.ndarray]:
     return flags, inc
 
 
+def _serving_component(labels: np.ndarray, x: np.ndarray, y: np.ndarray) -> int:
+    """The component spread over the most ground: the most distinct cells of
+    ``COMPONENT_CELL_M`` holding one of its nodes (ties: the most nodes).
+
+    Counting nodes alone lets one long, finely drawn way (a disconnected 100,000-node line)
+    beat the street grid where people live; ground covered follows the area a component can
+    serve."""
+    counts = np.bincount(labels)
+    if counts.size == 1:
+        return 0
+    cx = np.floor((x - x.min()) / COMPONENT_CELL_M).astype(np.int64)
+    cy = np.floor((y - y.min()) / COMPONENT_CELL_M).astype(np.int64)
+    key = np.unique(np.stack([labels.astype(np.int64), cy * 10_000_000 + cx]), axis=1)
+    cells = np.bincount(key[0], minlength=counts.size)
+    return int(np.lexsort((counts, cells))[-1])
+
+
 def build_walk_network(
     nodes: gpd.GeoDataFrame, edges: gpd.GeoDataFrame, *, crs: str
 ) -> tuple[WalkNetwork, dict[str, Any]]:
@@ -452,7 +471,8 @@ def build_walk_network(
 
     Projects to ``crs``, measures each edge along its geometry in metres (straight line
     between its nodes when the geometry is missing), drops self-loops, keeps the shortest of
-    parallel edges and keeps only the largest connected component, warning with a
+    parallel edges and keeps only the connected component spread over the most ground (not
+    the one with most nodes: a finely drawn detached way must not win), warning with a
     :class:`~careblocks.errors.DataQualityWarning` how much was dropped.
 
     Parameters
@@ -494,6 +514,22 @@ def build_walk_network(
             "walk network: nodes or edges have no CRS; readers must return EPSG:4326 layers"
         )
 
+    lon = nodes.geometry.x.to_numpy(dtype=np.float64)
+    lat = nodes.geometry.y.to_numpy(dtype=np.float64)
+    geographic = nodes.crs.is_geographic
+    bad_xy = ~(np.isfinite(lon) & np.isfinite(lat))
+    if geographic:
+        bad_xy |= (np.abs(lat) > 90) | (np.abs(lon) > 180)
+    if bad_xy.any():
+        i = int(np.flatnonzero(bad_xy)[0])
+        warnings.warn(
+            f"walk network: {int(bad_xy.sum())} nodes have invalid coordinates (e.g. node "
+            f"{int(nodes['node_id'].iloc[i])} at lon {lon[i]:g}, lat {lat[i]:g}); they and their "
+            "edges are dropped; fix the extract",
+            DataQualityWarning,
+            stacklevel=2,
+        )
+        nodes = nodes[~bad_xy]
     pn = nodes.to_crs(crs)
     node_ids = pn["node_id"].to_numpy(dtype=np.int64)
     uniq_ids, first = np.unique(node_ids, return_index=True)
@@ -534,15 +570,14 @@ def build_walk_network(
 
     adj = coo_matrix((np.ones(a.size), (a, b)), shape=(n_in, n_in))
     n_comp, labels = connected_components(adj, directed=False)
-    counts = np.bincount(labels)
-    biggest = int(np.argmax(counts))
+    biggest = _serving_component(labels, px, py)
     keep_node = labels == biggest
     n_keep = int(keep_node.sum())
     dropped = n_in - n_keep
     if dropped:
         warnings.warn(
             f"walk network: kept {n_keep} of {n_in} nodes; dropped {dropped} in "
-            f"{n_comp - 1} disconnected pieces (largest connected component kept)",
+            f"{n_comp - 1} disconnected pieces (the component spread over the most ground kept)",
             DataQualityWarning,
             stacklevel=2,
         )

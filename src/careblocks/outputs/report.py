@@ -87,6 +87,14 @@ def _table(df: pd.DataFrame, kinds: dict[str, str] | None = None, *, index: bool
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def _text_is_text():
+    """Labels from data are plain text in charts: no mathtext (a name with two ``$`` would
+    otherwise be parsed as a formula, and crash the report when it is not one)."""
+    import matplotlib
+
+    return matplotlib.rc_context({"text.parse_math": False, "text.usetex": False})
+
+
 def _png(fig) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
@@ -223,6 +231,11 @@ def before_after(results) -> pd.DataFrame | None:
 
 
 def _chart_times(results) -> str | None:
+    with _text_is_text():
+        return _draw_times(results)
+
+
+def _draw_times(results) -> str | None:
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -266,6 +279,11 @@ def _chart_times(results) -> str | None:
 
 
 def _chart_groups(cov: pd.DataFrame, title: str, colors: dict[str, str]) -> str | None:
+    with _text_is_text():
+        return _draw_groups(cov, title, colors)
+
+
+def _draw_groups(cov: pd.DataFrame, title: str, colors: dict[str, str]) -> str | None:
     if cov is None or cov.empty:
         return None
     import matplotlib
@@ -378,6 +396,26 @@ img{max-width:100%}
 """
 
 
+def _audit_section(metadata: dict) -> str:
+    """The input audit as a table (every finding), then every warning of the run in full."""
+    audit = metadata.get("audit") or {}
+    findings = audit.get("findings") or []
+    parts = ["<h2>Input audit</h2>"]
+    verdict = {"ok": "no problem found", "warning": "warnings (below)",
+               "error": "errors"}.get(audit.get("verdict", ""), "not run")
+    parts.append(f"<p>Checks of the input files before the analysis: {esc(verdict)}.</p>")
+    if findings:
+        order = {"error": 0, "warning": 1, "info": 2}
+        rows = [(f["severity"], f["check"], f["where"], f["message"])
+                for f in sorted(findings, key=lambda f: order.get(f["severity"], 3))]
+        parts.append(_table(pd.DataFrame(rows, columns=["verdict", "check", "where", "finding"])))
+    warns = metadata.get("warnings") or []
+    if warns:
+        parts.append("<h3>All data-quality warnings</h3><ul>"
+                     + "".join(f"<li>{esc(w)}</li>" for w in warns) + "</ul>")
+    return "".join(parts)
+
+
 def build_report(results) -> str:
     """The report as one HTML string."""
     cfg = results.config
@@ -425,6 +463,7 @@ def build_report(results) -> str:
     if warn:
         out.append('<p class="note">Data-quality warnings during the run: '
                    + ", ".join(f"{esc(k)}: {esc(v)}" for k, v in warn.items()) + ".</p>")
+    out.append(_audit_section(results.metadata or {}))
 
     # who is underserved
     mode_now = equity_parts(results)[2]

@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from careblocks._version import __version__
+from careblocks.audit import Audit
 from careblocks.config import Config
-from careblocks.errors import DataQualityWarning, EmptyResultError
+from careblocks.errors import AuditError, DataQualityWarning, EmptyResultError
 from careblocks.network.cost import WalkCost
 from careblocks.results import Results
 
@@ -57,6 +58,9 @@ class Context:
     timings: dict[str, float] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: the input audit's findings; ``strict`` turns every data-quality warning into an error
+    audit: Audit = field(default_factory=Audit)
+    strict: bool = False
 
     @property
     def cost(self) -> WalkCost:
@@ -72,9 +76,18 @@ class Context:
             warnings.simplefilter("always", DataQualityWarning)
             yield
         self.timings[name] = round(time.perf_counter() - t0, 3)
+        mine = [w for w in caught if issubclass(w.category, DataQualityWarning)]
+        if self.strict and mine:
+            more = f" (and {len(mine) - 1} more warnings)" if len(mine) > 1 else ""
+            raise AuditError(
+                f"{name}: {mine[0].message}{more}; --strict (audit.strict) stops on warnings: "
+                "fix the input or run without --strict"
+            )
         for w in caught:
             if issubclass(w.category, DataQualityWarning):
                 msg = str(w.message)
+                if any(seen.split(": ", 1)[-1] == msg for seen in self.warnings):
+                    continue  # the audit read this layer before its stage did: said once
                 self.warnings.append(f"{name}: {msg}")
                 self.report("warning", name, msg)
             else:  # not ours: pass it on unchanged
@@ -85,6 +98,27 @@ class Context:
 # --------------------------------------------------------------------------------------
 # Stages
 # --------------------------------------------------------------------------------------
+
+
+def stage_inputs(ctx: Context) -> None:
+    """Audit: every input path is a regular file of bounded size (nothing opened yet)."""
+    from careblocks.audit.inputs import audit_input_files
+
+    audit_input_files(ctx.config, ctx.audit)
+    ctx.audit.raise_if_errors()
+
+
+def stage_audit(ctx: Context) -> None:
+    """Audit of the census, GTFS and facility layers against the study area, before the
+    network is built or any time computed."""
+    from careblocks.audit.census import audit_census
+    from careblocks.audit.coverage import audit_layer_extents
+    from careblocks.audit.gtfs import audit_gtfs
+
+    audit_census(ctx.config, ctx.area_4326, ctx.audit)
+    audit_gtfs(ctx.config, ctx.audit)
+    audit_layer_extents(ctx.config, ctx.area_4326, ctx.audit)
+    ctx.audit.raise_if_errors()
 
 
 def stage_area(ctx: Context) -> None:
@@ -117,6 +151,10 @@ def stage_network(ctx: Context) -> None:
 
         ctx.area_4326 = gpd.GeoSeries([ctx.area], crs=net.crs).to_crs("EPSG:4326").iloc[0]
     ctx.report("info", "network", f"{net.n_nodes:,} nodes, {net.n_edges // 2:,} edges, {net.crs}")
+    from careblocks.audit.coverage import audit_network_coverage
+
+    audit_network_coverage(cfg, net, ctx.area, ctx.audit)
+    ctx.audit.raise_if_errors()
 
 
 def stage_services(ctx: Context) -> None:
@@ -150,6 +188,10 @@ def stage_origins(ctx: Context) -> None:
     _snap_to_streets(ctx, origins)
     ctx.origins = origins
     ctx.stats["origins"] = stats
+    from careblocks.audit.coverage import audit_origin_coverage
+
+    audit_origin_coverage(ctx.config, origins, ctx.audit)
+    ctx.audit.raise_if_errors()
     ctx.report(
         "info", "origins", f"{len(origins):,} origins, {origins['population'].sum():,.0f} people"
     )
@@ -266,7 +308,9 @@ def stage_sites(ctx: Context) -> None:
 
 
 STAGES: list[tuple[str, Callable[[Context], None]]] = [
+    ("inputs", stage_inputs),
     ("area", stage_area),
+    ("audit", stage_audit),
     ("network", stage_network),
     ("services", stage_services),
     ("origins", stage_origins),
@@ -348,6 +392,7 @@ def build_metadata(ctx: Context) -> dict[str, Any]:
             "stage_seconds": ctx.timings,
             "warning_counts": warn_counts,
             "warnings": ctx.warnings,
+            "audit": ctx.audit.to_dict(),
             "stats": ctx.stats,
             "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
@@ -359,9 +404,18 @@ def build_metadata(ctx: Context) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------
 
 
-def analyse(config: Config, *, reporter: Reporter = _quiet, until: str | None = None) -> Context:
-    """Run the analysis stages (no outputs); stop after stage ``until`` when given."""
-    ctx = Context(config=config, report=reporter)
+def analyse(
+    config: Config, *, reporter: Reporter = _quiet, until: str | None = None, strict: bool = False
+) -> Context:
+    """Run the analysis stages (no outputs); stop after stage ``until`` when given.
+
+    The input audit runs first (stages ``inputs`` and ``audit``, then coverage checks after
+    the network and the origins); an audit error stops here with an
+    :class:`~careblocks.errors.AuditError`. ``strict`` (or ``audit.strict``) turns every
+    data-quality warning into such an error.
+    """
+    strict = strict or config.audit.strict
+    ctx = Context(config=config, report=reporter, audit=Audit(strict=strict), strict=strict)
     for name, fn in STAGES:
         with ctx.stage(name):
             fn(ctx)
@@ -465,10 +519,10 @@ def write_outputs(results: Results, paths: OutputPaths, *, reporter: Reporter = 
 
 
 def run(
-    config: Config, *, out_dir: Path | None = None, reporter: Reporter = _quiet
+    config: Config, *, out_dir: Path | None = None, reporter: Reporter = _quiet, strict: bool = False
 ) -> tuple[Results, list[Path]]:
     """Run a whole study and write its outputs; return the results and the paths written."""
-    ctx = analyse(config, reporter=reporter)
+    ctx = analyse(config, reporter=reporter, strict=strict)
     results = to_results(ctx)
     paths = output_paths(config, out_dir)
     t0 = time.perf_counter()
