@@ -368,7 +368,7 @@ def test_ambiguous_thousands_dot_is_refused(tmp_path) -> None:
     assert_refused(cfg, "census.csv", "column 'pop'", "'1.000'", "read two ways")
 
 
-def test_thousands_comma_with_semicolon_separator(tmp_path) -> None:
+def test_dot_thousands_and_decimal_comma_with_semicolons(tmp_path) -> None:
     pops = [thousands(v, ".") + ",5" for v in census_squares()["pop"]]  # 1.000,5
     cfg = study(tmp_path, census_path=census_csv(tmp_path, pops, sep=";"),
                 population_from_census=False)
@@ -615,6 +615,41 @@ def test_nul_bytes_in_names_are_removed_and_never_merge(tmp_path) -> None:
     with pytest.warns(DataQualityWarning, match="NUL or control characters removed from 3 values"):
         g = read_vector(path, what="districts")
     assert g["name"].tolist() == ["Kennedy North", "Kennedy South", "Usme"]
+
+
+def test_districts_whose_names_differ_after_a_nul_do_not_merge(tmp_path) -> None:
+    districts = gpd.GeoDataFrame(
+        {"name": ["Kennedy\x00 West", "Kennedy\x00 East"]},
+        geometry=[box(LON0, LAT0, LON0 + 10 * DLON, LAT0 + 20 * DLAT),
+                  box(LON0 + 10 * DLON, LAT0, LON0 + 20 * DLON, LAT0 + 20 * DLAT)], crs=4326)
+    path = tmp_path / "districts.geojson"
+    path.write_text(districts.to_json())  # JSON keeps the NUL as \u0000; GDAL would cut there
+    cfg = study(tmp_path, census_extra=(
+        'groups = { children_under5 = "kids" }\n'
+        f'districts = {{ path = "{path}" }}\ndistrict_name_column = "name"'))
+    r, out = run(cfg)
+    assert r.exit_code == 0, r.output
+    assert "NUL or control characters removed" in " ".join(r.output.split())
+    d = pyogrio.read_dataframe(out / "careblocks.gpkg", layer="districts")
+    people = dict(zip(d["district"], d["population"], strict=True))
+    assert set(people) == {"Kennedy West", "Kennedy East"}
+    total = census_squares()["pop"].sum()
+    assert sum(people.values()) == pytest.approx(total, rel=1e-3)
+    assert max(people.values()) < 0.7 * total  # neither holds the whole population
+
+
+def test_districts_sharing_a_name_are_a_warning(tmp_path) -> None:
+    districts = gpd.GeoDataFrame(
+        {"name": ["Kennedy", "Kennedy"]},
+        geometry=[box(LON0, LAT0, LON0 + 10 * DLON, LAT0 + 20 * DLAT),
+                  box(LON0 + 10 * DLON, LAT0, LON0 + 20 * DLON, LAT0 + 20 * DLAT)], crs=4326)
+    districts.to_file(tmp_path / "districts.gpkg")
+    cfg = study(tmp_path, census_extra=(
+        f'districts = {{ path = "{tmp_path / "districts.gpkg"}" }}\ndistrict_name_column = "name"'))
+    r = invoke("validate", str(cfg))
+    assert r.exit_code == 0, r.output
+    assert "2 of 2 districts share a name with another" in " ".join(r.output.split())
+    assert_one_line(invoke("validate", str(cfg), "--strict"), "census.districts", "'Kennedy'")
 
 
 def test_service_label_with_dollar_signs_does_not_break_the_report(tmp_path) -> None:

@@ -117,6 +117,7 @@ def test_fontibon_end_to_end(fontibon) -> None:
     assert sens["selected_share"].between(0, 1).all() and (sens["rank_p5"] <= sens["rank_p95"]).all()
     report = (fontibon["out"] / "report.html").read_text(encoding="utf-8")
     assert "How robust:" in report and "of weightings" in report and "(40 weightings" in report
+    assert "(40 weightings of the score and trip rates)" in " ".join(fontibon["result"].output.split())
     eq = pyogrio.read_dataframe(gpkg, layer="equity", read_geometry=False)
     assert {"current", "with_sites"} <= set(eq["scenario"])
     assert "today -> with the proposed Care Blocks" in " ".join(fontibon["result"].output.split())

@@ -85,6 +85,13 @@ def print_summary(console: Any, results: Results) -> None:
                 name = f"{name or 'site'} {r['candidate_id']}" if name != "h3_cell" else f"grid cell {r['candidate_id'].removeprefix('h3:')}"
             t3.add_row(str(r.get("order", "")), str(name), str(r.get("rationale", "")))
         console.print(t3)
+        sens = (results.extra or {}).get("sensitivity")
+        if sens is not None and len(sens):
+            from careblocks.sites.sensitivity import robustness_sentence
+
+            sentence = robustness_sentence(sens)
+            if sentence:
+                console.print(sentence, markup=False, highlight=False)
     n_warn = len(results.metadata.get("warnings", []))
     if n_warn:
         console.print(f"[yellow]{n_warn} data-quality warning(s)[/yellow]; listed in run_metadata")

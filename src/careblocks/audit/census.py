@@ -178,3 +178,32 @@ def _coverage_and_total(cfg: Any, gdf: Any, area_4326: Any, where: str, audit: A
                 "number formats and the column mapping",
                 diff,
             )
+
+
+def audit_districts(cfg: Any, area_4326: Any, audit: Audit) -> None:
+    """District names must be unique: figures by district add same-named districts together
+    (text cut at a NUL byte by a GIS writer looks exactly like this)."""
+    c = cfg.census
+    if c.districts is None or not c.district_name_column:
+        return
+    from careblocks._files import file_kind
+    from careblocks.io.layers import read_vector
+
+    if file_kind(c.districts.path) != "file":
+        return
+    bbox = tuple(area_4326.bounds) if area_4326 is not None else None
+    d = read_vector(c.districts, what="district layer (census.districts)",
+                    columns=[c.district_name_column], bbox_4326=bbox)
+    names = d[c.district_name_column].astype(str)
+    dup = names.duplicated(keep=False).to_numpy()
+    where = f"census.districts: {c.districts.path}: column '{c.district_name_column}'"
+    if dup.any():
+        audit.warning(
+            "districts.names", where,
+            f"{int(dup.sum())} of {len(d)} districts share a name with another (e.g. "
+            f"{names[dup].iloc[0]!r}); figures by district add them together: give each "
+            "district a unique name",
+            float(dup.sum()),
+        )
+    else:
+        audit.info("districts.names", where, f"{len(d)} districts, names unique", float(len(d)))

@@ -189,6 +189,41 @@ def _read_ogr(path: Path, opts: dict, *, what: str, need: list[str], bbox_4326) 
     if gdf.crs is None:
         gdf = gdf.set_crs(crs)
     gdf.index.name = "row"
+    return _restore_text_cut_at_nul(gdf, path)
+
+
+def _restore_text_cut_at_nul(gdf: gpd.GeoDataFrame, path: Path) -> gpd.GeoDataFrame:
+    """GDAL cuts text at a NUL character (C strings), so ``"Kennedy\\u0000 North"`` and
+    ``"Kennedy\\u0000 South"`` would both read as ``"Kennedy"`` and merge. For GeoJSON, the
+    text properties are taken from the file itself (the NUL is then removed, with a warning,
+    by :func:`clean_text_columns`)."""
+    import json
+
+    if path.suffix.lower() not in (".geojson", ".json") or not len(gdf):
+        return gdf
+    raw = path.read_bytes()
+    if b"\\u0000" not in raw:
+        return gdf
+    feats = json.loads(raw).get("features") or []
+    ids = [f.get("id") for f in feats]
+    if all(isinstance(i, int) for i in ids) and len(set(ids)) == len(ids):
+        by_fid = dict(zip(ids, feats, strict=True))
+    else:
+        by_fid = dict(enumerate(feats))
+    import pandas as pd
+
+    gdf = gdf.copy()
+    for col in gdf.columns:
+        kind = gdf[col].dtype
+        if col == gdf.geometry.name or not (
+            pd.api.types.is_object_dtype(kind) or pd.api.types.is_string_dtype(kind)
+        ):
+            continue
+        vals = [((by_fid.get(int(fid)) or {}).get("properties") or {}).get(col, v)
+                for fid, v in zip(gdf.index, gdf[col], strict=True)]
+        gdf[col] = pd.Series([v if isinstance(v, str) else o
+                              for v, o in zip(vals, gdf[col], strict=True)],
+                             index=gdf.index, dtype=object)
     return gdf
 
 

@@ -111,11 +111,12 @@ def stage_inputs(ctx: Context) -> None:
 def stage_audit(ctx: Context) -> None:
     """Audit of the census, GTFS and facility layers against the study area, before the
     network is built or any time computed."""
-    from careblocks.audit.census import audit_census
+    from careblocks.audit.census import audit_census, audit_districts
     from careblocks.audit.coverage import audit_layer_extents
     from careblocks.audit.gtfs import audit_gtfs
 
     audit_census(ctx.config, ctx.area_4326, ctx.audit)
+    audit_districts(ctx.config, ctx.area_4326, ctx.audit)
     audit_gtfs(ctx.config, ctx.audit)
     audit_layer_extents(ctx.config, ctx.area_4326, ctx.audit)
     ctx.audit.raise_if_errors()
