@@ -22,6 +22,7 @@ Usage: ``.venv/bin/python benchmarks/site_selection.py [--copies 38] [--candidat
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -36,7 +37,7 @@ from _common import fontibon_network, grid_shape, machine, tile_network, timed  
 from careblocks.config import config_from_dict  # noqa: E402
 from careblocks.network.search import _reach_fallback  # noqa: E402
 from careblocks.sites.scoring import compute_catchments  # noqa: E402
-from careblocks.sites.selection import select_sites  # noqa: E402
+from careblocks.sites.selection import coverage_curve, select_sites  # noqa: E402
 
 SPEED_KMH = 4.8
 THRESHOLD_MIN = 15.0
@@ -89,15 +90,18 @@ def textbook_milp(cov, w, k: int, time_limit_s: float) -> tuple[float, str]:
     return (-res.fun if res.x is not None else float("nan")), ("optimal" if res.status == 0 else res.message)
 
 
-def bench_milp(base, n_cand: int, n_orig: int, ks: list[int], textbook_k: int | None,
-               time_limit_s: float) -> list[dict]:
+def milp_instance(base, n_cand: int, n_orig: int):
+    """2,000 candidates x 20,000 origins (default) on a 4-copy tiled Fontibón, 15 minutes."""
     net = tile_network(base, 2, 2)
     rng = np.random.default_rng(2)
     cands = _points(rng, net.n_nodes, n_cand)
     origins = _points(rng, net.n_nodes, n_orig)
     w = np.round(rng.lognormal(4.0, 1.0, n_orig))
     cfg = config_from_dict({"access": {"threshold_min": THRESHOLD_MIN}, "walk": {"speed_kmh": SPEED_KMH}})
-    cov = compute_catchments(cfg, cands, origins, net).coverage
+    return compute_catchments(cfg, cands, origins, net).coverage, w
+
+
+def bench_milp(cov, w, ks: list[int], textbook_k: int | None, time_limit_s: float) -> list[dict]:
     rows = []
     for k in ks:
         t_g, g = timed(lambda k=k: select_sites(cov, w, k=k, method="greedy"))
@@ -108,10 +112,54 @@ def bench_milp(base, n_cand: int, n_orig: int, ks: list[int], textbook_k: int | 
             tb = (t_t, obj_t, st_t)
         rows.append({"k": k, "nnz": int(cov.nnz), "milp_s": t_m, "greedy_s": t_g, "textbook": tb,
                      "milp_obj": m.objective, "greedy_obj": g.objective, "status": m.status,
-                     "mip_gap": m.mip_gap,
+                     "mip_gap": m.mip_gap, "bound": m.bound,
                      "milp_origins": m.info.get("milp_origins"),
                      "milp_candidates": m.info.get("milp_candidates"), "total": m.total_weight})
     return rows
+
+
+def bench_curve(cov, w, k_max: int, time_limit_s: float) -> dict:
+    """The whole curve K = 1..k_max in one call (one model, LP re-solved from the previous
+    basis, each K started from the previous answer) and the greedy curve."""
+    t_c, curve = timed(lambda: coverage_curve(cov, w, k_max=k_max, time_limit_s=time_limit_s))
+    t_g, greedy = timed(lambda: coverage_curve(cov, w, k_max=k_max, method="greedy"))
+    return {"seconds": t_c, "greedy_seconds": t_g, "curve": curve, "greedy": greedy}
+
+
+def textbook_capacitated(cov, w, cap: float, k: int, time_limit_s: float) -> tuple[float, str]:
+    """Capacitated maximal covering as usually written (x_i, y_ij, sum_i y_ij <= 1,
+    sum_j w_j y_ij <= cap x_i, sum x <= K), straight to HiGHS through scipy."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
+    n_c, n_o = cov.shape
+    nnz = cov.nnz
+    row_of = np.repeat(np.arange(n_c), np.diff(cov.indptr))
+    ent = np.arange(nnz)
+    n_var = n_c + nnz
+    a1 = sp.csr_matrix((np.ones(nnz), (cov.indices, n_c + ent)), shape=(n_o, n_var))
+    a2 = sp.csr_matrix((np.r_[w[cov.indices], np.full(n_c, -cap)],
+                        (np.r_[row_of, np.arange(n_c)], np.r_[n_c + ent, np.arange(n_c)])), shape=(n_c, n_var))
+    a3 = sp.csr_matrix((np.ones(n_c), (np.zeros(n_c, int), np.arange(n_c))), shape=(1, n_var))
+    res = milp(np.r_[np.zeros(n_c), -w[cov.indices]],
+               constraints=LinearConstraint(sp.vstack([a1, a2, a3]), -np.inf, np.r_[np.ones(n_o), np.zeros(n_c), k]),
+               integrality=np.r_[np.ones(n_c), np.zeros(nnz)], bounds=Bounds(0, 1),
+               options={"time_limit": time_limit_s, "mip_rel_gap": 1e-6})
+    return (-res.fun if res.x is not None else float("nan")), ("optimal" if res.status == 0 else res.message)
+
+
+def bench_capacitated(cov, w, n_cand: int, k: int, time_limit_s: float) -> dict:
+    sub = cov[:n_cand]
+    keep = np.flatnonzero(np.bincount(sub.indices, minlength=sub.shape[1]) > 0)
+    sub, ws = sub[:, keep], w[keep]
+    cap = float(np.quantile(np.asarray(sp.csr_matrix((np.ones(sub.nnz), sub.indices, sub.indptr),
+                                                     shape=sub.shape) @ ws), 0.25))
+    t_m, m = timed(lambda: select_sites(sub, ws, k=k, method="milp", capacity=cap, time_limit_s=time_limit_s))
+    t_t, (obj_t, st_t) = timed(lambda: textbook_capacitated(sub, ws, cap, k, time_limit_s))
+    t_g, g = timed(lambda: select_sites(sub, ws, k=k, method="greedy", capacity=cap))
+    t_u, u = timed(lambda: select_sites(sub, ws, k=k, method="milp", time_limit_s=time_limit_s))
+    return {"candidates": n_cand, "origins": int(keep.size), "capacity": cap, "k": k, "milp_s": t_m,
+            "milp": m, "textbook_s": t_t, "textbook_obj": obj_t, "textbook_status": st_t, "greedy_s": t_g,
+            "greedy": g, "uncap_s": t_u, "uncap": u}
 
 
 def main(argv=None) -> None:
@@ -120,43 +168,76 @@ def main(argv=None) -> None:
     ap.add_argument("--candidates", type=int, default=10_000)
     ap.add_argument("--origins", type=int, default=100_000)
     ap.add_argument("--sample", type=int, default=200)
+    ap.add_argument("--skip-catchments", action="store_true", help="only the selection parts (2-4)")
     ap.add_argument("--milp-candidates", type=int, default=2_000)
     ap.add_argument("--milp-origins", type=int, default=20_000)
     ap.add_argument("--k", default="20,50")
-    ap.add_argument("--time-limit", type=float, default=120.0, help="MILP time limit (s)")
+    ap.add_argument("--time-limit", type=float, default=60.0, help="MILP time limit of one K (s)")
     ap.add_argument("--textbook-k", type=int, default=20,
                     help="also solve the textbook MILP (baseline) at this K; 0 to skip")
+    ap.add_argument("--curve-k", type=int, default=50, help="coverage curve K = 1..this; 0 to skip")
+    ap.add_argument("--curve-time-limit", type=float, default=120.0, help="time for the whole curve (s)")
+    ap.add_argument("--cap-candidates", type=int, default=300, help="capacitated instance: first N candidates")
+    ap.add_argument("--cap-k", type=int, default=10)
     a = ap.parse_args(argv)
     print(machine())
+    print(f"load average at start: {os.getloadavg()[0]:.1f}")
     base = fontibon_network()
     print(f"Fontibón walk network: {base.n_nodes:,} nodes")
     t0 = time.perf_counter()
-    r = bench_catchments(base, a.copies, a.candidates, a.origins, a.sample)
-    print(f"\n1. Catchments, {r['candidates']:,} candidates x {r['origins']:,} origins, "
-          f"{THRESHOLD_MIN:g} min, {r['nodes']:,}-node tiled graph")
-    print(f"   reach entries {r['reach_entries']:,}, coverage entries {r['coverage_entries']:,}")
-    print(f"   ours (reach_sparse + gather): {r['ours_s']:.2f} s")
-    print(f"   scipy dijkstra(limit) per block of 25, est. from {r['scipy_sample']} candidates: "
-          f"{r['scipy_s_est']:.1f} s  -> ratio {r['scipy_s_est'] / r['ours_s']:.1f}x")
-    print(f"   same coverage as the baseline on the sample: {r['same_result']}")
-    rows = bench_milp(base, a.milp_candidates, a.milp_origins, [int(k) for k in a.k.split(",")],
-                      a.textbook_k or None, a.time_limit)
+    if not a.skip_catchments:
+        r = bench_catchments(base, a.copies, a.candidates, a.origins, a.sample)
+        print(f"\n1. Catchments, {r['candidates']:,} candidates x {r['origins']:,} origins, "
+              f"{THRESHOLD_MIN:g} min, {r['nodes']:,}-node tiled graph")
+        print(f"   reach entries {r['reach_entries']:,}, coverage entries {r['coverage_entries']:,}")
+        print(f"   ours (reach_sparse + gather): {r['ours_s']:.2f} s")
+        print(f"   scipy dijkstra(limit) per block of 25, est. from {r['scipy_sample']} candidates: "
+              f"{r['scipy_s_est']:.1f} s  -> ratio {r['scipy_s_est'] / r['ours_s']:.1f}x")
+        print(f"   same coverage as the baseline on the sample: {r['same_result']}")
+    cov, w = milp_instance(base, a.milp_candidates, a.milp_origins)
+    rows = bench_milp(cov, w, [int(k) for k in a.k.split(",")], a.textbook_k or None, a.time_limit)
     print(f"\n2. Maximal covering, {a.milp_candidates:,} candidates x {a.milp_origins:,} origins "
-          f"(15-min coverage on a 4-copy tiled Fontibón, {rows[0]['nnz']:,} entries)")
+          f"(15-min coverage on a 4-copy tiled Fontibón, {rows[0]['nnz']:,} entries), "
+          f"time limit {a.time_limit:g} s")
     for row in rows:
-        gap = "" if not row["mip_gap"] else f", HiGHS gap {row['mip_gap']:.2%}"
+        gap = "" if not row["mip_gap"] else f", proven gap {row['mip_gap']:.3%}, bound {row['bound']:,.0f}"
         print(f"   K={row['k']}: MILP {row['milp_s']:.2f} s ({row['status']}{gap}, "
-              f"{row['milp_origins']:,} merged origin columns), greedy {row['greedy_s']:.3f} s "
-              f"-> time ratio {row['milp_s'] / max(row['greedy_s'], 1e-9):.0f}x; "
-              f"greedy/MILP objective {row['greedy_obj'] / row['milp_obj']:.4f}; "
-              f"MILP covers {row['milp_obj'] / row['total']:.1%} of the weight "
-              f"({row['milp_candidates']:,} candidates left after dominance)")
+              f"{row['milp_origins']:,} origin columns, {row['milp_candidates']:,} candidates after "
+              f"dominance), greedy {row['greedy_s']:.3f} s; greedy/MILP objective "
+              f"{row['greedy_obj'] / row['milp_obj']:.4f}; MILP covers {row['milp_obj'] / row['total']:.1%}")
         if row["textbook"] is not None:
             t_t, obj_t, st_t = row["textbook"]
             print(f"        textbook MILP (HiGHS, no reductions): {t_t:.1f} s ({st_t}) -> "
                   f"ours {t_t / row['milp_s']:.1f}x faster; same objective: "
                   f"{abs(obj_t - row['milp_obj']) <= 1e-6 * max(1.0, row['milp_obj'])}")
-    print(f"\ntotal {time.perf_counter() - t0:.1f} s")
+    one = {row["k"]: row["milp_s"] for row in rows}
+    if a.curve_k:
+        c = bench_curve(cov, w, a.curve_k, a.curve_time_limit)
+        pts, gr = c["curve"], c["greedy"]
+        n_exact = sum(p.exact for p in pts)
+        print(f"\n3. Coverage curve K = 1..{a.curve_k} in one call (time for the curve "
+              f"{a.curve_time_limit:g} s): {c['seconds']:.1f} s, {n_exact} of {len(pts)} points proven "
+              f"optimal; greedy curve {c['greedy_seconds']:.2f} s")
+        if a.curve_k in one:
+            print(f"   curve / one K={a.curve_k} solve: {c['seconds'] / one[a.curve_k]:.2f}")
+        print("   K   covered share  exact  gap      greedy/best")
+        for p, g in zip(pts, gr, strict=True):
+            if p.k <= 10 or p.k % 5 == 0 or not p.exact:
+                gap = "" if p.exact else f"{p.gap:.3%}"
+                print(f"   {p.k:<3d} {p.share:13.4f}  {('yes' if p.exact else 'no'):5s}  {gap:8s} "
+                      f"{g.objective / p.objective:.4f}")
+    if a.cap_candidates:
+        r = bench_capacitated(cov, w, a.cap_candidates, a.cap_k, a.time_limit)
+        m, g, u = r["milp"], r["greedy"], r["uncap"]
+        print(f"\n4. Capacitated maximal covering, first {r['candidates']} candidates x {r['origins']:,} "
+              f"origins, capacity {r['capacity']:,.0f} per site (a quarter of the sites could serve "
+              f"everyone they reach), K={r['k']}")
+        print(f"   ours {r['milp_s']:.2f} s ({m.status}); textbook capacitated MILP {r['textbook_s']:.2f} s "
+              f"({r['textbook_status']}) -> ratio {r['textbook_s'] / r['milp_s']:.1f}x; same objective: "
+              f"{abs(r['textbook_obj'] - m.objective) <= 1e-5 * max(1.0, m.objective)}")
+        print(f"   greedy (nearest first) {r['greedy_s']:.3f} s, objective / MILP {g.objective / m.objective:.4f}; "
+              f"uncapacitated MILP {r['uncap_s']:.2f} s counts {u.objective / m.objective:.2f}x the people")
+    print(f"\ntotal {time.perf_counter() - t0:.1f} s; load average at end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

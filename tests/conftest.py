@@ -30,3 +30,6 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     """Keep network caches of tests out of the user's cache folder (one per session)."""
     cache = tmp_path_factory.getbasetemp() / "careblocks-cache"
     monkeypatch.setenv("CAREBLOCKS_CACHE_DIR", str(cache))
+    # stage caches (timetable, catchments, selection, ...) off unless a test turns them on:
+    # a test that patches a stage's code must not get another test's cached result
+    monkeypatch.setenv("CAREBLOCKS_STAGE_CACHE", "0")

@@ -298,6 +298,187 @@ def test_pair_gains_milp_equals_brute_force(seed):
         select_sites(v, w, k=2, pair_gains=True, capacity=5.0)
 
 
+# --------------------------------------------------------------------------------------
+# capacity per site and service, cost and budget, fixed blocks, set covering, the curve
+# --------------------------------------------------------------------------------------
+
+
+def _served_by_flow(cov, demand, cap, sites):
+    """Most demand the ``sites`` can serve (origins x services demand, candidates x services
+    capacity): a max flow per service, source -> site (capacity) -> covered origin ->
+    sink (demand). Independent of the MILP (networkx)."""
+    import networkx as nx
+
+    total = 0.0
+    for s in range(demand.shape[1]):
+        g = nx.DiGraph()
+        for i in sites:
+            g.add_edge("src", ("c", i), capacity=float(cap[i, s]))
+            for j in cov.indices[cov.indptr[i] : cov.indptr[i + 1]]:
+                g.add_edge(("c", i), ("o", int(j)))  # no capacity attribute = unbounded
+        for j in range(demand.shape[0]):
+            g.add_edge(("o", j), "dst", capacity=float(demand[j, s]))
+        if sites:
+            total += nx.maximum_flow_value(g, "src", "dst")
+    return total
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_capacitated_per_service_equals_brute_force(seed):
+    rng = np.random.default_rng(500 + seed)
+    cov, _, _ = _instance(500 + seed, n_c=7, n_o=25, density=0.3)
+    demand = rng.integers(0, 30, (25, 2)).astype(float)  # users of two services per origin
+    cap = rng.integers(10, 120, (7, 2)).astype(float)  # seats per candidate and service
+    for k in (1, 2, 3):
+        best = max(_served_by_flow(cov, demand, cap, list(c))
+                   for r in range(k + 1) for c in itertools.combinations(range(7), r))
+        m = select_sites(cov, demand, k=k, method="milp", capacity=cap)
+        g = select_sites(cov, demand, k=k, method="greedy", capacity=cap)
+        assert m.status == "optimal"
+        assert m.objective == pytest.approx(best, rel=1e-6, abs=1e-6)
+        # the reported gains are a feasible assignment of the chosen sites
+        assert m.objective <= _served_by_flow(cov, demand, cap, list(m.selected)) + 1e-6
+        assert g.objective <= best + 1e-6
+        assert np.all((m.served >= -1e-9) & (m.served <= 1 + 1e-9))
+    # with capacities larger than any demand, it is plain maximal covering
+    big = select_sites(cov, demand, k=2, method="milp", capacity=np.full((7, 2), 1e9))
+    assert big.objective == pytest.approx(_brute(cov, demand.sum(axis=1), 2))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_budget_and_fixed_equal_brute_force(seed):
+    cov, w, rng = _instance(600 + seed, n_c=9, n_o=40)
+    cost = rng.integers(1, 6, 9).astype(float)
+    budget = 7.0
+    opt = _brute(cov, w, 9, lambda c: cost[list(c)].sum() <= budget)
+    m = select_sites(cov, w, k=9, method="milp", cost=cost, budget=budget)
+    g = select_sites(cov, w, k=9, method="greedy", cost=cost, budget=budget)
+    assert m.status == "optimal" and m.objective == pytest.approx(opt)
+    assert cost[m.selected].sum() <= budget + 1e-9 and cost[g.selected].sum() <= budget + 1e-9
+    assert g.objective <= opt + 1e-9
+    # blocks kept: candidates 0 and 1 always in; k new ones on top, best over the rest
+    keep = [0, 1]
+    for k in (1, 2):
+        best = max(coverage_value(cov, w, keep + list(c)) for c in itertools.combinations(range(2, 9), k))
+        r = select_sites(cov, w, k=k, method="milp", fixed=keep)
+        assert not set(r.selected) & set(keep)
+        assert r.objective + coverage_value(cov, w, keep) == pytest.approx(best)
+        assert r.existing_weight == pytest.approx(coverage_value(cov, w, keep))
+
+
+def test_fixed_capacitated_blocks_serve_first():
+    cov, w, rng = _instance(42, n_c=6, n_o=20, density=0.35)
+    demand = w.reshape(-1, 1)
+    cap = np.full((6, 1), 60.0)
+    keep = [2]
+    best = max(_served_by_flow(cov, demand, cap, keep + list(c))
+               for c in itertools.combinations([0, 1, 3, 4, 5], 2))
+    r = select_sites(cov, demand, k=2, method="milp", capacity=cap, fixed=keep)
+    assert r.status == "optimal" and 2 not in set(r.selected)
+    # what the new sites add on top of the kept block, as the flow oracle counts it
+    assert r.objective + _served_by_flow(cov, demand, cap, keep) == pytest.approx(best, abs=1e-6)
+    assert r.bound == pytest.approx(r.objective, rel=1e-6, abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_min_sites_for_coverage_equals_brute_force(seed):
+    from careblocks.sites.selection import min_sites_for_coverage
+
+    cov, w, _ = _instance(700 + seed, n_c=9, n_o=40, density=0.25)
+    reachable = coverage_value(cov, w, range(9))
+    for target in (0.3, 0.6, 0.9):
+        need = target * w.sum()
+        fewest = next((r for r in range(10) for c in itertools.combinations(range(9), r)
+                       if coverage_value(cov, w, c) >= need - 1e-9), None)
+        res = min_sites_for_coverage(cov, w, target_share=target)
+        if fewest is None:
+            assert reachable < need and res.status == "infeasible" and res.k == 0
+            continue
+        assert res.status == "optimal"
+        assert res.k == fewest, (target, res.k, fewest)
+        assert coverage_value(cov, w, res.selected) >= need - 1e-6
+
+
+def test_coverage_curve_matches_single_solves_and_marks_points():
+    from careblocks.sites.selection import coverage_curve
+
+    cov, w, _ = _instance(9, n_c=30, n_o=300, density=0.04)
+    curve = coverage_curve(cov, w, k_max=8, time_limit_s=60)
+    assert [p.k for p in curve] == list(range(1, 9))
+    for p in curve:
+        single = select_sites(cov, w, k=p.k, method="milp")
+        assert p.exact and p.gap == 0.0
+        assert p.objective == pytest.approx(single.objective)
+        assert coverage_value(cov, w, p.selected) == pytest.approx(p.objective)
+        assert p.share == pytest.approx(p.objective / w.sum())
+    assert all(b.objective >= a.objective - 1e-9 for a, b in zip(curve, curve[1:], strict=False))
+    for k in (1, 2):
+        assert curve[k - 1].objective == pytest.approx(_brute(cov, w, k))
+    g = coverage_curve(cov, w, k_max=8, method="greedy")
+    assert all(gp.objective <= p.objective + 1e-9 for gp, p in zip(g, curve, strict=True))
+    assert not any(gp.exact for gp in g)
+
+
+def test_time_limit_reports_a_proven_gap():
+    # a random instance big enough that HiGHS cannot finish in a few milliseconds
+    cov, w, _ = _instance(13, n_c=300, n_o=3000, density=0.02)
+    r = select_sites(cov, w, k=25, method="milp", time_limit_s=0.05)
+    if r.status == "optimal":  # a fast machine: then the bound is the objective
+        assert r.mip_gap == pytest.approx(0.0, abs=1e-6)
+    else:
+        assert r.status.startswith("time limit")
+        assert r.bound is not None and r.bound >= r.objective - 1e-6
+        assert r.mip_gap is not None and r.mip_gap >= 0
+    g = select_sites(cov, w, k=25, method="greedy")
+    assert r.objective >= g.objective - 1e-6  # started from greedy + swaps, never worse
+
+
+def test_greedy_first_pick_ignores_stored_times():
+    # candidate 0 covers two heavy origins at short times; 1 covers one light origin far away:
+    # the first pick must follow the weights, not weight x stored seconds
+    cov = sp.csr_matrix(np.array([[60.0, 60.0, 0.0], [0.0, 0.0, 900.0]]))
+    w = np.array([10.0, 10.0, 1.0])
+    r = select_sites(cov, w, k=1, method="greedy")
+    assert r.selected.tolist() == [0] and r.objective == 20.0
+
+
+def test_fontibon_coverage_curve_in_geopackage_and_report(fontibon, tmp_path):
+    import copy
+    import dataclasses
+
+    import pyogrio
+
+    from careblocks.outputs.geopackage import write_geopackage
+    from careblocks.outputs.report import build_report
+    from careblocks.pipeline import to_results
+    from careblocks.pipeline.sites_stage import run_sites_stage
+
+    ctx = copy.copy(fontibon)
+    ctx.origins, ctx.stats, ctx.extra, ctx.results = fontibon.origins.copy(), {}, {}, None
+    cfg = ctx.config  # generous time so that a busy machine still proves every point
+    ctx.config = dataclasses.replace(cfg, sites=dataclasses.replace(cfg.sites, curve_time_limit_s=600.0))
+    run_sites_stage(ctx)
+    k = ctx.config.sites.k  # 6: the curve runs to max(10, 2k) = 12
+    gpkg = write_geopackage(to_results(ctx), tmp_path / "c.gpkg")
+    curve = pyogrio.read_dataframe(gpkg, layer="coverage_curve")
+    assert curve["k"].tolist() == list(range(1, 13))
+    pop = float(ctx.origins["population"].sum())
+    assert (curve["people_within"] <= pop + 1e-6).all()
+    assert (curve["covered_share"].between(0, 1 + 1e-9)).all()
+    assert (curve["covered"].diff().dropna() >= -1e-6).all()  # more blocks never cover less
+    assert curve["exact"].all() and (curve["gap"] == 0).all()  # 210 x 921: proven at every K
+    # the curve's point at the run's K is the selection itself (same exact optimum)
+    assert curve.loc[curve["k"] == k, "covered"].item() == pytest.approx(ctx.selected["marginal_gain"].sum())
+    # each point's chosen ids are candidates, K of them
+    ids = set(ctx.candidates["candidate_id"])
+    for _, row in curve.iterrows():
+        chosen = row["candidate_ids"].split(", ")
+        assert len(chosen) <= row["k"] and set(chosen) <= ids
+    html = build_report(to_results(ctx))
+    assert "How many Care Blocks?" in html and "12 of the 12 points are proven optimal" in html
+    assert ctx.stats["sites_curve"]["exact"] == 12
+
+
 def _check_marginal_figures_add_up(ctx, origins, cands, sel):
     """No site's figures exceed the population; together they are the proposal's figures."""
     from careblocks.sites.scoring import compute_catchments, hours_pair_values, today_minutes

@@ -468,14 +468,22 @@ def run_accessibility_stage(ctx) -> None:
     runs = [("walk", "")]
     tt = ctx.extra.get("timetable") if cfg.transit.enabled and cfg.accessibility.use_transit else None
     if tt is not None:
+        from careblocks.network import cache as stage_cache
         from careblocks.transit.reach import transit_coverage
 
         def transit(nodes, snap_m, limit_s):
-            m = transit_coverage(ctx.network, tt, origins["node"].to_numpy(np.int64),
-                                 origins["snap_m"].to_numpy(np.float64), nodes, snap_m, cfg.transit,
-                                 cost=WalkCost.from_config(cfg.walk), limit_min=limit_s / 60.0)
-            m.data = m.data * 60.0
-            return m
+            def compute():
+                m = transit_coverage(ctx.network, tt, origins["node"].to_numpy(np.int64),
+                                     origins["snap_m"].to_numpy(np.float64), nodes, snap_m, cfg.transit,
+                                     cost=WalkCost.from_config(cfg.walk), limit_min=limit_s / 60.0)
+                m.data = m.data * 60.0
+                return m
+
+            # cached by timetable, facilities, origins and limit: a rerun reuses it
+            pts = pd.DataFrame({"node": np.asarray(nodes, np.int64), "snap_m": np.asarray(snap_m, np.float64)})
+            return stage_cache.transit_coverage_cached(
+                cfg, ctx.extra.get("timetable_key"), pts, origins, limit_s, compute,
+                status=ctx.stats.setdefault("cache", {}), name="accessibility_transit")
 
         best, _ = access_measures(cfg, origins, ctx.services, ctx.network, transit=transit, suffix="_best")
         for c in best.columns:

@@ -373,6 +373,17 @@ class SitesConfig:
     current_time_cap_min: float = 60.0
     #: time limit of the exact MILP (seconds); when hit, the better of MILP and greedy is kept
     time_limit_s: float = 120.0
+    #: count people only up to each block's capacity per offered service
+    #: (``services.<s>.block_capacity``; people in need per service as demand): capacitated
+    #: maximal covering, exact on HiGHS
+    capacitated: bool = False
+    #: the coverage curve (best coverage for K = 1..curve_k_max, exact or with its proven gap);
+    #: unset = max(10, 2 x k), 0 = none
+    curve_k_max: int | None = None
+    #: time for the whole coverage curve (seconds), shared by its K
+    curve_time_limit_s: float = 60.0
+    #: also find the fewest blocks that cover this share (0-1] of the objective (set covering)
+    coverage_target: float | None = None
 
 
 @dataclass(frozen=True)
@@ -694,6 +705,13 @@ def _check_values(obj: Any, key: str) -> None:
         _positive(obj.threshold_min, f"{key}.threshold_min")
         for t in obj.equity_thresholds_min:
             _positive(t, f"{key}.equity_thresholds_min")
+    elif isinstance(obj, SitesConfig):
+        _positive(obj.curve_time_limit_s, f"{key}.curve_time_limit_s")
+        if obj.curve_k_max is not None and obj.curve_k_max < 0:
+            raise ConfigError(f"config key '{key}.curve_k_max': must be >= 0 (0 = no curve), got {obj.curve_k_max}")
+        if obj.coverage_target is not None and not 0 < obj.coverage_target <= 1:
+            raise ConfigError(f"config key '{key}.coverage_target': must be a share in (0, 1], "
+                              f"e.g. 0.8, got {obj.coverage_target}")
     elif isinstance(obj, StudyConfig):
         if obj.bbox is not None:
             x0, y0, x1, y1 = obj.bbox

@@ -85,6 +85,9 @@ def print_summary(console: Any, results: Results) -> None:
                 name = f"{name or 'site'} {r['candidate_id']}" if name != "h3_cell" else f"grid cell {r['candidate_id'].removeprefix('h3:')}"
             t3.add_row(str(r.get("order", "")), str(name), str(r.get("rationale", "")))
         console.print(t3)
+        line = selection_line(results.metadata.get("stats", {}))
+        if line:
+            console.print(line, markup=False, highlight=False)
         sens = (results.extra or {}).get("sensitivity")
         if sens is not None and len(sens):
             from careblocks.sites.sensitivity import robustness_sentence
@@ -95,6 +98,36 @@ def print_summary(console: Any, results: Results) -> None:
     n_warn = len(results.metadata.get("warnings", []))
     if n_warn:
         console.print(f"[yellow]{n_warn} data-quality warning(s)[/yellow]; listed in run_metadata")
+
+
+def selection_line(stats: dict[str, Any]) -> str:
+    """How exact the selection is, and the coverage curve and target when computed:
+    "Selection: optimal (HiGHS). Coverage curve K = 1-10: 10 of 10 points proven optimal."
+    A time limit says so with the proven gap."""
+    st = stats.get("sites") or {}
+    if not st:
+        return ""
+    status, gap = str(st.get("status", "")), st.get("mip_gap")
+    if st.get("method") == "greedy" and status == "greedy":
+        out = "Selection: greedy (no optimality proof)."
+    elif status == "optimal":
+        out = "Selection: optimal (HiGHS)."
+    else:
+        out = f"Selection: {status}" + (f"; proven within {100 * gap:.2f}% of the optimum." if gap is not None
+                                         else ".")
+    curve = stats.get("sites_curve") or {}
+    if curve.get("points"):
+        out += (f" Coverage curve K = 1-{curve['points']}: {curve['exact']} of {curve['points']} points "
+                f"proven optimal" + (f", largest gap {100 * curve['max_gap']:.2f}%" if curve.get("max_gap") else "")
+                + ".")
+    tgt = stats.get("sites_target") or {}
+    if tgt:
+        if tgt.get("status") == "infeasible":
+            out += f" No set of candidates reaches {100 * tgt['target_share']:.0f}% of the objective."
+        else:
+            out += (f" Fewest blocks reaching {100 * tgt['target_share']:.0f}% of the objective: "
+                    f"{tgt['min_blocks']} ({tgt['status']}).")
+    return out
 
 
 def _mode_rows(equity: Any, threshold: float, mode: str | None) -> tuple[list[str], list[list[str]]] | None:

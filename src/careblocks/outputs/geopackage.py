@@ -4,7 +4,8 @@ Layers (see ``docs/outputs.md`` for every column): ``origins``, ``services``,
 ``candidates``, ``selected_sites``, ``catchments``, ``districts`` (those present in the
 results), ``network_nodes`` (junction heights, when ``network.elevation`` is set), the
 non-spatial tables ``equity`` (one table, ``scenario`` = ``current`` or ``with_sites``),
-``sensitivity`` (when the sites stage drew weightings) and ``run_metadata`` (``key``, ``value`` as JSON text), and QGIS's
+``coverage_curve`` (best coverage for K = 1, 2, ... blocks), ``sensitivity`` (when the sites
+stage drew weightings) and ``run_metadata`` (``key``, ``value`` as JSON text), and QGIS's
 ``layer_styles`` table so ``origins`` opens with graduated travel-time colours and
 ``services`` with one symbol per service type.
 """
@@ -54,6 +55,7 @@ _DESCRIPTIONS = {
     "districts": "Districts used for the equity summaries",
     "network_nodes": "Walk-network junctions with their ground height from the DEM (metres)",
     "equity": "Share of people by care group and district within each travel-time threshold",
+    "coverage_curve": "Best coverage for K = 1, 2, ... Care Blocks, exact or with its proven gap",
     "sensitivity": "How often each candidate is selected when the score weights and trip rates vary",
     "run_metadata": "Version, config, input digests, stage timings and warning counts (JSON values)",
 }
@@ -302,7 +304,7 @@ def write_geopackage(
         frames["network_nodes"] = _prepare(nodes, results, out_crs)
     equity = equity_layer(results)
     extra_tables = [(name, sanitize_frame(pd.DataFrame(df).reset_index(drop=True)))
-                    for name, df in ((n, (getattr(results, "extra", None) or {}).get(n)) for n in ("sensitivity",))
+                    for name, df in ((n, (getattr(results, "extra", None) or {}).get(n)) for n in ("coverage_curve", "sensitivity"))
                     if df is not None and len(df)]
     layers = list(frames) + (["equity"] if equity is not None else []) + [n for n, _ in extra_tables] \
         + ["run_metadata"]

@@ -308,6 +308,81 @@ def _draw_groups(cov: pd.DataFrame, title: str, colors: dict[str, str]) -> str |
     return _png(fig)
 
 
+#: what the curve's share measures, per ``sites.objective``, in a council's words
+_OBJECTIVE_WORDS = {
+    "gap_closed": "share of today's care gaps closed",
+    "population": "share of people within reach",
+    "hours_returned": "share of caregiver hours that could be returned",
+}
+
+
+def _chart_curve(curve: pd.DataFrame, chosen_k: int | None, ylabel: str) -> str | None:
+    """People within reach and hours returned against the number of Care Blocks."""
+    if curve is None or curve.empty:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    k = curve["k"].to_numpy()
+    share = curve["covered_share"].to_numpy(float)
+    exact = curve["exact"].to_numpy(bool)
+    ax.plot(k, share, color="#1b7837", lw=1.5)
+    ax.scatter(k[exact], share[exact], color="#1b7837", s=16, label="proven optimal", zorder=3)
+    if (~exact).any():
+        ax.scatter(k[~exact], share[~exact], facecolors="white", edgecolors="#1b7837", s=16,
+                   label="best found (gap in the table)", zorder=3)
+    if chosen_k:
+        ax.axvline(chosen_k, color="#444", ls="--", lw=1)
+        ax.text(chosen_k, 0.03, f" proposed: {chosen_k}", fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.set_xlabel("number of new Care Blocks")
+    ax.set_ylabel(ylabel)
+    ax.set_title("What each additional Care Block adds")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return _png(fig)
+
+
+def curve_section(results) -> str:
+    """The coverage curve: a sentence on diminishing returns, the chart and the table."""
+    curve = (results.extra or {}).get("coverage_curve")
+    if curve is None or len(curve) == 0:
+        return ""
+    c = pd.DataFrame(curve).sort_values("k")
+    chosen = len(results.selected) if results.selected is not None else None
+    out = ["<h2>How many Care Blocks?</h2>"]
+    first, last = c.iloc[0], c.iloc[-1]
+    half = c[c["covered_share"] >= 0.5 * float(last["covered_share"])]
+    words = _OBJECTIVE_WORDS.get(str(c["objective"].iloc[0]), "share of the objective covered")
+    sentence = (f"Measured as the {words}: one block reaches {_fmt(first['covered_share'], 'pct')}; "
+                f"{int(last['k'])} reach {_fmt(last['covered_share'], 'pct')}")
+    if len(half):
+        sentence += (f", and half of that is already reached with {int(half.iloc[0]['k'])}")
+    n_exact = int(c["exact"].sum())
+    sentence += (f". {n_exact} of the {len(c)} points are proven optimal"
+                 + ("" if n_exact == len(c) else "; the others are the best found, within the gap shown")
+                 + ".")
+    out.append(f"<p>{esc(sentence)}</p>")
+    words = _OBJECTIVE_WORDS.get(str(c["objective"].iloc[0]), "share of the objective covered")
+    chart = _chart_curve(c, chosen, words)
+    if chart:
+        out.append(f"<p>{chart}</p>")
+    tab = pd.DataFrame({
+        "blocks": c["k"].astype(int),
+        words: c["covered_share"],
+        "people within reach": c["people_within"],
+        "caregiver hours a week": c["hours_returned_week"],
+        "answer": ["optimal" if e else f"within {g:.2%}" if g is not None and np.isfinite(g) else "best found"
+                   for e, g in zip(c["exact"], c["gap"].astype(float), strict=True)],
+    })
+    out.append(_table(tab, {words: "pct"}))
+    return "".join(out)
+
+
 # --------------------------------------------------------------------------------------
 # Sections
 # --------------------------------------------------------------------------------------
@@ -507,6 +582,8 @@ def build_report(results) -> str:
                 out.append("<p>Score components of the proposed sites (site numbers as in the "
                            "table above):</p>" + _table(comp.reset_index(names="component")))
             out.append(f'<p class="note">{len(cand):,} candidate sites were scored.</p>')
+
+    out.append(curve_section(results))
 
     ba = before_after(results)
     if ba is not None:

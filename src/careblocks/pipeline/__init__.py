@@ -23,6 +23,7 @@ from careblocks.audit import Audit
 from careblocks.config import Config
 from careblocks.errors import AuditError, DataQualityWarning, EmptyResultError
 from careblocks.network.cost import WalkCost
+from careblocks.pipeline.cache import input_paths as _input_paths
 from careblocks.results import Results
 
 #: Called as ``reporter(event, stage, detail)`` with event "start", "done", "warning".
@@ -139,6 +140,7 @@ def stage_network(ctx: Context) -> None:
     ctx.network = net
     ctx.crs = net.crs
     ctx.stats["network"] = stats
+    ctx.stats.setdefault("cache", {})["network"] = stats.get("cache", "off")
     import shapely
 
     if ctx.area_4326 is not None:
@@ -243,13 +245,14 @@ def stage_transit(ctx: Context) -> None:
     cfg = ctx.config
     if not cfg.transit.enabled:
         return
-    from careblocks.transit import load_timetable, transit_access
+    from careblocks.pipeline import cache as stage_cache
 
-    tt, stats = load_timetable(
-        cfg.transit, ctx.network, area_4326=ctx.area_4326, crs=ctx.crs, cost=ctx.cost
-    )
+    status = ctx.stats.setdefault("cache", {})
+    tt, stats, key = stage_cache.load_timetable_cached(cfg, ctx.network, area_4326=ctx.area_4326,
+                                                       crs=ctx.crs, status=status)
     ctx.stats["transit"] = stats
     ctx.extra["timetable"] = tt  # reused by the sites stage (walk + transit catchments)
+    ctx.extra["timetable_key"] = key
     kept, dropped = int(stats.get("stops_kept", 0)), int(stats.get("stops_dropped_outside_area", 0))
     if dropped > kept:
         ctx.stats["transit"]["coverage_note"] = note = (
@@ -259,15 +262,8 @@ def stage_transit(ctx: Context) -> None:
             "transit times here are upper bounds"
         )
         warnings.warn(f"transit: {note}", DataQualityWarning, stacklevel=2)
-    res = transit_access(
-        ctx.network,
-        tt,
-        ctx.origins["node"].to_numpy(np.int64),
-        ctx.origins["snap_m"].to_numpy(np.float64),
-        _services_by_type(ctx),
-        cfg.transit,
-        cost=ctx.cost,
-    )
+    res = stage_cache.transit_access_cached(cfg, ctx.network, tt, key, ctx.origins, _services_by_type(ctx),
+                                            status=status)
     pcts = list(cfg.transit.percentiles)
     for name, arr in res.items():
         for j, p in enumerate(pcts):
@@ -326,29 +322,6 @@ STAGES: list[tuple[str, Callable[[Context], None]]] = [
 # --------------------------------------------------------------------------------------
 # Metadata
 # --------------------------------------------------------------------------------------
-
-
-def _input_paths(cfg: Config) -> list[Path]:
-    """Every input file named in the config (for digests in the run metadata)."""
-    found: list[Path] = []
-
-    def walk(obj: Any) -> None:
-        if isinstance(obj, Path):
-            if obj.is_file():
-                found.append(obj)
-        elif isinstance(obj, dict):
-            for v in obj.values():
-                walk(v)
-        elif isinstance(obj, (list, tuple)):
-            for v in obj:
-                walk(v)
-        elif hasattr(obj, "__dataclass_fields__"):
-            for name in obj.__dataclass_fields__:
-                if name not in ("raw", "source_path"):
-                    walk(getattr(obj, name))
-
-    walk(cfg)
-    return sorted(set(found))
 
 
 def _jsonable(obj: Any) -> Any:

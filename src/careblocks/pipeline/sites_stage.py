@@ -7,6 +7,9 @@ context. See ``docs/site_selection.md``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -14,7 +17,68 @@ from careblocks.network.cost import WalkCost
 from careblocks.network.search import gather_targets, min_union, reach_from
 from careblocks.sites.rationale import marginal_figures, selected_sites
 from careblocks.sites.scoring import hours_pair_values
-from careblocks.sites.selection import select_sites
+from careblocks.sites.selection import CurvePoint, coverage_curve, select_sites
+
+
+def curve_k_max(setting: int | None, k: int, n_candidates: int) -> int:
+    """K up to which the coverage curve is solved: ``sites.curve_k_max``, unset = the larger
+    of 10 and 2 x ``sites.k``; never more than the candidates; 0 = no curve."""
+    want = max(10, 2 * int(k)) if setting is None else int(setting)
+    return max(0, min(want, int(n_candidates)))
+
+
+def capacitated_inputs(config, origins, scored, *, threshold_min: float):
+    """People in need per origin and offered service (only those beyond T of the service
+    today with the ``gap_closed`` objective), and each candidate's ``capacity_<s>``: the
+    inputs of capacitated maximal covering (one seat, bed or machine serves one person in
+    need, in the unit of ``services.<s>.capacity_unit``)."""
+    from careblocks.accessibility import need_counts
+    from careblocks.sites.scoring import current_minutes
+
+    offers = list(config.sites.offers)
+    need = np.zeros((len(origins), len(offers)))
+    cap = np.zeros((len(scored), len(offers)))
+    for j, s in enumerate(offers):
+        n, _ = need_counts(origins, s, config)
+        if config.sites.objective == "gap_closed":
+            cur = current_minutes(origins, s)
+            n = np.where(~np.isfinite(cur) | (cur > threshold_min), n, 0.0)
+        need[:, j] = n
+        cap[:, j] = scored[f"capacity_{s}"].to_numpy(float)
+    return need, cap
+
+
+def curve_table(points: Sequence[CurvePoint], *, candidate_ids, coverage: sp.csr_matrix, origins,
+                hours: sp.csr_matrix, objective: str, total_weight: float):
+    """The ``coverage_curve`` table: one row per K with the objective covered, its share,
+    the people within T of at least one chosen block, the caregiver hours a week those
+    blocks return (each origin counted with its nearest chosen block), whether the point
+    is proven optimal, its gap and bound, and the chosen candidate ids."""
+    import pandas as pd
+
+    pop = pd.to_numeric(origins["population"], errors="coerce").fillna(0).to_numpy(float)
+    cov = sp.csr_matrix(coverage)
+    hv = sp.csr_matrix(hours)
+    rows = []
+    for p in points:
+        sel = np.asarray(p.selected, dtype=np.int64)
+        hit = np.zeros(cov.shape[1], dtype=bool)
+        best = np.zeros(cov.shape[1])
+        for i in sel:
+            hit[cov.indices[cov.indptr[i] : cov.indptr[i + 1]]] = True
+            a, b = hv.indptr[i], hv.indptr[i + 1]
+            np.maximum.at(best, hv.indices[a:b], hv.data[a:b])
+        rows.append({
+            "k": int(p.k), "objective": objective, "covered": float(p.objective),
+            "covered_share": float(p.share), "people_within": float(pop[hit].sum()),
+            "people_within_share": float(pop[hit].sum() / pop.sum()) if pop.sum() > 0 else 0.0,
+            "hours_returned_week": float(best.sum()), "exact": bool(p.exact),
+            "gap": None if p.gap is None else float(p.gap),
+            "bound": None if p.bound is None else float(p.bound),
+            "status": p.status, "seconds": round(float(p.seconds), 3),
+            "candidate_ids": ", ".join(str(candidate_ids[i]) for i in sel),
+        })
+    return pd.DataFrame(rows)
 
 
 def _candidate_districts(cands, districts) -> np.ndarray | None:
@@ -87,12 +151,13 @@ def _sites_timetable(ctx):
         return None
     tt = ctx.extra.get("timetable") if getattr(ctx, "extra", None) is not None else None
     if tt is None:  # the transit stage did not run (e.g. the sites stage called on its own)
-        from careblocks.transit import load_timetable
+        from careblocks.pipeline import cache as stage_cache
 
-        tt, _ = load_timetable(cfg.transit, ctx.network, area_4326=ctx.area_4326, crs=ctx.crs,
-                               cost=WalkCost.from_config(cfg.walk))
+        tt, _, key = stage_cache.load_timetable_cached(cfg, ctx.network, area_4326=ctx.area_4326,
+                                                       crs=ctx.crs, status=ctx.stats.setdefault("cache", {}))
         if getattr(ctx, "extra", None) is not None:
             ctx.extra["timetable"] = tt
+            ctx.extra["timetable_key"] = key
     return tt
 
 
@@ -111,11 +176,11 @@ def run_sites_stage(ctx) -> None:
     ``walk_min_<s>_after`` / ``services_within_<T>min_after`` to ``ctx.origins`` and
     ``ctx.stats["sites"]``.
     """
+    from careblocks.network.graph import file_digest
     from careblocks.sites.candidates import build_candidates
     from careblocks.sites.scoring import (
         access_after,
         catchment_polygons,
-        compute_catchments,
         objective_weights,
         score_candidates,
         sites_threshold_min,
@@ -124,16 +189,32 @@ def run_sites_stage(ctx) -> None:
     cfg, sc = ctx.config, ctx.config.sites
     T = sites_threshold_min(cfg)
     timetable = _sites_timetable(ctx)
-    cands = build_candidates(cfg, osm_path=ctx.osm_path, area_4326=ctx.area_4326, crs=ctx.crs,
-                             network=ctx.network, origins=ctx.origins)
-    catch = compute_catchments(cfg, cands, ctx.origins, ctx.network, services=ctx.services)
+    from careblocks.pipeline import cache as stage_cache
+
+    status = ctx.stats.setdefault("cache", {})
+    osm = Path(str(ctx.osm_path)) if ctx.osm_path is not None else None
+    cands = stage_cache.frame_cached(cfg, "candidates", {
+        "sites": {k: getattr(sc, k) for k in ("candidates_osm_anchors", "anchor_tags", "candidates_layer",
+                                               "h3_resolution", "exclusions")},
+        "max_snap_m": cfg.walk.max_snap_m, "files": stage_cache.input_files_digest(cfg),
+        "osm": file_digest(osm) if osm is not None and osm.is_file() else str(ctx.osm_path),
+        "network": stage_cache.network_digest(ctx.network), "crs": ctx.crs,
+        "area": ctx.area_4326.wkb.hex() if ctx.area_4326 is not None else None,
+        "origins": stage_cache.frame_digest(ctx.origins, ["population"]),
+    }, lambda: build_candidates(cfg, osm_path=ctx.osm_path, area_4326=ctx.area_4326, crs=ctx.crs,
+                                network=ctx.network, origins=ctx.origins), status=status)
+    catch = stage_cache.catchments_cached(cfg, cands, ctx.origins, ctx.network, services=ctx.services,
+                                          status=status)
     transit_cov, transit_stats = None, {}
     if timetable is not None:
         import time
 
         t0 = time.perf_counter()
-        transit_cov = _transit_seconds(ctx, timetable, cands["node"].to_numpy(np.int64),
-                                       cands["snap_m"].to_numpy(np.float64), catch.limit_s)
+        transit_cov = stage_cache.transit_coverage_cached(
+            cfg, ctx.extra.get("timetable_key"), cands, ctx.origins, catch.limit_s,
+            lambda: _transit_seconds(ctx, timetable, cands["node"].to_numpy(np.int64),
+                                     cands["snap_m"].to_numpy(np.float64), catch.limit_s),
+            status=status)
         transit_stats = {"transit_coverage_entries": int(transit_cov.nnz),
                          "transit_coverage_seconds": round(time.perf_counter() - t0, 3)}
     scored = score_candidates(cfg, cands, ctx.origins, ctx.services, catch, transit_coverage=transit_cov)
@@ -152,14 +233,53 @@ def run_sites_stage(ctx) -> None:
         matrix, weights = hours_pair_values(cfg, ctx.origins, coverage), None
     else:
         matrix, weights = coverage, objective_weights(cfg, ctx.origins, threshold_min=T)
+    capacity = sc.capacity
+    if sc.capacitated and not pair:
+        weights, capacity = capacitated_inputs(cfg, ctx.origins, scored, threshold_min=T)
     constraints = dict(
         min_spacing_m=sc.min_spacing_m, candidate_xy=np.column_stack([cands.geometry.x, cands.geometry.y]),
         districts=_candidate_districts(cands, ctx.districts) if sc.max_per_district is not None else None,
         max_per_district=sc.max_per_district, existing=_existing_coverage(ctx, catch.limit_s, timetable),
-        capacity=sc.capacity,
+        capacity=capacity,
     )
-    result = select_sites(matrix, weights, k=sc.k, method=sc.method, pair_gains=pair,
-                          time_limit_s=sc.time_limit_s, **constraints)
+    result = stage_cache.selection_cached(
+        cfg, matrix, weights,
+        {**constraints, "pair_gains": pair, "k": sc.k, "method": sc.method, "time_limit_s": sc.time_limit_s},
+        lambda: select_sites(matrix, weights, k=sc.k, method=sc.method, pair_gains=pair,
+                             time_limit_s=sc.time_limit_s, **constraints), status=status)
+    curve = None
+    k_max = curve_k_max(sc.curve_k_max, sc.k, len(cands))
+    if k_max > 0:
+        import time
+
+        t0 = time.perf_counter()
+        curve_method = "greedy" if result.method == "greedy" else "milp"
+        points = stage_cache.curve_cached(
+            cfg, matrix, weights,
+            {**constraints, "pair_gains": pair, "k_max": k_max, "method": curve_method,
+             "time_limit_s": sc.curve_time_limit_s},
+            lambda: coverage_curve(matrix, weights, k_max=k_max, time_limit_s=sc.curve_time_limit_s,
+                                   method=curve_method, pair_gains=pair, **constraints),
+            status=status)
+        curve = curve_table(points, candidate_ids=cands["candidate_id"].astype(str).to_numpy(),
+                            coverage=coverage, origins=ctx.origins,
+                            hours=hours_pair_values(cfg, ctx.origins, coverage), objective=sc.objective,
+                            total_weight=result.total_weight)
+        ctx.extra["coverage_curve"] = curve
+        gaps = [p.gap for p in points if not p.exact and p.gap is not None]
+        ctx.stats["sites_curve"] = {"seconds": round(time.perf_counter() - t0, 3), "points": len(points),
+                                    "exact": int(sum(p.exact for p in points)),
+                                    "max_gap": max(gaps) if gaps else None}
+    if sc.coverage_target is not None and not pair and capacity is None:
+        from careblocks.sites.selection import min_sites_for_coverage
+
+        tgt = min_sites_for_coverage(matrix, weights, target_share=sc.coverage_target,
+                                     existing=constraints["existing"], time_limit_s=sc.time_limit_s)
+        ctx.stats["sites_target"] = {
+            "target_share": sc.coverage_target, "status": tgt.status, "min_blocks": int(tgt.k),
+            "share_reached": (tgt.objective / tgt.total_weight) if tgt.total_weight > 0 else 0.0,
+            "candidate_ids": cands["candidate_id"].astype(str).to_numpy()[tgt.selected].tolist(),
+        }
     labels = {s: v.label for s, v in cfg.services.items()}
     existing_walk = _existing_coverage(ctx, catch.limit_s) if cfg.sites.existing is not None else None
     marginal = marginal_figures(
@@ -178,10 +298,17 @@ def run_sites_stage(ctx) -> None:
         t0 = time.perf_counter()
         ctx.extra["sensitivity"] = sensitivity(
             cfg, scored, ctx.origins, coverage, sel["candidate_id"].astype(str).tolist(),
-            threshold_min=T, select_kw=constraints)
+            threshold_min=T, select_kw={**constraints, "capacity": sc.capacity})
         ctx.stats["sensitivity_seconds"] = round(time.perf_counter() - t0, 3)
-    polys = catchment_polygons(ctx.network, catch.reach[result.selected], ids=sel["candidate_id"].tolist(),
-                               limit_s=catch.limit_s)
+    # how exact the answer is, on every row (a time limit keeps its proven gap with the sites)
+    sel["selection_status"] = result.status
+    sel["selection_gap"] = np.nan if result.mip_gap is None else float(result.mip_gap)
+    rows = catch.reach[result.selected]
+    polys = stage_cache.frame_cached(cfg, "catchment_polygons", {
+        "network": stage_cache.network_digest(ctx.network), "ids": sel["candidate_id"].tolist(),
+        "reach": stage_cache._param_digest(rows), "limit_s": float(catch.limit_s)},
+        lambda: catchment_polygons(ctx.network, rows, ids=sel["candidate_id"].tolist(), limit_s=catch.limit_s),
+        status=status)
     polys["population"] = sel["population_covered"].to_numpy()
     # on transit studies a new block is also reached by walk + transit, and today's time is
     # the faster of the two modes (best_min_<s>): the after scenario compares like with like
@@ -213,6 +340,7 @@ def run_sites_stage(ctx) -> None:
         "candidates": cands.attrs.get("stats", {}), "n_candidates": int(len(cands)),
         "threshold_min": T, "objective": sc.objective, "method": result.method,
         "status": result.status, "mip_gap": result.mip_gap, "objective_value": result.objective,
+        "objective_bound": result.bound, "capacitated": bool(sc.capacitated and not pair),
         "total_weight": result.total_weight, "existing_weight": result.existing_weight,
         "coverage_entries": int(catch.coverage.nnz), "use_transit": timetable is not None,
         **transit_stats, **result.info,

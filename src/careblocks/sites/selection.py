@@ -78,7 +78,10 @@ class SelectionResult:
     status
         Solver status text (``"optimal"``, ``"time limit"``, ``"greedy"``).
     mip_gap
-        Relative MIP gap HiGHS reported (0 when proven optimal), None for greedy.
+        Relative MIP gap HiGHS proved: (bound - objective) / objective, 0 when optimal
+        (within ``MIP_REL_GAP``), None for greedy.
+    bound
+        Proven upper bound on the objective (HiGHS's dual bound), None for greedy.
     """
 
     selected: np.ndarray
@@ -92,6 +95,7 @@ class SelectionResult:
     status: str = "optimal"
     mip_gap: float | None = None
     info: dict = field(default_factory=dict)
+    bound: float | None = None
 
     @property
     def k(self) -> int:
@@ -167,24 +171,40 @@ def _district_codes(districts, n: int) -> np.ndarray | None:
 
 
 class _Coverer:
-    """Tracks the remaining weight share per origin and evaluates / applies a site."""
+    """Tracks the remaining weight share per origin (and service, when capacitated) and
+    evaluates / applies a site. Capacitated: ``w`` is origins x services, ``capacity``
+    candidates x services; a site serves each service's nearest origins first."""
 
-    def __init__(self, cov: sp.csr_matrix, w: np.ndarray, capacity: float | None):
+    def __init__(self, cov: sp.csr_matrix, w: np.ndarray, capacity: np.ndarray | None):
         self.cov = cov
-        self.w = w
-        self.rem = np.ones(cov.shape[1], dtype=float)
         self.capacity = capacity
-        if capacity is not None:
+        if capacity is None:
+            self.w = w
+            self.rem = np.ones(cov.shape[1], dtype=float)
+        else:
+            self.w = np.asarray(w, dtype=float).reshape(cov.shape[1], -1)
+            self.cap = np.asarray(capacity, dtype=float).reshape(cov.shape[0], -1)
+            self.rem2 = np.ones(self.w.shape, dtype=float)
             # serve nearest origins first: order each row by its stored time
             self.order = [
                 np.argsort(cov.data[cov.indptr[i] : cov.indptr[i + 1]], kind="stable")
                 for i in range(cov.shape[0])
             ]
 
+    def left_share(self) -> np.ndarray:
+        """Per origin, the share of its weight still unserved (over all services)."""
+        if self.capacity is None:
+            return self.rem
+        tot = self.w.sum(axis=1)
+        left = (self.w * self.rem2).sum(axis=1)
+        return np.divide(left, tot, out=np.ones_like(tot), where=tot > 0)
+
     def gain(self, i: int) -> float:
         cols = self.cov.indices[self.cov.indptr[i] : self.cov.indptr[i + 1]]
-        g = float(np.dot(self.w[cols], self.rem[cols]))
-        return g if self.capacity is None else min(g, self.capacity)
+        if self.capacity is None:
+            return float(np.dot(self.w[cols], self.rem[cols]))
+        need = (self.w[cols] * self.rem2[cols]).sum(axis=0)
+        return float(np.minimum(need, self.cap[i]).sum())
 
     def apply(self, i: int) -> float:
         cols = self.cov.indices[self.cov.indptr[i] : self.cov.indptr[i + 1]]
@@ -192,18 +212,20 @@ class _Coverer:
             g = float(np.dot(self.w[cols], self.rem[cols]))
             self.rem[cols] = 0.0
             return g
-        left = self.capacity
         g = 0.0
-        for c in cols[self.order[i]]:
-            need = self.w[c] * self.rem[c]
-            if need <= 0:
-                continue
-            take = min(need, left)
-            self.rem[c] -= take / self.w[c]
-            g += take
-            left -= take
-            if left <= 0:
-                break
+        ordered = cols[self.order[i]]
+        for s in range(self.w.shape[1]):
+            left = float(self.cap[i, s])
+            for c in ordered:
+                if left <= 0:
+                    break
+                need = self.w[c, s] * self.rem2[c, s]
+                if need <= 0:
+                    continue
+                take = min(need, left)
+                self.rem2[c, s] -= take / self.w[c, s]
+                g += take
+                left -= take
         return g
 
 
@@ -236,7 +258,11 @@ def _state(cov, w, capacity, pair: bool):
     return _PairGains(cov) if pair else _Coverer(cov, w, capacity)
 
 
-def _greedy(cov, w, k, conflicts, dcodes, max_per_district, capacity, pair=False):
+def _greedy(cov, w, k, conflicts, dcodes, max_per_district, capacity, pair=False, *,
+            fixed=None, cost=None, budget=None):
+    """Lazy greedy; ``fixed`` sites are applied first (not returned, not counted in ``k``,
+    but they block their spacing neighbours and fill their district); with a ``budget``,
+    candidates whose ``cost`` no longer fits are skipped."""
     n = cov.shape[0]
     state = _state(cov, w, capacity, pair)
     neighbours: list[list[int]] = [[] for _ in range(n)]
@@ -245,10 +271,27 @@ def _greedy(cov, w, k, conflicts, dcodes, max_per_district, capacity, pair=False
         neighbours[b].append(int(a))
     blocked = np.zeros(n, dtype=bool)
     per_district: dict[int, int] = {}
+    left_budget = float(budget) if budget is not None else np.inf
+
+    def take(i: int) -> float:
+        g = state.apply(i)
+        blocked[i] = True
+        for j in neighbours[i]:
+            blocked[j] = True
+        if dcodes is not None and dcodes[i] >= 0 and max_per_district is not None:
+            d = int(dcodes[i])
+            per_district[d] = per_district.get(d, 0) + 1
+            if per_district[d] >= max_per_district:
+                blocked[dcodes == d] = True
+        return g
+
+    for i in (fixed if fixed is not None else ()):
+        take(int(i))
     if pair:
         first = state.all_gains()
     elif capacity is None:
-        first = np.asarray(cov @ w).ravel()
+        pattern = sp.csr_matrix((np.ones(cov.nnz), cov.indices, cov.indptr), shape=cov.shape)
+        first = np.asarray(pattern @ (w * state.rem)).ravel()
     else:
         first = np.array([state.gain(i) for i in range(n)])
     # heap of (-gain, position, round evaluated); position breaks ties deterministically
@@ -259,23 +302,16 @@ def _greedy(cov, w, k, conflicts, dcodes, max_per_district, capacity, pair=False
     rnd = 0
     while heap and len(chosen) < k:
         neg, i, when = heapq.heappop(heap)
-        if blocked[i]:
+        if blocked[i] or (cost is not None and cost[i] > left_budget + 1e-9):
             continue
         if when == rnd:
             if -neg <= 0:
                 break  # nothing left to gain
-            g = state.apply(i)
+            gains.append(take(i))
             chosen.append(i)
-            gains.append(g)
+            if cost is not None:
+                left_budget -= float(cost[i])
             rnd += 1
-            blocked[i] = True
-            for j in neighbours[i]:
-                blocked[j] = True
-            if dcodes is not None and dcodes[i] >= 0 and max_per_district is not None:
-                d = int(dcodes[i])
-                per_district[d] = per_district.get(d, 0) + 1
-                if per_district[d] >= max_per_district:
-                    blocked |= dcodes == d
         else:
             heapq.heappush(heap, (-state.gain(i), i, rnd))
     return np.array(chosen, dtype=np.int64), np.array(gains, dtype=float), _left(state)
@@ -283,7 +319,7 @@ def _greedy(cov, w, k, conflicts, dcodes, max_per_district, capacity, pair=False
 
 def _left(state) -> np.ndarray:
     """Per origin, the share of weight still unserved (pair gains: 1 until a site serves it)."""
-    return state.rem if isinstance(state, _Coverer) else (state.best <= 0).astype(float)
+    return state.left_share() if isinstance(state, _Coverer) else (state.best <= 0).astype(float)
 
 
 # --------------------------------------------------------------------------------------
@@ -311,10 +347,11 @@ def _merge_identical_columns(cov: sp.csr_matrix, w: np.ndarray):
     return merged, wg, group
 
 
-def _dominated(cov: sp.csr_matrix) -> np.ndarray:
+def _dominated(cov: sp.csr_matrix, cost: np.ndarray | None = None) -> np.ndarray:
     """Candidates whose covered origins are a subset of another candidate's (identical sets:
-    all but the first). Dropping them keeps the optimum when there are no spacing, district
-    or capacity constraints: any optimal set can swap them for their dominator."""
+    all but the first) that costs no more. Dropping them keeps the optimum when there are
+    no spacing, district or capacity constraints: any optimal set can swap them for their
+    dominator."""
     pattern = sp.csr_matrix((np.ones(cov.nnz), cov.indices, cov.indptr), shape=cov.shape)
     sizes = np.diff(pattern.indptr)
     overlap = (pattern @ pattern.T).tocsr()
@@ -322,28 +359,142 @@ def _dominated(cov: sp.csr_matrix) -> np.ndarray:
     cols = overlap.indices
     sub = (rows != cols) & (overlap.data == sizes[rows])
     dom = sub & ((sizes[cols] > sizes[rows]) | (cols < rows))
+    if cost is not None:
+        dom &= (cost[cols] < cost[rows]) | ((cost[cols] == cost[rows]) & ((sizes[cols] > sizes[rows]) | (cols < rows)))
     out = np.zeros(cov.shape[0], dtype=bool)
     out[rows[dom]] = True
     out[sizes == 0] = True
     return out
 
 
-def _milp(cov, w, k, conflicts, dcodes, max_per_district, capacity, time_limit_s, pair=False):
-    from scipy.optimize import Bounds, LinearConstraint, milp
+_HIGHS_QUIET = False
 
+
+def _new_highs():
+    """A quiet ``highspy.Highs`` (its one-time banner goes to the C-level stdout, so it is
+    silenced once at the file-descriptor level)."""
+    import os
+
+    import highspy
+
+    global _HIGHS_QUIET
+    if not _HIGHS_QUIET:
+        _HIGHS_QUIET = True
+        try:
+            fd = os.dup(1)
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 1)
+                try:
+                    h = highspy.Highs()
+                finally:
+                    os.dup2(fd, 1)
+                    os.close(fd)
+        except OSError:  # no usable stdout file descriptor
+            h = highspy.Highs()
+    else:
+        h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    return h
+
+
+class _HighsModel:
+    """One HiGHS model (maximise ``c @ v`` s.t. ``lo <= A v <= hi``, ``lb <= v <= ub``, the
+    first ``n_int`` variables binary), kept between solves: the row of the site count and
+    the MIP start change, the rest is not rebuilt (used for the coverage curve)."""
+
+    def __init__(self, c, a: sp.csr_matrix, lo, hi, lb, ub, n_int: int):
+        import highspy
+
+        self.h = _new_highs()
+        self.n_var = int(c.size)
+        self.n_int = n_int
+        lp = highspy.HighsLp()
+        lp.num_col_ = self.n_var
+        lp.num_row_ = int(a.shape[0])
+        lp.col_cost_ = np.asarray(c, dtype=float)
+        lp.col_lower_ = np.asarray(lb, dtype=float)
+        lp.col_upper_ = np.asarray(ub, dtype=float)
+        inf = highspy.kHighsInf
+        lp.row_lower_ = np.where(np.isfinite(lo), lo, -inf).astype(float)
+        lp.row_upper_ = np.where(np.isfinite(hi), hi, inf).astype(float)
+        csc = sp.csc_matrix(a)
+        csc.sort_indices()
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = csc.indptr.astype(np.int32)
+        lp.a_matrix_.index_ = csc.indices.astype(np.int32)
+        lp.a_matrix_.value_ = csc.data.astype(float)
+        lp.sense_ = highspy.ObjSense.kMaximize
+        lp.integrality_ = ([highspy.HighsVarType.kInteger] * n_int
+                           + [highspy.HighsVarType.kContinuous] * (self.n_var - n_int))
+        self.h.passModel(lp)
+        self.h.setOptionValue("mip_rel_gap", MIP_REL_GAP)
+
+    def set_row_upper(self, row: int, value: float) -> None:
+        import highspy
+
+        self.h.changeRowBounds(int(row), -highspy.kHighsInf, float(value))
+
+    def solve(self, *, start: np.ndarray | None, time_limit_s: float | None, solver: str = "choose"):
+        import highspy
+
+        h = self.h
+        h.setOptionValue("solver", solver)
+        h.setOptionValue("time_limit", float(time_limit_s) if time_limit_s is not None else highspy.kHighsInf)
+        if start is not None:
+            sol = highspy.HighsSolution()
+            sol.col_value = np.asarray(start, dtype=float).tolist()
+            h.setSolution(sol)
+        h.run()
+        st = h.getModelStatus()
+        info = h.getInfo()
+        x = np.asarray(h.getSolution().col_value, dtype=float) if info.primal_solution_status >= 1 else None
+        obj = float(info.objective_function_value) if x is not None else float("nan")
+        bound = float(info.mip_dual_bound) if self.n_int else obj
+        if st == highspy.HighsModelStatus.kOptimal:
+            status = "optimal"
+        elif st == highspy.HighsModelStatus.kTimeLimit:
+            status = "time limit"
+        elif st == highspy.HighsModelStatus.kInfeasible:
+            status = "infeasible"
+        else:
+            status = h.modelStatusToString(st)
+        if x is not None and status == "optimal":
+            gap = max(0.0, (bound - obj) / max(abs(obj), 1e-9)) if np.isfinite(bound) else 0.0
+        elif x is not None:
+            gap = (bound - obj) / max(abs(obj), 1e-9) if np.isfinite(bound) else None
+        else:
+            gap = None
+        return x, status, gap, bound, obj
+
+
+#: relative MIP gap at which HiGHS stops and the answer is called optimal
+MIP_REL_GAP = 1e-6
+
+
+def _model(cov, w, k, conflicts, dcodes, max_per_district, capacity, *, pair=False, cost=None,
+           budget=None, fixed=None, own=None, relax=False):
+    """Build the MILP of :func:`select_sites` for HiGHS; returns (model, k_row).
+
+    Variables: ``x`` (one per candidate, binary) first, then ``z`` (one per origin column,
+    uncapacitated), or ``y`` (one per coverage entry and service: assignments, capacitated
+    or pair values). ``own`` is weight that a candidate alone covers (origins it is the only
+    candidate of, folded into its objective coefficient). ``fixed`` candidates have x = 1
+    and do not count against ``k``; ``cost``/``budget`` add ``sum cost_i x_i <= budget``
+    (costs of fixed candidates excluded).
+    """
     n_c, n_o = cov.shape
     pattern = sp.csr_matrix((np.ones(cov.nnz), cov.indices, cov.indptr), shape=cov.shape)
     rows: list[sp.spmatrix] = []
     lo: list[np.ndarray] = []
     hi: list[np.ndarray] = []
+    x_cost = np.zeros(n_c) if own is None else np.asarray(own, dtype=float)
     if pair:
-        # variables: x (n_c) then y (one per entry); origin j takes the value of one chosen
-        # site: sum_i y_ij <= 1, y_ij <= x_i; maximise sum v_ij y_ij
+        # origin j takes the value of one chosen site: sum_i y_ij <= 1, y_ij <= x_i
         nnz = cov.nnz
         n_var = n_c + nnz
         row_of = np.repeat(np.arange(n_c), np.diff(cov.indptr))
         ent = np.arange(nnz)
-        c = np.concatenate([np.zeros(n_c), -cov.data])
+        c = np.concatenate([x_cost, cov.data])
         rows.append(sp.csr_matrix((np.ones(nnz), (cov.indices, n_c + ent)), shape=(n_o, n_var)))
         lo.append(np.full(n_o, -np.inf))
         hi.append(np.ones(n_o))
@@ -353,48 +504,58 @@ def _milp(cov, w, k, conflicts, dcodes, max_per_district, capacity, time_limit_s
             shape=(nnz, n_var)))
         lo.append(np.full(nnz, -np.inf))
         hi.append(np.zeros(nnz))
-        ub = np.ones(n_var)
     elif capacity is None:
-        # variables: x (n_c) then z (n_o); z_j - sum_i a_ij x_i <= 0
+        # z_j - sum_i a_ij x_i <= 0
         n_var = n_c + n_o
-        c = np.concatenate([np.zeros(n_c), -w])
+        c = np.concatenate([x_cost, w])
         rows.append(sp.hstack([-pattern.T, sp.identity(n_o)], format="csr"))
         lo.append(np.full(n_o, -np.inf))
         hi.append(np.zeros(n_o))
-        ub = np.ones(n_var)
     else:
-        # variables: x (n_c) then y (one per coverage entry, row-major)
+        # per service s: y_ijs assignments; sum_i y_ijs <= 1; sum_j W_js y_ijs <= C_is x_i
+        W = np.asarray(w, dtype=float).reshape(n_o, -1)
+        C = np.asarray(capacity, dtype=float).reshape(n_c, -1)
+        n_s = W.shape[1]
         nnz = cov.nnz
-        n_var = n_c + nnz
+        n_var = n_c + nnz * n_s
         row_of = np.repeat(np.arange(n_c), np.diff(cov.indptr))
         ent = np.arange(nnz)
-        c = np.concatenate([np.zeros(n_c), -w[cov.indices]])
-        # each origin served at most once: sum_i y_ij <= 1
-        a1 = sp.csr_matrix((np.ones(nnz), (cov.indices, n_c + ent)), shape=(n_o, n_var))
-        rows.append(a1)
-        lo.append(np.full(n_o, -np.inf))
-        hi.append(np.ones(n_o))
-        # capacity: sum_j w_j y_ij - cap x_i <= 0
-        a2 = sp.csr_matrix(
-            (
-                np.concatenate([w[cov.indices], np.full(n_c, -float(capacity))]),
-                (np.concatenate([row_of, np.arange(n_c)]), np.concatenate([n_c + ent, np.arange(n_c)])),
-            ),
-            shape=(n_c, n_var),
-        )
-        rows.append(a2)
-        lo.append(np.full(n_c, -np.inf))
-        hi.append(np.zeros(n_c))
-        ub = np.ones(n_var)
+        c = np.concatenate([x_cost, *[W[cov.indices, s] for s in range(n_s)]])
+        for s in range(n_s):
+            off = n_c + s * nnz
+            rows.append(sp.csr_matrix((np.ones(nnz), (cov.indices, off + ent)), shape=(n_o, n_var)))
+            lo.append(np.full(n_o, -np.inf))
+            hi.append(np.ones(n_o))
+            rows.append(sp.csr_matrix(
+                (np.concatenate([W[cov.indices, s], -C[:, s]]),
+                 (np.concatenate([row_of, np.arange(n_c)]), np.concatenate([off + ent, np.arange(n_c)]))),
+                shape=(n_c, n_var)))
+            lo.append(np.full(n_c, -np.inf))
+            hi.append(np.zeros(n_c))
+            # y_ijs <= x_i (tightens the LP; capacity alone allows tiny x)
+            rows.append(sp.csr_matrix(
+                (np.concatenate([np.ones(nnz), -np.ones(nnz)]),
+                 (np.concatenate([ent, ent]), np.concatenate([off + ent, row_of]))),
+                shape=(nnz, n_var)))
+            lo.append(np.full(nnz, -np.inf))
+            hi.append(np.zeros(nnz))
 
-    def x_rows(data_rows, data_cols, n_rows):
-        return sp.csr_matrix(
-            (np.ones(len(data_rows)), (data_rows, data_cols)), shape=(n_rows, n_var)
-        )
+    def x_rows(data_rows, data_cols, n_rows, vals=None):
+        v = np.ones(len(data_rows)) if vals is None else vals
+        return sp.csr_matrix((v, (data_rows, data_cols)), shape=(n_rows, n_var))
 
-    rows.append(x_rows(np.zeros(n_c, dtype=np.int64), np.arange(n_c), 1))
+    fixed_mask = np.zeros(n_c, dtype=bool)
+    if fixed is not None and len(fixed):
+        fixed_mask[np.asarray(fixed, dtype=np.int64)] = True
+    k_row = sum(r.shape[0] for r in rows)
+    free = np.flatnonzero(~fixed_mask)
+    rows.append(x_rows(np.zeros(free.size, dtype=np.int64), free, 1))
     lo.append(np.array([-np.inf]))
     hi.append(np.array([float(k)]))
+    if budget is not None:
+        rows.append(x_rows(np.zeros(free.size, dtype=np.int64), free, 1, np.asarray(cost, float)[free]))
+        lo.append(np.array([-np.inf]))
+        hi.append(np.array([float(budget)]))
     if len(conflicts):
         m = len(conflicts)
         rows.append(x_rows(np.repeat(np.arange(m), 2), conflicts.ravel(), m))
@@ -408,38 +569,100 @@ def _milp(cov, w, k, conflicts, dcodes, max_per_district, capacity, time_limit_s
             lo.append(np.full(nd, -np.inf))
             hi.append(np.full(nd, float(max_per_district)))
     a = sp.vstack(rows, format="csr")
-    b = np.concatenate(hi)
-    # The LP relaxation first (HiGHS interior point + crossover, several times faster than
-    # the MIP's dual simplex at this size): when its x is already 0/1 it is proven optimal.
-    from scipy.optimize import linprog
-
-    lp = linprog(c, A_ub=a, b_ub=b, bounds=np.column_stack([np.zeros(n_var), ub]), method="highs-ipm",
-                 options={"time_limit": float(time_limit_s)} if time_limit_s is not None else None)
-    if lp.status == 0 and lp.x is not None:
-        xs = lp.x[:n_c]
-        if np.all(np.minimum(np.abs(xs), np.abs(1 - xs)) <= 1e-7):
-            return np.flatnonzero(xs > 0.5), "optimal", 0.0
-    integrality = np.zeros(n_var)
-    integrality[:n_c] = 1
-    options = {"disp": False, "mip_rel_gap": 1e-6}
-    if time_limit_s is not None:
-        options["time_limit"] = float(time_limit_s)
-    res = milp(
-        c,
-        constraints=LinearConstraint(a, np.concatenate(lo), np.concatenate(hi)),
-        integrality=integrality,
-        bounds=Bounds(np.zeros(n_var), ub),
-        options=options,
-    )
-    if res.x is None:
-        raise InputDataError(f"site selection: the MILP found no solution ({res.message}); try method='greedy'")
-    x = np.flatnonzero(res.x[:n_c] > 0.5)
-    status = "optimal" if res.status == 0 else ("time limit" if res.status == 1 else res.message)
-    gap = getattr(res, "mip_gap", None)
-    return x, status, (0.0 if res.status == 0 and gap is None else gap)
+    lb = np.zeros(n_var)
+    lb[:n_c][fixed_mask] = 1.0
+    model = _HighsModel(c, a, np.concatenate(lo), np.concatenate(hi), lb, np.ones(n_var), 0 if relax else n_c)
+    return model, k_row
 
 
-def _canonical_swaps(cov, w, sites, conflicts, dcodes, max_per_district) -> np.ndarray:
+def _start_vector(model_nvar, n_c, sel, cov, w, capacity, pair):
+    """A MIP start for the model of :func:`_model` from chosen positions ``sel`` (the
+    assignment part filled in: z = covered; y by the nearest-first greedy assignment)."""
+    x = np.zeros(model_nvar)
+    sel = np.asarray(sel, dtype=np.int64)
+    x[sel] = 1.0
+    if pair:
+        # each origin takes its best chosen site
+        best_val = np.full(cov.shape[1], -1.0)
+        best_ent = np.full(cov.shape[1], -1, dtype=np.int64)
+        for i in sel:
+            a, b = cov.indptr[i], cov.indptr[i + 1]
+            for e in range(a, b):
+                j = cov.indices[e]
+                if cov.data[e] > best_val[j]:
+                    best_val[j], best_ent[j] = cov.data[e], e
+        ok = best_ent >= 0
+        x[n_c + best_ent[ok]] = 1.0
+    elif capacity is None:
+        if sel.size:
+            x[n_c:] = (np.bincount(cov.indices[np.concatenate(
+                [np.arange(cov.indptr[i], cov.indptr[i + 1]) for i in sel])], minlength=cov.shape[1]) > 0)
+    else:
+        W = np.asarray(w, dtype=float).reshape(cov.shape[1], -1)
+        C = np.asarray(capacity, dtype=float).reshape(n_c, -1)
+        nnz = cov.nnz
+        for s in range(W.shape[1]):
+            rem = np.ones(cov.shape[1])
+            for i in sel:
+                a, b = cov.indptr[i], cov.indptr[i + 1]
+                left = C[i, s]
+                for e in a + np.argsort(cov.data[a:b], kind="stable"):
+                    j = cov.indices[e]
+                    need = W[j, s] * rem[j]
+                    if need <= 0 or left <= 0:
+                        continue
+                    take = min(need, left)
+                    frac = take / W[j, s]
+                    x[n_c + s * nnz + e] = frac
+                    rem[j] -= frac
+                    left -= take
+    return x
+
+
+def _milp(cov, w, k, conflicts, dcodes, max_per_district, capacity, time_limit_s, pair=False,
+          start=None, cost=None, budget=None, fixed=None, own=None):
+    """Solve once; returns (chosen positions, status, gap, bound)."""
+    model, _ = _model(cov, w, k, conflicts, dcodes, max_per_district, capacity, pair=pair,
+                      cost=cost, budget=budget, fixed=fixed, own=own)
+    n_c = cov.shape[0]
+    x0 = None if start is None else _start_vector(model.n_var, n_c, start, cov, w, capacity, pair)
+    x, status, gap, bound, _ = model.solve(start=x0, time_limit_s=time_limit_s)
+    if x is None:
+        raise InputDataError(f"site selection: the MILP found no solution ({status}); try method='greedy'")
+    return np.flatnonzero(x[:n_c] > 0.5), status, gap, bound
+
+
+def _swap_search(pattern: sp.csr_matrix, w: np.ndarray, sel, *, max_passes: int = 20) -> np.ndarray:
+    """1-swap local search (Teitz and Bart 1968) for maximal covering with no side
+    constraints: swap a chosen site for the candidate that adds most in its place while
+    that covers more. One sparse product per chosen site and pass."""
+    sel = [int(i) for i in sel]
+    if not sel:
+        return np.zeros(0, dtype=np.int64)
+    cnt = np.asarray(pattern[sel].sum(axis=0)).ravel()
+    tol = 1e-9 * max(1.0, float(w.sum()))
+    for _ in range(max_passes):
+        improved = False
+        for pos in range(len(sel)):
+            i = sel[pos]
+            row = pattern.indices[pattern.indptr[i] : pattern.indptr[i + 1]]
+            cnt[row] -= 1
+            loss = float(w[row][cnt[row] == 0].sum())
+            gains = pattern @ (w * (cnt == 0))
+            gains[sel] = -np.inf
+            j = int(np.argmax(gains))
+            if gains[j] > loss + tol:
+                sel[pos] = j
+                row = pattern.indices[pattern.indptr[j] : pattern.indptr[j + 1]]
+                improved = True
+            cnt[row] += 1
+        if not improved:
+            break
+    return np.array(sel, dtype=np.int64)
+
+
+def _canonical_swaps(cov, w, sites, conflicts, dcodes, max_per_district, *, cost=None,
+                     blocked=None) -> np.ndarray:
     """Replace each chosen site by the first candidate (smallest position) that covers as much.
 
     Solvers return any one of several optimal sets; this pass makes ties independent of the
@@ -463,6 +686,8 @@ def _canonical_swaps(cov, w, sites, conflicts, dcodes, max_per_district) -> np.n
         for c in np.flatnonzero(gains[:s] >= gains[s] - tol):
             c = int(c)
             if c in others or nbr.get(c, set()) & others:
+                continue
+            if (cost is not None and cost[c] > cost[s]) or (blocked is not None and blocked[c]):
                 continue
             if dcodes is not None and max_per_district is not None and dcodes[c] >= 0 and dcodes[c] != dcodes[s]:
                 if sum(1 for o in others if dcodes[o] == dcodes[c]) >= max_per_district:
@@ -501,9 +726,12 @@ def _canonical_swaps_pair(values, sites, conflicts, dcodes, max_per_district) ->
     return np.array(chosen, dtype=np.int64)
 
 
-def _order_sites(cov, w, sites: np.ndarray, capacity, pair=False):
-    """Order fixed sites greedily (largest marginal gain first, ties by position)."""
+def _order_sites(cov, w, sites: np.ndarray, capacity, pair=False, fixed=None):
+    """Order chosen sites greedily (largest marginal gain first, ties by position), after
+    the ``fixed`` ones."""
     state = _state(cov, w, capacity, pair)
+    for i in (fixed if fixed is not None else ()):
+        state.apply(int(i))
     left = sorted(int(s) for s in sites)
     order, gains = [], []
     while left:
@@ -520,6 +748,377 @@ def _order_sites(cov, w, sites: np.ndarray, capacity, pair=False):
 # --------------------------------------------------------------------------------------
 
 
+@dataclass
+class _Problem:
+    """A validated selection problem (full size) and its reduced form for the MILP."""
+
+    cov: sp.csr_matrix  # candidates x origins (pair: values x weights)
+    w: np.ndarray | None  # per origin (capacitated: origins x services); None for pair
+    w_eff: np.ndarray | None
+    conflicts: np.ndarray
+    dcodes: np.ndarray | None
+    max_per_district: int | None
+    capacity: np.ndarray | None  # candidates x services
+    pair: bool
+    cost: np.ndarray | None
+    budget: float | None
+    fixed: np.ndarray  # candidate positions always chosen (not counted in k)
+    served0: np.ndarray
+    total: float
+    existing_weight: float
+    info: dict
+    # reduced instance (filled by _reduce)
+    sub: sp.csr_matrix | None = None
+    ws: np.ndarray | None = None
+    alive: np.ndarray | None = None
+    own: np.ndarray | None = None
+    sub_fixed: np.ndarray | None = None
+    sub_conflicts: np.ndarray | None = None
+    sub_dcodes: np.ndarray | None = None
+    sub_cost: np.ndarray | None = None
+
+    @property
+    def plain(self) -> bool:
+        """Maximal covering with at most a count of sites (no spacing, district or budget
+        rows): the case where dominance, swaps and the local search are exact moves."""
+        return (not self.pair and self.capacity is None and not len(self.conflicts) and self.budget is None
+                and (self.dcodes is None or self.max_per_district is None))
+
+
+def _prepare(coverage, origin_weights, *, k, method, min_spacing_m, candidate_xy, districts,
+             max_per_district, existing, capacity, pair_gains, cost, budget, fixed) -> _Problem:
+    cov = _as_coverage(coverage)
+    n_c, n_o = cov.shape
+    if origin_weights is None and not pair_gains:
+        raise InputDataError("origin_weights: needed unless pair_gains=True (one weight per origin)")
+    w = np.ones(n_o) if origin_weights is None else np.asarray(origin_weights, dtype=float)
+    if w.ndim == 2 and capacity is None and w.shape[0] == n_o:
+        w = w.sum(axis=1)  # people-services when no capacity separates the services
+    if w.shape[0] != n_o or w.ndim not in (1, 2):
+        raise InputDataError(f"origin_weights: expected {n_o} values (one per origin), got {w.shape}")
+    if np.any(~np.isfinite(w)) or np.any(w < 0):
+        raise InputDataError("origin_weights: weights must be finite and >= 0; fill missing values with 0")
+    if k < 0:
+        raise ConfigError(f"config key 'sites.k': must be >= 0, got {k}")
+    if method not in ("milp", "greedy", "auto"):
+        raise ConfigError(f"config key 'sites.method': {method!r} is not allowed; use 'milp', 'greedy' or 'auto'")
+    cap = None
+    if capacity is not None:
+        if pair_gains:
+            raise ConfigError("config key 'sites.capacity': not available with the hours_returned objective")
+        n_s = 1 if w.ndim == 1 else w.shape[1]
+        cap = np.asarray(capacity, dtype=float)
+        if cap.ndim == 0:
+            cap = np.full((n_c, n_s), float(cap))
+        elif cap.ndim == 1 and n_s == 1 and cap.shape[0] == n_c:
+            cap = cap.reshape(n_c, 1)
+        elif cap.ndim == 1 and cap.shape[0] == n_s:
+            cap = np.tile(cap, (n_c, 1))
+        if cap.shape != (n_c, n_s):
+            raise InputDataError(f"capacity: expected one value per candidate and service ({n_c} x {n_s}), "
+                                 f"got shape {cap.shape}")
+        if np.any(~np.isfinite(cap)) or np.any(cap < 0) or not np.any(cap > 0):
+            raise ConfigError("config key 'sites.capacity': capacities must be finite, >= 0 and not all 0")
+    if max_per_district is not None and max_per_district < 0:
+        raise ConfigError(f"config key 'sites.max_per_district': must be >= 0, got {max_per_district}")
+    if min_spacing_m > 0 and candidate_xy is None:
+        raise InputDataError("candidate_xy: needed when min_spacing_m > 0 (one x, y per candidate)")
+    if budget is not None:
+        if cost is None:
+            raise InputDataError("cost: needed with a budget (one cost per candidate)")
+        if not np.isfinite(budget) or budget < 0:
+            raise ConfigError(f"config key 'sites.budget': must be a number >= 0, got {budget}")
+    if cost is not None:
+        cost = np.asarray(cost, dtype=float)
+        if cost.shape != (n_c,) or np.any(~np.isfinite(cost)) or np.any(cost < 0):
+            raise InputDataError(f"cost: expected one finite cost >= 0 per candidate ({n_c}); "
+                                 "fill missing costs")
+    fx = np.unique(np.asarray([] if fixed is None else fixed, dtype=np.int64))
+    if fx.size and (fx.min() < 0 or fx.max() >= n_c):
+        raise InputDataError(f"fixed: candidate positions must lie in 0..{n_c - 1}")
+    conflicts = (conflict_pairs(candidate_xy, min_spacing_m) if candidate_xy is not None
+                 else np.zeros((0, 2), dtype=np.int64))
+    dcodes = _district_codes(districts, n_c)
+    served0 = _existing_served(existing, n_o)
+    if fx.size and cap is None and not pair_gains:  # kept blocks serve their catchment like existing ones
+        served0 = served0.copy()
+        for i in fx:
+            served0[cov.indices[cov.indptr[i] : cov.indptr[i + 1]]] = True
+    w_eff = np.where(served0 if w.ndim == 1 else served0[:, None], 0.0, w)
+    total = float(w_eff.sum())
+    existing_weight = float(w[served0].sum())
+    if pair_gains:
+        if np.any(~np.isfinite(cov.data)) or np.any(cov.data < 0):
+            raise InputDataError("coverage: pair gains must be finite and >= 0")
+        best = np.zeros(n_o)
+        np.maximum.at(best, cov.indices, cov.data)
+        total, existing_weight = float((best * w_eff).sum()), float((best * w)[served0].sum())
+        cov = sp.csr_matrix((cov.data * w_eff[cov.indices], cov.indices, cov.indptr), shape=cov.shape)
+        cov.eliminate_zeros()
+    if cap is not None:  # a site can serve no more than it covers
+        total = float(w_eff.sum())
+    info: dict = {"n_candidates": n_c, "n_origins": n_o, "n_conflicts": int(len(conflicts))}
+    if fx.size:
+        info["fixed"] = fx.tolist()
+    return _Problem(cov=cov, w=None if pair_gains else w, w_eff=None if pair_gains else w_eff,
+                    conflicts=conflicts, dcodes=dcodes, max_per_district=max_per_district, capacity=cap,
+                    pair=pair_gains, cost=cost, budget=budget, fixed=fx, served0=served0, total=total,
+                    existing_weight=existing_weight, info=info)
+
+
+def _reduce(pb: _Problem, merge_origins: bool) -> None:
+    """The smaller instance the MILP sees (same optimum): origins that cannot count dropped,
+    origins with identical covering sets merged, dominated candidates dropped and origins
+    that only one candidate covers folded into that candidate's objective coefficient."""
+    cov = pb.cov
+    n_c, n_o = cov.shape
+    pb.alive = np.arange(n_c)
+    pb.sub_fixed, pb.sub_conflicts, pb.sub_dcodes, pb.sub_cost = pb.fixed, pb.conflicts, pb.dcodes, pb.cost
+    pb.own = None
+    if pb.pair:
+        keep = np.flatnonzero(np.bincount(cov.indices, minlength=n_o) > 0)
+        pb.sub, pb.ws = cov[:, keep], None
+        pb.info["milp_origins"] = int(keep.size)
+        return
+    wsum = pb.w_eff if pb.w_eff.ndim == 1 else pb.w_eff.sum(axis=1)
+    keep = np.flatnonzero((wsum > 0) & (np.bincount(cov.indices, minlength=n_o) > 0))
+    sub = cov[:, keep]
+    ws = pb.w_eff[keep]
+    if pb.capacity is not None:  # assignments need each origin's own column and times
+        pb.sub, pb.ws = sub, ws
+        pb.info["milp_origins"] = int(sub.shape[1])
+        return
+    if merge_origins:
+        sub, ws, _ = _merge_identical_columns(sub, ws)
+    no_side = not len(pb.conflicts) and (pb.dcodes is None or pb.max_per_district is None)
+    if no_side:
+        alive = np.flatnonzero(~_dominated(sub, pb.cost) & ~np.isin(np.arange(n_c), pb.fixed))
+        sub = sub[alive]
+        pb.alive = alive
+        pb.sub_fixed = np.zeros(0, dtype=np.int64)  # their coverage is already served
+        pb.sub_cost = None if pb.cost is None else pb.cost[alive]
+        if merge_origins:  # fewer candidates: more origins now share a covering set
+            sub, ws, _ = _merge_identical_columns(sub, ws)
+        # an origin column only one candidate covers: z_j = x_i, so fold w_j into x_i
+        deg = np.bincount(sub.indices, minlength=sub.shape[1])
+        single = np.flatnonzero(deg == 1)
+        if single.size:
+            csc = sub.tocsc()
+            owner = csc.indices[csc.indptr[single]]
+            pb.own = np.bincount(owner, weights=ws[single], minlength=sub.shape[0])
+            multi = np.flatnonzero(deg > 1)
+            sub, ws = sub[:, multi], ws[multi]
+        pb.info["milp_folded_origins"] = int(single.size)
+    pb.sub, pb.ws = sub, ws
+    pb.info["milp_origins"] = int(sub.shape[1])
+    pb.info["milp_candidates"] = int(pb.alive.size)
+
+
+def _best_start(pb: _Problem, k: int, extra: Sequence[np.ndarray] = ()) -> np.ndarray:
+    """A MIP start on the reduced instance: the lazy greedy, improved by 1-swaps when the
+    problem has no side rows, and compared with ``extra`` starts (e.g. the previous K's
+    answer plus one site); returns reduced positions."""
+    sub, n = pb.sub, pb.sub.shape[0]
+    own = pb.own if pb.own is not None else np.zeros(n)
+    if pb.pair or pb.capacity is not None:
+        sel, _, _ = _greedy(sub, pb.ws, k, pb.sub_conflicts, pb.sub_dcodes, pb.max_per_district,
+                            pb.capacity[pb.alive] if pb.capacity is not None else None, pb.pair,
+                            fixed=pb.sub_fixed, cost=pb.sub_cost, budget=pb.budget)
+        return sel
+    # uncapacitated: the singleton-folded weight enters as a column only that site covers
+    aug = sp.hstack([sub, sp.csr_matrix((np.ones(n), (np.arange(n), np.arange(n))), shape=(n, n))],
+                    format="csr")
+    aug.data[:] = 1.0
+    wa = np.concatenate([pb.ws, own])
+    sel, _, _ = _greedy(aug, wa, k, pb.sub_conflicts, pb.sub_dcodes, pb.max_per_district, None,
+                        fixed=pb.sub_fixed, cost=pb.sub_cost, budget=pb.budget)
+    best, best_v = sel, _cover_value(aug, wa, sel)
+    if pb.plain:
+        # the best of the starts (extra ones padded to k by greedy additions), then 1-swaps on it
+        for cand in extra:
+            cand = _pad_greedy(aug, wa, np.asarray(cand, dtype=np.int64)[:k], k)
+            v = _cover_value(aug, wa, cand)
+            if v > best_v:
+                best, best_v = cand, v
+        best = _swap_search(aug, wa, best, max_passes=5)
+    return np.asarray(best, dtype=np.int64)
+
+
+def _pad_greedy(pattern: sp.csr_matrix, w: np.ndarray, sel: np.ndarray, k: int) -> np.ndarray:
+    """``sel`` plus, while fewer than ``k``, the candidate adding the most weight."""
+    sel = [int(i) for i in sel]
+    if len(sel) >= k:
+        return np.array(sel, dtype=np.int64)
+    rem = np.ones(pattern.shape[1])
+    for i in sel:
+        rem[pattern.indices[pattern.indptr[i] : pattern.indptr[i + 1]]] = 0.0
+    while len(sel) < k:
+        gains = pattern @ (w * rem)
+        gains[sel] = -1.0
+        j = int(np.argmax(gains))
+        if gains[j] <= 0:
+            break
+        sel.append(j)
+        rem[pattern.indices[pattern.indptr[j] : pattern.indptr[j + 1]]] = 0.0
+    return np.array(sel, dtype=np.int64)
+
+
+def _cover_value(pattern: sp.csr_matrix, w: np.ndarray, sel) -> float:
+    hit = np.zeros(pattern.shape[1], dtype=bool)
+    for i in sel:
+        hit[pattern.indices[pattern.indptr[i] : pattern.indptr[i + 1]]] = True
+    return float(w[hit].sum())
+
+
+def _finish(pb: _Problem, x: np.ndarray, status: str, gap, bound, k: int, used: str) -> SelectionResult:
+    """Canonical ties, selection order, marginal gains, and the greedy safety net."""
+    cov = pb.cov
+    if pb.capacity is not None and used == "milp":
+        return _finish_capacitated(pb, x, status, gap, bound, used)
+    if not pb.pair and pb.capacity is None:
+        blocked = np.zeros(cov.shape[0], dtype=bool)
+        blocked[pb.fixed] = True
+        x = _canonical_swaps(cov, pb.w_eff, x, pb.conflicts, pb.dcodes, pb.max_per_district,
+                             cost=pb.cost, blocked=blocked)
+    elif pb.pair:
+        x = _canonical_swaps_pair(cov, x, pb.conflicts, pb.dcodes, pb.max_per_district) \
+            if pb.budget is None and not pb.fixed.size else x
+    w_use = None if pb.pair else pb.w_eff
+    fixed_order = pb.fixed if (pb.capacity is not None or pb.pair) else None
+    sel, gains, rem = _order_sites(cov, w_use, x, pb.capacity, pb.pair, fixed=fixed_order)
+    if status != "optimal":
+        g_sel, g_gains, g_rem = _greedy(cov, w_use, k, pb.conflicts, pb.dcodes, pb.max_per_district,
+                                        pb.capacity, pb.pair, fixed=fixed_order, cost=pb.cost,
+                                        budget=pb.budget)
+        if g_gains.sum() > gains.sum() + 1e-9:
+            sel, gains, rem, used = g_sel, g_gains, g_rem, "greedy"
+            status = f"{status}; greedy was better"
+    nz = gains > 0  # drop sites that add nothing (the solver may pick any of them)
+    sel, gains = sel[nz], gains[nz]
+    if pb.capacity is not None and fixed_order is not None and len(fixed_order):
+        # fixed blocks served first: count what they serve as already served
+        st = _state(cov, w_use, pb.capacity, False)
+        pb.info["fixed_served"] = float(sum(st.apply(int(i)) for i in fixed_order))
+    served = np.where(pb.served0, 1.0, 1.0 - rem)
+    obj = float(gains.sum())
+    if bound is not None and np.isfinite(bound):
+        bound = max(float(bound), obj)
+    return SelectionResult(selected=sel, marginal_gain=gains, cumulative=np.cumsum(gains), objective=obj,
+                           method=used, total_weight=pb.total, existing_weight=pb.existing_weight,
+                           served=served, status=status, mip_gap=gap, info=dict(pb.info), bound=bound)
+
+
+def _assign_lp(cov: sp.csr_matrix, W: np.ndarray, C: np.ndarray, sites) -> tuple[float, np.ndarray, np.ndarray]:
+    """Best assignment of origins to the given ``sites`` under capacity (a transportation
+    LP on HiGHS): (weight served, load per site, share served per origin and service)."""
+    sites = np.asarray(sorted(int(i) for i in sites), dtype=np.int64)
+    n_o, n_s = W.shape
+    share = np.zeros((n_o, n_s))
+    if sites.size == 0:
+        return 0.0, np.zeros(0), share
+    sub = cov[sites]
+    nnz = sub.nnz
+    row_of = np.repeat(np.arange(sites.size), np.diff(sub.indptr))
+    ent = np.arange(nnz)
+    n_var = nnz * n_s
+    c = np.concatenate([W[sub.indices, s] for s in range(n_s)])
+    blocks, hi = [], []
+    for s in range(n_s):
+        off = s * nnz
+        blocks.append(sp.csr_matrix((np.ones(nnz), (sub.indices, off + ent)), shape=(n_o, n_var)))
+        hi.append(np.ones(n_o))
+        blocks.append(sp.csr_matrix((W[sub.indices, s], (row_of, off + ent)), shape=(sites.size, n_var)))
+        hi.append(C[sites, s])
+    a = sp.vstack(blocks, format="csr")
+    hi_all = np.concatenate(hi)
+    model = _HighsModel(c, a, np.full(hi_all.size, -np.inf), hi_all, np.zeros(n_var), np.ones(n_var), 0)
+    y, status, _, _, obj = model.solve(start=None, time_limit_s=None)
+    if y is None:
+        raise InputDataError(f"site selection: the capacity assignment LP failed ({status})")
+    load = np.zeros(sites.size)
+    for s in range(n_s):
+        ys = y[s * nnz : (s + 1) * nnz]
+        np.add.at(load, row_of, ys * W[sub.indices, s])
+        np.add.at(share[:, s], sub.indices, ys)
+    out_load = np.zeros(cov.shape[0])
+    out_load[sites] = load
+    return float(obj), out_load, np.clip(share, 0.0, 1.0)
+
+
+def _finish_capacitated(pb: _Problem, x, status, gap, bound, used: str) -> SelectionResult:
+    """Exact figures for a capacitated selection: sites ordered by what they serve in the
+    best assignment, each site's gain = best assignment with it minus without it among the
+    sites before it (kept blocks first), so the gains add up to the exact objective."""
+    W = pb.w_eff.reshape(pb.cov.shape[1], -1)
+    C = pb.capacity
+    base, _, _ = _assign_lp(pb.cov, W, C, pb.fixed)
+    full, load, share = _assign_lp(pb.cov, W, C, np.union1d(pb.fixed, x))
+    order = sorted((int(i) for i in x), key=lambda i: (-load[i], i))
+    gains, prev, acc = [], base, list(pb.fixed)
+    for i in order:
+        acc.append(i)
+        v = full if len(acc) == len(pb.fixed) + len(order) else _assign_lp(pb.cov, W, C, acc)[0]
+        gains.append(v - prev)
+        prev = v
+    sel = np.array(order, dtype=np.int64)
+    gains = np.array(gains, dtype=float)
+    tot = W.sum(axis=1)
+    done = (W * share).sum(axis=1)
+    served_share = np.divide(done, tot, out=np.zeros_like(tot), where=tot > 0)
+    nz = gains > 1e-9 * max(1.0, abs(full))
+    sel, gains = sel[nz], gains[nz]
+    info = dict(pb.info)
+    if pb.fixed.size:
+        info["fixed_served"] = base
+    obj = full - base
+    if bound is not None and np.isfinite(bound):
+        bound = max(float(bound), obj)
+    return SelectionResult(selected=sel, marginal_gain=gains, cumulative=np.cumsum(gains), objective=obj,
+                           method=used, total_weight=pb.total, existing_weight=pb.existing_weight,
+                           served=np.where(pb.served0, 1.0, served_share), status=status, mip_gap=gap,
+                           info=info, bound=bound)
+
+
+def _trivial_bound(pb: _Problem, k: int) -> float:
+    """An upper bound needing no LP: the K largest values single sites could add, capped by
+    the weight any site can reach."""
+    sub = pb.sub
+    pattern = sp.csr_matrix((np.ones(sub.nnz), sub.indices, sub.indptr), shape=sub.shape)
+    if pb.pair:
+        rows = np.asarray(sub.sum(axis=1)).ravel()
+        reach = float(np.asarray(sub.max(axis=0).todense()).sum()) if sub.nnz else 0.0
+    elif pb.capacity is not None:
+        W = pb.ws.reshape(sub.shape[1], -1)
+        rows = np.minimum(pattern @ W, pb.capacity[pb.alive]).sum(axis=1)
+        reach = float(W.sum())
+    else:
+        own = pb.own if pb.own is not None else np.zeros(sub.shape[0])
+        rows = pattern @ pb.ws + own
+        reach = float(pb.ws.sum() + own.sum())
+    top = np.sort(rows)[::-1][:k]
+    return float(min(top.sum(), reach))
+
+
+def _model_objective(pb: _Problem, chosen) -> float:
+    """The reduced instance's objective of ``chosen`` (reduced positions; uncapacitated
+    exactly, otherwise by the greedy assignment, a lower bound)."""
+    if pb.pair or pb.capacity is not None:
+        _, gains, _ = _order_sites(pb.sub, pb.ws, chosen, pb.capacity[pb.alive] if pb.capacity is not None
+                                   else None, pb.pair)
+        return float(gains.sum())
+    own = pb.own if pb.own is not None else np.zeros(pb.sub.shape[0])
+    return _cover_value(pb.sub, pb.ws, chosen) + float(own[chosen].sum())
+
+
+def _fixed_value(pb: _Problem) -> float:
+    """What the fixed blocks themselves contribute inside the MILP objective (capacitated or
+    pair: they are variables there; uncapacitated: their catchment is already served)."""
+    if not pb.fixed.size or (pb.capacity is None and not pb.pair):
+        return 0.0
+    st = _state(pb.cov, None if pb.pair else pb.w_eff, pb.capacity, pb.pair)
+    return float(sum(st.apply(int(i)) for i in pb.fixed))
+
+
 def select_sites(
     coverage: sp.spmatrix | np.ndarray,
     origin_weights: np.ndarray | None,
@@ -531,10 +1130,13 @@ def select_sites(
     districts: Sequence | np.ndarray | None = None,
     max_per_district: int | None = None,
     existing: sp.spmatrix | np.ndarray | None = None,
-    capacity: float | None = None,
+    capacity: float | np.ndarray | None = None,
     time_limit_s: float | None = 300.0,
     merge_origins: bool = True,
     pair_gains: bool = False,
+    cost: np.ndarray | None = None,
+    budget: float | None = None,
+    fixed: Sequence[int] | np.ndarray | None = None,
 ) -> SelectionResult:
     """Choose up to ``k`` candidates maximising the weight of origins covered.
 
@@ -551,10 +1153,11 @@ def select_sites(
         value (travel time) only orders origins when ``capacity`` is set.
     origin_weights
         Weight per origin (people, care gaps, hours); negative weights are an error. May be
-        None (all 1) with ``pair_gains``.
+        None (all 1) with ``pair_gains``. With a ``capacity`` per service, origins x
+        services (the people who use each service); without one, such a table is summed.
     k
-        Number of sites to choose. Selection stops early when no feasible candidate adds
-        coverage.
+        Number of sites to choose (on top of ``fixed``). Selection stops early when no
+        feasible candidate adds coverage.
     method
         ``"milp"`` (exact, HiGHS), ``"greedy"`` (lazy greedy) or ``"auto"`` (MILP up to
         5,000 candidates and 5 M coverage entries, else greedy).
@@ -567,135 +1170,281 @@ def select_sites(
         Origins already served: a boolean per origin, or the coverage matrix of the existing
         Care Blocks (existing sites x origins). Their weight counts as served.
     capacity
-        Most weight one site can serve (e.g. people); origins are served nearest first.
+        Most weight one site can serve: one number, one per candidate, or candidates x
+        services (with ``origin_weights`` origins x services). People count only up to the
+        capacity of the site that serves them (capacitated maximal covering; the MILP
+        assigns them exactly, greedy serves nearest first).
     time_limit_s
-        MILP time limit; when hit, the best solution found is compared with greedy and the
-        better one is returned (``status`` says so).
+        MILP time limit; when hit, the best solution found (started from the greedy + swap
+        answer) is returned with ``status = "time limit"``, ``mip_gap`` and ``bound``.
     merge_origins
         Merge origins with identical covering sets before the MILP (same optimum, smaller).
+    cost, budget
+        Cost per candidate and the most the chosen sites may cost together (fixed sites
+        excluded).
+    fixed
+        Candidate positions that are always chosen (blocks that stay); they do not count in
+        ``k`` and are not in ``selected``; what they cover counts as already served.
 
     Returns
     -------
     SelectionResult
     """
-    cov = _as_coverage(coverage)
-    n_c, n_o = cov.shape
-    if origin_weights is None and not pair_gains:
-        raise InputDataError("origin_weights: needed unless pair_gains=True (one weight per origin)")
-    w = np.ones(n_o) if origin_weights is None else np.asarray(origin_weights, dtype=float)
-    if w.shape != (n_o,):
-        raise InputDataError(f"origin_weights: expected {n_o} values (one per origin), got {w.shape}")
-    if np.any(~np.isfinite(w)) or np.any(w < 0):
-        raise InputDataError("origin_weights: weights must be finite and >= 0; fill missing values with 0")
-    if k < 0:
-        raise ConfigError(f"config key 'sites.k': must be >= 0, got {k}")
-    if method not in ("milp", "greedy", "auto"):
-        raise ConfigError(f"config key 'sites.method': {method!r} is not allowed; use 'milp', 'greedy' or 'auto'")
-    if capacity is not None and capacity <= 0:
-        raise ConfigError(f"config key 'sites.capacity': must be greater than 0, got {capacity}")
-    if max_per_district is not None and max_per_district < 0:
-        raise ConfigError(f"config key 'sites.max_per_district': must be >= 0, got {max_per_district}")
-    if min_spacing_m > 0 and candidate_xy is None:
-        raise InputDataError("candidate_xy: needed when min_spacing_m > 0 (one x, y per candidate)")
-    conflicts = (
-        conflict_pairs(candidate_xy, min_spacing_m)
-        if candidate_xy is not None
-        else np.zeros((0, 2), dtype=np.int64)
-    )
-    dcodes = _district_codes(districts, n_c)
-    served0 = _existing_served(existing, n_o)
-    w_eff = np.where(served0, 0.0, w)
-    total = float(w_eff.sum())
-    existing_weight = float(w[served0].sum())
-    if pair_gains:
-        if capacity is not None:
-            raise ConfigError("config key 'sites.capacity': not available with the hours_returned objective")
-        if np.any(~np.isfinite(cov.data)) or np.any(cov.data < 0):
-            raise InputDataError("coverage: pair gains must be finite and >= 0")
-        best = np.zeros(n_o)
-        np.maximum.at(best, cov.indices, cov.data)
-        total, existing_weight = float((best * w_eff).sum()), float((best * w)[served0].sum())
-        cov = sp.csr_matrix((cov.data * w_eff[cov.indices], cov.indices, cov.indptr), shape=cov.shape)
-        cov.eliminate_zeros()
-
+    pb = _prepare(coverage, origin_weights, k=k, method=method, min_spacing_m=min_spacing_m,
+                  candidate_xy=candidate_xy, districts=districts, max_per_district=max_per_district,
+                  existing=existing, capacity=capacity, pair_gains=pair_gains, cost=cost, budget=budget,
+                  fixed=fixed)
+    n_c = pb.cov.shape[0]
     if method == "auto":
-        small = n_c <= AUTO_MAX_CANDIDATES and cov.nnz <= AUTO_MAX_NNZ
+        small = n_c <= AUTO_MAX_CANDIDATES and pb.cov.nnz <= AUTO_MAX_NNZ
         method = "milp" if small else "greedy"
-
-    info: dict = {"n_candidates": n_c, "n_origins": n_o, "n_conflicts": int(len(conflicts))}
+    w_use = None if pb.pair else pb.w_eff
+    fixed_apply = pb.fixed if (pb.capacity is not None or pb.pair) else None
     if method == "greedy" or k == 0 or n_c == 0:
-        sel, gains, rem = _greedy(cov, w_eff, k, conflicts, dcodes, max_per_district, capacity,
-                                  pair_gains)
-        status, gap, used = "greedy", None, "greedy"
-    elif pair_gains:
-        keep = np.flatnonzero(np.bincount(cov.indices, minlength=n_o) > 0)
-        sub = cov[:, keep]
-        info["milp_origins"] = int(keep.size)
-        if keep.size == 0:
-            x, status, gap = np.zeros(0, dtype=np.int64), "optimal", 0.0
-        else:
-            x, status, gap = _milp(sub, None, k, conflicts, dcodes, max_per_district, None,
-                                   time_limit_s, pair=True)
-        x = _canonical_swaps_pair(cov, x, conflicts, dcodes, max_per_district)
-        sel, gains, rem = _order_sites(cov, None, x, None, pair=True)
-        used = "milp"
-        if status != "optimal":
-            g_sel, g_gains, g_rem = _greedy(cov, None, k, conflicts, dcodes, max_per_district, None, True)
-            if g_gains.sum() > gains.sum():
-                sel, gains, rem, used = g_sel, g_gains, g_rem, "greedy"
-                status = f"{status}; greedy was better"
+        sel, gains, rem = _greedy(pb.cov, w_use, k, pb.conflicts, pb.dcodes, pb.max_per_district,
+                                  pb.capacity, pb.pair, fixed=fixed_apply, cost=pb.cost, budget=pb.budget)
         nz = gains > 0
-        sel, gains = sel[nz], gains[nz]
-    else:
-        # drop origins that cannot count (weight 0 or covered by no candidate)
-        keep = (w_eff > 0) & (np.bincount(cov.indices, minlength=n_o) > 0)
-        sub = cov[:, np.flatnonzero(keep)]
-        ws = w_eff[keep]
-        if merge_origins and capacity is None:
-            sub_m, ws_m, _ = _merge_identical_columns(sub, ws)
+        return SelectionResult(selected=sel[nz], marginal_gain=gains[nz], cumulative=np.cumsum(gains[nz]),
+                               objective=float(gains.sum()), method="greedy", total_weight=pb.total,
+                               existing_weight=pb.existing_weight, served=np.where(pb.served0, 1.0, 1.0 - rem),
+                               status="greedy", mip_gap=None, info=pb.info)
+    _reduce(pb, merge_origins)
+    solver = _CurveSolver(pb)
+    x, status, gap, bound = solver.solve(k, time_limit_s=time_limit_s)
+    return _finish(pb, x, status, gap, bound, k, "milp")
+
+
+class _CurveSolver:
+    """One reduced instance and one HiGHS model, solved for several K in turn (the site
+    count row changes, the previous answer plus a site is offered as a start)."""
+
+    def __init__(self, pb: _Problem):
+        self.pb = pb
+        self.model = None
+        self.lp = None
+        self.k_row = None
+        self.prev: np.ndarray | None = None  # reduced positions chosen at the previous K
+
+    def _build(self, k: int, relax: bool):
+        pb = self.pb
+        cap = pb.capacity[pb.alive] if pb.capacity is not None else None
+        return _model(pb.sub, pb.ws, k, pb.sub_conflicts, pb.sub_dcodes, pb.max_per_district, cap,
+                      pair=pb.pair, cost=pb.sub_cost, budget=pb.budget, fixed=pb.sub_fixed, own=pb.own,
+                      relax=relax)
+
+    def solve(self, k: int, *, time_limit_s: float | None, lp_time_limit_s: float | None = None):
+        """Best set for ``k``: the LP relaxation (within ``lp_time_limit_s``, default
+        ``time_limit_s``), then branch and bound within what is left of ``time_limit_s``."""
+        import time
+
+        pb = self.pb
+        sub = pb.sub
+        n = sub.shape[0]
+        if n == 0 or (sub.shape[1] == 0 and (pb.own is None or not pb.own.any())):
+            return np.zeros(0, dtype=np.int64), "optimal", 0.0, 0.0
+        t0 = time.perf_counter()
+        # 1. the LP relaxation, kept between K: interior point the first time, then dual
+        #    simplex from the previous basis (only the site-count row changes)
+        if self.lp is None:
+            self.lp, self.k_row = self._build(k, relax=True)
+            lp_solver = "ipm"
         else:
-            sub_m, ws_m = sub, ws
-        info["milp_origins"] = int(sub_m.shape[1])
-        alive = np.arange(n_c)
-        if capacity is None and not len(conflicts) and (dcodes is None or max_per_district is None):
-            alive = np.flatnonzero(~_dominated(sub_m))
-            sub_m = sub_m[alive]
-            if merge_origins:  # fewer candidates: more origins now share a covering set
-                sub_m, ws_m, _ = _merge_identical_columns(sub_m, ws_m)
-                info["milp_origins"] = int(sub_m.shape[1])
-        info["milp_candidates"] = int(alive.size)
-        if alive.size == 0 or sub_m.shape[1] == 0:
-            x, status, gap = np.zeros(0, dtype=np.int64), "optimal", 0.0
+            self.lp.set_row_upper(self.k_row, k)
+            lp_solver = "simplex"
+        lp_limit = time_limit_s if lp_time_limit_s is None else lp_time_limit_s
+        xl, lp_status, _, _, lp_obj = self.lp.solve(start=None, time_limit_s=lp_limit, solver=lp_solver)
+        lp_bound = lp_obj if lp_status == "optimal" else np.inf
+        if xl is not None and lp_status == "optimal":
+            xs = xl[:n]
+            if np.all(np.minimum(np.abs(xs), np.abs(1 - xs)) <= 1e-7):
+                chosen = np.setdiff1d(np.flatnonzero(xs > 0.5), pb.sub_fixed)
+                self.prev = chosen
+                return pb.alive[chosen], "optimal", 0.0, float(lp_obj) - _fixed_value(pb)
+        # 2. branch and bound from the best start: greedy, the previous K's answer plus a
+        #    site, the K largest LP values (each improved by 1-swaps where that is exact)
+        extra = []
+        if self.prev is not None and self.prev.size:
+            extra.append(self.prev)
+        if xl is not None and pb.plain:
+            extra.append(np.argsort(-xl[:n], kind="stable")[:k])
+        start = _best_start(pb, k, extra)
+        if self.model is None:
+            self.model, _ = self._build(k, relax=False)
         else:
-            x, status, gap = _milp(sub_m, ws_m, k, conflicts, dcodes, max_per_district, capacity,
-                                   time_limit_s)
-            x = alive[x]
-        if capacity is None:
-            x = _canonical_swaps(cov, w_eff, x, conflicts, dcodes, max_per_district)
-        sel, gains, rem = _order_sites(cov, w_eff, x, capacity)
-        used = "milp"
+            self.model.set_row_upper(self.k_row, k)
+        cap = pb.capacity[pb.alive] if pb.capacity is not None else None
+        x0 = _start_vector(self.model.n_var, n, np.union1d(start, pb.sub_fixed).astype(np.int64),
+                           sub, pb.ws, cap, pb.pair)
+        left = None if time_limit_s is None else max(
+            0.1, time_limit_s - (0.0 if lp_time_limit_s is not None else time.perf_counter() - t0))
+        x, status, gap, bound, obj = self.model.solve(start=x0, time_limit_s=left)
+        if x is None:
+            raise InputDataError(f"site selection: the MILP found no solution ({status}); try method='greedy'")
+        chosen = np.setdiff1d(np.flatnonzero(x[:n] > 0.5), pb.sub_fixed)
+        self.prev = chosen
         if status != "optimal":
-            g_sel, g_gains, g_rem = _greedy(cov, w_eff, k, conflicts, dcodes, max_per_district, capacity)
-            if g_gains.sum() > gains.sum():
-                sel, gains, rem, used = g_sel, g_gains, g_rem, "greedy"
-                status = f"{status}; greedy was better"
-        # drop sites that add nothing (the solver may pick any of them)
-        nz = gains > 0
-        sel, gains = sel[nz], gains[nz]
-    served = np.where(served0, 1.0, 1.0 - rem)
-    return SelectionResult(
-        selected=sel,
-        marginal_gain=gains,
-        cumulative=np.cumsum(gains),
-        objective=float(gains.sum()),
-        method=used,
-        total_weight=total,
-        existing_weight=existing_weight,
-        served=served,
-        status=status,
-        mip_gap=gap,
-        info=info,
-    )
+            # the proven bound: HiGHS's, the LP relaxation's or, failing both, the K largest
+            # single-site values; the bound is on the model's objective, which counts the
+            # fixed blocks' service when they are variables there: reported net of them
+            bound = min(float(bound) if np.isfinite(bound) else np.inf, lp_bound)
+            if not np.isfinite(bound):
+                bound = _trivial_bound(pb, k) + _fixed_value(pb)
+            obj = _model_objective(pb, chosen) + _fixed_value(pb)
+            gap = max(0.0, (bound - obj) / max(abs(obj), 1e-9))
+            if gap <= MIP_REL_GAP:  # the LP bound closes it: proven after all
+                status, gap = "optimal", 0.0
+        return pb.alive[chosen], status, gap, float(bound) - _fixed_value(pb)
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One K of a coverage curve."""
+
+    k: int
+    objective: float
+    share: float
+    exact: bool
+    gap: float | None
+    bound: float | None
+    selected: np.ndarray
+    seconds: float
+    status: str
+
+
+def coverage_curve(
+    coverage: sp.spmatrix | np.ndarray,
+    origin_weights: np.ndarray | None,
+    *,
+    k_max: int,
+    time_limit_s: float | None = 120.0,
+    per_k_time_limit_s: float | None = None,
+    method: Method = "milp",
+    **constraints,
+) -> list[CurvePoint]:
+    """Best coverage for every K = 1..``k_max``, solved incrementally.
+
+    One reduced instance and one HiGHS model serve every K: only the bound of the site
+    count row changes, and each solve starts from the better of the lazy greedy and the
+    previous K's answer plus its best extra site (both improved by 1-swaps). Each point is
+    ``exact`` when HiGHS proves it optimal, else it carries the proven ``gap`` and
+    ``bound``. ``time_limit_s`` is shared by all K (what is left is split evenly over the
+    K still to solve, unless ``per_k_time_limit_s`` caps it); ``method="greedy"`` gives the
+    greedy curve (nested sets, no bounds). ``constraints`` are those of
+    :func:`select_sites` (spacing, districts, existing, capacity, pair_gains, cost,
+    budget, fixed).
+    """
+    import time
+
+    if k_max < 1:
+        raise ConfigError(f"config key 'sites.curve_k_max': must be >= 1, got {k_max}")
+    pb = _prepare(coverage, origin_weights, k=k_max, method=method if method != "auto" else "milp",
+                  min_spacing_m=constraints.pop("min_spacing_m", 0.0),
+                  candidate_xy=constraints.pop("candidate_xy", None),
+                  districts=constraints.pop("districts", None),
+                  max_per_district=constraints.pop("max_per_district", None),
+                  existing=constraints.pop("existing", None), capacity=constraints.pop("capacity", None),
+                  pair_gains=constraints.pop("pair_gains", False), cost=constraints.pop("cost", None),
+                  budget=constraints.pop("budget", None), fixed=constraints.pop("fixed", None))
+    merge = constraints.pop("merge_origins", True)
+    if constraints:
+        raise TypeError(f"coverage_curve: unexpected arguments {sorted(constraints)}")
+    out: list[CurvePoint] = []
+    total = pb.total
+    if method == "greedy":
+        t0 = time.perf_counter()
+        w_use = None if pb.pair else pb.w_eff
+        fixed_apply = pb.fixed if (pb.capacity is not None or pb.pair) else None
+        sel, gains, _ = _greedy(pb.cov, w_use, k_max, pb.conflicts, pb.dcodes, pb.max_per_district,
+                                pb.capacity, pb.pair, fixed=fixed_apply, cost=pb.cost, budget=pb.budget)
+        dt = time.perf_counter() - t0
+        cum = np.cumsum(gains)
+        for k in range(1, k_max + 1):
+            n = min(k, sel.size)
+            v = float(cum[n - 1]) if n else 0.0
+            out.append(CurvePoint(k, v, v / total if total > 0 else 0.0, False, None, None, sel[:n].copy(),
+                                  dt if k == 1 else 0.0, "greedy"))
+        return out
+    _reduce(pb, merge)
+    solver = _CurveSolver(pb)
+    deadline = None if time_limit_s is None else time.perf_counter() + float(time_limit_s)
+    last = None
+    for k in range(1, k_max + 1):
+        t0 = time.perf_counter()
+        if last is not None and last.exact and total > 0 and last.objective >= total * (1 - 1e-12):
+            # everything is covered: more sites cannot add anything
+            out.append(CurvePoint(k, last.objective, last.share, True, 0.0, last.objective, last.selected,
+                                  0.0, "optimal"))
+            continue
+        limit = None
+        if deadline is not None:
+            limit = max(0.5, (deadline - t0) / (k_max - k + 1))
+        if per_k_time_limit_s is not None:
+            limit = per_k_time_limit_s if limit is None else min(limit, per_k_time_limit_s)
+        # the LP relaxation serves every K (re-solved from the previous basis): it may use
+        # all the time left; branch and bound gets this K's share
+        lp_left = None if deadline is None else max(0.5, deadline - time.perf_counter())
+        x, status, gap, bound = solver.solve(k, time_limit_s=limit, lp_time_limit_s=lp_left)
+        res = _finish(pb, x, status, gap, bound, k, "milp")
+        exact = res.status == "optimal"
+        out.append(CurvePoint(k, res.objective, res.objective / total if total > 0 else 0.0, exact,
+                              0.0 if exact else res.mip_gap, res.bound, res.selected,
+                              time.perf_counter() - t0, res.status))
+        last = out[-1]
+    return out
+
+
+def min_sites_for_coverage(
+    coverage: sp.spmatrix | np.ndarray,
+    origin_weights: np.ndarray,
+    *,
+    target_share: float,
+    existing: sp.spmatrix | np.ndarray | None = None,
+    fixed: Sequence[int] | np.ndarray | None = None,
+    cost: np.ndarray | None = None,
+    time_limit_s: float | None = 120.0,
+) -> SelectionResult:
+    """The fewest sites (or, with ``cost``, the cheapest set) whose catchments cover at
+    least ``target_share`` of the weight not already served (set covering with a coverage
+    target; exact on HiGHS)::
+
+        minimise   sum_i x_i   (or sum_i cost_i x_i)
+        subject to z_j <= sum_i a_ij x_i,   sum_j w_j z_j >= target * sum_j w_j
+
+    ``status`` is ``"infeasible"`` (and nothing is selected) when even every candidate
+    together cannot reach the target.
+    """
+    if not 0 < target_share <= 1:
+        raise ConfigError(f"config key 'sites.coverage_target': must be in (0, 1], got {target_share}")
+    pb = _prepare(coverage, origin_weights, k=0, method="milp", min_spacing_m=0.0, candidate_xy=None,
+                  districts=None, max_per_district=None, existing=existing, capacity=None,
+                  pair_gains=False, cost=cost, budget=None, fixed=fixed)
+    _reduce(pb, True)
+    need = target_share * pb.total
+    sub, ws = pb.sub, pb.ws
+    own = pb.own if pb.own is not None else np.zeros(sub.shape[0])
+    n_c, n_o = sub.shape
+    reach = float(ws.sum() + own.sum())
+    if reach < need * (1 - 1e-12) or n_c == 0:
+        status = "infeasible" if reach < need * (1 - 1e-12) else "optimal"
+        res = _finish(pb, np.zeros(0, dtype=np.int64), "optimal", 0.0, 0.0, 0, "milp")
+        return SelectionResult(**{**res.__dict__, "status": status})
+    pattern = sp.csr_matrix((np.ones(sub.nnz), sub.indices, sub.indptr), shape=sub.shape)
+    unit = np.ones(n_c) if pb.sub_cost is None else pb.sub_cost
+    # maximise -sum cost x  <=>  minimise cost
+    c = np.concatenate([-unit, np.zeros(n_o)])
+    a = sp.vstack([sp.hstack([-pattern.T, sp.identity(n_o)]),
+                   sp.hstack([sp.csr_matrix(own.reshape(1, -1)), sp.csr_matrix(ws.reshape(1, -1))])],
+                  format="csr")
+    lo = np.concatenate([np.full(n_o, -np.inf), [need * (1 - 1e-9)]])
+    hi = np.concatenate([np.zeros(n_o), [np.inf]])
+    model = _HighsModel(c, a, lo, hi, np.zeros(n_c + n_o), np.ones(n_c + n_o), n_c)
+    x, status, gap, bound, _ = model.solve(start=None, time_limit_s=time_limit_s)
+    if x is None:
+        raise InputDataError(f"site selection: the set covering MILP found no solution ({status})")
+    chosen = pb.alive[np.flatnonzero(x[:n_c] > 0.5)]
+    res = _finish(pb, chosen, status, gap, None, int(chosen.size), "milp")
+    info = {**res.info, "target_share": target_share, "min_cost_bound": -bound if np.isfinite(bound) else None}
+    return SelectionResult(**{**res.__dict__, "info": info})
 
 
 def coverage_value(coverage: sp.spmatrix, origin_weights: np.ndarray, sites: Sequence[int]) -> float:

@@ -1,0 +1,238 @@
+"""The pipeline's cached stages: timetable, transit access, catchments, selection and the
+coverage curve through the content-addressed store of :mod:`careblocks.network.cache` (see
+there for keys and files). Each wrapper records "hit", "miss" or "off" in a status dict that
+the pipeline keeps as ``stats["cache"]``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from careblocks.errors import DataQualityWarning
+from careblocks.network.cache import (  # noqa: F401 - re-exported for the stages
+    _jsonable,
+    _param_digest,
+    _transit_params,
+    array_digest,
+    arrays_to_sparse,
+    cache_key,
+    enabled,
+    frame_cached,
+    frame_digest,
+    load,
+    network_digest,
+    points_digest,
+    save,
+    sparse_to_arrays,
+    timetable_key,
+    transit_coverage_cached,
+)
+from careblocks.network.cost import WalkCost
+
+
+def load_timetable_cached(config: Any, network: Any, *, area_4326: Any, crs: str | None,
+                          status: dict[str, str]) -> tuple[Any, dict[str, Any], str]:
+    """:func:`careblocks.transit.load_timetable` through the cache; returns (timetable, stats, key)
+    and records "hit"/"miss"/"off" under ``status["timetable"]``."""
+    from dataclasses import fields
+
+    from careblocks.transit import load_timetable
+    from careblocks.transit.timetable import Timetable
+
+    key = timetable_key(config, network, area_4326)
+    got = load(config, "timetable", key)
+    if got is not None:
+        arrays, meta = got
+        kw = {}
+        for f in fields(Timetable):
+            if f.name == "max_transfer_m":
+                kw[f.name] = float(meta["max_transfer_m"])
+            elif f.name in ("stop_id", "route_id"):
+                kw[f.name] = arrays[f.name].astype(object)
+            else:
+                kw[f.name] = arrays[f.name]
+        status["timetable"] = "hit"
+        for msg in meta.get("warnings", []):  # the data-quality warnings of the build, again
+            warnings.warn(msg, DataQualityWarning, stacklevel=2)
+        stats = dict(meta["stats"])
+        stats["cache"] = "hit"
+        return Timetable(**kw), stats, key
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tt, stats = load_timetable(config.transit, network, area_4326=area_4326, crs=crs,
+                                   cost=WalkCost.from_config(config.walk))
+    kept = []
+    for w in caught:  # re-emit, and keep the data-quality ones for cache hits
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if issubclass(w.category, DataQualityWarning):
+            kept.append(str(w.message))
+    arrays = {f.name: getattr(tt, f.name) for f in fields(Timetable) if f.name != "max_transfer_m"}
+    save(config, "timetable", key, arrays, {"max_transfer_m": float(tt.max_transfer_m), "stats": stats,
+                                            "warnings": kept})
+    status["timetable"] = "miss" if enabled(config) else "off"
+    return tt, {**stats, "cache": status["timetable"]}, key
+
+
+
+def transit_access_cached(config: Any, network: Any, timetable: Any, tt_key: str, origins: Any,
+                          services: dict[str, tuple[np.ndarray, np.ndarray]], *,
+                          status: dict[str, str]) -> dict[str, np.ndarray]:
+    """:func:`careblocks.transit.transit_access` through the cache (``status["transit_access"]``)."""
+    from careblocks.transit import transit_access
+
+    key = cache_key("transit_access", {
+        "timetable": tt_key, "transit": _transit_params(config.transit),
+        "walk": _jsonable(config.walk), "origins": points_digest(origins),
+        "services": {s: array_digest(np.asarray(n, np.int64), np.asarray(m, np.float64))
+                     for s, (n, m) in services.items()},
+    })
+    got = load(config, "transit_access", key)
+    if got is not None and set(got[0]) == set(services):
+        status["transit_access"] = "hit"
+        return dict(got[0])
+    res = transit_access(network, timetable, origins["node"].to_numpy(np.int64),
+                         origins["snap_m"].to_numpy(np.float64), services, config.transit,
+                         cost=WalkCost.from_config(config.walk))
+    save(config, "transit_access", key, {s: np.asarray(v) for s, v in res.items()}, {})
+    status["transit_access"] = "miss" if enabled(config) else "off"
+    return res
+
+
+
+def catchments_cached(config: Any, candidates: Any, origins: Any, network: Any, *, services: Any,
+                      status: dict[str, str]) -> Any:
+    """:func:`careblocks.sites.scoring.compute_catchments` through the cache (``status["catchments"]``)."""
+    from careblocks.sites.scoring import Catchments, compute_catchments, sites_threshold_min
+
+    key = cache_key("catchments", {
+        "network": network_digest(network), "candidates": points_digest(candidates),
+        "origins": points_digest(origins),
+        "services": points_digest(services) if services is not None and len(services) else None,
+        "walk": _jsonable(config.walk), "threshold_min": sites_threshold_min(config),
+    })
+    got = load(config, "catchments", key)
+    if got is not None:
+        a, meta = got
+        status["catchments"] = "hit"
+        return Catchments(reach=arrays_to_sparse("reach", a), coverage=arrays_to_sparse("coverage", a),
+                          services=arrays_to_sparse("services", a) if meta["has_services"] else None,
+                          limit_s=float(meta["limit_s"]))
+    cat = compute_catchments(config, candidates, origins, network, services=services)
+    arrays = {**sparse_to_arrays("reach", cat.reach), **sparse_to_arrays("coverage", cat.coverage)}
+    if cat.services is not None:
+        arrays.update(sparse_to_arrays("services", cat.services))
+    save(config, "catchments", key, arrays, {"limit_s": float(cat.limit_s),
+                                             "has_services": cat.services is not None})
+    status["catchments"] = "miss" if enabled(config) else "off"
+    return cat
+
+
+
+def curve_cached(config: Any, matrix: Any, weights: Any, params: dict[str, Any], compute: Any, *,
+                 status: dict[str, str]) -> list:
+    """The coverage curve (``compute()``, a list of :class:`~careblocks.sites.selection.CurvePoint`)
+    through the cache (``status["coverage_curve"]``): its key is the selection matrix, the
+    weights and the selection parameters, so a change of score weights reuses it."""
+    import scipy.sparse as sp
+
+    from careblocks.sites.selection import CurvePoint
+
+    m = sp.csr_matrix(matrix)
+    key = cache_key("coverage_curve", {
+        "matrix": array_digest(m.indptr, m.indices, m.data, np.asarray(m.shape)),
+        "weights": array_digest(weights) if weights is not None else None,
+        "params": {k: (_param_digest(v)) for k, v in params.items()},
+    })
+    got = load(config, "coverage_curve", key)
+    if got is not None:
+        a, meta = got
+        ptr = a["selected_ptr"]
+        status["coverage_curve"] = "hit"
+        return [CurvePoint(k=int(a["k"][i]), objective=float(a["objective"][i]), share=float(a["share"][i]),
+                           exact=bool(a["exact"][i]), gap=None if np.isnan(a["gap"][i]) else float(a["gap"][i]),
+                           bound=None if np.isnan(a["bound"][i]) else float(a["bound"][i]),
+                           selected=a["selected"][ptr[i]:ptr[i + 1]].astype(np.int64),
+                           seconds=float(a["seconds"][i]), status=str(meta["status"][i]))
+                for i in range(len(a["k"]))]
+    points = compute()
+    sel = [np.asarray(p.selected, dtype=np.int64) for p in points]
+    arrays = {
+        "k": np.array([p.k for p in points], dtype=np.int64),
+        "objective": np.array([p.objective for p in points], dtype=float),
+        "share": np.array([p.share for p in points], dtype=float),
+        "exact": np.array([p.exact for p in points], dtype=bool),
+        "gap": np.array([np.nan if p.gap is None else p.gap for p in points], dtype=float),
+        "bound": np.array([np.nan if p.bound is None else p.bound for p in points], dtype=float),
+        "seconds": np.array([p.seconds for p in points], dtype=float),
+        "selected": np.concatenate(sel) if sel else np.zeros(0, np.int64),
+        "selected_ptr": np.concatenate([[0], np.cumsum([s.size for s in sel])]).astype(np.int64),
+    }
+    save(config, "coverage_curve", key, arrays, {"status": [p.status for p in points]})
+    status["coverage_curve"] = "miss" if enabled(config) else "off"
+    return points
+
+
+
+def selection_cached(config: Any, matrix: Any, weights: Any, params: dict[str, Any], compute: Any, *,
+                     status: dict[str, str]) -> Any:
+    """:func:`careblocks.sites.selection.select_sites` (``compute()``) through the cache
+    (``status["selection"]``), keyed by its matrix, weights and parameters (K included)."""
+    import scipy.sparse as sp
+
+    from careblocks.sites.selection import SelectionResult
+
+    m = sp.csr_matrix(matrix)
+    key = cache_key("selection", {
+        "matrix": array_digest(m.indptr, m.indices, m.data, np.asarray(m.shape)),
+        "weights": array_digest(weights) if weights is not None else None,
+        "params": {k: _param_digest(v) for k, v in params.items()},
+    })
+    got = load(config, "selection", key)
+    if got is not None:
+        a, meta = got
+        status["selection"] = "hit"
+        return SelectionResult(selected=a["selected"].astype(np.int64), marginal_gain=a["marginal_gain"],
+                               cumulative=a["cumulative"], served=a["served"], **meta)
+    r = compute()
+    save(config, "selection", key,
+         {"selected": r.selected, "marginal_gain": r.marginal_gain, "cumulative": r.cumulative, "served": r.served},
+         {"objective": r.objective, "method": r.method, "total_weight": r.total_weight,
+          "existing_weight": r.existing_weight, "status": r.status, "mip_gap": r.mip_gap, "info": r.info,
+          "bound": r.bound})
+    status["selection"] = "miss" if enabled(config) else "off"
+    return r
+
+
+
+def input_files_digest(config: Any) -> dict[str, str]:
+    """sha256 of every input file the config names."""
+    from careblocks.network.graph import file_digest
+
+    return {str(p): file_digest(p) for p in input_paths(config)}
+
+
+def input_paths(cfg: Any) -> list[Path]:
+    """Every input file named in the config (for digests in the run metadata)."""
+    found: list[Path] = []
+
+    def walk(obj: Any) -> None:
+        if isinstance(obj, Path):
+            if obj.is_file():
+                found.append(obj)
+        elif isinstance(obj, dict):
+            for v in obj.values():
+                walk(v)
+        elif isinstance(obj, (list, tuple)):
+            for v in obj:
+                walk(v)
+        elif hasattr(obj, "__dataclass_fields__"):
+            for name in obj.__dataclass_fields__:
+                if name not in ("raw", "source_path"):
+                    walk(getattr(obj, name))
+
+    walk(cfg)
+    return sorted(set(found))
