@@ -14,7 +14,8 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from careblocks.access import format_threshold, walk_access
+from careblocks.access import walk_access
+from careblocks.columns import threshold_tag
 from careblocks.errors import InputDataError
 from careblocks.network import search
 from careblocks.network.cost import WalkCost
@@ -331,7 +332,7 @@ def test_walk_access_columns_legs_and_unreachable():
     assert out["walk_min_kitchen"].isna().all() and (out["n_within_7.5min_kitchen"] == 0).all()
     np.testing.assert_allclose(out["walk_min_daycare_older"], out["walk_min_daycare"] * 1.6)
     assert out["services_within_7.5min"].tolist() == [1, 1, 0]
-    assert format_threshold(15.0) == "15" and format_threshold(7.5) == "7.5"
+    assert threshold_tag(15.0) == "15" and threshold_tag(7.5) == "7.5"
 
 
 @pytest.mark.parametrize("threshold", [5, 15])
@@ -342,7 +343,7 @@ def test_walk_access_on_real_graph(fontibon, fontibon_services, threshold):
     osnap = rng.uniform(0, 120, net.n_nodes)
     services = {k: (s, o * (4.8 / 3.6)) for k, (s, o) in fontibon_services.items()}
     out = walk_access(net, onodes, osnap, services, cost=WalkCost(4.8), threshold_min=threshold)
-    t = format_threshold(threshold)
+    t = threshold_tag(threshold)
     assert f"n_within_{t}min_health" in out and f"services_within_{t}min" in out
     leg = osnap / (4.8 / 3.6)
     for name, (src, off) in fontibon_services.items():

@@ -27,7 +27,7 @@ LAYERS: dict[str, int] = {
     "sites": 6,
     "results": 7, "outputs": 7, "audit": 7,
     "pipeline": 8,
-    "__init__": 9,
+    "__init__": 9, "api": 9,
     "cli": 10, "summary": 10, "batch": 10, "__main__": 10,
 }
 LAYER_NAMES = ["base", "io", "network", "transit", "access", "demand", "sites", "outputs",

@@ -22,30 +22,29 @@ from screenshot_map import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 TILE_HOST = "tile.openstreetmap.org"
 
-# the folium map object and its layers, found through the layer control
+# the map and its overlays, as map.js exposes them
 _JS_STATE = """
 () => {
-  const key = Object.keys(window).find(k => k.startsWith('map_') && window[k] instanceof L.Map);
-  const m = window[key];
+  const m = window.careblocks.map;
   let n = 0; m.eachLayer(() => n++);
-  return {layers: n, key: key};
+  return {layers: n};
 }
 """
 
+# the text of every popup, as the reader sees it (popups are built from DOM nodes)
 _JS_POPUPS = """
 () => {
-  const key = Object.keys(window).find(k => k.startsWith('map_') && window[k] instanceof L.Map);
-  const m = window[key];
   const texts = [];
-  m.eachLayer(l => {
-    const kids = l.getLayers ? l.getLayers() : [l];
-    kids.forEach(k => {
-      if (k.getPopup && k.getPopup()) {
-        const c = k.getPopup().getContent();
-        texts.push(typeof c === 'string' ? c : c.textContent);
-      }
-    });
-  });
+  const visit = l => {
+    if (l.getLayers) { l.getLayers().forEach(visit); return; }
+    const p = l.getPopup && l.getPopup();
+    if (p) {
+      let c = p.getContent();
+      if (typeof c === 'function') c = c(l);
+      texts.push(typeof c === 'string' ? c : c.textContent);
+    }
+  };
+  window.careblocks.overlays.forEach(o => visit(o.layer));
   return texts;
 }
 """

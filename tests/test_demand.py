@@ -18,10 +18,10 @@ import pandas as pd
 import pytest
 import shapely
 
+from careblocks.columns import CENSUS_GROUPS
 from careblocks.config import CensusConfig, CensusGroups, Config, LayerRef, config_from_dict
 from careblocks.demand.care_index import care_index_plan, care_need_by_district, care_need_index
 from careblocks.demand.census import (
-    GROUPS,
     TOTAL,
     allocate_census,
     census_to_origins,
@@ -93,7 +93,7 @@ def test_freetown_total_column(data, freetown_census):
     assert info["groups_present"] == ["children_under5", "older_60plus", "women_15plus"]
     assert census[TOTAL].sum() == raw["total_pop_e"].sum()
     # unmapped groups are absent, never zero
-    for g in set(GROUPS) - set(info["groups_present"]):
+    for g in set(CENSUS_GROUPS) - set(info["groups_present"]):
         assert g not in census.columns
     assert census["census_unit_id"].is_unique
 

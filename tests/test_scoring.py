@@ -18,11 +18,11 @@ from careblocks.errors import ConfigError, DataQualityWarning
 from careblocks.network.cost import WalkCost
 from careblocks.network.graph import WalkNetwork
 from careblocks.network.search import _reach_fallback, gather_targets
+from careblocks.sites.hours import hours_returned
 from careblocks.sites.scoring import (
     Catchments,
     catchment_polygons,
     compute_catchments,
-    hours_returned,
     objective_weights,
     score_candidates,
     score_components,

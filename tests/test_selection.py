@@ -233,7 +233,7 @@ def test_fontibon_sites_plausible(fontibon):
         assert np.isfinite(after).all()
     assert len(ctx.catchments) == len(sel) and ctx.catchments.geometry.is_valid.all()
     # hours objective (exact, per pair): a site's standalone gain is its hours column
-    from careblocks.sites.scoring import hours_pair_values
+    from careblocks.sites.hours import hours_pair_values
 
     hv = hours_pair_values(ctx.config, origins_before, cat.coverage)
     assert np.allclose(np.asarray(hv.sum(axis=1)).ravel(), cands["hours_returned_week"].to_numpy())
@@ -481,7 +481,8 @@ def test_fontibon_coverage_curve_in_geopackage_and_report(fontibon, tmp_path):
 
 def _check_marginal_figures_add_up(ctx, origins, cands, sel):
     """No site's figures exceed the population; together they are the proposal's figures."""
-    from careblocks.sites.scoring import compute_catchments, hours_pair_values, today_minutes
+    from careblocks.sites.hours import hours_pair_values, today_minutes
+    from careblocks.sites.scoring import compute_catchments
 
     pop = origins["population"].to_numpy(float)
     total = pop.sum()

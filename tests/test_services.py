@@ -213,6 +213,10 @@ def test_freetown_who_and_healthsites_deduplicated(data):
     h = gpd.read_file(hs)
     w = w[w.within(area)].to_crs(net.crs)
     h = h[h.within(area) & h["amenity"].isin(["clinic", "hospital", "doctors"])].to_crs(net.crs)
+    # rows repeated exactly (same name and location) are dropped with a warning naming the file
+    exact = (h.geometry.to_wkb(hex=True) + "\x00" + h["name"].astype(str)).duplicated()
+    h = h[~exact]
+    assert any(str(hs) in w and f"dropped {int(exact.sum())} exact duplicate" in w for w in warns)
     by = stats["services"]["health"]["by_source"]
     assert by == {"who": len(w), "healthsites": len(h)}
     d = np.hypot(

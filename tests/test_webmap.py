@@ -1,4 +1,4 @@
-"""HTML map: layers, escaping of data text, H3 aggregation, self-contained page, size on a city.
+"""HTML map: layers, data embedded as JSON only, H3 aggregation, self-contained page, size on a city.
 
 Synthetic results from tests/_synthetic.py, and Porto Alegre's real network, H3 population
 cells and health facilities (``porto_alegre_results``) for the size check.
@@ -6,6 +6,7 @@ cells and health facilities (``porto_alegre_results``) for the size check.
 
 from __future__ import annotations
 
+import json
 import re
 
 import h3
@@ -16,7 +17,7 @@ import pytest
 import careblocks.outputs._atomic as atomic
 from _synthetic import EVIL, make_results, porto_alegre_results
 from careblocks.outputs import write_map
-from careblocks.outputs.webmap import esc, map_areas
+from careblocks.outputs.webmap import TEXT, json_for_html, map_areas
 
 
 @pytest.fixture(scope="module")
@@ -26,40 +27,92 @@ def synthetic_map(tmp_path_factory):
     return r, path.read_text(encoding="utf-8")
 
 
+def page_data(text: str) -> dict:
+    """The page's one JSON block, parsed as the browser parses it."""
+    blocks = re.findall(r'<script type="application/json" id="careblocks-data">(.*?)</script>', text, re.S)
+    assert len(blocks) == 1
+    return json.loads(blocks[0])
+
+
 def test_map_has_layers_legend_and_no_cdn(synthetic_map):
     r, text = synthetic_map
-    for name in ("Walking time to daycare", "Walking time to health", "Walking time to laundromat",
-                 "Walking time to community kitchen", "All 4 services within 15 min",
-                 "Care-need index", "Candidate sites (12)", "Proposed Care Blocks (3)",
-                 "After the Care Blocks: all 4 services within 15 min", "Streets (walking network)",
-                 "Daycare (2)", "Health (3)", "Laundromat (4)", "Community kitchen (5)"):
-        assert f'"{name}"' in text or f'"{name} ' in text, name
-    assert "L.control.layers" in text
-    assert "How to read this map" in text and "Synthetic town" in text
-    assert "openstreetmap.org/copyright" in text  # tile attribution
+    data = page_data(text)
+    names = [o["name"] for o in data["overlays"]]
+    assert names == [
+        "Streets (walking network)", "Walking time to daycare", "Walking time to health",
+        "Walking time to laundromat", "Walking time to community kitchen",
+        "All 4 services within 15 min", "Care-need index", "Daycare (2)", "Health (3)",
+        "Laundromat (4)", "Community kitchen (5)", "Candidate sites (12)",
+        "Proposed Care Blocks (3) and walking catchments",
+        "After the Care Blocks: all 4 services within 15 min"]
+    assert data["page"]["howto_summary"] == "How to read this map"
+    assert "Synthetic town" in data["page"]["title"]
     # self-contained: Leaflet inline, nothing loaded from a CDN
     assert not re.search(r"<script[^>]+src=", text) and not re.search(r"<link[^>]+href=\"http", text)
     assert "Leaflet 1.9.4" in text and "MarkerClusterGroup" in text
+    assert "openstreetmap.org/copyright" in text  # tile attribution
     # every travel-time class of the legend
+    labels = [lbl for _, lbl in data["legend"]["time"]] + [data["legend"]["unreachable"][1]]
     for label in ("0–5 min", "10–15 min", "more than 30 min", "not reachable"):
-        assert label in text
+        assert label in labels
+    # the candidates are sized by score: the best is the largest circle
+    cand = next(o for o in data["overlays"] if o["kind"] == "candidates")["geojson"]["features"]
+    best = max(cand, key=lambda f: f["properties"]["score"])
+    assert best["properties"]["radius"] == max(f["properties"]["radius"] for f in cand) == 12.0
 
 
-def test_data_text_is_escaped(synthetic_map):
+def test_data_text_only_in_the_json_block(synthetic_map):
     r, text = synthetic_map
     assert EVIL in set(r.services["name"]) and EVIL in set(r.candidates["name"])
+    # the raw markup appears nowhere: only inside the JSON block, with < > & escaped
     assert "<script>alert(1)" not in text
-    assert text.count(esc(EVIL)) >= 2  # the health facility's tooltip and popup
-    # candidate names travel as GeoJSON properties (folium writes & as \u0026)
-    assert '"name": "\\u0026lt;script\\u0026gt;alert(1)\\u0026lt;/script\\u0026gt;"' in text
+    assert "\\u003cscript\\u003ealert(1)\\u003c/script\\u003e" in text
+    outside = re.sub(r'<script type="application/json".*?</script>', "", text, flags=re.S)
+    assert "alert(1)" not in outside and "Synthetic town" not in outside
+    data = page_data(text)
+    health = next(o for o in data["overlays"] if o["name"] == "Health (3)")
+    assert EVIL in [p["title"] for p in health["points"]]  # carried as text, unchanged
+    cand = next(o for o in data["overlays"] if o["kind"] == "candidates")
+    assert EVIL in [f["properties"].get("name") for f in cand["geojson"]["features"]]
+    # no template engine is imported by the map writer, and map.js never parses HTML
+    import ast
+
+    import careblocks.outputs.webmap as wm
+    tree = ast.parse(open(wm.__file__, encoding="utf-8").read())
+    mods = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    mods |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert not mods & {"jinja2", "folium", "branca", "mako", "string"}
+    js = (wm.ASSETS / "map.js").read_text()
+    assert not re.search(r"innerHTML\s*=|insertAdjacentHTML|document\.write|eval\(|new Function", js)
 
 
-def test_template_literal_breakout_is_escaped(tmp_path):
-    r = make_results(with_sites=False)
-    r.services.loc[0, "name"] = "`+alert(2)+` ${alert(3)}"
-    text = write_map(r, tmp_path / "m.html").read_text()
-    assert "`+alert(2)+`" not in text and "${alert(3)}" not in text
-    assert "&#96;+alert(2)+&#96; &#36;{alert(3)}" in text
+def test_json_for_html_escapes_what_ends_a_script():
+    payload = {"a": "</script><!--<script>&\u2028\u2029`${x}`"}
+    out = json_for_html(payload)
+    for bad in ("<", ">", "&", "\u2028", "\u2029"):
+        assert bad not in out
+    assert json.loads(out) == payload
+    with pytest.raises(ValueError):
+        json_for_html({"x": float("nan")})
+
+
+def test_one_candidate_or_equal_scores_do_not_crash(tmp_path):
+    r = make_results()
+    r.candidates["score"] = 0.5  # all equal
+    data = page_data(write_map(r, tmp_path / "eq.html").read_text())
+    cand = next(o for o in data["overlays"] if o["kind"] == "candidates")["geojson"]["features"]
+    assert {f["properties"]["radius"] for f in cand} == {7.5}
+    r.candidates = r.candidates.head(1)
+    data = page_data(write_map(r, tmp_path / "one.html").read_text())
+    assert next(o for o in data["overlays"] if o["kind"] == "candidates")["name"] == "Candidate sites (1)"
+
+
+def test_page_strings_live_in_one_table():
+    # every label of the page comes from TEXT (for translation), none is hard-coded in map.js
+    import careblocks.outputs.webmap as wm
+    js = (wm.ASSETS / "map.js").read_text()
+    for key in ("streets_layer", "howto_summary", "legend_services", "legend_time"):
+        assert TEXT[key] not in js
 
 
 def test_h3_aggregation_keeps_people_and_weights_times():
@@ -122,7 +175,9 @@ def test_porto_alegre_map_size_and_cells(data, tmp_path):
     size_mb = path.stat().st_size / 1e6
     assert size_mb < 15, size_mb
     text = path.read_text()
-    assert text.count('"walk_min_health"') >= 1 and "Streets (walking network)" in text
+    data = page_data(text)
+    assert any(o.get("prop") == "walk_min_health" for o in data["overlays"])
+    assert data["overlays"][0]["name"] == "Streets (walking network)"
 
 
 def test_service_without_facilities_is_marked(tmp_path):
@@ -130,6 +185,8 @@ def test_service_without_facilities_is_marked(tmp_path):
     r.services = r.services[r.services["service"] != "daycare"].reset_index(drop=True)
     r.origins["walk_min_daycare"] = np.nan
     text = write_map(r, tmp_path / "m.html").read_text()
-    assert '"Walking time to daycare (none found)"' in text
-    assert "Daycare (none found)</div>" in text  # legend
-    assert '"Daycare (' not in text  # no marker layer for it
+    data = page_data(text)
+    names = [o["name"] for o in data["overlays"]]
+    assert "Walking time to daycare (none found)" in names
+    assert "Daycare (none found)" in [s["label"] for s in data["legend"]["services"]]
+    assert not any(n.startswith("Daycare (") for n in names)  # no marker layer for it

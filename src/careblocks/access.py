@@ -17,21 +17,14 @@ import numba
 import numpy as np
 import pandas as pd
 
+from careblocks import columns as C
 from careblocks.errors import InputDataError
 from careblocks.network._kernels import _seeded_nearest_kernel
 from careblocks.network.cost import WalkCost
 from careblocks.network.search import _counts_core, _graph, _sources, nearest_times
 
-__all__ = [
-    "format_threshold",
-    "walk_access",
-]
+__all__ = ["walk_access"]
 
-# --------------------------------------------------------------------------- adapter
-def format_threshold(threshold_min: float) -> str:
-    """``15.0 -> "15"``, ``7.5 -> "7.5"``: the threshold as it appears in column names."""
-    t = float(threshold_min)
-    return str(int(t)) if t.is_integer() else repr(t)
 
 
 def walk_access(network: Any, origins_nodes, origins_snap_m,
@@ -83,7 +76,6 @@ def walk_access(network: Any, origins_nodes, origins_snap_m,
     n = indptr.size - 1
     onodes, oleg = _sources(origins_nodes, cost.leg_seconds(origins_snap_m), n, what="origins")
     limit = cost.limit_s(threshold_min)
-    tname = format_threshold(threshold_min)
     names = list(services_by_type)
 
     all_src, all_off, all_grp = [], [], []
@@ -127,19 +119,19 @@ def walk_access(network: Any, origins_nodes, origins_snap_m,
         minutes = total_s / 60.0
         minutes[~np.isfinite(minutes)] = np.nan
         base[name] = minutes
-        cols[f"walk_min_{name}"] = minutes
-        cols[f"n_within_{tname}min_{name}"] = counts[g]
+        cols[C.walk_min(name)] = minutes
+        cols[C.n_within(name, threshold_min)] = counts[g]
         within += counts[g] > 0
     base_same = cost.speed_factor(network) is None
     jobs = []  # (profile, service index, weights, slowdown): one nearest search each
     for pname, pcost in profiles.items():
         if base_same and pcost.speed_factor(network) is None:  # flat both: every leg scales
             for name in names:
-                cols[f"walk_min_{name}_{pname}"] = base[name] * cost.slowdown(pcost)
+                cols[C.walk_min(name, pname)] = base[name] * cost.slowdown(pcost)
             continue
         pw = _graph(indptr, indices, pcost.inbound_seconds(network))[2]
         for g, name in enumerate(names):
-            cols[f"walk_min_{name}_{pname}"] = np.full(onodes.size, np.nan)
+            cols[C.walk_min(name, pname)] = np.full(onodes.size, np.nan)
             if all_src[g].size:
                 jobs.append((pname, g, pw, cost.slowdown(pcost)))
 
@@ -148,7 +140,7 @@ def walk_access(network: Any, origins_nodes, origins_snap_m,
         d = nearest_times(indptr, indices, pw, all_src[g], all_off[g] * slow)
         m = (d[onodes] + oleg * slow) / 60.0
         m[~np.isfinite(m)] = np.nan
-        return f"walk_min_{names[g]}_{pname}", m
+        return C.walk_min(names[g], pname), m
 
     if len(jobs) > 1 and numba.get_num_threads() > 1:  # the kernels release the GIL
         from concurrent.futures import ThreadPoolExecutor
@@ -158,5 +150,5 @@ def walk_access(network: Any, origins_nodes, origins_snap_m,
     else:
         done = [_profile_near(j) for j in jobs]
     cols.update(done)
-    cols[f"services_within_{tname}min"] = within
+    cols[C.services_within(threshold_min)] = within
     return pd.DataFrame(cols, index=index if index is not None else pd.RangeIndex(onodes.size))

@@ -15,6 +15,8 @@ from typing import Any
 import click
 
 EXIT_USER_ERROR = 2
+#: exit code of an unexpected exception (a bug): one line and a crash log
+EXIT_BUG = 3
 
 
 class _State:
@@ -34,13 +36,62 @@ def _verbosity_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def _one_line(text: str, limit: int = 400) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 def _fail(message: str) -> None:
-    click.echo(f"careblocks: error: {message}", err=True)
+    click.echo(f"careblocks: error: {_one_line(message, 2000)}", err=True)
     sys.exit(EXIT_USER_ERROR)
 
 
+def write_crash_log(exc: BaseException) -> Path | None:
+    """Write the traceback of an unexpected exception to a crash log; return its path.
+
+    The log goes to ``$CAREBLOCKS_CRASH_DIR`` (default: the system's temporary folder) as
+    ``careblocks-crash-<UTC time>-<pid>.log``.
+    """
+    import datetime as _dt
+    import os
+    import platform
+    import tempfile
+    import traceback
+
+    from careblocks import __version__
+
+    folder = Path(os.environ.get("CAREBLOCKS_CRASH_DIR") or tempfile.gettempdir())
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = folder / f"careblocks-crash-{stamp}-{os.getpid()}.log"
+    text = (
+        f"careblocks {__version__}, Python {platform.python_version()}, {platform.platform()}\n"
+        f"command: {' '.join(sys.argv)}\n\n"
+        + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError:
+        return None
+    return path
+
+
+def _bug(exc: BaseException) -> None:
+    log = write_crash_log(exc)
+    where = f"details in {log}" if log else "run again with -vv for the traceback"
+    click.echo(
+        f"careblocks: internal error (this is a bug in careblocks, please report it with the log): "
+        f"{type(exc).__name__}: {_one_line(exc)}; {where}",
+        err=True,
+    )
+    sys.exit(EXIT_BUG)
+
+
 def _guard(verbosity: int, fn: Callable[[], Any]) -> Any:
-    """Run ``fn``; turn user errors into one line and exit 2."""
+    """Run ``fn``; turn user errors into one line and exit 2, anything else (a bug) into one
+    line naming a crash log and exit 3. ``-vv`` shows the traceback instead."""
+    import errno
+
     from careblocks.errors import CareblocksError
 
     try:
@@ -56,6 +107,17 @@ def _guard(verbosity: int, fn: Callable[[], Any]) -> Any:
     except KeyboardInterrupt:
         click.echo("careblocks: interrupted; the previous output files are unchanged", err=True)
         sys.exit(130)
+    except OSError as exc:
+        if verbosity >= 2:
+            raise
+        if exc.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT):
+            _fail(f"{exc.filename or 'output'}: {exc.strerror}; free space or choose another "
+                  "folder (--out DIR)")
+        _bug(exc)
+    except Exception as exc:  # noqa: BLE001 - every other exception is a bug
+        if verbosity >= 2:
+            raise
+        _bug(exc)
 
 
 def _load(config_path: str | None, overrides: tuple[str, ...]) -> Any:
@@ -128,7 +190,7 @@ _set_option = click.option(
 @click.option(
     "--out",
     "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     help="Write careblocks.gpkg, map.html and report.html into this folder.",
 )
 @_set_option
@@ -188,21 +250,7 @@ def validate(config: str, overrides: tuple[str, ...], verbose: int, quiet: int, 
         from careblocks.summary import print_validation
 
         cfg = _load(config, overrides)
-        ctx = pipeline.analyse(
-            cfg, reporter=_reporter(console, verbosity), until="origins", strict=strict
-        )
-        if cfg.transit.enabled:
-            from careblocks.transit import load_timetable
-
-            with ctx.stage("transit feeds"):
-                _, stats = load_timetable(
-                    cfg.transit,
-                    ctx.network,
-                    area_4326=ctx.area_4326,
-                    crs=ctx.crs,
-                    cost=ctx.cost,
-                )
-                ctx.stats["transit"] = stats
+        ctx = pipeline.validate(cfg, reporter=_reporter(console, verbosity), strict=strict)
         print_validation(console, ctx)
         click.echo(f"{config}: OK")
 
@@ -213,7 +261,7 @@ def validate(config: str, overrides: tuple[str, ...], verbose: int, quiet: int, 
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--k", "k", type=click.IntRange(min=1), help="How many sites to select.")
 @click.option("--method", type=click.Choice(["milp", "greedy", "auto"]), help="Selection method.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path))
 @_set_option
 @_strict_option
 @_verbosity_options

@@ -296,6 +296,15 @@ class TransitConfig:
     #: "ferry", "trolleybus", "monorail", "cable_tram", "aerial_lift", "funicular", "taxi"
     #: (GTFS route types, extended types included); empty = every mode of the feeds
     modes: tuple[str, ...] = ()
+    #: a GTFS zip with more members than this is refused (a feed has about 10 to 20 files)
+    max_archive_members: int = 1000
+    #: a GTFS zip member that inflates to more than this many MB is refused
+    max_member_mb: float = 4096.0
+    #: a GTFS zip whose members inflate to more than this many MB in all is refused
+    max_archive_mb: float = 8192.0
+    #: a GTFS zip member (over 1 MB) that inflates more than this many times is refused as a
+    #: zip bomb (real feeds compress 3 to 20 times)
+    max_compression_ratio: float = 200.0
 
 
 @dataclass(frozen=True)
@@ -346,6 +355,22 @@ class CareIndexConfig:
     weights: dict[str, float] = field(
         default_factory=lambda: {"care_demand": 0.4, "caregiver_density": 0.4, "poverty": 0.2}
     )
+
+
+#: Score weights used when ``sites.weights`` is empty; keys are score components
+#: (docs/site_selection.md).
+DEFAULT_SITE_WEIGHTS: dict[str, float] = {
+    "gap_closed": 0.35,
+    "hours_returned_week": 0.30,
+    "demand_covered": 0.20,
+    "colocated_services": 0.10,
+    "is_public_anchor": 0.05,
+    # only present with sites.use_transit (walk + transit catchments); absent otherwise,
+    # so walking-only scores are unchanged
+    "transit_population_covered": 0.10,
+}
+#: People per household when neither the origins (``households``) nor ``census.household_size`` say.
+DEFAULT_HOUSEHOLD_SIZE = 3.0
 
 
 @dataclass(frozen=True)
@@ -405,11 +430,14 @@ class SensitivityConfig:
 
 @dataclass(frozen=True)
 class OutputConfig:
+    #: the run's folder (default out/<study>/): careblocks.gpkg, map.html and report.html,
+    #: switched in together
     dir: Path | None = None
     #: "EPSG:4326" (default) or "local" (the working projected CRS)
     crs: str = "EPSG:4326"
     map: bool = True
     report: bool = True
+    #: write the map to <map_dir>/<study>.html instead (then it is switched in on its own)
     map_dir: Path | None = None
 
 
@@ -706,6 +734,11 @@ def _check_values(obj: Any, key: str) -> None:
         for t in obj.equity_thresholds_min:
             _positive(t, f"{key}.equity_thresholds_min")
     elif isinstance(obj, SitesConfig):
+        if obj.k < 1:
+            raise ConfigError(
+                f"config key '{key}.k': {obj.k} sites asked for; set it to 1 or more "
+                "(or sites.enabled = false to skip site selection)"
+            )
         _positive(obj.curve_time_limit_s, f"{key}.curve_time_limit_s")
         if obj.curve_k_max is not None and obj.curve_k_max < 0:
             raise ConfigError(f"config key '{key}.curve_k_max': must be >= 0 (0 = no curve), got {obj.curve_k_max}")
@@ -720,7 +753,8 @@ def _check_values(obj: Any, key: str) -> None:
                     f"config key '{key}.bbox': {list(obj.bbox)} is not "
                     "[min_lon, min_lat, max_lon, max_lat] in degrees"
                 )
-        if not re.fullmatch(r"[A-Za-z0-9_\- .]+", obj.name):
+        # letters of any script (Bogotá Fontibón, São Paulo), digits, spaces, '-', '_', '.'
+        if not obj.name.strip() or not re.fullmatch(r"[\w\- .]+", obj.name):
             raise ConfigError(
                 f"config key '{key}.name': {obj.name!r} may hold only letters, digits, spaces, '-', '_' and '.'"
             )
@@ -733,6 +767,10 @@ def _check_values(obj: Any, key: str) -> None:
                 f"config key '{key}.report_percentile': {obj.report_percentile} must be one of "
                 f"transit.percentiles {list(obj.percentiles)}"
             )
+        if obj.max_archive_members < 1:
+            raise ConfigError(f"config key '{key}.max_archive_members': must be at least 1")
+        for name in ("max_member_mb", "max_archive_mb", "max_compression_ratio"):
+            _positive(getattr(obj, name), f"{key}.{name}")
         if obj.step_min < 1:
             raise ConfigError(f"config key '{key}.step_min': must be at least 1")
         for m in obj.modes:
@@ -859,8 +897,25 @@ def config_from_dict(
                 f"config key 'services.{name}': use_osm is false and no layers are given; "
                 "add [[services.{name}.layers]] or set use_osm = true"
             )
+    sites_raw = data.get("sites")
     cfg = _build(Config, data, "", base)
+    if isinstance(sites_raw, Mapping) and "offers" in sites_raw:  # the default follows the services
+        _check_offers(cfg.sites.offers, services)
     return dataclasses.replace(cfg, services=services, source_path=source_path, raw=dict(raw))
+
+
+def _check_offers(offers: tuple[str, ...], services: Mapping[str, Any]) -> None:
+    """Every service a Care Block offers must be one of the study's services."""
+    import difflib
+
+    for name in offers:
+        if name not in services:
+            close = difflib.get_close_matches(name, list(services), n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise ConfigError(
+                f"config key 'sites.offers': unknown service '{name}'; {hint}"
+                f"the services are {', '.join(services)}"
+            )
 
 
 def load_config(path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> Config:

@@ -43,6 +43,10 @@ class DataQualityWarning(UserWarning):
     """A data problem that does not stop the run (far snaps, dropped geometries, ...)."""
 
 
+class OutputError(CareblocksError):
+    """An output path cannot be written (not a folder, read-only, a dangling link)."""
+
+
 class AuditError(InputDataError):
     """The input audit found a problem the analysis cannot be trusted with (or, with
     ``--strict``, a warning)."""

@@ -149,6 +149,20 @@ def _layer_service(
         bbox_4326=bbox,
         allow_empty=True,
     )
+    where = f"{what} ({layer.path})"
+    if len(gdf) == 0:
+        warnings.warn(f"{where}: the layer has no rows (after where_values and the study "
+                      f"area's bounding box); no {name} facilities come from it",
+                      DataQualityWarning, stacklevel=3)
+    elif len(gdf) > 1:
+        key = gdf.geometry.to_wkb(hex=True) if layer.name_column is None else (
+            gdf.geometry.to_wkb(hex=True) + "\x00" + gdf[layer.name_column].astype(str))
+        dup = key.duplicated().to_numpy()
+        if dup.any():
+            warnings.warn(f"{where}: dropped {int(dup.sum())} exact duplicate rows (same "
+                          f"{'name and ' if layer.name_column else ''}location) of {len(gdf)}",
+                          DataQualityWarning, stacklevel=3)
+            gdf = gdf[~dup]
     capacity = np.full(len(gdf), np.nan)
     if layer.count_column:
         counts = numeric_column(gdf, layer.count_column, what=what, path=layer.path)
@@ -162,6 +176,12 @@ def _layer_service(
         if gdf.crs is not None and gdf.crs.to_epsg() != 4326:
             gdf = gdf.to_crs(4326)
         inside = within_area(gdf, area_4326)
+        n_out = int((~np.asarray(inside)).sum())
+        if n_out:
+            every = "all " if n_out == len(gdf) else ""
+            warnings.warn(f"{where}: dropped {every}{n_out} of {len(gdf)} facilities that lie "
+                          "outside the study area (check the layer's CRS and the study area)",
+                          DataQualityWarning, stacklevel=3)
         gdf, capacity = gdf[inside], capacity[inside]
     if layer.name_column:
         names = gdf[layer.name_column].astype("string").str.strip()

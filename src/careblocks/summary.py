@@ -6,11 +6,10 @@ from typing import Any
 
 import numpy as np
 
+from careblocks import columns as C
+from careblocks.columns import threshold_tag
+from careblocks.demand.equity import share_within
 from careblocks.results import Results
-
-
-def _tfmt(t: float) -> str:
-    return str(int(t)) if float(t).is_integer() else str(t)
 
 
 def access_rows(origins: Any, services: Any, service_names: tuple[str, ...], threshold: float) -> list[dict[str, Any]]:
@@ -22,7 +21,7 @@ def access_rows(origins: Any, services: Any, service_names: tuple[str, ...], thr
         row: dict[str, Any] = {"service": s}
         row["facilities"] = int((services["service"] == s).sum()) if len(services) else 0
         for mode in ("walk", "transit", "best"):
-            col = f"{mode}_min_{s}"
+            col = C.time_column(mode, s)
             if col not in origins:
                 continue
             t = origins[col].to_numpy(np.float64)
@@ -34,8 +33,7 @@ def access_rows(origins: Any, services: Any, service_names: tuple[str, ...], thr
                 row[f"{mode}_median_min"] = float(t[med_idx]) if ok[med_idx] else float("nan")
             else:
                 row[f"{mode}_median_min"] = float("nan")
-            within = np.where(ok & (t <= threshold), pop, 0.0).sum()
-            row[f"{mode}_share_within"] = within / total if total > 0 else float("nan")
+            row[f"{mode}_share_within"] = share_within(t, pop, threshold)
         rows.append(row)
     return rows
 
@@ -52,7 +50,7 @@ def print_summary(console: Any, results: Results) -> None:
     table.add_column("facilities", justify="right")
     for m in modes:
         table.add_column(f"{m} median min", justify="right")
-        table.add_column(f"{m} within {_tfmt(T)} min", justify="right")
+        table.add_column(f"{m} within {threshold_tag(T)} min", justify="right")
     for r in rows:
         cells = [r["service"], f"{r['facilities']:,}"]
         for m in modes:
@@ -61,14 +59,14 @@ def print_summary(console: Any, results: Results) -> None:
             cells.append(f"{100 * r[f'{m}_share_within']:.0f}%")
         table.add_row(*cells)
     console.print(table)
-    col = f"services_within_{_tfmt(T)}min"
+    col = C.services_within(T)
     if col in o:
         n = len(results.service_names)
         share_all = o.loc[o[col] >= n, "population"].sum() / max(o["population"].sum(), 1e-9)
-        console.print(f"People with all {n} services within {_tfmt(T)} min on foot: {100 * share_all:.0f}%")
+        console.print(f"People with all {n} services within {threshold_tag(T)} min on foot: {100 * share_all:.0f}%")
     if results.equity is not None and len(results.equity):
         print_equity(
-            console, results.equity, T, title=f"Share of each group within {_tfmt(T)} min",
+            console, results.equity, T, title=f"Share of each group within {threshold_tag(T)} min",
             after=results.equity_after,
         )
     if results.selected is not None and len(results.selected):

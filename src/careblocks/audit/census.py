@@ -28,7 +28,8 @@ def audit_census(cfg: Any, area_4326: Any, audit: Audit) -> Any:
 
     if c.optional and file_kind(c.layer.path) == "missing":
         return None
-    from careblocks.demand.census import GROUPS, HOUSEHOLDS, TOTAL, read_census
+    from careblocks.columns import CENSUS_GROUPS as GROUPS
+    from careblocks.demand.census import HOUSEHOLDS, TOTAL, read_census
 
     gdf, _ = read_census(c, area_4326=area_4326)
     where = f"{KEY}: {c.layer.path}"

@@ -15,7 +15,6 @@ Three steps, each usable on its own:
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -23,7 +22,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from careblocks.config import CensusConfig, CensusGroups, LayerRef
+from careblocks.columns import CENSUS_GROUPS
+from careblocks.config import CensusConfig, LayerRef
 from careblocks.errors import (
     ConfigError,
     CRSError,
@@ -34,7 +34,6 @@ from careblocks.errors import (
 )
 
 __all__ = [
-    "GROUPS",
     "TOTAL",
     "HOUSEHOLDS",
     "read_census",
@@ -42,8 +41,6 @@ __all__ = [
     "census_to_origins",
 ]
 
-#: care groups, in the order of :class:`CensusGroups`
-GROUPS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(CensusGroups))
 if TYPE_CHECKING:  # pragma: no cover
     import geopandas as gpd
 
@@ -73,7 +70,7 @@ def _mapping(cfg: CensusConfig) -> dict[str, str]:
         out[TOTAL] = cfg.total_column
     if cfg.households_column:
         out[HOUSEHOLDS] = cfg.households_column
-    for g in GROUPS:
+    for g in CENSUS_GROUPS:
         col = getattr(cfg.groups, g)
         if col:
             out[g] = col
@@ -202,7 +199,7 @@ def read_census(cfg: CensusConfig, *, area_4326: Any = None):
         "file": str(ref.path),
         "rows": int(len(res)),
         "columns": {k: v for k, v in mapping.items()},
-        "groups_present": [g for g in GROUPS if g in res.columns],
+        "groups_present": [g for g in CENSUS_GROUPS if g in res.columns],
         "published_totals": bool(cfg.published_totals),
     }
     return res, info
@@ -501,7 +498,7 @@ def census_to_origins(config, origins, *, area: Any = None, area_4326: Any = Non
         stats.update(source="raster", raster=rstats)
     elif cfg.layer is not None:
         census, info = read_census(cfg, area_4326=area_4326)
-        cols = [c for c in (TOTAL, HOUSEHOLDS, *GROUPS) if c in census.columns]
+        cols = [c for c in (TOTAL, HOUSEHOLDS, *CENSUS_GROUPS) if c in census.columns]
         origins, astats = allocate_census(origins, census, cols, method=cfg.allocate_by, area=area)
         stats.update(source="layer", read=info, allocation=astats)
         stats["groups_present"] = info["groups_present"]
@@ -535,3 +532,22 @@ def population_from_census(origins: gpd.GeoDataFrame) -> dict[str, float]:
         "census_to_estimate_ratio": ratio,
         "population": float(origins["population"].sum()),
     }
+
+
+def read_districts(config, *, area_4326: Any = None):
+    """The district layer of ``census.districts`` (None when not configured), checked."""
+    cfg = config.census
+    if cfg.districts is None:
+        return None
+    name_col = cfg.district_name_column
+    if not name_col:
+        raise ConfigError(
+            "census.district_name_column: census.districts is set but not the column of "
+            "district names; set census.district_name_column"
+        )
+    bbox = tuple(area_4326.bounds) if area_4326 is not None else None
+    dgdf = _read_vector(cfg.districts, what="district layer (census.districts)",
+                        columns=[name_col], bbox_4326=bbox)
+    if dgdf.crs is None:
+        raise CRSError("census.districts: layer has no CRS; set census.districts.crs")
+    return dgdf

@@ -137,6 +137,21 @@ def palma_ratio(times: np.ndarray, weights: np.ndarray) -> float:
     return top / bottom
 
 
+def people_within(times, people, threshold_min: float) -> float:
+    """People (or any weight) whose time is at most ``threshold_min`` (unreachable = NaN/inf
+    never counts): the one definition of "within T"."""
+    t = np.asarray(times, np.float64)
+    w = np.asarray(people, np.float64)
+    return float(w[np.isfinite(t) & (t <= float(threshold_min))].sum())
+
+
+def share_within(times, people, threshold_min: float) -> float:
+    """Share of ``people`` within ``threshold_min`` (:func:`people_within` / total); NaN
+    when there are no people."""
+    total = float(np.asarray(people, np.float64).sum())
+    return people_within(times, people, threshold_min) / total if total > 0 else float("nan")
+
+
 def _rows_for(times: np.ndarray, people: np.ndarray, thresholds: Sequence[float],
               base: dict[str, Any]) -> list[dict[str, Any]]:
     total = float(people.sum())
@@ -148,7 +163,7 @@ def _rows_for(times: np.ndarray, people: np.ndarray, thresholds: Sequence[float]
     pr = palma_ratio(times, people)
     rows = []
     for t in thresholds:
-        within = float(people[reach & (times <= t)].sum())
+        within = people_within(times, people, t)
         share = within / total if total > 0 else np.nan
         rows.append({
             **base,

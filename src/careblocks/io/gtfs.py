@@ -112,20 +112,98 @@ def _seconds(series: pd.Series) -> np.ndarray:
     return vals[np.where(codes < 0, len(uniq), codes)]
 
 
-def _open_feed(path: Path) -> Any:
-    """Read one feed with gtfs-kit, turning its failures into GTFSError."""
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """Bounds on a GTFS zip, checked from its directory before anything is inflated.
+
+    The defaults are far above real city feeds (the largest member of the feeds in the test
+    data inflates 3.5 MB at 7.5:1; whole-country feeds reach a few GB at under 20:1) and far
+    below what a zip bomb declares. Config keys ``transit.max_archive_members``,
+    ``transit.max_member_mb``, ``transit.max_archive_mb``, ``transit.max_compression_ratio``.
+    """
+
+    max_members: int = 1000
+    max_member_bytes: int = 4096 * 2**20
+    max_total_bytes: int = 8192 * 2**20
+    max_ratio: float = 200.0
+    #: members smaller than this are never refused for their ratio (tiny files compress well)
+    ratio_floor_bytes: int = 2**20
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> ArchiveLimits:
+        return cls(
+            max_members=int(cfg.max_archive_members),
+            max_member_bytes=int(cfg.max_member_mb * 2**20),
+            max_total_bytes=int(cfg.max_archive_mb * 2**20),
+            max_ratio=float(cfg.max_compression_ratio),
+        )
+
+
+def check_archive(path: Path, zf: zipfile.ZipFile, limits: ArchiveLimits) -> None:
+    """Refuse a zip whose directory declares too many members, members or a total that
+    inflate too much, or a compression ratio only a zip bomb has. Reads no member data.
+
+    The declared sizes cannot be exceeded later: :mod:`zipfile` stops every member at its
+    declared size (and a CRC mismatch then fails the read), so reading stays within them.
+    """
+    infos = zf.infolist()
+    if len(infos) > limits.max_members:
+        raise GTFSError(
+            f"{path}: the zip holds {len(infos):,} members, more than transit.max_archive_members "
+            f"= {limits.max_members:,}; this is not a GTFS feed (or raise the limit)"
+        )
+    total = 0
+    for info in infos:
+        size = info.file_size
+        total += size
+        if size > limits.max_member_bytes:
+            raise GTFSError(
+                f"{path}: {info.filename} inflates to {size / 2**20:,.0f} MB, more than "
+                f"transit.max_member_mb = {limits.max_member_bytes / 2**20:,.0f}; refusing it "
+                "(raise the limit for a feed this large)"
+            )
+        ratio = size / max(info.compress_size, 1)
+        if size >= limits.ratio_floor_bytes and ratio > limits.max_ratio:
+            raise GTFSError(
+                f"{path}: {info.filename} inflates {ratio:,.0f} times ({info.compress_size:,} -> "
+                f"{size:,} bytes), more than transit.max_compression_ratio = {limits.max_ratio:g}; "
+                "real feeds compress well under 50 times; this looks like a zip bomb"
+            )
+    if total > limits.max_total_bytes:
+        raise GTFSError(
+            f"{path}: the zip inflates to {total / 2**20:,.0f} MB in all, more than "
+            f"transit.max_archive_mb = {limits.max_total_bytes / 2**20:,.0f}; refusing it"
+        )
+
+
+def _open_feed(path: Path, limits: ArchiveLimits | None = None) -> Any:
+    """Read one feed with gtfs-kit, turning its failures into GTFSError.
+
+    The zip's directory is checked against ``limits`` first; members are then read as
+    streams from the zip by gtfs-kit (nothing is extracted to disk, so member paths such as
+    ``../../x`` never reach the file system).
+    """
     import gtfs_kit as gk
 
     if not path.exists():
         raise GTFSError(f"{path}: GTFS feed not found; check transit.feeds in the config")
+    if not path.is_file():
+        raise GTFSError(f"{path}: is not a file; transit.feeds lists GTFS .zip files")
     try:
         with zipfile.ZipFile(path) as zf:
+            check_archive(path, zf, limits or ArchiveLimits())
             names = {Path(n).name for n in zf.namelist()}
-            bad = zf.testzip()
-    except zipfile.BadZipFile:
+            bad = zf.testzip()  # streams every member through its CRC, in chunks
+    except GTFSError:
+        raise
+    except zipfile.BadZipFile as exc:
         raise GTFSError(
-            f"{path}: not a readable zip file; download the GTFS feed again (it must be a .zip of .txt files)"
+            f"{path}: not a readable zip file ({' '.join(str(exc).split())[:80]}); download the "
+            "GTFS feed again (it must be a .zip of .txt files)"
         ) from None
+    except (zipfile.LargeZipFile, NotImplementedError, EOFError, OSError, ValueError) as exc:
+        raise GTFSError(f"{path}: cannot be read as a zip ({type(exc).__name__}: "
+                        f"{' '.join(str(exc).split())[:80]}); download the GTFS feed again") from None
     if bad is not None:
         raise GTFSError(f"{path}: {bad} is corrupt inside the zip; download the GTFS feed again")
     for req in REQUIRED_FILES:
@@ -140,9 +218,15 @@ def _open_feed(path: Path) -> Any:
             "a GTFS feed needs one of them to say on which days trips run"
         )
     try:
-        return gk.read_feed(path, dist_units="km")
+        feed = gk.read_feed(path, dist_units="km")
     except Exception as exc:  # gtfs-kit raises many kinds on malformed CSV
-        raise GTFSError(f"{path}: cannot be read as GTFS ({type(exc).__name__}: {exc}); fix or replace the feed") from None
+        raise GTFSError(f"{path}: cannot be read as GTFS ({type(exc).__name__}: "
+                        f"{' '.join(str(exc).split())[:120]}); fix or replace the feed") from None
+    for req in REQUIRED_FILES:  # gtfs-kit leaves a table None when its file is empty
+        if getattr(feed, req[:-4], None) is None:
+            raise GTFSError(f"{path}: {req} has no rows; a GTFS feed needs rows in "
+                            f"{', '.join(REQUIRED_FILES)}")
+    return feed
 
 
 def _interpolate(st: pd.DataFrame, stops: pd.DataFrame, feed_name: str) -> tuple[pd.DataFrame, int]:
@@ -261,11 +345,12 @@ def _date_range(feed: Any) -> str:
 
 
 def _one_feed(
-    path: Path, name: str, date: dt.date, window: tuple[float, float] | None
+    path: Path, name: str, date: dt.date, window: tuple[float, float] | None,
+    limits: ArchiveLimits | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     import gtfs_kit as gk
 
-    feed = _open_feed(path)
+    feed = _open_feed(path, limits)
     day = date.strftime("%Y%m%d")
     prev_day = (date - dt.timedelta(days=1)).strftime("%Y%m%d")
     try:
@@ -287,6 +372,19 @@ def _one_feed(
     if "shape_dist_traveled" in feed.stop_times:
         cols.append("shape_dist_traveled")
     st0 = feed.stop_times[cols]
+    # rows naming trips or stops the feed does not define cannot be routed: drop and say so
+    unknown_trip = ~st0["trip_id"].isin(trips_all["trip_id"])
+    unknown_stop = ~st0["stop_id"].isin(feed.stops["stop_id"])
+    if unknown_trip.any() or unknown_stop.any():
+        warnings.warn(
+            f"{path}: dropped {int((unknown_trip | unknown_stop).sum()):,} of {len(st0):,} "
+            f"stop_times.txt rows naming a trip_id not in trips.txt ({int(unknown_trip.sum()):,}) "
+            f"or a stop_id not in stops.txt ({int(unknown_stop.sum()):,})",
+            DataQualityWarning, stacklevel=2,
+        )
+        st0 = st0[~(unknown_trip | unknown_stop)]
+    malformed = 0
+    malformed_trips: set = set()
     parts = []
     for services, shift in ((active, 0.0), (active_prev, -86400.0)):
         tr = trips_all[trips_all["service_id"].isin(services)][["trip_id", "route_id", "service_id"]]
@@ -297,6 +395,14 @@ def _one_feed(
         st = st.sort_values(["trip_id", "stop_sequence"], kind="stable").reset_index(drop=True)
         st["arr"] = _seconds(st["arrival_time"])
         st["dep"] = _seconds(st["departure_time"])
+        bad = ((st["arrival_time"].notna() & (st["arrival_time"].astype("string").str.strip() != "")
+                & np.isnan(st["arr"].to_numpy()))
+               | (st["departure_time"].notna()
+                  & (st["departure_time"].astype("string").str.strip() != "")
+                  & np.isnan(st["dep"].to_numpy()))).to_numpy(bool)
+        if bad.any():
+            malformed += int(bad.sum())
+            malformed_trips.update(st.loc[bad, "trip_id"].tolist())
         st = st.drop(columns=["arrival_time", "departure_time"])
         st, n_bad = _interpolate(st, feed.stops, name)
         if shift == 0.0:
@@ -320,6 +426,12 @@ def _one_feed(
             st["dep"] += shift
             stats["previous_day_trips"] = int(len(tr))
         parts.append((st, tr))
+    if malformed:
+        warnings.warn(
+            f"{path}: {len(malformed_trips):,} trips have {malformed:,} malformed times in "
+            "stop_times.txt (not H:MM:SS); those times are treated as missing and interpolated",
+            DataQualityWarning, stacklevel=3)
+        stats["malformed_times"] = malformed
     st = pd.concat([p[0] for p in parts], ignore_index=True)
     tr = pd.concat([p[1] for p in parts], ignore_index=True)
     if window is not None:
@@ -382,6 +494,7 @@ def read_gtfs(
     area_4326: Any = None,
     window_s: tuple[float, float] | None = None,
     modes: Sequence[str] = (),
+    limits: ArchiveLimits | None = None,
 ) -> tuple[GTFSTables, dict[str, Any]]:
     """Read one or several GTFS feeds for one service date into normalised tables.
 
@@ -402,6 +515,8 @@ def read_gtfs(
     modes
         Keep only trips of these transit modes (names of :data:`ROUTE_TYPES`, e.g.
         ``("bus", "subway")``); empty keeps every mode.
+    limits
+        Bounds on each zip (:class:`ArchiveLimits`; default: the config defaults).
 
     Returns
     -------
@@ -428,7 +543,7 @@ def read_gtfs(
             name = f"{path.stem}{k}"
             k += 1
         names.append(name)
-        s, t, st, fs = _one_feed(path, name, day, window_s)
+        s, t, st, fs = _one_feed(path, name, day, window_s, limits)
         all_stops.append(s)
         all_trips.append(t)
         all_st.append(st)

@@ -284,7 +284,7 @@ def _read_pbf(p: Path, bbox: BBox | None) -> tuple[Any, Any]:
             warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", UserWarning)
-            osm = OSM(str(p), bounding_box=list(bbox) if bbox is not None else None)
+            osm = OSM(str(p), bounding_box=list(bbox) if bbox is not None else None, progress=False)
             # every way of the street network with the tags the walk rule and the travel
             # profiles read; the walk rule (is_walkable) is applied below, once per way
             result = osm.get_network(
@@ -351,7 +351,6 @@ def _read_xml(p: Path, bbox: BBox | None) -> tuple[Any, Any]:
     import xml.sax
     from xml.etree.ElementTree import ParseError
 
-    import geopandas as gpd
     import osmnx as ox
     import shapely
     from osmnx._errors import InsufficientResponseError
@@ -376,11 +375,37 @@ def _read_xml(p: Path, bbox: BBox | None) -> tuple[Any, Any]:
     finally:
         ox.settings.useful_tags_way = saved
 
+    nodes, edges = graph_nodes_edges(G, filt)
+    if bbox is not None and len(edges):
+        box = shapely.box(*bbox)
+        edges = edges[shapely.intersects(edges.geometry.to_numpy(), box)]
+    return nodes, edges
+
+
+def graph_nodes_edges(G: Any, filt: dict[str, Any] | None = None) -> tuple[Any, Any]:
+    """The walkable edges of an osmnx (networkx) graph as ``(nodes, edges)`` in EPSG:4326.
+
+    Edges are kept by :func:`is_walkable` on the tags they carry (osmnx keeps the tags of
+    ``ox.settings.useful_tags_way``); the reverse copies of two-way streets are dropped and
+    each edge is drawn straight between its nodes (as the reader of XML extracts does).
+    """
+    import geopandas as gpd
+    import pyproj
+    import shapely
+
+    filt = _walk_filter() if filt is None else filt
+    if G is not None and not pyproj.CRS.from_user_input(G.graph.get("crs", "EPSG:4326")).equals(
+            pyproj.CRS.from_epsg(4326)):
+        raise InputDataError(
+            f"osmnx graph: its CRS is {G.graph['crs']}; give the unprojected graph "
+            "(ox.project_graph(G, to_latlong=True))"
+        )
     us: list[int] = []
     vs: list[int] = []
     hws: list[str] = []
     tagvals: dict[str, list[Any]] = {t: [] for t in EDGE_TAGS}
     revs: list[bool] = []
+    shapes: list[Any] = []  # the edge's own geometry (simplified graphs), else None
     if G is not None:
         cache: dict[int, bool] = {}
         for u, v, data in G.edges(data=True):
@@ -395,7 +420,9 @@ def _read_xml(p: Path, bbox: BBox | None) -> tuple[Any, Any]:
             if ok:
                 us.append(u)
                 vs.append(v)
-                hws.append(str(data["highway"]))
+                hw = data["highway"]
+                hws.append(str(hw[0] if isinstance(hw, list) else hw))
+                shapes.append(data.get("geometry"))
                 for t in EDGE_TAGS:
                     val = data.get(_EDGE_TAG_KEYS[t])
                     tagvals[t].append(val if isinstance(val, str) else None)
@@ -411,6 +438,7 @@ def _read_xml(p: Path, bbox: BBox | None) -> tuple[Any, Any]:
         hws = [hws[i] for i in first]
         tagvals = {t: [vals[i] for i in first] for t, vals in tagvals.items()}
         revs = [revs[i] for i in first]
+        shapes = [shapes[i] for i in first]
     if G is not None and u_arr.size:
         used = np.unique(np.concatenate([u_arr, v_arr]))
         xs = np.array([G.nodes[n]["x"] for n in used], dtype=np.float64)
@@ -425,6 +453,8 @@ def _read_xml(p: Path, bbox: BBox | None) -> tuple[Any, Any]:
     ).reshape(-1, 2, 2)
     lines = shapely.linestrings(coords) if u_arr.size else np.empty(0, dtype=object)
     tag_cols = {t: np.array(tagvals[t] + [None], dtype=object)[:-1] for t in EDGE_TAGS}
+    if any(g is not None for g in shapes):
+        lines = np.array([g if g is not None else ln for g, ln in zip(shapes, lines, strict=True)], dtype=object)
     edges = gpd.GeoDataFrame(
         {"u": u_arr, "v": v_arr, "highway": np.asarray(hws, dtype=object), **tag_cols,
          "reversed": np.asarray(revs, dtype=bool)},
@@ -434,9 +464,6 @@ def _read_xml(p: Path, bbox: BBox | None) -> tuple[Any, Any]:
     nodes = gpd.GeoDataFrame(
         {"node_id": used}, geometry=gpd.points_from_xy(xs, ys), crs="EPSG:4326"
     )
-    if bbox is not None and len(edges):
-        box = shapely.box(*bbox)
-        edges = edges[shapely.intersects(edges.geometry.to_numpy(), box)]
     return nodes, edges
 
 

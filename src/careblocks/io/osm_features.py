@@ -94,7 +94,8 @@ def _pyrosm_osm(path: Path):
     import pyrosm
 
     try:
-        return pyrosm.OSM(str(path))
+        # no progress bar or "took" line on stderr: the CLI owns the terminal
+        return pyrosm.OSM(str(path), progress=False)
     except Exception as exc:
         raise InputDataError(
             f"{path}: cannot be read as OSM PBF ({' '.join(str(exc).split())[:120]}); "

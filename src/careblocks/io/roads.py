@@ -98,10 +98,6 @@ def read_road_network(
     """
     import geopandas as gpd
     import pyogrio
-    import shapely
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-    from scipy.spatial import cKDTree
 
     p = Path(path).expanduser()
     if not p.exists():
@@ -124,6 +120,23 @@ def read_road_network(
             f"{where}: the layer has no coordinate reference system; assign one (e.g. "
             "ogr2ogr -a_srs EPSG:4326) and run again"
         )
+    return road_nodes_edges(gdf, where=where, snap_m=snap_m)
+
+
+def road_nodes_edges(gdf: Any, *, where: str, snap_m: float = 0.5) -> tuple[Any, Any]:
+    """A GeoDataFrame of road lines as a walking graph ``(nodes, edges)`` in EPSG:4326: line
+    ends closer than ``snap_m`` joined, lines noded at shared vertices and crossings.
+
+    ``where`` names the layer in error messages. See :func:`read_road_network`.
+    """
+    import geopandas as gpd
+    import shapely
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    if gdf.crs is None:
+        raise CRSError(f"{where}: the layer has no coordinate reference system; set one and run again")
     gdf = gdf[~gdf.geometry.isna() & ~gdf.geometry.is_empty]
     gdf = gdf[gdf.geom_type.isin(["LineString", "MultiLineString"])]
     if len(gdf) == 0:

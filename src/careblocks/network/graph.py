@@ -753,7 +753,7 @@ def _cache_key(config: Config, digest: str, area: Any) -> tuple[str, dict[str, A
     return hashlib.sha256(text.encode("utf-8")).hexdigest(), params
 
 
-def _clip_edges(nodes: gpd.GeoDataFrame, edges: gpd.GeoDataFrame, area: Any, where: str):
+def clip_edges(nodes: gpd.GeoDataFrame, edges: gpd.GeoDataFrame, area: Any, where: str):
     import shapely
 
     if area is None:
@@ -788,7 +788,7 @@ def _read_source(
                 raise EmptyResultError(
                     f"{path}: network.exclude_highways drops every road of the layer; shorten the list"
                 )
-    return _clip_edges(nodes, edges, area, str(path))
+    return clip_edges(nodes, edges, area, str(path))
 
 
 def _save_cache(folder: Path, key: str, net: WalkNetwork, meta: dict[str, Any]) -> None:

@@ -12,18 +12,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-
-def threshold_tag(threshold_min: float) -> str:
-    """``15`` for 15.0, ``7.5`` for 7.5: the T in ``n_within_<T>min_<service>``."""
-    t = float(threshold_min)
-    return str(int(t)) if t.is_integer() else f"{t:g}"
+from careblocks import columns as C
 
 
 def time_column(columns, service: str) -> str | None:
     """The best travel-time column for ``service``: best_min_ > walk_min_ > transit_min_."""
-    for prefix in ("best_min_", "walk_min_", "transit_min_"):
-        if f"{prefix}{service}" in columns:
-            return f"{prefix}{service}"
+    for mode in C.TIME_MODES:
+        if C.time_column(mode, service) in columns:
+            return C.time_column(mode, service)
     return None
 
 
@@ -39,7 +35,7 @@ def services_in(results) -> list[str]:
 
 
 def all_within_column(results) -> str | None:
-    col = f"services_within_{threshold_tag(results.threshold_min)}min"
+    col = C.services_within(results.threshold_min)
     return col if col in results.origins.columns else None
 
 
@@ -116,9 +112,50 @@ def normalized_metadata(meta: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def source_date_epoch() -> _dt.datetime | None:
+    """``$SOURCE_DATE_EPOCH`` (seconds since 1970, UTC) as a datetime, or None when unset.
+
+    Set it to make reruns byte-identical: every time written into the outputs (the run's
+    ``created_utc``, GeoPackage change dates, the map's and report's date) is this one, and
+    the stage timings are left out of ``run_metadata``.
+    """
+    import os
+
+    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not value:
+        return None
+    try:
+        return _dt.datetime.fromtimestamp(int(value), _dt.UTC)
+    except (ValueError, OverflowError, OSError):
+        from careblocks.errors import ConfigError
+
+        raise ConfigError(
+            f"SOURCE_DATE_EPOCH={value!r}: not a number of seconds since 1970-01-01; unset it or "
+            "give e.g. SOURCE_DATE_EPOCH=1700000000"
+        ) from None
+
+
+def output_time(meta: dict[str, Any] | None) -> _dt.datetime:
+    """The one timestamp of a run's outputs: ``$SOURCE_DATE_EPOCH`` when set, else the run's
+    ``created_utc`` (else now)."""
+    fixed = source_date_epoch()
+    if fixed is not None:
+        return fixed
+    v = (meta or {}).get("created_utc")
+    if isinstance(v, str):
+        try:
+            return _dt.datetime.strptime(v, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.UTC)
+        except ValueError:
+            pass
+    return _dt.datetime.now(_dt.UTC).replace(microsecond=0)
+
+
 def run_date(meta: dict[str, Any] | None) -> str:
     """The date of the run (from ``created_utc`` / ``run_date``), else today."""
     meta = meta or {}
+    fixed = source_date_epoch()
+    if fixed is not None:
+        return fixed.date().isoformat()
     for key in ("run_date", "created_utc", "written_at"):
         v = meta.get(key)
         if isinstance(v, str) and len(v) >= 10:

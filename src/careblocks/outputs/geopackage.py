@@ -12,7 +12,7 @@ stage drew weightings) and ``run_metadata`` (``key``, ``value`` as JSON text), a
 
 from __future__ import annotations
 
-import datetime as _dt
+import contextlib
 import os
 import sqlite3
 from pathlib import Path
@@ -28,8 +28,10 @@ from careblocks.outputs._atomic import atomic_path
 from careblocks.outputs._common import (
     config_to_dict,
     normalized_metadata,
+    output_time,
     sanitize_frame,
     services_in,
+    source_date_epoch,
     time_column,
     to_json,
 )
@@ -116,6 +118,17 @@ def equity_layer(results) -> pd.DataFrame | None:
     return sanitize_frame(pd.concat(parts, ignore_index=True))
 
 
+def _without_volatile(obj: Any) -> Any:
+    """Drop what differs between identical runs: wall-clock ``seconds`` / ``*_seconds`` and
+    whether a cache was hit (``cache``)."""
+    if isinstance(obj, dict):
+        return {k: _without_volatile(v) for k, v in obj.items()
+                if not (k in ("seconds", "cache") or str(k).endswith("_seconds"))}
+    if isinstance(obj, list):
+        return [_without_volatile(v) for v in obj]
+    return obj
+
+
 def metadata_rows(results, *, crs: str, layers: list[str]) -> pd.DataFrame:
     """Key / JSON-value rows of the run metadata."""
     meta: dict[str, Any] = normalized_metadata(results.metadata)
@@ -131,7 +144,12 @@ def metadata_rows(results, *, crs: str, layers: list[str]) -> pd.DataFrame:
     meta["output_crs"] = crs
     meta["working_crs"] = results.crs
     meta["layers"] = layers
-    meta["written_at"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    stamp = output_time(meta)
+    meta["written_at"] = stamp.isoformat(timespec="seconds")
+    if source_date_epoch() is not None:  # reproducible outputs: one fixed time, no timings
+        meta["created_utc"] = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+        meta["stage_timings"] = None
+        meta = {k: _without_volatile(v) for k, v in meta.items()}
     first = ["version", "config", "input_digests", "stage_timings", "warning_counts"]
     keys = first + sorted(k for k in meta if k not in first)
     return pd.DataFrame({"key": keys, "value": [to_json(meta[k]) for k in keys]})
@@ -234,7 +252,7 @@ CREATE TABLE IF NOT EXISTS layer_styles (
 """
 
 
-def _write_layer_styles(path: Path, rows: list[dict[str, Any]]) -> None:
+def _write_layer_styles(path: Path, rows: list[dict[str, Any]], now: str) -> None:
     """Add QGIS's ``layer_styles`` table (registered in gpkg_contents as attributes)."""
     if not rows:
         return
@@ -242,7 +260,6 @@ def _write_layer_styles(path: Path, rows: list[dict[str, Any]]) -> None:
     try:
         with con:
             con.execute(_LAYER_STYLES_DDL)
-            now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
             con.executemany(
                 "INSERT INTO layer_styles (f_table_catalog, f_table_schema, f_table_name, "
                 "f_geometry_column, styleName, styleQML, styleSLD, useAsDefault, description, "
@@ -267,6 +284,17 @@ def _write_layer_styles(path: Path, rows: list[dict[str, Any]]) -> None:
                 )
     finally:
         con.close()
+
+
+@contextlib.contextmanager
+def _gdal_options(**options: str):
+    """Set GDAL config options for the block, restoring the previous values after it."""
+    old = {k: pyogrio.get_gdal_config_option(k) for k in options}
+    pyogrio.set_gdal_config_options(options)
+    try:
+        yield
+    finally:
+        pyogrio.set_gdal_config_options(old)
 
 
 def write_geopackage(
@@ -310,7 +338,9 @@ def write_geopackage(
         + ["run_metadata"]
     meta = metadata_rows(results, crs=out_crs, layers=layers)
 
-    with atomic_path(target) as tmp:
+    # every change date GDAL writes (gpkg_contents.last_change) is the run's one timestamp
+    now = output_time(results.metadata).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    with atomic_path(target) as tmp, _gdal_options(OGR_CURRENT_DATE=now):
         first = True
         for layer, gdf in frames.items():
             pyogrio.write_dataframe(
@@ -333,5 +363,5 @@ def write_geopackage(
                 layer_options={"DESCRIPTION": _DESCRIPTIONS[layer]},
             )
             first = False
-        _write_layer_styles(tmp, style_rows(results, frames))
+        _write_layer_styles(tmp, style_rows(results, frames), now)
     return target

@@ -10,7 +10,6 @@ instead (the page has print styles).
 from __future__ import annotations
 
 import base64
-import dataclasses
 import html
 import io
 import os
@@ -20,7 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from careblocks.config import CensusGroups
+from careblocks.columns import CENSUS_GROUPS, group_label, threshold_tag
+from careblocks.demand.equity import share_within
 from careblocks.outputs import styles
 from careblocks.outputs._atomic import write_text_atomic
 from careblocks.outputs._common import (
@@ -28,33 +28,13 @@ from careblocks.outputs._common import (
     normalized_metadata,
     run_date,
     services_in,
-    threshold_tag,
     time_column,
 )
 
 __all__ = ["write_report"]
 
-CARE_GROUPS = tuple(f.name for f in dataclasses.fields(CensusGroups))
-_GROUP_LABELS = {
-    "population": "Everyone",
-    "children_under5": "Children under 5",
-    "children_5_14": "Children 5-14",
-    "older_60plus": "People 60+",
-    "older_80plus": "People 80+",
-    "women_15plus": "Women 15+",
-    "women_caregivers": "Women caregivers",
-    "female_headed_households": "Female-headed households",
-    "people_with_disabilities": "People with disabilities",
-    "poverty": "People in poverty",
-}
-
-
 def esc(v: Any) -> str:
     return html.escape(str(v), quote=True)
-
-
-def _group_label(g: str) -> str:
-    return _GROUP_LABELS.get(g, g.replace("_", " ").capitalize())
 
 
 def _fmt(v: Any, kind: str = "num") -> str:
@@ -112,7 +92,7 @@ def _png(fig) -> str:
 
 def _groups(results) -> list[str]:
     cols = results.origins.columns
-    return [g for g in ("population", *CARE_GROUPS) if g in cols]
+    return [g for g in ("population", *CENSUS_GROUPS) if g in cols]
 
 
 _MODE_PREFERENCE = ("best", "walk", "transit")
@@ -171,9 +151,9 @@ def coverage_by_group(results, equity: pd.DataFrame | None = None) -> pd.DataFra
         if len(sel):
             piv = sel.pivot_table(index="group", columns="service", values="share_within", aggfunc="first")
             piv = piv.reindex(columns=[s for s in services if s in piv.columns])
-            known = [g for g in ("population", *CARE_GROUPS) if g in piv.index]
+            known = [g for g in ("population", *CENSUS_GROUPS) if g in piv.index]
             piv = piv.reindex(known + sorted(g for g in piv.index if g not in known))
-            piv.index = [_group_label(g) for g in piv.index]
+            piv.index = [group_label(g) for g in piv.index]
             return piv.rename(columns=labels)
     # fall back to the origins
     o = results.origins
@@ -186,8 +166,8 @@ def coverage_by_group(results, equity: pd.DataFrame | None = None) -> pd.DataFra
             if c is None:
                 continue
             v = pd.to_numeric(o[c], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-            row[labels[s]] = float(w[np.nan_to_num(v, nan=np.inf) <= t].sum() / w.sum()) if w.sum() else np.nan
-        rows[_group_label(g)] = row
+            row[labels[s]] = share_within(v, w, t)
+        rows[group_label(g)] = row
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
@@ -429,28 +409,29 @@ def _method(results) -> str:
     ]
     if tr.enabled:
         li.append(
-            f"Public transport from GTFS on {esc(tr.date)}, departures {tr.window_start}–{tr.window_end} "
+            f"Public transport from GTFS on {tr.date}, departures {tr.window_start}–{tr.window_end} "
             f"every {tr.step_min} min; the p{tr.report_percentile} travel time over the window is used; "
             f"at most {tr.max_walk_min:g} min walking to a stop and {tr.max_transfers} transfers."
         )
     else:
         li.append("Public transport was not modelled (walking only).")
     trips = [(styles.service_label(cfg, s), sc.trips_per_week) for s, sc in cfg.services.items()]
-    trips_txt = ", ".join(f"{esc(lbl)} {t:g}" for lbl, t in trips if t is not None)
+    trips_txt = ", ".join(f"{lbl} {t:g}" for lbl, t in trips if t is not None)
     if trips_txt:
         li.append(f"Household trips per week (for caregiver hours returned): {trips_txt}.")
     w = cfg.care_index.weights
-    li.append("Care-need index weights: " + ", ".join(f"{esc(k)} {v:g}" for k, v in w.items()) + ".")
+    li.append("Care-need index weights: " + ", ".join(f"{k} {v:g}" for k, v in w.items()) + ".")
     if sites.enabled:
         li.append(
-            f"Site selection: up to {sites.k} sites, method {esc(sites.method)}, objective "
-            f"{esc(sites.objective.replace('_', ' '))}; each site offers "
-            + ", ".join(esc(styles.service_label(cfg, s)) for s in sites.offers)
-            + ("; score weights " + ", ".join(f"{esc(k)} {v:g}" for k, v in sites.weights.items())
+            f"Site selection: up to {sites.k} sites, method {sites.method}, objective "
+            f"{sites.objective.replace('_', ' ')}; each site offers "
+            + ", ".join(styles.service_label(cfg, s) for s in sites.offers)
+            + ("; score weights " + ", ".join(f"{k} {v:g}" for k, v in sites.weights.items())
                if sites.weights else "")
             + (f"; at least {sites.min_spacing_m:g} m apart" if sites.min_spacing_m else "") + "."
         )
-    return "<ul>" + "".join(f"<li>{x}</li>" for x in li) + "</ul>"
+    # plain text items, escaped here and only here
+    return "<ul>" + "".join(f"<li>{esc(x)}</li>" for x in li) + "</ul>"
 
 
 _CSS = """
@@ -535,7 +516,12 @@ def build_report(results) -> str:
     out.append("<h2>Study area and data used</h2>"
                + _table(pd.DataFrame(rows, columns=["item", "value"])))
     warn = meta.get("warning_counts") or {}
-    if warn:
+    full = [w for w in (meta.get("warnings") or []) if isinstance(w, str)]
+    if full:
+        out.append(f"<h3>Data-quality warnings ({len(full)})</h3><p>Problems in the input data "
+                   "that did not stop the run, each naming the file or setting and what was "
+                   "dropped:</p><ul>" + "".join(f"<li>{esc(w)}</li>" for w in full) + "</ul>")
+    elif warn:
         out.append('<p class="note">Data-quality warnings during the run: '
                    + ", ".join(f"{esc(k)}: {esc(v)}" for k, v in warn.items()) + ".</p>")
     out.append(_audit_section(results.metadata or {}))

@@ -1,41 +1,45 @@
 """The HTML map for a council meeting: one self-contained file that opens with no server.
 
-Leaflet and Leaflet.markercluster are embedded in the page (``outputs/assets``, BSD-2 and
-MIT licences), so the map works offline except for the OpenStreetMap background tiles; the
-street network is drawn as a light grey layer so the map still reads without them.
+One rendering path, and no template engine: the page is a fixed shell (Leaflet,
+Leaflet.markercluster and ``map.js`` from ``outputs/assets``, BSD-2 and MIT licences) that
+holds no data, followed by ONE ``<script type="application/json">`` block that carries every
+piece of data (GeoJSON layers, names, rationale, legend and page text) as JSON, with ``<``,
+``>``, ``&`` and U+2028/U+2029 escaped (:func:`json_for_html`). ``map.js`` parses that block and
+builds the layers, tooltips, popups, legend and layer list with DOM calls and ``textContent``,
+never ``innerHTML`` of data. A facility called ``{{7*7}}`` or ``</script>`` is shown as written.
+
+Every English string of the page lives in :data:`TEXT` (templates filled with ``str.format``
+from values, never the reverse) so the page can be translated in one place.
 
 Origins are drawn as areas: census polygons as given, or, for point origins, H3 cells that
-aggregate the points (population summed, travel times population-weighted). Every string
-that comes from data (facility and site names, district names, rationale) is HTML-escaped.
+aggregate the points (population summed, travel times population-weighted). The map works
+offline except for the OpenStreetMap background tiles; the street network is drawn as a light
+grey layer so the map still reads without them.
 """
 
 from __future__ import annotations
 
-import html
+import json
 import os
 from pathlib import Path
 from typing import Any
 
-import branca.colormap as bcm
-import folium
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from branca.element import Element
-from folium.plugins import MarkerCluster
 
+from careblocks.columns import service_of, services_within, threshold_tag
 from careblocks.outputs import styles
 from careblocks.outputs._atomic import write_text_atomic
 from careblocks.outputs._common import (
     all_within_column,
     run_date,
     services_in,
-    threshold_tag,
     time_column,
 )
 
-__all__ = ["build_map", "map_areas", "write_map"]
+__all__ = ["TEXT", "build_map_data", "json_for_html", "map_areas", "render_map", "write_map"]
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 #: polygon origins smaller than this (median) are grouped into H3 cells instead of drawn
@@ -44,20 +48,6 @@ MIN_DRAWN_AREA_M2 = 10_000.0
 MAX_CANDIDATES = 5000
 _NEED_COLORS = ("#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026")
 _ALL_COLORS = ("#f7fcf5", "#c7e9c0", "#74c476", "#31a354", "#006d2c")
-
-
-def esc(text: str) -> str:
-    """HTML-escape text from data; also backticks and ``$`` (folium puts popup HTML in JS
-    template literals, where `` ` `` and ``${`` would end the literal)."""
-    return html.escape(str(text), quote=True).replace("`", "&#96;").replace("$", "&#36;")
-
-
-#: folium's popups parse their HTML with jQuery's ``$(html)[0]``; this stands in for jQuery
-_JQUERY_SHIM = (
-    "<script>window.$ = window.$ || function (h) {"
-    "var t = document.createElement('template'); t.innerHTML = String(h).trim();"
-    "return [t.content.firstElementChild];};</script>"
-)
 
 
 # --------------------------------------------------------------------------------------
@@ -169,10 +159,9 @@ def map_areas(results, *, h3_resolution: int | None = None) -> gpd.GeoDataFrame:
 
 def _after_all_within(results, o: gpd.GeoDataFrame, tcols: list[str]) -> pd.Series | None:
     """1.0 where an origin has every service within T once the selected sites exist."""
-    tag = threshold_tag(results.threshold_min)
-    for col in (f"services_within_{tag}min_after",):
-        if col in o.columns:
-            return (pd.to_numeric(o[col], errors="coerce") >= len(tcols)).astype(float)
+    col = services_within(results.threshold_min, after=True)
+    if col in o.columns:
+        return (pd.to_numeric(o[col], errors="coerce") >= len(tcols)).astype(float)
     if results.catchments is None or len(results.catchments) == 0 or not tcols:
         return None
     catch = results.catchments.to_crs(o.crs) if results.catchments.crs is not None else results.catchments
@@ -184,12 +173,30 @@ def _after_all_within(results, o: gpd.GeoDataFrame, tcols: list[str]) -> pd.Seri
     t = float(results.threshold_min)
     ok = pd.Series(True, index=o.index)
     for c in tcols:
-        svc = c.split("_min_", 1)[1]
+        svc = service_of(c, services_in(results))
         within = pd.to_numeric(o[c], errors="coerce") <= t
         if svc in offers:
             within = within | covered
         ok &= within.fillna(False)
     return ok.astype(float)
+
+
+def _json_value(v: Any, decimals: int = 2) -> Any:
+    """A cell value as plain JSON: text as it is (escaped once, when embedded), finite
+    numbers rounded, anything missing or not finite as null."""
+    if v is None or v is pd.NA or v is pd.NaT:
+        return None
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    return round(f, decimals) if np.isfinite(f) else None
 
 
 def _feature_collection(gdf: gpd.GeoDataFrame, props: list[str], decimals: dict[str, int]) -> dict:
@@ -201,18 +208,7 @@ def _feature_collection(gdf: gpd.GeoDataFrame, props: list[str], decimals: dict[
             continue
         pr: dict[str, Any] = {}
         for p in props:
-            v = cols[p][i]
-            if isinstance(v, str):
-                pr[p] = esc(v)
-            elif v is None or (isinstance(v, float) and not np.isfinite(v)) or v is pd.NA:
-                pr[p] = None
-            elif isinstance(v, (int, np.integer)):
-                pr[p] = int(v)
-            else:
-                try:
-                    pr[p] = round(float(v), decimals.get(p, 2))
-                except (TypeError, ValueError):
-                    pr[p] = esc(str(v))
+            pr[p] = _json_value(cols[p][i], decimals.get(p, 2))
         feats.append({"type": "Feature", "properties": pr, "geometry": shapely.geometry.mapping(g)})
     return {"type": "FeatureCollection", "features": feats}
 
@@ -239,81 +235,93 @@ def _streets(results) -> dict | None:
 
 
 # --------------------------------------------------------------------------------------
-# Map pieces
+# Page text: every string the page shows, in one place (templates filled with str.format;
+# data only ever fills a template, it never is one)
+# --------------------------------------------------------------------------------------
+
+#: the page's language (``<html lang>``, number formatting in tooltips)
+LOCALE = "en"
+
+TEXT: dict[str, str] = {
+    "page_title": "Care Blocks: access to care services in {study}",
+    "default_study": "study",
+    "subtitle": "{date} · threshold {t} min · careblocks",
+    "howto_summary": "How to read this map",
+    "howto_areas_h3": ("hexagonal cells (H3 resolution {res}) that group the homes inside them; "
+                       "travel times are averaged over the people in each cell"),
+    "howto_areas_given": "the population areas of the input (census units or grid cells)",
+    "howto_trip_transit": "a short trip",
+    "howto_trip_walk": "a short walk",
+    "howto_main": ("Coloured areas are {areas}. Blue means the nearest service is {trip}, red a long "
+                   "one; grey means no route was found. Use the layer list (top right) to switch "
+                   "between services, the share of people with all {n} services within {t} "
+                   "minutes{need} and the proposed Care Blocks. Click a marker for details."),
+    "howto_need": ", the care-need index",
+    "howto_transit": ("Travel times are the faster of walking and public transport (the p{pct} over "
+                      "departures {start}–{end})."),
+    "howto_speed": "Walking speed {speed} km/h.",
+    "base_layer": "OpenStreetMap",
+    "osm_attribution": "OpenStreetMap",
+    "osm_attribution_suffix": " contributors",
+    "streets_layer": "Streets (walking network)",
+    "mode_best": "Travel",
+    "mode_transit": "Transit",
+    "mode_walk": "Walking",
+    "time_layer": "{mode} time to {service}{none}",
+    "none_found": " (none found)",
+    "all_layer": "All {n} services within {t} min",
+    "need_layer": "Care-need index",
+    "service_layer": "{label} ({n})",
+    "unnamed": "{label} (unnamed)",
+    "candidates_layer": "Candidate sites ({n})",
+    "sites_layer": "Proposed Care Blocks ({n}) and walking catchments",
+    "site_title": "Care Block {order}",
+    "site_title_named": "Care Block {order}: {name}",
+    "after_layer": "After the Care Blocks: {what} within {t} min",
+    "after_what_all": "all {n} services",
+    "tip_people": "people",
+    "tip_minutes": "minutes to nearest",
+    "tip_share_all": "share with all services",
+    "tip_need": "care-need index",
+    "tip_share_today": "share with all services today",
+    "tip_share_after": "share with all, with the Care Blocks",
+    "row_service": "service",
+    "row_source": "source",
+    "row_category": "category",
+    "row_snap": "distance to street (m)",
+    "legend_time": "Travel time (minutes)",
+    "legend_unreachable": "not reachable",
+    "legend_all": "People with all {n} services within {t} min",
+    "legend_share_low": "0%",
+    "legend_share_high": "100%",
+    "legend_need": "Care-need index",
+    "legend_need_low": "low",
+    "legend_need_high": "high",
+    "legend_services": "Existing services",
+    "no_value": "–",
+}
+
+
+def _t(key: str, **values: Any) -> str:
+    return TEXT[key].format(**values)
+
+
+# --------------------------------------------------------------------------------------
+# The map's data: one JSON document
 # --------------------------------------------------------------------------------------
 
 
-def _time_colormap(threshold_min: float) -> bcm.StepColormap:
-    b = styles.time_breaks(threshold_min)
-    return bcm.StepColormap(
-        list(styles.TIME_COLORS), index=[*b, b[-1] * 10], vmin=0, vmax=b[-1] * 10,
-        caption="minutes",
-    )
+def _fmt_cell(v: Any) -> str:
+    """A popup value as text: floats rounded for people (3 significant digits under 10)."""
+    if isinstance(v, (np.integer, np.floating)):
+        v = v.item()
+    if isinstance(v, float):
+        return f"{v:,.3g}" if abs(v) < 10 else f"{v:,.0f}"
+    return str(v)
 
 
-def _area_layer(fc: dict, name: str, prop: str, color_of, tooltip_fields, aliases, show: bool):
-    def style(feature):
-        v = feature["properties"].get(prop)
-        return {
-            "fillColor": color_of(v),
-            "color": "#ffffff",
-            "weight": 0.3,
-            "fillOpacity": 0.7 if v is not None else 0.35,
-        }
-
-    layer = folium.GeoJson(
-        fc,
-        name=name,
-        style_function=style,
-        tooltip=folium.GeoJsonTooltip(fields=tooltip_fields, aliases=aliases, localize=True),
-        show=show,
-        smooth_factor=1.0,
-    )
-    return layer
-
-
-def _service_icon(service: str, order: list[str]) -> folium.DivIcon:
-    color = styles.service_color(service, order)
-    glyph = esc(styles.service_glyph(service, order))
-    return folium.DivIcon(
-        html=(
-            f'<div class="cb-icon" style="background:{color}">{glyph}</div>'
-        ),
-        icon_size=(22, 22),
-        icon_anchor=(11, 11),
-        class_name="cb-div-icon",
-    )
-
-
-def _table(rows: list[tuple[str, Any]]) -> str:
-    cells = []
-    for k, v in rows:
-        if isinstance(v, float):
-            v = f"{v:,.3g}" if abs(v) < 10 else f"{v:,.0f}"
-        cells.append(f"<tr><th>{esc(str(k))}</th><td>{esc(str(v))}</td></tr>")
-    return '<table class="cb-table">' + "".join(cells) + "</table>"
-
-
-_SKIP_SITE_COLS = {"geometry", "node", "snap_m"}
-
-
-def _site_popup(row: pd.Series, title: str) -> folium.Popup:
-    rows = []
-    for k, v in row.items():
-        if k in _SKIP_SITE_COLS or k == "rationale":
-            continue
-        if isinstance(v, (float, np.floating)) and not np.isfinite(v):
-            continue
-        if isinstance(v, (np.integer, np.floating)):
-            v = v.item()
-        if v is None or isinstance(v, (shapely.Geometry,)):
-            continue
-        rows.append((k, v))
-    body = f"<b>{esc(title)}</b>"
-    if "rationale" in row and isinstance(row["rationale"], str):
-        body += f'<p class="cb-rationale">{esc(row["rationale"])}</p>'
-    body += _table(rows)
-    return folium.Popup(body, max_width=360)
+def _rows(pairs: list[tuple[str, Any]]) -> list[list[str]]:
+    return [[str(k), _fmt_cell(v)] for k, v in pairs]
 
 
 def _facility_counts(results) -> dict[str, int]:
@@ -323,260 +331,330 @@ def _facility_counts(results) -> dict[str, int]:
     return {str(k): int(v) for k, v in svc["service"].astype(str).value_counts().items()}
 
 
-def _legend_html(results, services: list[str], has_need: bool, has_all: bool) -> str:
-    t = threshold_tag(results.threshold_min)
-    labels = styles.time_labels(results.threshold_min)
-    parts = ['<div class="cb-box cb-legend"><b>Travel time (minutes)</b>']
-    for color, label in zip(styles.TIME_COLORS, labels, strict=False):
-        parts.append(f'<div><i style="background:{color}"></i>{esc(label)}</div>')
-    parts.append(f'<div><i style="background:{styles.UNREACHABLE_COLOR}"></i>not reachable</div>')
-    if has_all:
-        parts.append(f"<b>People with all {len(services)} services within {t} min</b>")
-        parts.append(
-            '<div class="cb-ramp" style="background:linear-gradient(to right,'
-            + ",".join(_ALL_COLORS) + ')"></div><div class="cb-ramp-l"><span>0%</span><span>100%</span></div>'
-        )
-    if has_need:
-        parts.append("<b>Care-need index</b>")
-        parts.append(
-            '<div class="cb-ramp" style="background:linear-gradient(to right,'
-            + ",".join(_NEED_COLORS) + ')"></div><div class="cb-ramp-l"><span>low</span><span>high</span></div>'
-        )
-    parts.append("<b>Existing services</b>")
-    counts = _facility_counts(results)
-    for s in services:
-        none = " (none found)" if counts.get(s, 0) == 0 else ""
-        parts.append(
-            f'<div><span class="cb-icon cb-icon-s" style="background:{styles.service_color(s, services)}">'
-            f"{esc(styles.service_glyph(s, services))}</span>"
-            f"{esc(styles.service_label(results.config, s) + none)}</div>"
-        )
-    parts.append("</div>")
-    return "".join(parts)
+def _in_wgs84(gdf: gpd.GeoDataFrame, crs) -> gpd.GeoDataFrame:
+    return (gdf.set_crs(crs) if gdf.crs is None else gdf).to_crs("EPSG:4326")
 
 
-def _inline_assets(m: folium.Map) -> None:
-    """Embed Leaflet and markercluster instead of linking to CDNs."""
-    def clear(el) -> None:
-        if hasattr(el, "default_js"):
-            el.default_js = []
-            el.default_css = []
-        for child in el._children.values():
-            clear(child)
-
-    clear(m)
-    fig = m.get_root()
-    css = (ASSETS / "leaflet.css").read_text() + (ASSETS / "MarkerCluster.css").read_text()
-    fig.header.add_child(Element(f"<style>{css}</style>"), name="cb_leaflet_css")
-    fig.header.add_child(Element(f"<script>{(ASSETS / 'leaflet.js').read_text()}</script>"),
-                         name="cb_leaflet_js")
-    fig.header.add_child(
-        Element(f"<script>{(ASSETS / 'leaflet.markercluster.js').read_text()}</script>"),
-        name="cb_markercluster_js",
-    )
-    fig.header.add_child(Element(_JQUERY_SHIM), name="cb_jquery_shim")
-
-
-def build_map(results, *, h3_resolution: int | None = None, title: str | None = None,
-              inline_assets: bool = True) -> folium.Map:
-    """Build the folium map of a run (see :func:`write_map`)."""
-    services = services_in(results)
-    order = services
-    cfg = results.config
+def _bounds(results) -> list[list[float]]:
     # open on where people live (the study area can be much larger: the network's extent)
     o = results.origins
     extent = (o.set_crs(results.crs) if o.crs is None else o) if len(o) else None
     if extent is None:
         extent = gpd.GeoSeries([results.area], crs=results.crs)
-    x0, y0, x1, y1 = extent.to_crs("EPSG:4326").total_bounds
-    m = folium.Map(location=[(y0 + y1) / 2, (x0 + x1) / 2], tiles=None, control_scale=True,
-                   prefer_canvas=True)
-    folium.TileLayer("OpenStreetMap", name="OpenStreetMap", control=True).add_to(m)
-    m.fit_bounds([[y0, x0], [y1, x1]])
+    x0, y0, x1, y1 = (float(v) for v in extent.to_crs("EPSG:4326").total_bounds)
+    return [[round(y0, 6), round(x0, 6)], [round(y1, 6), round(x1, 6)]]
+
+
+_SKIP_SITE_COLS = {"geometry", "node", "snap_m", "rationale"}
+
+
+def _site_rows(row: pd.Series) -> list[list[str]]:
+    rows = []
+    for k, v in row.items():
+        if k in _SKIP_SITE_COLS:
+            continue
+        if isinstance(v, (np.integer, np.floating)):
+            v = v.item()
+        if v is None or v is pd.NA or isinstance(v, shapely.Geometry):
+            continue
+        if isinstance(v, float) and not np.isfinite(v):
+            continue
+        rows.append((str(k), v))
+    return _rows(rows)
+
+
+def _service_overlays(results, services: list[str]) -> list[dict]:
+    svc = results.services
+    if svc is None or not len(svc) or "service" not in svc.columns:
+        return []
+    svc = _in_wgs84(svc, results.crs)
+    out = []
+    for s in services:
+        sub = svc[svc["service"].astype(str) == s]
+        if not len(sub):
+            continue
+        label = styles.service_label(results.config, s)
+        points = []
+        for (_, row), g in zip(sub.iterrows(), sub.geometry.representative_point(), strict=False):
+            if g is None or g.is_empty:
+                continue
+            name = row.get("name")
+            name = name if isinstance(name, str) and name else _t("unnamed", label=label)
+            source = row.get("source", "")
+            category = row.get("category", "")
+            points.append({
+                "lat": round(float(g.y), 6), "lng": round(float(g.x), 6), "title": name,
+                "rows": _rows([
+                    (_t("row_service"), label),
+                    (_t("row_source"), "" if source is None or source is pd.NA else source),
+                    (_t("row_category"), "" if category is None or category is pd.NA else category),
+                    (_t("row_snap"), float(pd.to_numeric(row.get("snap_m", np.nan), errors="coerce"))),
+                ]),
+            })
+        out.append({
+            "kind": "services", "name": _t("service_layer", label=label, n=len(sub)), "show": True,
+            "color": styles.service_color(s, services), "glyph": styles.service_glyph(s, services),
+            "cluster": {"maxClusterRadius": 40, "disableClusteringAtZoom": 16},
+            "points": points,
+        })
+    return out
+
+
+def _candidate_overlay(results) -> dict | None:
+    cand = results.candidates
+    if cand is None or not len(cand) or "score" not in cand:
+        return None
+    cand = cand.set_crs(results.crs) if cand.crs is None else cand
+    cand = cand.sort_values("score", ascending=False, kind="stable").head(MAX_CANDIDATES)
+    cand = cand.to_crs("EPSG:4326")
+    cand = cand.set_geometry(_round_geoms(cand.geometry.representative_point().to_numpy(), 6))
+    sc = pd.to_numeric(cand["score"], errors="coerce").astype(float)
+    lo, hi = float(sc.min()), float(sc.max())
+    if np.isfinite(lo) and np.isfinite(hi) and hi > lo:
+        frac = (sc - lo) / (hi - lo)
+    else:  # one candidate, or all scoring the same: every circle mid-sized
+        frac = pd.Series(0.5, index=cand.index)
+    cand = cand.assign(radius=(3.0 + 9.0 * frac.fillna(0.1)).round(1))
+    fields = [c for c in ("candidate_id", "name", "kind", "score", "rank") if c in cand]
+    return {
+        "kind": "candidates", "name": _t("candidates_layer", n=len(cand)), "show": False,
+        "geojson": _feature_collection(cand, [*fields, "radius"], {"score": 3, "radius": 1}),
+        "fields": [[f, f, 3] for f in fields],
+    }
+
+
+def _sites_overlay(results) -> dict | None:
+    sel = results.selected
+    if sel is None or not len(sel):
+        return None
+    catchments = None
+    cfields: list[list] = []
+    if results.catchments is not None and len(results.catchments):
+        c = results.catchments
+        c = c.set_crs(results.crs) if c.crs is None else c
+        c = c.set_geometry(c.geometry.simplify(5.0)).to_crs("EPSG:4326")
+        c = c.set_geometry(_round_geoms(c.geometry.to_numpy(), 6))
+        props = [p for p in ("candidate_id", "population") if p in c]
+        catchments = _feature_collection(c, props, {"population": 0})
+        cfields = [[p, p, 0] for p in props]
+    s2 = _in_wgs84(sel, results.crs)
+    if "order" in s2:
+        s2 = s2.sort_values("order", kind="stable")
+    sites = []
+    for i, ((_, row), g) in enumerate(zip(s2.iterrows(), s2.geometry.representative_point(), strict=False)):
+        order_no = int(row["order"]) if "order" in row and pd.notna(row["order"]) else i + 1
+        name = row.get("name")
+        title = (_t("site_title_named", order=order_no, name=name) if isinstance(name, str) and name
+                 else _t("site_title", order=order_no))
+        rationale = row.get("rationale")
+        sites.append({
+            "lat": round(float(g.y), 6), "lng": round(float(g.x), 6), "order": order_no,
+            "title": title, "rationale": rationale if isinstance(rationale, str) else None,
+            "rows": _site_rows(row),
+        })
+    return {"kind": "sites", "name": _t("sites_layer", n=len(sel)), "show": True,
+            "catchments": catchments, "catchment_fields": cfields, "sites": sites}
+
+
+def _page_text(results, services: list[str], *, title: str | None, has_need: bool,
+               h3_res: int | None) -> dict:
+    cfg = results.config
+    study = getattr(getattr(cfg, "study", None), "name", "") or _t("default_study")
+    t = threshold_tag(results.threshold_min)
+    speed = getattr(getattr(cfg, "walk", None), "speed_kmh", None)
+    transit = any(c.startswith(("best_min_", "transit_min_")) for c in results.origins.columns)
+    areas = (_t("howto_areas_h3", res=h3_res) if h3_res is not None else _t("howto_areas_given"))
+    howto = [_t("howto_main", areas=areas,
+                trip=_t("howto_trip_transit") if transit else _t("howto_trip_walk"),
+                n=len(services), t=t, need=_t("howto_need") if has_need else "")]
+    tr = getattr(cfg, "transit", None)
+    if transit and tr is not None:
+        howto.append(_t("howto_transit", pct=tr.report_percentile, start=tr.window_start,
+                        end=tr.window_end))
+    if speed:
+        howto.append(_t("howto_speed", speed=f"{speed:g}"))
+    return {
+        "title": title or _t("page_title", study=study),
+        "subtitle": _t("subtitle", date=run_date(results.metadata), t=t),
+        "howto_summary": _t("howto_summary"),
+        "howto": howto,
+    }
+
+
+def _legend(results, services: list[str], *, has_need: bool, has_all: bool) -> dict:
+    t = threshold_tag(results.threshold_min)
+    counts = _facility_counts(results)
+    legend: dict[str, Any] = {
+        "time_title": _t("legend_time"),
+        "time": [[c, lbl] for c, lbl in zip(styles.TIME_COLORS, styles.time_labels(results.threshold_min),
+                                            strict=False)],
+        "unreachable": [styles.UNREACHABLE_COLOR, _t("legend_unreachable")],
+        "ramps": [],
+        "services_title": _t("legend_services"),
+        "services": [
+            {"color": styles.service_color(s, services), "glyph": styles.service_glyph(s, services),
+             "label": styles.service_label(results.config, s)
+             + (_t("none_found") if counts.get(s, 0) == 0 else "")}
+            for s in services
+        ],
+    }
+    if has_all:
+        legend["ramps"].append({"title": _t("legend_all", n=len(services), t=t),
+                                "colors": list(_ALL_COLORS),
+                                "low": _t("legend_share_low"), "high": _t("legend_share_high")})
+    if has_need:
+        legend["ramps"].append({"title": _t("legend_need"), "colors": list(_NEED_COLORS),
+                                "low": _t("legend_need_low"), "high": _t("legend_need_high")})
+    return legend
+
+
+def build_map_data(results, *, h3_resolution: int | None = None, title: str | None = None) -> dict:
+    """Everything the map shows, as one JSON-able document (no markup in it).
+
+    ``overlays`` lists the layers in the order of the layer list; each has a ``kind``
+    (``streets``, ``areas``, ``services``, ``candidates``, ``sites``) that ``map.js`` knows
+    how to draw, a ``name`` and whether it is shown when the page opens.
+    """
+    services = services_in(results)
+    cfg = results.config
+    areas = map_areas(results, h3_resolution=h3_resolution)
+    t = threshold_tag(results.threshold_min)
+    counts = _facility_counts(results)
+    overlays: list[dict] = []
 
     streets = _streets(results)
     if streets is not None:
-        folium.GeoJson(streets, name="Streets (walking network)", interactive=False,
-                       style_function=lambda f: {"color": "#9a9a9a", "weight": 0.8, "opacity": 0.8}
-                       ).add_to(m)
+        overlays.append({"kind": "streets", "name": _t("streets_layer"), "show": True,
+                         "geojson": streets})
 
-    areas = map_areas(results, h3_resolution=h3_resolution)
-    tcmap = _time_colormap(results.threshold_min)
-    t = threshold_tag(results.threshold_min)
-
-    def time_color(v):
-        return styles.UNREACHABLE_COLOR if v is None else tcmap(min(float(v), tcmap.vmax - 1e-6))
-
-    counts = _facility_counts(results)
     time_layers = [(s, c) for s in services if (c := time_column(areas.columns, s))]
     # open on the first service that has a facility in reach somewhere (not an all-grey map)
     shown = next((s for s, c in time_layers if areas[c].notna().any()), None)
     for s, col in time_layers:
-        label = styles.service_label(cfg, s)
-        mode = "Travel" if col.startswith("best_") else ("Transit" if col.startswith("transit_") else "Walking")
-        none = " (none found)" if counts.get(s, 0) == 0 else ""
-        fc = _feature_collection(areas, ["area_id", "population", col], {"population": 0, col: 1})
-        _area_layer(fc, esc(f"{mode} time to {label.lower()}{none}"), col, time_color,
-                    ["population", col], ["people", "minutes to nearest"], s == shown).add_to(m)
-
+        mode = ("mode_best" if col.startswith("best_")
+                else "mode_transit" if col.startswith("transit_") else "mode_walk")
+        overlays.append({
+            "kind": "areas", "scale": "time", "prop": col, "show": s == shown,
+            "name": _t("time_layer", mode=_t(mode), service=styles.service_label(cfg, s).lower(),
+                       none=_t("none_found") if counts.get(s, 0) == 0 else ""),
+            "fields": [["population", _t("tip_people"), 0], [col, _t("tip_minutes"), 1]],
+        })
     has_all = "all_within_share" in areas and len(services) > 1
-    all_cmap = bcm.LinearColormap(list(_ALL_COLORS), vmin=0, vmax=1)
     if has_all:
-        fc = _feature_collection(areas, ["population", "all_within_share"], {"all_within_share": 2, "population": 0})
-        _area_layer(fc, esc(f"All {len(services)} services within {t} min"), "all_within_share",
-                    lambda v: styles.UNREACHABLE_COLOR if v is None else all_cmap(v),
-                    ["population", "all_within_share"], ["people", "share with all services"],
-                    False).add_to(m)
-
-    has_need = "care_need_index" in areas and areas["care_need_index"].notna().any()
+        overlays.append({
+            "kind": "areas", "scale": "share", "prop": "all_within_share", "show": False,
+            "name": _t("all_layer", n=len(services), t=t),
+            "fields": [["population", _t("tip_people"), 0], ["all_within_share", _t("tip_share_all"), 2]],
+        })
+    has_need = "care_need_index" in areas and bool(areas["care_need_index"].notna().any())
+    need_range = [0.0, 1.0]
     if has_need:
         v = areas["care_need_index"].dropna()
-        need_cmap = bcm.LinearColormap(list(_NEED_COLORS), vmin=float(v.min()),
-                                       vmax=float(v.max()) if v.max() > v.min() else float(v.min()) + 1)
-        fc = _feature_collection(areas, ["population", "care_need_index"], {"care_need_index": 3, "population": 0})
-        _area_layer(fc, "Care-need index", "care_need_index",
-                    lambda x: styles.UNREACHABLE_COLOR if x is None else need_cmap(x),
-                    ["population", "care_need_index"], ["people", "care-need index"], False).add_to(m)
-
-    # existing services, one clustered layer per type
-    svc = results.services
-    if svc is not None and len(svc):
-        svc = (svc.set_crs(results.crs) if svc.crs is None else svc).to_crs("EPSG:4326")
-        for s in services:
-            sub = svc[svc["service"].astype(str) == s]
-            if not len(sub):
-                continue
-            label = styles.service_label(cfg, s)
-            fg = folium.FeatureGroup(name=esc(f"{label} ({len(sub)})"), show=True)
-            cluster = MarkerCluster(options={"maxClusterRadius": 40, "disableClusteringAtZoom": 16})
-            cluster.add_to(fg)
-            geoms = sub.geometry.representative_point()
-            for (_, row), g in zip(sub.iterrows(), geoms, strict=False):
-                name = row.get("name")
-                name = name if isinstance(name, str) and name else f"{label} (unnamed)"
-                popup = f"<b>{esc(name)}</b>" + _table(
-                    [("service", label), ("source", row.get("source", "")),
-                     ("category", row.get("category", "")),
-                     ("distance to street (m)", float(row.get("snap_m", np.nan)))]
-                )
-                folium.Marker(
-                    [round(g.y, 6), round(g.x, 6)], icon=_service_icon(s, order),
-                    tooltip=esc(name), popup=folium.Popup(popup, max_width=300),
-                ).add_to(cluster)
-            fg.add_to(m)
-
-    # candidate sites sized by score
-    cand = results.candidates
-    if cand is not None and len(cand) and "score" in cand:
-        cand = (cand.set_crs(results.crs) if cand.crs is None else cand)
-        cand = cand.sort_values("score", ascending=False).head(MAX_CANDIDATES).to_crs("EPSG:4326")
-        cand = cand.set_geometry(_round_geoms(cand.geometry.representative_point().to_numpy(), 6))
-        sc = pd.to_numeric(cand["score"], errors="coerce")
-        lo, hi = float(sc.min()), float(sc.max())
-        cand = cand.assign(radius=(3 + 9 * ((sc - lo) / (hi - lo) if hi > lo else 0.5)).round(1))
-        fields = [c for c in ("candidate_id", "name", "kind", "score", "rank") if c in cand]
-        fc = _feature_collection(cand, [*fields, "radius"], {"score": 3, "radius": 1})
-        folium.GeoJson(
-            fc, name=f"Candidate sites ({len(cand)})", show=False,
-            marker=folium.CircleMarker(radius=5, fill=True),
-            style_function=lambda f: {"radius": f["properties"]["radius"] or 4, "color": "#555",
-                                      "weight": 1, "fillColor": "#bdbdbd", "fillOpacity": 0.8},
-            tooltip=folium.GeoJsonTooltip(fields=fields, localize=True),
-        ).add_to(m)
-
-    # selected Care Blocks with catchments
-    sel = results.selected
-    if sel is not None and len(sel):
-        fg = folium.FeatureGroup(name=f"Proposed Care Blocks ({len(sel)}) and walking catchments", show=True)
-        if results.catchments is not None and len(results.catchments):
-            c = results.catchments
-            c = (c.set_crs(results.crs) if c.crs is None else c)
-            c = c.set_geometry(c.geometry.simplify(5.0)).to_crs("EPSG:4326")
-            c = c.set_geometry(_round_geoms(c.geometry.to_numpy(), 6))
-            props = [p for p in ("candidate_id", "population") if p in c]
-            folium.GeoJson(
-                _feature_collection(c, props, {"population": 0}), name="catchments",
-                style_function=lambda f: {"color": "#e6550d", "weight": 2, "fillColor": "#fdae6b",
-                                          "fillOpacity": 0.04, "dashArray": "4 3"},
-                tooltip=folium.GeoJsonTooltip(fields=props) if props else None,
-            ).add_to(fg)
-        s2 = (sel.set_crs(results.crs) if sel.crs is None else sel).to_crs("EPSG:4326")
-        if "order" in s2:
-            s2 = s2.sort_values("order")
-        for i, ((_, row), g) in enumerate(zip(s2.iterrows(), s2.geometry.representative_point(), strict=False)):
-            order_no = int(row["order"]) if "order" in row and pd.notna(row["order"]) else i + 1
-            name = row.get("name")
-            site_title = f"Care Block {order_no}" + (f": {name}" if isinstance(name, str) and name else "")
-            folium.Marker(
-                [round(g.y, 6), round(g.x, 6)],
-                icon=folium.DivIcon(html=f'<div class="cb-site">{order_no}</div>', icon_size=(30, 30),
-                                    icon_anchor=(15, 15), class_name="cb-div-icon"),
-                tooltip=esc(site_title), popup=_site_popup(row, site_title),
-            ).add_to(fg)
-        fg.add_to(m)
-
+        lo, hi = float(v.min()), float(v.max())
+        need_range = [lo, hi if hi > lo else lo + 1.0]
+        overlays.append({
+            "kind": "areas", "scale": "need", "prop": "care_need_index", "show": False,
+            "name": _t("need_layer"),
+            "fields": [["population", _t("tip_people"), 0], ["care_need_index", _t("tip_need"), 3]],
+        })
+    overlays.extend(_service_overlays(results, services))
+    cand = _candidate_overlay(results)
+    if cand is not None:
+        overlays.append(cand)
+    sites = _sites_overlay(results)
+    if sites is not None:
+        overlays.append(sites)
     if "all_within_share_after" in areas:
-        what = (f"all {len(services)} services" if len(services) > 1
+        what = (_t("after_what_all", n=len(services)) if len(services) > 1
                 else styles.service_label(cfg, services[0]).lower())
-        fc = _feature_collection(areas, ["population", "all_within_share", "all_within_share_after"],
-                                 {"all_within_share": 2, "all_within_share_after": 2, "population": 0})
-        _area_layer(fc, esc(f"After the Care Blocks: {what} within {t} min"),
-                    "all_within_share_after",
-                    lambda v: styles.UNREACHABLE_COLOR if v is None else all_cmap(v),
-                    ["population", "all_within_share", "all_within_share_after"],
-                    ["people", "share with all services today", "share with all, with the Care Blocks"],
-                    False).add_to(m)
+        overlays.append({
+            "kind": "areas", "scale": "share", "prop": "all_within_share_after", "show": False,
+            "name": _t("after_layer", what=what, t=t),
+            "fields": [["population", _t("tip_people"), 0],
+                       ["all_within_share", _t("tip_share_today"), 2],
+                       ["all_within_share_after", _t("tip_share_after"), 2]],
+        })
 
-    folium.LayerControl(collapsed=False, position="topright").add_to(m)
-    _add_boxes(m, results, services, title=title, has_need=has_need, has_all=has_all,
-               h3_res=areas.attrs.get("h3_resolution"))
-    if inline_assets:
-        _inline_assets(m)
-    return m
+    area_props = ["area_id", "population"] + [
+        c for c in areas.columns
+        if c not in ("area_id", "population", "geometry")
+    ]
+    decimals = {"population": 0, "all_within_share": 2, "all_within_share_after": 2,
+                "care_need_index": 3}
+    return {
+        "format": "careblocks-map/1",
+        "locale": LOCALE,
+        "text": {k: TEXT[k] for k in ("base_layer", "osm_attribution", "osm_attribution_suffix",
+                                      "no_value")},
+        "page": _page_text(results, services, title=title, has_need=has_need,
+                           h3_res=areas.attrs.get("h3_resolution")),
+        "view": {"bounds": _bounds(results)},
+        "scales": {
+            "unreachable": styles.UNREACHABLE_COLOR,
+            "time": {"breaks": styles.time_breaks(results.threshold_min),
+                     "colors": list(styles.TIME_COLORS)},
+            "share": {"min": 0.0, "max": 1.0, "colors": list(_ALL_COLORS)},
+            "need": {"min": need_range[0], "max": need_range[1], "colors": list(_NEED_COLORS)},
+        },
+        "areas": _feature_collection(areas, area_props, {**{c: 1 for c in areas.columns}, **decimals}),
+        "overlays": overlays,
+        "legend": _legend(results, services, has_need=has_need, has_all=has_all),
+    }
 
 
-def _add_boxes(m, results, services, *, title, has_need, has_all, h3_res) -> None:
-    study = getattr(getattr(results.config, "study", None), "name", "") or "study"
-    title = title or f"Care Blocks: access to care services in {study}"
-    date = run_date(results.metadata)
-    t = threshold_tag(results.threshold_min)
-    speed = getattr(getattr(results.config, "walk", None), "speed_kmh", None)
-    areas_txt = (f"hexagonal cells (H3 resolution {h3_res}) that group the homes inside them; "
-                 "travel times are averaged over the people in each cell"
-                 if h3_res is not None else "the population areas of the input (census units or grid cells)")
-    transit = any(c.startswith(("best_min_", "transit_min_")) for c in results.origins.columns)
-    trip = "a short trip" if transit else "a short walk"
-    tr = getattr(results.config, "transit", None)
-    transit_txt = (
-        f"<p>Travel times are the faster of walking and public transport (the "
-        f"p{tr.report_percentile} over departures {esc(tr.window_start)}–{esc(tr.window_end)}).</p>"
-        if transit and tr is not None else ""
+# --------------------------------------------------------------------------------------
+# The page: fixed shell + one JSON block
+# --------------------------------------------------------------------------------------
+
+_JSON_ESCAPES = {"&": "\\u0026", "<": "\\u003c", ">": "\\u003e", "\u2028": "\\u2028",
+                 "\u2029": "\\u2029"}
+
+
+def json_for_html(value: Any) -> str:
+    """``value`` as JSON that is safe inside a ``<script type="application/json">`` block.
+
+    ``<``, ``>`` and ``&`` are written as ``\\u003c`` etc. (so neither ``</script>`` nor ``<!--``
+    can appear), as are U+2028/U+2029; NaN and infinities are refused (write null).
+    """
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    for ch, rep in _JSON_ESCAPES.items():
+        text = text.replace(ch, rep)
+    return text
+
+
+_SCRIPTS = ("leaflet.js", "leaflet.markercluster.js")
+_STYLES = ("leaflet.css", "MarkerCluster.css", "map.css")
+
+
+def _asset(name: str) -> str:
+    text = (ASSETS / name).read_text(encoding="utf-8")
+    low = text.lower()
+    if "</script" in low or "</style" in low or "<!--" in low:
+        raise RuntimeError(f"asset {name} holds a sequence that would end its <script>/<style> block")
+    return text
+
+
+def render_map(data: dict) -> str:
+    """The HTML page for a map document from :func:`build_map_data`.
+
+    The page is the fixed shell (assets only) with the data as one JSON block: no template
+    engine, no data text outside that block.
+    """
+    styles_css = "\n".join(_asset(n) for n in _STYLES)
+    scripts = "".join(f"<script>{_asset(n)}</script>\n" for n in _SCRIPTS)
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        "<title>careblocks</title>\n"
+        f"<style>{styles_css}</style>\n{scripts}</head>\n<body>\n"
+        '<div id="cb-map"></div>\n'
+        f'<script type="application/json" id="careblocks-data">{json_for_html(data)}</script>\n'
+        f"<script>{_asset('map.js')}</script>\n</body>\n</html>\n"
     )
-    howto = (
-        f"<details open><summary>How to read this map</summary>"
-        f"<p>Coloured areas are {esc(areas_txt)}. Blue means the nearest service is {trip}, "
-        f"red a long one; grey means no route was found. Use the layer list (top right) to switch "
-        f"between services, the share of people with all {len(services)} services within {esc(t)} "
-        f"minutes{', the care-need index' if has_need else ''} and the proposed Care Blocks. "
-        f"Click a marker for details.</p>"
-        + transit_txt
-        + (f"<p>Walking speed {speed:g} km/h.</p>" if speed else "")
-        + "</details>"
-    )
-    root = m.get_root()
-    root.header.add_child(Element(f"<title>{esc(title)}</title>"), name="cb_title")
-    css = (ASSETS / "map.css").read_text(encoding="utf-8")
-    root.header.add_child(Element(f"<style>{css}</style>"), name="cb_css")
-    root.html.add_child(Element(
-        f'<div class="cb-box cb-title"><h1>{esc(title)}</h1>'
-        f'<div>{esc(str(date))} · threshold {esc(t)} min · careblocks</div></div>'
-    ))
-    root.html.add_child(Element(f'<div class="cb-box cb-howto">{howto}</div>'))
-    root.html.add_child(Element(_legend_html(results, services, has_need, has_all)))
 
 
 def write_map(results, path: str | os.PathLike[str], *, h3_resolution: int | None = None,
-              title: str | None = None, inline_assets: bool = True) -> Path:
+              title: str | None = None) -> Path:
     """Write the HTML map of a run, atomically, and return its path.
 
     Parameters
@@ -590,11 +668,6 @@ def write_map(results, path: str | os.PathLike[str], *, h3_resolution: int | Non
         H3 resolution for point origins; default: chosen from the spacing of the points (7..10).
     title
         Title shown on the map; default names the study.
-    inline_assets
-        Embed Leaflet in the page (default) so it opens offline; False links to CDNs.
     """
-    m = build_map(results, h3_resolution=h3_resolution, title=title, inline_assets=inline_assets)
-    text = m.get_root().render()
-    return write_text_atomic(path, text)
-
-
+    data = build_map_data(results, h3_resolution=h3_resolution, title=title)
+    return write_text_atomic(path, render_map(data))

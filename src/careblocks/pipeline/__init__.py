@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from careblocks import columns as C
 from careblocks._version import __version__
 from careblocks.audit import Audit
 from careblocks.config import Config
@@ -268,20 +269,18 @@ def stage_transit(ctx: Context) -> None:
     for name, arr in res.items():
         for j, p in enumerate(pcts):
             if len(pcts) > 1:
-                ctx.origins[f"transit_min_{name}_p{p}"] = arr[:, j]
+                ctx.origins[C.transit_min(name, p)] = arr[:, j]
         tmin = arr[:, pcts.index(cfg.transit.report_percentile)]
-        ctx.origins[f"transit_min_{name}"] = tmin
-        walk = ctx.origins[f"walk_min_{name}"].to_numpy(np.float64)
-        ctx.origins[f"best_min_{name}"] = np.fmin(walk, tmin)
+        ctx.origins[C.transit_min(name)] = tmin
+        walk = ctx.origins[C.walk_min(name)].to_numpy(np.float64)
+        ctx.origins[C.best_min(name)] = np.fmin(walk, tmin)
     # "all services within T": by the faster of walking and walk + transit on transit studies
-    from careblocks.access import format_threshold
-
     T = float(cfg.access.threshold_min)
     within = np.zeros(len(ctx.origins), np.int32)
     for name in cfg.service_names:
-        if f"best_min_{name}" in ctx.origins.columns:
-            within += ctx.origins[f"best_min_{name}"].to_numpy(dtype=float, na_value=np.nan) <= T
-    ctx.origins[f"services_within_{format_threshold(T)}min"] = within
+        if C.best_min(name) in ctx.origins.columns:
+            within += ctx.origins[C.best_min(name)].to_numpy(dtype=float, na_value=np.nan) <= T
+    ctx.origins[C.services_within(T)] = within
 
 
 def stage_demand(ctx: Context) -> None:
@@ -398,6 +397,31 @@ def analyse(
     return ctx
 
 
+def validate(config: Config, *, reporter: Reporter = _quiet, strict: bool = False) -> Context:
+    """Check a config and every input with the same readers and checks ``run`` uses.
+
+    Runs the stages up to the origins, then reads the transit feeds, the census layer or
+    raster and the district layer exactly as the transit and demand stages do, without
+    computing access. Raises the same :class:`~careblocks.errors.CareblocksError` ``run``
+    would.
+    """
+    ctx = analyse(config, reporter=reporter, until="origins", strict=strict)
+    if config.transit.enabled:
+        from careblocks.transit import load_timetable
+
+        with ctx.stage("transit feeds"):
+            _, stats = load_timetable(config.transit, ctx.network, area_4326=ctx.area_4326,
+                                      crs=ctx.crs, cost=ctx.cost)
+            ctx.stats["transit"] = stats
+    census = config.census
+    if census.layer is not None or census.raster is not None or census.districts is not None:
+        from careblocks.pipeline.demand_stage import check_census_inputs
+
+        with ctx.stage("census"):
+            ctx.stats["demand"] = check_census_inputs(ctx)
+    return ctx
+
+
 def to_results(ctx: Context) -> Results:
     if ctx.results is None:
         ctx.results = Results(
@@ -431,9 +455,9 @@ class OutputPaths:
 
 
 def output_paths(config: Config, out_dir: Path | None) -> OutputPaths:
-    """Where a run writes: ``--out DIR`` puts everything in DIR; otherwise the GeoPackage and
-    report go to ``outputs.dir`` (default ``out/<study>/``) and the map to ``outputs.map_dir``
-    (default ``maps/``) as ``<study>.html``."""
+    """Where a run writes: ``--out DIR`` puts everything in DIR; otherwise everything goes to
+    ``outputs.dir`` (default ``out/<study>/``): ``careblocks.gpkg``, ``map.html``,
+    ``report.html`` (the map to ``outputs.map_dir/<study>.html`` when that key is set)."""
     name = slug(config.study.name)
     if out_dir is not None:
         d = Path(out_dir)
@@ -443,23 +467,59 @@ def output_paths(config: Config, out_dir: Path | None) -> OutputPaths:
             d / "report.html" if config.outputs.report else None,
         )
     d = config.outputs.dir or Path("out") / name
-    map_dir = config.outputs.map_dir or Path("maps")
+    # the map sits with the other files (one folder switched as a whole) unless map_dir is set
+    map_path = (config.outputs.map_dir / f"{name}.html" if config.outputs.map_dir is not None
+                else d / "map.html")
     return OutputPaths(
         d / "careblocks.gpkg",
-        map_dir / f"{name}.html" if config.outputs.map else None,
+        map_path if config.outputs.map else None,
         d / "report.html" if config.outputs.report else None,
     )
+
+
+def check_output_paths(paths: OutputPaths) -> None:
+    """Fail early (before any analysis) when an output cannot be written.
+
+    Raises :class:`~careblocks.errors.OutputError` when a target is a folder or a dangling
+    symbolic link, when its folder is a file, or when the nearest existing folder on the way
+    cannot be written (a probe file is created and removed there). Creates nothing.
+    """
+    import os
+    import tempfile
+
+    from careblocks.errors import OutputError
+
+    fix = "choose another folder with --out DIR or outputs.dir / outputs.map_dir"
+    for target in (paths.gpkg, paths.map, paths.report):
+        if target is None:
+            continue
+        if target.is_symlink() and not target.exists():
+            raise OutputError(f"{target}: is a symbolic link to nothing ({os.readlink(target)}); "
+                              f"remove it or {fix}")
+        if target.is_dir():
+            raise OutputError(f"{target}: is a folder, not a file; remove it or {fix}")
+        folder = target.parent
+        while not folder.exists() and not folder.is_symlink() and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir():
+            raise OutputError(f"{folder}: is not a folder, so {target} cannot be written; {fix}")
+        try:
+            with tempfile.TemporaryFile(dir=folder, prefix=".careblocks-probe-"):
+                pass
+        except OSError as exc:
+            raise OutputError(f"{folder}: cannot write there ({exc.strerror}); {fix}") from None
 
 
 def write_outputs(results: Results, paths: OutputPaths, *, reporter: Reporter = _quiet) -> list[Path]:
     """Write the GeoPackage, map and report as one set.
 
-    Each file is first written under a hidden temporary name beside its target; only when all
-    of them are complete are they moved into place (``os.replace``), so a run that fails or
-    is interrupted while writing leaves the previous run's files as they were.
+    The files of one folder are staged in a folder beside it and switched in with one rename
+    (:func:`careblocks.outputs._switch.write_together`): a run that fails or is killed at any
+    point leaves the previous complete set, and readers never see a mix. Leftovers of killed
+    runs are removed by the next run. (With ``outputs.map_dir`` set to another folder the map
+    is switched on its own.)
     """
-    import os
-
+    from careblocks.outputs._switch import write_together
     from careblocks.outputs.geopackage import write_geopackage
 
     cfg = results.config
@@ -476,29 +536,29 @@ def write_outputs(results: Results, paths: OutputPaths, *, reporter: Reporter = 
         from careblocks.outputs.report import write_report
 
         jobs.append((paths.report, lambda p: write_report(results, p)))
-    staged: list[tuple[Path, Path]] = []
-    try:
-        for target, writer in jobs:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.stem}.{os.getpid()}.partial{target.suffix}")
-            writer(tmp)
-            staged.append((tmp, target))
-        for tmp, target in staged:
-            os.replace(tmp, target)
-    finally:
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
+    by_folder: dict[Path, list[tuple[str, Callable[[Path], Path]]]] = {}
+    for target, writer in jobs:
+        by_folder.setdefault(target.parent, []).append((target.name, writer))
+    written: list[Path] = []
+    for folder, folder_jobs in by_folder.items():
+        files, together = write_together(folder, folder_jobs)
+        written += files
+        if not together and len(folder_jobs) > 1:
+            reporter("info", "outputs", f"{folder}: files moved in one by one (the folder holds "
+                     "subfolders or the working folder, so it is not switched whole)")
     reporter("done", "outputs", f"{time.perf_counter() - t0:.1f} s")
-    return [target for _, target in staged]
+    order = {t: i for i, (t, _) in enumerate(jobs)}
+    return sorted(written, key=lambda p: order.get(p, len(order)))
 
 
 def run(
     config: Config, *, out_dir: Path | None = None, reporter: Reporter = _quiet, strict: bool = False
 ) -> tuple[Results, list[Path]]:
     """Run a whole study and write its outputs; return the results and the paths written."""
+    paths = output_paths(config, out_dir)
+    check_output_paths(paths)  # before the analysis, not after it
     ctx = analyse(config, reporter=reporter, strict=strict)
     results = to_results(ctx)
-    paths = output_paths(config, out_dir)
     t0 = time.perf_counter()
     written = write_outputs(results, paths, reporter=reporter)
     results.metadata["stage_seconds"]["outputs"] = round(time.perf_counter() - t0, 3)

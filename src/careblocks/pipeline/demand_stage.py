@@ -6,9 +6,13 @@ import geopandas as gpd
 import pandas as pd
 
 from careblocks.demand.care_index import care_need_by_district, care_need_index
-from careblocks.demand.census import TOTAL, _read_vector, census_to_origins, population_from_census
+from careblocks.demand.census import (
+    TOTAL,
+    census_to_origins,
+    population_from_census,
+    read_districts,
+)
 from careblocks.demand.equity import assign_districts, equity_table
-from careblocks.errors import ConfigError, CRSError
 
 
 def _time_columns(origins, services, profiles) -> list[tuple[str, str, str]]:
@@ -60,16 +64,7 @@ def run_demand_stage(ctx) -> None:
     ctx.districts = None
     if cfg.census.districts is not None:
         name_col = cfg.census.district_name_column
-        if not name_col:
-            raise ConfigError(
-                "census.district_name_column: census.districts is set but not the column of "
-                "district names; set census.district_name_column"
-            )
-        bbox = tuple(ctx.area_4326.bounds) if ctx.area_4326 is not None else None
-        dgdf = _read_vector(cfg.census.districts, what="district layer (census.districts)",
-                            columns=[name_col], bbox_4326=bbox)
-        if dgdf.crs is None:
-            raise CRSError("census.districts: layer has no CRS; set census.districts.crs")
+        dgdf = read_districts(cfg, area_4326=ctx.area_4326)
         origins["district"] = assign_districts(origins, dgdf, name_col).to_numpy()
         district_col = "district"
         if groups or "population" in origins.columns:
@@ -104,3 +99,11 @@ def run_demand_stage(ctx) -> None:
         ctx.results.origins = origins
         ctx.results.equity = ctx.equity
         ctx.results.districts = ctx.districts
+
+
+def check_census_inputs(ctx) -> dict:
+    """Read and check the census layer or raster and the district layer exactly as
+    :func:`run_demand_stage` does (for ``careblocks validate``); returns the census stats."""
+    _, stats = census_to_origins(ctx.config, ctx.origins, area=ctx.area, area_4326=ctx.area_4326)
+    read_districts(ctx.config, area_4326=ctx.area_4326)
+    return stats

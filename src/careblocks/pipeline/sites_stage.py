@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from careblocks import columns as C
 from careblocks.network.cost import WalkCost
 from careblocks.network.search import gather_targets, min_union, reach_from
+from careblocks.sites.hours import hours_pair_values
 from careblocks.sites.rationale import marginal_figures, selected_sites
-from careblocks.sites.scoring import hours_pair_values
 from careblocks.sites.selection import CurvePoint, coverage_curve, select_sites
 
 
@@ -33,7 +34,7 @@ def capacitated_inputs(config, origins, scored, *, threshold_min: float):
     inputs of capacitated maximal covering (one seat, bed or machine serves one person in
     need, in the unit of ``services.<s>.capacity_unit``)."""
     from careblocks.accessibility import need_counts
-    from careblocks.sites.scoring import current_minutes
+    from careblocks.sites.hours import current_minutes
 
     offers = list(config.sites.offers)
     need = np.zeros((len(origins), len(offers)))
@@ -203,6 +204,15 @@ def run_sites_stage(ctx) -> None:
         "origins": stage_cache.frame_digest(ctx.origins, ["population"]),
     }, lambda: build_candidates(cfg, osm_path=ctx.osm_path, area_4326=ctx.area_4326, crs=ctx.crs,
                                 network=ctx.network, origins=ctx.origins), status=status)
+    if sc.k > len(cands):
+        import warnings
+
+        from careblocks.errors import DataQualityWarning
+
+        warnings.warn(
+            f"sites.k = {sc.k} but the study has only {len(cands)} candidate sites; at most "
+            f"{len(cands)} can be selected (add candidates: sites.candidates_layer, "
+            "sites.h3_resolution)", DataQualityWarning, stacklevel=2)
     catch = stage_cache.catchments_cached(cfg, cands, ctx.origins, ctx.network, services=ctx.services,
                                           status=status)
     transit_cov, transit_stats = None, {}
@@ -320,18 +330,18 @@ def run_sites_stage(ctx) -> None:
                          transit_block_min=transit_block)
     origins = ctx.origins.copy()
     for s in sc.offers:
-        origins[f"walk_min_{s}_after"] = after[f"walk_min_{s}"].to_numpy()
-        if f"best_min_{s}" in after.columns:
-            origins[f"best_min_{s}_after"] = after[f"best_min_{s}"].to_numpy()
-    from careblocks.access import format_threshold
-
+        origins[C.walk_min(s, after=True)] = after[C.walk_min(s)].to_numpy()
+        if C.best_min(s) in after.columns:
+            origins[C.best_min(s) + "_after"] = after[C.best_min(s)].to_numpy()
     mode = "best" if transit_block is not None else "walk"
-    tcols = [f"{mode}_min_{s}" for s in cfg.service_names if f"{mode}_min_{s}" in origins.columns]
     n_after = np.zeros(len(origins), dtype=np.int32)
-    for c in tcols:
-        v = origins[f"{c}_after"] if f"{c}_after" in origins.columns else origins[c]
+    for s in cfg.service_names:
+        c = C.best_min(s) if mode == "best" else C.walk_min(s)
+        if c not in origins.columns:
+            continue
+        v = origins[c + "_after"] if c + "_after" in origins.columns else origins[c]
         n_after += (v.to_numpy(dtype=float, na_value=np.nan) <= T)
-    origins[f"services_within_{format_threshold(T)}min_after"] = n_after
+    origins[C.services_within(T, after=True)] = n_after
     ctx.origins = origins
     ctx.candidates, ctx.selected, ctx.catchments = scored, sel, polys
     if getattr(ctx, "equity", None) is not None:
@@ -365,7 +375,8 @@ def _equity_after(ctx, origins, after):
     faster of walking and walk + transit (``mode`` = ``walk`` / ``best``, as the current table)."""
     import pandas as pd
 
-    from careblocks.demand.census import GROUPS, TOTAL
+    from careblocks.columns import CENSUS_GROUPS
+    from careblocks.demand.census import TOTAL
     from careblocks.demand.equity import equity_table
 
     cfg = ctx.config
@@ -373,7 +384,7 @@ def _equity_after(ctx, origins, after):
     for c in after.columns:
         if c.startswith(("walk_min_", "best_min_")):
             o[c] = after[c].to_numpy()
-    groups = [g for g in ("population", TOTAL, *GROUPS) if g in o.columns]
+    groups = [g for g in ("population", TOTAL, *CENSUS_GROUPS) if g in o.columns]
     district_col = "district" if "district" in o.columns else None
     parts = []
     for mode in ("walk", "best"):

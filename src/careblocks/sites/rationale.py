@@ -11,18 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
+from careblocks.columns import CARE_GROUPS, group_words, threshold_tag
+from careblocks.sites.hours import _counts, current_minutes, hours_pair_values, today_minutes
+from careblocks.sites.scoring import sites_threshold_min
 from careblocks.sites.selection import SelectionResult
-
-_GROUP_WORDS = {
-    "children_under5": "children under 5",
-    "children_5_14": "children aged 5 to 14",
-    "older_80plus": "people over 80",
-    "older_60plus": "people over 60",
-    "people_with_disabilities": "people with disabilities",
-    "women_caregivers": "women caregivers",
-}
 
 
 def round_sensibly(x: float) -> int:
@@ -54,8 +49,8 @@ def rationale(row, *, threshold_min: float, offers: Sequence[str], labels: dict[
     minutes by walk + transit".
     """
     labels = labels or {}
-    t = int(threshold_min) if float(threshold_min).is_integer() else threshold_min
-    cap = int(cap_min) if float(cap_min).is_integer() else cap_min
+    t = threshold_tag(threshold_min)
+    cap = threshold_tag(cap_min)
     marginal = "new_population_covered" in row.index
     pre = "new_" if marginal else ""
 
@@ -69,7 +64,7 @@ def rationale(row, *, threshold_min: float, offers: Sequence[str], labels: dict[
          else f"Serves {people:,} people within {t} minutes")
     if transit:
         s += " on foot"
-    groups = [f"{round_sensibly(val(f'{g}_covered')):,} {w}" for g, w in _GROUP_WORDS.items()
+    groups = [f"{round_sensibly(val(f'{g}_covered')):,} {w}" for g, w in group_words().items()
               if (val(f"{g}_covered") or 0.0) >= 1][:2]
     if groups:
         s += ", " + _join(groups).replace(" ", " of them ", 1)
@@ -123,16 +118,6 @@ def marginal_figures(config, origins, coverage_s: sp.csr_matrix, order: Sequence
         ``new_transit_population_covered``. Each column sums over the sites to the figure of
         the whole proposal, so no column can exceed the people who live in the study area.
     """
-    import pandas as pd
-
-    from careblocks.sites.scoring import (
-        CARE_GROUPS,
-        _counts,
-        current_minutes,
-        hours_pair_values,
-        sites_threshold_min,
-        today_minutes,
-    )
 
     T = sites_threshold_min(config)
     cap = float(config.sites.current_time_cap_min)

@@ -46,43 +46,31 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from careblocks import columns as C
+from careblocks.columns import CARE_GROUPS
+from careblocks.config import DEFAULT_SITE_WEIGHTS
 from careblocks.errors import ConfigError, DataQualityWarning, MissingColumnError
 from careblocks.network.cost import WalkCost
 from careblocks.network.search import gather_targets, min_union, nearest_times, reach_from
+from careblocks.sites.hours import (
+    _col,
+    _counts,
+    current_minutes,
+    hours_at,
+    hours_returned,
+    household_size,
+    time_cap_min,
+    today_minutes,
+    trips_per_week,
+    user_households,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import geopandas as gpd
 
     from careblocks.config import Config
 
-#: Care groups that may sit on the origins (the fields of ``CensusGroups``).
-CARE_GROUPS: tuple[str, ...] = (
-    "children_under5",
-    "children_5_14",
-    "older_60plus",
-    "older_80plus",
-    "women_15plus",
-    "women_caregivers",
-    "female_headed_households",
-    "people_with_disabilities",
-)
 
-#: Default score weights; keys are component columns. See docs/site_selection.md.
-DEFAULT_WEIGHTS: dict[str, float] = {
-    "gap_closed": 0.35,
-    "hours_returned_week": 0.30,
-    "demand_covered": 0.20,
-    "colocated_services": 0.10,
-    "is_public_anchor": 0.05,
-    # only present with sites.use_transit (walk + transit catchments); absent otherwise,
-    # so walking-only scores are unchanged
-    "transit_population_covered": 0.10,
-}
-
-#: Current one-way times are capped at this many minutes when counting minutes saved.
-DEFAULT_TIME_CAP_MIN = 60.0
-#: People per household when neither the origins (``households``) nor the config say.
-DEFAULT_HOUSEHOLD_SIZE = 3.0
 
 
 # --------------------------------------------------------------------------------------
@@ -177,107 +165,6 @@ def compute_catchments(
 # --------------------------------------------------------------------------------------
 
 
-def _col(df: pd.DataFrame, name: str) -> np.ndarray:
-    return pd.to_numeric(df[name], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-
-
-def _counts(df: pd.DataFrame, name: str) -> np.ndarray:
-    v = _col(df, name)
-    return np.where(np.isfinite(v) & (v > 0), v, 0.0)
-
-
-def household_size(config: Config) -> float:
-    """People per household: ``census.household_size`` or 3.0."""
-    hs = getattr(config.census, "household_size", None)
-    return float(hs) if hs else DEFAULT_HOUSEHOLD_SIZE
-
-
-def current_minutes(origins: pd.DataFrame, service: str, *, mode: str | None = None) -> np.ndarray:
-    """Today's minutes of each origin to ``service`` (NaN when unreachable or unknown).
-
-    By the faster of walking and walk + transit (``best_min_<s>``) when the study has transit,
-    else on foot (``walk_min_<s>``); ``mode="walk"`` or ``"best"`` asks for one of them.
-    """
-    if mode is None:
-        mode = "best" if f"best_min_{service}" in origins.columns else "walk"
-    col = f"{mode}_min_{service}"
-    if col not in origins.columns:
-        warnings.warn(
-            f"origins: no column '{col}'; service '{service}' is treated as out of reach "
-            "everywhere (add it to [services] so its access is measured)",
-            DataQualityWarning,
-            stacklevel=3,
-        )
-        return np.full(len(origins), np.nan)
-    return _col(origins, col)
-
-
-def user_households(
-    origins: pd.DataFrame, service: str, hh_size: float, config: Config | None = None
-) -> np.ndarray:
-    """Users per origin who make the weekly trips to ``service``.
-
-    ``users = base x services.<s>.user_share``, where the base is the households
-    (``households`` column, else population / household size) or, when
-    ``services.<s>.user_group`` names a care group, that group's count (estimated as
-    population x ``user_group_share`` when the group is not mapped). Defaults: daycare =
-    half of the children under 5; health = every household; laundromat = a quarter of the
-    households (no washing machine at home); community kitchen = 5 % of the households.
-    """
-    from careblocks.config import DEFAULT_SERVICES, ServiceConfig
-
-    svc = config.services.get(service) if config is not None else None
-    if svc is None:
-        svc = ServiceConfig(**{k: v for k, v in DEFAULT_SERVICES.get(service, {}).items() if k != "osm_tags"})
-    pop = _counts(origins, "population")
-    hh = _counts(origins, "households") if "households" in origins.columns else pop / hh_size
-    group = svc.user_group
-    if group == "households":
-        base = hh
-    elif group in origins.columns:
-        base = _counts(origins, group)
-    else:
-        base = pop * float(svc.user_group_share if svc.user_group_share is not None else 1.0 / hh_size)
-    return base * float(svc.user_share)
-
-
-def today_minutes(current_min: np.ndarray, cap_min: float) -> np.ndarray:
-    """One-way minutes of the trips people make today, NaN where they make none.
-
-    A service that is unreachable, or farther than ``cap_min`` minutes, is taken as one the
-    origin cannot use today: a new Care Block gives it *new access* (counted as people, see
-    ``first_access_<s>``), not hours saved on an existing trip. Every caregiver-hours figure
-    (:func:`hours_returned`, :func:`objective_weights`, ``sites.hours_pair_values``) goes
-    through this function.
-    """
-    cur = np.asarray(current_min, dtype=np.float64)
-    return np.where(np.isfinite(cur) & (cur <= float(cap_min)), cur, np.nan)
-
-
-def hours_returned(
-    coverage_s: sp.csr_matrix,
-    current_min: np.ndarray,
-    households: np.ndarray,
-    trips_per_week: float,
-    *,
-    cap_min: float = DEFAULT_TIME_CAP_MIN,
-) -> np.ndarray:
-    """Weekly caregiver hours returned per candidate for one service.
-
-    ``sum_j trips x 2 x max(0, current_j - t_ij) x households_j / 60`` over the origins
-    ``j`` in the candidate's catchment that make the trip today (``current_j <= cap``, see
-    :func:`today_minutes`; ``t_ij`` in minutes, entries of ``coverage_s`` / 60); a trip is a
-    round trip, hence the 2.
-    """
-    cov = sp.csr_matrix(coverage_s)
-    cur = np.nan_to_num(today_minutes(current_min, cap_min), nan=0.0)
-    saved = np.maximum(0.0, cur[cov.indices] - cov.data / 60.0)
-    per_entry = saved * households[cov.indices]
-    rows = np.repeat(np.arange(cov.shape[0]), np.diff(cov.indptr))
-    total = np.bincount(rows, weights=per_entry, minlength=cov.shape[0])
-    return total * 2.0 * float(trips_per_week) / 60.0
-
-
 def _warn_upper_bounds(origins, offers, currents, cap: float) -> None:
     """Say when the hours returned rest on the upper-bound assumptions."""
     if "daycare" in offers and "children_under5" not in origins.columns:
@@ -352,7 +239,7 @@ def score_components(
     out["demand_covered"] = out.get("need_covered", out["population_covered"])
     offers = list(config.sites.offers)
     hh_size = household_size(config)
-    cap = float(getattr(config.sites, "current_time_cap_min", DEFAULT_TIME_CAP_MIN) or DEFAULT_TIME_CAP_MIN)
+    cap = time_cap_min(config)
     gap_total = np.zeros(n)
     hours_total = np.zeros(n)
     currents = {s: current_minutes(origins, s) for s in offers}
@@ -366,13 +253,8 @@ def score_components(
     for s in offers:
         out[f"first_access_{s}"] = fast_pat @ (pop * ~np.isfinite(today_minutes(currents[s], cap)))
     for s in offers:
-        svc_cfg = config.services.get(s)
-        trips = svc_cfg.trips_per_week if svc_cfg is not None else None
-        if trips is None:
-            from careblocks.config import DEFAULT_SERVICES
-
-            trips = DEFAULT_SERVICES.get(s, {}).get("trips_per_week", 0.0)
-        h = hours_returned(fast, currents[s], user_households(origins, s, hh_size, config), float(trips), cap_min=cap)
+        h = hours_returned(fast, currents[s], user_households(origins, s, hh_size, config),
+                           trips_per_week(config, s), cap_min=cap)
         out[f"hours_returned_{s}"] = h
         hours_total += h
     out["hours_returned_week"] = hours_total
@@ -401,7 +283,7 @@ def weighted_score(
     Components named in ``weights`` but absent (e.g. transit without GTFS) are skipped; a
     name that is no component raises :class:`ConfigError`.
     """
-    w = dict(DEFAULT_WEIGHTS)
+    w = dict(DEFAULT_SITE_WEIGHTS)
     if weights:
         w = dict(weights)
     known = set(components.columns) | {"transit_population_covered", "need_covered"}
@@ -502,18 +384,7 @@ def objective_weights(config, origins, *, objective: str | None = None, threshol
             gaps += ~np.isfinite(cur) | (cur > T)
         return pop * gaps
     if objective == "hours_returned":
-        from careblocks.config import DEFAULT_SERVICES
-
-        cap = float(config.sites.current_time_cap_min)
-        hh = household_size(config)
-        out = np.zeros(len(origins))
-        for s in offers:
-            svc = config.services.get(s)
-            trips = svc.trips_per_week if svc is not None and svc.trips_per_week is not None \
-                else DEFAULT_SERVICES.get(s, {}).get("trips_per_week", 0.0)
-            cur = np.nan_to_num(today_minutes(current_minutes(origins, s), cap), nan=0.0)
-            out += float(trips) * 2.0 * np.maximum(0.0, cur - T) * user_households(origins, s, hh, config) / 60.0
-        return out
+        return hours_at(config, origins, T)
     raise ConfigError(
         f"config key 'sites.objective': {objective!r} is not allowed; use 'gap_closed', 'hours_returned' or 'population'"
     )
@@ -555,7 +426,7 @@ def access_after(network, origins, site_nodes, site_snap_m, *, cost: WalkCost, o
         block = np.full(len(origins), np.nan)
     out = pd.DataFrame(index=origins.index)
     for s in offers:
-        out[f"walk_min_{s}"] = np.fmin(current_minutes(origins, s, mode="walk"), block)
+        out[C.walk_min(s)] = np.fmin(current_minutes(origins, s, mode="walk"), block)
     out["block_min"] = block
     if transit_block_min is not None:
         tb = np.asarray(transit_block_min, dtype=float)
@@ -615,32 +486,3 @@ def catchment_polygons(
         geometry=geoms,
         crs=crs or network.crs,
     )
-
-
-def hours_pair_values(config, origins, coverage_s: sp.csr_matrix, *,
-                      services: Sequence[str] | None = None) -> sp.csr_matrix:
-    """Caregiver hours a week origin j gets back from site i, for every catchment entry.
-
-    ``sum_s trips_s x 2 x max(0, current_js - t_ij) x users_js / 60`` over the offered
-    services, for trips made today (:func:`today_minutes`): the per-pair terms of :func:`hours_returned`, so a site's row sum
-    is its ``hours_returned_week`` column. Used with ``select_sites(..., pair_gains=True)``
-    for ``sites.objective = "hours_returned"``. ``services`` restricts the sum (default
-    ``sites.offers``).
-    """
-    from careblocks.config import DEFAULT_SERVICES
-
-    cov = sp.csr_matrix(coverage_s)
-    t_min = cov.data / 60.0
-    cap = float(config.sites.current_time_cap_min)
-    hh = household_size(config)
-    vals = np.zeros(cov.nnz)
-    for s in (config.sites.offers if services is None else services):
-        svc = config.services.get(s)
-        trips = svc.trips_per_week if svc is not None and svc.trips_per_week is not None \
-            else DEFAULT_SERVICES.get(s, {}).get("trips_per_week", 0.0)
-        cur = np.nan_to_num(today_minutes(current_minutes(origins, s), cap), nan=0.0)
-        users = user_households(origins, s, hh, config)
-        vals += float(trips) * 2.0 * np.maximum(0.0, cur[cov.indices] - t_min) * users[cov.indices] / 60.0
-    out = sp.csr_matrix((vals, cov.indices.copy(), cov.indptr.copy()), shape=cov.shape)
-    out.eliminate_zeros()
-    return out

@@ -35,6 +35,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from careblocks.columns import CARE_GROUPS
+from careblocks.config import DEFAULT_SITE_WEIGHTS
+from careblocks.sites.hours import _counts, current_minutes, hours_pair_values
+
 __all__ = ["draw_factors", "objective_parts", "robustness_sentence", "run_draws", "sensitivity"]
 
 
@@ -48,8 +52,6 @@ def objective_parts(config, origins, coverage: sp.csr_matrix, *, threshold_min: 
         factor x part over parts, per origin), or "pairs" with a list of candidates x origins
         matrices (hours per service; the objective uses pair gains).
     """
-    from careblocks.sites.scoring import CARE_GROUPS, _counts, current_minutes
-
     objective = config.sites.objective
     offers = list(config.sites.offers)
     pop = _counts(origins, "population")
@@ -60,8 +62,6 @@ def objective_parts(config, origins, coverage: sp.csr_matrix, *, threshold_min: 
             parts[k] = pop * (~np.isfinite(cur) | (cur > threshold_min))
         return "weights", parts
     if objective == "hours_returned":
-        from careblocks.sites.scoring import hours_pair_values
-
         return "pairs", [hours_pair_values(config, origins, coverage, services=[s]) for s in offers]
     groups = [_counts(origins, g) for g in CARE_GROUPS if g in origins.columns]
     return "weights", np.vstack([pop, *groups]) if groups else pop[None, :]
@@ -239,13 +239,11 @@ def sensitivity(config, scored: pd.DataFrame, origins: pd.DataFrame, coverage: s
         Candidates never selected, not proposed and outside the run's top 2K are left out.
         ``attrs["draws"]`` holds the number of draws.
     """
-    from careblocks.sites.scoring import DEFAULT_WEIGHTS
-
     sc = config.sensitivity
     objective = config.sites.objective
     ids = scored["candidate_id"].astype(str).tolist()
     kind, parts = objective_parts(config, origins, coverage, threshold_min=threshold_min)
-    base = dict(config.sites.weights) if config.sites.weights else dict(DEFAULT_WEIGHTS)
+    base = dict(config.sites.weights) if config.sites.weights else dict(DEFAULT_SITE_WEIGHTS)
     chosen, ranks = run_draws(
         coverage, kind, parts, scored, ids, base=base, offers=list(config.sites.offers),
         objective=objective, k=config.sites.k, draws=sc.draws, spread=sc.spread,

@@ -10,7 +10,7 @@ import numpy as np
 
 from careblocks.config import TransitConfig
 from careblocks.errors import ConfigError
-from careblocks.io.gtfs import gtfs_text_bytes, parse_date, parse_hhmm, read_gtfs
+from careblocks.io.gtfs import ArchiveLimits, gtfs_text_bytes, parse_date, parse_hhmm, read_gtfs
 from careblocks.network.cost import WalkCost
 from careblocks.network.search import REACH_ZERO_S, nearest_times, reach_sparse
 from careblocks.transit.raptor import INF32, nearest_rank_percentiles, range_raptor
@@ -69,7 +69,7 @@ def load_timetable(cfg: TransitConfig, network: Any, *, area_4326: Any = None, c
     parse_date(cfg.date)
     window = (float(deps[0]), float(deps[-1]) + cfg.max_trip_min * 60.0)
     tables, stats = read_gtfs(cfg.feeds, cfg.date, area_4326=area_4326, window_s=window,
-                              modes=cfg.modes)
+                              modes=cfg.modes, limits=ArchiveLimits.from_config(cfg))
     tt, tstats = build_timetable(tables, network,
                                  max_transfer_m=cost.metres_within(cfg.max_transfer_walk_min))
     stats.update(tstats)
