@@ -1,5 +1,5 @@
 # careblocks: the two set-up commands of the README.
-#   make demo   install everything, then run the embedded default study (central Helsinki)
+#   make demo   install everything, then run the embedded default study (Bogotá, Fontibón)
 #   make test   install everything, then run the test suite (what CI runs)
 PYTHON ?= python3
 VENV ?= .venv

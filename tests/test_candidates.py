@@ -170,3 +170,37 @@ def test_fontibon_osm_anchors(data):
     # names are text or missing (never empty strings), and named anchors keep OSM's names
     assert all(pd.isna(n) or (isinstance(n, str) and n.strip()) for n in a["name"])
     assert a["name"].map(lambda n: isinstance(n, str)).sum() > 50
+
+
+def test_fontibon_candidates_all_have_human_names(data):
+    """Unnamed parks get the nearest named street and a street meeting it; the public
+    schools layer (Secretaría de Educación) gives named school candidates."""
+    import re
+    from pathlib import Path
+
+    from careblocks.config import load_config
+    from careblocks.io.layers import study_area
+    from careblocks.network.graph import load_or_build_network
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs/bogota_fontibon.toml")
+    area = study_area(cfg)
+    net, st = load_or_build_network(cfg, area_4326=area)
+    c = build_candidates(cfg, osm_path=st["path"], area_4326=area, crs=net.crs, network=net)
+    names = c["name"]
+    assert names.map(lambda n: isinstance(n, str) and len(n.strip()) > 3).all()
+    bad = names.str.fullmatch(r"(?i)(park|nan|none|school|h3:.*|grid cell.*)")
+    assert not bad.any(), names[bad].tolist()
+    parks = c[c["category"] == "park"]
+    named_here = parks["name"].str.startswith("Park, ")
+    assert named_here.sum() >= 5
+    # "Park, Calle 20 & Carrera 110": two real street names of the extract
+    pat = re.compile(r"Park, (.+) & (.+)")
+    pairs = [pat.fullmatch(n) for n in parks.loc[named_here, "name"]]
+    assert sum(m is not None for m in pairs) >= 0.8 * len(pairs)
+    from careblocks.io.osm import read_osm_network
+
+    _, edges = read_osm_network(st["path"], bbox=tuple(area.bounds))
+    street_names = set(edges["name"].dropna())
+    assert all(m.group(1) in street_names and m.group(2) in street_names for m in pairs if m)
+    schools = c[(c["kind"] == "parcel") & (c["category"] == "school")]
+    assert len(schools) >= 15 and schools["name"].notna().all()

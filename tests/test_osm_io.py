@@ -15,6 +15,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pyproj
 import pytest
 import shapely
@@ -44,14 +45,18 @@ def fontibon_xml(data):
 
 def _check_format(nodes, edges, *, osm=True):
     assert list(nodes.columns) == ["node_id", "geometry"]
-    if osm:  # OSM readers add the travel tags; road layers have none
-        assert list(edges.columns) == [
+    # OSM edges carry the street name (missing when untagged) and the travel tags
+    cols = [c for c in edges.columns if c != "name"]
+    if osm:
+        assert cols == [
             "u", "v", "highway", "wheelchair", "incline", "kerb", "ramp_wheelchair", "tunnel",
             "reversed", "geometry",
         ]
         assert edges["reversed"].dtype == bool
     else:
-        assert list(edges.columns) == ["u", "v", "highway", "geometry"]
+        assert cols == ["u", "v", "highway", "geometry"]
+    if "name" in edges.columns:
+        assert all(pd.isna(n) or (isinstance(n, str) and n.strip()) for n in edges["name"])
     assert nodes.crs == "EPSG:4326" and edges.crs == "EPSG:4326"
     assert nodes["node_id"].dtype == np.int64
     assert edges["u"].dtype == np.int64 and edges["v"].dtype == np.int64
@@ -141,6 +146,11 @@ def test_fontibon_keeps_steps_and_sidewalks(data, fontibon_pbf, fontibon_xml):
         assert steps <= got and sidewalks <= got
         step_rows = edges[edges["highway"] == "steps"]
         assert len(step_rows) == len(steps)
+def test_street_names_read_from_pbf_and_xml(fontibon_pbf, fontibon_xml):
+    for _, edges in (fontibon_pbf, fontibon_xml):
+        names = edges["name"].dropna()
+        assert len(names) > 0.3 * len(edges)
+        assert names.str.match(r"(Calle|Carrera|Avenida|Transversal|Diagonal) ").mean() > 0.5
 
 
 def test_fontibon_has_footways_the_drive_network_would_lack(fontibon_pbf):

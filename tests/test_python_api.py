@@ -128,3 +128,72 @@ def test_docstring_examples_run():
     for mod in (careblocks.api, careblocks.network.cost):
         r = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert r.attempted > 0 and r.failed == 0, mod.__name__
+
+
+def test_transit_access_is_the_pipeline_core(tmp_path):
+    """The API's walk + transit minutes are those of the core the pipeline calls."""
+    import pyproj
+
+    from careblocks.config import TransitConfig
+    from careblocks.io.gtfs import read_gtfs
+    from careblocks.network.cost import WalkCost
+    from careblocks.transit import build_timetable
+    from careblocks.transit import transit_access as core
+    from reference_transit import grid_network, random_feed, write_feed
+
+    rng = np.random.default_rng(11)
+    net = grid_network()
+    stops = rng.choice(net.n_nodes, size=30, replace=False)
+    lon, lat = pyproj.Transformer.from_crs(net.crs, "EPSG:4326", always_xy=True).transform(
+        net.x[stops], net.y[stops])
+    feed = write_feed(tmp_path / "feed.zip", random_feed(rng, list(zip(lon, lat, strict=True)), n_routes=6))
+    o_nodes = np.arange(0, net.n_nodes, 5)
+    f_nodes = np.array([3, 140])
+    origins = gpd.GeoDataFrame({"id": [f"o{i}" for i in o_nodes]},
+                               geometry=shapely.points(net.x[o_nodes], net.y[o_nodes]), crs=net.crs)
+    clinics = gpd.GeoDataFrame(geometry=shapely.points(net.x[f_nodes], net.y[f_nodes]), crs=net.crs)
+    got = cb.transit_access(net, origins, {"clinic": clinics}, feed, date="2024-03-13",
+                            window=("07:00", "08:00"), speed_kmh=4.2, max_walk_min=10,
+                            max_transfer_walk_min=4, max_trip_min=60)
+    cost = WalkCost(4.2)
+    cfg = TransitConfig(enabled=True, feeds=(feed,), date="2024-03-13", window_start="07:00",
+                        window_end="08:00", max_walk_min=10.0, max_transfer_walk_min=4.0, max_trip_min=60.0)
+    tables, _ = read_gtfs([feed], "2024-03-13")
+    tt, _ = build_timetable(tables, net, max_transfer_m=cost.metres_within(4.0))
+    ref = core(net, tt, o_nodes, np.zeros(o_nodes.size), {"clinic": (f_nodes, np.zeros(2))}, cfg, cost=cost)
+    np.testing.assert_array_equal(got["transit_min_clinic"].to_numpy(), ref["clinic"][:, 0])
+    assert got["transit_min_clinic"].notna().any()
+
+
+def test_scores_selection_and_care_index_from_geodataframes():
+    from careblocks.network.cost import WalkCost
+    from reference_transit import grid_network
+
+    net = grid_network()  # 12 x 12 nodes, 100 m apart
+    rng = np.random.default_rng(3)
+    o_nodes = np.arange(net.n_nodes)
+    pop = rng.integers(10, 200, net.n_nodes).astype(float)
+    origins = gpd.GeoDataFrame({"population": pop, "children_under5": np.round(pop * 0.1),
+                                "older_60plus": np.round(pop * 0.15), "census_total": pop},
+                               geometry=shapely.points(net.x[o_nodes], net.y[o_nodes]), crs=net.crs)
+    origins["id"] = [f"o{i}" for i in range(len(origins))]
+    daycare = gpd.GeoDataFrame(geometry=shapely.points(net.x[[0]], net.y[[0]]), crs=net.crs)
+    origins = cb.walk_access(net, origins, {"daycare": daycare}, threshold_min=5)
+    c_nodes = np.array([0, 65, 130, 143])
+    cands = gpd.GeoDataFrame({"id": ["a", "b", "c", "d"]},
+                             geometry=shapely.points(net.x[c_nodes], net.y[c_nodes]), crs=net.crs)
+    scored = cb.score_candidates(net, cands, origins, {"daycare": daycare}, offers=["daycare"], threshold_min=5)
+    assert sorted(scored["rank"]) == [1, 2, 3, 4]
+    # people covered = people within 5 min (400 m at 4.8 km/h) on the grid, by an exact search
+    from scipy.sparse.csgraph import dijkstra
+
+    d = dijkstra(net.to_scipy(WalkCost()), indices=c_nodes) / 60.0
+    np.testing.assert_allclose(scored["population_covered"], (d <= 5 + 1e-9) @ pop)
+    # a candidate on today's daycare closes no gap
+    assert scored.set_index("candidate_id").loc["a", "gap_closed_daycare"] == 0
+    chosen = cb.select_sites(net, cands, origins, k=2, offers=["daycare"], threshold_min=5,
+                             objective="population", method="milp")
+    assert list(chosen["order"]) == [1, 2] and chosen["rationale"].str.startswith("Serves").all()
+    idx = cb.care_need_index(origins)
+    assert idx["care_need_index"].between(0, 1).all() and "formula" in idx.attrs
+    assert idx["care_need_index"].nunique() > 1

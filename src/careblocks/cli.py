@@ -289,6 +289,41 @@ def sites(
 
 
 @cli.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write prioritise.gpkg, prioritise.html and the CSV tables into this folder.")
+@_set_option
+@_verbosity_options
+def prioritise(config: str, out_dir: Path | None, overrides: tuple[str, ...], verbose: int,
+               quiet: int) -> None:
+    """Rank every census unit and district of a city by the care-need index.
+
+    From the census alone (no street network), plus the facility layers of the config for
+    the supply gap (straight-line distances x prioritise.detour_factor).
+    """
+    verbosity = verbose - quiet
+    console = _State(verbosity).console
+
+    def go() -> None:
+        from rich.markup import escape
+
+        from careblocks.pipeline.prioritise_stage import run_prioritise
+
+        cfg = _load(config, overrides)
+        res, written = run_prioritise(cfg, out_dir=out_dir)
+        if verbosity >= 0:
+            for w in res.info.get("warnings", []):
+                console.print(f"  [yellow]warning[/yellow] {escape(w)}")
+            from careblocks.summary import print_prioritisation
+
+            print_prioritisation(console, res, top=cfg.prioritise.top)
+        for p in written:
+            click.echo(f"wrote {p.resolve()}")
+
+    _guard(verbosity, go)
+
+
+@cli.command()
 @click.argument("configs", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write each study to OUT/<study>/.")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)

@@ -52,6 +52,7 @@ _GROUP_LABELS: dict[str, str] = {
     "children_under5": "Children under 5",
     "children_5_14": "Children 5-14",
     "older_60plus": "People 60+",
+    "older_65plus": "People 65+",
     "older_80plus": "People 80+",
     "women_15plus": "Women 15+",
     "women_caregivers": "Women caregivers",

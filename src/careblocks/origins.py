@@ -434,6 +434,9 @@ def load_origins(
             "config key 'population.layer': population.source is 'layer' but no layer is given; "
             "add [population.layer] with a path, or use source = 'buildings'"
         )
+    if source == "census":
+        return _origins_from_census(config, osm_path=osm_path, area_4326=area_4326, crs=crs,
+                                    network=network, edges_4326=edges_4326, bbox=bbox)
     if source == "auto":
         source = "layer" if pc.layer is not None else None
     buildings = None
@@ -484,6 +487,11 @@ def load_origins(
         origins["population"].to_numpy(np.float64), pc.total, f"population ({source})"
     )
 
+    return _snap(config, origins, network, source, st)
+
+
+def _snap(config: Config, origins, network, source: str, st: dict,
+          extra: tuple[str, ...] = ()) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
     x, y = representative_xy(origins.geometry)
     node, dist = network.snap(x, y)
     origins["node"] = node.astype(np.int64)
@@ -499,7 +507,7 @@ def load_origins(
             stacklevel=2,
         )
     origins["origin_id"] = origins["origin_id"].astype(str)
-    origins = origins[COLUMNS].reset_index(drop=True)
+    origins = origins[[*COLUMNS[:-1], *extra, "geometry"]].reset_index(drop=True)
     st.update(
         count=len(origins),
         population=float(origins["population"].sum()),
@@ -507,3 +515,64 @@ def load_origins(
         far_snaps=far,
     )
     return origins, st
+
+
+def _origins_from_census(config: Config, *, osm_path, area_4326, crs: str, network,
+                         edges_4326, bbox) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
+    """Source ``census``: census counts over residential land (see careblocks.demand.residential)."""
+    import geopandas as gpd
+
+    from careblocks.columns import CENSUS_GROUPS as GROUPS
+    from careblocks.demand.census import HOUSEHOLDS, TOTAL, read_census
+    from careblocks.demand.residential import residential_origins
+
+    pc = config.population
+    if config.census.layer is None:
+        raise ConfigError(
+            "config key 'population.source': 'census' needs census.layer (the census units "
+            "and their counts); set [census] layer and total_column"
+        )
+    census, info = read_census(config.census, area_4326=area_4326)
+    if TOTAL not in census.columns:
+        raise ConfigError(
+            "config key 'census.total_column': population.source = 'census' needs the people "
+            "per unit; set census.total_column"
+        )
+    if census.crs != crs:
+        census = census.to_crs(crs)
+    if "census_name" in census.columns and census["census_name"].is_unique:
+        census["census_unit_id"] = census["census_name"]  # e.g. DANE's sector code
+    area = gpd.GeoSeries([area_4326], crs="EPSG:4326").to_crs(crs).iloc[0] \
+        if area_4326 is not None else census.geometry.union_all()
+    buildings = None
+    if osm_path is not None or pc.buildings is not None:
+        b = _read_building_layer(config, area_4326, bbox) if pc.buildings is not None \
+            else _read_buildings(osm_path, area_4326, bbox)
+        if len(b):
+            borig, _ = _origins_from_buildings(config, b, crs)
+            buildings = borig.rename(columns={"population": "floor_area_m2"})
+    edges = edges_4326
+    if edges is None and (osm_path is not None or config.network.source == "road_layer"):
+        edges = _read_edges(config, osm_path, bbox)
+    streets = edges.to_crs(crs) if edges is not None and "highway" in edges.columns else None
+    cols = [c for c in (TOTAL, HOUSEHOLDS, *GROUPS) if c in census.columns]
+    origins, astats = residential_origins(
+        census, cols, area=area, buildings=buildings, streets=streets,
+        resolution=pc.grid_resolution, street_buffer_m=pc.street_buffer_m)
+    origins["population"] = origins[TOTAL]
+    if pc.total is not None:
+        raise ConfigError(
+            "config key 'population.total': not used with population.source = 'census' (the "
+            "census gives the people); remove it"
+        )
+    if astats["cut"].get(TOTAL, 0) > 0:
+        warnings.warn(
+            f"census.layer: {astats['n_units_partly_outside']} census units extend beyond the "
+            f"study area; {astats['cut'][TOTAL]:,.0f} of their people lie outside by area "
+            f"share and were cut ({astats['kept'][TOTAL]:,.0f} kept in the area)",
+            DataQualityWarning,
+            stacklevel=3,
+        )
+    st: dict[str, Any] = {"source": "census", "census": {"read": info, "allocation": astats}}
+    extra = ("census_unit_id", "kind", "land_m2", *cols)
+    return _snap(config, origins, network, "census", st, extra)

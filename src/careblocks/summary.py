@@ -217,6 +217,36 @@ def print_validation(console: Any, ctx: Any) -> None:
         console.print(f"[yellow]{len(ctx.warnings)} data-quality warning(s)[/yellow], printed above")
 
 
+def print_prioritisation(console: Any, res: Any, *, top: int = 15) -> None:
+    """The CLI's tables for ``careblocks prioritise``: top units and all districts."""
+    from rich.table import Table
+
+    u = res.units
+    name = "census_name" if "census_name" in u.columns else "census_unit_id"
+    comps = [c for c in ("care_demand", "caregiver_density", "poverty_score", "supply_gap")
+             if c in u.columns]
+    for title, df, key, n in (
+        (f"Districts by care need ({0 if res.districts is None else len(res.districts)})",
+         res.districts, "district", None),
+        (f"Census units by care need (top {top} of {len(u)})", u, name, top),
+    ):
+        if df is None:
+            continue
+        t = Table(title=title)
+        for c in ("#", key, *(["district"] if key != "district" and "district" in df.columns else []),
+                  "people", "index", *[c.replace("_", " ") for c in comps if c in df.columns]):
+            t.add_column(str(c), justify="left" if c in (key, "district") else "right")
+        rows = df if n is None else df.head(n)
+        for _, r in rows.iterrows():
+            cells = [str(int(r["rank"])), str(r[key])]
+            if key != "district" and "district" in df.columns:
+                cells.append(str(r["district"]))
+            cells += [f"{r['census_total']:,.0f}", f"{r['care_need_index']:.2f}"]
+            cells += [f"{r[c]:.2f}" for c in comps if c in df.columns]
+            t.add_row(*cells)
+        console.print(t)
+
+
 def print_audit(console: Any, audit: Any) -> None:
     """The input audit's findings as a table (errors and warnings first)."""
     from rich.table import Table

@@ -48,6 +48,16 @@ def audit_census(cfg: Any, area_4326: Any, audit: Audit) -> Any:
             vals = gdf[g].to_numpy(dtype=np.float64)
             _rate_in_count_column(vals, where, key, col_of[g], audit)
             over = vals > total + 0.5
+            if over.any() and g == HOUSEHOLDS:
+                # a census of dwellings (Bogotá's STVIVIENDA) counts vacant ones too: more
+                # dwellings than people is possible, so it is reported, not refused
+                audit.warning(
+                    "census.ranges", f"{where}: column '{col_of[g]}' ({key})",
+                    f"more households/dwellings than people in {int(over.sum())} of {n} units "
+                    "(vacant dwellings?); per-household indicators there are low",
+                    float(over.sum()),
+                )
+                continue
             if over.any():
                 i = int(np.flatnonzero(over)[np.argmax((vals / np.maximum(total, 1e-9))[over])])
                 share = vals[i] / total[i] if total[i] > 0 else np.inf

@@ -13,10 +13,15 @@ import pandas as pd
 
 from careblocks.errors import ConfigError, InputDataError, MissingColumnError
 
-__all__ = ["care_index_plan", "care_need_index", "care_need_by_district"]
+__all__ = ["COMPONENTS", "care_index_plan", "care_need_index", "care_need_by_district", "component_column",
+           "gap_indicator"]
 
 TOTAL = "census_total"
 HOUSEHOLDS = "households"
+#: the components of the index, in the order of docs/care_need_index.md
+COMPONENTS = ("care_demand", "caregiver_density", "poverty", "supply_gap")
+#: minutes at which the supply gap saturates (unreachable counts as this)
+GAP_CAP_MIN = 60.0
 
 
 # --------------------------------------------------------------------------------------
@@ -32,6 +37,7 @@ def care_index_plan(
     *,
     has_households: bool = False,
     has_area: bool = False,
+    has_gap: bool = False,
 ) -> dict[str, Any]:
     """Which indicators and components can be built from the groups present.
 
@@ -43,11 +49,11 @@ def care_index_plan(
         component -> reason; ``density_per``: "household", "km2" or "person".
     """
     g = set(groups_present)
-    unknown = sorted(set(weights) - {"care_demand", "caregiver_density", "poverty"})
+    unknown = sorted(set(weights) - set(COMPONENTS))
     if unknown:
         raise ConfigError(
-            f"care_index.weights: unknown component(s) {', '.join(unknown)}; use care_demand, "
-            "caregiver_density, poverty"
+            f"care_index.weights: unknown component(s) {', '.join(unknown)}; use "
+            f"{', '.join(COMPONENTS)}"
         )
     for k, v in weights.items():
         if v < 0:
@@ -55,16 +61,17 @@ def care_index_plan(
     per = "household" if has_households else "km2" if has_area else "person"
     den = {"household": HOUSEHOLDS, "km2": "area_km2", "person": TOTAL}[per]
     ind: dict[str, list[tuple[str, tuple[str, ...], str]]] = {
-        "care_demand": [], "caregiver_density": [], "poverty": []}
+        "care_demand": [], "caregiver_density": [], "poverty": [], "supply_gap": []}
     if "children_under5" in g:
         ind["care_demand"].append(("share_under5", ("children_under5",), TOTAL))
     if "older_80plus" in g:
         ind["care_demand"].append(("share_80plus", ("older_80plus",), TOTAL))
     elif "older_60plus" in g:
         ind["care_demand"].append(("share_60plus", ("older_60plus",), TOTAL))
-    if {"children_under5", "children_5_14", "older_60plus"} <= g:
+    old = "older_65plus" if "older_65plus" in g else "older_60plus" if "older_60plus" in g else None
+    if old and {"children_under5", "children_5_14"} <= g:
         ind["care_demand"].append(
-            ("dependency_ratio", ("children_under5", "children_5_14", "older_60plus"), "working_age"))
+            ("dependency_ratio", ("children_under5", "children_5_14", old), "working_age"))
     care = "women_caregivers" if "women_caregivers" in g else "women_15plus" if "women_15plus" in g else None
     if care:
         ind["caregiver_density"].append((f"{care}_per_{per}", (care,), den))
@@ -73,7 +80,10 @@ def care_index_plan(
             (f"female_headed_households_per_{per}", ("female_headed_households",), den))
     if "poverty" in g:
         ind["poverty"].append(("share_poverty", ("poverty",), TOTAL))
-    dropped = {c: "no mapped group feeds it" for c, v in ind.items() if not v}
+    if has_gap:
+        ind["supply_gap"].append(("gap_minutes", (), "minutes"))
+    dropped = {c: "no mapped group feeds it" if c != "supply_gap" else "no travel times given"
+               for c, v in ind.items() if not v and c in weights}
     dropped.update({c: "weight 0" for c, v in weights.items() if v == 0 and c not in dropped})
     kept = {c: float(w) for c, w in weights.items() if c not in dropped}
     s = sum(kept.values())
@@ -91,6 +101,18 @@ def care_index_plan(
     }
 
 
+def gap_indicator(minutes: Any, cap: float = GAP_CAP_MIN) -> np.ndarray:
+    """Mean over services of the minutes to the nearest one, capped at ``cap``.
+
+    ``minutes`` is (rows x services) or one column; NaN (unreachable) counts as ``cap``.
+    """
+    m = np.asarray(minutes, dtype="float64")
+    if m.ndim == 1:
+        m = m[:, None]
+    m = np.where(np.isfinite(m), np.minimum(m, cap), cap)
+    return m.mean(axis=1)
+
+
 def _minmax(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
     out = np.full(x.shape, np.nan)
     v = valid & np.isfinite(x)
@@ -102,16 +124,19 @@ def _minmax(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 
 def _formula(plan: dict[str, Any], n_units: int, unit: str) -> str:
-    terms = " + ".join(f"{w:.3f} * {c}" for c, w in plan["weights"].items())
+    terms = " + ".join(f"{w:.3f} * {component_column(c)}" for c, w in plan["weights"].items())
     lines = [f"care_need_index = {terms}"]
     for c, inds in plan["indicators"].items():
         parts = []
         for name, num, den in inds:
-            if den == "working_age":
+            if den == "minutes":
+                parts.append(f"mm({name} = mean over services of min(minutes to nearest, "
+                             f"{GAP_CAP_MIN:g}), unreachable = {GAP_CAP_MIN:g})")
+            elif den == "working_age":
                 parts.append(f"mm({name} = ({' + '.join(num)}) / ({TOTAL} - {' - '.join(num)}))")
             else:
                 parts.append(f"mm({name} = {' + '.join(num)} / {den})")
-        lines.append(f"{c} = mean({', '.join(parts)})")
+        lines.append(f"{component_column(c)} = mean({', '.join(parts)})")
     lines.append(
         f"mm(x) = (x - min x) / (max x - min x) over the {n_units} {unit} of the study area "
         f"with {TOTAL} > 0 (0 when max = min); units without people get index 0"
@@ -135,6 +160,7 @@ def care_need_index(
     total_col: str | None = None,
     area_km2: Any = None,
     unit: str = "origins",
+    gap_minutes: Any = None,
 ) -> tuple[pd.DataFrame, str]:
     """Care-need index per row (origin or district), Bogotá's structure by default.
 
@@ -153,6 +179,9 @@ def care_need_index(
         ``households`` exists, else per km² when areas are given, else per person.
     unit
         Word used in the formula text ("origins", "districts").
+    gap_minutes
+        Optional (rows x services) minutes to the nearest existing care service (NaN =
+        unreachable) feeding the ``supply_gap`` component when it has a weight.
 
     Returns
     -------
@@ -177,7 +206,13 @@ def care_need_index(
         area = np.asarray(area_km2, dtype="float64")
     else:
         area = None
-    plan = care_index_plan(groups_present, weights, has_households=has_hh, has_area=area is not None)
+    gap = None
+    if gap_minutes is not None and weights.get("supply_gap", 0) > 0:
+        gap = gap_indicator(gap_minutes)
+        if gap.shape != (len(df),):
+            raise ValueError(f"gap_minutes: expected {len(df)} rows, got {gap.shape}")
+    plan = care_index_plan(groups_present, weights, has_households=has_hh,
+                           has_area=area is not None, has_gap=gap is not None)
     total = df[total_col].to_numpy(dtype="float64")
     valid = total > 0
     den = {TOTAL: total, HOUSEHOLDS: df[HOUSEHOLDS].to_numpy(dtype="float64") if has_hh else None,
@@ -187,9 +222,12 @@ def care_need_index(
     for comp, inds in plan["indicators"].items():
         normed = []
         for name, num, d in inds:
-            numer = sum(df[g].to_numpy(dtype="float64") for g in num)
-            denom = total - numer if d == "working_age" else den[d]
-            raw = _ratio(numer, denom)
+            if d == "minutes":
+                raw = gap
+            else:
+                numer = sum(df[g].to_numpy(dtype="float64") for g in num)
+                denom = total - numer if d == "working_age" else den[d]
+                raw = _ratio(numer, denom)
             out[name] = raw
             normed.append(_minmax(raw, valid))
         stack = np.vstack(normed)
@@ -219,7 +257,13 @@ def care_need_by_district(
     total_col = TOTAL if TOTAL in origins.columns else "population"
     cols = [c for c in (total_col, HOUSEHOLDS, *groups_present) if c in origins.columns]
     sums = origins.groupby(district_col, dropna=True)[cols].sum()
-    comp, text = care_need_index(sums, weights, groups_present, total_col=total_col, unit="districts")
+    gap = None
+    if "gap_minutes" in origins.columns:
+        w = origins[total_col].astype(float)
+        num = (origins["gap_minutes"] * w).groupby(origins[district_col]).sum()
+        gap = (num / w.groupby(origins[district_col]).sum()).reindex(sums.index).to_numpy()
+    comp, text = care_need_index(sums, weights, groups_present, total_col=total_col,
+                                 unit="districts", gap_minutes=gap)
     res = sums.join(comp)
     if "care_need_index" in origins.columns:
         w = origins[total_col].astype(float)

@@ -72,7 +72,7 @@ def _mapping(cfg: CensusConfig) -> dict[str, str]:
         out[HOUSEHOLDS] = cfg.households_column
     for g in CENSUS_GROUPS:
         col = getattr(cfg.groups, g)
-        if col:
+        if isinstance(col, str):
             out[g] = col
     return out
 
@@ -123,12 +123,30 @@ def read_census(cfg: CensusConfig, *, area_4326: Any = None):
     where = f"census layer (census.layer): {fname}"
     mapping = _mapping(cfg)
     bbox = tuple(area_4326.bounds) if area_4326 is not None else None
+    coarse = None
+    coarse_where = "coarse census layer (census.coarse)"
+    if cfg.coarse is not None:
+        coarse_where = f"{coarse_where}: {Path(cfg.coarse.path)}"
+        coarse = _read_vector(cfg.coarse, what="coarse census layer (census.coarse)", bbox_4326=bbox)
+        if coarse.crs is None:
+            raise CRSError(f"{coarse_where}: layer has no CRS; set census.coarse.crs")
+        if len(coarse) == 0:
+            raise EmptyResultError(f"{coarse_where}: no unit overlaps the study area; check the layer")
+        if cfg.coarse_name_column and cfg.coarse_name_column not in coarse.columns:
+            raise MissingColumnError(
+                f"{coarse_where}: column '{cfg.coarse_name_column}' (census.coarse_name_column) "
+                f"not found; existing columns: {', '.join(map(str, coarse.columns))}"
+            )
+        if bbox is not None:
+            # whole coarse units: shares of a coarse unit are split over all its fine units
+            b = coarse.to_crs("EPSG:4326").total_bounds
+            bbox = (min(bbox[0], b[0]), min(bbox[1], b[1]), max(bbox[2], b[2]), max(bbox[3], b[3]))
     gdf = _read_vector(ref, what="census layer (census.layer)", bbox_4326=bbox)
     if gdf.crs is None:
         raise CRSError(f"{where}: layer has no CRS; set census.layer.crs or fix the file's .prj")
     existing = [str(c) for c in gdf.columns if c != gdf.geometry.name]
     for canon, col in mapping.items():
-        if col not in gdf.columns:
+        if canon in (TOTAL, HOUSEHOLDS) and col not in gdf.columns:
             raise MissingColumnError(
                 f"{where}: column '{col}' ({_key_of(canon)}) not found; existing columns: "
                 f"{', '.join(existing)}; fix {_key_of(canon)}"
@@ -145,7 +163,8 @@ def read_census(cfg: CensusConfig, *, area_4326: Any = None):
             )
         out["census_name"] = gdf[cfg.name_column].astype(str).to_numpy()
     for canon, col in mapping.items():
-        out[canon] = _numeric_counts(gdf[col], where=fname, key=_key_of(canon))
+        if canon in (TOTAL, HOUSEHOLDS):
+            out[canon] = _numeric_counts(gdf[col], where=fname, key=_key_of(canon))
     if cfg.published_totals:
         if not cfg.name_column:
             raise ConfigError(
@@ -175,12 +194,35 @@ def read_census(cfg: CensusConfig, *, area_4326: Any = None):
             )
             out = out[~missing]
             gdf = gdf.loc[out.index]
-    if "poverty" in out.columns and len(out) and out["poverty"].max() <= 1.0 \
-            and (out["poverty"] % 1 != 0).any():
-        raise InputDataError(
-            f"{where}: column '{mapping['poverty']}' (census.groups.poverty) looks like a rate "
-            "(all values <= 1); map a count of people in poverty (rate x population)"
-        )
+    if isinstance(cfg.groups.poverty, str) and cfg.groups.poverty in gdf.columns:
+        pov = pd.to_numeric(gdf[cfg.groups.poverty], errors="coerce")
+        if len(pov) and pov.max() <= 1.0 and (pov % 1 != 0).any():
+            raise InputDataError(
+                f"{where}: column '{cfg.groups.poverty}' (census.groups.poverty) looks like a "
+                "rate (all values <= 1); declare it: poverty = { column = "
+                f"\"{cfg.groups.poverty}\", unit = \"fraction\" }}"
+            )
+    from careblocks.demand.groups import coarse_index, resolve_groups
+
+    coarse_of = None
+    coarse_tab = None
+    if coarse is not None:
+        cg = coarse.to_crs(gdf.crs).geometry.to_numpy()
+        coarse_of = coarse_index(gdf.geometry.to_numpy(), cg)
+        coarse_tab = pd.DataFrame(coarse.drop(columns=coarse.geometry.name)).reset_index(drop=True)
+        if cfg.coarse_name_column:
+            out["census_coarse_name"] = coarse_tab[cfg.coarse_name_column].astype(str) \
+                .to_numpy()[coarse_of]
+    fine_tab = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+    counts, recipes = resolve_groups(
+        cfg, fine_tab, coarse=coarse_tab, coarse_of=coarse_of,
+        total=out[TOTAL].to_numpy("float64") if TOTAL in out.columns else None,
+        households=out[HOUSEHOLDS].to_numpy("float64") if HOUSEHOLDS in out.columns else None,
+        where=where, coarse_where=coarse_where, ids=out["census_unit_id"].to_numpy(),
+    )
+    for g in CENSUS_GROUPS:
+        if g in counts:
+            out[g] = counts[g]
     import geopandas as gpd
 
     res = gpd.GeoDataFrame(out, geometry=gdf.geometry.to_numpy(), crs=gdf.crs)
@@ -199,6 +241,8 @@ def read_census(cfg: CensusConfig, *, area_4326: Any = None):
         "file": str(ref.path),
         "rows": int(len(res)),
         "columns": {k: v for k, v in mapping.items()},
+        "recipes": recipes["recipes"],
+        "coarse": str(cfg.coarse.path) if cfg.coarse is not None else None,
         "groups_present": [g for g in CENSUS_GROUPS if g in res.columns],
         "published_totals": bool(cfg.published_totals),
     }
@@ -488,6 +532,12 @@ def census_to_origins(config, origins, *, area: Any = None, area_4326: Any = Non
     src = cfg.raster if cfg.raster is not None else cfg.layer.path if cfg.layer is not None else None
     if src is not None and cfg.optional and not Path(src).exists():
         stats["skipped"] = f"census file {src} not found and census.optional = true"
+        return origins, stats
+    if config.population.source == "census" and TOTAL in origins.columns:
+        # the origins were made from the census units (careblocks.residential): counts are
+        # already on them, per-unit totals kept; see the origins stats for the allocation
+        stats.update(source="census origins",
+                     groups_present=[g for g in CENSUS_GROUPS if g in origins.columns])
         return origins, stats
     if cfg.raster is not None:
         from careblocks.io.raster import zonal_sums

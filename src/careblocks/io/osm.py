@@ -239,6 +239,8 @@ def _tidy(nodes: Any, edges: Any) -> tuple[Any, Any]:
         "u": edges["u"].to_numpy(dtype=np.int64),
         "v": edges["v"].to_numpy(dtype=np.int64),
         "highway": edges["highway"].astype(str).to_numpy(dtype=object),
+        # the street name (OSM ``name``), used to name unnamed places; None when untagged
+        "name": _names(edges),
     }
     for tag in EDGE_TAGS:
         if tag in edges:
@@ -265,6 +267,17 @@ def _tidy(nodes: Any, edges: Any) -> tuple[Any, Any]:
             "broken extract); re-export the extract with complete ways"
         )
     return n, e
+
+
+def _names(edges: Any) -> np.ndarray:
+    if "name" not in edges.columns:
+        return np.full(len(edges), None, dtype=object)
+    out = []
+    for v in edges["name"].to_numpy(dtype=object):
+        if isinstance(v, list):  # osmnx merges several names into a list
+            v = v[0] if v else None
+        out.append(str(v).strip() if isinstance(v, str) and v.strip() else None)
+    return np.array(out, dtype=object)
 
 
 def _read_pbf(p: Path, bbox: BBox | None) -> tuple[Any, Any]:
@@ -312,7 +325,8 @@ def _read_pbf(p: Path, bbox: BBox | None) -> tuple[Any, Any]:
     edges = edges[edges["u"].notna() & edges["v"].notna() & edges["highway"].notna()]
     edges = edges[_walkable_rows(edges)]
     edges = edges.rename(columns={v: k for k, v in _EDGE_TAG_KEYS.items() if k != v})
-    keep = ["u", "v", "highway", *[t for t in EDGE_TAGS if t in edges], "geometry"]
+    keep = ["u", "v", "highway", *(["name"] if "name" in edges.columns else []),
+            *[t for t in EDGE_TAGS if t in edges], "geometry"]
     return nodes[["node_id", "geometry"]], edges[keep]
 
 
@@ -405,6 +419,7 @@ def graph_nodes_edges(G: Any, filt: dict[str, Any] | None = None) -> tuple[Any, 
     hws: list[str] = []
     tagvals: dict[str, list[Any]] = {t: [] for t in EDGE_TAGS}
     revs: list[bool] = []
+    nms: list[Any] = []
     shapes: list[Any] = []  # the edge's own geometry (simplified graphs), else None
     if G is not None:
         cache: dict[int, bool] = {}
@@ -427,6 +442,7 @@ def graph_nodes_edges(G: Any, filt: dict[str, Any] | None = None) -> tuple[Any, 
                     val = data.get(_EDGE_TAG_KEYS[t])
                     tagvals[t].append(val if isinstance(val, str) else None)
                 revs.append(bool(data.get("reversed", False)))
+                nms.append(data.get("name"))
     u_arr = np.asarray(us, dtype=np.int64)
     v_arr = np.asarray(vs, dtype=np.int64)
     # one row per way stretch: drop the reverse copies made by bidirectional=True
@@ -438,6 +454,7 @@ def graph_nodes_edges(G: Any, filt: dict[str, Any] | None = None) -> tuple[Any, 
         hws = [hws[i] for i in first]
         tagvals = {t: [vals[i] for i in first] for t, vals in tagvals.items()}
         revs = [revs[i] for i in first]
+        nms = [nms[i] for i in first]
         shapes = [shapes[i] for i in first]
     if G is not None and u_arr.size:
         used = np.unique(np.concatenate([u_arr, v_arr]))
@@ -456,7 +473,8 @@ def graph_nodes_edges(G: Any, filt: dict[str, Any] | None = None) -> tuple[Any, 
     if any(g is not None for g in shapes):
         lines = np.array([g if g is not None else ln for g, ln in zip(shapes, lines, strict=True)], dtype=object)
     edges = gpd.GeoDataFrame(
-        {"u": u_arr, "v": v_arr, "highway": np.asarray(hws, dtype=object), **tag_cols,
+        {"u": u_arr, "v": v_arr, "highway": np.asarray(hws, dtype=object),
+         "name": np.asarray(nms + [None], dtype=object)[:-1], **tag_cols,
          "reversed": np.asarray(revs, dtype=bool)},
         geometry=lines,
         crs="EPSG:4326",

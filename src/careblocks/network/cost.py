@@ -21,20 +21,14 @@ from home TO the service.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from careblocks.config import WalkConfig
 from careblocks.errors import InputDataError
 
-if TYPE_CHECKING:  # pragma: no cover
-    from careblocks.config import WalkConfig
-
-__all__ = ["DEFAULT_SPEED_KMH", "WalkCost"]
-
-#: km/h of the default walk (the default of ``walk.speed_kmh``): the pace of r5py/osmnx-style
-#: studies. Carers pushing strollers or older people walk slower (3.6 and 3.0 km/h are common).
-DEFAULT_SPEED_KMH = 4.8
+__all__ = ["WalkCost"]
 
 
 @dataclass(frozen=True)
@@ -60,7 +54,7 @@ class WalkCost:
     1200.0
     """
 
-    speed_kmh: float = DEFAULT_SPEED_KMH
+    speed_kmh: float = WalkConfig.speed_kmh  # the one default, in config.py
     key: str = "walk.speed_kmh"
     #: "flat", "tobler" or "wheelchair" (see careblocks.network.profiles)
     slope: str = "flat"

@@ -53,8 +53,13 @@ def run_demand_stage(ctx) -> None:
         polys = bool(origins.geom_type.isin(["Polygon", "MultiPolygon"]).all())
         area_km2 = (origins.geometry.area / 1e6).to_numpy() \
             if polys and cfg.census.allocate_by != "buildings" else None
-        comp, formula = care_need_index(origins, dict(cfg.care_index.weights), groups,
-                                        area_km2=area_km2)
+        weights = dict(cfg.care_index.weights)
+        gap = None
+        if weights.get("supply_gap", 0) > 0:
+            tcols = [f"walk_min_{s}" for s in cfg.service_names if f"walk_min_{s}" in origins.columns]
+            gap = origins[tcols].to_numpy("float64") if tcols else None
+        comp, formula = care_need_index(origins, weights, groups, area_km2=area_km2,
+                                        gap_minutes=gap)
         for c in comp.columns:
             origins[c] = comp[c].to_numpy()
         plan = comp.attrs["plan"]

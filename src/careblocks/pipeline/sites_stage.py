@@ -385,6 +385,10 @@ def _equity_after(ctx, origins, after):
         if c.startswith(("walk_min_", "best_min_")):
             o[c] = after[c].to_numpy()
     groups = [g for g in ("population", TOTAL, *CENSUS_GROUPS) if g in o.columns]
+    if ctx.equity is not None and "group" in ctx.equity.columns:
+        # the same groups as today's table (census_total is left out there when it is
+        # the population), so the two read side by side
+        groups = [g for g in dict.fromkeys(ctx.equity["group"]) if g in o.columns]
     district_col = "district" if "district" in o.columns else None
     parts = []
     for mode in ("walk", "best"):

@@ -137,12 +137,25 @@ def parcel_candidates(config: Config, *, area_4326, crs: str) -> gpd.GeoDataFram
     lower = {c.lower(): c for c in gdf.columns}
     id_col = lower.get("candidate_id") or lower.get("id")
     keys = gdf[id_col].astype(str).to_numpy() if id_col else np.asarray(gdf.index).astype(str)
-    name_col = lower.get("name")
+    name_col = config.sites.candidates_name_column or lower.get("name")
+    if name_col and name_col not in gdf.columns:
+        from careblocks.errors import MissingColumnError
+
+        raise MissingColumnError(
+            f"candidate layer (sites.candidates_layer): {ref.path}: column '{name_col}' "
+            f"(sites.candidates_name_column) not found; existing columns: "
+            f"{', '.join(map(str, gdf.columns))}"
+        )
     names = (
-        [None if pd.isna(v) else str(v) for v in gdf[name_col]] if name_col else [None] * len(gdf)
+        [None if pd.isna(v) or not str(v).strip() else str(v).strip() for v in gdf[name_col]]
+        if name_col else [None] * len(gdf)
     )
     cat_col = lower.get("category")
-    cats = [("parcel" if pd.isna(v) else str(v)) for v in gdf[cat_col]] if cat_col else ["parcel"] * len(gdf)
+    if config.sites.candidates_category:
+        cats = [config.sites.candidates_category] * len(gdf)
+    else:
+        cats = [("parcel" if pd.isna(v) else str(v)) for v in gdf[cat_col]] if cat_col \
+            else ["parcel"] * len(gdf)
     pub_col = lower.get("is_public") or lower.get("public")
     public = gdf[pub_col].fillna(False).astype(bool).to_numpy() if pub_col else np.ones(len(gdf), bool)
     return _frame(
@@ -297,6 +310,11 @@ def build_candidates(
         cands = cands[~far]
     before = len(cands)
     cands = dedupe_by_node(cands)
+    unnamed = cands["name"].isna()
+    if unnamed.any():
+        streets = _named_streets(config, osm_path, area_4326)
+        cands.loc[unnamed, "name"] = place_names(cands[unnamed], streets, crs=crs)
+        stats["named_from_streets"] = int(unnamed.sum())
     stats["merged_same_node"] = before - len(cands)
     cands = cands.sort_values("candidate_id", kind="stable").reset_index(drop=True)
     cands["is_public_anchor"] = cands["is_public_anchor"].astype(bool)
@@ -304,4 +322,78 @@ def build_candidates(
     stats["kept"] = cands["kind"].value_counts().to_dict()
     out = cands[COLUMNS]
     out.attrs["stats"] = stats
+    return out
+
+
+#: how an unnamed candidate's category reads at the start of its name
+_CATEGORY_NAME = {
+    "park": "Park", "h3_cell": "Area", "parcel": "Site", "school": "School",
+    "community_centre": "Community centre", "marketplace": "Market", "library": "Library",
+    "townhall": "Town hall", "clinic": "Clinic", "health_centre": "Health centre",
+    "kindergarten": "Kindergarten", "childcare": "Childcare", "social_centre": "Social centre",
+    "government_office": "Government office", "public_building": "Public building",
+}
+#: named streets farther than this (m) do not name a place
+NAME_RADIUS_M = 400.0
+
+
+def _named_streets(config: Config, osm_path, area_4326):
+    """Named street lines of the study (from the network source); None when unavailable."""
+    try:
+        if config.network.source == "road_layer" and config.network.path is not None:
+            from careblocks.io.roads import read_road_network
+
+            _, edges = read_road_network(config.network.path, layer=config.network.layer)
+        elif osm_path is not None:
+            from careblocks.io.osm import read_osm_network
+
+            bbox = tuple(area_4326.bounds) if area_4326 is not None else None
+            _, edges = read_osm_network(osm_path, bbox=bbox)
+        else:
+            return None
+    except Exception:  # noqa: BLE001 - naming is cosmetic; the network stage reported errors
+        return None
+    if "name" not in edges.columns:
+        return None
+    return edges[edges["name"].notna()]
+
+
+def place_names(points: gpd.GeoDataFrame, streets: gpd.GeoDataFrame | None, *, crs: str) -> list[str]:
+    """Human names for unnamed places from the two nearest named streets.
+
+    ``"Park, Calle 17 & Carrera 100"``: the category's label, the nearest named street and
+    the nearest street with another name that meets it (else the nearest other name), within
+    :data:`NAME_RADIUS_M`; ``"Park, Calle 17"``
+    when only one is near; ``"Park near Calle 17"`` when the nearest is farther; the
+    category and the rounded coordinates when no street is named.
+    """
+    import geopandas as gpd
+    import shapely
+
+    labels = [_CATEGORY_NAME.get(str(c), str(c).replace("_", " ").capitalize())
+              for c in points["category"]]
+    pts = points.geometry.to_numpy()
+    if streets is None or len(streets) == 0:
+        ll = gpd.GeoSeries(pts, crs=crs).to_crs("EPSG:4326")
+        return [f"{lab} at {p.y:.4f}, {p.x:.4f}" for lab, p in zip(labels, ll, strict=True)]
+    st = streets.to_crs(crs)
+    geoms = st.geometry.to_numpy()
+    names = st["name"].astype(str).to_numpy()
+    tree = shapely.STRtree(geoms)
+    out = []
+    for lab, p in zip(labels, pts, strict=True):
+        idx = tree.query(p, predicate="dwithin", distance=NAME_RADIUS_M)
+        if idx.size == 0:
+            j = int(tree.query_nearest(p)[0])
+            out.append(f"{lab} near {names[j]}")
+            continue
+        d = shapely.distance(geoms[idx], p)
+        order = idx[np.argsort(d, kind="stable")]
+        first = names[order[0]]
+        near_first = shapely.union_all(geoms[order[names[order] == first]])
+        others = [k for k in order if names[k] != first]
+        # prefer a street that meets the first (an intersection), else the nearest other
+        other = next((names[k] for k in others if shapely.dwithin(geoms[k], near_first, 1.0)),
+                     names[others[0]] if others else None)
+        out.append(f"{lab}, {first} & {other}" if other else f"{lab}, {first}")
     return out
