@@ -19,7 +19,8 @@ from careblocks import config as C  # noqa: E402
 SECTIONS = [
     ("study", C.StudyConfig, "The study area."),
     ("network", C.NetworkConfig, "Where the walking network comes from."),
-    ("walk", C.WalkConfig, "Walking speed and snapping."),
+    ("walk", C.WalkConfig, "Walking speed, slope and snapping."),
+    ("walk.profiles.<name>", C.ProfileConfig, "One carer travel profile (stroller, wheelchair, older_adult are preset)."),
     ("services.<name>", C.ServiceConfig, "One table per service; the four care services are preset."),
     ("services.<name>.layers[]", C.ServiceLayer, "Facilities from a vector layer or CSV."),
     ("population", C.PopulationConfig, "Where people live (the origins)."),
@@ -67,6 +68,8 @@ def default_text(f: dataclasses.Field) -> str:
         v = f.default_factory()  # type: ignore[misc]
         if dataclasses.is_dataclass(v):
             return "(table)"
+        if isinstance(v, dict) and v and all(dataclasses.is_dataclass(x) for x in v.values()):
+            return "tables " + ", ".join(v)
     else:
         return "required"
     if v is None:

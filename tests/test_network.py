@@ -349,4 +349,5 @@ def test_config_errors(tmp_path):
 
 def test_walknetwork_is_importable_with_the_documented_fields():
     names = [f for f in WalkNetwork.__dataclass_fields__]
-    assert names == ["indptr", "indices", "length_m", "x", "y", "node_id", "crs"]
+    assert names[:7] == ["indptr", "indices", "length_m", "x", "y", "node_id", "crs"]
+    assert names[7:] == ["barrier", "incline", "z"]  # optional, default None

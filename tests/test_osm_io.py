@@ -43,10 +43,18 @@ def fontibon_xml(data):
     return read_osm_network(data / f"{FONTIBON}.xml.gz")
 
 
-def _check_format(nodes, edges):
+def _check_format(nodes, edges, *, osm=True):
     assert list(nodes.columns) == ["node_id", "geometry"]
-    # OSM edges carry the street name (missing when untagged); road layers need not
-    assert [c for c in edges.columns if c != "name"] == ["u", "v", "highway", "geometry"]
+    # OSM edges carry the street name (missing when untagged) and the travel tags
+    cols = [c for c in edges.columns if c != "name"]
+    if osm:
+        assert cols == [
+            "u", "v", "highway", "wheelchair", "incline", "kerb", "ramp_wheelchair", "tunnel",
+            "reversed", "geometry",
+        ]
+        assert edges["reversed"].dtype == bool
+    else:
+        assert cols == ["u", "v", "highway", "geometry"]
     if "name" in edges.columns:
         assert all(pd.isna(n) or (isinstance(n, str) and n.strip()) for n in edges["name"])
     assert nodes.crs == "EPSG:4326" and edges.crs == "EPSG:4326"
@@ -79,7 +87,7 @@ def test_fontibon_pbf_and_xml_give_the_same_walk_network(fontibon_pbf, fontibon_
         assert len(nodes) > 10_000  # a whole localidad of Bogotá
         hw = set(edges["highway"])
         assert {"footway", "residential", "primary"} <= hw
-        assert not hw & {"motorway", "motorway_link", "cycleway", "construction", "proposed"}
+        assert not hw & {"motorway", "motorway_link", "construction", "proposed"}
     (n1, e1), (n2, e2) = fontibon_pbf, fontibon_xml
     # the PBF is a conversion of the XML: pyrosm and osmnx+filter must pick the same ways
     pairs1 = set(zip(np.minimum(e1.u, e1.v), np.maximum(e1.u, e1.v), strict=True))
@@ -92,6 +100,52 @@ def test_fontibon_pbf_and_xml_give_the_same_walk_network(fontibon_pbf, fontibon_
     assert len1 == pytest.approx(len2, rel=0.01)
 
 
+def _xml_ways(path):
+    """Ways of an OSM XML file as (tags, node list), read with the standard library only."""
+    import xml.etree.ElementTree as ET
+
+    with gzip.open(path) as fh:
+        root = ET.parse(fh).getroot()
+    for way in root.iter("way"):
+        tags = {t.get("k"): t.get("v") for t in way.iter("tag")}
+        yield tags, [int(nd.get("ref")) for nd in way.iter("nd")]
+
+
+def test_fontibon_keeps_cycleways_open_to_pedestrians(data, fontibon_pbf, fontibon_xml):
+    open_pairs, closed_pairs, n_open = set(), set(), 0
+    for tags, nds in _xml_ways(data / f"{FONTIBON}.xml.gz"):
+        if tags.get("highway") != "cycleway":
+            continue
+        pairs = {(min(a, b), max(a, b)) for a, b in zip(nds[:-1], nds[1:], strict=True)}
+        if tags.get("foot") in ("yes", "designated", "permissive"):
+            open_pairs |= pairs
+            n_open += 1
+        elif tags.get("foot") is None:
+            closed_pairs |= pairs
+    assert n_open == 37  # the count given in the issue for this extract
+    for _, edges in (fontibon_pbf, fontibon_xml):
+        got = set(zip(np.minimum(edges.u, edges.v), np.maximum(edges.u, edges.v), strict=True))
+        assert open_pairs <= got
+        # cycleways with no foot tag stay out, unless a stretch is shared with a walkable way
+        assert len(closed_pairs & got) < 0.05 * len(closed_pairs)
+        cyc = edges["highway"] == "cycleway"
+        assert cyc.sum() == len(open_pairs)
+
+
+def test_fontibon_keeps_steps_and_sidewalks(data, fontibon_pbf, fontibon_xml):
+    steps, sidewalks = set(), set()
+    for tags, nds in _xml_ways(data / f"{FONTIBON}.xml.gz"):
+        pairs = {(min(a, b), max(a, b)) for a, b in zip(nds[:-1], nds[1:], strict=True)}
+        if tags.get("highway") == "steps":
+            steps |= pairs
+        if tags.get("highway") == "footway" and tags.get("footway") in ("sidewalk", "crossing"):
+            sidewalks |= pairs
+    assert steps and sidewalks
+    for _, edges in (fontibon_pbf, fontibon_xml):
+        got = set(zip(np.minimum(edges.u, edges.v), np.maximum(edges.u, edges.v), strict=True))
+        assert steps <= got and sidewalks <= got
+        step_rows = edges[edges["highway"] == "steps"]
+        assert len(step_rows) == len(steps)
 def test_street_names_read_from_pbf_and_xml(fontibon_pbf, fontibon_xml):
     for _, edges in (fontibon_pbf, fontibon_xml):
         names = edges["name"].dropna()
@@ -155,6 +209,16 @@ def test_walk_filter_follows_osm_access_rules():
     assert is_walkable({"highway": "trunk"})  # like osmnx's "walk"; exclude_highways drops it
     assert not is_walkable({"highway": "motorway"})
     assert not is_walkable({"highway": "cycleway"})
+    # an explicit foot tag opens any highway to pedestrians (shared paths, sidewalks)
+    assert is_walkable({"highway": "cycleway", "foot": "designated"})
+    assert is_walkable({"highway": "cycleway", "foot": "yes"})
+    assert is_walkable({"highway": "cycleway", "foot": "permissive"})
+    assert is_walkable({"highway": "cycleway", "foot": "yes;designated"})
+    assert not is_walkable({"highway": "cycleway", "foot": "no"})
+    assert not is_walkable({"highway": "cycleway", "foot": "designated", "area": "yes"})
+    assert not is_walkable({"highway": "construction", "foot": "yes"})
+    assert is_walkable({"highway": "footway", "footway": "sidewalk"})
+    assert is_walkable({"highway": "footway", "footway": "crossing"})
     assert not is_walkable({"building": "yes"})
     assert not is_walkable({"highway": "pedestrian", "area": "yes"})
     assert not is_walkable({"highway": "residential", "foot": "no"})
@@ -360,7 +424,7 @@ def test_download_server_error_and_non_xml(tmp_path, monkeypatch):
 def test_freetown_cbd_roads_are_noded_into_a_connected_graph(data):
     path = data / FREETOWN
     nodes, edges = read_road_network(path, "cbd_roads")
-    _check_format(nodes, edges)
+    _check_format(nodes, edges, osm=False)
     src = gpd.read_file(path, layer="cbd_roads")
     geod = pyproj.Geod(ellps="WGS84")
     total_in = sum(geod.geometry_length(g) for g in src.geometry)
@@ -411,7 +475,7 @@ def test_road_layer_noding_rules(tmp_path):
         tmp_path / "roads.gpkg", lines, highways=["['service', 'path']", "footway", None, "primary"]
     )
     nodes, edges = read_road_network(p, "roads")
-    _check_format(nodes, edges)
+    _check_format(nodes, edges, osm=False)
     # crossing: 4 pieces; joined line: 1; multilinestring: 2 separate lines -> 7 edges
     assert len(edges) == 7
     assert len(nodes) == 5 + 1 + 4

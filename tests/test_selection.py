@@ -244,7 +244,9 @@ def test_fontibon_sites_plausible(fontibon):
     first = int(hm.selected[0])
     assert hm.marginal_gain[0] == pytest.approx(cands["hours_returned_week"].iloc[first])
     print(f"Fontibón hours objective k=3: greedy/MILP = {hg.objective / hm.objective:.4f}")
-    # greedy vs MILP on the real coverage matrix (target: within 2 %)
+    # greedy vs MILP on the real coverage matrix: greedy's gap depends on the instance (below
+    # 2 % on the node-snapped network; 6 % at k=3 and 3 % at k=6 once shared cycleways are
+    # walkable and homes snap to their street), so the bound guards against a broken greedy
     for k in (3, 6, 10):
         m = select_sites(cat.coverage, w, k=k, method="milp")
         g = select_sites(cat.coverage, w, k=k, method="greedy")
@@ -252,7 +254,7 @@ def test_fontibon_sites_plausible(fontibon):
         gap = 1 - g.objective / m.objective
         print(f"Fontibón k={k}: greedy/MILP = {g.objective / m.objective:.4f} (gap {gap:.2%})")
         assert g.objective <= m.objective + 1e-6
-        assert gap <= 0.02
+        assert gap <= 0.08
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -21,7 +21,7 @@ from careblocks import columns as C
 from careblocks.errors import InputDataError
 from careblocks.network._kernels import _seeded_nearest_kernel
 from careblocks.network.cost import WalkCost
-from careblocks.network.search import _counts_core, _graph, _sources
+from careblocks.network.search import _counts_core, _graph, _sources, nearest_times
 
 __all__ = ["walk_access"]
 
@@ -52,9 +52,11 @@ def walk_access(network: Any, origins_nodes, origins_snap_m,
     threshold_min : float
         Threshold for the counts (inclusive).
     walk_profiles : mapping of str to WalkCost, optional
-        Extra named walking costs, e.g. ``{"stroller": WalkCost(3.6)}``, adding
-        ``walk_min_<service>_<profile>``. Every leg scales with 1/speed, so these are the
-        base minutes times :meth:`WalkCost.slowdown` (no extra search).
+        Carer travel profiles, e.g. ``{"stroller": WalkCost(3.6, slope="tobler",
+        avoid=("steps",))}``, adding ``walk_min_<service>_<profile>``: one search per service
+        on the profile's directed edge seconds (NaN where it has no route). When neither the
+        profile nor ``cost`` differs by direction on this network, every leg scales with
+        1/speed: the base minutes times :meth:`WalkCost.slowdown` (no extra search).
     index : array-like, optional
         Index of the returned frame (default a RangeIndex over origins).
 
@@ -69,7 +71,8 @@ def walk_access(network: Any, origins_nodes, origins_snap_m,
     if not threshold_min >= 0:
         raise InputDataError(f"access.threshold_min: {threshold_min!r}; use minutes >= 0")
     profiles = dict(walk_profiles or {})
-    indptr, indices, w = _graph(network.indptr, network.indices, cost.edge_seconds(network))
+    # the searches start at the facilities: inbound weights give the trips TO them
+    indptr, indices, w = _graph(network.indptr, network.indices, cost.inbound_seconds(network))
     n = indptr.size - 1
     onodes, oleg = _sources(origins_nodes, cost.leg_seconds(origins_snap_m), n, what="origins")
     limit = cost.limit_s(threshold_min)
@@ -119,8 +122,33 @@ def walk_access(network: Any, origins_nodes, origins_snap_m,
         cols[C.walk_min(name)] = minutes
         cols[C.n_within(name, threshold_min)] = counts[g]
         within += counts[g] > 0
+    base_same = cost.speed_factor(network) is None
+    jobs = []  # (profile, service index, weights, slowdown): one nearest search each
     for pname, pcost in profiles.items():
-        for name in names:
-            cols[C.walk_min(name, pname)] = base[name] * cost.slowdown(pcost)
+        if base_same and pcost.speed_factor(network) is None:  # flat both: every leg scales
+            for name in names:
+                cols[C.walk_min(name, pname)] = base[name] * cost.slowdown(pcost)
+            continue
+        pw = _graph(indptr, indices, pcost.inbound_seconds(network))[2]
+        for g, name in enumerate(names):
+            cols[C.walk_min(name, pname)] = np.full(onodes.size, np.nan)
+            if all_src[g].size:
+                jobs.append((pname, g, pw, cost.slowdown(pcost)))
+
+    def _profile_near(job):
+        pname, g, pw, slow = job
+        d = nearest_times(indptr, indices, pw, all_src[g], all_off[g] * slow)
+        m = (d[onodes] + oleg * slow) / 60.0
+        m[~np.isfinite(m)] = np.nan
+        return C.walk_min(names[g], pname), m
+
+    if len(jobs) > 1 and numba.get_num_threads() > 1:  # the kernels release the GIL
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(len(jobs), numba.get_num_threads())) as ex:
+            done = list(ex.map(_profile_near, jobs))
+    else:
+        done = [_profile_near(j) for j in jobs]
+    cols.update(done)
     cols[C.services_within(threshold_min)] = within
     return pd.DataFrame(cols, index=index if index is not None else pd.RangeIndex(onodes.size))

@@ -95,20 +95,63 @@ class NetworkConfig:
     place: str | None = None
     #: drop these highway values from the walk network (on top of the built-in filter)
     exclude_highways: tuple[str, ...] = ()
+    #: a DEM raster (any file rasterio reads, any CRS) of ground heights in metres: node
+    #: heights are read from it and edge grades drive the slope of the travel profiles
+    elevation: Path | None = None
     cache: bool = True
     cache_dir: Path | None = None
 
 
+#: What a travel profile may refuse to use (``walk.profiles.<p>.avoid``).
+BARRIER_NAMES = ("steps", "wheelchair_no", "wheelchair_limited", "kerb_raised")
+#: Slope functions of the travel profiles (see network/profiles.py for the formulas).
+SLOPE_FUNCTIONS = ("tobler", "wheelchair", "flat")
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    """One carer travel profile (``[walk.profiles.<name>]``); unset keys take the defaults
+    of the profile of that name (stroller, wheelchair, older_adult), else of the base walk."""
+
+    #: speed on the flat
+    speed_kmh: float | None = None
+    #: "tobler" (Tobler's hiking function), "wheelchair" (AccessMap's wheelchair function, with
+    #: impassable grades beyond max_uphill / max_downhill) or "flat" (slope ignored)
+    slope: Literal["tobler", "wheelchair", "flat"] | None = None
+    #: ways the profile cannot use: "steps", "wheelchair_no", "wheelchair_limited", "kerb_raised"
+    avoid: tuple[str, ...] | None = None
+    #: steepest uphill grade it can use, as a rise per metre (0.0833 = 1:12)
+    max_uphill: float | None = None
+    #: steepest downhill grade it can use, as a positive rise per metre
+    max_downhill: float | None = None
+
+
+#: The carer profiles of every study unless ``walk.profiles`` is set (the adult is the base
+#: walk). Speeds are common planning values: 3.6 km/h pushing a stroller, 3.0 km/h for older
+#: adults and manual wheelchair users.
+DEFAULT_PROFILES: dict[str, ProfileConfig] = {
+    "stroller": ProfileConfig(speed_kmh=3.6, slope="tobler", avoid=("steps", "kerb_raised")),
+    "wheelchair": ProfileConfig(speed_kmh=3.0, slope="wheelchair",
+                                avoid=("steps", "wheelchair_no", "kerb_raised")),
+    "older_adult": ProfileConfig(speed_kmh=3.0, slope="tobler", avoid=()),
+}
+
+
 @dataclass(frozen=True)
 class WalkConfig:
-    #: walking speed; 4.8 km/h is the default of r5py/osmnx-style studies. Carers pushing
-    #: strollers or older people walk slower: 3.6 km/h and 3.0 km/h are common choices.
+    #: walking speed of the base walk (an adult) on the flat; 4.8 km/h is the default of
+    #: r5py/osmnx-style studies
     speed_kmh: float = 4.8
+    #: slope function of the base walk: "tobler", "wheelchair" or "flat"; it changes times only
+    #: where the network has heights (network.elevation) or mapped incline tags
+    slope: Literal["tobler", "wheelchair", "flat"] = "tobler"
     #: a point farther than this from the network is warned about and counted
     max_snap_m: float = 250.0
-    #: extra named speeds: ``profiles = { stroller = 3.6, older = 3.0 }`` adds
-    #: ``walk_min_<service>_<profile>`` columns
-    profiles: dict[str, float] = field(default_factory=dict)
+    #: carer travel profiles, each adding ``walk_min_<service>_<profile>`` columns: a table per
+    #: profile (speed_kmh, slope, avoid, max_uphill, max_downhill) or a number (its flat speed,
+    #: other keys from the default profile of that name). Default: stroller, wheelchair and
+    #: older_adult; ``profiles = {}`` turns them off
+    profiles: dict[str, float | ProfileConfig] = field(default_factory=lambda: dict(DEFAULT_PROFILES))
 
 
 @dataclass(frozen=True)
@@ -234,6 +277,11 @@ class AccessibilityConfig:
     use_transit: bool = True
 
 
+#: Transit modes of ``transit.modes`` (their GTFS route types: io/gtfs.ROUTE_TYPES).
+TRANSIT_MODES = ("bus", "subway", "rail", "tram", "ferry", "trolleybus", "monorail", "cable_tram",
+                 "aerial_lift", "funicular", "taxi")
+
+
 @dataclass(frozen=True)
 class TransitConfig:
     enabled: bool = False
@@ -250,6 +298,10 @@ class TransitConfig:
     max_transfer_walk_min: float = 5.0
     max_transfers: int = 4
     max_trip_min: float = 120.0
+    #: transit modes to ride, as r5py's transport modes: "bus", "subway", "rail", "tram",
+    #: "ferry", "trolleybus", "monorail", "cable_tram", "aerial_lift", "funicular", "taxi"
+    #: (GTFS route types, extended types included); empty = every mode of the feeds
+    modes: tuple[str, ...] = ()
     #: a GTFS zip with more members than this is refused (a feed has about 10 to 20 files)
     max_archive_members: int = 1000
     #: a GTFS zip member that inflates to more than this many MB is refused
@@ -602,6 +654,9 @@ def _coerce(tp: Any, value: Any, key: str, base: Path) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
+        tables = [a for a in args if dataclasses.is_dataclass(a)]
+        if isinstance(value, Mapping) and len(tables) == 1:  # a table: its own key errors
+            return _coerce(tables[0], value, key, base)
         errors = []
         for a in args:
             if a is type(None):
@@ -711,7 +766,24 @@ def _check_values(obj: Any, key: str) -> None:
             )
         _positive(obj.max_snap_m, f"{key}.max_snap_m")
         for name, v in obj.profiles.items():
-            _positive(v, f"{key}.profiles.{name}")
+            if not name.replace("_", "").isalnum() or not name.isascii():
+                raise ConfigError(
+                    f"config key '{key}.profiles.{name}': profile names become column names; "
+                    "use letters, digits and _ only"
+                )
+            if isinstance(v, ProfileConfig):
+                _positive(v.speed_kmh, f"{key}.profiles.{name}.speed_kmh")
+            else:
+                _positive(v, f"{key}.profiles.{name}")
+    elif isinstance(obj, ProfileConfig):
+        _positive(obj.max_uphill, f"{key}.max_uphill")
+        _positive(obj.max_downhill, f"{key}.max_downhill")
+        for b in obj.avoid or ():
+            if b not in BARRIER_NAMES:
+                raise ConfigError(
+                    f"config key '{key}.avoid': {b!r} is not a barrier; use some of "
+                    + ", ".join(repr(n) for n in BARRIER_NAMES)
+                )
     elif isinstance(obj, AuditConfig):
         for name in ("min_area_share", "error_area_share", "min_population_share",
                      "published_tolerance"):
@@ -770,6 +842,12 @@ def _check_values(obj: Any, key: str) -> None:
             _positive(getattr(obj, name), f"{key}.{name}")
         if obj.step_min < 1:
             raise ConfigError(f"config key '{key}.step_min': must be at least 1")
+        for m in obj.modes:
+            if m not in TRANSIT_MODES:
+                raise ConfigError(
+                    f"config key '{key}.modes': {m!r} is not a transit mode; use some of "
+                    + ", ".join(repr(x) for x in TRANSIT_MODES)
+                )
         if obj.date is not None:
             import datetime as _dt
 

@@ -175,8 +175,8 @@ def print_equity(console: Any, equity: Any, threshold: float, *, title: str, aft
     if now is None:
         return
     header, rows = now
-    later = _mode_rows(after, threshold, "walk") if after is not None and len(after) else None
-    if later is not None and mode == "walk" and later[0] == header:
+    later = _mode_rows(after, threshold, mode) if after is not None and len(after) else None
+    if later is not None and later[0] == header and len(later[1]) == len(rows):
         rows = [[a[0], *(f"{x} -> {y}" for x, y in zip(a[1:], b[1:], strict=True))]
                 for a, b in zip(rows, later[1], strict=True)]
         title = L._("{title}: today -> with the proposed Care Blocks").format(title=title)

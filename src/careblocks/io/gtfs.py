@@ -460,12 +460,40 @@ def _one_feed(
     return stops, tr, st, stats
 
 
+#: GTFS ``route_type`` values of each transit mode (basic types and Google's extended types),
+#: grouped as r5py's ``TransportMode`` groups them; ``transit.modes`` picks from these names.
+ROUTE_TYPES: dict[str, tuple[tuple[int, int], ...]] = {
+    "tram": ((0, 0), (900, 999)),
+    "subway": ((1, 1), (400, 404)),
+    "rail": ((2, 2), (100, 199), (300, 399)),
+    "bus": ((3, 3), (200, 299), (700, 799)),
+    "ferry": ((4, 4), (1000, 1099), (1200, 1299)),
+    "cable_tram": ((5, 5),),
+    "aerial_lift": ((6, 6), (1300, 1399)),
+    "funicular": ((7, 7), (1400, 1499)),
+    "trolleybus": ((11, 11), (800, 899)),
+    "monorail": ((12, 12), (405, 405)),
+    "taxi": ((1500, 1599),),
+}
+
+
+def route_type_mask(route_type: Any, modes: Sequence[str]) -> np.ndarray:
+    """Which ``route_type`` values belong to one of ``modes`` (names of :data:`ROUTE_TYPES`)."""
+    rt = np.asarray(route_type, dtype=np.int64)
+    keep = np.zeros(rt.shape, bool)
+    for m in modes:
+        for lo, hi in ROUTE_TYPES[m]:
+            keep |= (rt >= lo) & (rt <= hi)
+    return keep
+
+
 def read_gtfs(
     paths: Sequence[str | Path],
     date: str | dt.date,
     *,
     area_4326: Any = None,
     window_s: tuple[float, float] | None = None,
+    modes: Sequence[str] = (),
     limits: ArchiveLimits | None = None,
 ) -> tuple[GTFSTables, dict[str, Any]]:
     """Read one or several GTFS feeds for one service date into normalised tables.
@@ -484,6 +512,9 @@ def read_gtfs(
     window_s
         Optional ``(start, end)`` in seconds after midnight: keep only trips running at some
         time in it (pass ``(window_start, window_end + max_trip)`` for routing).
+    modes
+        Keep only trips of these transit modes (names of :data:`ROUTE_TYPES`, e.g.
+        ``("bus", "subway")``); empty keeps every mode.
     limits
         Bounds on each zip (:class:`ArchiveLimits`; default: the config defaults).
 
@@ -521,6 +552,22 @@ def read_gtfs(
     trips = pd.concat(all_trips, ignore_index=True)
     st = pd.concat(all_st, ignore_index=True)
     stats: dict[str, Any] = {"feeds": feed_stats, "date": day.isoformat()}
+    if modes:
+        unknown = [m for m in modes if m not in ROUTE_TYPES]
+        if unknown:
+            raise GTFSError(
+                f"transit.modes: {', '.join(map(repr, unknown))} is not a transit mode; use some of "
+                + ", ".join(ROUTE_TYPES)
+            )
+        ok = route_type_mask(trips["route_type"].to_numpy(), modes)
+        stats["trips_dropped_by_mode"] = int((~ok).sum())
+        trips = trips[ok]
+        st = st[st["trip_id"].isin(trips["trip_id"])]
+        if trips.empty:
+            raise GTFSError(
+                f"transit.modes: no trips of {', '.join(modes)} in {', '.join(str(p) for p in paths)} "
+                "on that date; choose modes the feeds run (their route types are in run_metadata)"
+            )
 
     n_dropped = 0
     used = stops["stop_id"].isin(st["stop_id"])

@@ -3,14 +3,20 @@
 Both readers return the same ``(nodes, edges)`` pair of GeoDataFrames in EPSG:4326:
 
 - ``nodes``: ``node_id`` (int64 OSM node id) and Point geometry;
-- ``edges``: ``u``, ``v`` (int64 node ids), ``highway`` (str) and LineString geometry, one
-  row per stretch of way between two consecutive OSM nodes.
+- ``edges``: ``u``, ``v`` (int64 node ids), ``highway`` (str), the travel tags
+  :data:`EDGE_TAGS` (``wheelchair``, ``incline``, ``kerb``, ``ramp_wheelchair``, ``tunnel``; str or None
+  where not mapped), ``reversed`` (bool: the row runs against the way's drawing direction,
+  which is what ``incline`` refers to) and LineString geometry, one row per stretch of way
+  between two consecutive OSM nodes.
 
-Walkable ways are chosen by the same filter for both formats: pyrosm's ``walking`` filter,
-which follows osmnx's ``walk`` network type (no motorways, cycleways, ways under
-construction, areas, ``foot=no``, ``access=private``/``no`` unless ``foot`` allows it,
-``service=private``, roads whose sidewalk is mapped as a separate way). Like osmnx, trunk
-roads stay walkable; add ``"trunk"`` to ``network.exclude_highways`` to drop them.
+Walkable ways are chosen by the same rule for both formats (:func:`is_walkable`): pyrosm's
+``walking`` filter, which follows osmnx's ``walk`` network type (no motorways, cycleways,
+ways under construction, areas, ``foot=no``, ``access=private``/``no`` unless ``foot``
+allows it, ``service=private``, roads whose sidewalk is mapped as a separate way, the
+sidewalk itself kept), except that a way whose ``foot`` tag is ``yes``, ``designated`` or
+``permissive`` is walkable whatever its ``highway`` (a cycleway with ``foot=designated`` is
+a shared path; osmnx and pyrosm drop it). Like osmnx, trunk roads stay walkable; add
+``"trunk"`` to ``network.exclude_highways`` to drop them.
 """
 
 from __future__ import annotations
@@ -36,6 +42,20 @@ PBF_SUFFIXES = (".pbf",)
 
 #: Keys of features downloaded next to the streets (services, anchors, buildings).
 DOWNLOAD_FEATURE_KEYS = ("amenity", "shop", "healthcare", "social_facility", "leisure", "building")
+
+#: OSM keys kept on every edge for the travel profiles (``ramp:wheelchair`` is written
+#: ``ramp_wheelchair``): who cannot use a way (steps, ``wheelchair=no``, raised kerbs), its
+#: mapped slope (``incline``, in the drawing direction of the way) and ``tunnel`` (points are
+#: not snapped into tunnels).
+EDGE_TAGS = ("wheelchair", "incline", "kerb", "ramp_wheelchair", "tunnel")
+_EDGE_TAG_KEYS = {"wheelchair": "wheelchair", "incline": "incline", "kerb": "kerb",
+                  "ramp_wheelchair": "ramp:wheelchair", "tunnel": "tunnel"}
+
+#: ``foot`` values that open a way to pedestrians whatever its ``highway`` value.
+FOOT_ALLOWED = ("yes", "designated", "permissive")
+#: ``highway`` values the walk filter drops only because pedestrians are not expected on
+#: them; an explicit ``foot`` tag from :data:`FOOT_ALLOWED` keeps them.
+_FOOT_OPENS = ("cycleway", "motorway", "motorway_link", "motor", "bus_guideway")
 
 _FIX_PATH = "check network.path in the config (a .pbf, .osm, .osm.gz or .osm.bz2 extract)"
 
@@ -107,13 +127,21 @@ def _closes(rule: Any, tags: dict[str, Any]) -> bool:
 def is_walkable(tags: dict[str, Any], filt: dict[str, Any] | None = None) -> bool:
     """Whether a way with these OSM tags belongs to the walking network.
 
-    ``tags`` maps OSM keys to string values (missing keys absent or None).
+    ``tags`` maps OSM keys to string values (missing keys absent or None). The walk filter
+    of pyrosm/osmnx, except that ``foot=yes/designated/permissive`` keeps a cycleway (or a
+    motorway or guided busway: rare, but the tag says pedestrians may use it).
     """
     filt = _walk_filter() if filt is None else filt
     hw = tags.get("highway")
     if not isinstance(hw, str) or not hw:
         return False
+    foot = tags.get("foot")
+    foot_opens = isinstance(foot, str) and any(
+        part.strip() in FOOT_ALLOWED for part in foot.split(";")
+    )
     for key, values in filt.items():
+        if key == "highway" and foot_opens and hw in _FOOT_OPENS:
+            continue
         if hasattr(values, "closes"):
             if _closes(values, {k: v for k, v in tags.items() if isinstance(v, str)}):
                 return False
@@ -207,17 +235,23 @@ def _tidy(nodes: Any, edges: Any) -> tuple[Any, Any]:
     import geopandas as gpd
 
     edges = edges.reset_index(drop=True)
-    e = gpd.GeoDataFrame(
-        {
-            "u": edges["u"].to_numpy(dtype=np.int64),
-            "v": edges["v"].to_numpy(dtype=np.int64),
-            "highway": edges["highway"].astype(str).to_numpy(dtype=object),
-            # the street name (OSM ``name``), used to name unnamed places; None when untagged
-            "name": _names(edges),
-        },
-        geometry=edges.geometry.to_numpy(),
-        crs="EPSG:4326",
+    cols: dict[str, Any] = {
+        "u": edges["u"].to_numpy(dtype=np.int64),
+        "v": edges["v"].to_numpy(dtype=np.int64),
+        "highway": edges["highway"].astype(str).to_numpy(dtype=object),
+        # the street name (OSM ``name``), used to name unnamed places; None when untagged
+        "name": _names(edges),
+    }
+    for tag in EDGE_TAGS:
+        if tag in edges:
+            vals = edges[tag].to_numpy(dtype=object)
+            cols[tag] = np.array([v if isinstance(v, str) and v else None for v in vals], dtype=object)
+        else:
+            cols[tag] = np.full(len(edges), None, dtype=object)
+    cols["reversed"] = (
+        edges["reversed"].to_numpy(dtype=bool) if "reversed" in edges else np.zeros(len(edges), bool)
     )
+    e = gpd.GeoDataFrame(cols, geometry=edges.geometry.to_numpy(), crs="EPSG:4326")
     used = np.unique(np.concatenate([e["u"].to_numpy(), e["v"].to_numpy()]))
     ids = nodes["node_id"].to_numpy(dtype=np.int64)
     keep = np.isin(ids, used)
@@ -264,7 +298,11 @@ def _read_pbf(p: Path, bbox: BBox | None) -> tuple[Any, Any]:
             warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", UserWarning)
             osm = OSM(str(p), bounding_box=list(bbox) if bbox is not None else None, progress=False)
-            result = osm.get_network(network_type="walking", nodes=True)
+            # every way of the street network with the tags the walk rule and the travel
+            # profiles read; the walk rule (is_walkable) is applied below, once per way
+            result = osm.get_network(
+                network_type="all", nodes=True, extra_attributes=_pbf_extra_keys()
+            )
     except (PBFException, ProtobufError, zlib.error, EOFError, OSError) as exc:
         raise InputDataError(
             f"{p}: not a readable OSM PBF file, truncated or corrupt ({_short(exc)}); "
@@ -285,8 +323,36 @@ def _read_pbf(p: Path, bbox: BBox | None) -> tuple[Any, Any]:
     if edges.crs is None:
         edges = edges.set_crs("EPSG:4326")
     edges = edges[edges["u"].notna() & edges["v"].notna() & edges["highway"].notna()]
-    cols = ["u", "v", "highway", *(["name"] if "name" in edges.columns else []), "geometry"]
-    return nodes[["node_id", "geometry"]], edges[cols]
+    edges = edges[_walkable_rows(edges)]
+    edges = edges.rename(columns={v: k for k, v in _EDGE_TAG_KEYS.items() if k != v})
+    keep = ["u", "v", "highway", *(["name"] if "name" in edges.columns else []),
+            *[t for t in EDGE_TAGS if t in edges], "geometry"]
+    return nodes[["node_id", "geometry"]], edges[keep]
+
+
+def _pbf_extra_keys() -> list[str]:
+    """Tag keys pyrosm must keep as columns beyond its default highway columns."""
+    import pyrosm.config as pc
+
+    have = set(pc.highway_columns)
+    want = set(_filter_keys(_walk_filter())) | set(_EDGE_TAG_KEYS.values())
+    return sorted(want - have)
+
+
+def _walkable_rows(edges: Any) -> np.ndarray:
+    """:func:`is_walkable` per row of pyrosm's network table, evaluated once per way."""
+    filt = _walk_filter()
+    keys = [k for k in _filter_keys(filt) + ["highway", "foot"] if k in edges]
+    keys = sorted(set(keys))
+    ways = edges.drop_duplicates("id") if "id" in edges else edges
+    verdict: dict[Any, bool] = {}
+    tag_rows = ways[keys].to_dict("records")
+    ids = ways["id"].to_numpy() if "id" in ways else np.arange(len(ways))
+    for wid, tags in zip(ids, tag_rows, strict=True):
+        verdict[wid] = is_walkable({k: v for k, v in tags.items() if isinstance(v, str)}, filt)
+    if "id" not in edges:
+        return np.fromiter(verdict.values(), bool, len(verdict))
+    return edges["id"].map(verdict).to_numpy(dtype=bool)
 
 
 def _short(exc: BaseException) -> str:
@@ -306,7 +372,9 @@ def _read_xml(p: Path, bbox: BBox | None) -> tuple[Any, Any]:
     filt = _walk_filter()
     keys = _filter_keys(filt)
     saved = list(ox.settings.useful_tags_way)
-    ox.settings.useful_tags_way = sorted(set(saved) | set(keys) | {"highway"})
+    ox.settings.useful_tags_way = sorted(
+        set(saved) | set(keys) | {"highway", "foot"} | set(_EDGE_TAG_KEYS.values())
+    )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
@@ -349,6 +417,8 @@ def graph_nodes_edges(G: Any, filt: dict[str, Any] | None = None) -> tuple[Any, 
     us: list[int] = []
     vs: list[int] = []
     hws: list[str] = []
+    tagvals: dict[str, list[Any]] = {t: [] for t in EDGE_TAGS}
+    revs: list[bool] = []
     nms: list[Any] = []
     shapes: list[Any] = []  # the edge's own geometry (simplified graphs), else None
     if G is not None:
@@ -368,6 +438,10 @@ def graph_nodes_edges(G: Any, filt: dict[str, Any] | None = None) -> tuple[Any, 
                 hw = data["highway"]
                 hws.append(str(hw[0] if isinstance(hw, list) else hw))
                 shapes.append(data.get("geometry"))
+                for t in EDGE_TAGS:
+                    val = data.get(_EDGE_TAG_KEYS[t])
+                    tagvals[t].append(val if isinstance(val, str) else None)
+                revs.append(bool(data.get("reversed", False)))
                 nms.append(data.get("name"))
     u_arr = np.asarray(us, dtype=np.int64)
     v_arr = np.asarray(vs, dtype=np.int64)
@@ -378,6 +452,8 @@ def graph_nodes_edges(G: Any, filt: dict[str, Any] | None = None) -> tuple[Any, 
         first.sort()
         u_arr, v_arr = u_arr[first], v_arr[first]
         hws = [hws[i] for i in first]
+        tagvals = {t: [vals[i] for i in first] for t, vals in tagvals.items()}
+        revs = [revs[i] for i in first]
         nms = [nms[i] for i in first]
         shapes = [shapes[i] for i in first]
     if G is not None and u_arr.size:
@@ -393,11 +469,13 @@ def graph_nodes_edges(G: Any, filt: dict[str, Any] | None = None) -> tuple[Any, 
         [np.column_stack([xs[pos_u], ys[pos_u]]), np.column_stack([xs[pos_v], ys[pos_v]])], axis=1
     ).reshape(-1, 2, 2)
     lines = shapely.linestrings(coords) if u_arr.size else np.empty(0, dtype=object)
+    tag_cols = {t: np.array(tagvals[t] + [None], dtype=object)[:-1] for t in EDGE_TAGS}
     if any(g is not None for g in shapes):
         lines = np.array([g if g is not None else ln for g, ln in zip(shapes, lines, strict=True)], dtype=object)
     edges = gpd.GeoDataFrame(
         {"u": u_arr, "v": v_arr, "highway": np.asarray(hws, dtype=object),
-         "name": np.asarray(nms + [None], dtype=object)[:-1]},
+         "name": np.asarray(nms + [None], dtype=object)[:-1], **tag_cols,
+         "reversed": np.asarray(revs, dtype=bool)},
         geometry=lines,
         crs="EPSG:4326",
     )

@@ -20,7 +20,7 @@ import numpy as np
 
 from careblocks.errors import CRSError, InputDataError
 
-__all__ = ["RasterPixels", "read_raster_pixels", "zonal_sums"]
+__all__ = ["RasterPixels", "read_raster_pixels", "sample_raster", "zonal_sums"]
 
 
 class RasterPixels:
@@ -49,7 +49,7 @@ class RasterPixels:
         self.info = info
 
 
-def _open_checked(path: Path, what: str):
+def _open_checked(path: Path, what: str, hint: str = "give a GeoTIFF of population counts"):
     import rasterio
 
     path = Path(path)
@@ -59,7 +59,7 @@ def _open_checked(path: Path, what: str):
         src = rasterio.open(path)
     except rasterio.errors.RasterioIOError as exc:
         raise InputDataError(
-            f"{what} {path}: not a readable raster ({exc}); give a GeoTIFF of population counts"
+            f"{what} {path}: not a readable raster ({exc}); {hint}"
         ) from None
     if src.crs is None:
         src.close()
@@ -247,3 +247,65 @@ def zonal_sums(
     stats["pixels_to_nearest_origin"] = n_nearest
     stats["population_to_nearest_origin"] = float(pix.values[free].sum()) if n_nearest else 0.0
     return sums, stats
+
+
+def sample_raster(
+    path: Path | str, x: np.ndarray, y: np.ndarray, crs: Any, *, band: int = 1,
+    what: str = "network.elevation",
+) -> np.ndarray:
+    """Values of a raster (a DEM) at points, interpolated bilinearly between pixel centres.
+
+    Parameters
+    ----------
+    path
+        Any raster rasterio reads (GeoTIFF, ...) with a CRS; reprojected points are looked up
+        in its own CRS, so the raster may be in degrees or in another projection.
+    x, y
+        Point coordinates in ``crs``.
+    crs
+        CRS of the points.
+    band
+        Band to read.
+    what
+        Config key named in error messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 per point; NaN outside the raster or on nodata pixels.
+    """
+    import pyproj
+    import rasterio.windows
+
+    xs = np.asarray(x, np.float64).ravel()
+    ys = np.asarray(y, np.float64).ravel()
+    out = np.full(xs.size, np.nan)
+    with _open_checked(Path(path), what, "give a DEM GeoTIFF of ground heights in metres") as src:
+        if not 1 <= band <= src.count:
+            raise InputDataError(f"{what} {path}: no band {band} (the raster has {src.count})")
+        tr = pyproj.Transformer.from_crs(pyproj.CRS.from_user_input(crs), src.crs, always_xy=True)
+        rx, ry = tr.transform(xs, ys)
+        inv = ~src.transform
+        col, row = inv @ (np.asarray(rx), np.asarray(ry))
+        col = np.asarray(col, np.float64) - 0.5  # pixel-centre coordinates
+        row = np.asarray(row, np.float64) - 0.5
+        inside = (col >= -0.5) & (row >= -0.5) & (col <= src.width - 0.5) & (row <= src.height - 0.5)
+        if not inside.any():
+            return out
+        c0 = max(int(np.floor(col[inside].min())), 0)
+        r0 = max(int(np.floor(row[inside].min())), 0)
+        c1 = min(int(np.floor(col[inside].max())) + 2, src.width)
+        r1 = min(int(np.floor(row[inside].max())) + 2, src.height)
+        win = rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)
+        arr = src.read(band, window=win, masked=True).astype(np.float64).filled(np.nan)
+    cc = np.clip(col[inside] - c0, 0, arr.shape[1] - 1)
+    rr = np.clip(row[inside] - r0, 0, arr.shape[0] - 1)
+    ci = np.minimum(np.floor(cc).astype(np.int64), arr.shape[1] - 1)
+    ri = np.minimum(np.floor(rr).astype(np.int64), arr.shape[0] - 1)
+    cj = np.minimum(ci + 1, arr.shape[1] - 1)
+    rj = np.minimum(ri + 1, arr.shape[0] - 1)
+    fc, fr = cc - ci, rr - ri
+    top = arr[ri, ci] * (1 - fc) + arr[ri, cj] * fc
+    bot = arr[rj, ci] * (1 - fc) + arr[rj, cj] * fc
+    out[inside] = top * (1 - fr) + bot * fr
+    return out

@@ -48,9 +48,12 @@ def array_digest(*arrays: Any) -> str:
 
 
 def network_digest(network: Any) -> str:
-    """Digest of a walking network's arrays (what searches on it depend on)."""
+    """Digest of a walking network's arrays (what searches on it depend on, heights and the
+    barriers of the travel profiles included)."""
+    extra = [np.asarray(a) for a in (getattr(network, k, None) for k in ("barrier", "incline", "z"))
+             if a is not None]
     return array_digest(network.indptr, network.indices, network.length_m, network.x, network.y,
-                        np.array([str(network.crs)]))
+                        np.array([str(network.crs)]), *extra)
 
 
 

@@ -25,6 +25,16 @@ import numpy as np
 
 from careblocks.errors import CRSError, DataQualityWarning, EmptyResultError, InputDataError
 
+# the barrier bits of WalkNetwork.barrier live with the travel profiles that read them
+from careblocks.network.profiles import (  # noqa: F401 - re-exported
+    BARRIERS,
+    KERB_RAISED,
+    STEPS,
+    TUNNEL,
+    WHEELCHAIR_LIMITED,
+    WHEELCHAIR_NO,
+)
+
 if TYPE_CHECKING:  # pragma: no cover
     import geopandas as gpd
     import scipy.sparse
@@ -34,7 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from careblocks.network.cost import WalkCost
 
 #: Bump when the way networks are built changes, so that old cache entries are not reused.
-NETWORK_CODE_VERSION = "3"  # 2: nodes numbered in spatial order; 3: component by ground covered
+NETWORK_CODE_VERSION = "5"  # 2: spatial order; 3: component by ground covered; 5: barriers, tunnels, incline, z
 #: side of the squares nodes are numbered by (see build_walk_network)
 SPATIAL_CELL_M = 300.0
 #: cell size (m) of the ground a connected component covers, which decides the one kept
@@ -43,6 +53,7 @@ COMPONENT_CELL_M = 100.0
 #: Edges shorter than this (two OSM nodes at the same spot) get this length, so that every
 #: CSR weight is positive (scipy.sparse.csgraph would read an explicit 0 as "no edge").
 MIN_EDGE_M = 0.01
+
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,6 +79,14 @@ class WalkNetwork:
         int64, ``n_nodes`` source node ids.
     crs
         The working CRS, projected in metres (``"EPSG:32618"``).
+    barrier
+        uint8, ``n_edges`` bit mask of :data:`BARRIERS` per CSR entry (None: no tags known).
+    incline
+        float64, ``n_edges`` mapped ``incline`` as a rise per metre in the direction of the
+        CSR entry (so the two entries of an edge have opposite signs); NaN where not mapped
+        (None: no tags known).
+    z
+        float64, ``n_nodes`` ground height in metres from a DEM (NaN outside it; None: no DEM).
     """
 
     indptr: np.ndarray
@@ -77,6 +96,9 @@ class WalkNetwork:
     y: np.ndarray
     node_id: np.ndarray
     crs: str
+    barrier: np.ndarray | None = None
+    incline: np.ndarray | None = None
+    z: np.ndarray | None = None
 
     @property
     def n_nodes(self) -> int:
@@ -87,6 +109,42 @@ class WalkNetwork:
     def n_edges(self) -> int:
         """Number of CSR entries (twice the number of undirected edges)."""
         return int(self.indices.shape[0])
+
+    @cached_property
+    def sources(self) -> np.ndarray:
+        """int64, ``n_edges``: the node each CSR entry leaves from."""
+        return np.repeat(np.arange(self.n_nodes, dtype=np.int64), np.diff(self.indptr))
+
+    @cached_property
+    def reverse(self) -> np.ndarray:
+        """int64, ``n_edges``: position of the opposite direction of each CSR entry.
+
+        ``w[reverse]`` turns per-entry costs of travelling ``u -> v`` into the costs a search
+        running against the direction of travel needs (from the destinations outwards).
+        """
+        src, dst = self.sources, self.indices.astype(np.int64)
+        n = max(self.n_nodes, 1)
+        key = src * n + dst
+        order = np.argsort(key, kind="stable")
+        pos = np.searchsorted(key[order], dst * n + src)
+        rev = order[np.minimum(pos, key.size - 1)]
+        if key.size and not np.array_equal(key[rev], dst * n + src):
+            raise ValueError("network: an edge is stored in one direction only")
+        return rev
+
+    def grade(self) -> np.ndarray:
+        """Rise per metre of every CSR entry in its direction of travel (uphill > 0).
+
+        The mapped ``incline`` where there is one, else the DEM heights of its two nodes
+        over its length; 0 where neither is known.
+        """
+        g = np.zeros(self.n_edges, np.float64)
+        if self.z is not None:
+            dz = self.z[self.indices] - self.z[self.sources]
+            g = np.where(np.isfinite(dz), dz / self.length_m, 0.0)
+        if self.incline is not None:
+            g = np.where(np.isfinite(self.incline), self.incline, g)
+        return g
 
     @cached_property
     def _tree(self) -> cKDTree:
@@ -118,6 +176,128 @@ class WalkNetwork:
             raise ValueError("snap: x and y must be finite (drop empty geometries first)")
         dist, idx = self._tree.query(np.column_stack([xs.ravel(), ys.ravel()]))
         return idx.astype(np.int64).reshape(xs.shape), dist.astype(np.float64).reshape(xs.shape)
+
+    def split_at(self, x: np.ndarray, y: np.ndarray) -> tuple[WalkNetwork, np.ndarray, np.ndarray]:
+        """Snap points to the nearest point of the nearest edge, splitting that edge there.
+
+        As routers do (r5's split of a street edge, OpenTripPlanner's temporary vertices):
+        each point gets a node of its own on the closest street, so a trip leaves a home
+        along its street in both directions instead of from the nearest junction. The edge
+        ``a - b`` holding points at fractions ``t1 < t2 < ...`` of its length becomes the
+        chain ``a - p1 - p2 - ... - b``; lengths are split in proportion (they add up to the
+        edge's length), and barriers, mapped incline and heights (interpolated) carry over,
+        so every cost of the network is unchanged between the old nodes. Points closer than
+        ``MIN_EDGE_M`` to an end of their edge take that end's node. Tunnels (``TUNNEL``)
+        are not snapped to.
+
+        Parameters
+        ----------
+        x, y
+            Point coordinates in ``crs``.
+
+        Returns
+        -------
+        network, node, dist_m
+            A new network: the old nodes keep their positions (indices from earlier snaps
+            stay valid) and the new ones follow, with ``node_id`` ``-1 - position``; the node
+            of each point; the straight distance in metres from the point to its edge (the
+            snap leg, walked before the network).
+        """
+        import shapely
+
+        xs = np.atleast_1d(np.asarray(x, dtype=np.float64)).ravel()
+        ys = np.atleast_1d(np.asarray(y, dtype=np.float64)).ravel()
+        if xs.shape != ys.shape:
+            raise ValueError(f"x and y differ in shape: {xs.shape} vs {ys.shape}")
+        if xs.size == 0:
+            return self, np.empty(0, np.int64), np.empty(0, np.float64)
+        if not (np.isfinite(xs).all() and np.isfinite(ys).all()):
+            raise ValueError("split_at: x and y must be finite (drop empty geometries first)")
+        src, dst = self.sources, self.indices.astype(np.int64)
+        und = np.flatnonzero(src < dst)  # one CSR entry per undirected edge
+        a, b = src[und], dst[und]
+        ax, ay, bx, by = self.x[a], self.y[a], self.x[b], self.y[b]
+        seg = shapely.linestrings(np.stack([np.column_stack([ax, ay]), np.column_stack([bx, by])], axis=1))
+        linkable = np.ones(und.size, bool)
+        if self.barrier is not None:
+            linkable = (self.barrier[und] & TUNNEL) == 0
+            if not linkable.any():
+                linkable[:] = True
+        cand = np.flatnonzero(linkable)
+        tree = shapely.STRtree(seg[cand])
+        pts = shapely.points(xs, ys)
+        (ip, ie), dist = tree.query_nearest(pts, return_distance=True, all_matches=False)
+        ie = cand[ie]
+        order = np.argsort(ip, kind="stable")
+        ie = ie[order]
+        dist = np.asarray(dist, np.float64)[order]
+        # fraction along the edge, exact point-to-segment projection (clamped to the ends)
+        dx, dy = bx[ie] - ax[ie], by[ie] - ay[ie]
+        l2 = dx * dx + dy * dy
+        t = np.where(l2 > 0, ((xs - ax[ie]) * dx + (ys - ay[ie]) * dy) / np.where(l2 > 0, l2, 1), 0.0)
+        t = np.clip(t, 0.0, 1.0)
+        e_len = self.length_m[und][ie]
+        along = t * e_len
+        node = np.empty(xs.size, np.int64)
+        at_a = along < MIN_EDGE_M
+        at_b = (e_len - along) < MIN_EDGE_M
+        node[at_a] = a[ie[at_a]]
+        node[at_b & ~at_a] = b[ie[at_b & ~at_a]]
+        inner = np.flatnonzero(~at_a & ~at_b)
+        if inner.size == 0:
+            return self, node, dist
+        n0 = self.n_nodes
+        # one new node per inner point, chained along its edge in order of t
+        k = np.lexsort((t[inner], ie[inner]))
+        pts_sorted = inner[k]
+        edge_of = ie[pts_sorted]
+        new_pos = n0 + np.arange(pts_sorted.size, dtype=np.int64)
+        node[pts_sorted] = new_pos
+        first = np.r_[True, edge_of[1:] != edge_of[:-1]]
+        last = np.r_[edge_of[1:] != edge_of[:-1], True]
+        tt = t[pts_sorted]
+        prev_node = np.where(first, a[edge_of], np.r_[0, new_pos[:-1]])
+        prev_t = np.where(first, 0.0, np.r_[0.0, tt[:-1]])
+        L = self.length_m[und][edge_of]
+        # chain pieces: (prev -> p) for every point, then (last p -> b) per split edge
+        pa = np.concatenate([prev_node, new_pos[last]])
+        pb = np.concatenate([new_pos, b[edge_of[last]]])
+        frac = np.concatenate([tt - prev_t, 1.0 - tt[last]])
+        pl = np.concatenate([L, L[last]])
+        plen = np.maximum(frac * pl, MIN_EDGE_M)
+        pe = np.concatenate([edge_of, edge_of[last]])  # the undirected edge each piece is on
+        split_edges = np.unique(edge_of)
+        keep = np.ones(und.size, bool)
+        keep[split_edges] = False
+        ea = np.concatenate([a[keep], pa])
+        eb = np.concatenate([b[keep], pb])
+        ew = np.concatenate([self.length_m[und][keep], plen])
+        n1 = n0 + pts_sorted.size
+        flags = slope = None
+        if self.barrier is not None:
+            flags = np.concatenate([self.barrier[und][keep], self.barrier[und][pe]])
+        if self.incline is not None:
+            slope = np.concatenate([self.incline[und][keep], self.incline[und][pe]])
+        indptr, indices, length_m, barrier, incline = _csr_from_pairs(n1, ea, eb, ew, flags, slope)
+        nx = ax[edge_of] + tt * (bx[edge_of] - ax[edge_of])
+        ny = ay[edge_of] + tt * (by[edge_of] - ay[edge_of])
+        z = None
+        if self.z is not None:
+            za, zb = self.z[a[edge_of]], self.z[b[edge_of]]
+            z = np.concatenate([self.z, za + tt * (zb - za)])
+        net = WalkNetwork(
+            indptr=indptr,
+            indices=indices,
+            length_m=length_m,
+            x=np.concatenate([self.x, nx]),
+            y=np.concatenate([self.y, ny]),
+            node_id=np.concatenate([self.node_id, -1 - new_pos]),
+            crs=self.crs,
+            barrier=barrier,
+            incline=incline,
+            z=z,
+        )
+        return net, node, dist
 
     def to_scipy(self, cost: WalkCost) -> scipy.sparse.csr_matrix:
         """The network as a ``scipy.sparse.csr_matrix`` of the edge seconds of ``cost``."""
@@ -199,8 +379,14 @@ def local_crs(geom_4326: Any) -> str:
 # --------------------------------------------------------------------------------------
 
 
-def _csr_from_pairs(n: int, a: np.ndarray, b: np.ndarray, w: np.ndarray):
-    """CSR (both directions) from undirected pairs; rows sorted by target within a node."""
+def _csr_from_pairs(n: int, a: np.ndarray, b: np.ndarray, w: np.ndarray,
+                    flags: np.ndarray | None = None, slope: np.ndarray | None = None):
+    """CSR (both directions) from undirected pairs; rows sorted by target within a node.
+
+    ``flags`` are copied to both directions, ``slope`` (rise per metre from a to b) is
+    negated for b -> a. Returns ``indptr, indices, weights, flags, slope`` (the last two
+    None when not given).
+    """
     src = np.concatenate([a, b])
     dst = np.concatenate([b, a])
     ww = np.concatenate([w, w])
@@ -208,7 +394,57 @@ def _csr_from_pairs(n: int, a: np.ndarray, b: np.ndarray, w: np.ndarray):
     src, dst, ww = src[order], dst[order], ww[order]
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
-    return indptr, dst.astype(np.int32), ww.astype(np.float64)
+    ff = np.concatenate([flags, flags])[order] if flags is not None else None
+    ss = np.concatenate([slope, -slope])[order] if slope is not None else None
+    return indptr, dst.astype(np.int32), ww.astype(np.float64), ff, ss
+
+
+def parse_incline(value: Any) -> float:
+    """An OSM ``incline`` value as a rise per metre (``"10%"`` -> 0.1, ``"-4°"`` -> -0.07).
+
+    ``up``/``down``/``yes`` and anything unreadable give NaN (the DEM decides there).
+    """
+    import math
+
+    if not isinstance(value, str):
+        return math.nan
+    text = value.strip().replace(",", ".")
+    try:
+        if text.endswith("%"):
+            return float(text[:-1]) / 100.0
+        if text.endswith("°"):
+            return math.tan(math.radians(float(text[:-1])))
+        return math.nan
+    except ValueError:
+        return math.nan
+
+
+def edge_tags(edges: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Barrier bits and mapped incline (in the ``u -> v`` direction) of reader edges.
+
+    Reads the optional columns ``highway``, ``wheelchair``, ``kerb``, ``ramp_wheelchair``,
+    ``tunnel``, ``incline`` and ``reversed`` (see io/osm); edges without them get no barrier and NaN.
+    """
+    n = len(edges)
+
+    def col(name: str) -> np.ndarray:
+        if name in edges:
+            return edges[name].to_numpy(dtype=object)
+        return np.full(n, None, dtype=object)
+
+    hw, wc, kerb, ramp = col("highway"), col("wheelchair"), col("kerb"), col("ramp_wheelchair")
+    flags = np.zeros(n, np.uint8)
+    ramp_ok = np.isin(ramp, ["yes", "designated"])
+    flags |= np.where((hw == "steps") & ~ramp_ok, STEPS, 0).astype(np.uint8)
+    flags |= np.where(wc == "no", WHEELCHAIR_NO, 0).astype(np.uint8)
+    flags |= np.where(wc == "limited", WHEELCHAIR_LIMITED, 0).astype(np.uint8)
+    flags |= np.where(kerb == "raised", KERB_RAISED, 0).astype(np.uint8)
+    flags |= np.where(col("tunnel") == "yes", TUNNEL, 0).astype(np.uint8)
+    inc = np.array([parse_incline(v) for v in col("incline")], dtype=np.float64)
+    if "reversed" in edges:
+        rev = edges["reversed"].to_numpy(dtype=bool)
+        inc = np.where(rev, -inc, inc)
+    return flags, inc
 
 
 def _serving_component(labels: np.ndarray, x: np.ndarray, y: np.ndarray) -> int:
@@ -303,6 +539,7 @@ def build_walk_network(
 
     u = edges["u"].to_numpy(dtype=np.int64)
     v = edges["v"].to_numpy(dtype=np.int64)
+    flags, slope = edge_tags(edges)
     iu = np.searchsorted(uniq_ids, u)
     iv = np.searchsorted(uniq_ids, v)
     iu_c = np.minimum(iu, n_in - 1)
@@ -320,10 +557,12 @@ def build_walk_network(
     a = np.minimum(iu_c, iv_c)[ok]
     b = np.maximum(iu_c, iv_c)[ok]
     w = length[ok]
+    fl = flags[ok]
+    sl = np.where(iu_c <= iv_c, slope, -slope)[ok]  # incline in the direction a -> b
     # parallel edges: keep the shortest
-    df = pd.DataFrame({"a": a, "b": b, "w": w}).sort_values(["a", "b", "w"], kind="stable")
-    df = df.drop_duplicates(["a", "b"], keep="first")
-    a, b, w = (df[c].to_numpy() for c in ("a", "b", "w"))
+    df = pd.DataFrame({"a": a, "b": b, "w": w, "f": fl, "s": sl})
+    df = df.sort_values(["a", "b", "w"], kind="stable").drop_duplicates(["a", "b"], keep="first")
+    a, b, w, fl, sl = (df[c].to_numpy() for c in ("a", "b", "w", "f", "s"))
     if a.size == 0:
         raise EmptyResultError(
             "walk network: no usable edges (all self-loops or unknown nodes); check the network source"
@@ -355,7 +594,9 @@ def build_walk_network(
     new_index[order] = np.arange(n_keep)
     ek = keep_node[a]
     a2, b2, w2 = new_index[a[ek]], new_index[b[ek]], w[ek]
-    indptr, indices, length_m = _csr_from_pairs(n_keep, a2, b2, w2)
+    indptr, indices, length_m, barrier, incline = _csr_from_pairs(
+        n_keep, a2, b2, w2, fl[ek].astype(np.uint8), sl[ek].astype(np.float64)
+    )
     net = WalkNetwork(
         indptr=indptr,
         indices=indices,
@@ -364,6 +605,8 @@ def build_walk_network(
         y=py[order],
         node_id=uniq_ids[order],
         crs=str(crs),
+        barrier=barrier,
+        incline=incline,
     )
     stats = {
         "nodes": n_keep,
@@ -377,11 +620,46 @@ def build_walk_network(
     return net, stats
 
 
+def with_elevation(
+    net: WalkNetwork, path: Path | str, *, what: str = "network.elevation"
+) -> tuple[WalkNetwork, dict[str, Any]]:
+    """The network with node heights ``z`` read from a DEM raster (bilinear, reprojected).
+
+    Nodes outside the raster or on nodata get NaN (their edges count as flat) and a
+    :class:`~careblocks.errors.DataQualityWarning` says how many.
+    """
+    import dataclasses
+
+    from careblocks.io.raster import sample_raster
+
+    z = sample_raster(path, net.x, net.y, net.crs, what=what)
+    have = np.isfinite(z)
+    if not have.any():
+        raise InputDataError(
+            f"{what} {path}: the raster does not cover the walk network; give a DEM of the study area"
+        )
+    missing = int((~have).sum())
+    if missing:
+        warnings.warn(
+            f"{what}: {missing} of {z.size} network nodes lie outside the DEM or on nodata; "
+            "their edges count as flat",
+            DataQualityWarning,
+            stacklevel=2,
+        )
+    stats = {
+        "elevation_nodes": int(have.sum()),
+        "elevation_min_m": float(np.nanmin(z)),
+        "elevation_max_m": float(np.nanmax(z)),
+    }
+    return dataclasses.replace(net, z=z), stats
+
+
 # --------------------------------------------------------------------------------------
 # Loading with a content-addressed cache
 # --------------------------------------------------------------------------------------
 
 _ARRAYS = ("indptr", "indices", "length_m", "x", "y", "node_id")
+_OPTIONAL_ARRAYS = ("barrier", "incline", "z")
 
 
 def cache_dir(config: Config | None = None) -> Path:
@@ -457,6 +735,10 @@ def _resolve_source(config: Config, area: Any, progress: Callable[[str], None] |
 
 def _cache_key(config: Config, digest: str, area: Any) -> tuple[str, dict[str, Any]]:
     net = config.network
+    if net.elevation is not None and not Path(net.elevation).is_file():
+        raise InputDataError(
+            f"network.elevation {net.elevation}: raster file not found; check the path of the DEM"
+        )
     params = {
         "version": NETWORK_CODE_VERSION,
         "source": net.source,
@@ -465,6 +747,7 @@ def _cache_key(config: Config, digest: str, area: Any) -> tuple[str, dict[str, A
         "area_wkb_sha256": (hashlib.sha256(area.wkb).hexdigest() if area is not None else None),
         "exclude_highways": sorted(net.exclude_highways),
         "crs": config.study.crs,
+        "elevation_sha256": file_digest(net.elevation) if net.elevation is not None else None,
     }
     text = json.dumps(params, sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest(), params
@@ -516,7 +799,8 @@ def _save_cache(folder: Path, key: str, net: WalkNetwork, meta: dict[str, Any]) 
     fd, tmp = tempfile.mkstemp(prefix=".network-", suffix=".npz", dir=folder)
     os.close(fd)
     try:
-        np.savez(tmp, **{name: getattr(net, name) for name in _ARRAYS})
+        arrays = {name: getattr(net, name) for name in _ARRAYS + _OPTIONAL_ARRAYS}
+        np.savez(tmp, **{k: v for k, v in arrays.items() if v is not None})
         os.replace(tmp, base.with_suffix(".npz"))
         fd, tmpj = tempfile.mkstemp(prefix=".network-", suffix=".json", dir=folder)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -539,6 +823,7 @@ def _load_cache(folder: Path, key: str) -> tuple[WalkNetwork, dict[str, Any]] | 
             return None
         with np.load(npz) as z:
             arrays = {name: z[name] for name in _ARRAYS}
+            arrays.update({name: z[name] for name in _OPTIONAL_ARRAYS if name in z.files})
     except (OSError, ValueError, KeyError, json.JSONDecodeError):
         return None  # a broken entry is rebuilt
     return WalkNetwork(crs=meta["crs"], **arrays), meta
@@ -616,6 +901,11 @@ def load_or_build_network(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataQualityWarning)
         net, bstats = build_walk_network(nodes, edges, crs=crs)
+        if config.network.elevation is not None:
+            if progress:
+                progress(f"reading node heights from {config.network.elevation.name}")
+            net, zstats = with_elevation(net, config.network.elevation)
+            bstats.update(zstats)
     messages = []
     for w in caught:  # re-emit, and keep the data-quality ones for cache hits
         if issubclass(w.category, DataQualityWarning):
@@ -628,6 +918,7 @@ def load_or_build_network(
         "components": bstats["components"],
         "total_length_m": bstats["total_length_m"],
         "crs": crs,
+        **{k: bstats[k] for k in ("elevation_nodes", "elevation_min_m", "elevation_max_m") if k in bstats},
     }
     if use_cache:
         meta = {"key": key, "params": params, "crs": crs, "stats": stats, "warnings": messages}

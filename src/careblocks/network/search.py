@@ -397,9 +397,13 @@ def _reach_fallback(indptr, indices, weights_s, sources, offsets_s, limit_s) -> 
 
 
 def reach_from(network, nodes, offsets_s, *, cost: WalkCost, limit_s: float) -> sp.csr_matrix:
-    """Bounded searches from ``nodes`` on a ``WalkNetwork`` at ``cost`` (:func:`reach_sparse`)."""
+    """Bounded searches from ``nodes`` on a ``WalkNetwork`` at ``cost`` (:func:`reach_sparse`).
+
+    ``nodes`` are destinations (sites, facilities): the searches run on the inbound weights
+    of ``cost``, so the seconds are those of trips from each reached node TO them.
+    """
     return reach_sparse(
-        network.indptr, network.indices, cost.edge_seconds(network),
+        network.indptr, network.indices, cost.inbound_seconds(network),
         np.asarray(nodes, dtype=np.int64), np.asarray(offsets_s, dtype=np.float64), float(limit_s),
     )
 

@@ -2,9 +2,10 @@
 
 Layers (see ``docs/outputs.md`` for every column): ``origins``, ``services``,
 ``candidates``, ``selected_sites``, ``catchments``, ``districts`` (those present in the
-results), the non-spatial tables ``equity`` (one table, ``scenario`` = ``current`` or
-``with_sites``), ``coverage_curve`` (best coverage for K = 1, 2, ...
-blocks), ``sensitivity`` (when the sites stage drew weightings) and ``run_metadata`` (``key``, ``value`` as JSON text), and QGIS's
+results), ``network_nodes`` (junction heights, when ``network.elevation`` is set), the
+non-spatial tables ``equity`` (one table, ``scenario`` = ``current`` or ``with_sites``),
+``coverage_curve`` (best coverage for K = 1, 2, ... blocks), ``sensitivity`` (when the sites
+stage drew weightings) and ``run_metadata`` (``key``, ``value`` as JSON text), and QGIS's
 ``layer_styles`` table so ``origins`` opens with graduated travel-time colours and
 ``services`` with one symbol per service type.
 """
@@ -55,6 +56,7 @@ _DESCRIPTIONS = {
     "selected_sites": "Selected Care Block sites in order of selection, with marginal gain and rationale",
     "catchments": "Walking catchment polygons of the selected sites",
     "districts": "Districts used for the equity summaries",
+    "network_nodes": "Walk-network junctions with their ground height from the DEM (metres)",
     "equity": "Share of people by care group and district within each travel-time threshold",
     "coverage_curve": "Best coverage for K = 1, 2, ... Care Blocks, exact or with its proven gap",
     "sensitivity": "How often each candidate is selected when the score weights and trip rates vary",
@@ -84,6 +86,20 @@ def _prepare(gdf: gpd.GeoDataFrame, results, crs: str) -> gpd.GeoDataFrame:
     gdf = gdf.to_crs(crs)
     gdf = gdf.reset_index(drop=True)
     return sanitize_frame(gdf)
+
+
+def network_nodes_layer(results) -> gpd.GeoDataFrame | None:
+    """Walk-network junctions with their ground height (``node_id``, ``elevation_m``), when the
+    study reads a DEM (``network.elevation``); None otherwise."""
+    net = getattr(results, "network", None)
+    z = getattr(net, "z", None)
+    if z is None:
+        return None
+    g = net.nodes_gdf()
+    keep = g["node_id"].to_numpy() >= 0  # the OSM junctions, not the points snapped onto streets
+    g = g.loc[keep, ["node_id", "geometry"]].copy()
+    g["elevation_m"] = z[keep]
+    return g
 
 
 def equity_layer(results) -> pd.DataFrame | None:
@@ -309,6 +325,9 @@ def write_geopackage(
         if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf.columns:
             continue
         frames[layer] = _prepare(gdf, results, out_crs)
+    nodes = network_nodes_layer(results)
+    if nodes is not None:
+        frames["network_nodes"] = _prepare(nodes, results, out_crs)
     equity = equity_layer(results)
     extra_tables = [(name, sanitize_frame(pd.DataFrame(df).reset_index(drop=True)))
                     for name, df in ((n, (getattr(results, "extra", None) or {}).get(n)) for n in ("coverage_curve", "sensitivity"))

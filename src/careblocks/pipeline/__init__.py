@@ -167,6 +167,7 @@ def stage_services(ctx: Context) -> None:
     services, stats = load_services(
         ctx.config, osm_path=ctx.osm_path, area_4326=ctx.area_4326, crs=ctx.crs, network=ctx.network
     )
+    _snap_to_streets(ctx, services)
     ctx.services = services
     ctx.stats["services"] = stats
     counts = services["service"].value_counts() if len(services) else {}
@@ -188,6 +189,7 @@ def stage_origins(ctx: Context) -> None:
             "population: no origins with people inside the study area; check study.boundary/"
             "study.bbox and the population settings"
         )
+    _snap_to_streets(ctx, origins)
     ctx.origins = origins
     ctx.stats["origins"] = stats
     from careblocks.audit.coverage import audit_origin_coverage
@@ -197,6 +199,22 @@ def stage_origins(ctx: Context) -> None:
     ctx.report(
         "info", "origins", f"{len(origins):,} origins, {origins['population'].sum():,.0f} people"
     )
+
+
+def _snap_to_streets(ctx: Context, frame: Any) -> None:
+    """Move ``node``/``snap_m`` of points (or polygons, by representative point) from the
+    nearest junction to the nearest point of the nearest street, splitting that street
+    (:meth:`~careblocks.network.WalkNetwork.split_at`); ``ctx.network`` grows by one node
+    per point and every node index taken before stays valid."""
+    if frame is None or len(frame) == 0:
+        return
+    from careblocks.io.layers import representative_xy
+
+    x, y = representative_xy(frame.geometry)
+    net, node, dist = ctx.network.split_at(np.asarray(x), np.asarray(y))
+    ctx.network = net
+    frame["node"] = node.astype(np.int64)
+    frame["snap_m"] = dist.astype(np.float64)
 
 
 def _services_by_type(ctx: Context) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -256,6 +274,13 @@ def stage_transit(ctx: Context) -> None:
         ctx.origins[C.transit_min(name)] = tmin
         walk = ctx.origins[C.walk_min(name)].to_numpy(np.float64)
         ctx.origins[C.best_min(name)] = np.fmin(walk, tmin)
+    # "all services within T": by the faster of walking and walk + transit on transit studies
+    T = float(cfg.access.threshold_min)
+    within = np.zeros(len(ctx.origins), np.int32)
+    for name in cfg.service_names:
+        if C.best_min(name) in ctx.origins.columns:
+            within += ctx.origins[C.best_min(name)].to_numpy(dtype=float, na_value=np.nan) <= T
+    ctx.origins[C.services_within(T)] = within
 
 
 def stage_demand(ctx: Context) -> None:

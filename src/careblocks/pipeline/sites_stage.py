@@ -321,17 +321,26 @@ def run_sites_stage(ctx) -> None:
         lambda: catchment_polygons(ctx.network, rows, ids=sel["candidate_id"].tolist(), limit_s=catch.limit_s),
         status=status)
     polys["population"] = sel["population_covered"].to_numpy()
+    # on transit studies a new block is also reached by walk + transit, and today's time is
+    # the faster of the two modes (best_min_<s>): the after scenario compares like with like
+    transit_block = None
+    if timetable is not None and any(f"best_min_{s}" in ctx.origins.columns for s in sc.offers):
+        transit_block = _transit_block_minutes(ctx, timetable, sel)
     after = access_after(ctx.network, ctx.origins, sel["node"].to_numpy(), sel["snap_m"].to_numpy(),
-                         cost=WalkCost.from_config(cfg.walk), offers=sc.offers)
+                         cost=WalkCost.from_config(cfg.walk), offers=sc.offers,
+                         transit_block_min=transit_block)
     origins = ctx.origins.copy()
     for s in sc.offers:
         origins[C.walk_min(s, after=True)] = after[C.walk_min(s)].to_numpy()
+        if C.best_min(s) in after.columns:
+            origins[C.best_min(s) + "_after"] = after[C.best_min(s)].to_numpy()
+    mode = "best" if transit_block is not None else "walk"
     n_after = np.zeros(len(origins), dtype=np.int32)
     for s in cfg.service_names:
-        if C.walk_min(s) not in origins.columns:
+        c = C.best_min(s) if mode == "best" else C.walk_min(s)
+        if c not in origins.columns:
             continue
-        v = origins[C.walk_min(s, after=True)] if C.walk_min(s, after=True) in origins.columns \
-            else origins[C.walk_min(s)]
+        v = origins[c + "_after"] if c + "_after" in origins.columns else origins[c]
         n_after += (v.to_numpy(dtype=float, na_value=np.nan) <= T)
     origins[C.services_within(T, after=True)] = n_after
     ctx.origins = origins
@@ -349,8 +358,22 @@ def run_sites_stage(ctx) -> None:
     }
 
 
+def _transit_block_minutes(ctx, timetable, sel) -> np.ndarray:
+    """Walk + transit minutes (report percentile) from every origin to the nearest selected
+    block, NaN where none is reached within ``transit.max_trip_min``."""
+    from careblocks.transit import transit_access
+
+    cfg = ctx.config
+    res = transit_access(ctx.network, timetable, ctx.origins["node"].to_numpy(np.int64),
+                         ctx.origins["snap_m"].to_numpy(np.float64),
+                         {"block": (sel["node"].to_numpy(np.int64), sel["snap_m"].to_numpy(np.float64))},
+                         cfg.transit, cost=WalkCost.from_config(cfg.walk))
+    return res["block"][:, list(cfg.transit.percentiles).index(cfg.transit.report_percentile)]
+
+
 def _equity_after(ctx, origins, after):
-    """The equity table recomputed with the after times (walking mode)."""
+    """The equity table recomputed with the after times: walking, and on transit studies the
+    faster of walking and walk + transit (``mode`` = ``walk`` / ``best``, as the current table)."""
     import pandas as pd
 
     from careblocks.columns import CENSUS_GROUPS
@@ -360,7 +383,7 @@ def _equity_after(ctx, origins, after):
     cfg = ctx.config
     o = origins.copy()
     for c in after.columns:
-        if c.startswith("walk_min_"):
+        if c.startswith(("walk_min_", "best_min_")):
             o[c] = after[c].to_numpy()
     groups = [g for g in ("population", TOTAL, *CENSUS_GROUPS) if g in o.columns]
     if ctx.equity is not None and "group" in ctx.equity.columns:
@@ -368,7 +391,12 @@ def _equity_after(ctx, origins, after):
         # the population), so the two read side by side
         groups = [g for g in dict.fromkeys(ctx.equity["group"]) if g in o.columns]
     district_col = "district" if "district" in o.columns else None
-    t = equity_table(o, list(cfg.service_names), groups, time_prefix="walk_min_",
-                     thresholds=cfg.access.equity_thresholds_min, district_col=district_col)
-    t.insert(0, "mode", "walk")
-    return pd.DataFrame(t)
+    parts = []
+    for mode in ("walk", "best"):
+        if mode == "best" and not any(c.startswith("best_min_") for c in after.columns):
+            continue
+        t = equity_table(o, list(cfg.service_names), groups, time_prefix=f"{mode}_min_",
+                         thresholds=cfg.access.equity_thresholds_min, district_col=district_col)
+        t.insert(0, "mode", mode)
+        parts.append(pd.DataFrame(t))
+    return pd.concat(parts, ignore_index=True)

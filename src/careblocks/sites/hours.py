@@ -90,9 +90,15 @@ def time_cap_min(config: Config) -> float:
     return float(config.sites.current_time_cap_min)
 
 
-def current_minutes(origins: pd.DataFrame, service: str) -> np.ndarray:
-    """Today's walking minutes of each origin to ``service`` (NaN when unreachable or unknown)."""
-    col = C.walk_min(service)
+def current_minutes(origins: pd.DataFrame, service: str, *, mode: str | None = None) -> np.ndarray:
+    """Today's minutes of each origin to ``service`` (NaN when unreachable or unknown).
+
+    By the faster of walking and walk + transit (``best_min_<s>``) when the study has transit,
+    else on foot (``walk_min_<s>``); ``mode="walk"`` or ``"best"`` asks for one of them.
+    """
+    if mode is None:
+        mode = "best" if C.best_min(service) in origins.columns else "walk"
+    col = C.best_min(service) if mode == "best" else C.walk_min(service)
     if col not in origins.columns:
         warnings.warn(
             f"origins: no column '{col}'; service '{service}' is treated as out of reach "

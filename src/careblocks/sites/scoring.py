@@ -51,7 +51,7 @@ from careblocks.columns import CARE_GROUPS
 from careblocks.config import DEFAULT_SITE_WEIGHTS
 from careblocks.errors import ConfigError, DataQualityWarning, MissingColumnError
 from careblocks.network.cost import WalkCost
-from careblocks.network.search import gather_targets, nearest_times, reach_from
+from careblocks.network.search import gather_targets, min_union, nearest_times, reach_from
 from careblocks.sites.hours import (
     _col,
     _counts,
@@ -223,6 +223,9 @@ def score_components(
     T = catchments.threshold_min
     cov = catchments.coverage
     pat = _pattern(cov)
+    # gaps closed and hours returned by the faster of walking and walk + transit (transit studies)
+    fast = cov if transit_coverage is None else min_union(cov, transit_coverage)
+    fast_pat = _pattern(fast)
     n = cov.shape[0]
     out: dict[str, np.ndarray] = {}
     pop = _counts(origins, "population")
@@ -244,13 +247,13 @@ def score_components(
     for s in offers:
         cur = currents[s]
         beyond = ~np.isfinite(cur) | (cur > T)
-        out[f"gap_closed_{s}"] = pat @ (pop * beyond)
+        out[f"gap_closed_{s}"] = fast_pat @ (pop * beyond)
         gap_total += out[f"gap_closed_{s}"]
     out["gap_closed"] = gap_total
     for s in offers:
-        out[f"first_access_{s}"] = pat @ (pop * ~np.isfinite(today_minutes(currents[s], cap)))
+        out[f"first_access_{s}"] = fast_pat @ (pop * ~np.isfinite(today_minutes(currents[s], cap)))
     for s in offers:
-        h = hours_returned(cov, currents[s], user_households(origins, s, hh_size, config),
+        h = hours_returned(fast, currents[s], user_households(origins, s, hh_size, config),
                            trips_per_week(config, s), cap_min=cap)
         out[f"hours_returned_{s}"] = h
         hours_total += h
@@ -387,25 +390,35 @@ def objective_weights(config, origins, *, objective: str | None = None, threshol
     )
 
 
-def access_after(network, origins, site_nodes, site_snap_m, *, cost: WalkCost, offers: Sequence[str]):
-    """Walking minutes to each offered service once the selected Care Blocks exist.
+def access_after(network, origins, site_nodes, site_snap_m, *, cost: WalkCost, offers: Sequence[str],
+                 transit_block_min=None):
+    """Minutes to each offered service once the selected Care Blocks exist.
 
-    ``walk_min_<s>`` = min(today's ``walk_min_<s>``, minutes to the nearest selected block)
-    for every offered service, from one unbounded multi-source search over the sites (their
-    snap legs as offsets; the origin's snap leg added). Other columns are copied unchanged.
+    ``walk_min_<s>`` = min(today's ``walk_min_<s>``, walking minutes to the nearest selected
+    block) for every offered service, from one unbounded multi-source search over the sites
+    (their snap legs as offsets; the origin's snap leg added). With ``transit_block_min``
+    (walk + transit minutes to the nearest selected block, on transit studies) also
+    ``best_min_<s>`` = min(today's ``best_min_<s>``, walking and walk + transit to a block).
+
+    Parameters
+    ----------
+    cost
+        The base walk's cost (directed, slope-aware edge times, as ``walk_min_<s>``).
+    transit_block_min
+        float per origin, NaN where no block is reached.
 
     Returns
     -------
     pandas.DataFrame
-        Same index as ``origins``: ``walk_min_<s>`` for each offered service and
-        ``block_min`` (minutes to the nearest selected block).
+        Same index as ``origins``: ``walk_min_<s>`` for each offered service, ``block_min``
+        (walking minutes to the nearest selected block) and, with transit, ``best_min_<s>``
+        and ``block_transit_min``.
     """
     import pandas as pd
 
-
     nodes = np.asarray(site_nodes, dtype=np.int64)
     if nodes.size:
-        d = nearest_times(network.indptr, network.indices, cost.edge_seconds(network), nodes,
+        d = nearest_times(network.indptr, network.indices, cost.inbound_seconds(network), nodes,
                           cost.leg_seconds(site_snap_m))
         block = (d[origins["node"].to_numpy(np.int64)] + cost.leg_seconds(origins["snap_m"].to_numpy(float))) / 60.0
         block = np.where(np.isfinite(block), block, np.nan)
@@ -413,8 +426,13 @@ def access_after(network, origins, site_nodes, site_snap_m, *, cost: WalkCost, o
         block = np.full(len(origins), np.nan)
     out = pd.DataFrame(index=origins.index)
     for s in offers:
-        out[C.walk_min(s)] = np.fmin(current_minutes(origins, s), block)
+        out[C.walk_min(s)] = np.fmin(current_minutes(origins, s, mode="walk"), block)
     out["block_min"] = block
+    if transit_block_min is not None:
+        tb = np.asarray(transit_block_min, dtype=float)
+        for s in offers:
+            out[f"best_min_{s}"] = np.fmin(np.fmin(current_minutes(origins, s), block), tb)
+        out["block_transit_min"] = tb
     return out
 
 

@@ -69,7 +69,7 @@ def load_timetable(cfg: TransitConfig, network: Any, *, area_4326: Any = None, c
     parse_date(cfg.date)
     window = (float(deps[0]), float(deps[-1]) + cfg.max_trip_min * 60.0)
     tables, stats = read_gtfs(cfg.feeds, cfg.date, area_4326=area_4326, window_s=window,
-                              limits=ArchiveLimits.from_config(cfg))
+                              modes=cfg.modes, limits=ArchiveLimits.from_config(cfg))
     tt, tstats = build_timetable(tables, network,
                                  max_transfer_m=cost.metres_within(cfg.max_transfer_walk_min))
     stats.update(tstats)
@@ -155,7 +155,7 @@ def transit_access(network: Any, timetable: Timetable, origin_nodes, origin_snap
     walk_s = cost.limit_s(cfg.max_walk_min)
     max_trip_s = int(round(cost.limit_s(cfg.max_trip_min)))
     names = list(services)
-    w = cost.edge_seconds(network)
+    w = cost.inbound_seconds(network)  # searches from the facilities: trips TO them
     n_o = len(np.atleast_1d(origin_nodes))
     egress = np.full((timetable.n_stops, len(names)), INF32, np.int32)
     walk_only = np.full((n_o, len(names)), np.inf)

@@ -164,7 +164,7 @@ def transit_coverage(network: Any, timetable: Timetable, origin_nodes, origin_sn
     trip_s = min(max_trip_s, int(math.floor(limit_s)))  # transit times are whole seconds
     walk_only_s = min(limit_s, float(max_trip_s))
     # one bounded search per target: walk-only catchment and egress legs (graph undirected)
-    w = cost.edge_seconds(network)
+    w = cost.inbound_seconds(network)  # searches from the targets: trips TO them
     R = reach_sparse(network.indptr, network.indices, w, tn, cost.leg_seconds(tsnap), max(walk_s, walk_only_s))
     R.data = np.where(R.data <= REACH_ZERO_S, 0.0, R.data)  # as _access_legs: exact zeros
     walk = gather_targets(R, on, cost.leg_seconds(osnap), walk_only_s).tocoo()
