@@ -264,7 +264,8 @@ def component_label(column: str, L: Language, service_label=None) -> str | None:
 
 
 #: walking profile names of the default config (``walk.profiles``)
-PROFILE_LABELS = {"stroller": N_("stroller"), "older": N_("older adult"), "wheelchair": N_("wheelchair")}
+PROFILE_LABELS = {"stroller": N_("stroller"), "older": N_("older adult"), "older_adult": N_("older adult"),
+                  "adult": N_("adult"), "wheelchair": N_("wheelchair")}
 
 
 def profile_label(name: str, L: Language) -> str:

@@ -574,10 +574,8 @@ def _method(results, L: Language) -> str:
     cfg = results.config
     walk, acc, tr, sites = cfg.walk, cfg.access, cfg.transit, cfg.sites
     from careblocks.network.cost import WalkCost
-    from careblocks.network.profiles import describe_profile
-
     speed = lambda v: L.number(v, 1 if not float(v).is_integer() else 0)  # noqa: E731
-    profiles = ", ".join(f"{esc(profile_label(k, L))} {esc(describe_profile(v))}"
+    profiles = ", ".join(f"{esc(profile_label(k, L))} {speed(v.speed_kmh)} km/h"
                          for k, v in WalkCost.profiles_from_config(walk).items())
     li = [
         L._("Walking speed {speed} km/h.").format(speed=speed(walk.speed_kmh))
