@@ -2,7 +2,9 @@
 
 Every function here is a thin adapter over the array cores (:mod:`careblocks.network.search`,
 :mod:`careblocks.access`, :mod:`careblocks.transit`, :mod:`careblocks.sites`): it takes
-GeoDataFrames in any CRS, snaps their representative points to the network and gives back
+GeoDataFrames in any CRS, snaps their representative points to the nearest point of the
+nearest street (splitting it, :func:`careblocks.network.graph.snap_to_streets`, as the
+pipeline's services and origins stages do) and gives back
 frames indexed like its input. Ids are taken from an ``id`` column when there is one, else
 from the index. The pipeline and the CLI call the same cores, so the minutes match
 ``careblocks run`` for the same inputs. See ``docs/python_api.md``.
@@ -26,6 +28,7 @@ from careblocks.config import (
     AccessConfig,
     CareIndexConfig,
     Config,
+    ProfileConfig,
     TransitConfig,
     WalkConfig,
     config_from_dict,
@@ -37,7 +40,13 @@ from careblocks.io.layers import representative_xy
 from careblocks.io.osm import graph_nodes_edges, osm_format, read_osm_network
 from careblocks.io.roads import read_road_network, road_nodes_edges
 from careblocks.network.cost import WalkCost
-from careblocks.network.graph import WalkNetwork, build_walk_network, clip_edges, local_crs
+from careblocks.network.graph import (
+    WalkNetwork,
+    build_walk_network,
+    clip_edges,
+    local_crs,
+    snap_to_streets,
+)
 from careblocks.network.search import gather_targets, reach_from
 from careblocks.results import Results
 from careblocks.sites.hours import hours_pair_values
@@ -76,8 +85,8 @@ def _ids(gdf: pd.DataFrame) -> np.ndarray:
     return out
 
 
-def _snap(network: WalkNetwork, gdf: gpd.GeoDataFrame, *, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """Network node and snap metres of each row's representative point."""
+def _geoms(network: WalkNetwork, gdf: gpd.GeoDataFrame, *, what: str) -> gpd.GeoSeries:
+    """The rows' geometries in the network CRS, checked."""
     if not isinstance(gdf, gpd.GeoDataFrame):
         raise InputDataError(f"{what}: expected a GeoDataFrame, got {type(gdf).__name__}")
     if len(gdf) and gdf.crs is None:
@@ -85,8 +94,26 @@ def _snap(network: WalkNetwork, gdf: gpd.GeoDataFrame, *, what: str) -> tuple[np
     geoms = gdf.geometry
     if len(gdf) and (geoms.isna() | geoms.is_empty).any():
         raise InputDataError(f"{what}: {int((geoms.isna() | geoms.is_empty).sum())} rows have no geometry; drop them")
-    x, y = representative_xy(gdf.to_crs(network.crs).geometry if len(gdf) else geoms)
-    return network.snap(x, y)
+    return gdf.to_crs(network.crs).geometry if len(gdf) else geoms
+
+
+def _snap(network: WalkNetwork, gdf: gpd.GeoDataFrame, *, what: str) -> tuple[WalkNetwork, np.ndarray, np.ndarray]:
+    """Snap each row's representative point onto its street, as the pipeline does: the split
+    network, the node and the snap metres of each row."""
+    return snap_to_streets(network, _geoms(network, gdf, what=what))
+
+
+def _snap_services(network: WalkNetwork, services: Mapping[str, gpd.GeoDataFrame]
+                   ) -> tuple[WalkNetwork, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Snap every facility in one split, as the pipeline's services stage does (before the
+    origins): the split network and ``{service: (nodes, snap_m)}``."""
+    parts = {name: _geoms(network, gdf, what=f"services[{name!r}]") for name, gdf in services.items()}
+    if not parts:
+        return network, {}
+    geoms = pd.concat([g.reset_index(drop=True) for g in parts.values()], ignore_index=True)
+    net, node, dist = snap_to_streets(network, geoms)
+    ends = np.cumsum([0, *(len(g) for g in parts.values())])
+    return net, {name: (node[a:b], dist[a:b]) for name, a, b in zip(parts, ends[:-1], ends[1:], strict=True)}
 
 
 def _walk_cost(speed_kmh: float) -> WalkCost:
@@ -201,7 +228,7 @@ def _nodes_edges(source: Any, *, bbox, layer) -> tuple[gpd.GeoDataFrame, gpd.Geo
 # --------------------------------------------------------------------------- access
 def walk_access(network: WalkNetwork, origins: gpd.GeoDataFrame, services: Mapping[str, gpd.GeoDataFrame], *,
                 speed_kmh: float = _SPEED, threshold_min: float = _THRESHOLD,
-                profiles: Mapping[str, float] | None = None) -> gpd.GeoDataFrame:
+                profiles: Mapping[str, float | ProfileConfig] | None = None) -> gpd.GeoDataFrame:
     """Walking minutes from every origin to the nearest facility of each service.
 
     Parameters
@@ -218,7 +245,9 @@ def walk_access(network: WalkNetwork, origins: gpd.GeoDataFrame, services: Mappi
     threshold_min
         T of the counts ``n_within_<T>min_<service>`` and ``services_within_<T>min``.
     profiles
-        Extra named speeds, e.g. ``{"stroller": 3.6}``: adds ``walk_min_<service>_<name>``.
+        Carer profiles, as ``walk.profiles``: a speed (``{"stroller": 3.6}``, other keys from
+        the default profile of that name) or a :class:`~careblocks.config.ProfileConfig`;
+        adds ``walk_min_<service>_<name>``.
 
     Returns
     -------
@@ -242,10 +271,10 @@ def walk_access(network: WalkNetwork, origins: gpd.GeoDataFrame, services: Mappi
     [10.0]
     """
     cost = _walk_cost(speed_kmh)
-    prof = {name: WalkCost(v, key=f"profiles.{name}") for name, v in dict(profiles or {}).items()}
-    onodes, osnap = _snap(network, origins, what="origins")
-    by_type = {name: _snap(network, gdf, what=f"services[{name!r}]") for name, gdf in services.items()}
-    table = _walk_access_core(network, onodes, osnap, by_type, cost=cost, threshold_min=threshold_min,
+    prof = WalkCost.profiles_from_config(WalkConfig(speed_kmh=speed_kmh, profiles=dict(profiles or {})))
+    net, by_type = _snap_services(network, services)
+    net, onodes, osnap = _snap(net, origins, what="origins")
+    table = _walk_access_core(net, onodes, osnap, by_type, cost=cost, threshold_min=threshold_min,
                               walk_profiles=prof, index=origins.index)
     out = origins.copy()
     for col in table.columns:
@@ -296,10 +325,10 @@ def transit_access(network: WalkNetwork, origins: gpd.GeoDataFrame, services: Ma
                         max_transfer_walk_min=max_transfer_walk_min, max_transfers=max_transfers,
                         max_trip_min=max_trip_min)
     cost = _walk_cost(speed_kmh)
-    tt, _ = load_timetable(cfg, network, area_4326=_area_4326(area), cost=cost)
-    onodes, osnap = _snap(network, origins, what="origins")
-    by_type = {name: _snap(network, gdf, what=f"services[{name!r}]") for name, gdf in services.items()}
-    res = _transit_access_core(network, tt, onodes, osnap, by_type, cfg, cost=cost)
+    net, by_type = _snap_services(network, services)
+    net, onodes, osnap = _snap(net, origins, what="origins")
+    tt, _ = load_timetable(cfg, net, area_4326=_area_4326(area), cost=cost)
+    res = _transit_access_core(net, tt, onodes, osnap, by_type, cfg, cost=cost)
     out = origins.copy()
     for name, arr in res.items():
         out[C.transit_min(name)] = arr[:, 0]
@@ -354,9 +383,9 @@ def travel_time_matrix(network: WalkNetwork, origins: gpd.GeoDataFrame, destinat
     cost = _walk_cost(speed_kmh)
     limit_s = cost.limit_s(max_time_min)
     fid, tid = _ids(origins), _ids(destinations)
-    onodes, osnap = _snap(network, origins, what="origins")
-    dnodes, dsnap = _snap(network, destinations, what="destinations")
-    reach = reach_from(network, onodes, cost.leg_seconds(osnap), cost=cost, limit_s=limit_s)
+    net, dnodes, dsnap = _snap(network, destinations, what="destinations")
+    net, onodes, osnap = _snap(net, origins, what="origins")
+    reach = reach_from(net, onodes, cost.leg_seconds(osnap), cost=cost, limit_s=limit_s)
     m = gather_targets(reach, dnodes, cost.leg_seconds(dsnap), limit_s).tocoo()
     sec = np.where(m.data <= 1e-6, 0.0, m.data)  # REACH_ZERO_S marks an exact 0
     order = np.lexsort((m.col, m.row))
@@ -394,11 +423,11 @@ def isochrones(network: WalkNetwork, points: gpd.GeoDataFrame, *, cutoffs_min: S
         raise InputDataError("isochrones: cutoffs_min must hold minutes >= 0")
     cost = _walk_cost(speed_kmh)
     ids = _ids(points)
-    nodes, snap = _snap(network, points, what="points")
-    reach = reach_from(network, nodes, cost.leg_seconds(snap), cost=cost, limit_s=cost.limit_s(cuts[-1]))
+    net, nodes, snap = _snap(network, points, what="points")
+    reach = reach_from(net, nodes, cost.leg_seconds(snap), cost=cost, limit_s=cost.limit_s(cuts[-1]))
     parts = []
     for c in cuts:
-        p = catchment_polygons(network, reach, ids=ids.tolist(), limit_s=cost.limit_s(c), buffer_m=buffer_m)
+        p = catchment_polygons(net, reach, ids=ids.tolist(), limit_s=cost.limit_s(c), buffer_m=buffer_m)
         parts.append(gpd.GeoDataFrame({"id": p["candidate_id"], "cutoff_min": c,
                                        "reached_nodes": p["reached_nodes"]}, geometry=p.geometry, crs=p.crs))
     out = pd.concat(parts, ignore_index=True)
@@ -476,28 +505,32 @@ def _study_config(*, threshold_min: float, speed_kmh: float, offers: Sequence[st
     })
 
 
-def _snapped(network: WalkNetwork, gdf: gpd.GeoDataFrame, *, what: str) -> gpd.GeoDataFrame:
-    node, dist = _snap(network, gdf, what=what)
+def _with_nodes(network: WalkNetwork, gdf: gpd.GeoDataFrame, node: np.ndarray, dist: np.ndarray) -> gpd.GeoDataFrame:
     out = gdf.to_crs(network.crs)
-    out["node"] = node.astype(np.int64)
-    out["snap_m"] = dist.astype(np.float64)
+    out["node"] = np.asarray(node, np.int64)
+    out["snap_m"] = np.asarray(dist, np.float64)
     return out
 
 
 def _catchments(network, candidates, origins, services, cfg):
-
-    cands = _snapped(network, candidates, what="candidates")
+    """Snap as a run does: facilities, then origins onto their streets (split), then the
+    candidates to the nearest node of that network (``sites.candidates``)."""
+    if "population" not in origins.columns:
+        raise MissingColumnError("origins: column 'population' missing; give the people of each origin")
+    net, svc = network, None
+    if services:
+        net, by_type = _snap_services(network, services)
+        svc = pd.concat([_with_nodes(net, g, *by_type[n]).assign(service=n) for n, g in services.items()],
+                        ignore_index=True)
+    net, onode, odist = _snap(net, origins, what="origins")
+    orig = _with_nodes(net, origins, onode, odist)
+    cgeoms = _geoms(net, candidates, what="candidates")
+    cnode, cdist = net.snap(*representative_xy(cgeoms))
+    cands = _with_nodes(net, candidates, cnode, cdist)
     cands["candidate_id"] = _ids(candidates)
     if "is_public_anchor" not in cands.columns:
         cands["is_public_anchor"] = False
-    orig = _snapped(network, origins, what="origins")
-    if "population" not in orig.columns:
-        raise MissingColumnError("origins: column 'population' missing; give the people of each origin")
-    svc = None
-    if services:
-        svc = pd.concat([_snapped(network, g, what=f"services[{n!r}]").assign(service=n)
-                         for n, g in services.items()], ignore_index=True)
-    return cands, orig, svc, compute_catchments(cfg, cands, orig, network, services=svc)
+    return cands, orig, svc, compute_catchments(cfg, cands, orig, net, services=svc)
 
 
 def score_candidates(network: WalkNetwork, candidates: gpd.GeoDataFrame, origins: gpd.GeoDataFrame,

@@ -150,11 +150,14 @@ class Language:
         return format_date(value, format="long", locale=self.locale)
 
     def minutes(self, value: Any) -> str:
-        """``15 min``; whole minutes shown without decimals."""
+        """``15 min``, ``12.3456789 min``: the threshold with every decimal its column names
+        carry (:func:`careblocks.columns.threshold_tag`), in this language's separators."""
+        from careblocks.columns import threshold_tag
+
         v = float(value)
-        return self._("{minutes} min").format(
-            minutes=self.integer(v) if float(v).is_integer() else self.number(v, 1)
-        )
+        tag = threshold_tag(v)
+        decimals = len(tag.partition(".")[2]) if "e" not in tag else 1
+        return self._("{minutes} min").format(minutes=self.number(v, decimals))
 
 
 @cache

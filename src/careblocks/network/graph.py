@@ -464,6 +464,26 @@ def _serving_component(labels: np.ndarray, x: np.ndarray, y: np.ndarray) -> int:
     return int(np.lexsort((counts, cells))[-1])
 
 
+def snap_to_streets(network: WalkNetwork, geoms: Any) -> tuple[WalkNetwork, np.ndarray, np.ndarray]:
+    """Snap geometries (points, or polygons by their representative point, in the network's
+    CRS) to the nearest point of the nearest street, splitting it there.
+
+    The one snapping of origins, facilities and API points to the walking network, used by
+    the pipeline's services and origins stages and by :mod:`careblocks.api` alike (see
+    :meth:`WalkNetwork.split_at`).
+
+    Returns
+    -------
+    network, node, dist_m
+        The network with one node more per point snapped inside a street (the old node
+        indices stay valid), the node of each geometry and its snap distance in metres.
+    """
+    from careblocks.io.layers import representative_xy
+
+    x, y = representative_xy(geoms)
+    return network.split_at(np.asarray(x), np.asarray(y))
+
+
 def build_walk_network(
     nodes: gpd.GeoDataFrame, edges: gpd.GeoDataFrame, *, crs: str
 ) -> tuple[WalkNetwork, dict[str, Any]]:

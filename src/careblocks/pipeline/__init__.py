@@ -208,11 +208,9 @@ def _snap_to_streets(ctx: Context, frame: Any) -> None:
     per point and every node index taken before stays valid."""
     if frame is None or len(frame) == 0:
         return
-    from careblocks.io.layers import representative_xy
+    from careblocks.network.graph import snap_to_streets
 
-    x, y = representative_xy(frame.geometry)
-    net, node, dist = ctx.network.split_at(np.asarray(x), np.asarray(y))
-    ctx.network = net
+    ctx.network, node, dist = snap_to_streets(ctx.network, frame.geometry)
     frame["node"] = node.astype(np.int64)
     frame["snap_m"] = dist.astype(np.float64)
 
