@@ -254,7 +254,8 @@ def world(tmp_path_factory, data):
     finally:
         os.chdir(old)
     assert r.exit_code == 0, r.output
-    assert sorted(p.name for p in (root / "out").iterdir()) == ["careblocks.gpkg", "map.html", "report.html"]
+    assert sorted(p.name for p in (root / "out").iterdir()) == ["careblocks.gpkg", "careblocks.qgs", "map.html",
+                                                               "report.html"]
     return root
 
 
@@ -319,5 +320,5 @@ def test_rerun_is_byte_identical(world, tmp_path):
     r = CliRunner().invoke(cli, ["run", str(cfg), "--out", str(out2), "-q"], catch_exceptions=False,
                            env={"SOURCE_DATE_EPOCH": EPOCH})
     assert r.exit_code == 0, r.output
-    for name in ("careblocks.gpkg", "map.html", "report.html"):
+    for name in ("careblocks.gpkg", "careblocks.qgs", "map.html", "report.html"):
         assert (out2 / name).read_bytes() == (world / "out" / name).read_bytes(), name

@@ -205,8 +205,10 @@ def test_fontibon_sites_plausible(fontibon):
     origins_before = ctx.origins.copy()
     run_sites_stage(ctx)
     cands, sel = ctx.candidates, ctx.selected
-    # OSM anchors of Fontibón: dozens of schools, community centres, parks (README facts)
-    assert len(cands) > 100 and (cands["kind"] == "anchor").all()
+    # OSM anchors of Fontibón (dozens of schools, community centres, parks; README facts) and
+    # the public schools of the config's candidates layer (kind "parcel")
+    assert len(cands) > 100 and set(cands["kind"]) == {"anchor", "parcel"}
+    assert (cands.loc[cands["kind"] == "parcel", "category"] == "school").all()
     assert {"school", "community_centre", "park"} <= set(cands["category"])
     assert cands["candidate_id"].is_unique and cands["node"].is_unique
     # K distinct sites, coverage grows

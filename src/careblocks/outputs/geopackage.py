@@ -130,6 +130,19 @@ def _without_volatile(obj: Any) -> Any:
     return obj
 
 
+def _volatile_columns_null(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with its wall-clock columns (``seconds`` / ``*_seconds``, e.g. the coverage
+    curve's solver time) set to null: they differ on every run. The columns stay, so the
+    table's schema does not depend on ``SOURCE_DATE_EPOCH``."""
+    cols = [c for c in df.columns if c == "seconds" or str(c).endswith("_seconds")]
+    if not cols:
+        return df
+    df = df.copy()
+    for c in cols:
+        df[c] = pd.Series(float("nan"), index=df.index, dtype=float)
+    return df
+
+
 def metadata_rows(results, *, crs: str, layers: list[str]) -> pd.DataFrame:
     """Key / JSON-value rows of the run metadata."""
     meta: dict[str, Any] = normalized_metadata(results.metadata)
@@ -332,6 +345,8 @@ def write_geopackage(
     extra_tables = [(name, sanitize_frame(pd.DataFrame(df).reset_index(drop=True)))
                     for name, df in ((n, (getattr(results, "extra", None) or {}).get(n)) for n in ("coverage_curve", "sensitivity"))
                     if df is not None and len(df)]
+    if source_date_epoch() is not None:  # reproducible outputs: solver wall-clock times as null
+        extra_tables = [(name, _volatile_columns_null(df)) for name, df in extra_tables]
     layers = list(frames) + (["equity"] if equity is not None else []) + [n for n, _ in extra_tables] \
         + ["run_metadata"]
     meta = metadata_rows(results, crs=out_crs, layers=layers)
