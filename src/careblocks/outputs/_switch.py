@@ -28,6 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from careblocks.outputs._atomic import _pid_alive
+
 __all__ = ["remove_stale", "write_together"]
 
 _LEFTOVER = re.compile(r"^\.(?P<name>.+)\.careblocks-(?:staging|old)-(?P<pid>\d+)-[0-9a-f]{8}$")
@@ -41,18 +43,6 @@ def _checkpoint(name: str) -> None:
     """Kill this process here when ``CAREBLOCKS_KILL_AT`` names this point (for the kill test)."""
     if os.environ.get("CAREBLOCKS_KILL_AT") == name:
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # pragma: no cover - another user's live process
-        return True
-    return True
 
 
 def remove_stale(folder: Path) -> list[Path]:
