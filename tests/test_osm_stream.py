@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 import shapely
 
-from careblocks.io.osm import EDGE_TAGS, read_osm_network
-from careblocks.io.osm_stream import read_pbf_ways
+from careblocks.io.osm import EDGE_TAGS, read_osm_network, read_pbf_ways
 from careblocks.network.graph import build_walk_network, clip_edges, local_crs
 
 PBFS = {

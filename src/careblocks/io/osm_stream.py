@@ -18,6 +18,7 @@ arrays into the ``(nodes, edges)`` GeoDataFrames every reader returns.
 from __future__ import annotations
 
 from array import array
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,8 +88,12 @@ def _name(value: str | None) -> str | None:
     return value or None
 
 
-def read_pbf_ways(path: Path | str, bbox: tuple[float, float, float, float] | None = None) -> WayArrays:
+def read_pbf_ways(path: Path | str, bbox: tuple[float, float, float, float] | None = None, *,
+                  walkable: Callable[[dict[str, str]], bool], rule_keys: Sequence[str]) -> WayArrays:
     """The walkable ways of a PBF as :class:`WayArrays` (see the module docstring).
+
+    ``walkable(tags)`` decides per way from its tags among ``rule_keys`` (the callers pass
+    :func:`careblocks.io.osm.is_walkable` and the keys it reads: :func:`careblocks.io.osm.read_pbf_ways`).
 
     Raises whatever pyosmium raises for an unreadable file (RuntimeError); the caller turns
     it into an InputDataError naming the file.
@@ -96,10 +101,7 @@ def read_pbf_ways(path: Path | str, bbox: tuple[float, float, float, float] | No
     import osmium
     from osmium.filter import EntityFilter, KeyFilter
 
-    from careblocks.io.osm import _filter_keys, _walk_filter, is_walkable
-
-    filt = _walk_filter()
-    rule_keys = tuple(sorted(set(_filter_keys(filt)) | {"highway", "foot"}))
+    rule_keys = tuple(rule_keys)
     refs = array("q")
     ends = array("q")  # end offset of each kept way in refs
     lon = array("d")  # location of each way node (NaN: not in the file)
@@ -118,7 +120,7 @@ def read_pbf_ways(path: Path | str, bbox: tuple[float, float, float, float] | No
         rule_tags = tuple(tags.get(k) for k in rule_keys)
         ok = verdicts.get(rule_tags)
         if ok is None:
-            ok = is_walkable({k: v for k, v in zip(rule_keys, rule_tags, strict=True) if v is not None}, filt)
+            ok = walkable({k: v for k, v in zip(rule_keys, rule_tags, strict=True) if v is not None})
             verdicts[rule_tags] = ok
         if not ok:
             continue
