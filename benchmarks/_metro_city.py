@@ -71,9 +71,10 @@ def _base_nodes(data: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, 
 
 
 def write_tiled_pbf(src: Path, dst: Path, nx: int, ny: int, dlon: float, dlat: float,
-                    links: list[tuple[int, int]]) -> None:
+                    links: list[tuple[int, int]], *, id_step: int = ID_STEP) -> None:
     """``nx * ny`` shifted copies of ``src`` (nodes, ways; relations dropped) plus one footway
-    per pair of (already shifted) node ids in ``links``, as a PBF."""
+    per pair of (already shifted) node ids in ``links``, as a PBF. The ids of tile ``t`` are
+    the originals plus ``(t + 1) * id_step``: ValueError when ``src`` has ids that large."""
     import osmium
 
     if dst.exists():
@@ -82,17 +83,19 @@ def write_tiled_pbf(src: Path, dst: Path, nx: int, ny: int, dlon: float, dlat: f
     try:
         tiles = [(t % nx, t // nx) for t in range(nx * ny)]
         for t, (i, j) in enumerate(tiles):  # nodes of every tile first (ids ascending)
-            off = (t + 1) * ID_STEP
+            off = (t + 1) * id_step
             for n in osmium.FileProcessor(str(src), osmium.osm.NODE):
+                if n.id >= id_step:
+                    raise ValueError(f"{src}: node id {n.id} is not below id_step {id_step}")
                 loc = n.location
                 w.add_node(n.replace(id=n.id + off,
                                      location=osmium.osm.Location(loc.lon + i * dlon, loc.lat + j * dlat)))
         for t in range(len(tiles)):
-            off = (t + 1) * ID_STEP
+            off = (t + 1) * id_step
             for way in osmium.FileProcessor(str(src), osmium.osm.WAY):
                 w.add_way(way.replace(id=way.id + off, nodes=[r.ref + off for r in way.nodes]))
         for k, (a, b) in enumerate(links):
-            w.add_way(osmium.osm.mutable.Way(id=(len(tiles) + 1) * ID_STEP + k + 1, nodes=[a, b],
+            w.add_way(osmium.osm.mutable.Way(id=(len(tiles) + 1) * id_step + k + 1, nodes=[a, b],
                                              tags={"highway": "footway", "note": "tile link"}))
     finally:
         w.close()
@@ -191,8 +194,8 @@ def make_city(folder: Path, data: Path, nx: int, ny: int, *, origins: int, candi
             _points_csv(services[s], x, y, {})
         x, y = at_nodes(candidates)
         _points_csv(paths["candidates"], x, y, {"name": np.array([f"site {k + 1}" for k in range(candidates)])})
-        paths["config"].write_text(_config_text(paths, services, gtfs), encoding="utf-8")
         stamp.write_text(json.dumps(params))
+    paths["config"].write_text(_config_text(paths, services, gtfs), encoding="utf-8")
     return City(folder=folder, pbf=paths["pbf"], gtfs=paths["gtfs"], population=paths["population"],
                 services=services, candidates=paths["candidates"], tiles=tiles,
                 base_walk_nodes=int(ids.size), config=paths["config"])

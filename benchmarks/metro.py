@@ -101,6 +101,9 @@ _STUDY = textwrap.dedent("""
         if event == "start":
             current[0] = stage
             peaks[stage] = max(peaks.get(stage, 0), tree_rss())
+        elif event == "done":  # as it goes, so that a run cut short still tells something
+            print(f"    [{sys.argv[2]} worker(s)] {stage}: {detail}, peak {peaks.get(stage, 0) / 2**20:.0f} MB",
+                  file=sys.stderr, flush=True)
 
     th = threading.Thread(target=sample, daemon=True)
     th.start()
@@ -121,9 +124,9 @@ _STUDY = textwrap.dedent("""
 
 def _run(code: str, *args: str) -> dict:
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env)
+    out = subprocess.run([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True, env=env)
     if out.returncode != 0:
-        raise SystemExit(f"subprocess failed:\n{out.stderr[-3000:]}")
+        raise SystemExit(f"subprocess failed (exit code {out.returncode}), see above")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -135,6 +138,8 @@ def main() -> None:
     ap.add_argument("--folder", default=None, help="where the generated city is kept "
                     "(default: careblocks-metro in the temporary folder)")
     ap.add_argument("--no-pyrosm", action="store_true", help="skip the pyrosm baseline on the city PBF")
+    ap.add_argument("--skip-read", action="store_true", help="skip part 1 (reading OSM)")
+    ap.add_argument("--skip-study", action="store_true", help="skip part 2 (the whole study)")
     a = ap.parse_args()
     nx, ny = (2, 2) if a.small else (int(v) for v in a.tiles.lower().split("x"))
     tiles = nx * ny
@@ -153,7 +158,14 @@ def main() -> None:
           f"{origins:,} origins, {people:,} people, {candidates:,} candidates, "
           f"{sum(k for k in _metro_city.SERVICES_PER_TILE.values()) * tiles:,} facilities in 4 services")
 
-    print("\n1. reading OSM (peak memory above the imports, fresh process each)")
+    if not a.skip_read:
+        _reading(city, a.no_pyrosm)
+    if not a.skip_study:
+        _study(city, a.workers)
+
+
+def _reading(city: _metro_city.City, no_pyrosm: bool) -> None:
+    print("\n1. reading OSM (peak memory above the imports, fresh process each)", flush=True)
     print(f"  {'file':<14} {'reader':<26} {'MB':>8} {'x PBF':>7} {'seconds':>8} {'nodes':>10}")
     files = [("base extract", data_dir() / _metro_city.BASE_PBF), ("city", city.pbf)]
     results = {}
@@ -161,21 +173,24 @@ def main() -> None:
         size_mb = path.stat().st_size / 2**20
         for mode, name in (("arrays", "pyosmium, arrays"), ("pyosmium", "pyosmium, GeoDataFrames"),
                            ("pyrosm", "pyrosm (baseline)")):
-            if mode == "pyrosm" and label == "city" and a.no_pyrosm:
+            if mode == "pyrosm" and label == "city" and no_pyrosm:
                 continue
             r = _run(_READ, mode, str(path))
             results[(label, mode)] = r
             print(f"  {label:<14} {name:<26} {r['mb']:8.1f} {r['mb'] / size_mb:7.1f} {r['seconds']:8.1f} "
-                  f"{r['nodes']:10,}")
+                  f"{r['nodes']:10,}", flush=True)
         base = results.get((label, "pyrosm"))
         if base:
             print(f"  {'':<14} pyrosm / arrays: {base['mb'] / results[(label, 'arrays')]['mb']:.1f}x memory, "
                   f"pyrosm / GeoDataFrames: {base['mb'] / results[(label, 'pyosmium')]['mb']:.1f}x")
 
+
+
+def _study(city: _metro_city.City, workers: str) -> None:
     print("\n2. the whole study (pipeline.analyse, no outputs), per stage: seconds / peak MB of the "
-          "process tree")
+          "process tree", flush=True)
     runs = {}
-    for w in (int(v) for v in a.workers.split(",")):
+    for w in (int(v) for v in workers.split(",")):
         runs[w] = _run(_STUDY, str(city.config), str(w))
     first = next(iter(runs.values()))
     print(f"  network {first['nodes']:,} walk nodes, {first['origins']:,} origins, "
