@@ -34,7 +34,15 @@ import pandas as pd
 import shapely
 
 from careblocks.columns import service_of, services_within
-from careblocks.i18n import LANGUAGES, N_, Language, category_label, component_label, language, lower_first
+from careblocks.i18n import (
+    LANGUAGES,
+    N_,
+    Language,
+    category_label,
+    component_label,
+    language,
+    lower_first,
+)
 from careblocks.outputs import styles
 from careblocks.outputs._atomic import write_text_atomic
 from careblocks.outputs._common import (
@@ -719,6 +727,7 @@ def build_map_data(results, *, h3_resolution: int | None = None, title: str | No
                      "colors": list(styles.TIME_COLORS)},
             "share": {"min": 0.0, "max": 1.0, "colors": list(_ALL_COLORS)},
             "need": {"min": need_range[0], "max": need_range[1], "colors": list(_NEED_COLORS)},
+            "site": styles.SITE_COLOR,
         },
         "areas": _feature_collection(areas, area_props, {**{c: 1 for c in areas.columns}, **decimals}),
         "overlays": overlays,

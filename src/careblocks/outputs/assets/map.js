@@ -11,7 +11,7 @@
   'use strict';
   var D = JSON.parse(document.getElementById('careblocks-data').textContent);
   var TXT = D.text;
-  var SITE = '#111111';
+  var SITE = D.scales.site;  // proposed sites and catchments: the report's and QGIS's colour
 
   // ---- DOM helpers (text only) --------------------------------------------------------
   function el(tag, cls, text) {
@@ -150,7 +150,7 @@
         group.addLayer(L.geoJSON(o.catchments, {
           pane: 'cbCatchments',
           style: function () {
-            return {color: SITE, weight: 1.5, opacity: 0.85, fillColor: SITE, fillOpacity: 0.07};
+            return {color: SITE, weight: 1.5, opacity: 0.9, fillColor: SITE, fillOpacity: 0.08};
           },
           onEachFeature: function (f, layer) {
             if (o.catchment_fields.length) {
@@ -161,9 +161,12 @@
         }));
       }
       o.sites.forEach(function (s) {
-        var icon = L.divIcon({html: el('div', 'cb-site', s.order), iconSize: [30, 30],
+        var box = el('div', 'cb-site', s.order);
+        box.style.background = SITE;
+        var icon = L.divIcon({html: box, iconSize: [30, 30],
           iconAnchor: [15, 15], className: 'cb-div-icon'});
-        var m = L.marker([s.lat, s.lng], {icon: icon, pane: 'cbSites', zIndexOffset: 1000 - s.order,
+        // site 1 above site 2 where they meet (zoomed out): offsets wider than the screen
+        var m = L.marker([s.lat, s.lng], {icon: icon, pane: 'cbSites', zIndexOffset: 100000 * (o.sites.length + 1 - s.order),
           keyboard: true});
         m.bindTooltip(textBox(s.title));
         m.bindPopup(function () {
@@ -226,11 +229,20 @@
     swatch: function (r) { var i = el('i', 'cb-swatch'); i.style.background = r.color; return i; },
     service: function (r) { var i = el('span', 'cb-icon cb-icon-s', r.glyph); i.style.background = r.color; return i; },
     cluster: function () { return el('span', 'cb-mark cb-mark-cluster', (3).toLocaleString(D.locale)); },
-    site: function () { return el('span', 'cb-mark cb-mark-site', (1).toLocaleString(D.locale)); },
+    site: function () {
+      var m = el('span', 'cb-mark cb-mark-site', (1).toLocaleString(D.locale));
+      m.style.background = SITE;
+      return m;
+    },
     catchment: function () {
+      // two catchments overlapping: the shared part darker, as on the map
       var m = el('span', 'cb-mark cb-mark-catchment');
-      m.appendChild(el('span', 'cb-c1'));
-      m.appendChild(el('span', 'cb-c2'));
+      ['cb-c1', 'cb-c2'].forEach(function (c) {
+        var part = el('span', c);
+        part.style.borderColor = SITE;
+        part.style.background = 'rgba(' + hexToRgb(SITE).join(',') + ',0.2)';
+        m.appendChild(part);
+      });
       return m;
     },
     candidate: function () {
