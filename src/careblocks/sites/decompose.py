@@ -143,12 +143,13 @@ class _Part:
         self.lp_tried.add(k)
         if self._lp is None:
             self._lp, self._k_row = self._build(k, relax=True)
-            solver = "ipm"
-        else:
+        else:  # dual simplex from the previous basis: only the site-count row changed
             self._lp.set_row_upper(self._k_row, k)
-            solver = "simplex"
-        x, status, _, _, g = self._lp.solve(start=None, time_limit_s=time_limit_s, solver=solver)
+        # simplex, also the first time: faster than interior point + crossover on these LPs
+        x, status, _, _, g = self._lp.solve(start=None, time_limit_s=time_limit_s, solver="simplex")
         self.lp_seconds += time.perf_counter() - t0
+        if status == "time limit":
+            self.lp_tried.discard(k)  # worth another try with more time
         if x is None or status != "optimal":
             return
         sol = self._lp.h.getSolution()
@@ -213,7 +214,11 @@ class _Part:
         fixing with it and the MILP on what is left, which proves the part's optimum."""
         if k not in self.lp_tried:
             self.run_lp(k, time_limit_s)
-        if self.exact(k) or k not in self.lp_at:
+        if k not in self.lp_at:
+            if k in self.lp_tried:  # the LP failed for good: nothing to fix with
+                self.mip_at.add(k)
+            return
+        if self.exact(k):
             self.mip_at.add(k)
             return
         t0 = time.perf_counter()
@@ -318,22 +323,30 @@ class PartsSolver:
         hi, a_hi = _dp(self._tables(True), k)
         return lo, a_lo, max(hi, lo), a_hi
 
-    def solve(self, k: int, deadline: float | None) -> tuple[np.ndarray, float, float, bool]:
+    def solve(self, k: int, deadline: float | None,
+              lp_deadline: float | None = None) -> tuple[np.ndarray, float, float, bool]:
         """Best set with at most ``k`` sites (reduced positions), its value, the proven upper
-        bound and whether it is proven optimal (within ``MIP_REL_GAP``) by ``deadline``."""
+        bound and whether it is proven optimal (within ``MIP_REL_GAP``) by ``deadline``.
+        LP relaxations, which serve every later K too, may run until ``lp_deadline`` (a
+        curve's end) when it is later."""
+        if deadline is not None and lp_deadline is not None:
+            lp_deadline = max(deadline, lp_deadline)
+        else:
+            lp_deadline = None if deadline is None else deadline
         while True:
             lo, a_lo, hi, a_hi = self.bounds(k)
             if hi - lo <= _tol(lo):
                 break
-            left = None if deadline is None else deadline - time.perf_counter()
-            if left is not None and left <= 0:
-                break
+            now = time.perf_counter()
+            left = None if deadline is None else deadline - now
             open_ = [(c, j) for c, j in enumerate(a_hi) if not self.parts[c].exact(j)]
             lp_work = [(c, j) for c, j in open_ if j not in self.parts[c].lp_tried]
-            if lp_work:
+            if lp_work and (lp_deadline is None or lp_deadline > now):
                 for c, j in lp_work:
-                    self.parts[c].run_lp(j, left)
+                    self.parts[c].run_lp(j, None if lp_deadline is None else max(0.1, lp_deadline - now))
                 continue
+            if left is not None and left <= 0:
+                break
             mip_work = [(c, j) for c, j in open_ if j not in self.parts[c].mip_at]
             if not mip_work:
                 break  # everything the bound depends on was tried within its time

@@ -17,8 +17,10 @@ Maximal covering location problem (Church and ReVelle 1974)::
 
 Origins already served by existing Care Blocks get weight 0. With a capacity ``c`` per site
 the coverage variables become assignments ``y_ij`` (``sum_i y_ij <= 1``,
-``sum_j w_j y_ij <= c x_i``). The MILP is solved with HiGHS through
-:func:`scipy.optimize.milp`, which takes the sparse constraint matrix as it is; spopt's
+``sum_j w_j y_ij <= c x_i``). The MILP is solved with HiGHS through ``highspy``
+(:mod:`careblocks.sites._milp`), on the sparse constraint matrix as it is; when only the site
+count limits the choice, exactly by independent parts of the overlap graph combined by a DP
+over K (:mod:`careblocks.sites.decompose`). spopt's
 ``MCLP`` builds its model with PuLP from a dense cost matrix (2,000 x 20,000 = 40 M cells,
 built in Python loops) and has no spacing, district or existing-site constraints, so it does
 not fit this matrix form. Origins with identical sets of covering candidates are merged
@@ -641,6 +643,24 @@ def _best_start(pb: _Problem, k: int, extra: Sequence[np.ndarray] = ()) -> np.nd
     return np.asarray(best, dtype=np.int64)
 
 
+def _problem_greedy(pb: _Problem, k: int):
+    """Lazy greedy on the whole problem (kept blocks first where they are variables):
+    method "greedy", the greedy curve and the safety net of an exact answer all run this."""
+    w_use = None if pb.pair else pb.w_eff
+    fixed = pb.fixed if (pb.capacity is not None or pb.pair) else None
+    return _greedy(pb.cov, w_use, k, pb.conflicts, pb.dcodes, pb.max_per_district, pb.capacity, pb.pair,
+                   fixed=fixed, cost=pb.cost, budget=pb.budget)
+
+
+def _greedy_result(pb: _Problem, k: int) -> SelectionResult:
+    sel, gains, rem = _problem_greedy(pb, k)
+    nz = gains > 0
+    return SelectionResult(selected=sel[nz], marginal_gain=gains[nz], cumulative=np.cumsum(gains[nz]),
+                           objective=float(gains.sum()), method="greedy", total_weight=pb.total,
+                           existing_weight=pb.existing_weight, served=np.where(pb.served0, 1.0, 1.0 - rem),
+                           status="greedy", mip_gap=None, info=pb.info)
+
+
 def _finish(pb: _Problem, x: np.ndarray, status: str, gap, bound, k: int, used: str) -> SelectionResult:
     """Canonical ties, selection order, marginal gains, and the greedy safety net."""
     cov = pb.cov
@@ -658,9 +678,7 @@ def _finish(pb: _Problem, x: np.ndarray, status: str, gap, bound, k: int, used: 
     fixed_order = pb.fixed if (pb.capacity is not None or pb.pair) else None
     sel, gains, rem = _order_sites(cov, w_use, x, pb.capacity, pb.pair, fixed=fixed_order)
     if status != "optimal":
-        g_sel, g_gains, g_rem = _greedy(cov, w_use, k, pb.conflicts, pb.dcodes, pb.max_per_district,
-                                        pb.capacity, pb.pair, fixed=fixed_order, cost=pb.cost,
-                                        budget=pb.budget)
+        g_sel, g_gains, g_rem = _problem_greedy(pb, k)
         if g_gains.sum() > gains.sum() + 1e-9:
             sel, gains, rem, used = g_sel, g_gains, g_rem, "greedy"
             status = f"{status}; greedy was better"
@@ -869,16 +887,8 @@ def select_sites(
     if method == "auto":
         small = n_c <= AUTO_MAX_CANDIDATES and pb.cov.nnz <= AUTO_MAX_NNZ
         method = "milp" if small else "greedy"
-    w_use = None if pb.pair else pb.w_eff
-    fixed_apply = pb.fixed if (pb.capacity is not None or pb.pair) else None
     if method == "greedy" or k == 0 or n_c == 0:
-        sel, gains, rem = _greedy(pb.cov, w_use, k, pb.conflicts, pb.dcodes, pb.max_per_district,
-                                  pb.capacity, pb.pair, fixed=fixed_apply, cost=pb.cost, budget=pb.budget)
-        nz = gains > 0
-        return SelectionResult(selected=sel[nz], marginal_gain=gains[nz], cumulative=np.cumsum(gains[nz]),
-                               objective=float(gains.sum()), method="greedy", total_weight=pb.total,
-                               existing_weight=pb.existing_weight, served=np.where(pb.served0, 1.0, 1.0 - rem),
-                               status="greedy", mip_gap=None, info=pb.info)
+        return _greedy_result(pb, k)
     _reduce(pb, merge_origins)
     solver = _exact_solver(pb, k)
     x, status, gap, bound = solver.solve(k, time_limit_s=time_limit_s)
@@ -903,8 +913,10 @@ class _PartsCurveSolver:
     def solve(self, k: int, *, time_limit_s: float | None, lp_time_limit_s: float | None = None):
         import time
 
-        deadline = None if time_limit_s is None else time.perf_counter() + time_limit_s
-        chosen, lo, hi, exact = self.parts.solve(k, deadline)
+        now = time.perf_counter()
+        deadline = None if time_limit_s is None else now + time_limit_s
+        lp_deadline = None if lp_time_limit_s is None else now + lp_time_limit_s
+        chosen, lo, hi, exact = self.parts.solve(k, deadline, lp_deadline)
         self.pb.info.update({f"milp_{key}": v for key, v in self.parts.stats().items()})
         gap = 0.0 if exact else (hi - lo) / max(abs(lo), 1e-9)
         return self.pb.alive[chosen], ("optimal" if exact else "time limit"), gap, float(hi)
@@ -992,6 +1004,12 @@ class _CurveSolver:
         return pb.alive[chosen], status, gap, float(bound) - _fixed_value(pb)
 
 
+#: the constraints of :func:`select_sites` that :func:`coverage_curve` passes on, and their defaults
+_CONSTRAINT_DEFAULTS = {"min_spacing_m": 0.0, "candidate_xy": None, "districts": None, "max_per_district": None,
+                        "existing": None, "capacity": None, "pair_gains": False, "cost": None, "budget": None,
+                        "fixed": None}
+
+
 @dataclass(frozen=True)
 class CurvePoint:
     """One K of a coverage curve."""
@@ -1033,25 +1051,17 @@ def coverage_curve(
 
     if k_max < 1:
         raise ConfigError(f"config key 'sites.curve_k_max': must be >= 1, got {k_max}")
-    pb = _prepare(coverage, origin_weights, k=k_max, method=method if method != "auto" else "milp",
-                  min_spacing_m=constraints.pop("min_spacing_m", 0.0),
-                  candidate_xy=constraints.pop("candidate_xy", None),
-                  districts=constraints.pop("districts", None),
-                  max_per_district=constraints.pop("max_per_district", None),
-                  existing=constraints.pop("existing", None), capacity=constraints.pop("capacity", None),
-                  pair_gains=constraints.pop("pair_gains", False), cost=constraints.pop("cost", None),
-                  budget=constraints.pop("budget", None), fixed=constraints.pop("fixed", None))
     merge = constraints.pop("merge_origins", True)
-    if constraints:
-        raise TypeError(f"coverage_curve: unexpected arguments {sorted(constraints)}")
+    unknown = sorted(set(constraints) - set(_CONSTRAINT_DEFAULTS))
+    if unknown:
+        raise TypeError(f"coverage_curve: unexpected arguments {unknown}")
+    pb = _prepare(coverage, origin_weights, k=k_max, method=method if method != "auto" else "milp",
+                  **{**_CONSTRAINT_DEFAULTS, **constraints})
     out: list[CurvePoint] = []
     total = pb.total
     if method == "greedy":
         t0 = time.perf_counter()
-        w_use = None if pb.pair else pb.w_eff
-        fixed_apply = pb.fixed if (pb.capacity is not None or pb.pair) else None
-        sel, gains, _ = _greedy(pb.cov, w_use, k_max, pb.conflicts, pb.dcodes, pb.max_per_district,
-                                pb.capacity, pb.pair, fixed=fixed_apply, cost=pb.cost, budget=pb.budget)
+        sel, gains, _ = _problem_greedy(pb, k_max)
         dt = time.perf_counter() - t0
         cum = np.cumsum(gains)
         for k in range(1, k_max + 1):
