@@ -111,7 +111,10 @@ def test_porto_alegre_on_two_workers_equals_one_process(data, cluster, tmp_path,
     r2, _ = pipeline.run(many, out_dir=tmp_path / "many", reporter=lambda *e: events.append(e))
     assert "compute" not in r1.metadata["stats"] and r2.metadata["stats"]["compute"] == address
     done = [e for e in events if e[0] == "progress"]
-    assert {e[1] for e in done} >= {"transit"}
+    # every chunked core ran on the cluster, in several chunks
+    assert {e[1] for e in done} >= {"walk access", "transit", "catchments", "transit catchments",
+                                    "sensitivity"}
+    assert all(int(e[2].split("/")[1].split()[0]) > 1 for e in done)
     a, b = _layers(tmp_path / "one/careblocks.gpkg"), _layers(tmp_path / "many/careblocks.gpkg")
     assert set(a) == set(b) and {"origins", "candidates", "selected_sites", "sensitivity"} <= set(a)
     for name in a:

@@ -32,7 +32,7 @@ class BatchOutcome:
 
 
 def _crashed(config_path: str, exc: BaseException, seconds: float) -> BatchOutcome:
-    from careblocks.cli import write_crash_log
+    from careblocks._crash import write_crash_log
 
     log = write_crash_log(exc, context=f"batch study: {config_path}")
     one = " ".join(f"{type(exc).__name__}: {exc}".split())[:400]

@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from careblocks._crash import write_crash_log
+
 EXIT_USER_ERROR = 2
 #: exit code of an unexpected exception (a bug): one line and a crash log
 EXIT_BUG = 3
@@ -44,43 +46,6 @@ def _one_line(text: str, limit: int = 400) -> str:
 def _fail(message: str) -> None:
     click.echo(f"careblocks: error: {_one_line(message, 2000)}", err=True)
     sys.exit(EXIT_USER_ERROR)
-
-
-def write_crash_log(exc: BaseException, *, context: str | None = None) -> Path | None:
-    """Write the traceback of an unexpected exception to a crash log; return its path.
-
-    The log goes to ``$CAREBLOCKS_CRASH_DIR`` (default: the system's temporary folder) as
-    ``careblocks-crash-<UTC time>-<pid>.log``; ``context`` (e.g. the study of a batch) is
-    written under the command line.
-    """
-    import datetime as _dt
-    import os
-    import platform
-    import tempfile
-    import traceback
-
-    from careblocks import __version__
-
-    folder = Path(os.environ.get("CAREBLOCKS_CRASH_DIR") or tempfile.gettempdir())
-    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = folder / f"careblocks-crash-{stamp}-{os.getpid()}.log"
-    n = 1
-    while path.exists():  # two crashes of one process (a batch worker) in the same second
-        n += 1
-        path = folder / f"careblocks-crash-{stamp}-{os.getpid()}-{n}.log"
-    text = (
-        f"careblocks {__version__}, Python {platform.python_version()}, {platform.platform()}\n"
-        f"command: {' '.join(sys.argv)}\n"
-        + (f"{context}\n" if context else "")
-        + "\n"
-        + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    )
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    except OSError:
-        return None
-    return path
 
 
 def _bug(exc: BaseException) -> None:
