@@ -1,6 +1,6 @@
 """Benchmark: one city's per-origin work on a Dask cluster, 1 against 2 worker processes.
 
-Run: ``.venv/bin/python benchmarks/distributed.py [--reps 2]``
+Run: ``.venv/bin/python benchmarks/dask_cluster.py [--reps 2]``
 
 * Inputs: Porto Alegre as ``configs/porto_alegre.toml`` (OSM walk network with slopes,
   1,227 H3 cells as origins, health facilities from the cells, EPTC + Trensurb GTFS,
