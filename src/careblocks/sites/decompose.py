@@ -58,13 +58,16 @@ def overlap_parts(pattern: sp.csr_matrix) -> tuple[int, np.ndarray]:
     (number of parts, part label per candidate)."""
     from scipy.sparse.csgraph import connected_components
 
-    p = sp.csr_matrix((np.ones(pattern.nnz), pattern.indices, pattern.indptr), shape=pattern.shape)
-    n = p.shape[0]
+    n, m = pattern.shape
     if n == 0:
         return 0, np.zeros(0, dtype=np.int64)
-    graph = (p @ p.T).tocsr() + sp.identity(n, format="csr")
-    n_parts, labels = connected_components(graph, directed=False)
-    return int(n_parts), labels.astype(np.int64)
+    # components of the bipartite candidate-origin graph (linear in the entries; the
+    # candidate x candidate overlap matrix itself can be far larger)
+    p = sp.csr_matrix((np.ones(pattern.nnz), pattern.indices, pattern.indptr), shape=pattern.shape)
+    graph = sp.bmat([[None, p], [p.T, None]], format="csr")
+    _, labels = connected_components(graph, directed=False)
+    _, part = np.unique(labels[:n], return_inverse=True)  # number the parts holding candidates
+    return int(part.max()) + 1, part.astype(np.int64)
 
 
 def _tol(v: float) -> float:
