@@ -225,18 +225,10 @@ def _services_by_type(ctx: Context) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def stage_access(ctx: Context) -> None:
-    from careblocks.access import walk_access
+    from careblocks.pipeline import cache as stage_cache
 
-    cfg = ctx.config
-    table = walk_access(
-        ctx.network,
-        ctx.origins["node"].to_numpy(np.int64),
-        ctx.origins["snap_m"].to_numpy(np.float64),
-        _services_by_type(ctx),
-        cost=ctx.cost,
-        threshold_min=cfg.access.threshold_min,
-        walk_profiles=WalkCost.profiles_from_config(cfg.walk),
-    )
+    table = stage_cache.walk_access_cached(ctx.config, ctx.network, ctx.origins, _services_by_type(ctx),
+                                           status=ctx.stats.setdefault("cache", {}))
     for col in table.columns:
         ctx.origins[col] = table[col].to_numpy()
 

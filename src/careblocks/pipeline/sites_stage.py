@@ -308,9 +308,15 @@ def run_sites_stage(ctx) -> None:
         from careblocks.sites.sensitivity import sensitivity
 
         t0 = time.perf_counter()
-        ctx.extra["sensitivity"] = sensitivity(
-            cfg, scored, ctx.origins, coverage, sel["candidate_id"].astype(str).tolist(),
-            threshold_min=T, select_kw={**constraints, "capacity": sc.capacity})
+        ids = sel["candidate_id"].astype(str).tolist()
+        kw = {**constraints, "capacity": sc.capacity}
+        ctx.extra["sensitivity"] = stage_cache.table_cached(cfg, "sensitivity", {
+            "sensitivity": stage_cache._jsonable(cfg.sensitivity), "sites": stage_cache._jsonable(cfg.sites),
+            "scored": stage_cache.columns_digest(scored), "origins": stage_cache.columns_digest(ctx.origins),
+            "coverage": stage_cache._param_digest(coverage), "selected": ids, "threshold_min": T,
+            "select_kw": {k: stage_cache._param_digest(v) for k, v in kw.items()},
+        }, lambda: sensitivity(cfg, scored, ctx.origins, coverage, ids, threshold_min=T, select_kw=kw),
+            status=status)
         ctx.stats["sensitivity_seconds"] = round(time.perf_counter() - t0, 3)
     # how exact the answer is, on every row (a time limit keeps its proven gap with the sites)
     sel["selection_status"] = result.status
@@ -362,13 +368,13 @@ def run_sites_stage(ctx) -> None:
 def _transit_block_minutes(ctx, timetable, sel) -> np.ndarray:
     """Walk + transit minutes (report percentile) from every origin to the nearest selected
     block, NaN where none is reached within ``transit.max_trip_min``."""
-    from careblocks.transit import transit_access
+    from careblocks.pipeline import cache as stage_cache
 
     cfg = ctx.config
-    res = transit_access(ctx.network, timetable, ctx.origins["node"].to_numpy(np.int64),
-                         ctx.origins["snap_m"].to_numpy(np.float64),
-                         {"block": (sel["node"].to_numpy(np.int64), sel["snap_m"].to_numpy(np.float64))},
-                         cfg.transit, cost=WalkCost.from_config(cfg.walk))
+    res = stage_cache.transit_access_cached(
+        cfg, ctx.network, timetable, ctx.extra.get("timetable_key"), ctx.origins,
+        {"block": (sel["node"].to_numpy(np.int64), sel["snap_m"].to_numpy(np.float64))},
+        status=ctx.stats.setdefault("cache", {}), name="transit_after")
     return res["block"][:, list(cfg.transit.percentiles).index(cfg.transit.report_percentile)]
 
 
