@@ -116,11 +116,11 @@ def stage_audit(ctx: Context) -> None:
     network is built or any time computed."""
     from careblocks.audit.census import audit_census, audit_districts
     from careblocks.audit.coverage import audit_layer_extents
-    from careblocks.audit.gtfs import audit_gtfs
+    from careblocks.pipeline import cache as stage_cache
 
     audit_census(ctx.config, ctx.area_4326, ctx.audit)
     audit_districts(ctx.config, ctx.area_4326, ctx.audit)
-    audit_gtfs(ctx.config, ctx.audit)
+    stage_cache.audit_gtfs_cached(ctx.config, ctx.audit, status=ctx.stats.setdefault("cache", {}))
     audit_layer_extents(ctx.config, ctx.area_4326, ctx.audit)
     ctx.audit.raise_if_errors()
 

@@ -339,3 +339,34 @@ def table_cached(config: Any, stage: str, parts: dict[str, Any], compute: Any, *
     save(config, stage, key, arrays, meta)
     status[stage] = "miss" if enabled(config) else "off"
     return df
+
+
+def audit_gtfs_cached(config: Any, audit: Any, *, status: dict[str, str]) -> None:
+    """:func:`careblocks.audit.gtfs.audit_gtfs` through the cache (``status["gtfs_audit"]``):
+    its findings depend only on the feeds' bytes, so they are stored and added to ``audit``
+    again (warnings included) while the files are unchanged."""
+    from careblocks.audit.core import Audit
+    from careblocks.audit.gtfs import audit_gtfs
+    from careblocks.network.graph import file_digest
+
+    t = config.transit
+    if not t.enabled:
+        return
+    feeds = [Path(p) for p in t.feeds]
+    key = cache_key("gtfs_audit", {"feeds": [[str(p), file_digest(p) if p.is_file() else None] for p in feeds]})
+    got = load(config, "gtfs_audit", key)
+    if got is not None:
+        for f in got[1]["findings"]:
+            audit.add(f["severity"], f["check"], f["where"], f["message"], f["value"])
+        status["gtfs_audit"] = "hit"
+        return
+    sub = Audit()
+    with warnings.catch_warnings():  # said once, when added to the run's audit below
+        warnings.simplefilter("ignore", DataQualityWarning)
+        audit_gtfs(config, sub)
+    for f in sub.findings:
+        audit.add(f.severity, f.check, f.where, f.message, f.value)
+    save(config, "gtfs_audit", key, {"n": np.array([len(sub.findings)])},
+         {"findings": [{"severity": f.severity, "check": f.check, "where": f.where, "message": f.message,
+                        "value": None if f.value is None else float(f.value)} for f in sub.findings]})
+    status["gtfs_audit"] = "miss" if enabled(config) else "off"
