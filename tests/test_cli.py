@@ -379,8 +379,13 @@ def test_default_run_is_fontibon_from_the_shipped_sample(tmp_path, monkeypatch) 
     o = pyogrio.read_dataframe(tmp_path / "out/careblocks.gpkg", layer="origins")
     assert len(o) >= 2000 and o["care_need_index"].notna().all()
     assert o["care_need_index"].max() > 0.5
+    # Bogotá speaks Spanish: the shipped default writes its summary and map in Spanish
+    from careblocks.i18n import language
+
+    es = language("es")
+    assert es._("facilities") != "facilities" and es._("facilities") in p.stdout
     html = (tmp_path / "out/map.html").read_text(encoding="utf-8")
-    assert "Care-need index" in html and "Daycare" in html
+    assert "care_need_index" in html and es._("Daycare") in html
 
 
 def test_compare_two_runs(fontibon, tmp_path) -> None:
