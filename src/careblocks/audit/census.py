@@ -28,11 +28,10 @@ def audit_census(cfg: Any, area_4326: Any, audit: Audit) -> Any:
 
     if c.optional and file_kind(c.layer.path) == "missing":
         return None
-    from careblocks.columns import CENSUS_GROUPS as GROUPS
-    from careblocks.demand.census import HOUSEHOLDS, TOTAL, read_census
-
     import warnings
 
+    from careblocks.columns import CENSUS_GROUPS as GROUPS
+    from careblocks.demand.census import HOUSEHOLDS, TOTAL, read_census
     from careblocks.errors import DataQualityWarning
 
     with warnings.catch_warnings(record=True) as caught:

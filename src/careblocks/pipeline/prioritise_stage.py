@@ -15,14 +15,13 @@ def run_prioritise(config: Config, *, out_dir: Path | None = None):
     """
     import warnings
 
-    from careblocks.demand.prioritise import prioritise
-    from careblocks.errors import DataQualityWarning
-    from careblocks.outputs.prioritise import write_prioritisation
-    from careblocks.pipeline import slug
-
     from careblocks.audit import Audit
     from careblocks.audit.census import audit_census
+    from careblocks.demand.prioritise import prioritise
+    from careblocks.errors import DataQualityWarning
     from careblocks.io.layers import study_area
+    from careblocks.outputs.prioritise import write_prioritisation
+    from careblocks.pipeline import slug
 
     audit = Audit(strict=config.audit.strict)
     with warnings.catch_warnings(record=True) as caught:
