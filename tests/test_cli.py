@@ -407,3 +407,65 @@ def test_compare_two_runs(fontibon, tmp_path) -> None:
     bad = tmp_path / "bad.gpkg"
     bad.write_text("not a geopackage", encoding="utf-8")
     assert_user_error(invoke("compare", str(bad), str(out)), "bad.gpkg", "GeoPackage")
+
+
+def _section_rows(html: str, heading: str) -> list[list[str]]:
+    """The table rows (cell texts) of the report section under ``heading``."""
+    import html as html_lib
+
+    i = html.index(f"<h2>{heading}</h2>")
+    j = html.index("</section>", i)
+    rows = []
+    for tr in re.findall(r"<tr>(.*?)</tr>", html[i:j], flags=re.S):
+        rows.append([html_lib.unescape(c) for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", tr, flags=re.S)])
+    return rows
+
+
+def test_fontibon_report_shows_the_care_need_index(fontibon) -> None:
+    """The report's care-need section names each component, its source columns and weight,
+    and its figures per census sector and per proposed site equal those recomputed here from
+    the GeoPackage's layers (people rounded, indices to two decimals)."""
+    from careblocks.i18n import language
+
+    L = language("es")
+    html = (fontibon["out"] / "report.html").read_text(encoding="utf-8")
+    rows = _section_rows(html, L._("Care need"))
+    text = " ".join(" ".join(r) for r in rows)
+    # the components in words, their source columns and the weights of the config
+    for words in ("Demanda de cuidado", "Densidad de cuidadoras", "Pobreza", "Brecha de oferta"):
+        assert words in text, words
+    for col in ("STP34_1_ED", "porc_pobl_4_menos", "STP34_9_ED", "porc_mujeres_tarea_hogar",
+                "monoparental_femeninos", "IPM_PROMEDIO"):
+        assert col in text, col
+    weights = {r[0]: r[-1] for r in rows if r and r[0].startswith(("Demanda", "Densidad", "Pobreza", "Brecha"))}
+    assert weights == {"Demanda de cuidado: primera infancia, personas mayores y dependientes": "0,35",
+                       "Densidad de cuidadoras: mujeres en trabajo de cuidado no remunerado, hogares con "
+                       "jefatura femenina": "0,35", "Pobreza": "0,15",
+                       "Brecha de oferta: distancia a los servicios de cuidado existentes": "0,15"}
+    # per census sector, recomputed from the origins layer
+    o = fontibon["origins"]
+    w = o["census_total"].to_numpy(float)
+    g = o.assign(w=w, wi=w * o["care_need_index"], wd=w * o["care_demand"]).groupby("census_unit_id")
+    sums = g[["w", "wi", "wd", "children_under5", "older_80plus"]].sum()
+    sums = sums[sums["w"] >= 0.5]
+    by_id = {r[0]: r for r in rows if r and r[0] in sums.index}
+    assert len(by_id) == len(sums) >= 25
+    for uid, r in by_id.items():
+        s = sums.loc[uid]
+        assert r[1] == L.rounded(s["w"]), (uid, r)
+        assert r[2] == L.rounded(s["children_under5"]) and r[3] == L.rounded(s["older_80plus"]), (uid, r)
+        assert r[5] == L.number(s["wd"] / s["w"], 2), (uid, r)  # care demand
+        assert r[-1] == L.number(s["wi"] / s["w"], 2), (uid, r)  # the index
+    # sorted by need: the first sector listed has the highest people-weighted index
+    order = [r[0] for r in rows if r and r[0] in sums.index]
+    idx = sums["wi"] / sums["w"]
+    assert idx[order[0]] == pytest.approx(idx.max())
+    # per proposed site: the catchment's people and its mean index, from selected_sites
+    sel = pyogrio.read_dataframe(fontibon["out"] / "careblocks.gpkg", layer="selected_sites",
+                                 read_geometry=False).sort_values("order")
+    site_rows = [r for r in rows if r and re.match(r"\d+\. ", r[0])]
+    assert len(site_rows) == len(sel)
+    for r, (_, s) in zip(site_rows, sel.iterrows(), strict=True):
+        assert r[0].startswith(f"{int(s['order'])}. ")
+        assert r[1] == L.rounded(s["population_covered"])
+        assert r[-1] == L.number(s["need_covered"] / s["population_covered"], 2)

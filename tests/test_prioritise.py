@@ -120,6 +120,25 @@ def test_prioritise_ranks_all_bogota_sectors_and_localidades(data, run):
     assert dist.iloc[0]["district"] == exp_d.idxmax()
 
 
+def test_the_21st_localidad_row_is_reported(data, run):
+    """The indicator table's 21st row repeats San Cristóbal without a geometry: the run says
+    so by row and name (terminal, run_metadata, audit finding) instead of dropping it quietly."""
+    import json
+
+    out, text = run
+    flat = " ".join(text.split())
+    assert "row 21 (LocNombre = 'San Cristobal') has no geometry and repeats row 13" in flat
+    meta = pyogrio.read_dataframe(out / "prioritise.gpkg", layer="run_metadata", read_geometry=False)
+    info = json.loads(meta.set_index("key").loc["info", "value"])
+    said = [w for w in info["warnings"] if "row 21" in w]
+    assert len(said) == 1 and "20 of the 21 rows are used" in said[0]
+    found = [f for f in info["audit"]["findings"] if f["check"] == "census.coarse"]
+    assert len(found) == 1 and found[0]["severity"] == "warning" and "San Cristobal" in found[0]["message"]
+    # the file has 21 rows, one of them without geometry, checked here on the file itself
+    loc = gpd.read_file(data / "bogota/census/indicadores_cuidado_localidades.gpkg")
+    assert len(loc) == 21 and int(loc.geometry.is_empty.sum()) == 1
+
+
 def test_prioritise_without_census_layer_is_one_line_error(tmp_path):
     cfg = tmp_path / "p.toml"
     cfg.write_text('[study]\nname = "x"\n')
