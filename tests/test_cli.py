@@ -184,6 +184,29 @@ def test_porto_alegre_end_to_end(data, tmp_path) -> None:
     assert (o["fca_daycare"] == 0).all()  # no daycare in the extract: nothing to share
     sens = pyogrio.read_dataframe(tmp_path / "careblocks.gpkg", layer="sensitivity", read_geometry=False)
     assert sens["order"].notna().sum() == 2 and sens["selected_share"].between(0, 1).all()
+    # the coverage curve as written: K = 1..K_max (max(10, 2 x k), at most the candidates)
+    curve = pyogrio.read_dataframe(tmp_path / "careblocks.gpkg", layer="coverage_curve", read_geometry=False)
+    cands = pyogrio.read_dataframe(tmp_path / "careblocks.gpkg", layer="candidates", read_geometry=False)
+    k_max = min(10, len(cands))
+    assert curve["k"].tolist() == list(range(1, k_max + 1))
+    assert (curve["covered"].diff().dropna() >= -1e-6).all()  # more blocks never cover less
+    assert curve["covered_share"].between(0, 1 + 1e-9).all()
+    assert curve["people_within_share"].between(0, 1 + 1e-9).all()
+    assert (curve["people_within"] <= o["population"].sum() + 1e-6).all()
+    assert curve["exact"].dtype == bool or set(curve["exact"].unique()) <= {0, 1}
+    assert ((curve["gap"].fillna(0) == 0) | ~curve["exact"].astype(bool)).all()
+    sel = pyogrio.read_dataframe(tmp_path / "careblocks.gpkg", layer="selected_sites", read_geometry=False)
+    at_k = curve.loc[curve["k"] == len(sel)]
+    if bool(at_k["exact"].item()):  # the proven optimum at the run's K is at least the selection
+        assert at_k["covered"].item() >= sel["marginal_gain"].sum() - 1e-6
+    # and in the report: one table row per K
+    from careblocks.i18n import language
+
+    report = (tmp_path / "report.html").read_text(encoding="utf-8")
+    i = report.index(language("pt")._("How many Care Blocks?"))
+    section = report[i:report.index("</section>", i)]
+    ks = [int(c) for c in re.findall(r"<tr><td>(\d+)</td>", section)]
+    assert ks == list(range(1, k_max + 1))
 
 
 def test_freetown_end_to_end(data, tmp_path) -> None:
@@ -469,3 +492,30 @@ def test_fontibon_report_shows_the_care_need_index(fontibon) -> None:
         assert r[0].startswith(f"{int(s['order'])}. ")
         assert r[1] == L.rounded(s["population_covered"])
         assert r[-1] == L.number(s["need_covered"] / s["population_covered"], 2)
+
+
+def test_fontibon_origins_far_from_the_network_are_explained(fontibon) -> None:
+    """Origins beyond walk.max_snap_m are counted in the audit (and so in the report) with
+    why: Fontibón's OSM extract stops short of the IDECA boundary, so most of them lie
+    outside the network's extent. Figures recomputed here from the origins layer."""
+    import json
+
+    import shapely
+
+    o = fontibon["origins"]
+    far = o["snap_m"].to_numpy(float) > 250
+    meta = fontibon["meta"].set_index("key")
+    found = [f for f in json.loads(meta.loc["audit", "value"])["findings"] if f["check"] == "coverage.far_origins"]
+    assert len(found) == 1 and found[0]["severity"] == "warning"
+    msg = found[0]["message"]
+    assert msg.startswith(f"{int(far.sum()):,} origins ({o['population'][far].sum():,.0f} people")
+    assert "outside the extent of the network extract" in msg
+    # most of them lie outside the extract: the extract's own nodes (the kept component)
+    # span less than the study area, checked on the written streets of the origins' snaps
+    net_pts = o.loc[~far].to_crs(32618)
+    hull = shapely.convex_hull(shapely.multipoints(np.column_stack(
+        [net_pts.geometry.representative_point().x, net_pts.geometry.representative_point().y])))
+    fp = o.loc[far].to_crs(32618).geometry.representative_point()
+    assert (~shapely.contains_xy(hull, fp.x.to_numpy(), fp.y.to_numpy())).mean() > 0.8
+    report = (fontibon["out"] / "report.html").read_text(encoding="utf-8")
+    assert "coverage.far_origins" in report

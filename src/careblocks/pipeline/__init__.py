@@ -194,7 +194,7 @@ def stage_origins(ctx: Context) -> None:
     ctx.stats["origins"] = stats
     from careblocks.audit.coverage import audit_origin_coverage
 
-    audit_origin_coverage(ctx.config, origins, ctx.audit)
+    audit_origin_coverage(ctx.config, origins, ctx.audit, ctx.network)
     ctx.audit.raise_if_errors()
     ctx.report(
         "info", "origins", f"{len(origins):,} origins, {origins['population'].sum():,.0f} people"
