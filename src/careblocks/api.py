@@ -437,7 +437,25 @@ def isochrones(network: WalkNetwork, points: gpd.GeoDataFrame, *, cutoffs_min: S
 
 
 # --------------------------------------------------------------------------- whole studies
-def analyse(config: Config | str | Path) -> Results:
+def _with_compute(config: Config | str | Path, workers: int | None,
+                  scheduler_address: str | None) -> Config:
+    import dataclasses
+
+    cfg = load_config(config) if isinstance(config, (str, Path)) else config
+    changes: dict[str, Any] = {}
+    if workers is not None:
+        if workers < 0:
+            raise InputDataError(f"workers: {workers}; use a number of worker processes >= 0")
+        changes["workers"] = int(workers)
+    if scheduler_address is not None:
+        changes["scheduler_address"] = scheduler_address or None
+    if changes:
+        cfg = dataclasses.replace(cfg, compute=dataclasses.replace(cfg.compute, **changes))
+    return cfg
+
+
+def analyse(config: Config | str | Path, *, workers: int | None = None,
+            scheduler_address: str | None = None) -> Results:
     """Run every stage of a study and return its :class:`Results` (nothing is written).
 
     Data-quality problems are raised as Python warnings (:class:`DataQualityWarning`) as they
@@ -447,19 +465,25 @@ def analyse(config: Config | str | Path) -> Results:
     ----------
     config
         A :class:`Config` or the path of a study TOML (see ``docs/config.md``).
+    workers, scheduler_address
+        Split the per-origin work over a local Dask cluster of ``workers`` processes, or
+        over the running scheduler at ``scheduler_address`` (instead of ``[compute]`` of the
+        config; see :mod:`careblocks.compute`). The results are the same.
     """
 
-    cfg = load_config(config) if isinstance(config, (str, Path)) else config
+    cfg = _with_compute(config, workers, scheduler_address)
     return pipeline.to_results(pipeline.analyse(cfg))
 
 
-def run(config: Config | str | Path, out_dir: str | Path | None = None) -> tuple[Results, list[Path]]:
+def run(config: Config | str | Path, out_dir: str | Path | None = None, *, workers: int | None = None,
+        scheduler_address: str | None = None) -> tuple[Results, list[Path]]:
     """Run a study and write its GeoPackage, map and report into ``out_dir``.
 
     Returns the results and the paths written (all written together, or none).
+    ``workers`` and ``scheduler_address`` as in :func:`analyse`.
     """
 
-    cfg = load_config(config) if isinstance(config, (str, Path)) else config
+    cfg = _with_compute(config, workers, scheduler_address)
     return pipeline.run(cfg, out_dir=Path(out_dir) if out_dir is not None else None)
 
 # --------------------------------------------------------------------------- demand and sites

@@ -27,7 +27,8 @@ from careblocks.network.cost import WalkCost
 from careblocks.pipeline.cache import input_paths as _input_paths
 from careblocks.results import Results
 
-#: Called as ``reporter(event, stage, detail)`` with event "start", "done", "warning".
+#: Called as ``reporter(event, stage, detail)`` with event "start", "done", "info", "warning",
+#: or "progress" (chunks done on a Dask cluster, :mod:`careblocks.compute`).
 Reporter = Callable[[str, str, str], None]
 
 
@@ -385,13 +386,22 @@ def analyse(
     :class:`~careblocks.errors.AuditError`. ``strict`` (or ``audit.strict``) turns every
     data-quality warning into such an error.
     """
+    from careblocks import compute
+
     strict = strict or config.audit.strict
     ctx = Context(config=config, report=reporter, audit=Audit(strict=strict), strict=strict)
-    for name, fn in STAGES:
-        with ctx.stage(name):
-            fn(ctx)
-        if until == name:
-            break
+    # the per-origin work of the stages runs in chunks on a cluster when [compute] (or
+    # DASK_SCHEDULER_ADDRESS) names one; it is opened on the first chunked call
+    with compute.session(workers=config.compute.workers,
+                         scheduler_address=config.compute.scheduler_address, reporter=reporter):
+        for name, fn in STAGES:
+            with ctx.stage(name):
+                fn(ctx)
+            if until == name:
+                break
+        where = compute.workers_in_use()
+    if where is not None:
+        ctx.stats["compute"] = where
     return ctx
 
 
