@@ -58,6 +58,7 @@ def test_budget_and_fixed_block_on_fontibon(schools, tmp_path) -> None:
     sel = pyogrio.read_dataframe(gpkg, layer="selected_sites", read_geometry=False).sort_values("order")
     # the block that stays comes first, marked, and the new ones follow
     assert sel["name"].iloc[0] == FIXED and bool(sel["fixed"].iloc[0])
+    assert sel["rationale"].iloc[0].startswith("Una manzana que se mantiene (sites.fixed). ")
     assert not sel["fixed"].iloc[1:].astype(bool).any()
     new = sel.iloc[1:]
     # the costs written are those of the layer (schools) or the default (OSM anchors)

@@ -362,7 +362,11 @@ def run_sites_stage(ctx) -> None:
                          labels=labels, marginal=marginal, cap_min=sc.current_time_cap_min,
                          language=cfg.outputs.language)
     if len(fixed):  # blocks that stay come first, marked; the new ones follow in their order
+        from careblocks.i18n import language
+
         sel["fixed"] = np.arange(len(sel)) < len(fixed)
+        kept_words = language(cfg.outputs.language)._("A block that stays (sites.fixed).")
+        sel.loc[sel["fixed"], "rationale"] = kept_words + " " + sel.loc[sel["fixed"], "rationale"].astype(str)
     if cost is not None:
         sel["cost"] = cost[kept.selected]
     if cfg.sensitivity.draws > 0 and len(sel):
