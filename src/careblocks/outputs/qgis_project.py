@@ -259,7 +259,7 @@ def _layout(root: ET.Element, results, groups, extent: tuple[float, float, float
     # title
     title = _item(lay, 65641, x=8, y=6, w=280, h=12, z=5, uid="{" + str(uuid.uuid5(uuid.NAMESPACE_URL, "title")) + "}",
                   name="title", labelText=L._("Care Blocks: access to care in {study}").format(
-                      study=results.config.study.name),
+                      study=results.config.study.label),
                   htmlState="0", marginX="0", marginY="0", halign="1", valign="32")
     _text_style(title, 18, bold=True, font_tag="LabelFont")
     _sub(title, "FontColor", red="30", green="30", blue="30", alpha="255")
@@ -314,7 +314,7 @@ def build_qgis_project(results, *, gpkg_name: str, layers: dict[str, str], crs: 
     groups = _layers(results, layers, L)
     root = ET.Element("qgis", projectname=str(results.config.study.name), version="3.22.0")
     _sub(root, "homePath", path="")
-    _sub(root, "title", str(results.config.study.name))
+    _sub(root, "title", str(results.config.study.label))
     pcrs = _sub(root, "projectCrs")
     _srs(pcrs, project_crs)
     tree = _sub(root, "layer-tree-group")

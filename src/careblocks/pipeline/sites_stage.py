@@ -228,6 +228,7 @@ def site_candidates(ctx):
         "network": stage_cache.network_digest(ctx.network), "crs": ctx.crs,
         "area": ctx.area_4326.wkb.hex() if ctx.area_4326 is not None else None,
         "origins": stage_cache.frame_digest(ctx.origins, ["population"]),
+        "language": cfg.outputs.language,  # unnamed places are named in it
     }, lambda: build_candidates(cfg, osm_path=ctx.osm_path, area_4326=ctx.area_4326, crs=ctx.crs,
                                 network=ctx.network, origins=ctx.origins), status=status)
     return cands
