@@ -48,14 +48,16 @@ class CareNeedTables:
     formula: str | None
 
 
-def _source(spec: Any) -> str:
-    """A care group's source in the config's words: a column, a rate of a column, bands."""
+def _source(spec: Any, name: Any = str) -> str:
+    """A care group's source in the config's words: a column, a rate of a column, bands.
+    ``name`` turns a care group or a rate's base (``person``, ``household``) into words."""
     if spec is None:
         return ""
     if isinstance(spec, str):
         return spec
     if getattr(spec, "bands", None):
-        terms = " + ".join(c if float(w) == 1 else f"{w:g} × {c}" for c, w in spec.bands.items())
+        terms = " + ".join((name(c) if c in CENSUS_GROUPS else c) if float(w) == 1
+                           else f"{w:g} × {name(c) if c in CENSUS_GROUPS else c}" for c, w in spec.bands.items())
         text = terms.replace("+ -", "− ")
         if getattr(spec, "split_share", None):
             text = f"({text}) × {spec.split_share}"
@@ -65,26 +67,27 @@ def _source(spec: Any) -> str:
     if unit == "count":
         return col
     per = getattr(spec, "per", "person")
-    return f"{col} ({'%' if unit == 'percent' else '0-1'}) × {per}"
+    return f"{col} ({'%' if unit == 'percent' else '0-1'}) × {name(per)}"
 
 
 def component_table(config: Any, groups: list[str], weights: dict[str, float], *,
-                    has_households: bool, has_gap: bool) -> pd.DataFrame:
+                    has_households: bool, has_gap: bool, name: Any = str) -> pd.DataFrame:
     """One row per indicator of the index: component, indicator, groups it is built from,
-    their source columns and the component's weight as used (renormalised)."""
+    their source columns (care groups and rate bases in words by ``name``) and the
+    component's weight as used (renormalised)."""
     plan = care_index_plan(groups, dict(config.care_index.weights), has_households=has_households,
                            has_gap=has_gap)
     used = weights or plan["weights"]
     rows = []
     for comp in COMPONENTS:
-        for name, num, _den in plan["indicators"].get(comp, []):
+        for ind, num, _den in plan["indicators"].get(comp, []):
             if comp not in used:
                 continue
-            if name == "gap_minutes":
+            if ind == "gap_minutes":
                 src = ", ".join(config.service_names)
             else:
-                src = "; ".join(f"{g}: {_source(getattr(config.census.groups, g, None))}" for g in num)
-            rows.append({"component": comp, "indicator": name, "groups": tuple(num), "source": src,
+                src = "; ".join(f"{name(g)}: {_source(getattr(config.census.groups, g, None), name)}" for g in num)
+            rows.append({"component": comp, "indicator": ind, "groups": tuple(num), "source": src,
                          "weight": float(used[comp])})
     return pd.DataFrame(rows, columns=["component", "indicator", "groups", "source", "weight"])
 
@@ -130,8 +133,9 @@ def site_table(selected: pd.DataFrame) -> pd.DataFrame | None:
     return out
 
 
-def care_need_tables(results) -> CareNeedTables | None:
-    """The report's care-need tables, or None when the run has no ``care_need_index``."""
+def care_need_tables(results, name: Any = str) -> CareNeedTables | None:
+    """The report's care-need tables, or None when the run has no ``care_need_index``;
+    ``name`` puts care groups into words in the source column (default: their ids)."""
     o = results.origins
     if o is None or "care_need_index" not in o.columns:
         return None
@@ -140,7 +144,8 @@ def care_need_tables(results) -> CareNeedTables | None:
     meta = results.metadata or {}
     ci = ((meta.get("stats") or {}).get("demand") or {}).get("care_index") or {}
     comps = component_table(cfg, groups, dict(ci.get("weights") or {}),
-                            has_households="households" in o.columns, has_gap="gap_minutes" in o.columns)
+                            has_households="households" in o.columns, has_gap="gap_minutes" in o.columns,
+                            name=name)
     units, n_units = None, 0
     if "census_unit_id" in o.columns and o["census_unit_id"].notna().any():
         units = weighted_by_unit(o, "census_unit_id")

@@ -535,6 +535,7 @@ _CARE_INDICATOR_WORDS = {
     "share_poverty": N_("share of people in poverty (multidimensional poverty index, IPM, where the census gives it)"),
     "gap_minutes": N_("minutes to the nearest existing service, mean over the services (at most 60)"),
 }
+N_("households")  # a rate's base in the care-need section's source column
 _CARE_PER_WORDS = {"household": N_("{group} per household"), "km2": N_("{group} per km²"),
                    "person": N_("{group} per person")}
 
@@ -554,10 +555,11 @@ def care_need_section(results) -> str:
     :mod:`careblocks.outputs.care_need`; people rounded, indices to two decimals)."""
     from careblocks.outputs.care_need import COMPONENT_COLUMNS, care_need_tables
 
-    t = care_need_tables(results)
+    L = _lang(results)
+    bases = {"person": L._("people"), "household": L._("households")}
+    t = care_need_tables(results, name=lambda g: bases.get(g) or lower_first(group_label(g, L)))
     if t is None:
         return ""
-    L = _lang(results)
     out = ["<h2>" + esc(L._("Care need")) + "</h2><p>" + esc(L._(
         "The care-need index runs from 0 (least need in the study area) to 1 (most). Each "
         "indicator is scaled from the lowest to the highest place of the study, a component is "
