@@ -289,6 +289,10 @@ def _layout(root: ET.Element, results, groups, extent: tuple[float, float, float
                maxBarWidth="55", numUnitsPerSegment="500", numMapUnitsPerScaleBarUnit="1",
                height="2", labelBarSpace="1.5", boxContentSpace="1", background="true")
     _text_style(sb, 8, font_tag="scaleBarFont")
+    # "1000 m", never "1,000 m" (which reads as one metre in Spanish, Portuguese and French)
+    fmt = _sub(_sub(sb, "numericFormat", id="basic"), "Option", type="Map")
+    _sub(fmt, "Option", name="show_thousand_separator", type="bool", value="false")
+    _sub(fmt, "Option", name="decimals", type="int", value="0")
     # north arrow (QGIS's own SVG)
     _item(lay, 65640, x=198, y=25, w=12, h=14, z=6, uid="{" + str(uuid.uuid5(uuid.NAMESPACE_URL, "north")) + "}",
           name="north arrow", file=":/images/north_arrows/layout_default_north_arrow.svg",
