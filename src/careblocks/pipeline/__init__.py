@@ -195,7 +195,7 @@ def stage_origins(ctx: Context) -> None:
     ctx.stats["origins"] = stats
     from careblocks.audit.coverage import audit_origin_coverage
 
-    audit_origin_coverage(ctx.config, origins, ctx.audit)
+    audit_origin_coverage(ctx.config, origins, ctx.audit, ctx.network)
     ctx.audit.raise_if_errors()
     ctx.report(
         "info", "origins", f"{len(origins):,} origins, {origins['population'].sum():,.0f} people"
@@ -419,6 +419,16 @@ def validate(config: Config, *, reporter: Reporter = _quiet, strict: bool = Fals
 
         with ctx.stage("census"):
             ctx.stats["demand"] = check_census_inputs(ctx)
+    sc = config.sites
+    if sc.enabled and (sc.cost_column or sc.fixed or sc.fixed_column or sc.default_cost is not None):
+        # costs and blocks that stay are checked on the candidates run would build
+        from careblocks.pipeline.sites_stage import site_candidates
+        from careblocks.sites.candidates import costs_and_fixed
+
+        with ctx.stage("candidates"):
+            cost, fixed = costs_and_fixed(config, site_candidates(ctx))
+            ctx.stats["candidates"] = {"fixed": int(len(fixed)),
+                                       "with_cost": 0 if cost is None else int(len(cost))}
     return ctx
 
 
