@@ -124,10 +124,22 @@ def read_census(cfg: CensusConfig, *, area_4326: Any = None):
     mapping = _mapping(cfg)
     bbox = tuple(area_4326.bounds) if area_4326 is not None else None
     coarse = None
+    coarse_lost: list[str] = []
     coarse_where = "coarse census layer (census.coarse)"
     if cfg.coarse is not None:
         coarse_where = f"{coarse_where}: {Path(cfg.coarse.path)}"
-        coarse = _read_vector(cfg.coarse, what="coarse census layer (census.coarse)", bbox_4326=bbox)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DataQualityWarning)
+            coarse = _read_vector(cfg.coarse, what="coarse census layer (census.coarse)", bbox_4326=bbox)
+        lost = [w for w in caught if issubclass(w.category, DataQualityWarning)
+                and "without geometry dropped" in str(w.message)]
+        coarse_lost = _coarse_without_geometry(cfg, coarse_where) if lost and cfg.coarse_name_column else []
+        for w in caught:
+            if w in lost and coarse_lost:
+                continue  # said below, naming the rows
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        for msg in coarse_lost:
+            warnings.warn(msg, DataQualityWarning, stacklevel=2)
         if coarse.crs is None:
             raise CRSError(f"{coarse_where}: layer has no CRS; set census.coarse.crs")
         if len(coarse) == 0:
@@ -245,8 +257,33 @@ def read_census(cfg: CensusConfig, *, area_4326: Any = None):
         "coarse": str(cfg.coarse.path) if cfg.coarse is not None else None,
         "groups_present": [g for g in CENSUS_GROUPS if g in res.columns],
         "published_totals": bool(cfg.published_totals),
+        "coarse_without_geometry": coarse_lost if cfg.coarse is not None else [],
     }
     return res, info
+
+
+def _coarse_without_geometry(cfg: CensusConfig, where: str) -> list[str]:
+    """One message per row of ``census.coarse`` without a geometry, naming it by
+    ``census.coarse_name_column`` and the row that has a geometry under the same name (Bogotá's
+    indicator table repeats San Cristóbal in a 21st row without one)."""
+    import pyogrio
+
+    ref = cfg.coarse
+    col = cfg.coarse_name_column
+    df = pyogrio.read_dataframe(ref.path, layer=ref.layer, columns=[col])
+    empty = (df.geometry.isna() | df.geometry.is_empty).to_numpy()
+    names = df[col].astype(str).to_numpy()
+    out = []
+    for i in np.flatnonzero(empty):
+        twins = np.flatnonzero((names == names[i]) & ~empty)
+        rep = (f" and repeats row {int(twins[0]) + 1}, which has the geometry" if len(twins)
+               else "; no other row has this name")
+        out.append(
+            f"{where}: row {int(i) + 1} ({col} = {names[i]!r}) has no geometry{rep}; it is left "
+            f"out, so {len(df) - int(empty.sum())} of the {len(df)} rows are used: remove the row "
+            "or give it a geometry"
+        )
+    return out
 
 
 # --------------------------------------------------------------------------------------

@@ -116,11 +116,11 @@ def stage_audit(ctx: Context) -> None:
     network is built or any time computed."""
     from careblocks.audit.census import audit_census, audit_districts
     from careblocks.audit.coverage import audit_layer_extents
-    from careblocks.audit.gtfs import audit_gtfs
+    from careblocks.pipeline import cache as stage_cache
 
     audit_census(ctx.config, ctx.area_4326, ctx.audit)
     audit_districts(ctx.config, ctx.area_4326, ctx.audit)
-    audit_gtfs(ctx.config, ctx.audit)
+    stage_cache.audit_gtfs_cached(ctx.config, ctx.audit, status=ctx.stats.setdefault("cache", {}))
     audit_layer_extents(ctx.config, ctx.area_4326, ctx.audit)
     ctx.audit.raise_if_errors()
 
@@ -195,7 +195,7 @@ def stage_origins(ctx: Context) -> None:
     ctx.stats["origins"] = stats
     from careblocks.audit.coverage import audit_origin_coverage
 
-    audit_origin_coverage(ctx.config, origins, ctx.audit)
+    audit_origin_coverage(ctx.config, origins, ctx.audit, ctx.network)
     ctx.audit.raise_if_errors()
     ctx.report(
         "info", "origins", f"{len(origins):,} origins, {origins['population'].sum():,.0f} people"
@@ -225,18 +225,10 @@ def _services_by_type(ctx: Context) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def stage_access(ctx: Context) -> None:
-    from careblocks.access import walk_access
+    from careblocks.pipeline import cache as stage_cache
 
-    cfg = ctx.config
-    table = walk_access(
-        ctx.network,
-        ctx.origins["node"].to_numpy(np.int64),
-        ctx.origins["snap_m"].to_numpy(np.float64),
-        _services_by_type(ctx),
-        cost=ctx.cost,
-        threshold_min=cfg.access.threshold_min,
-        walk_profiles=WalkCost.profiles_from_config(cfg.walk),
-    )
+    table = stage_cache.walk_access_cached(ctx.config, ctx.network, ctx.origins, _services_by_type(ctx),
+                                           status=ctx.stats.setdefault("cache", {}))
     for col in table.columns:
         ctx.origins[col] = table[col].to_numpy()
 
@@ -427,6 +419,16 @@ def validate(config: Config, *, reporter: Reporter = _quiet, strict: bool = Fals
 
         with ctx.stage("census"):
             ctx.stats["demand"] = check_census_inputs(ctx)
+    sc = config.sites
+    if sc.enabled and (sc.cost_column or sc.fixed or sc.fixed_column or sc.default_cost is not None):
+        # costs and blocks that stay are checked on the candidates run would build
+        from careblocks.pipeline.sites_stage import site_candidates
+        from careblocks.sites.candidates import costs_and_fixed
+
+        with ctx.stage("candidates"):
+            cost, fixed = costs_and_fixed(config, site_candidates(ctx))
+            ctx.stats["candidates"] = {"fixed": int(len(fixed)),
+                                       "with_cost": 0 if cost is None else int(len(cost))}
     return ctx
 
 

@@ -15,16 +15,25 @@ def run_prioritise(config: Config, *, out_dir: Path | None = None):
     """
     import warnings
 
+    from careblocks.audit import Audit
+    from careblocks.audit.census import audit_census
     from careblocks.demand.prioritise import prioritise
     from careblocks.errors import DataQualityWarning
+    from careblocks.io.layers import study_area
     from careblocks.outputs.prioritise import write_prioritisation
     from careblocks.pipeline import slug
 
+    audit = Audit(strict=config.audit.strict)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataQualityWarning)
+        # the census audit of `run` (duplicates, ranges, coarse rows without geometry)
+        audit_census(config, study_area(config), audit)
+        audit.raise_if_errors()
         res = prioritise(config)
-    res.info["warnings"] = [str(w.message) for w in caught
-                            if issubclass(w.category, DataQualityWarning)]
+    # each warning once: the audit read the census layers before the ranking did
+    res.info["warnings"] = list(dict.fromkeys(str(w.message) for w in caught
+                                              if issubclass(w.category, DataQualityWarning)))
+    res.info["audit"] = audit.to_dict()
     for w in caught:
         if not issubclass(w.category, DataQualityWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

@@ -16,9 +16,10 @@ import scipy.sparse as sp
 from careblocks import columns as C
 from careblocks.network.cost import WalkCost
 from careblocks.network.search import gather_targets, min_union, reach_from
+from careblocks.sites.candidates import costs_and_fixed
 from careblocks.sites.hours import hours_pair_values
 from careblocks.sites.rationale import marginal_figures, selected_sites
-from careblocks.sites.selection import CurvePoint, coverage_curve, select_sites
+from careblocks.sites.selection import CurvePoint, SelectionResult, coverage_curve, select_sites
 
 
 def curve_k_max(setting: int | None, k: int, n_candidates: int) -> int:
@@ -26,6 +27,52 @@ def curve_k_max(setting: int | None, k: int, n_candidates: int) -> int:
     of 10 and 2 x ``sites.k``; never more than the candidates; 0 = no curve."""
     want = max(10, 2 * int(k)) if setting is None else int(setting)
     return max(0, min(want, int(n_candidates)))
+
+
+def fixed_first(result: SelectionResult, fixed: np.ndarray, matrix, weights, *, pair: bool,
+                capacitated: bool, existing=None) -> SelectionResult:
+    """The selection with the blocks that stay (``fixed``) first, then the new ones.
+
+    The fixed blocks' gains are what each adds, in turn, over the existing blocks: people
+    (or care gaps) first within reach, or with ``pair`` the hours gained with each origin's
+    nearest block. Capacitated gains of fixed blocks depend on the assignment and are left
+    NaN. ``total_weight`` grows by the fixed blocks' gains, so shares are of everything not
+    served before any block (existing excluded)."""
+    import dataclasses
+
+    if not len(fixed):
+        return result
+    m = sp.csr_matrix(matrix)
+    n_o = m.shape[1]
+    gains = np.full(len(fixed), np.nan)
+    if pair:
+        best = np.zeros(n_o)
+        for j, i in enumerate(fixed):
+            a, b = m.indptr[i], m.indptr[i + 1]
+            idx, val = m.indices[a:b], m.data[a:b]
+            gains[j] = float(np.maximum(0.0, val - best[idx]).sum())
+            best[idx] = np.maximum(best[idx], val)
+    elif not capacitated:
+        w = np.asarray(weights, dtype=float)
+        w = w.sum(axis=1) if w.ndim == 2 else w
+        hit = np.zeros(n_o, dtype=bool)
+        if existing is not None:
+            ex = np.asarray(existing)
+            if ex.dtype == bool and ex.shape == (n_o,):
+                hit |= ex
+            else:
+                hit[sp.csr_matrix(existing).indices] = True
+        for j, i in enumerate(fixed):
+            idx = m.indices[m.indptr[i]:m.indptr[i + 1]]
+            new = idx[~hit[idx]]
+            gains[j] = float(w[new].sum())
+            hit[new] = True
+    add = float(np.nansum(gains)) if not pair else 0.0  # pair: the total already counts them
+    marg = np.concatenate([gains, result.marginal_gain])
+    return dataclasses.replace(
+        result, selected=np.concatenate([np.asarray(fixed, np.int64), result.selected]),
+        marginal_gain=marg, cumulative=np.cumsum(np.nan_to_num(marg)),
+        total_weight=result.total_weight + add, existing_weight=result.existing_weight - add)
 
 
 def capacitated_inputs(config, origins, scored, *, threshold_min: float):
@@ -162,6 +209,31 @@ def _sites_timetable(ctx):
     return tt
 
 
+def site_candidates(ctx):
+    """The candidate sites of the study (through the stage cache): what the sites stage and
+    ``validate`` (to check ``sites.fixed`` and the costs) both read."""
+    from careblocks.network.graph import file_digest
+    from careblocks.pipeline import cache as stage_cache
+    from careblocks.sites.candidates import build_candidates
+
+    cfg, sc = ctx.config, ctx.config.sites
+    status = ctx.stats.setdefault("cache", {})
+    osm = Path(str(ctx.osm_path)) if ctx.osm_path is not None else None
+    cands = stage_cache.frame_cached(cfg, "candidates", {
+        "sites": {k: getattr(sc, k) for k in ("candidates_osm_anchors", "anchor_tags", "candidates_layer",
+                                               "h3_resolution", "exclusions", "cost_column", "default_cost",
+                                               "fixed", "fixed_column")},
+        "max_snap_m": cfg.walk.max_snap_m, "files": stage_cache.input_files_digest(cfg),
+        "osm": file_digest(osm) if osm is not None and osm.is_file() else str(ctx.osm_path),
+        "network": stage_cache.network_digest(ctx.network), "crs": ctx.crs,
+        "area": ctx.area_4326.wkb.hex() if ctx.area_4326 is not None else None,
+        "origins": stage_cache.frame_digest(ctx.origins, ["population"]),
+        "language": cfg.outputs.language,  # unnamed places are named in it
+    }, lambda: build_candidates(cfg, osm_path=ctx.osm_path, area_4326=ctx.area_4326, crs=ctx.crs,
+                                network=ctx.network, origins=ctx.origins), status=status)
+    return cands
+
+
 def run_sites_stage(ctx) -> None:
     """The ``sites`` stage: candidates -> catchments -> scores -> selection -> after.
 
@@ -177,8 +249,6 @@ def run_sites_stage(ctx) -> None:
     ``walk_min_<s>_after`` / ``services_within_<T>min_after`` to ``ctx.origins`` and
     ``ctx.stats["sites"]``.
     """
-    from careblocks.network.graph import file_digest
-    from careblocks.sites.candidates import build_candidates
     from careblocks.sites.scoring import (
         access_after,
         catchment_polygons,
@@ -193,18 +263,7 @@ def run_sites_stage(ctx) -> None:
     from careblocks.pipeline import cache as stage_cache
 
     status = ctx.stats.setdefault("cache", {})
-    osm = Path(str(ctx.osm_path)) if ctx.osm_path is not None else None
-    cands = stage_cache.frame_cached(cfg, "candidates", {
-        "sites": {k: getattr(sc, k) for k in ("candidates_osm_anchors", "anchor_tags", "candidates_layer",
-                                               "h3_resolution", "exclusions")},
-        "max_snap_m": cfg.walk.max_snap_m, "files": stage_cache.input_files_digest(cfg),
-        "osm": file_digest(osm) if osm is not None and osm.is_file() else str(ctx.osm_path),
-        "network": stage_cache.network_digest(ctx.network), "crs": ctx.crs,
-        "area": ctx.area_4326.wkb.hex() if ctx.area_4326 is not None else None,
-        "origins": stage_cache.frame_digest(ctx.origins, ["population"]),
-        "language": cfg.outputs.language,  # unnamed places are named in it
-    }, lambda: build_candidates(cfg, osm_path=ctx.osm_path, area_4326=ctx.area_4326, crs=ctx.crs,
-                                network=ctx.network, origins=ctx.origins), status=status)
+    cands = site_candidates(ctx)
     if sc.k > len(cands):
         import warnings
 
@@ -233,10 +292,6 @@ def run_sites_stage(ctx) -> None:
 
     for s in sc.offers:  # what a new block offers (services.<s>.block_capacity), for selection
         scored[f"capacity_{s}"] = block_capacity(cfg, s)
-    from careblocks.accessibility import block_capacity
-
-    for s in sc.offers:  # what a new block offers (services.<s>.block_capacity), for selection
-        scored[f"capacity_{s}"] = block_capacity(cfg, s)
     # selection: walking coverage, or the union (min time) of walking and walk + transit
     coverage = catch.coverage if transit_cov is None else min_union(catch.coverage, transit_cov)
     pair = sc.objective == "hours_returned"
@@ -247,11 +302,12 @@ def run_sites_stage(ctx) -> None:
     capacity = sc.capacity
     if sc.capacitated and not pair:
         weights, capacity = capacitated_inputs(cfg, ctx.origins, scored, threshold_min=T)
+    cost, fixed = costs_and_fixed(cfg, cands)
     constraints = dict(
         min_spacing_m=sc.min_spacing_m, candidate_xy=np.column_stack([cands.geometry.x, cands.geometry.y]),
         districts=_candidate_districts(cands, ctx.districts) if sc.max_per_district is not None else None,
         max_per_district=sc.max_per_district, existing=_existing_coverage(ctx, catch.limit_s, timetable),
-        capacity=capacity,
+        capacity=capacity, cost=cost, budget=sc.budget, fixed=fixed if len(fixed) else None,
     )
     result = stage_cache.selection_cached(
         cfg, matrix, weights,
@@ -285,37 +341,55 @@ def run_sites_stage(ctx) -> None:
         from careblocks.sites.selection import min_sites_for_coverage
 
         tgt = min_sites_for_coverage(matrix, weights, target_share=sc.coverage_target,
-                                     existing=constraints["existing"], time_limit_s=sc.time_limit_s)
+                                     existing=constraints["existing"], fixed=constraints["fixed"],
+                                     cost=cost, time_limit_s=sc.time_limit_s)
         ctx.stats["sites_target"] = {
             "target_share": sc.coverage_target, "status": tgt.status, "min_blocks": int(tgt.k),
+            "cost": None if cost is None else float(cost[tgt.selected].sum()),
             "share_reached": (tgt.objective / tgt.total_weight) if tgt.total_weight > 0 else 0.0,
             "candidate_ids": cands["candidate_id"].astype(str).to_numpy()[tgt.selected].tolist(),
         }
     labels = {s: v.label for s, v in cfg.services.items()}
     existing_walk = _existing_coverage(ctx, catch.limit_s) if cfg.sites.existing is not None else None
+    kept = fixed_first(result, fixed, matrix, weights, pair=pair, capacitated=capacity is not None,
+                       existing=constraints["existing"])
     marginal = marginal_figures(
-        cfg, ctx.origins, catch.coverage, result.selected, existing=existing_walk,
+        cfg, ctx.origins, catch.coverage, kept.selected, existing=existing_walk,
         transit=coverage if transit_cov is not None else None,
         existing_transit=_existing_coverage(ctx, catch.limit_s, timetable) if transit_cov is not None
         and cfg.sites.existing is not None else None,
     )
-    sel = selected_sites(scored, result, threshold_min=T, offers=sc.offers, objective=sc.objective,
+    sel = selected_sites(scored, kept, threshold_min=T, offers=sc.offers, objective=sc.objective,
                          labels=labels, marginal=marginal, cap_min=sc.current_time_cap_min,
                          language=cfg.outputs.language)
+    if len(fixed):  # blocks that stay come first, marked; the new ones follow in their order
+        from careblocks.i18n import language
+
+        sel["fixed"] = np.arange(len(sel)) < len(fixed)
+        kept_words = language(cfg.outputs.language)._("A block that stays (sites.fixed).")
+        sel.loc[sel["fixed"], "rationale"] = kept_words + " " + sel.loc[sel["fixed"], "rationale"].astype(str)
+    if cost is not None:
+        sel["cost"] = cost[kept.selected]
     if cfg.sensitivity.draws > 0 and len(sel):
         import time
 
         from careblocks.sites.sensitivity import sensitivity
 
         t0 = time.perf_counter()
-        ctx.extra["sensitivity"] = sensitivity(
-            cfg, scored, ctx.origins, coverage, sel["candidate_id"].astype(str).tolist(),
-            threshold_min=T, select_kw={**constraints, "capacity": sc.capacity})
+        ids = sel["candidate_id"].astype(str).tolist()[len(fixed):]  # the fixed blocks are not drawn
+        kw = {**constraints, "capacity": sc.capacity}
+        ctx.extra["sensitivity"] = stage_cache.table_cached(cfg, "sensitivity", {
+            "sensitivity": stage_cache._jsonable(cfg.sensitivity), "sites": stage_cache._jsonable(cfg.sites),
+            "scored": stage_cache.columns_digest(scored), "origins": stage_cache.columns_digest(ctx.origins),
+            "coverage": stage_cache._param_digest(coverage), "selected": ids, "threshold_min": T,
+            "select_kw": {k: stage_cache._param_digest(v) for k, v in kw.items()},
+        }, lambda: sensitivity(cfg, scored, ctx.origins, coverage, ids, threshold_min=T, select_kw=kw),
+            status=status)
         ctx.stats["sensitivity_seconds"] = round(time.perf_counter() - t0, 3)
     # how exact the answer is, on every row (a time limit keeps its proven gap with the sites)
     sel["selection_status"] = result.status
     sel["selection_gap"] = np.nan if result.mip_gap is None else float(result.mip_gap)
-    rows = catch.reach[result.selected]
+    rows = catch.reach[kept.selected]
     polys = stage_cache.frame_cached(cfg, "catchment_polygons", {
         "network": stage_cache.network_digest(ctx.network), "ids": sel["candidate_id"].tolist(),
         "reach": stage_cache._param_digest(rows), "limit_s": float(catch.limit_s)},
@@ -354,6 +428,8 @@ def run_sites_stage(ctx) -> None:
         "status": result.status, "mip_gap": result.mip_gap, "objective_value": result.objective,
         "objective_bound": result.bound, "capacitated": bool(sc.capacitated and not pair),
         "total_weight": result.total_weight, "existing_weight": result.existing_weight,
+        "fixed": cands["candidate_id"].astype(str).to_numpy()[fixed].tolist(),
+        "budget": sc.budget, "cost_selected": None if cost is None else float(cost[result.selected].sum()),
         "coverage_entries": int(catch.coverage.nnz), "use_transit": timetable is not None,
         **transit_stats, **result.info,
     }
@@ -362,13 +438,13 @@ def run_sites_stage(ctx) -> None:
 def _transit_block_minutes(ctx, timetable, sel) -> np.ndarray:
     """Walk + transit minutes (report percentile) from every origin to the nearest selected
     block, NaN where none is reached within ``transit.max_trip_min``."""
-    from careblocks.transit import transit_access
+    from careblocks.pipeline import cache as stage_cache
 
     cfg = ctx.config
-    res = transit_access(ctx.network, timetable, ctx.origins["node"].to_numpy(np.int64),
-                         ctx.origins["snap_m"].to_numpy(np.float64),
-                         {"block": (sel["node"].to_numpy(np.int64), sel["snap_m"].to_numpy(np.float64))},
-                         cfg.transit, cost=WalkCost.from_config(cfg.walk))
+    res = stage_cache.transit_access_cached(
+        cfg, ctx.network, timetable, ctx.extra.get("timetable_key"), ctx.origins,
+        {"block": (sel["node"].to_numpy(np.int64), sel["snap_m"].to_numpy(np.float64))},
+        status=ctx.stats.setdefault("cache", {}), name="transit_after")
     return res["block"][:, list(cfg.transit.percentiles).index(cfg.transit.report_percentile)]
 
 
