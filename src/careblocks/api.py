@@ -35,6 +35,7 @@ from careblocks.config import (
     load_config,
 )
 from careblocks.demand.care_index import care_need_index as _care_need_index_core
+from careblocks.demand.prioritise import Prioritisation
 from careblocks.errors import CareblocksError, CRSError, InputDataError, MissingColumnError
 from careblocks.io.layers import representative_xy
 from careblocks.io.osm import graph_nodes_edges, osm_format, read_osm_network
@@ -48,6 +49,8 @@ from careblocks.network.graph import (
     snap_to_streets,
 )
 from careblocks.network.search import gather_targets, reach_from
+from careblocks.pipeline import Reporter
+from careblocks.pipeline.prioritise_stage import run_prioritise
 from careblocks.results import Results
 from careblocks.sites.hours import hours_pair_values
 from careblocks.sites.rationale import selected_sites
@@ -62,11 +65,13 @@ __all__ = [
     "care_need_index",
     "isochrones",
     "load_config",
+    "prioritise",
     "run",
     "score_candidates",
     "select_sites",
     "transit_access",
     "travel_time_matrix",
+    "validate",
     "walk_access",
     "walk_network",
 ]
@@ -437,7 +442,11 @@ def isochrones(network: WalkNetwork, points: gpd.GeoDataFrame, *, cutoffs_min: S
 
 
 # --------------------------------------------------------------------------- whole studies
-def analyse(config: Config | str | Path) -> Results:
+def _config(config: Config | str | Path) -> Config:
+    return load_config(config) if isinstance(config, (str, Path)) else config
+
+
+def analyse(config: Config | str | Path, *, reporter: Reporter | None = None, strict: bool = False) -> Results:
     """Run every stage of a study and return its :class:`Results` (nothing is written).
 
     Data-quality problems are raised as Python warnings (:class:`DataQualityWarning`) as they
@@ -447,20 +456,50 @@ def analyse(config: Config | str | Path) -> Results:
     ----------
     config
         A :class:`Config` or the path of a study TOML (see ``docs/config.md``).
+    reporter
+        Called as ``reporter(event, stage, detail)`` (event ``"start"``, ``"done"``,
+        ``"info"``, ``"warning"``) as the stages run; the CLI prints its progress lines from it.
+    strict
+        Turn every data-quality warning into an :class:`~careblocks.errors.AuditError`, as
+        ``audit.strict`` does.
     """
+    return pipeline.to_results(pipeline.analyse(_config(config), reporter=reporter or pipeline.quiet,
+                                                strict=strict))
 
-    cfg = load_config(config) if isinstance(config, (str, Path)) else config
-    return pipeline.to_results(pipeline.analyse(cfg))
+
+def validate(config: Config | str | Path, *, reporter: Reporter | None = None, strict: bool = False) -> Results:
+    """Check a study's config and every input with the readers and checks of :func:`run`.
+
+    Builds the network, the services and the origins and reads the transit feeds, census and
+    district layers as a run does, without computing access; raises the same
+    :class:`~careblocks.errors.CareblocksError` a run would. Returns the :class:`Results` of
+    what was read (``metadata`` holds the input audit, the stats and the warnings).
+    ``reporter`` and ``strict`` as in :func:`analyse`.
+    """
+    return pipeline.to_results(pipeline.validate(_config(config), reporter=reporter or pipeline.quiet,
+                                                 strict=strict))
 
 
-def run(config: Config | str | Path, out_dir: str | Path | None = None) -> tuple[Results, list[Path]]:
+def run(config: Config | str | Path, out_dir: str | Path | None = None, *, reporter: Reporter | None = None,
+        strict: bool = False) -> tuple[Results, list[Path]]:
     """Run a study and write its GeoPackage, map and report into ``out_dir``.
 
-    Returns the results and the paths written (all written together, or none).
+    ``out_dir`` defaults to ``outputs.dir`` (else ``out/<study>/``); ``reporter`` and
+    ``strict`` as in :func:`analyse`. Returns the results and the paths written (all written
+    together, or none).
     """
+    return pipeline.run(_config(config), out_dir=Path(out_dir) if out_dir is not None else None,
+                        reporter=reporter or pipeline.quiet, strict=strict)
 
-    cfg = load_config(config) if isinstance(config, (str, Path)) else config
-    return pipeline.run(cfg, out_dir=Path(out_dir) if out_dir is not None else None)
+
+def prioritise(config: Config | str | Path, out_dir: str | Path | None = None) -> tuple[Prioritisation, list[Path]]:
+    """Rank every census unit and district of a study by the care-need index and write the
+    ranking (GeoPackage, map and tables) into ``out_dir`` (default ``outputs.dir``, else
+    ``out/<study>/``); from the census alone, no street network. Data-quality warnings are
+    collected in ``info["warnings"]``. Returns the ranking and the paths written.
+    """
+    return run_prioritise(_config(config), out_dir=Path(out_dir) if out_dir is not None else None)
+
 
 # --------------------------------------------------------------------------- demand and sites
 def care_need_index(units: pd.DataFrame, *, weights: Mapping[str, float] | None = None,

@@ -7,9 +7,16 @@ error is reported as failed with its one-line message; the others go on.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from dask.distributed import Client, LocalCluster
+
+import careblocks
+from careblocks.config import load_config
+from careblocks.errors import CareblocksError
 
 
 @dataclass
@@ -22,19 +29,13 @@ class BatchOutcome:
 
 
 def _run_one(config_path: str, out_dir: str | None, overrides: dict[str, Any]) -> BatchOutcome:
-    import time
-
-    from careblocks import pipeline
-    from careblocks.config import load_config
-    from careblocks.errors import CareblocksError
-
     t0 = time.perf_counter()
     try:
         cfg = load_config(config_path, overrides=overrides)
         target = None
         if out_dir is not None:
-            target = Path(out_dir) / pipeline.slug(cfg.study.name)
-        _, written = pipeline.run(cfg, out_dir=target)
+            target = Path(out_dir) / cfg.study.slug
+        _, written = careblocks.run(cfg, target)
         return BatchOutcome(config_path, True, "ok", [str(p) for p in written], time.perf_counter() - t0)
     except CareblocksError as exc:
         return BatchOutcome(config_path, False, str(exc), [], time.perf_counter() - t0)
@@ -61,8 +62,6 @@ def run_batch(
     scheduler_address
         Address of an existing dask.distributed scheduler to submit to instead.
     """
-    from dask.distributed import Client, LocalCluster
-
     overrides = overrides or {}
     if scheduler_address:
         client = Client(scheduler_address)

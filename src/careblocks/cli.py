@@ -1,8 +1,10 @@
-"""The ``careblocks`` command line: a thin shell over :mod:`careblocks.pipeline`.
+"""The ``careblocks`` command line: a thin shell over the public API (:mod:`careblocks.api`:
+``careblocks.run``, ``validate``, ``prioritise``), which is the one entry to the pipeline.
 
 User mistakes (a :class:`~careblocks.errors.CareblocksError`) print one line and exit with
-code 2; tracebacks only with ``-vv``. Heavy imports happen inside the commands so that
-``careblocks --help`` is instant.
+code 2; tracebacks only with ``-vv``. Heavy imports (the API, with geopandas and numba; rich)
+happen inside the commands so that ``careblocks --help`` is instant: ``careblocks`` itself
+loads its API on first use.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import click
+
+import careblocks
 
 EXIT_USER_ERROR = 2
 #: exit code of an unexpected exception (a bug): one line and a crash log
@@ -28,6 +32,17 @@ class _State:
         from rich.console import Console
 
         return Console(stderr=False, quiet=self.verbosity < 0, highlight=False)
+
+
+def _console(verbose: int, quiet: int) -> tuple[int, Any]:
+    """The verbosity (``-v`` minus ``-q``) and the console of a command."""
+    verbosity = verbose - quiet
+    return verbosity, _State(verbosity).console
+
+
+def _echo_written(paths: Any) -> None:
+    for p in paths:
+        click.echo(f"wrote {Path(p).resolve()}")
 
 
 def _verbosity_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -209,28 +224,23 @@ def run(
     Without CONFIG, runs the embedded default: the Fontibón (Bogotá) study on the compact
     sample shipped inside the package (OSM extract, census sectors, SDIS centres).
     """
-    verbosity = verbose - quiet
-    state = _State(verbosity)
-    console = state.console
+    verbosity, console = _console(verbose, quiet)
 
     def go() -> None:
-        from careblocks import pipeline
-
         cfg = _load(config, overrides)
         if config is None:
             console.print(
                 "No config given: running the embedded default study "
                 f"'{cfg.study.name}' ({cfg.source_path})."
             )
-        results, written = pipeline.run(
-            cfg, out_dir=out_dir, reporter=_reporter(console, verbosity), strict=strict
+        results, written = careblocks.run(
+            cfg, out_dir, reporter=_reporter(console, verbosity), strict=strict
         )
         if verbosity >= 0:
             from careblocks.summary import print_summary
 
             print_summary(console, results)
-        for p in written:
-            click.echo(f"wrote {p.resolve()}")
+        _echo_written(written)
 
     _guard(verbosity, go)
 
@@ -242,16 +252,14 @@ def run(
 @_verbosity_options
 def validate(config: str, overrides: tuple[str, ...], verbose: int, quiet: int, strict: bool = False) -> None:
     """Check a config and every input; print what was found, without running the analysis."""
-    verbosity = verbose - quiet
-    console = _State(verbosity).console
+    verbosity, console = _console(verbose, quiet)
 
     def go() -> None:
-        from careblocks import pipeline
         from careblocks.summary import print_validation
 
         cfg = _load(config, overrides)
-        ctx = pipeline.validate(cfg, reporter=_reporter(console, verbosity), strict=strict)
-        print_validation(console, ctx)
+        results = careblocks.validate(cfg, reporter=_reporter(console, verbosity), strict=strict)
+        print_validation(console, results)
         click.echo(f"{config}: OK")
 
     _guard(verbosity, go)
@@ -301,24 +309,20 @@ def prioritise(config: str, out_dir: Path | None, overrides: tuple[str, ...], ve
     From the census alone (no street network), plus the facility layers of the config for
     the supply gap (straight-line distances x prioritise.detour_factor).
     """
-    verbosity = verbose - quiet
-    console = _State(verbosity).console
+    verbosity, console = _console(verbose, quiet)
 
     def go() -> None:
         from rich.markup import escape
 
-        from careblocks.pipeline.prioritise_stage import run_prioritise
-
         cfg = _load(config, overrides)
-        res, written = run_prioritise(cfg, out_dir=out_dir)
+        res, written = careblocks.prioritise(cfg, out_dir)
         if verbosity >= 0:
             for w in res.info.get("warnings", []):
                 console.print(f"  [yellow]warning[/yellow] {escape(w)}")
             from careblocks.summary import print_prioritisation
 
             print_prioritisation(console, res, top=cfg.prioritise.top)
-        for p in written:
-            click.echo(f"wrote {p.resolve()}")
+        _echo_written(written)
 
     _guard(verbosity, go)
 
@@ -340,8 +344,7 @@ def batch(
     quiet: int,
 ) -> None:
     """Run many studies side by side on a dask.distributed cluster (one process per study)."""
-    verbosity = verbose - quiet
-    console = _State(verbosity).console
+    verbosity, console = _console(verbose, quiet)
 
     def go() -> None:
         from careblocks.batch import run_batch
@@ -355,8 +358,7 @@ def batch(
         for o in outcomes:
             if o.ok:
                 console.print(f"[green]✓[/green] {o.config} [dim]{o.seconds:.1f} s[/dim]")
-                for p in o.written:
-                    click.echo(f"wrote {Path(p).resolve()}")
+                _echo_written(o.written)
             else:
                 failed += 1
                 click.echo(f"careblocks: error: {o.config}: {o.message}", err=True)
@@ -374,8 +376,7 @@ def batch(
 @_verbosity_options
 def compare(run_a: str, run_b: str, out_dir: Path, verbose: int, quiet: int) -> None:
     """Compare two runs side by side (their output folders or careblocks.gpkg files)."""
-    verbosity = verbose - quiet
-    console = _State(verbosity).console
+    verbosity, console = _console(verbose, quiet)
 
     def go() -> None:
         from careblocks.outputs.compare import _fmt, compare_runs, write_comparison

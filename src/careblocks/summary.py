@@ -190,17 +190,20 @@ def print_equity(console: Any, equity: Any, threshold: float, *, title: str, aft
     console.print(t)
 
 
-def print_validation(console: Any, ctx: Any) -> None:
+def print_validation(console: Any, results: Results) -> None:
+    """The CLI's tables for ``careblocks validate``: the input audit, then what was read."""
+    import geopandas as gpd
     from rich.table import Table
 
-    cfg = ctx.config
-    net = ctx.network
-    print_audit(console, ctx.audit)
+    cfg = results.config
+    net = results.network
+    meta = results.metadata
+    print_audit(console, meta["audit"])
     table = Table(title=f"{cfg.study.name}: inputs")
     table.add_column("input")
     table.add_column("features", justify="right")
     table.add_column("details")
-    minx, miny, maxx, maxy = ctx.area_4326.bounds
+    minx, miny, maxx, maxy = gpd.GeoSeries([results.area], crs=results.crs).to_crs("EPSG:4326").total_bounds
     table.add_row("study area", "1", f"EPSG:4326 extent {minx:.4f}, {miny:.4f}, {maxx:.4f}, {maxy:.4f}")
     table.add_row(
         "walk network",
@@ -208,19 +211,19 @@ def print_validation(console: Any, ctx: Any) -> None:
         f"{net.n_edges // 2:,} edges; working CRS {net.crs}; source {cfg.network.source}"
         + (f" {cfg.network.path}" if cfg.network.path else ""),
     )
-    s = ctx.services
+    s = results.services
     for name in cfg.service_names:
         sel = s[s["service"] == name]
         srcs = ", ".join(f"{k} {v}" for k, v in sel["source"].value_counts().items()) if len(sel) else "none found"
         table.add_row(f"service: {name}", f"{len(sel):,}", srcs)
-    o = ctx.origins
+    o = results.origins
     table.add_row(
         "origins",
         f"{len(o):,}",
         f"population {o['population'].sum():,.0f}; source {cfg.population.source}",
     )
-    if "transit" in ctx.stats:
-        st = ctx.stats["transit"]
+    if "transit" in meta["stats"]:
+        st = meta["stats"]["transit"]
         for feed in st.get("feeds", []):
             table.add_row(
                 f"GTFS: {feed.get('feed', '')}",
@@ -235,8 +238,8 @@ def print_validation(console: Any, ctx: Any) -> None:
             f"{st.get('stops_dropped_outside_area', 0):,} stops outside the area dropped",
         )
     console.print(table)
-    if ctx.warnings:
-        console.print(f"[yellow]{len(ctx.warnings)} data-quality warning(s)[/yellow], printed above")
+    if meta["warnings"]:
+        console.print(f"[yellow]{len(meta['warnings'])} data-quality warning(s)[/yellow], printed above")
 
 
 def print_prioritisation(console: Any, res: Any, *, top: int = 15) -> None:
@@ -269,19 +272,20 @@ def print_prioritisation(console: Any, res: Any, *, top: int = 15) -> None:
         console.print(t)
 
 
-def print_audit(console: Any, audit: Any) -> None:
-    """The input audit's findings as a table (errors and warnings first)."""
+def print_audit(console: Any, audit: dict[str, Any]) -> None:
+    """The input audit's findings (``metadata["audit"]`` of a run) as a table, errors and
+    warnings first."""
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=f"input audit: {audit.verdict()}")
+    table = Table(title=f"input audit: {audit['verdict']}")
     table.add_column("verdict")
     table.add_column("check")
     table.add_column("where")
     table.add_column("finding")
     order = {"error": 0, "warning": 1, "info": 2}
     style = {"error": "red", "warning": "yellow", "info": "dim"}
-    for f in sorted(audit.findings, key=lambda f: order[f.severity]):
-        table.add_row(Text(f.severity, style=style[f.severity]), Text(f.check), Text(f.where),
-                      Text(f.message))
+    for f in sorted(audit["findings"], key=lambda f: order[f["severity"]]):
+        table.add_row(Text(f["severity"], style=style[f["severity"]]), Text(f["check"]), Text(f["where"]),
+                      Text(f["message"]))
     console.print(table)

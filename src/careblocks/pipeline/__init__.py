@@ -31,7 +31,7 @@ from careblocks.results import Results
 Reporter = Callable[[str, str, str], None]
 
 
-def _quiet(event: str, stage: str, detail: str) -> None:  # default reporter
+def quiet(event: str, stage: str, detail: str) -> None:  # default reporter
     return None
 
 
@@ -40,7 +40,7 @@ class Context:
     """State shared by the stages of one run."""
 
     config: Config
-    report: Reporter = _quiet
+    report: Reporter = quiet
     area_4326: Any = None  # shapely polygon or None
     area: Any = None  # in the working CRS
     crs: str | None = None
@@ -376,7 +376,7 @@ def build_metadata(ctx: Context) -> dict[str, Any]:
 
 
 def analyse(
-    config: Config, *, reporter: Reporter = _quiet, until: str | None = None, strict: bool = False
+    config: Config, *, reporter: Reporter = quiet, until: str | None = None, strict: bool = False
 ) -> Context:
     """Run the analysis stages (no outputs); stop after stage ``until`` when given.
 
@@ -395,7 +395,7 @@ def analyse(
     return ctx
 
 
-def validate(config: Config, *, reporter: Reporter = _quiet, strict: bool = False) -> Context:
+def validate(config: Config, *, reporter: Reporter = quiet, strict: bool = False) -> Context:
     """Check a config and every input with the same readers and checks ``run`` uses.
 
     Runs the stages up to the origins, then reads the transit feeds, the census layer or
@@ -441,10 +441,6 @@ def to_results(ctx: Context) -> Results:
     return ctx.results
 
 
-def slug(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name.strip().lower()) or "study"
-
-
 @dataclass
 class OutputPaths:
     gpkg: Path
@@ -457,7 +453,7 @@ def output_paths(config: Config, out_dir: Path | None) -> OutputPaths:
     """Where a run writes: ``--out DIR`` puts everything in DIR; otherwise everything goes to
     ``outputs.dir`` (default ``out/<study>/``): ``careblocks.gpkg``, ``map.html``,
     ``report.html`` (the map to ``outputs.map_dir/<study>.html`` when that key is set)."""
-    name = slug(config.study.name)
+    name = config.study.slug
     if out_dir is not None:
         d = Path(out_dir)
         return OutputPaths(
@@ -511,7 +507,7 @@ def check_output_paths(paths: OutputPaths) -> None:
             raise OutputError(f"{folder}: cannot write there ({exc.strerror}); {fix}") from None
 
 
-def write_outputs(results: Results, paths: OutputPaths, *, reporter: Reporter = _quiet) -> list[Path]:
+def write_outputs(results: Results, paths: OutputPaths, *, reporter: Reporter = quiet) -> list[Path]:
     """Write the GeoPackage, map and report as one set.
 
     The files of one folder are staged in a folder beside it and switched in with one rename
@@ -567,7 +563,7 @@ def write_outputs(results: Results, paths: OutputPaths, *, reporter: Reporter = 
 
 
 def run(
-    config: Config, *, out_dir: Path | None = None, reporter: Reporter = _quiet, strict: bool = False
+    config: Config, *, out_dir: Path | None = None, reporter: Reporter = quiet, strict: bool = False
 ) -> tuple[Results, list[Path]]:
     """Run a whole study and write its outputs; return the results and the paths written."""
     paths = output_paths(config, out_dir)

@@ -18,7 +18,6 @@ def run_prioritise(config: Config, *, out_dir: Path | None = None):
     from careblocks.demand.prioritise import prioritise
     from careblocks.errors import DataQualityWarning
     from careblocks.outputs.prioritise import write_prioritisation
-    from careblocks.pipeline import slug
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataQualityWarning)
@@ -28,5 +27,5 @@ def run_prioritise(config: Config, *, out_dir: Path | None = None):
     for w in caught:
         if not issubclass(w.category, DataQualityWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    d = Path(out_dir) if out_dir is not None else (config.outputs.dir or Path("out") / slug(config.study.name))
+    d = Path(out_dir) if out_dir is not None else (config.outputs.dir or Path("out") / config.study.slug)
     return res, write_prioritisation(res, config, d)
