@@ -20,6 +20,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from careblocks import columns as C
 from careblocks import pipeline
@@ -220,8 +221,6 @@ def _nodes_edges(source: Any, *, bbox, layer) -> tuple[gpd.GeoDataFrame, gpd.Geo
     if hasattr(source, "edges") and hasattr(source, "graph"):
         nodes, edges = graph_nodes_edges(source)
         if bbox is not None and len(edges):
-            import shapely
-
             edges = edges[shapely.intersects(edges.geometry.to_numpy(), shapely.box(*bbox))]
         return nodes, edges
     raise InputDataError(

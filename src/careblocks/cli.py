@@ -9,7 +9,11 @@ loads its API on first use.
 
 from __future__ import annotations
 
+import datetime as _dt
+import errno
+import os
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +21,7 @@ from typing import Any
 import click
 
 import careblocks
+from careblocks.errors import CareblocksError
 
 EXIT_USER_ERROR = 2
 #: exit code of an unexpected exception (a bug): one line and a crash log
@@ -67,19 +72,14 @@ def write_crash_log(exc: BaseException) -> Path | None:
     The log goes to ``$CAREBLOCKS_CRASH_DIR`` (default: the system's temporary folder) as
     ``careblocks-crash-<UTC time>-<pid>.log``.
     """
-    import datetime as _dt
-    import os
-    import platform
-    import tempfile
+    import platform  # only when writing a crash log
     import traceback
-
-    from careblocks import __version__
 
     folder = Path(os.environ.get("CAREBLOCKS_CRASH_DIR") or tempfile.gettempdir())
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     path = folder / f"careblocks-crash-{stamp}-{os.getpid()}.log"
     text = (
-        f"careblocks {__version__}, Python {platform.python_version()}, {platform.platform()}\n"
+        f"careblocks {careblocks.__version__}, Python {platform.python_version()}, {platform.platform()}\n"
         f"command: {' '.join(sys.argv)}\n\n"
         + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     )
@@ -105,10 +105,6 @@ def _bug(exc: BaseException) -> None:
 def _guard(verbosity: int, fn: Callable[[], Any]) -> Any:
     """Run ``fn``; turn user errors into one line and exit 2, anything else (a bug) into one
     line naming a crash log and exit 3. ``-vv`` shows the traceback instead."""
-    import errno
-
-    from careblocks.errors import CareblocksError
-
     try:
         return fn()
     except CareblocksError as exc:

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import geopandas as gpd
 import numpy as np
+from rich.table import Table
+from rich.text import Text
 
 from careblocks import columns as C
-from careblocks.demand.equity import share_within
+from careblocks.demand.equity import equity_summary_rows, share_within
+from careblocks.errors import InputDataError
+from careblocks.i18n import group_label, language
+from careblocks.outputs.report import site_name
+from careblocks.outputs.styles import service_label
 from careblocks.results import Results
+from careblocks.sites.sensitivity import robustness_sentence
 
 
 def access_rows(origins: Any, services: Any, service_names: tuple[str, ...], threshold: float) -> list[dict[str, Any]]:
@@ -38,21 +46,15 @@ def access_rows(origins: Any, services: Any, service_names: tuple[str, ...], thr
 
 
 def _lang(results: Any):
-    from careblocks.i18n import language
-
     return language(getattr(getattr(results.config, "outputs", None), "language", "en"))
 
 
 def _service_label(results: Any, s: str) -> str:
-    from careblocks.outputs.styles import service_label
-
     return service_label(results.config, s)
 
 
 def print_summary(console: Any, results: Results) -> None:
     """The run's summary tables, in ``outputs.language``."""
-    from rich.table import Table
-
     L = _lang(results)
     T = results.threshold_min
     tmin = L.minutes(T)
@@ -88,8 +90,6 @@ def print_summary(console: Any, results: Results) -> None:
             after=results.equity_after, results=results,
         )
     if results.selected is not None and len(results.selected):
-        from careblocks.outputs.report import site_name
-
         t3 = Table(title=L._("Proposed Care Blocks"))
         t3.add_column("#", justify="right")
         t3.add_column(L._("site"))
@@ -100,10 +100,8 @@ def print_summary(console: Any, results: Results) -> None:
         line = selection_line(results.metadata.get("stats", {}))
         if line:
             console.print(line, markup=False, highlight=False)
-        sens = (results.extra or {}).get("sensitivity")
+        sens = results.sensitivity
         if sens is not None and len(sens):
-            from careblocks.sites.sensitivity import robustness_sentence
-
             sentence = robustness_sentence(sens)
             if sentence:
                 console.print(sentence, markup=False, highlight=False)
@@ -144,9 +142,6 @@ def selection_line(stats: dict[str, Any]) -> str:
 
 
 def _mode_rows(equity: Any, threshold: float, mode: str | None) -> tuple[list[str], list[list[str]]] | None:
-    from careblocks.demand.equity import equity_summary_rows
-    from careblocks.errors import InputDataError
-
     table = equity if mode is None or "mode" not in equity.columns else equity[equity["mode"] == mode]
     if table.empty:
         return None
@@ -160,10 +155,6 @@ def print_equity(console: Any, equity: Any, threshold: float, *, title: str, aft
                  results: Any = None) -> None:
     """Service x care group: the share of people within the threshold (best mode available);
     with ``after`` (the equity table with the proposed sites), each cell reads ``today -> after``."""
-    from rich.table import Table
-
-    from careblocks.i18n import group_label, language
-
     L = _lang(results) if results is not None else language("en")
     mode = None
     if "mode" in equity.columns:
@@ -192,9 +183,6 @@ def print_equity(console: Any, equity: Any, threshold: float, *, title: str, aft
 
 def print_validation(console: Any, results: Results) -> None:
     """The CLI's tables for ``careblocks validate``: the input audit, then what was read."""
-    import geopandas as gpd
-    from rich.table import Table
-
     cfg = results.config
     net = results.network
     meta = results.metadata
@@ -244,8 +232,6 @@ def print_validation(console: Any, results: Results) -> None:
 
 def print_prioritisation(console: Any, res: Any, *, top: int = 15) -> None:
     """The CLI's tables for ``careblocks prioritise``: top units and all districts."""
-    from rich.table import Table
-
     u = res.units
     name = "census_name" if "census_name" in u.columns else "census_unit_id"
     comps = [c for c in ("care_demand", "caregiver_density", "poverty_score", "supply_gap")
@@ -275,9 +261,6 @@ def print_prioritisation(console: Any, res: Any, *, top: int = 15) -> None:
 def print_audit(console: Any, audit: dict[str, Any]) -> None:
     """The input audit's findings (``metadata["audit"]`` of a run) as a table, errors and
     warnings first."""
-    from rich.table import Table
-    from rich.text import Text
-
     table = Table(title=f"input audit: {audit['verdict']}")
     table.add_column("verdict")
     table.add_column("check")

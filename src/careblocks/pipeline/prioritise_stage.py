@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from careblocks.config import Config
+from careblocks.demand.prioritise import Prioritisation, prioritise
+from careblocks.errors import DataQualityWarning
+from careblocks.outputs.prioritise import write_prioritisation
 
 
-def run_prioritise(config: Config, *, out_dir: Path | None = None):
+def run_prioritise(config: Config, *, out_dir: Path | None = None) -> tuple[Prioritisation, list[Path]]:
     """Rank every census unit and district of ``config``; write GeoPackage, map and tables.
 
     Returns the :class:`~careblocks.demand.prioritise.Prioritisation` and the paths written
     (into ``out_dir``, else ``outputs.dir``, else ``out/<study>/``).
     """
-    import warnings
-
-    from careblocks.demand.prioritise import prioritise
-    from careblocks.errors import DataQualityWarning
-    from careblocks.outputs.prioritise import write_prioritisation
-
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataQualityWarning)
         res = prioritise(config)

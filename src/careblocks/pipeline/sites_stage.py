@@ -14,11 +14,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from careblocks import columns as C
+from careblocks.accessibility import block_capacity, need_counts
 from careblocks.network.cost import WalkCost
 from careblocks.network.search import gather_targets, min_union, reach_from
-from careblocks.sites.hours import hours_pair_values
+from careblocks.pipeline import cache as stage_cache
+from careblocks.pipeline.context import Context
+from careblocks.sites.hours import current_minutes, hours_pair_values
 from careblocks.sites.rationale import marginal_figures, selected_sites
 from careblocks.sites.selection import CurvePoint, coverage_curve, select_sites
+from careblocks.transit.timetable import Timetable
 
 
 def curve_k_max(setting: int | None, k: int, n_candidates: int) -> int:
@@ -33,8 +37,6 @@ def capacitated_inputs(config, origins, scored, *, threshold_min: float):
     today with the ``gap_closed`` objective), and each candidate's ``capacity_<s>``: the
     inputs of capacitated maximal covering (one seat, bed or machine serves one person in
     need, in the unit of ``services.<s>.capacity_unit``)."""
-    from careblocks.accessibility import need_counts
-    from careblocks.sites.hours import current_minutes
 
     offers = list(config.sites.offers)
     need = np.zeros((len(origins), len(offers)))
@@ -132,7 +134,7 @@ def _transit_seconds(ctx, timetable, nodes, snap_m, limit_s: float) -> sp.csr_ma
     return m
 
 
-def _sites_timetable(ctx):
+def _sites_timetable(ctx: Context) -> Timetable | None:
     """The timetable for walk + transit catchments, or None when ``sites.use_transit`` is off
     (unset means on whenever transit is enabled; set true without transit: a warning)."""
     cfg = ctx.config
@@ -150,25 +152,19 @@ def _sites_timetable(ctx):
             stacklevel=3,
         )
         return None
-    tt = ctx.extra.get("timetable") if getattr(ctx, "extra", None) is not None else None
-    if tt is None:  # the transit stage did not run (e.g. the sites stage called on its own)
-        from careblocks.pipeline import cache as stage_cache
-
-        tt, _, key = stage_cache.load_timetable_cached(cfg, ctx.network, area_4326=ctx.area_4326,
-                                                       crs=ctx.crs, status=ctx.stats.setdefault("cache", {}))
-        if getattr(ctx, "extra", None) is not None:
-            ctx.extra["timetable"] = tt
-            ctx.extra["timetable_key"] = key
-    return tt
+    if ctx.timetable is None:  # the transit stage did not run (e.g. the sites stage called on its own)
+        ctx.timetable, _, ctx.timetable_key = stage_cache.load_timetable_cached(
+            cfg, ctx.network, area_4326=ctx.area_4326, crs=ctx.crs, status=ctx.cache_status)
+    return ctx.timetable
 
 
-def run_sites_stage(ctx) -> None:
+def run_sites_stage(ctx: Context) -> None:
     """The ``sites`` stage: candidates -> catchments -> scores -> selection -> after.
 
     Reads ``ctx.config``, ``ctx.osm_path``, ``ctx.area_4326``, ``ctx.crs``, ``ctx.network``,
     ``ctx.origins`` (with access columns), ``ctx.services``, ``ctx.districts``, ``ctx.equity``.
     With ``sites.use_transit`` and transit enabled, the timetable of the transit stage
-    (``ctx.extra["timetable"]``, loaded here when absent) gives walk + transit catchments
+    (``ctx.timetable``, loaded here when absent) gives walk + transit catchments
     (:func:`careblocks.transit.reach.transit_coverage`): the ``transit_population_covered``
     component and, for selection, the union (min time) of walking and walk + transit.
     Sets ``ctx.candidates`` (all components, ``score``, ``rank``), ``ctx.selected`` (order,
@@ -190,9 +186,7 @@ def run_sites_stage(ctx) -> None:
     cfg, sc = ctx.config, ctx.config.sites
     T = sites_threshold_min(cfg)
     timetable = _sites_timetable(ctx)
-    from careblocks.pipeline import cache as stage_cache
-
-    status = ctx.stats.setdefault("cache", {})
+    status = ctx.cache_status
     osm = Path(str(ctx.osm_path)) if ctx.osm_path is not None else None
     cands = stage_cache.frame_cached(cfg, "candidates", {
         "sites": {k: getattr(sc, k) for k in ("candidates_osm_anchors", "anchor_tags", "candidates_layer",
@@ -221,19 +215,13 @@ def run_sites_stage(ctx) -> None:
 
         t0 = time.perf_counter()
         transit_cov = stage_cache.transit_coverage_cached(
-            cfg, ctx.extra.get("timetable_key"), cands, ctx.origins, catch.limit_s,
+            cfg, ctx.timetable_key, cands, ctx.origins, catch.limit_s,
             lambda: _transit_seconds(ctx, timetable, cands["node"].to_numpy(np.int64),
                                      cands["snap_m"].to_numpy(np.float64), catch.limit_s),
             status=status)
         transit_stats = {"transit_coverage_entries": int(transit_cov.nnz),
                          "transit_coverage_seconds": round(time.perf_counter() - t0, 3)}
     scored = score_candidates(cfg, cands, ctx.origins, ctx.services, catch, transit_coverage=transit_cov)
-    from careblocks.accessibility import block_capacity
-
-    for s in sc.offers:  # what a new block offers (services.<s>.block_capacity), for selection
-        scored[f"capacity_{s}"] = block_capacity(cfg, s)
-    from careblocks.accessibility import block_capacity
-
     for s in sc.offers:  # what a new block offers (services.<s>.block_capacity), for selection
         scored[f"capacity_{s}"] = block_capacity(cfg, s)
     # selection: walking coverage, or the union (min time) of walking and walk + transit
@@ -275,7 +263,7 @@ def run_sites_stage(ctx) -> None:
                             coverage=coverage, origins=ctx.origins,
                             hours=hours_pair_values(cfg, ctx.origins, coverage), objective=sc.objective,
                             total_weight=result.total_weight)
-        ctx.extra["coverage_curve"] = curve
+        ctx.coverage_curve = curve
         gaps = [p.gap for p in points if not p.exact and p.gap is not None]
         ctx.stats["sites_curve"] = {"seconds": round(time.perf_counter() - t0, 3), "points": len(points),
                                     "exact": int(sum(p.exact for p in points)),
@@ -307,7 +295,7 @@ def run_sites_stage(ctx) -> None:
         from careblocks.sites.sensitivity import sensitivity
 
         t0 = time.perf_counter()
-        ctx.extra["sensitivity"] = sensitivity(
+        ctx.sensitivity = sensitivity(
             cfg, scored, ctx.origins, coverage, sel["candidate_id"].astype(str).tolist(),
             threshold_min=T, select_kw={**constraints, "capacity": sc.capacity})
         ctx.stats["sensitivity_seconds"] = round(time.perf_counter() - t0, 3)
