@@ -53,9 +53,8 @@ from careblocks.network.search import gather_targets, reach_from
 from careblocks.pipeline import Reporter
 from careblocks.pipeline.prioritise_stage import run_prioritise
 from careblocks.results import Results
-from careblocks.sites.hours import hours_pair_values
 from careblocks.sites.rationale import selected_sites
-from careblocks.sites.scoring import catchment_polygons, compute_catchments, objective_weights
+from careblocks.sites.scoring import catchment_polygons, compute_catchments, selection_inputs
 from careblocks.sites.scoring import score_candidates as _score_core
 from careblocks.sites.selection import select_sites as _select_core
 from careblocks.transit import load_timetable
@@ -120,6 +119,23 @@ def _snap_services(network: WalkNetwork, services: Mapping[str, gpd.GeoDataFrame
     net, node, dist = snap_to_streets(network, geoms)
     ends = np.cumsum([0, *(len(g) for g in parts.values())])
     return net, {name: (node[a:b], dist[a:b]) for name, a, b in zip(parts, ends[:-1], ends[1:], strict=True)}
+
+
+def _snap_study(network: WalkNetwork, origins: gpd.GeoDataFrame, services: Mapping[str, gpd.GeoDataFrame]
+                ) -> tuple[WalkNetwork, dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray]:
+    """Snap as a run does, the facilities first, then the origins, each onto its street: the
+    split network, ``{service: (nodes, snap_m)}`` and the origins' nodes and snap metres."""
+    net, by_type = _snap_services(network, services)
+    net, onodes, osnap = _snap(net, origins, what="origins")
+    return net, by_type, onodes, osnap
+
+
+def _with_columns(origins: gpd.GeoDataFrame, columns: Mapping[str, Any]) -> gpd.GeoDataFrame:
+    """A copy of ``origins`` with ``columns`` (name -> values in row order) added."""
+    out = origins.copy()
+    for name, values in columns.items():
+        out[name] = values
+    return out
 
 
 def _walk_cost(speed_kmh: float) -> WalkCost:
@@ -276,14 +292,10 @@ def walk_access(network: WalkNetwork, origins: gpd.GeoDataFrame, services: Mappi
     """
     cost = _walk_cost(speed_kmh)
     prof = WalkCost.profiles_from_config(WalkConfig(speed_kmh=speed_kmh, profiles=dict(profiles or {})))
-    net, by_type = _snap_services(network, services)
-    net, onodes, osnap = _snap(net, origins, what="origins")
+    net, by_type, onodes, osnap = _snap_study(network, origins, services)
     table = _walk_access_core(net, onodes, osnap, by_type, cost=cost, threshold_min=threshold_min,
                               walk_profiles=prof, index=origins.index)
-    out = origins.copy()
-    for col in table.columns:
-        out[col] = table[col].to_numpy()
-    return out
+    return _with_columns(origins, {col: table[col].to_numpy() for col in table.columns})
 
 
 def transit_access(network: WalkNetwork, origins: gpd.GeoDataFrame, services: Mapping[str, gpd.GeoDataFrame],
@@ -329,14 +341,10 @@ def transit_access(network: WalkNetwork, origins: gpd.GeoDataFrame, services: Ma
                         max_transfer_walk_min=max_transfer_walk_min, max_transfers=max_transfers,
                         max_trip_min=max_trip_min)
     cost = _walk_cost(speed_kmh)
-    net, by_type = _snap_services(network, services)
-    net, onodes, osnap = _snap(net, origins, what="origins")
+    net, by_type, onodes, osnap = _snap_study(network, origins, services)
     tt, _ = load_timetable(cfg, net, area_4326=_area_4326(area), cost=cost)
     res = _transit_access_core(net, tt, onodes, osnap, by_type, cfg, cost=cost)
-    out = origins.copy()
-    for name, arr in res.items():
-        out[C.transit_min(name)] = arr[:, 0]
-    return out
+    return _with_columns(origins, {C.transit_min(name): arr[:, 0] for name, arr in res.items()})
 
 
 def travel_time_matrix(network: WalkNetwork, origins: gpd.GeoDataFrame, destinations: gpd.GeoDataFrame, *,
@@ -555,12 +563,9 @@ def _catchments(network, candidates, origins, services, cfg):
     candidates to the nearest node of that network (``sites.candidates``)."""
     if "population" not in origins.columns:
         raise MissingColumnError("origins: column 'population' missing; give the people of each origin")
-    net, svc = network, None
-    if services:
-        net, by_type = _snap_services(network, services)
-        svc = pd.concat([_with_nodes(net, g, *by_type[n]).assign(service=n) for n, g in services.items()],
-                        ignore_index=True)
-    net, onode, odist = _snap(net, origins, what="origins")
+    net, by_type, onode, odist = _snap_study(network, origins, services or {})
+    svc = pd.concat([_with_nodes(net, g, *by_type[n]).assign(service=n) for n, g in services.items()],
+                    ignore_index=True) if services else None
     orig = _with_nodes(net, origins, onode, odist)
     cgeoms = _geoms(net, candidates, what="candidates")
     cnode, cdist = net.snap(*representative_xy(cgeoms))
@@ -636,11 +641,7 @@ def select_sites(network: WalkNetwork, candidates: gpd.GeoDataFrame, origins: gp
     cfg = _study_config(threshold_min=threshold_min, speed_kmh=speed_kmh, offers=offers, objective=objective)
     cands, orig, svc, catch = _catchments(network, candidates, origins, None, cfg)
     scored = _score_core(cfg, cands, orig, svc, catch)
-    pair = objective == "hours_returned"
-    if pair:
-        matrix, w = hours_pair_values(cfg, orig, catch.coverage), None
-    else:
-        matrix, w = catch.coverage, objective_weights(cfg, orig, threshold_min=threshold_min)
+    matrix, w, pair = selection_inputs(cfg, orig, catch.coverage, threshold_min=threshold_min)
     res = _select_core(matrix, w, k=k, method=method, min_spacing_m=min_spacing_m, pair_gains=pair,
                 candidate_xy=np.column_stack(representative_xy(cands.geometry)))
     return selected_sites(scored, res, threshold_min=threshold_min, offers=offers, objective=objective)

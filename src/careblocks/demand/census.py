@@ -365,14 +365,8 @@ def allocate_census(
     u_geom = census.geometry.to_numpy()
     u_poly = np.isin(shapely.get_type_id(u_geom), (3, 6))
     counts = census[columns].to_numpy(dtype="float64")
-    inside_geom, frac = _area_shares(u_geom, u_poly, area)
-    keep = frac > 0
-    if not keep.any():
-        raise EmptyResultError(
-            "census.layer: no census unit overlaps the study area; use a census layer of this "
-            "area or fix the study boundary/bbox"
-        )
-    inside_geom, frac, u_poly = inside_geom[keep], frac[keep], u_poly[keep]
+    inside_geom, frac, keep = area_shares(u_geom, u_poly, area)
+    u_poly = u_poly[keep]
     kept = counts[keep] * frac[:, None]
     eff_method = "points" if method == "area" and not o.polygons else method
     w_o = _resolve_weights(origins, eff_method, weights, o.polygons)
@@ -448,11 +442,13 @@ class _OriginShapes:
         return cls(geom, polygons, rep, shapely.get_coordinates(rep))
 
 
-def _area_shares(u_geom: np.ndarray, u_poly: np.ndarray, area: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Each unit's part inside ``area`` and the share of the unit it is (by area for
-    polygons, 0 or 1 by centroid for points); the whole units and 1 without an area."""
+def area_shares(u_geom: np.ndarray, u_poly: np.ndarray, area: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The census units that reach into ``area``: the part of each inside it and the share
+    of the unit that part is (by area for polygons, 0 or 1 by centroid for points), for the
+    units kept, and the mask ``keep`` of those units (share > 0). Without an area every unit
+    is kept whole. Raises :class:`EmptyResultError` when no unit reaches into the area."""
     if area is None:
-        return u_geom, np.ones(len(u_geom))
+        return u_geom, np.ones(len(u_geom)), np.ones(len(u_geom), dtype=bool)
     shapely.prepare(area)
     inside_geom = np.where(u_poly, shapely.intersection(u_geom, area), u_geom)
     a_all = shapely.area(u_geom)
@@ -463,7 +459,13 @@ def _area_shares(u_geom: np.ndarray, u_poly: np.ndarray, area: Any) -> tuple[np.
     )
     frac = np.clip(frac, 0.0, 1.0)
     frac[frac > 1 - 1e-9] = 1.0
-    return inside_geom, frac
+    keep = frac > 0
+    if not keep.any():
+        raise EmptyResultError(
+            "census.layer: no census unit overlaps the study area; use a census layer of this "
+            "area or fix the study boundary/bbox"
+        )
+    return inside_geom[keep], frac[keep], keep
 
 
 def _unit_origin_pairs(o: _OriginShapes, inside_geom: np.ndarray, u_poly: np.ndarray, method: str,

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from careblocks.errors import ConfigError, EmptyResultError
+from careblocks.demand.census import area_shares
+from careblocks.errors import ConfigError
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -104,22 +105,10 @@ def residential_origins(
     import shapely
 
     crs = units.crs
-    shapely.prepare(area)
     ug = units.geometry.to_numpy()
-    inside = shapely.intersection(ug, area)
-    a_all = shapely.area(ug)
-    frac = np.divide(shapely.area(inside), a_all, out=np.zeros(len(ug)), where=a_all > 0)
-    frac = np.clip(frac, 0.0, 1.0)
-    frac[frac > 1 - 1e-9] = 1.0
-    keep = frac > 0
-    if not keep.any():
-        raise EmptyResultError(
-            "census.layer: no census unit overlaps the study area; use a census layer of this "
-            "area or fix the study boundary/bbox"
-        )
+    inside, frac, keep = area_shares(ug, np.ones(len(ug), dtype=bool), area)
     counts_all = units[columns].to_numpy(dtype="float64")
     uid = units["census_unit_id"].astype(str).to_numpy()[keep]
-    inside, frac = inside[keep], frac[keep]
     kept = counts_all[keep] * frac[:, None]
     cut = counts_all[keep].sum(axis=0) - kept.sum(axis=0)
     n_u = len(uid)

@@ -7,21 +7,47 @@ context. See ``docs/site_selection.md``.
 
 from __future__ import annotations
 
+import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from careblocks import columns as C
 from careblocks.accessibility import block_capacity, need_counts
+from careblocks.columns import CENSUS_GROUPS
+from careblocks.demand.census import TOTAL
+from careblocks.demand.equity import equity_table
+from careblocks.errors import DataQualityWarning
+from careblocks.io.layers import read_vector, representative_xy
 from careblocks.network.cost import WalkCost
+from careblocks.network.graph import file_digest
 from careblocks.network.search import gather_targets, min_union, reach_from
 from careblocks.pipeline import cache as stage_cache
 from careblocks.pipeline.context import Context
+from careblocks.sites.candidates import build_candidates
 from careblocks.sites.hours import current_minutes, hours_pair_values
 from careblocks.sites.rationale import marginal_figures, selected_sites
-from careblocks.sites.selection import CurvePoint, coverage_curve, select_sites
+from careblocks.sites.scoring import (
+    access_after,
+    catchment_polygons,
+    score_candidates,
+    selection_inputs,
+    sites_threshold_min,
+)
+from careblocks.sites.selection import (
+    CurvePoint,
+    coverage_curve,
+    min_sites_for_coverage,
+    select_sites,
+)
+from careblocks.sites.sensitivity import sensitivity
+from careblocks.transit import transit_access
+from careblocks.transit.reach import transit_coverage
 from careblocks.transit.timetable import Timetable
 
 
@@ -57,8 +83,6 @@ def curve_table(points: Sequence[CurvePoint], *, candidate_ids, coverage: sp.csr
     the people within T of at least one chosen block, the caregiver hours a week those
     blocks return (each origin counted with its nearest chosen block), whether the point
     is proven optimal, its gap and bound, and the chosen candidate ids."""
-    import pandas as pd
-
     pop = pd.to_numeric(origins["population"], errors="coerce").fillna(0).to_numpy(float)
     cov = sp.csr_matrix(coverage)
     hv = sp.csr_matrix(hours)
@@ -85,8 +109,6 @@ def curve_table(points: Sequence[CurvePoint], *, candidate_ids, coverage: sp.csr
 
 
 def _candidate_districts(cands, districts) -> np.ndarray | None:
-    import geopandas as gpd
-
     if districts is None or len(districts) == 0 or "district" not in districts.columns:
         return None
     d = districts[["district", districts.geometry.name]].to_crs(cands.crs)
@@ -99,8 +121,6 @@ def _candidate_districts(cands, districts) -> np.ndarray | None:
 def _existing_coverage(ctx, catchments_limit_s: float, timetable=None):
     """Coverage (existing sites x origins, seconds) of ``sites.existing``, or None; with a
     ``timetable``, the union of walking and walk + transit (as for the candidates)."""
-    from careblocks.io.layers import read_vector, representative_xy
-
     cfg = ctx.config
     if cfg.sites.existing is None:
         return None
@@ -123,8 +143,6 @@ def _existing_coverage(ctx, catchments_limit_s: float, timetable=None):
 
 def _transit_seconds(ctx, timetable, nodes, snap_m, limit_s: float) -> sp.csr_matrix:
     """Targets x origins seconds within ``limit_s`` by walk + transit (or on foot)."""
-    from careblocks.transit.reach import transit_coverage
-
     cfg = ctx.config
     m = transit_coverage(ctx.network, timetable, ctx.origins["node"].to_numpy(np.int64),
                          ctx.origins["snap_m"].to_numpy(np.float64), np.asarray(nodes, np.int64),
@@ -141,10 +159,6 @@ def _sites_timetable(ctx: Context) -> Timetable | None:
     if cfg.sites.use_transit is False or (cfg.sites.use_transit is None and not cfg.transit.enabled):
         return None
     if not cfg.transit.enabled:
-        import warnings
-
-        from careblocks.errors import DataQualityWarning
-
         warnings.warn(
             "sites.use_transit: transit is not enabled, so sites are scored and selected on foot "
             "only; set transit.enabled = true with transit.feeds and transit.date",
@@ -173,16 +187,6 @@ def run_sites_stage(ctx: Context) -> None:
     ``walk_min_<s>_after`` / ``services_within_<T>min_after`` to ``ctx.origins`` and
     ``ctx.stats["sites"]``.
     """
-    from careblocks.network.graph import file_digest
-    from careblocks.sites.candidates import build_candidates
-    from careblocks.sites.scoring import (
-        access_after,
-        catchment_polygons,
-        objective_weights,
-        score_candidates,
-        sites_threshold_min,
-    )
-
     cfg, sc = ctx.config, ctx.config.sites
     T = sites_threshold_min(cfg)
     timetable = _sites_timetable(ctx)
@@ -199,10 +203,6 @@ def run_sites_stage(ctx: Context) -> None:
     }, lambda: build_candidates(cfg, osm_path=ctx.osm_path, area_4326=ctx.area_4326, crs=ctx.crs,
                                 network=ctx.network, origins=ctx.origins), status=status)
     if sc.k > len(cands):
-        import warnings
-
-        from careblocks.errors import DataQualityWarning
-
         warnings.warn(
             f"sites.k = {sc.k} but the study has only {len(cands)} candidate sites; at most "
             f"{len(cands)} can be selected (add candidates: sites.candidates_layer, "
@@ -211,8 +211,6 @@ def run_sites_stage(ctx: Context) -> None:
                                           status=status)
     transit_cov, transit_stats = None, {}
     if timetable is not None:
-        import time
-
         t0 = time.perf_counter()
         transit_cov = stage_cache.transit_coverage_cached(
             cfg, ctx.timetable_key, cands, ctx.origins, catch.limit_s,
@@ -226,11 +224,7 @@ def run_sites_stage(ctx: Context) -> None:
         scored[f"capacity_{s}"] = block_capacity(cfg, s)
     # selection: walking coverage, or the union (min time) of walking and walk + transit
     coverage = catch.coverage if transit_cov is None else min_union(catch.coverage, transit_cov)
-    pair = sc.objective == "hours_returned"
-    if pair:  # exact: each origin's hours with its nearest chosen site
-        matrix, weights = hours_pair_values(cfg, ctx.origins, coverage), None
-    else:
-        matrix, weights = coverage, objective_weights(cfg, ctx.origins, threshold_min=T)
+    matrix, weights, pair = selection_inputs(cfg, ctx.origins, coverage, threshold_min=T)
     capacity = sc.capacity
     if sc.capacitated and not pair:
         weights, capacity = capacitated_inputs(cfg, ctx.origins, scored, threshold_min=T)
@@ -248,8 +242,6 @@ def run_sites_stage(ctx: Context) -> None:
     curve = None
     k_max = curve_k_max(sc.curve_k_max, sc.k, len(cands))
     if k_max > 0:
-        import time
-
         t0 = time.perf_counter()
         curve_method = "greedy" if result.method == "greedy" else "milp"
         points = stage_cache.curve_cached(
@@ -269,8 +261,6 @@ def run_sites_stage(ctx: Context) -> None:
                                     "exact": int(sum(p.exact for p in points)),
                                     "max_gap": max(gaps) if gaps else None}
     if sc.coverage_target is not None and not pair and capacity is None:
-        from careblocks.sites.selection import min_sites_for_coverage
-
         tgt = min_sites_for_coverage(matrix, weights, target_share=sc.coverage_target,
                                      existing=constraints["existing"], time_limit_s=sc.time_limit_s)
         ctx.stats["sites_target"] = {
@@ -290,10 +280,6 @@ def run_sites_stage(ctx: Context) -> None:
                          labels=labels, marginal=marginal, cap_min=sc.current_time_cap_min,
                          language=cfg.outputs.language)
     if cfg.sensitivity.draws > 0 and len(sel):
-        import time
-
-        from careblocks.sites.sensitivity import sensitivity
-
         t0 = time.perf_counter()
         ctx.sensitivity = sensitivity(
             cfg, scored, ctx.origins, coverage, sel["candidate_id"].astype(str).tolist(),
@@ -349,8 +335,6 @@ def run_sites_stage(ctx: Context) -> None:
 def _transit_block_minutes(ctx, timetable, sel) -> np.ndarray:
     """Walk + transit minutes (report percentile) from every origin to the nearest selected
     block, NaN where none is reached within ``transit.max_trip_min``."""
-    from careblocks.transit import transit_access
-
     cfg = ctx.config
     res = transit_access(ctx.network, timetable, ctx.origins["node"].to_numpy(np.int64),
                          ctx.origins["snap_m"].to_numpy(np.float64),
@@ -362,12 +346,6 @@ def _transit_block_minutes(ctx, timetable, sel) -> np.ndarray:
 def _equity_after(ctx, origins, after):
     """The equity table recomputed with the after times: walking, and on transit studies the
     faster of walking and walk + transit (``mode`` = ``walk`` / ``best``, as the current table)."""
-    import pandas as pd
-
-    from careblocks.columns import CENSUS_GROUPS
-    from careblocks.demand.census import TOTAL
-    from careblocks.demand.equity import equity_table
-
     cfg = ctx.config
     o = origins.copy()
     for c in after.columns:

@@ -57,6 +57,7 @@ from careblocks.sites.hours import (
     _counts,
     current_minutes,
     hours_at,
+    hours_pair_values,
     hours_returned,
     household_size,
     time_cap_min,
@@ -357,6 +358,17 @@ def score_candidates(
     out["score"] = score
     out["rank"] = rank
     return out
+
+
+def selection_inputs(config, origins, coverage: sp.csr_matrix, *, threshold_min: float
+                     ) -> tuple[sp.csr_matrix, np.ndarray | None, bool]:
+    """What maximal covering selects on for ``sites.objective``: ``(matrix, weights,
+    pair_gains)``. ``hours_returned`` is exact: each origin's hours with its nearest chosen
+    site (:func:`hours_pair_values` on the coverage, no weights, ``pair_gains``); the other
+    objectives cover ``coverage`` with :func:`objective_weights`."""
+    if config.sites.objective == "hours_returned":
+        return hours_pair_values(config, origins, coverage), None, True
+    return coverage, objective_weights(config, origins, threshold_min=threshold_min), False
 
 
 def objective_weights(config, origins, *, objective: str | None = None, threshold_min: float | None = None) -> np.ndarray:
