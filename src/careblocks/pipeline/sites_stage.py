@@ -10,7 +10,9 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -33,6 +35,7 @@ from careblocks.sites.candidates import build_candidates
 from careblocks.sites.hours import current_minutes, hours_pair_values
 from careblocks.sites.rationale import marginal_figures, selected_sites
 from careblocks.sites.scoring import (
+    Catchments,
     access_after,
     catchment_polygons,
     score_candidates,
@@ -41,6 +44,7 @@ from careblocks.sites.scoring import (
 )
 from careblocks.sites.selection import (
     CurvePoint,
+    SelectionResult,
     coverage_curve,
     min_sites_for_coverage,
     select_sites,
@@ -190,7 +194,44 @@ def run_sites_stage(ctx: Context) -> None:
     cfg, sc = ctx.config, ctx.config.sites
     T = sites_threshold_min(cfg)
     timetable = _sites_timetable(ctx)
-    status = ctx.cache_status
+    cands = _candidates(ctx)
+    catch = stage_cache.catchments_cached(cfg, cands, ctx.origins, ctx.network, services=ctx.services,
+                                          status=ctx.cache_status)
+    transit_cov, transit_stats = _transit_catchments(ctx, timetable, cands, catch.limit_s)
+    scored = score_candidates(cfg, cands, ctx.origins, ctx.services, catch, transit_coverage=transit_cov)
+    for s in sc.offers:  # what a new block offers (services.<s>.block_capacity), for selection
+        scored[f"capacity_{s}"] = block_capacity(cfg, s)
+    # selection: walking coverage, or the union (min time) of walking and walk + transit
+    coverage = catch.coverage if transit_cov is None else min_union(catch.coverage, transit_cov)
+    pick = _select(ctx, cands, scored, coverage, catch.limit_s, timetable, threshold_min=T)
+    k_max = curve_k_max(sc.curve_k_max, sc.k, len(cands))
+    if k_max > 0:
+        _coverage_curve(ctx, pick, cands, coverage, k_max)
+    if sc.coverage_target is not None and not pick.pair and pick.constraints["capacity"] is None:
+        _coverage_target(ctx, pick, cands)
+    sel = _selected(ctx, pick, scored, catch, coverage if transit_cov is not None else None, timetable,
+                    threshold_min=T)
+    polys = _catchment_polygons(ctx, sel, catch.reach[pick.result.selected], catch.limit_s)
+    origins, after = _origins_after(ctx, sel, timetable, threshold_min=T)
+    ctx.origins = origins
+    ctx.candidates, ctx.selected, ctx.catchments = scored, sel, polys
+    if ctx.equity is not None:
+        ctx.equity_after = _equity_after(ctx, origins, after)
+    result = pick.result
+    ctx.stats["sites"] = {
+        "candidates": cands.attrs.get("stats", {}), "n_candidates": int(len(cands)),
+        "threshold_min": T, "objective": sc.objective, "method": result.method,
+        "status": result.status, "mip_gap": result.mip_gap, "objective_value": result.objective,
+        "objective_bound": result.bound, "capacitated": bool(sc.capacitated and not pick.pair),
+        "total_weight": result.total_weight, "existing_weight": result.existing_weight,
+        "coverage_entries": int(catch.coverage.nnz), "use_transit": timetable is not None,
+        **transit_stats, **result.info,
+    }
+
+
+def _candidates(ctx: Context) -> gpd.GeoDataFrame:
+    """The candidate sites (through the cache); a warning when there are fewer than K."""
+    cfg, sc = ctx.config, ctx.config.sites
     osm = Path(str(ctx.osm_path)) if ctx.osm_path is not None else None
     cands = stage_cache.frame_cached(cfg, "candidates", {
         "sites": {k: getattr(sc, k) for k in ("candidates_osm_anchors", "anchor_tags", "candidates_layer",
@@ -201,100 +242,148 @@ def run_sites_stage(ctx: Context) -> None:
         "area": ctx.area_4326.wkb.hex() if ctx.area_4326 is not None else None,
         "origins": stage_cache.frame_digest(ctx.origins, ["population"]),
     }, lambda: build_candidates(cfg, osm_path=ctx.osm_path, area_4326=ctx.area_4326, crs=ctx.crs,
-                                network=ctx.network, origins=ctx.origins), status=status)
+                                network=ctx.network, origins=ctx.origins), status=ctx.cache_status)
     if sc.k > len(cands):
         warnings.warn(
             f"sites.k = {sc.k} but the study has only {len(cands)} candidate sites; at most "
             f"{len(cands)} can be selected (add candidates: sites.candidates_layer, "
-            "sites.h3_resolution)", DataQualityWarning, stacklevel=2)
-    catch = stage_cache.catchments_cached(cfg, cands, ctx.origins, ctx.network, services=ctx.services,
-                                          status=status)
-    transit_cov, transit_stats = None, {}
-    if timetable is not None:
-        t0 = time.perf_counter()
-        transit_cov = stage_cache.transit_coverage_cached(
-            cfg, ctx.timetable_key, cands, ctx.origins, catch.limit_s,
-            lambda: _transit_seconds(ctx, timetable, cands["node"].to_numpy(np.int64),
-                                     cands["snap_m"].to_numpy(np.float64), catch.limit_s),
-            status=status)
-        transit_stats = {"transit_coverage_entries": int(transit_cov.nnz),
-                         "transit_coverage_seconds": round(time.perf_counter() - t0, 3)}
-    scored = score_candidates(cfg, cands, ctx.origins, ctx.services, catch, transit_coverage=transit_cov)
-    for s in sc.offers:  # what a new block offers (services.<s>.block_capacity), for selection
-        scored[f"capacity_{s}"] = block_capacity(cfg, s)
-    # selection: walking coverage, or the union (min time) of walking and walk + transit
-    coverage = catch.coverage if transit_cov is None else min_union(catch.coverage, transit_cov)
-    matrix, weights, pair = selection_inputs(cfg, ctx.origins, coverage, threshold_min=T)
+            "sites.h3_resolution)", DataQualityWarning, stacklevel=3)
+    return cands
+
+
+def _transit_catchments(ctx: Context, timetable: Timetable | None, cands: gpd.GeoDataFrame, limit_s: float
+                        ) -> tuple[sp.csr_matrix | None, dict[str, Any]]:
+    """Candidates x origins seconds by walk + transit (through the cache) and its stats;
+    ``(None, {})`` without a timetable."""
+    if timetable is None:
+        return None, {}
+    t0 = time.perf_counter()
+    cov = stage_cache.transit_coverage_cached(
+        ctx.config, ctx.timetable_key, cands, ctx.origins, limit_s,
+        lambda: _transit_seconds(ctx, timetable, cands["node"].to_numpy(np.int64),
+                                 cands["snap_m"].to_numpy(np.float64), limit_s),
+        status=ctx.cache_status)
+    return cov, {"transit_coverage_entries": int(cov.nnz),
+                 "transit_coverage_seconds": round(time.perf_counter() - t0, 3)}
+
+
+@dataclass
+class _Pick:
+    """What selection ran on and what it chose: the matrix and weights of the objective,
+    whether gains are per pair (``hours_returned``), the constraints, the result."""
+
+    matrix: sp.csr_matrix
+    weights: np.ndarray | None
+    pair: bool
+    constraints: dict[str, Any]
+    result: SelectionResult
+
+
+def _select(ctx: Context, cands: gpd.GeoDataFrame, scored: gpd.GeoDataFrame, coverage: sp.csr_matrix,
+            limit_s: float, timetable: Timetable | None, *, threshold_min: float) -> _Pick:
+    """Choose ``sites.k`` sites (through the cache) under the configured constraints."""
+    cfg, sc = ctx.config, ctx.config.sites
+    matrix, weights, pair = selection_inputs(cfg, ctx.origins, coverage, threshold_min=threshold_min)
     capacity = sc.capacity
     if sc.capacitated and not pair:
-        weights, capacity = capacitated_inputs(cfg, ctx.origins, scored, threshold_min=T)
+        weights, capacity = capacitated_inputs(cfg, ctx.origins, scored, threshold_min=threshold_min)
     constraints = dict(
         min_spacing_m=sc.min_spacing_m, candidate_xy=np.column_stack([cands.geometry.x, cands.geometry.y]),
         districts=_candidate_districts(cands, ctx.districts) if sc.max_per_district is not None else None,
-        max_per_district=sc.max_per_district, existing=_existing_coverage(ctx, catch.limit_s, timetable),
+        max_per_district=sc.max_per_district, existing=_existing_coverage(ctx, limit_s, timetable),
         capacity=capacity,
     )
     result = stage_cache.selection_cached(
         cfg, matrix, weights,
         {**constraints, "pair_gains": pair, "k": sc.k, "method": sc.method, "time_limit_s": sc.time_limit_s},
         lambda: select_sites(matrix, weights, k=sc.k, method=sc.method, pair_gains=pair,
-                             time_limit_s=sc.time_limit_s, **constraints), status=status)
-    curve = None
-    k_max = curve_k_max(sc.curve_k_max, sc.k, len(cands))
-    if k_max > 0:
-        t0 = time.perf_counter()
-        curve_method = "greedy" if result.method == "greedy" else "milp"
-        points = stage_cache.curve_cached(
-            cfg, matrix, weights,
-            {**constraints, "pair_gains": pair, "k_max": k_max, "method": curve_method,
-             "time_limit_s": sc.curve_time_limit_s},
-            lambda: coverage_curve(matrix, weights, k_max=k_max, time_limit_s=sc.curve_time_limit_s,
-                                   method=curve_method, pair_gains=pair, **constraints),
-            status=status)
-        curve = curve_table(points, candidate_ids=cands["candidate_id"].astype(str).to_numpy(),
-                            coverage=coverage, origins=ctx.origins,
-                            hours=hours_pair_values(cfg, ctx.origins, coverage), objective=sc.objective,
-                            total_weight=result.total_weight)
-        ctx.coverage_curve = curve
-        gaps = [p.gap for p in points if not p.exact and p.gap is not None]
-        ctx.stats["sites_curve"] = {"seconds": round(time.perf_counter() - t0, 3), "points": len(points),
-                                    "exact": int(sum(p.exact for p in points)),
-                                    "max_gap": max(gaps) if gaps else None}
-    if sc.coverage_target is not None and not pair and capacity is None:
-        tgt = min_sites_for_coverage(matrix, weights, target_share=sc.coverage_target,
-                                     existing=constraints["existing"], time_limit_s=sc.time_limit_s)
-        ctx.stats["sites_target"] = {
-            "target_share": sc.coverage_target, "status": tgt.status, "min_blocks": int(tgt.k),
-            "share_reached": (tgt.objective / tgt.total_weight) if tgt.total_weight > 0 else 0.0,
-            "candidate_ids": cands["candidate_id"].astype(str).to_numpy()[tgt.selected].tolist(),
-        }
+                             time_limit_s=sc.time_limit_s, **constraints), status=ctx.cache_status)
+    return _Pick(matrix, weights, pair, constraints, result)
+
+
+def _coverage_curve(ctx: Context, pick: _Pick, cands: gpd.GeoDataFrame, coverage: sp.csr_matrix,
+                    k_max: int) -> None:
+    """Solve K = 1 .. ``k_max`` (through the cache): ``ctx.coverage_curve`` and its stats."""
+    cfg, sc = ctx.config, ctx.config.sites
+    t0 = time.perf_counter()
+    curve_method = "greedy" if pick.result.method == "greedy" else "milp"
+    points = stage_cache.curve_cached(
+        cfg, pick.matrix, pick.weights,
+        {**pick.constraints, "pair_gains": pick.pair, "k_max": k_max, "method": curve_method,
+         "time_limit_s": sc.curve_time_limit_s},
+        lambda: coverage_curve(pick.matrix, pick.weights, k_max=k_max, time_limit_s=sc.curve_time_limit_s,
+                               method=curve_method, pair_gains=pick.pair, **pick.constraints),
+        status=ctx.cache_status)
+    ctx.coverage_curve = curve_table(
+        points, candidate_ids=cands["candidate_id"].astype(str).to_numpy(), coverage=coverage,
+        origins=ctx.origins, hours=hours_pair_values(cfg, ctx.origins, coverage), objective=sc.objective,
+        total_weight=pick.result.total_weight)
+    gaps = [p.gap for p in points if not p.exact and p.gap is not None]
+    ctx.stats["sites_curve"] = {"seconds": round(time.perf_counter() - t0, 3), "points": len(points),
+                                "exact": int(sum(p.exact for p in points)),
+                                "max_gap": max(gaps) if gaps else None}
+
+
+def _coverage_target(ctx: Context, pick: _Pick, cands: gpd.GeoDataFrame) -> None:
+    """The fewest blocks that reach ``sites.coverage_target``: ``ctx.stats["sites_target"]``."""
+    sc = ctx.config.sites
+    tgt = min_sites_for_coverage(pick.matrix, pick.weights, target_share=sc.coverage_target,
+                                 existing=pick.constraints["existing"], time_limit_s=sc.time_limit_s)
+    ctx.stats["sites_target"] = {
+        "target_share": sc.coverage_target, "status": tgt.status, "min_blocks": int(tgt.k),
+        "share_reached": (tgt.objective / tgt.total_weight) if tgt.total_weight > 0 else 0.0,
+        "candidate_ids": cands["candidate_id"].astype(str).to_numpy()[tgt.selected].tolist(),
+    }
+
+
+def _selected(ctx: Context, pick: _Pick, scored: gpd.GeoDataFrame, catch: Catchments,
+              transit: sp.csr_matrix | None, timetable: Timetable | None, *, threshold_min: float
+              ) -> gpd.GeoDataFrame:
+    """The selected-sites table (marginal figures, rationale, how exact the answer is) and,
+    with ``[sensitivity]`` draws, ``ctx.sensitivity``. ``transit``: the walk-or-transit
+    coverage selection ran on (None on foot only)."""
+    cfg, sc, result = ctx.config, ctx.config.sites, pick.result
     labels = {s: v.label for s, v in cfg.services.items()}
     existing_walk = _existing_coverage(ctx, catch.limit_s) if cfg.sites.existing is not None else None
     marginal = marginal_figures(
         cfg, ctx.origins, catch.coverage, result.selected, existing=existing_walk,
-        transit=coverage if transit_cov is not None else None,
-        existing_transit=_existing_coverage(ctx, catch.limit_s, timetable) if transit_cov is not None
+        transit=transit,
+        existing_transit=_existing_coverage(ctx, catch.limit_s, timetable) if transit is not None
         and cfg.sites.existing is not None else None,
     )
-    sel = selected_sites(scored, result, threshold_min=T, offers=sc.offers, objective=sc.objective,
+    sel = selected_sites(scored, result, threshold_min=threshold_min, offers=sc.offers, objective=sc.objective,
                          labels=labels, marginal=marginal, cap_min=sc.current_time_cap_min,
                          language=cfg.outputs.language)
     if cfg.sensitivity.draws > 0 and len(sel):
         t0 = time.perf_counter()
         ctx.sensitivity = sensitivity(
-            cfg, scored, ctx.origins, coverage, sel["candidate_id"].astype(str).tolist(),
-            threshold_min=T, select_kw={**constraints, "capacity": sc.capacity})
+            cfg, scored, ctx.origins, catch.coverage if transit is None else transit,
+            sel["candidate_id"].astype(str).tolist(), threshold_min=threshold_min,
+            select_kw={**pick.constraints, "capacity": sc.capacity})
         ctx.stats["sensitivity_seconds"] = round(time.perf_counter() - t0, 3)
     # how exact the answer is, on every row (a time limit keeps its proven gap with the sites)
     sel["selection_status"] = result.status
     sel["selection_gap"] = np.nan if result.mip_gap is None else float(result.mip_gap)
-    rows = catch.reach[result.selected]
-    polys = stage_cache.frame_cached(cfg, "catchment_polygons", {
+    return sel
+
+
+def _catchment_polygons(ctx: Context, sel: gpd.GeoDataFrame, rows: sp.csr_matrix, limit_s: float
+                        ) -> gpd.GeoDataFrame:
+    """The walkable area of each selected site (through the cache), with its people covered."""
+    polys = stage_cache.frame_cached(ctx.config, "catchment_polygons", {
         "network": stage_cache.network_digest(ctx.network), "ids": sel["candidate_id"].tolist(),
-        "reach": stage_cache._param_digest(rows), "limit_s": float(catch.limit_s)},
-        lambda: catchment_polygons(ctx.network, rows, ids=sel["candidate_id"].tolist(), limit_s=catch.limit_s),
-        status=status)
+        "reach": stage_cache._param_digest(rows), "limit_s": float(limit_s)},
+        lambda: catchment_polygons(ctx.network, rows, ids=sel["candidate_id"].tolist(), limit_s=limit_s),
+        status=ctx.cache_status)
     polys["population"] = sel["population_covered"].to_numpy()
+    return polys
+
+
+def _origins_after(ctx: Context, sel: gpd.GeoDataFrame, timetable: Timetable | None, *,
+                   threshold_min: float) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+    """A copy of the origins with ``walk_min_<s>_after`` (``best_min_<s>_after``) and
+    ``services_within_<T>min_after`` (by the faster mode on transit studies); the after times."""
+    cfg, sc = ctx.config, ctx.config.sites
     # on transit studies a new block is also reached by walk + transit, and today's time is
     # the faster of the two modes (best_min_<s>): the after scenario compares like with like
     transit_block = None
@@ -315,21 +404,9 @@ def run_sites_stage(ctx: Context) -> None:
         if c not in origins.columns:
             continue
         v = origins[c + "_after"] if c + "_after" in origins.columns else origins[c]
-        n_after += (v.to_numpy(dtype=float, na_value=np.nan) <= T)
-    origins[C.services_within(T, after=True)] = n_after
-    ctx.origins = origins
-    ctx.candidates, ctx.selected, ctx.catchments = scored, sel, polys
-    if getattr(ctx, "equity", None) is not None:
-        ctx.equity_after = _equity_after(ctx, origins, after)
-    ctx.stats["sites"] = {
-        "candidates": cands.attrs.get("stats", {}), "n_candidates": int(len(cands)),
-        "threshold_min": T, "objective": sc.objective, "method": result.method,
-        "status": result.status, "mip_gap": result.mip_gap, "objective_value": result.objective,
-        "objective_bound": result.bound, "capacitated": bool(sc.capacitated and not pair),
-        "total_weight": result.total_weight, "existing_weight": result.existing_weight,
-        "coverage_entries": int(catch.coverage.nnz), "use_transit": timetable is not None,
-        **transit_stats, **result.info,
-    }
+        n_after += (v.to_numpy(dtype=float, na_value=np.nan) <= threshold_min)
+    origins[C.services_within(threshold_min, after=True)] = n_after
+    return origins, after
 
 
 def _transit_block_minutes(ctx, timetable, sel) -> np.ndarray:
