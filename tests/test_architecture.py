@@ -155,3 +155,15 @@ def test_the_command_line_is_a_client_of_the_public_api():
     reach = {m: sorted(d for d in g[m] if d == "careblocks.pipeline" or d.startswith("careblocks.pipeline."))
              for m in ("careblocks.cli", "careblocks.batch", "careblocks.summary", "careblocks.__main__")}
     assert not any(reach.values()), f"the CLI imports the pipeline past the API: {reach}"
+
+
+def test_the_pipeline_context_is_typed():
+    """Every field of the pipeline's Context has a real type (no ``Any``, no grab-bag dict)."""
+    import dataclasses
+
+    from careblocks.pipeline.context import Context
+
+    loose = [f.name for f in dataclasses.fields(Context)
+             if f.type in ("Any", "dict[str, Any]") and f.name != "stats"]
+    assert not loose, f"Context fields without a real type: {loose}"
+    assert "extra" not in {f.name for f in dataclasses.fields(Context)}
