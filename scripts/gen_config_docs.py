@@ -36,6 +36,7 @@ SECTIONS = [
     ("sensitivity", C.SensitivityConfig, "How often each site is chosen under other weightings."),
     ("outputs", C.OutputConfig, "Where and how results are written."),
     ("audit", C.AuditConfig, "Thresholds of the input audit (see input_audit.md)."),
+    ("compute", C.ComputeConfig, "Where the per-origin work runs: this process or a Dask cluster."),
     ("(any layer)", C.LayerRef, "A layer reference: `{ path = ..., layer = ... }`."),
 ]
 

@@ -254,7 +254,8 @@ def test_second_run_is_a_cache_hit_and_does_not_rebuild(tmp_path, monkeypatch):
     with pytest.warns(DataQualityWarning, match="disconnected pieces"):
         net1, s1 = load_or_build_network(cfg, area_4326=HELSINKI_AREA)
     assert s1["cache"] == "miss" and s1["crs"] == "EPSG:32635"
-    assert list((tmp_path / "networks").glob("*.npz"))
+    entries = list((tmp_path / "networks").glob("network-*"))
+    assert len(entries) == 1 and sorted(p.suffix for p in entries[0].iterdir()) == [".json"] + [".npy"] * 8
 
     def boom(*a, **k):
         raise AssertionError("the network was rebuilt")
@@ -264,9 +265,17 @@ def test_second_run_is_a_cache_hit_and_does_not_rebuild(tmp_path, monkeypatch):
         net2, s2 = load_or_build_network(cfg, area_4326=HELSINKI_AREA)
     assert s2["cache"] == "hit"
     assert s2["source_digest"] == s1["source_digest"] and len(s1["source_digest"]) == 64
-    for name in ("indptr", "indices", "length_m", "x", "y", "node_id"):
+    for name in ("indptr", "indices", "length_m", "x", "y", "node_id", "barrier", "incline"):
         np.testing.assert_array_equal(getattr(net1, name), getattr(net2, name))
+        a = getattr(net2, name)
+        assert isinstance(a, np.memmap) and a.dtype == getattr(net1, name).dtype  # mapped, not read
     assert net2.crs == net1.crs and s2["nodes"] == s1["nodes"]
+    # a caller changing a mapped array changes its copy, never the cache
+    net2.length_m[:] = -1.0
+    with pytest.warns(DataQualityWarning, match="disconnected pieces"):
+        net3, s3 = load_or_build_network(cfg, area_4326=HELSINKI_AREA)
+    assert s3["cache"] == "hit"
+    np.testing.assert_array_equal(net3.length_m, net1.length_m)
 
     # any parameter that changes the network misses the cache
     for changed_cfg, area in (

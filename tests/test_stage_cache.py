@@ -32,8 +32,15 @@ def test_arrays_round_trip_and_misses(tmp_path, monkeypatch):
     stage_cache.save(cfg, "demo", key, arrays, {"n": 3})
     got, meta = stage_cache.load(cfg, "demo", key)
     assert got["ids"].tolist() == ["a", "bé", "c"] and got["v"].dtype == np.int32 and meta == {"n": 3}
+    assert isinstance(got["v"], np.memmap)  # one uncompressed .npy per array, mapped on a hit
+    got["v"][:] = 7  # copy-on-write: the entry keeps its values
+    assert stage_cache.load(cfg, "demo", key)[0]["v"].tolist() == [0, 1, 2, 3, 4]
+    stage_cache.save(cfg, "demo", key, {"v": np.arange(3)}, {"n": 1})  # replaced whole
+    got, meta = stage_cache.load(cfg, "demo", key)
+    assert set(got) == {"v"} and got["v"].tolist() == [0, 1, 2] and meta == {"n": 1}
+    assert [p.name for p in (tmp_path / "c" / "demo").iterdir()] == [key]  # no leftovers
     # a damaged entry is a miss, not a crash
-    (tmp_path / "c" / "demo" / f"{key}.npz").write_bytes(b"not a zip")
+    (tmp_path / "c" / "demo" / key / "a0.npy").write_bytes(b"not an array")
     assert stage_cache.load(cfg, "demo", key) is None
     # network.cache = false turns every stage cache off; CAREBLOCKS_STAGE_CACHE=0 these only
     off = dataclasses.replace(cfg, network=dataclasses.replace(cfg.network, cache=False))

@@ -12,6 +12,7 @@ from the index. The pipeline and the CLI call the same cores, so the minutes mat
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -449,11 +450,25 @@ def isochrones(network: WalkNetwork, points: gpd.GeoDataFrame, *, cutoffs_min: S
 
 
 # --------------------------------------------------------------------------- whole studies
-def _config(config: Config | str | Path) -> Config:
-    return load_config(config) if isinstance(config, (str, Path)) else config
+def _config(config: Config | str | Path, workers: int | None = None,
+            scheduler_address: str | None = None) -> Config:
+    """The study's config (read when a path), with ``workers`` / ``scheduler_address`` put
+    in its ``[compute]`` when given."""
+    cfg = load_config(config) if isinstance(config, (str, Path)) else config
+    changes: dict[str, Any] = {}
+    if workers is not None:
+        if workers < 0:
+            raise InputDataError(f"workers: {workers}; use a number of worker processes >= 0")
+        changes["workers"] = int(workers)
+    if scheduler_address is not None:
+        changes["scheduler_address"] = scheduler_address or None
+    if changes:
+        cfg = dataclasses.replace(cfg, compute=dataclasses.replace(cfg.compute, **changes))
+    return cfg
 
 
-def analyse(config: Config | str | Path, *, reporter: Reporter | None = None, strict: bool = False) -> Results:
+def analyse(config: Config | str | Path, *, reporter: Reporter | None = None, strict: bool = False,
+            workers: int | None = None, scheduler_address: str | None = None) -> Results:
     """Run every stage of a study and return its :class:`Results` (nothing is written).
 
     Data-quality problems are raised as Python warnings (:class:`DataQualityWarning`) as they
@@ -465,13 +480,18 @@ def analyse(config: Config | str | Path, *, reporter: Reporter | None = None, st
         A :class:`Config` or the path of a study TOML (see ``docs/config.md``).
     reporter
         Called as ``reporter(event, stage, detail)`` (event ``"start"``, ``"done"``,
-        ``"info"``, ``"warning"``) as the stages run; the CLI prints its progress lines from it.
+        ``"info"``, ``"warning"``, ``"progress"``) as the stages run; the CLI prints its
+        progress lines from it.
     strict
         Turn every data-quality warning into an :class:`~careblocks.errors.AuditError`, as
         ``audit.strict`` does.
+    workers, scheduler_address
+        Split the per-origin work over a local Dask cluster of ``workers`` processes, or
+        over the running scheduler at ``scheduler_address`` (instead of ``[compute]`` of the
+        config; see :mod:`careblocks.compute`). The results are the same.
     """
-    return pipeline.to_results(pipeline.analyse(_config(config), reporter=reporter or pipeline.quiet,
-                                                strict=strict))
+    cfg = _config(config, workers, scheduler_address)
+    return pipeline.to_results(pipeline.analyse(cfg, reporter=reporter or pipeline.quiet, strict=strict))
 
 
 def validate(config: Config | str | Path, *, reporter: Reporter | None = None, strict: bool = False) -> Results:
@@ -488,14 +508,16 @@ def validate(config: Config | str | Path, *, reporter: Reporter | None = None, s
 
 
 def run(config: Config | str | Path, out_dir: str | Path | None = None, *, reporter: Reporter | None = None,
-        strict: bool = False) -> tuple[Results, list[Path]]:
+        strict: bool = False, workers: int | None = None,
+        scheduler_address: str | None = None) -> tuple[Results, list[Path]]:
     """Run a study and write its GeoPackage, map and report into ``out_dir``.
 
-    ``out_dir`` defaults to ``outputs.dir`` (else ``out/<study>/``); ``reporter`` and
-    ``strict`` as in :func:`analyse`. Returns the results and the paths written (all written
-    together, or none).
+    ``out_dir`` defaults to ``outputs.dir`` (else ``out/<study>/``); ``reporter``, ``strict``,
+    ``workers`` and ``scheduler_address`` as in :func:`analyse`. Returns the results and the
+    paths written (all written together, or none).
     """
-    return pipeline.run(_config(config), out_dir=Path(out_dir) if out_dir is not None else None,
+    cfg = _config(config, workers, scheduler_address)
+    return pipeline.run(cfg, out_dir=Path(out_dir) if out_dir is not None else None,
                         reporter=reporter or pipeline.quiet, strict=strict)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import errno
+import json
 import os
 import sys
 import tempfile
@@ -162,6 +163,11 @@ def _reporter(console: Any, verbosity: int) -> Callable[[str, str, str], None]:
         elif event == "done":
             stop()
             console.print(f"[green]✓[/green] {stage:<12} [dim]{detail}[/dim]")
+        elif event == "progress":  # chunks done across the cluster
+            if "s" in status:
+                status["s"].update(f"{stage}… {detail}")
+            elif verbosity >= 1:
+                console.print(Text.assemble(("  " + stage + ": ", "dim"), detail))
         elif event == "info":
             console.print(Text.assemble(("  " + stage + ": ", "dim"), detail))
         elif event == "warning":
@@ -187,6 +193,29 @@ _strict_option = click.option(
     help="Treat every data-quality warning as an error (exit 2), for unattended runs.",
 )
 
+def _compute_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option(
+        "--scheduler", "scheduler", metavar="ADDRESS",
+        help="Run the per-origin work on this running dask.distributed scheduler "
+             "(compute.scheduler_address; default: $DASK_SCHEDULER_ADDRESS when set).",
+    )(f)
+    f = click.option(
+        "--workers", type=click.IntRange(min=0), default=None,
+        help="Split the per-origin work over a local Dask cluster of N worker processes "
+             "(compute.workers; 0 = this process). The results are the same.",
+    )(f)
+    return f
+
+
+def _compute_overrides(workers: int | None, scheduler: str | None) -> list[str]:
+    extra = []
+    if workers is not None:
+        extra.append(f"compute.workers={workers}")
+    if scheduler:
+        extra.append(f"compute.scheduler_address={json.dumps(scheduler)}")
+    return extra
+
+
 _set_option = click.option(
     "--set",
     "overrides",
@@ -205,6 +234,7 @@ _set_option = click.option(
     help="Write careblocks.gpkg, map.html and report.html into this folder.",
 )
 @_set_option
+@_compute_options
 @_strict_option
 @_verbosity_options
 def run(
@@ -214,6 +244,8 @@ def run(
     verbose: int,
     quiet: int,
     strict: bool = False,
+    workers: int | None = None,
+    scheduler: str | None = None,
 ) -> None:
     """Run a study: access, care need, site selection, and the GeoPackage, map and report.
 
@@ -221,6 +253,8 @@ def run(
     sample shipped inside the package (OSM extract, census sectors, SDIS centres).
     """
     verbosity, console = _console(verbose, quiet)
+
+    overrides = tuple(overrides) + tuple(_compute_overrides(workers, scheduler))
 
     def go() -> None:
         cfg = _load(config, overrides)
@@ -267,6 +301,7 @@ def validate(config: str, overrides: tuple[str, ...], verbose: int, quiet: int, 
 @click.option("--method", type=click.Choice(["milp", "greedy", "auto"]), help="Selection method.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path))
 @_set_option
+@_compute_options
 @_strict_option
 @_verbosity_options
 def sites(
@@ -278,9 +313,11 @@ def sites(
     verbose: int,
     quiet: int,
     strict: bool = False,
+    workers: int | None = None,
+    scheduler: str | None = None,
 ) -> None:
     """Select sites for Care Blocks (runs the whole study with site selection on)."""
-    extra = list(overrides) + ["sites.enabled=true"]
+    extra = list(overrides) + ["sites.enabled=true"] + _compute_overrides(workers, scheduler)
     if k is not None:
         extra.append(f"sites.k={k}")
     if method is not None:

@@ -539,6 +539,22 @@ class AuditConfig:
 
 
 @dataclass(frozen=True)
+class ComputeConfig:
+    """Where the per-origin work runs (see the README, "On a Dask cluster"). Results do not
+    depend on it."""
+
+    #: start a local dask.distributed cluster with this many worker processes for the run
+    #: (``careblocks run --workers N``); 0 = everything in this process (its kernels still
+    #: use every core)
+    workers: int = 0
+    #: address of a running dask.distributed scheduler, e.g. "tcp://10.0.0.5:8786"
+    #: (``--scheduler``); takes precedence over ``workers``. When neither is set, the
+    #: DASK_SCHEDULER_ADDRESS environment variable is used if present. Its workers need
+    #: careblocks installed and read access to the study's data paths
+    scheduler_address: str | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     study: StudyConfig = field(default_factory=StudyConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
@@ -555,6 +571,7 @@ class Config:
     sensitivity: SensitivityConfig = field(default_factory=SensitivityConfig)
     outputs: OutputConfig = field(default_factory=OutputConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
     #: where the config came from (not a TOML key)
     source_path: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -794,6 +811,10 @@ def _check_values(obj: Any, key: str) -> None:
                     f"config key '{key}.avoid': {b!r} is not a barrier; use some of "
                     + ", ".join(repr(n) for n in BARRIER_NAMES)
                 )
+    elif isinstance(obj, ComputeConfig):
+        if obj.workers < 0:
+            raise ConfigError(f"config key '{key}.workers': {obj.workers}; use a number of worker "
+                              "processes >= 0 (0 = run in this process)")
     elif isinstance(obj, AuditConfig):
         for name in ("min_area_share", "error_area_share", "min_population_share",
                      "published_tolerance"):

@@ -9,8 +9,9 @@ matters: file digests, config values and digests of the arrays a stage reads (ne
 origin and facility nodes). Anything a stage does not read (score weights, ``sites.k``, the
 selection method) is not in its key, so changing it reuses the cached results.
 
-Entries are ``.npz`` files of plain arrays (no pickles: ``allow_pickle=False``) plus a JSON
-sidecar, written atomically under ``<cache dir>/<stage>/``. ``network.cache = false`` turns
+Entries are folders of uncompressed ``.npy`` files of plain arrays (no pickles:
+``allow_pickle=False``) plus a JSON file, written atomically under ``<cache dir>/<stage>/<key>/``
+and memory-mapped (copy-on-write) on a hit (:mod:`careblocks.network._store`). ``network.cache = false`` turns
 every cache off (``CAREBLOCKS_STAGE_CACHE=0`` only these stage caches). A corrupt or
 unreadable entry counts as a miss.
 """
@@ -29,7 +30,7 @@ import numpy as np
 from careblocks.errors import DataQualityWarning
 
 #: Bump when what a cached stage computes changes, so that old entries are not reused.
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: entries are folders of memory-mapped .npy files
 
 
 
@@ -103,19 +104,13 @@ def _folder(config: Any, stage: str) -> Path:
 
 
 def load(config: Any, stage: str, key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
-    """The arrays and metadata stored under ``key``, or None (miss, cache off, unreadable)."""
+    """The arrays (memory-mapped, copy-on-write) and metadata stored under ``key``, or None
+    (miss, cache off, unreadable)."""
     if not enabled(config):
         return None
-    folder = _folder(config, stage)
-    npz, meta = folder / f"{key}.npz", folder / f"{key}.json"
-    if not (npz.is_file() and meta.is_file()):
-        return None
-    try:
-        with np.load(npz, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-        return arrays, json.loads(meta.read_text(encoding="utf-8"))
-    except (OSError, ValueError, KeyError, json.JSONDecodeError):
-        return None
+    from careblocks.network._store import load_arrays
+
+    return load_arrays(_folder(config, stage), key)
 
 
 
@@ -124,17 +119,11 @@ def save(config: Any, stage: str, key: str, arrays: dict[str, np.ndarray], meta:
     under ``key``; a cache folder that cannot be written gives a warning, not an error."""
     if not enabled(config):
         return
+    from careblocks.network._store import save_arrays
+
     folder = _folder(config, stage)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{key}.{os.getpid()}.partial.npz"
-        plain = {k: (np.asarray(v).astype(str) if np.asarray(v).dtype == object else np.asarray(v))
-                 for k, v in arrays.items()}
-        np.savez(tmp, **plain)
-        tmp_meta = folder / f".{key}.{os.getpid()}.partial.json"
-        tmp_meta.write_text(json.dumps(_jsonable(meta)), encoding="utf-8")
-        os.replace(tmp, folder / f"{key}.npz")
-        os.replace(tmp_meta, folder / f"{key}.json")
+        save_arrays(folder, key, arrays, _jsonable(meta))
     except OSError as exc:
         warnings.warn(
             f"{stage} cache: could not write to {folder} ({exc.__class__.__name__}); set "
@@ -160,8 +149,8 @@ def arrays_to_sparse(prefix: str, arrays: dict[str, np.ndarray]) -> Any:
 
     shape = tuple(int(v) for v in arrays[f"{prefix}_shape"])
     m = sp.csr_matrix((arrays[f"{prefix}_data"], arrays[f"{prefix}_indices"], arrays[f"{prefix}_indptr"]),
-                      shape=shape)
-    m.sort_indices()
+                      shape=shape, copy=False)
+    m.sort_indices()  # in place: the mapped arrays are copy-on-write
     return m
 
 

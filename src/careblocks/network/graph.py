@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from careblocks.network.cost import WalkCost
 
 #: Bump when the way networks are built changes, so that old cache entries are not reused.
-NETWORK_CODE_VERSION = "5"  # 2: spatial order; 3: component by ground covered; 5: barriers, tunnels, incline, z
+NETWORK_CODE_VERSION = "6"  # 6: pyosmium reader, .npy cache; 2: spatial order; 3: component by ground covered; 5: barriers, tunnels, incline, z
 #: side of the squares nodes are numbered by (see build_walk_network)
 SPATIAL_CELL_M = 300.0
 #: cell size (m) of the ground a connected component covers, which decides the one kept
@@ -812,41 +812,24 @@ def _read_source(
 
 
 def _save_cache(folder: Path, key: str, net: WalkNetwork, meta: dict[str, Any]) -> None:
-    import tempfile
+    from careblocks.network._store import save_arrays
 
-    folder.mkdir(parents=True, exist_ok=True)
-    base = folder / f"network-{key[:32]}"
-    fd, tmp = tempfile.mkstemp(prefix=".network-", suffix=".npz", dir=folder)
-    os.close(fd)
-    try:
-        arrays = {name: getattr(net, name) for name in _ARRAYS + _OPTIONAL_ARRAYS}
-        np.savez(tmp, **{k: v for k, v in arrays.items() if v is not None})
-        os.replace(tmp, base.with_suffix(".npz"))
-        fd, tmpj = tempfile.mkstemp(prefix=".network-", suffix=".json", dir=folder)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(meta, fh, indent=1, sort_keys=True)
-        os.replace(tmpj, base.with_suffix(".json"))
-    finally:
-        for t in (tmp,):
-            if os.path.exists(t):
-                os.unlink(t)
+    arrays = {name: getattr(net, name) for name in _ARRAYS + _OPTIONAL_ARRAYS}
+    save_arrays(folder, f"network-{key[:32]}", arrays, meta)
 
 
 def _load_cache(folder: Path, key: str) -> tuple[WalkNetwork, dict[str, Any]] | None:
-    base = folder / f"network-{key[:32]}"
-    npz, js = base.with_suffix(".npz"), base.with_suffix(".json")
-    if not (npz.exists() and js.exists()):
+    """The cached network, its arrays memory-mapped (copy-on-write), or None."""
+    from careblocks.network._store import load_arrays
+
+    got = load_arrays(folder, f"network-{key[:32]}")
+    if got is None:
         return None
-    try:
-        meta = json.loads(js.read_text(encoding="utf-8"))
-        if meta.get("key") != key:
-            return None
-        with np.load(npz) as z:
-            arrays = {name: z[name] for name in _ARRAYS}
-            arrays.update({name: z[name] for name in _OPTIONAL_ARRAYS if name in z.files})
-    except (OSError, ValueError, KeyError, json.JSONDecodeError):
+    arrays, meta = got
+    if meta.get("key") != key or any(name not in arrays for name in _ARRAYS):
         return None  # a broken entry is rebuilt
-    return WalkNetwork(crs=meta["crs"], **arrays), meta
+    kw = {name: arrays[name] for name in _ARRAYS + _OPTIONAL_ARRAYS if name in arrays}
+    return WalkNetwork(crs=meta["crs"], **kw), meta
 
 
 def load_or_build_network(

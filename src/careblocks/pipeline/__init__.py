@@ -23,6 +23,7 @@ import pyogrio
 import shapely
 
 from careblocks import columns as C
+from careblocks import compute
 from careblocks._version import __version__
 from careblocks.access import walk_access
 from careblocks.audit import Audit
@@ -316,11 +317,18 @@ def analyse(
     """
     strict = strict or config.audit.strict
     ctx = Context(config=config, report=reporter, audit=Audit(strict=strict), strict=strict)
-    for name, fn in STAGES:
-        with ctx.stage(name):
-            fn(ctx)
-        if until == name:
-            break
+    # the per-origin work of the stages runs in chunks on a cluster when [compute] (or
+    # DASK_SCHEDULER_ADDRESS) names one; it is opened on the first chunked call
+    with compute.session(workers=config.compute.workers,
+                         scheduler_address=config.compute.scheduler_address, reporter=reporter):
+        for name, fn in STAGES:
+            with ctx.stage(name):
+                fn(ctx)
+            if until == name:
+                break
+        where = compute.workers_in_use()
+    if where is not None:
+        ctx.stats["compute"] = where
     return ctx
 
 

@@ -26,7 +26,8 @@ from careblocks.network.cost import WalkCost
 from careblocks.network.graph import WalkNetwork
 from careblocks.transit.timetable import Timetable
 
-#: Called as ``reporter(event, stage, detail)`` with event "start", "done", "info", "warning".
+#: Called as ``reporter(event, stage, detail)`` with event "start", "done", "info", "warning",
+#: or "progress" (chunks done on a Dask cluster, :mod:`careblocks.compute`).
 Reporter = Callable[[str, str, str], None]
 
 

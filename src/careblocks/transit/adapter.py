@@ -174,16 +174,38 @@ def transit_access(network: Any, timetable: Timetable, origin_nodes, origin_snap
         egress[ok, j] = np.ceil(e[ok]).astype(np.int32)
         if include_walk:
             walk_only[:, j] = dist[on] + osnap
-    ptr, acc_stops, acc_s = _access_legs(network, timetable, on, np.asarray(origin_snap_m), cost, walk_s)
     tsec = timetable.transfer_seconds(cost, cfg.max_transfer_walk_min)
-    secs = range_raptor(timetable, tsec, ptr, acc_stops, acc_s, deps,
-                        max_transfers=cfg.max_transfers, max_trip_s=max_trip_s, egress_s=egress)
+    wo = None
     if include_walk:
         wo = np.where(walk_only <= max_trip_s, np.ceil(walk_only), INF32).astype(np.int64)
-        secs = np.minimum(secs, wo[:, None, :]).astype(np.int32)
+    # one Range-RAPTOR per origin: in chunks of origins, here or on the Dask cluster
+    from careblocks.compute import map_chunks
+
+    parts = map_chunks(_transit_chunk, n_o, {
+        "network": network, "timetable": timetable, "origin_nodes": on,
+        "origin_snap_m": np.asarray(origin_snap_m, np.float64), "cost": cost, "walk_s": walk_s,
+        "transfer_s": tsec, "deps": deps, "max_transfers": int(cfg.max_transfers),
+        "max_trip_s": max_trip_s, "egress": egress, "walk_only_s": wo,
+        "percentiles": tuple(cfg.percentiles), "names": tuple(names), "return_seconds": return_seconds,
+    }, keep=("network", "timetable"), label="transit")
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _transit_chunk(lo: int, hi: int, *, network: Any, timetable: Timetable, origin_nodes: np.ndarray,
+                   origin_snap_m: np.ndarray, cost: WalkCost, walk_s: float, transfer_s: np.ndarray,
+                   deps: np.ndarray, max_transfers: int, max_trip_s: int, egress: np.ndarray,
+                   walk_only_s: np.ndarray | None, percentiles: tuple[float, ...],
+                   names: tuple[str, ...], return_seconds: bool) -> dict[str, np.ndarray]:
+    """:func:`transit_access` of origins ``lo..hi-1`` (access legs, Range-RAPTOR, percentiles)."""
+    ptr, acc_stops, acc_s = _access_legs(network, timetable, origin_nodes[lo:hi],
+                                         origin_snap_m[lo:hi], cost, walk_s)
+    secs = range_raptor(timetable, transfer_s, ptr, acc_stops, acc_s, deps,
+                        max_transfers=max_transfers, max_trip_s=max_trip_s, egress_s=egress)
+    if walk_only_s is not None:
+        secs = np.minimum(secs, walk_only_s[lo:hi, None, :]).astype(np.int32)
     out: dict[str, np.ndarray] = {}
     for j, name in enumerate(names):
-        out[name] = nearest_rank_percentiles(secs[:, :, j], cfg.percentiles, axis=1)
+        out[name] = nearest_rank_percentiles(secs[:, :, j], percentiles, axis=1)
         if return_seconds:
             out[f"{name}__seconds"] = secs[:, :, j]
     return out

@@ -1,0 +1,119 @@
+"""One study split over a Dask cluster gives the single-process results, in the same order.
+
+A 2-worker LocalCluster (processes, one thread each) is started once for the module; studies
+reach it through ``compute.scheduler_address`` or ``DASK_SCHEDULER_ADDRESS``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyogrio
+import pytest
+
+from careblocks import compute, pipeline
+from careblocks.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: a part of central Porto Alegre (247 H3 cells, both GTFS feeds) and a short departure
+#: window: walk + transit access, walking and walk + transit catchments, sites, sensitivity
+POA_SMALL = {
+    "study.bbox": [-51.24, -30.06, -51.19, -30.02],
+    "transit.window_end": "14:20",
+    "sensitivity.draws": 12,
+    "outputs.map": False,
+    "outputs.report": False,
+    "outputs.qgis_project": False,
+}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from dask.distributed import Client, LocalCluster
+
+    lc = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    client = Client(lc, set_as_default=False)
+    pids = set(client.run(os.getpid).values())
+    yield lc.scheduler_address, pids
+    client.close()
+    lc.close()
+
+
+def _pid_chunk(lo: int, hi: int, *, values: np.ndarray) -> tuple[int, np.ndarray]:
+    return os.getpid(), values[lo:hi] * 2
+
+
+def test_in_process_by_default_without_importing_dask() -> None:
+    code = (
+        "import sys, numpy as np\n"
+        "from careblocks.compute import map_chunks, session\n"
+        "def f(lo, hi, *, v):\n"
+        "    return v[lo:hi] + 1\n"
+        "with session():\n"
+        "    parts = map_chunks(f, 10, {'v': np.arange(10)}, chunk_size=3)\n"
+        "print([p.tolist() for p in parts], 'distributed' in sys.modules)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != compute.ENV_ADDRESS}
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert p.stdout.strip() == "[[1, 2, 3], [4, 5, 6], [7, 8, 9], [10]] False"
+
+
+def test_scheduler_address_from_the_environment(cluster, monkeypatch) -> None:
+    address, worker_pids = cluster
+    monkeypatch.setenv(compute.ENV_ADDRESS, address)
+    values = np.arange(1000)
+    events = []
+    with compute.session(reporter=lambda *e: events.append(e)):
+        assert compute.workers_in_use() == address
+        parts = compute.map_chunks(_pid_chunk, values.size, {"values": values}, label="test")
+    pids = {pid for pid, _ in parts}
+    assert pids <= worker_pids and os.getpid() not in pids
+    np.testing.assert_array_equal(np.concatenate([v for _, v in parts]), values * 2)  # in order
+    assert len(parts) > 1 and events[-1] == ("progress", "test", f"{len(parts)}/{len(parts)} chunks "
+                                             "on 2 worker threads")
+    # a batch worker (or anyone) can insist on running here
+    with compute.in_process(), compute.session():
+        assert compute.map_chunks(_pid_chunk, 3, {"values": values})[0][0] == os.getpid()
+
+
+def test_workers_option_starts_a_local_cluster() -> None:
+    with compute.session(workers=1):
+        assert compute.workers_in_use() == "LocalCluster(1 workers)"
+        (pid, v), = compute.map_chunks(_pid_chunk, 1, {"values": np.arange(1)})
+    assert pid != os.getpid()
+    assert compute.workers_in_use() is None
+
+
+def _layers(gpkg: Path) -> dict[str, pd.DataFrame]:
+    out = {}
+    for name, _ in pyogrio.list_layers(gpkg):
+        if name in ("run_metadata", "layer_styles"):
+            continue
+        df = pyogrio.read_dataframe(gpkg, layer=name)
+        out[name] = df.drop(columns=[c for c in ("seconds",) if c in df.columns])  # solver time
+    return out
+
+
+def test_porto_alegre_on_two_workers_equals_one_process(data, cluster, tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv(compute.ENV_ADDRESS, raising=False)
+    address, _ = cluster
+    path = ROOT / "configs/porto_alegre.toml"
+    one = load_config(path, overrides=POA_SMALL)
+    many = load_config(path, overrides={**POA_SMALL, "compute.scheduler_address": address})
+    r1, _ = pipeline.run(one, out_dir=tmp_path / "one")
+    events = []
+    r2, _ = pipeline.run(many, out_dir=tmp_path / "many", reporter=lambda *e: events.append(e))
+    assert "compute" not in r1.metadata["stats"] and r2.metadata["stats"]["compute"] == address
+    done = [e for e in events if e[0] == "progress"]
+    assert {e[1] for e in done} >= {"transit"}
+    a, b = _layers(tmp_path / "one/careblocks.gpkg"), _layers(tmp_path / "many/careblocks.gpkg")
+    assert set(a) == set(b) and {"origins", "candidates", "selected_sites", "sensitivity"} <= set(a)
+    for name in a:
+        pd.testing.assert_frame_equal(a[name], b[name], check_exact=True, obj=name)
+    assert a["origins"]["transit_min_health"].notna().sum() > 100  # transit did reach people
