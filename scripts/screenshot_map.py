@@ -2,8 +2,8 @@
 
 Usage: python scripts/screenshot_map.py MAP_HTML PNG [--width 1400 --height 900]
 
-Runs offline: OpenStreetMap tiles that cannot load are left blank (the map draws the street
-network as its own grey layer, so it still reads). Needs the ``playwright`` Python package and
+Runs offline: the map opens on its light base drawn from the data (streets and outlines);
+requests for OpenStreetMap tiles, an optional base, are refused at once. Needs the ``playwright`` Python package and
 ``/usr/bin/chromium`` (``apt-get install chromium``); ``playwright install`` is not needed.
 """
 

@@ -33,6 +33,8 @@ class _Visible(HTMLParser):
             self._skip += 1
             if tag not in ("script", "style"):
                 self._stack.append(tag)
+        if self._skip:  # inside a script, a style or an element marked English
+            return
         for k, v in attrs:
             if k in ("alt", "title", "aria-label") and v:
                 self.parts.append(v)
@@ -81,3 +83,36 @@ def untranslated(text: str, lang: str, *, data_names: tuple[str, ...] = ()) -> l
     words = re.findall(r"[A-Za-z]+", text.lower())
     found += sorted({w for w in words if w in ENGLISH_WORDS})
     return found
+
+
+def map_text(html_text: str) -> tuple[str, tuple[str, ...]]:
+    """What a reader of the HTML map can see (from its one JSON block: title, how-to, legend,
+    layer names, tooltip and popup labels and values), and the names that come from the data
+    (facility and site names), to pass to :func:`untranslated` as ``data_names``."""
+    import json
+
+    block = re.findall(r'<script type="application/json" id="careblocks-data">(.*?)</script>',
+                       html_text, re.S)
+    assert len(block) == 1
+    d = json.loads(block[0])
+    parts: list[str] = [str(v) for v in d["text"].values()]
+    parts += [d["page"]["title"], d["page"]["subtitle"], d["page"]["howto_summary"], *d["page"]["howto"]]
+    parts.append(d["legend"]["title"])
+    for s in d["legend"]["sections"]:
+        parts.append(s["title"])
+        parts += [str(r.get(k)) for r in s["rows"] for k in ("label", "low", "high") if r.get(k)]
+    names: list[str] = []
+    for o in d["overlays"]:
+        parts.append(o["name"])
+        parts += [f[1] for f in o.get("fields", []) + o.get("catchment_fields", [])]
+        for p in o.get("points", []) + o.get("sites", []):
+            names.append(p["title"] if "order" not in p else "")
+            parts += [c for row in p["rows"] for c in row]
+            if p.get("rationale"):
+                parts.append(p["rationale"])
+            if "order" in p:
+                parts.append(p["title"])
+        if o["kind"] == "candidates":
+            names += [str(f["properties"].get("name")) for f in o["geojson"]["features"]]
+            parts += [str(f["properties"].get("type") or "") for f in o["geojson"]["features"]]
+    return " ".join(" ".join(parts).split()), tuple(n for n in names if n)

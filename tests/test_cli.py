@@ -130,8 +130,8 @@ def test_fontibon_end_to_end(fontibon) -> None:
     assert set(sel["candidate_id"]) <= set(sens["candidate_id"])
     assert sens["selected_share"].between(0, 1).all() and (sens["rank_p5"] <= sens["rank_p95"]).all()
     report = (fontibon["out"] / "report.html").read_text(encoding="utf-8")
-    assert "Qué tan robusto:" in report and "of weightings" in report and "(40 weightings" in report
-    assert "(40 weightings of the score and trip rates)" in " ".join(fontibon["result"].output.split())
+    assert "Qué tan robusto:" in report and "de las ponderaciones" in report and "(40 ponderaciones" in report
+    assert "(40 ponderaciones del puntaje y de las tasas de viaje)" in " ".join(fontibon["result"].output.split())
     eq = pyogrio.read_dataframe(gpkg, layer="equity", read_geometry=False)
     assert {"current", "with_sites"} <= set(eq["scenario"])
     out = " ".join(fontibon["result"].output.split())
@@ -150,6 +150,14 @@ def assert_in_language(out: Path, lang: str, cli_output: str) -> None:
     assert f'<html lang="{lang}">' in report
     if lang != "en":
         assert untranslated(visible_text(report), lang, data_names=tuple(names)) == []
+    # the map: everything its reader sees (title, how-to, legend, layers, tooltips, popups)
+    from _i18n_check import map_text
+
+    page = (out / "map.html").read_text(encoding="utf-8")
+    assert f'<html lang="{lang}">' in page
+    if lang != "en":
+        text, map_names = map_text(page)
+        assert untranslated(text, lang, data_names=tuple(names) + map_names) == []
     # names, not ids or column names; no paths of this machine; no float noise
     text = visible_text(report)
     for raw in ("anchor:osm:", "is_public_anchor", "n_merged", "gap_closed_", "hours_returned_",

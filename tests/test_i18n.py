@@ -127,3 +127,81 @@ def test_time_legend_breaks_are_round_numbers():
     assert time_labels(20) == ["0–5 min", "5–15 min", "15–20 min", "20–25 min", "25–40 min",
                                "more than 40 min"]
     assert time_labels(15, "es")[-1] == "más de 30 min"
+
+
+def _with_extras(lang: str):
+    """Synthetic results with what a full run adds: the coverage curve, the robustness
+    table, the selection's exactness, the input audit and data-quality warnings."""
+    import pandas as pd
+
+    r = _with_language(make_results(), lang)
+    r.coverage_curve = pd.DataFrame({
+        "k": [1, 2, 3, 4], "covered_share": [0.31, 0.52, 0.66, 0.71],
+        "people_within": [1200.0, 2100.0, 2650.0, 2800.0], "hours_returned_week": [310.0, 480.0, 600.0, 640.0],
+        "exact": [True, True, True, False], "gap": [0.0, 0.0, 0.0, 0.0123], "objective": ["gap_closed"] * 4})
+    sens = pd.DataFrame({"candidate_id": ["a", "b", "c", "d"], "order": [1.0, 2.0, 3.0, None],
+                         "selected_share": [1.0, 0.955, 0.4, 0.2]})
+    sens.attrs["draws"] = 200
+    r.sensitivity = sens
+    r.metadata["stats"] = {"sites": {"status": "time limit", "method": "milp", "mip_gap": 0.004},
+                           "sites_curve": {"points": 4, "exact": 3, "max_gap": 0.0123},
+                           "sites_target": {"target_share": 0.6, "min_blocks": 3, "status": "optimal"}}
+    r.metadata["warnings"] = ["services: services.health.layers[0] (clinics.gpkg): dropped 2 of 9 facilities",
+                              "network: walk network: kept 90 of 100 nodes", "odd warning without a stage"]
+    r.metadata["audit"] = {"verdict": "warning", "findings": [
+        {"severity": "warning", "check": "coverage.network", "where": "network.path", "message": "67% covered"},
+        {"severity": "info", "check": "files", "where": "census.layer.path", "message": "census.gpkg: 0.3 MB"}]}
+    return r
+
+
+@pytest.mark.parametrize("lang", ["es", "pt", "fr"])
+def test_curve_robustness_selection_and_warnings_speak_the_language(lang):
+    """The parts a full run adds (coverage curve, robustness sentence, the selection's
+    exactness, the audit and the warnings) are in the language; only the technical detail
+    of findings and warnings (file, column and config names) stays English, marked so."""
+    from rich.console import Console
+
+    from careblocks.outputs.report import build_report
+    from careblocks.summary import print_summary
+
+    L = language(lang)
+    r = _with_extras(lang)
+    page = build_report(r)
+    text = visible_text(page)
+    names = tuple(str(v) for v in r.selected["name"]) + tuple(str(v) for v in r.services["name"].dropna())
+    names += tuple(r.selected["rationale"]) + ("Synthetic town", "West <b>side</b>", "synthetic.pbf", "ODbL",
+                                               "OpenStreetMap", "HiGHS")
+    left = untranslated(text, lang, data_names=names)
+    if lang == "fr":
+        left = [x for x in left if " " in x]
+    assert left == []
+    assert L._("How many Care Blocks?") in text and L._("What each additional Care Block adds") in text
+    assert "200" in text and L._("Services") in text and L._("Street network") in text
+    # only the findings' and warnings' own words are marked English, no whole section
+    assert '<section lang="en">' not in page and '<span lang="en">' not in page
+    assert page.count('<ul lang="en">') == 3  # services, network, other
+    buf = io.StringIO()
+    print_summary(Console(file=buf, width=400), r)
+    out = " ".join(buf.getvalue().split())
+    assert L._("Selection: {status}; proven within {gap} of the optimum.").split(":")[0] in out
+    left = untranslated(out, lang, data_names=names + ("run_metadata",))
+    if lang == "fr":
+        left = [x for x in left if " " in x]
+    assert left == []
+
+
+def test_robustness_and_selection_lines_in_english_are_unchanged():
+    from careblocks.sites.sensitivity import robustness_sentence
+    from careblocks.summary import selection_line
+
+    r = _with_extras("en")
+    assert robustness_sentence(r.sensitivity) == (
+        "Site 1 is chosen in 100 % of weightings; site 2 in 95 %; site 3 in 40 % "
+        "(200 weightings of the score and trip rates).")
+    assert robustness_sentence(r.sensitivity, "es") == (
+        "El sitio 1 se elige en el 100 % de las ponderaciones; el sitio 2 en el 95 %; el sitio 3 en "
+        "el 40 % (200 ponderaciones del puntaje y de las tasas de viaje).")
+    assert selection_line({"sites": {"status": "optimal"}, "sites_curve": {"points": 10, "exact": 10}}) == (
+        "Selection: optimal (HiGHS). Coverage curve K = 1-10: 10 of 10 points proven optimal.")
+    assert selection_line(r.metadata["stats"], "pt").startswith(
+        "Seleção: interrompida no tempo limite; a menos de 0,40% do ótimo")

@@ -39,7 +39,7 @@ def test_map_has_layers_legend_and_no_cdn(synthetic_map):
     data = page_data(text)
     names = [o["name"] for o in data["overlays"]]
     assert names == [
-        "Streets (walking network)", "Walking time to daycare", "Walking time to health",
+        "Walking time to daycare", "Walking time to health",
         "Walking time to laundromat", "Walking time to community kitchen",
         "All 4 services within 15 min", "Care-need index", "Daycare (2)", "Health (3)",
         "Laundromat (4)", "Community kitchen (5)", "Candidate sites (12)",
@@ -52,9 +52,19 @@ def test_map_has_layers_legend_and_no_cdn(synthetic_map):
     assert "Leaflet 1.9.4" in text and "MarkerClusterGroup" in text
     assert "openstreetmap.org/copyright" in text  # tile attribution
     # every travel-time class of the legend
-    labels = [lbl for _, lbl in data["legend"]["time"]] + [data["legend"]["unreachable"][1]]
+    sections = {s["title"]: s["rows"] for s in data["legend"]["sections"]}
+    labels = [row["label"] for row in sections["Travel time"]]
     for label in ("0–5 min", "10–15 min", "more than 30 min", "not reachable"):
         assert label in labels
+    # every symbol the map draws has its row: sites, overlapping catchments, candidates,
+    # services and their cluster bubbles, the light base's streets and study area
+    kinds = {row["kind"] for rows in sections.values() for row in rows}
+    assert {"swatch", "ramp", "site", "catchment", "candidate", "service", "cluster", "streets",
+            "area"} <= kinds
+    assert "overlap" in next(r["label"] for r in sections["Proposed Care Blocks"] if r["kind"] == "catchment")
+    # the light base is drawn from the data: streets and the study area's outline
+    assert data["base"]["streets"]["geometry"]["type"] == "MultiLineString"
+    assert data["base"]["area"]["geometry"]["type"] == "MultiLineString"
     # the candidates are sized by score: the best is the largest circle
     cand = next(o for o in data["overlays"] if o["kind"] == "candidates")["geojson"]["features"]
     best = max(cand, key=lambda f: f["properties"]["score"])
@@ -111,8 +121,10 @@ def test_page_strings_live_in_one_table():
     # every label of the page comes from TEXT (for translation), none is hard-coded in map.js
     import careblocks.outputs.webmap as wm
     js = (wm.ASSETS / "map.js").read_text()
-    for key in ("streets_layer", "howto_summary", "legend_services", "legend_time"):
+    for key in ("base_light", "howto_summary", "legend_services", "legend_time", "legend_site",
+                "legend_cluster"):
         assert TEXT[key] not in js
+    assert not re.search(r"['\"](Legend|Streets|Proposed|Travel)", js)
 
 
 def test_h3_aggregation_keeps_people_and_weights_times():
@@ -177,7 +189,9 @@ def test_porto_alegre_map_size_and_cells(data, tmp_path):
     text = path.read_text()
     data = page_data(text)
     assert any(o.get("prop") == "walk_min_health" for o in data["overlays"])
-    assert data["overlays"][0]["name"] == "Streets (walking network)"
+    # the light base: Porto Alegre's ~38k-node walking network, simplified, as one line layer
+    streets = data["base"]["streets"]["geometry"]
+    assert streets["type"] == "MultiLineString" and len(streets["coordinates"]) > 1000
 
 
 def test_service_without_facilities_is_marked(tmp_path):
@@ -188,5 +202,6 @@ def test_service_without_facilities_is_marked(tmp_path):
     data = page_data(text)
     names = [o["name"] for o in data["overlays"]]
     assert "Walking time to daycare (none found)" in names
-    assert "Daycare (none found)" in [s["label"] for s in data["legend"]["services"]]
+    legend = {s["title"]: s["rows"] for s in data["legend"]["sections"]}
+    assert "Daycare (none found)" in [row["label"] for row in legend["Existing services"]]
     assert not any(n.startswith("Daycare (") for n in names)  # no marker layer for it

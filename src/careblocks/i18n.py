@@ -198,6 +198,7 @@ SERVICE_LABELS = {
     "Laundromat": N_("Laundromat"),
     "Community kitchen": N_("Community kitchen"),
     "Disability care": N_("Disability care"),
+    "Disability care (SDIS)": N_("Disability care (SDIS)"),
 }
 
 #: candidate ``category`` values -> a building type people recognise

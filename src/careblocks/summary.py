@@ -12,7 +12,7 @@ from rich.text import Text
 from careblocks import columns as C
 from careblocks.demand.equity import equity_summary_rows, share_within
 from careblocks.errors import InputDataError
-from careblocks.i18n import group_label, language
+from careblocks.i18n import N_, group_label, language
 from careblocks.outputs.report import site_name
 from careblocks.outputs.styles import service_label
 from careblocks.results import Results
@@ -97,12 +97,12 @@ def print_summary(console: Any, results: Results) -> None:
         for _, r in results.selected.iterrows():
             t3.add_row(str(r.get("order", "")), site_name(r, L), str(r.get("rationale", "")))
         console.print(t3)
-        line = selection_line(results.metadata.get("stats", {}))
+        line = selection_line(results.metadata.get("stats", {}), L.code)
         if line:
             console.print(line, markup=False, highlight=False)
         sens = results.sensitivity
         if sens is not None and len(sens):
-            sentence = robustness_sentence(sens)
+            sentence = robustness_sentence(sens, L.code)
             if sentence:
                 console.print(sentence, markup=False, highlight=False)
     n_warn = len(results.metadata.get("warnings", []))
@@ -111,33 +111,54 @@ def print_summary(console: Any, results: Results) -> None:
                       .format(n=n_warn) + "[/yellow]; " + L._("listed in run_metadata and the report"))
 
 
-def selection_line(stats: dict[str, Any]) -> str:
+#: the selection's status words (``sites.status``) as people read them
+_STATUS_WORDS = {"optimal": N_("optimal"), "time limit": N_("stopped at the time limit"),
+                 "infeasible": N_("infeasible"), "greedy": N_("greedy")}
+
+
+def _status(status: str, L) -> str:
+    words = [L._(_STATUS_WORDS[p]) if p in _STATUS_WORDS else p for p in status.split("; greedy was better")]
+    return L._("{status}; greedy was better").format(status=words[0]) if len(words) > 1 else words[0]
+
+
+def selection_line(stats: dict[str, Any], language: str | None = None) -> str:
     """How exact the selection is, and the coverage curve and target when computed:
     "Selection: optimal (HiGHS). Coverage curve K = 1-10: 10 of 10 points proven optimal."
-    A time limit says so with the proven gap."""
+    A time limit says so with the proven gap. In ``language`` (English by default)."""
+    from careblocks.i18n import language as get_language
+
+    L = get_language(language)
     st = stats.get("sites") or {}
     if not st:
         return ""
     status, gap = str(st.get("status", "")), st.get("mip_gap")
+    pct = lambda v: L.percent(v, 2)  # noqa: E731
     if st.get("method") == "greedy" and status == "greedy":
-        out = "Selection: greedy (no optimality proof)."
+        out = L._("Selection: greedy (no optimality proof).")
     elif status == "optimal":
-        out = "Selection: optimal (HiGHS)."
+        out = L._("Selection: optimal (HiGHS).")
+    elif gap is not None:
+        out = L._("Selection: {status}; proven within {gap} of the optimum.").format(
+            status=_status(status, L), gap=pct(gap))
     else:
-        out = f"Selection: {status}" + (f"; proven within {100 * gap:.2f}% of the optimum." if gap is not None
-                                         else ".")
+        out = L._("Selection: {status}.").format(status=_status(status, L))
     curve = stats.get("sites_curve") or {}
     if curve.get("points"):
-        out += (f" Coverage curve K = 1-{curve['points']}: {curve['exact']} of {curve['points']} points "
-                f"proven optimal" + (f", largest gap {100 * curve['max_gap']:.2f}%" if curve.get("max_gap") else "")
-                + ".")
+        n = int(curve["points"])
+        if curve.get("max_gap"):
+            out += " " + L._("Coverage curve K = 1-{n}: {exact} of {n} points proven optimal, largest gap "
+                             "{gap}.").format(n=n, exact=curve["exact"], gap=pct(curve["max_gap"]))
+        else:
+            out += " " + L._("Coverage curve K = 1-{n}: {exact} of {n} points proven optimal.").format(
+                n=n, exact=curve["exact"])
     tgt = stats.get("sites_target") or {}
     if tgt:
+        share = L.percent(tgt["target_share"])
         if tgt.get("status") == "infeasible":
-            out += f" No set of candidates reaches {100 * tgt['target_share']:.0f}% of the objective."
+            out += " " + L._("No set of candidates reaches {share} of the objective.").format(share=share)
         else:
-            out += (f" Fewest blocks reaching {100 * tgt['target_share']:.0f}% of the objective: "
-                    f"{tgt['min_blocks']} ({tgt['status']}).")
+            out += " " + L._("Fewest blocks reaching {share} of the objective: {k} ({status}).").format(
+                share=share, k=tgt["min_blocks"], status=_status(str(tgt["status"]), L))
     return out
 
 

@@ -23,6 +23,7 @@ import pandas as pd
 
 from careblocks.columns import CENSUS_GROUPS
 from careblocks.i18n import (
+    N_,
     Language,
     category_label,
     component_label,
@@ -438,41 +439,40 @@ def _site_map(results, L: Language) -> str | None:
 
 #: what the curve's share measures, per ``sites.objective``, in a council's words
 _OBJECTIVE_WORDS = {
-    "gap_closed": "share of today's care gaps closed",
-    "population": "share of people within reach",
-    "hours_returned": "share of caregiver hours that could be returned",
+    "gap_closed": N_("share of today's care gaps closed"),
+    "population": N_("share of people within reach"),
+    "hours_returned": N_("share of caregiver hours that could be returned"),
 }
+_OBJECTIVE_OTHER = N_("share of the objective covered")
 
 
-def _chart_curve(curve: pd.DataFrame, chosen_k: int | None, ylabel: str) -> str | None:
-    """People within reach and hours returned against the number of Care Blocks."""
+def _chart_curve(curve: pd.DataFrame, chosen_k: int | None, ylabel: str, L: Language) -> str | None:
+    """The best share of the objective against the number of Care Blocks."""
     if curve is None or curve.empty:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
+    matplotlib, plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.4))
     k = curve["k"].to_numpy()
     share = curve["covered_share"].to_numpy(float)
     exact = curve["exact"].to_numpy(bool)
     ax.plot(k, share, color="#1b7837", lw=1.5)
-    ax.scatter(k[exact], share[exact], color="#1b7837", s=16, label="proven optimal", zorder=3)
+    ax.scatter(k[exact], share[exact], color="#1b7837", s=16, label=L._("proven optimal"), zorder=3)
     if (~exact).any():
         ax.scatter(k[~exact], share[~exact], facecolors="white", edgecolors="#1b7837", s=16,
-                   label="best found (gap in the table)", zorder=3)
+                   label=L._("best found (gap in the table)"), zorder=3)
     if chosen_k:
         ax.axvline(chosen_k, color="#444", ls="--", lw=1)
-        ax.text(chosen_k, 0.03, f" proposed: {chosen_k}", fontsize=8)
+        ax.text(chosen_k, 0.03, " " + L._("proposed: {k}").format(k=chosen_k), fontsize=8)
     ax.set_ylim(0, 1)
-    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-    ax.set_xlabel("number of new Care Blocks")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _pos: L.percent(v)))
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.set_xlabel(L._("number of new Care Blocks"))
     ax.set_ylabel(ylabel)
-    ax.set_title("What each additional Care Block adds")
+    title = L._("What each additional Care Block adds")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    return _png(fig, "What each additional Care Block adds")
+    return _png(fig, title)
 
 
 def curve_section(results) -> str:
@@ -483,34 +483,41 @@ def curve_section(results) -> str:
     L = _lang(results)
     c = pd.DataFrame(curve).sort_values("k")
     chosen = len(results.selected) if results.selected is not None else None
-    out = ["<h2>How many Care Blocks?</h2>"]
+    out = ["<h2>" + esc(L._("How many Care Blocks?")) + "</h2>"]
     first, last = c.iloc[0], c.iloc[-1]
     half = c[c["covered_share"] >= 0.5 * float(last["covered_share"])]
-    words = _OBJECTIVE_WORDS.get(str(c["objective"].iloc[0]), "share of the objective covered")
-    sentence = (f"Measured as the {words}: one block reaches {_fmt(first['covered_share'], 'pct', L)}; "
-                f"{int(last['k'])} reach {_fmt(last['covered_share'], 'pct', L)}")
+    words = L._(_OBJECTIVE_WORDS.get(str(c["objective"].iloc[0]), _OBJECTIVE_OTHER))
+    sentence = L._("Measured as the {measure}: one block reaches {first}; {k} reach {last}").format(
+        measure=words, first=_fmt(first["covered_share"], "pct", L), k=int(last["k"]),
+        last=_fmt(last["covered_share"], "pct", L))
     if len(half):
-        sentence += (f", and half of that is already reached with {int(half.iloc[0]['k'])}")
+        sentence += L._(", and half of that is already reached with {k}").format(k=int(half.iloc[0]["k"]))
     n_exact = int(c["exact"].sum())
-    sentence += (f". {n_exact} of the {len(c)} points are proven optimal"
-                 + ("" if n_exact == len(c) else "; the others are the best found, within the gap shown")
-                 + ".")
-    out.append(f"<p>{esc(sentence)}</p>")
-    words = _OBJECTIVE_WORDS.get(str(c["objective"].iloc[0]), "share of the objective covered")
-    chart = _chart_curve(c, chosen, words)
+    sentence += ". " + L._("{n} of the {total} points are proven optimal").format(n=n_exact, total=len(c))
+    if n_exact != len(c):
+        sentence += L._("; the others are the best found, within the gap shown")
+    out.append(f"<p>{esc(sentence + '.')}</p>")
+    chart = _chart_curve(c, chosen, words[:1].upper() + words[1:], L)
     if chart:
         out.append(f"<p>{chart}</p>")
+    answers = []
+    for e, g in zip(c["exact"], c["gap"].astype(float), strict=True):
+        if e:
+            answers.append(L._("optimal"))
+        elif g is not None and np.isfinite(g):
+            answers.append(L._("within {gap} of the optimum").format(gap=L.percent(g, 2)))
+        else:
+            answers.append(L._("best found"))
+    share_col = words[:1].upper() + words[1:]
     tab = pd.DataFrame({
-        "blocks": c["k"].astype(int),
-        words: c["covered_share"],
-        "people within reach": c["people_within"],
-        "caregiver hours a week": c["hours_returned_week"],
-        "answer": ["optimal" if e else f"within {g:.2%}" if g is not None and np.isfinite(g) else "best found"
-                   for e, g in zip(c["exact"], c["gap"].astype(float), strict=True)],
+        L._("blocks"): c["k"].astype(int),
+        share_col: c["covered_share"],
+        L._("people within reach"): [L.rounded(v) for v in c["people_within"]],
+        L._("caregiver hours a week"): [L.rounded(v) for v in c["hours_returned_week"]],
+        L._("answer"): answers,
     })
-    out.append(_table(tab, L, {words: "pct"}))
-    # not translated yet: marked as English for browsers, screen readers and the language test
-    return '<section lang="en">' + "".join(out) + "</section>"
+    out.append(_table(tab, L, {share_col: "pct"}))
+    return "<section>" + "".join(out) + "</section>"
 
 
 # --------------------------------------------------------------------------------------
@@ -648,10 +655,23 @@ tr,img{page-break-inside:avoid}.kpi div{border:1px solid #ccc}}
 """
 
 
+#: the stage a warning comes from (its ``stage:`` prefix) as a heading people read
+_STAGE_WORDS = {
+    "network": N_("Street network"), "transit": N_("Public transport"), "services": N_("Services"),
+    "origins": N_("Where people live"), "population": N_("Where people live"),
+    "census": N_("Where people live"), "demand": N_("Care need"), "care_need": N_("Care need"),
+    "access": N_("Travel times"), "accessibility": N_("Supply against demand"),
+    "sites": N_("Candidate sites"), "selection": N_("Site selection"), "sensitivity": N_("Robustness"),
+    "outputs": N_("Outputs"),
+}
+_SEVERITY_WORDS = {"error": N_("error"), "warning": N_("warning"), "info": N_("information")}
+
+
 def _audit_section(metadata: dict, L: Language) -> str:
-    """The input audit as a table (every finding), then every warning of the run in full.
-    Findings and warnings name files, columns and config keys: they stay in English, marked
-    ``lang="en"``, with local folders removed."""
+    """The input audit as a table (every finding), then every warning of the run in full,
+    grouped under the stage it comes from. Headings, columns and verdicts are in the report's
+    language; the findings and warnings themselves name files, columns and config keys and
+    stay as written (English, marked ``lang="en"``), with local folders removed."""
     audit = metadata.get("audit") or {}
     findings = audit.get("findings") or []
     parts = ["<h2>" + esc(L._("Input audit")) + "</h2>"]
@@ -661,15 +681,28 @@ def _audit_section(metadata: dict, L: Language) -> str:
         verdict=verdict)) + "</p>")
     if findings:
         order = {"error": 0, "warning": 1, "info": 2}
-        rows = [(f["severity"], f["check"], _strip_paths(str(f["where"])), _strip_paths(str(f["message"])))
-                for f in sorted(findings, key=lambda f: order.get(f["severity"], 3))]
-        parts.append('<div lang="en">' + _table(pd.DataFrame(rows, columns=["verdict", "check", "where", "finding"]),
-                                                L, cls="wide") + "</div>")
+        head = "".join(f"<th>{esc(L._(h))}</th>" for h in (N_("verdict"), N_("check"), N_("where"),
+                                                             N_("finding")))
+        rows = []
+        for f in sorted(findings, key=lambda f: order.get(f["severity"], 3)):
+            sev = _SEVERITY_WORDS.get(str(f["severity"]))
+            cells = [f'<td class="t">{esc(L._(sev) if sev else str(f["severity"]))}</td>']
+            cells += [f'<td class="t" lang="en">{esc(_strip_paths(str(f[k])))}</td>'
+                      for k in ("check", "where", "message")]
+            rows.append("<tr>" + "".join(cells) + "</tr>")
+        parts.append(f'<table class="wide"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>')
     warns = [w for w in (metadata.get("warnings") or []) if isinstance(w, str)]
     if warns:
         parts.append("<h3>" + esc(L._("All data-quality warnings")) + "</h3><p class=\"note\">"
-                     + esc(L._("(technical messages for the analyst, in English)")) + '</p><ul lang="en">'
-                     + "".join(f"<li>{esc(_strip_paths(w))}</li>" for w in warns) + "</ul>")
+                     + esc(L._("(technical messages for the analyst, in English)")) + "</p>")
+        groups: dict[str, list[str]] = {}
+        for w in warns:
+            stage, sep, _ = w.partition(": ")
+            key = L._(_STAGE_WORDS[stage]) if sep and stage in _STAGE_WORDS else L._("Other")
+            groups.setdefault(key, []).append(w)
+        for k, v in groups.items():
+            parts.append(f"<p><b>{esc(k)}</b> ({L.integer(len(v))})</p><ul lang=\"en\">"
+                         + "".join(f"<li>{esc(_strip_paths(x))}</li>" for x in v) + "</ul>")
     return "".join(parts)
 
 
@@ -786,9 +819,9 @@ def build_report(results) -> str:
         if sens is not None and len(sens):
             from careblocks.sites.sensitivity import robustness_sentence
 
-            sentence = robustness_sentence(sens)
-            if sentence:  # written in English by the sensitivity module
-                out.append("<p><b>" + esc(L._("How robust:")) + f'</b> <span lang="en">{esc(sentence)}</span></p>')
+            sentence = robustness_sentence(sens, L.code)
+            if sentence:
+                out.append("<p><b>" + esc(L._("How robust:")) + f"</b> {esc(sentence)}</p>")
         with _text_is_text():
             fig = _site_map(results, L)
         if fig:

@@ -29,6 +29,8 @@ __all__ = [
 #: RdYlBu (reversed): short times blue, long times red; last class is "more than 2T"
 TIME_COLORS = ("#4575b4", "#91bfdb", "#e0f3f8", "#fee090", "#fc8d59", "#d73027")
 UNREACHABLE_COLOR = "#9e9e9e"
+#: proposed Care Blocks and their catchments (map, report figure, QGIS style)
+SITE_COLOR = "#6a3d9a"
 
 SERVICE_COLORS = {
     "daycare": "#e7298a",

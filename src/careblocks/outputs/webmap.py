@@ -8,13 +8,17 @@ piece of data (GeoJSON layers, names, rationale, legend and page text) as JSON, 
 builds the layers, tooltips, popups, legend and layer list with DOM calls and ``textContent``,
 never ``innerHTML`` of data. A facility called ``{{7*7}}`` or ``</script>`` is shown as written.
 
-Every English string of the page lives in :data:`TEXT` (templates filled with ``str.format``
-from values, never the reverse) so the page can be translated in one place.
+Every string of the page lives in :data:`TEXT` as an English message id, translated through
+the gettext catalogues (:mod:`careblocks.i18n`) into ``outputs.language`` and filled with
+``str.format`` from values, never the reverse; ``<html lang>`` is that language.
 
 Origins are drawn as areas: census polygons as given, or, for point origins, H3 cells that
-aggregate the points (population summed, travel times population-weighted). The map works
-offline except for the OpenStreetMap background tiles; the street network is drawn as a light
-grey layer so the map still reads without them.
+aggregate the points (population summed, travel times population-weighted). The default base
+is drawn from the data and needs no network: the walking network's streets and the study
+area's and districts' outlines, simplified, in the same JSON block; OpenStreetMap tiles are an
+optional base layer (online). The map opens fitted to where people live and the proposed
+sites, in the part of the window no panel covers. Proposed sites are never clustered and are
+drawn above every other marker (their own pane); every symbol drawn has a legend row.
 """
 
 from __future__ import annotations
@@ -29,7 +33,16 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from careblocks.columns import service_of, services_within, threshold_tag
+from careblocks.columns import service_of, services_within
+from careblocks.i18n import (
+    LANGUAGES,
+    N_,
+    Language,
+    category_label,
+    component_label,
+    language,
+    lower_first,
+)
 from careblocks.outputs import styles
 from careblocks.outputs._atomic import write_text_atomic
 from careblocks.outputs._common import (
@@ -214,7 +227,8 @@ def _feature_collection(gdf: gpd.GeoDataFrame, props: list[str], decimals: dict[
 
 
 def _streets(results) -> dict | None:
-    """The walking network as one light MultiLineString in EPSG:4326 (or None)."""
+    """The walking network as one light MultiLineString in EPSG:4326 (or None): every edge
+    once, merged into lines and simplified to 3 m, coordinates to 5 decimals (about 1 m)."""
     net = getattr(results, "network", None)
     if net is None or not hasattr(net, "indptr"):
         return None
@@ -234,76 +248,123 @@ def _streets(results) -> dict | None:
     return {"type": "Feature", "properties": {}, "geometry": shapely.geometry.mapping(g)}
 
 
+def _outline(geoms: gpd.GeoSeries) -> dict | None:
+    """Polygon outlines as one MultiLineString in EPSG:4326, simplified to 5 m."""
+    lines = shapely.get_parts(geoms.boundary.simplify(5.0).to_crs("EPSG:4326").to_numpy())
+    lines = lines[~shapely.is_empty(lines)] if len(lines) else lines
+    if not len(lines):
+        return None
+    g = shapely.multilinestrings(shapely.get_parts(_round_geoms(lines, 5)))
+    return {"type": "Feature", "properties": {}, "geometry": shapely.geometry.mapping(g)}
+
+
+def _base(results) -> dict:
+    """The light base drawn from the data (needs no network): streets, the study area's
+    outline and the districts' outlines (each None when absent)."""
+    area = getattr(results, "area", None)
+    area_line = None
+    if area is not None and not area.is_empty and area.geom_type in ("Polygon", "MultiPolygon"):
+        area_line = _outline(gpd.GeoSeries([area], crs=results.crs))
+    districts = None
+    d = getattr(results, "districts", None)
+    if d is not None and len(d):
+        d = d.set_crs(results.crs) if d.crs is None else d
+        d = d[d.geom_type.isin(["Polygon", "MultiPolygon"])]
+        districts = _outline(d.geometry) if len(d) else None
+    return {"streets": _streets(results), "area": area_line, "districts": districts}
+
+
 # --------------------------------------------------------------------------------------
 # Page text: every string the page shows, in one place (templates filled with str.format;
 # data only ever fills a template, it never is one)
 # --------------------------------------------------------------------------------------
 
-#: the page's language (``<html lang>``, number formatting in tooltips)
+#: the language of a map whose config names none (``<html lang>``, numbers in tooltips)
 LOCALE = "en"
 
+#: every string the page shows, in English (the message ids of the catalogues); a page is
+#: written in ``outputs.language`` through :func:`_t`. Values fill the templates, never the reverse.
 TEXT: dict[str, str] = {
-    "page_title": "Care Blocks: access to care services in {study}",
-    "default_study": "study",
-    "subtitle": "{date} · threshold {t} min · careblocks",
-    "howto_summary": "How to read this map",
-    "howto_areas_h3": ("hexagonal cells (H3 resolution {res}) that group the homes inside them; "
-                       "travel times are averaged over the people in each cell"),
-    "howto_areas_given": "the population areas of the input (census units or grid cells)",
-    "howto_trip_transit": "a short trip",
-    "howto_trip_walk": "a short walk",
-    "howto_main": ("Coloured areas are {areas}. Blue means the nearest service is {trip}, red a long "
-                   "one; grey means no route was found. Use the layer list (top right) to switch "
-                   "between services, the share of people with all {n} services within {t} "
-                   "minutes{need} and the proposed Care Blocks. Click a marker for details."),
-    "howto_need": ", the care-need index",
-    "howto_transit": ("Travel times are the faster of walking and public transport (the p{pct} over "
-                      "departures {start}–{end})."),
-    "howto_speed": "Walking speed {speed} km/h.",
-    "base_layer": "OpenStreetMap",
-    "osm_attribution": "OpenStreetMap",
-    "osm_attribution_suffix": " contributors",
-    "streets_layer": "Streets (walking network)",
-    "mode_best": "Travel",
-    "mode_transit": "Transit",
-    "mode_walk": "Walking",
-    "time_layer": "{mode} time to {service}{none}",
-    "none_found": " (none found)",
-    "all_layer": "All {n} services within {t} min",
-    "need_layer": "Care-need index",
-    "service_layer": "{label} ({n})",
-    "unnamed": "{label} (unnamed)",
-    "candidates_layer": "Candidate sites ({n})",
-    "sites_layer": "Proposed Care Blocks ({n}) and walking catchments",
-    "site_title": "Care Block {order}",
-    "site_title_named": "Care Block {order}: {name}",
-    "after_layer": "After the Care Blocks: {what} within {t} min",
-    "after_what_all": "all {n} services",
-    "tip_people": "people",
-    "tip_minutes": "minutes to nearest",
-    "tip_share_all": "share with all services",
-    "tip_need": "care-need index",
-    "tip_share_today": "share with all services today",
-    "tip_share_after": "share with all, with the Care Blocks",
-    "row_service": "service",
-    "row_source": "source",
-    "row_category": "category",
-    "row_snap": "distance to street (m)",
-    "legend_time": "Travel time (minutes)",
-    "legend_unreachable": "not reachable",
-    "legend_all": "People with all {n} services within {t} min",
-    "legend_share_low": "0%",
-    "legend_share_high": "100%",
-    "legend_need": "Care-need index",
-    "legend_need_low": "low",
-    "legend_need_high": "high",
-    "legend_services": "Existing services",
-    "no_value": "–",
+    "page_title": N_("Care Blocks: access to care services in {study}"),
+    "default_study": N_("the study area"),
+    "subtitle": N_("{date} · threshold {t} · careblocks"),
+    "howto_summary": N_("How to read this map"),
+    "howto_areas_h3": N_("hexagonal cells (H3 resolution {res}) that group the homes inside them; "
+                         "travel times are averaged over the people in each cell"),
+    "howto_areas_given": N_("the population areas of the input (census units or grid cells)"),
+    "howto_trip_transit": N_("a short trip"),
+    "howto_trip_walk": N_("a short walk"),
+    "howto_main": N_("Coloured areas are {areas}. Blue means the nearest service is {trip}, red a "
+                     "long one; grey means no route was found. Use the layer list (top right) to "
+                     "switch between services, the share of people with all {n} services within "
+                     "{t}{need} and the proposed Care Blocks. Click a marker for details."),
+    "howto_need": N_(", the care-need index"),
+    "howto_transit": N_("Travel times are the faster of walking and public transport (the p{pct} over "
+                        "departures {start}–{end})."),
+    "howto_speed": N_("Walking speed {speed} km/h."),
+    "base_light": N_("Light base: streets and study area (offline)"),
+    "base_osm": N_("OpenStreetMap tiles (online)"),
+    "osm_attribution": N_("OpenStreetMap contributors"),
+    "mode_best": N_("Travel time to {service}{none}"),
+    "mode_transit": N_("Transit time to {service}{none}"),
+    "mode_walk": N_("Walking time to {service}{none}"),
+    "none_found": N_(" (none found)"),
+    "all_layer": N_("All {n} services within {t}"),
+    "need_layer": N_("Care-need index"),
+    "service_layer": N_("{label} ({n})"),
+    "unnamed": N_("{label} (unnamed)"),
+    "candidates_layer": N_("Candidate sites ({n})"),
+    "sites_layer": N_("Proposed Care Blocks ({n}) and walking catchments"),
+    "site_title": N_("Care Block {order}"),
+    "site_title_named": N_("Care Block {order}: {name}"),
+    "after_layer": N_("After the Care Blocks: {what} within {t}"),
+    "after_what_all": N_("all {n} services"),
+    "tip_people": N_("people"),
+    "tip_minutes": N_("minutes to the nearest"),
+    "tip_share_all": N_("share with all services"),
+    "tip_need": N_("care-need index"),
+    "tip_share_today": N_("share with all services today"),
+    "tip_share_after": N_("share with all, with the Care Blocks"),
+    "row_service": N_("service"),
+    "row_source": N_("source"),
+    "row_category": N_("type"),
+    "row_snap": N_("distance to the street (m)"),
+    "row_name": N_("name"),
+    "row_score": N_("score (0-1)"),
+    "row_rank": N_("rank"),
+    "row_reach": N_("people within {t}"),
+    "row_new": N_("people brought within {t} by this block"),
+    "row_hours": N_("caregiver hours returned a week"),
+    "legend_title": N_("Legend"),
+    "legend_time": N_("Travel time"),
+    "legend_unreachable": N_("not reachable"),
+    "legend_all": N_("People with all {n} services within {t}"),
+    "legend_need": N_("Care-need index"),
+    "legend_need_low": N_("low"),
+    "legend_need_high": N_("high"),
+    "legend_services": N_("Existing services"),
+    "legend_cluster": N_("several services of one type close together (their number; click to "
+                         "zoom in)"),
+    "legend_sites": N_("Proposed Care Blocks"),
+    "legend_site": N_("proposed Care Block, in the order chosen"),
+    "legend_catchment": N_("within {t} on foot of a proposed Care Block; darker where two or "
+                           "more catchments overlap"),
+    "legend_candidate": N_("candidate site (larger: higher score)"),
+    "legend_base": N_("Base"),
+    "legend_streets": N_("streets (walking network)"),
+    "legend_area": N_("study area"),
+    "legend_districts": N_("districts"),
+    "no_value": "–",  # not a word: the same in every language
 }
 
 
-def _t(key: str, **values: Any) -> str:
-    return TEXT[key].format(**values)
+def _t(L: Language, key: str, **values: Any) -> str:
+    """A page text in the map's language, filled with values."""
+    return L._(TEXT[key]).format(**values)
+
+
+def _lang(results) -> Language:
+    return language(getattr(getattr(results.config, "outputs", None), "language", None) or LOCALE)
 
 
 # --------------------------------------------------------------------------------------
@@ -311,17 +372,22 @@ def _t(key: str, **values: Any) -> str:
 # --------------------------------------------------------------------------------------
 
 
-def _fmt_cell(v: Any) -> str:
-    """A popup value as text: floats rounded for people (3 significant digits under 10)."""
-    if isinstance(v, (np.integer, np.floating)):
+def _fmt_cell(v: Any, L: Language) -> str:
+    """A popup value as text in the map's language: counts rounded for people, measures to
+    three significant digits (:meth:`Language.smart`)."""
+    if isinstance(v, (np.integer, np.floating, np.bool_)):
         v = v.item()
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, int):
+        return L.integer(v)
     if isinstance(v, float):
-        return f"{v:,.3g}" if abs(v) < 10 else f"{v:,.0f}"
+        return L.smart(v) if np.isfinite(v) else _t(L, "no_value")
     return str(v)
 
 
-def _rows(pairs: list[tuple[str, Any]]) -> list[list[str]]:
-    return [[str(k), _fmt_cell(v)] for k, v in pairs]
+def _rows(pairs: list[tuple[str, Any]], L: Language) -> list[list[str]]:
+    return [[str(k), _fmt_cell(v, L)] for k, v in pairs]
 
 
 def _facility_counts(results) -> dict[str, int]:
@@ -336,34 +402,53 @@ def _in_wgs84(gdf: gpd.GeoDataFrame, crs) -> gpd.GeoDataFrame:
 
 
 def _bounds(results) -> list[list[float]]:
-    # open on where people live (the study area can be much larger: the network's extent)
-    o = results.origins
-    extent = (o.set_crs(results.crs) if o.crs is None else o) if len(o) else None
-    if extent is None:
-        extent = gpd.GeoSeries([results.area], crs=results.crs)
-    x0, y0, x1, y1 = (float(v) for v in extent.to_crs("EPSG:4326").total_bounds)
+    """South-west and north-east corners of what the map opens on: where people live and the
+    proposed sites (the network's extent can be much larger)."""
+    parts = []
+    for gdf in (results.origins, results.selected):
+        if gdf is not None and len(gdf):
+            parts.append(_in_wgs84(gdf, results.crs).total_bounds)
+    if not parts:
+        parts.append(gpd.GeoSeries([results.area], crs=results.crs).to_crs("EPSG:4326").total_bounds)
+    b = np.vstack(parts)
+    x0, y0 = (float(v) for v in b[:, :2].min(axis=0))
+    x1, y1 = (float(v) for v in b[:, 2:].max(axis=0))
     return [[round(y0, 6), round(x0, 6)], [round(y1, 6), round(x1, 6)]]
 
 
-_SKIP_SITE_COLS = {"geometry", "node", "snap_m", "rationale"}
+def _num(row: pd.Series, col: str) -> float | None:
+    v = pd.to_numeric(pd.Series([row.get(col)]), errors="coerce").iloc[0]
+    return float(v) if pd.notna(v) and np.isfinite(v) else None
 
 
-def _site_rows(row: pd.Series) -> list[list[str]]:
-    rows = []
-    for k, v in row.items():
-        if k in _SKIP_SITE_COLS:
-            continue
-        if isinstance(v, (np.integer, np.floating)):
-            v = v.item()
-        if v is None or v is pd.NA or isinstance(v, shapely.Geometry):
-            continue
-        if isinstance(v, float) and not np.isfinite(v):
-            continue
-        rows.append((str(k), v))
-    return _rows(rows)
+def _site_rows(row: pd.Series, results, L: Language) -> list[list[str]]:
+    """A proposed site's figures by their names: what it adds (marginal, adds up over the
+    sites) and its score components; exact values stay in the GeoPackage."""
+    t = L.minutes(results.threshold_min)
+    rows: list[list[str]] = []
+    cat = category_label(row.get("category"), L)
+    if cat:
+        rows.append([_t(L, "row_category"), cat])
+    counts = [("new_population_covered", _t(L, "row_new", t=t)),
+              ("population_covered", _t(L, "row_reach", t=t))]
+    for col, label in counts:
+        v = _num(row, col)
+        if v is not None:
+            rows.append([label, L.rounded(v)])
+    hours = _num(row, "new_hours_returned_week")
+    hours = hours if hours is not None else _num(row, "hours_returned_week")
+    if hours is not None:
+        rows.append([_t(L, "row_hours"), L.rounded(hours)])
+    lab = lambda s: styles.service_label(results.config, s)  # noqa: E731
+    for col in ("demand_covered", "gap_closed", "colocated_services", "score"):
+        v = _num(row, col)
+        name = component_label(col, L, lab)
+        if v is not None and name:
+            rows.append([name, L.number(v, 2) if col == "score" else L.smart(v)])
+    return rows
 
 
-def _service_overlays(results, services: list[str]) -> list[dict]:
+def _service_overlays(results, services: list[str], L: Language) -> list[dict]:
     svc = results.services
     if svc is None or not len(svc) or "service" not in svc.columns:
         return []
@@ -379,28 +464,37 @@ def _service_overlays(results, services: list[str]) -> list[dict]:
             if g is None or g.is_empty:
                 continue
             name = row.get("name")
-            name = name if isinstance(name, str) and name else _t("unnamed", label=label)
+            name = name if isinstance(name, str) and name else _t(L, "unnamed", label=label)
             source = row.get("source", "")
             category = row.get("category", "")
             points.append({
                 "lat": round(float(g.y), 6), "lng": round(float(g.x), 6), "title": name,
                 "rows": _rows([
-                    (_t("row_service"), label),
-                    (_t("row_source"), "" if source is None or source is pd.NA else source),
-                    (_t("row_category"), "" if category is None or category is pd.NA else category),
-                    (_t("row_snap"), float(pd.to_numeric(row.get("snap_m", np.nan), errors="coerce"))),
-                ]),
+                    (_t(L, "row_service"), label),
+                    (_t(L, "row_source"), "" if source is None or source is pd.NA else source),
+                    (_t(L, "row_category"), "" if category is None or category is pd.NA else category),
+                    (_t(L, "row_snap"), float(pd.to_numeric(row.get("snap_m", np.nan), errors="coerce"))),
+                ], L),
             })
         out.append({
-            "kind": "services", "name": _t("service_layer", label=label, n=len(sub)), "show": True,
-            "color": styles.service_color(s, services), "glyph": styles.service_glyph(s, services),
+            "kind": "services", "name": _t(L, "service_layer", label=label, n=L.integer(len(sub))),
+            "show": True, "color": styles.service_color(s, services),
+            "glyph": styles.service_glyph(s, services),
             "cluster": {"maxClusterRadius": 40, "disableClusteringAtZoom": 16},
             "points": points,
         })
     return out
 
 
-def _candidate_overlay(results) -> dict | None:
+def _site_name(row: pd.Series, L: Language) -> str:
+    name = row.get("name")
+    if isinstance(name, str) and name.strip():
+        return name.strip()
+    cat = category_label(row.get("category"), L)
+    return cat[:1].upper() + cat[1:]
+
+
+def _candidate_overlay(results, L: Language) -> dict | None:
     cand = results.candidates
     if cand is None or not len(cand) or "score" not in cand:
         return None
@@ -414,19 +508,46 @@ def _candidate_overlay(results) -> dict | None:
         frac = (sc - lo) / (hi - lo)
     else:  # one candidate, or all scoring the same: every circle mid-sized
         frac = pd.Series(0.5, index=cand.index)
-    cand = cand.assign(radius=(3.0 + 9.0 * frac.fillna(0.1)).round(1))
-    fields = [c for c in ("candidate_id", "name", "kind", "score", "rank") if c in cand]
+    # names and building types people recognise, never ids
+    cand = cand.assign(
+        radius=(3.0 + 9.0 * frac.fillna(0.1)).round(1),
+        name=[_site_name(r, L) for _, r in cand.iterrows()],
+        type=[category_label(c, L) for c in (cand["category"] if "category" in cand else [None] * len(cand))],
+    )
+    fields = [["name", _t(L, "row_name"), None], ["type", _t(L, "row_category"), None],
+              ["score", _t(L, "row_score"), 2]]
+    if "rank" in cand:
+        fields.append(["rank", _t(L, "row_rank"), 0])
+    props = [f[0] for f in fields]
     return {
-        "kind": "candidates", "name": _t("candidates_layer", n=len(cand)), "show": False,
-        "geojson": _feature_collection(cand, [*fields, "radius"], {"score": 3, "radius": 1}),
-        "fields": [[f, f, 3] for f in fields],
+        "kind": "candidates", "name": _t(L, "candidates_layer", n=L.integer(len(cand))), "show": False,
+        "geojson": _feature_collection(cand, [*props, "radius"], {"score": 3, "radius": 1}),
+        "fields": fields,
     }
 
 
-def _sites_overlay(results) -> dict | None:
+def _sites_overlay(results, L: Language) -> dict | None:
     sel = results.selected
     if sel is None or not len(sel):
         return None
+    s2 = _in_wgs84(sel, results.crs)
+    if "order" in s2:
+        s2 = s2.sort_values("order", kind="stable")
+    sites = []
+    titles: dict[str, str] = {}
+    for i, ((_, row), g) in enumerate(zip(s2.iterrows(), s2.geometry.representative_point(), strict=False)):
+        order_no = int(row["order"]) if "order" in row and pd.notna(row["order"]) else i + 1
+        name = _site_name(row, L)
+        title = (_t(L, "site_title_named", order=order_no, name=name) if name
+                 else _t(L, "site_title", order=order_no))
+        if "candidate_id" in row:
+            titles[str(row["candidate_id"])] = title
+        rationale = row.get("rationale")
+        sites.append({
+            "lat": round(float(g.y), 6), "lng": round(float(g.x), 6), "order": order_no,
+            "title": title, "rationale": rationale if isinstance(rationale, str) else None,
+            "rows": _site_rows(row, results, L),
+        })
     catchments = None
     cfields: list[list] = []
     if results.catchments is not None and len(results.catchments):
@@ -434,98 +555,108 @@ def _sites_overlay(results) -> dict | None:
         c = c.set_crs(results.crs) if c.crs is None else c
         c = c.set_geometry(c.geometry.simplify(5.0)).to_crs("EPSG:4326")
         c = c.set_geometry(_round_geoms(c.geometry.to_numpy(), 6))
-        props = [p for p in ("candidate_id", "population") if p in c]
+        ids = c["candidate_id"].astype(str) if "candidate_id" in c else pd.Series("", index=c.index)
+        c = c.assign(title=[titles.get(i, "") for i in ids])
+        props = ["title"] + [p for p in ("population",) if p in c]
         catchments = _feature_collection(c, props, {"population": 0})
-        cfields = [[p, p, 0] for p in props]
-    s2 = _in_wgs84(sel, results.crs)
-    if "order" in s2:
-        s2 = s2.sort_values("order", kind="stable")
-    sites = []
-    for i, ((_, row), g) in enumerate(zip(s2.iterrows(), s2.geometry.representative_point(), strict=False)):
-        order_no = int(row["order"]) if "order" in row and pd.notna(row["order"]) else i + 1
-        name = row.get("name")
-        title = (_t("site_title_named", order=order_no, name=name) if isinstance(name, str) and name
-                 else _t("site_title", order=order_no))
-        rationale = row.get("rationale")
-        sites.append({
-            "lat": round(float(g.y), 6), "lng": round(float(g.x), 6), "order": order_no,
-            "title": title, "rationale": rationale if isinstance(rationale, str) else None,
-            "rows": _site_rows(row),
-        })
-    return {"kind": "sites", "name": _t("sites_layer", n=len(sel)), "show": True,
+        cfields = [["title", _t(L, "row_name"), None]]
+        if "population" in c:
+            cfields.append(["population", _t(L, "tip_people"), 0])
+    return {"kind": "sites", "name": _t(L, "sites_layer", n=L.integer(len(sel))), "show": True,
             "catchments": catchments, "catchment_fields": cfields, "sites": sites}
 
 
-def _page_text(results, services: list[str], *, title: str | None, has_need: bool,
+def _page_text(results, services: list[str], L: Language, *, title: str | None, has_need: bool,
                h3_res: int | None) -> dict:
     cfg = results.config
-    study = getattr(getattr(cfg, "study", None), "name", "") or _t("default_study")
-    t = threshold_tag(results.threshold_min)
+    study = getattr(getattr(cfg, "study", None), "name", "") or _t(L, "default_study")
+    t = L.minutes(results.threshold_min)
     speed = getattr(getattr(cfg, "walk", None), "speed_kmh", None)
     transit = any(c.startswith(("best_min_", "transit_min_")) for c in results.origins.columns)
-    areas = (_t("howto_areas_h3", res=h3_res) if h3_res is not None else _t("howto_areas_given"))
-    howto = [_t("howto_main", areas=areas,
-                trip=_t("howto_trip_transit") if transit else _t("howto_trip_walk"),
-                n=len(services), t=t, need=_t("howto_need") if has_need else "")]
+    areas = (_t(L, "howto_areas_h3", res=h3_res) if h3_res is not None else _t(L, "howto_areas_given"))
+    howto = [_t(L, "howto_main", areas=areas,
+                trip=_t(L, "howto_trip_transit") if transit else _t(L, "howto_trip_walk"),
+                n=len(services), t=t, need=_t(L, "howto_need") if has_need else "")]
     tr = getattr(cfg, "transit", None)
     if transit and tr is not None:
-        howto.append(_t("howto_transit", pct=tr.report_percentile, start=tr.window_start,
+        howto.append(_t(L, "howto_transit", pct=tr.report_percentile, start=tr.window_start,
                         end=tr.window_end))
     if speed:
-        howto.append(_t("howto_speed", speed=f"{speed:g}"))
+        howto.append(_t(L, "howto_speed", speed=L.number(speed, 0 if float(speed).is_integer() else 1)))
     return {
-        "title": title or _t("page_title", study=study),
-        "subtitle": _t("subtitle", date=run_date(results.metadata), t=t),
-        "howto_summary": _t("howto_summary"),
+        "title": title or _t(L, "page_title", study=study),
+        "subtitle": _t(L, "subtitle", date=L.date(run_date(results.metadata)), t=t),
+        "howto_summary": _t(L, "howto_summary"),
         "howto": howto,
     }
 
 
-def _legend(results, services: list[str], *, has_need: bool, has_all: bool) -> dict:
-    t = threshold_tag(results.threshold_min)
+def _legend(results, services: list[str], L: Language, *, has_need: bool, has_all: bool,
+            base: dict) -> dict:
+    """The legend as sections of rows, one row per symbol the map draws; ``kind`` tells
+    ``map.js`` how to draw the symbol (``swatch``, ``ramp``, ``service``, ``cluster``,
+    ``site``, ``catchment``, ``candidate``, ``streets``, ``area``, ``districts``)."""
+    t = L.minutes(results.threshold_min)
     counts = _facility_counts(results)
-    legend: dict[str, Any] = {
-        "time_title": _t("legend_time"),
-        "time": [[c, lbl] for c, lbl in zip(styles.TIME_COLORS, styles.time_labels(results.threshold_min),
-                                            strict=False)],
-        "unreachable": [styles.UNREACHABLE_COLOR, _t("legend_unreachable")],
-        "ramps": [],
-        "services_title": _t("legend_services"),
-        "services": [
-            {"color": styles.service_color(s, services), "glyph": styles.service_glyph(s, services),
-             "label": styles.service_label(results.config, s)
-             + (_t("none_found") if counts.get(s, 0) == 0 else "")}
-            for s in services
-        ],
-    }
+    time_rows = [{"kind": "swatch", "color": c, "label": lbl}
+                 for c, lbl in zip(styles.TIME_COLORS, styles.time_labels(results.threshold_min, L.code),
+                                   strict=False)]
+    time_rows.append({"kind": "swatch", "color": styles.UNREACHABLE_COLOR,
+                      "label": _t(L, "legend_unreachable")})
+    sections: list[dict] = [{"title": _t(L, "legend_time"), "rows": time_rows}]
     if has_all:
-        legend["ramps"].append({"title": _t("legend_all", n=len(services), t=t),
-                                "colors": list(_ALL_COLORS),
-                                "low": _t("legend_share_low"), "high": _t("legend_share_high")})
+        sections.append({"title": _t(L, "legend_all", n=len(services), t=t), "rows": [
+            {"kind": "ramp", "colors": list(_ALL_COLORS), "low": L.percent(0.0), "high": L.percent(1.0)}]})
     if has_need:
-        legend["ramps"].append({"title": _t("legend_need"), "colors": list(_NEED_COLORS),
-                                "low": _t("legend_need_low"), "high": _t("legend_need_high")})
-    return legend
+        sections.append({"title": _t(L, "legend_need"), "rows": [
+            {"kind": "ramp", "colors": list(_NEED_COLORS), "low": _t(L, "legend_need_low"),
+             "high": _t(L, "legend_need_high")}]})
+    site_rows = []
+    if results.selected is not None and len(results.selected):
+        site_rows.append({"kind": "site", "label": _t(L, "legend_site")})
+        if results.catchments is not None and len(results.catchments):
+            site_rows.append({"kind": "catchment", "label": _t(L, "legend_catchment", t=t)})
+    if results.candidates is not None and len(results.candidates) and "score" in results.candidates:
+        site_rows.append({"kind": "candidate", "label": _t(L, "legend_candidate")})
+    if site_rows:
+        sections.append({"title": _t(L, "legend_sites"), "rows": site_rows})
+    svc_rows = [{"kind": "service", "color": styles.service_color(s, services),
+                 "glyph": styles.service_glyph(s, services),
+                 "label": styles.service_label(results.config, s)
+                 + (_t(L, "none_found") if counts.get(s, 0) == 0 else "")} for s in services]
+    if sum(counts.values()) > 1:
+        svc_rows.append({"kind": "cluster", "label": _t(L, "legend_cluster")})
+    sections.append({"title": _t(L, "legend_services"), "rows": svc_rows})
+    base_rows = []
+    if base.get("streets"):
+        base_rows.append({"kind": "streets", "label": _t(L, "legend_streets")})
+    if base.get("area"):
+        base_rows.append({"kind": "area", "label": _t(L, "legend_area")})
+    if base.get("districts"):
+        base_rows.append({"kind": "districts", "label": _t(L, "legend_districts")})
+    if base_rows:
+        sections.append({"title": _t(L, "legend_base"), "rows": base_rows})
+    return {"title": _t(L, "legend_title"), "sections": sections}
 
 
 def build_map_data(results, *, h3_resolution: int | None = None, title: str | None = None) -> dict:
-    """Everything the map shows, as one JSON-able document (no markup in it).
+    """Everything the map shows, as one JSON-able document (no markup in it), in the run's
+    ``outputs.language``.
 
-    ``overlays`` lists the layers in the order of the layer list; each has a ``kind``
-    (``streets``, ``areas``, ``services``, ``candidates``, ``sites``) that ``map.js`` knows
-    how to draw, a ``name`` and whether it is shown when the page opens.
+    ``base`` holds the light base drawn from the data (streets, study area and district
+    outlines; the default, offline). ``overlays`` lists the layers in the order of the layer
+    list; each has a ``kind`` (``areas``, ``services``, ``candidates``, ``sites``) that
+    ``map.js`` knows how to draw (its ``DRAW`` table), a ``name`` and whether it is shown when
+    the page opens.
     """
+    L = _lang(results)
     services = services_in(results)
     cfg = results.config
     areas = map_areas(results, h3_resolution=h3_resolution)
-    t = threshold_tag(results.threshold_min)
+    t = L.minutes(results.threshold_min)
     counts = _facility_counts(results)
     overlays: list[dict] = []
-
-    streets = _streets(results)
-    if streets is not None:
-        overlays.append({"kind": "streets", "name": _t("streets_layer"), "show": True,
-                         "geojson": streets})
+    base = _base(results)
 
     time_layers = [(s, c) for s in services if (c := time_column(areas.columns, s))]
     # open on the first service that has a facility in reach somewhere (not an all-grey map)
@@ -535,16 +666,17 @@ def build_map_data(results, *, h3_resolution: int | None = None, title: str | No
                 else "mode_transit" if col.startswith("transit_") else "mode_walk")
         overlays.append({
             "kind": "areas", "scale": "time", "prop": col, "show": s == shown,
-            "name": _t("time_layer", mode=_t(mode), service=styles.service_label(cfg, s).lower(),
-                       none=_t("none_found") if counts.get(s, 0) == 0 else ""),
-            "fields": [["population", _t("tip_people"), 0], [col, _t("tip_minutes"), 1]],
+            "name": _t(L, mode, service=lower_first(styles.service_label(cfg, s)),
+                       none=_t(L, "none_found") if counts.get(s, 0) == 0 else ""),
+            "fields": [["population", _t(L, "tip_people"), 0], [col, _t(L, "tip_minutes"), 1]],
         })
     has_all = "all_within_share" in areas and len(services) > 1
     if has_all:
         overlays.append({
             "kind": "areas", "scale": "share", "prop": "all_within_share", "show": False,
-            "name": _t("all_layer", n=len(services), t=t),
-            "fields": [["population", _t("tip_people"), 0], ["all_within_share", _t("tip_share_all"), 2]],
+            "name": _t(L, "all_layer", n=len(services), t=t),
+            "fields": [["population", _t(L, "tip_people"), 0],
+                       ["all_within_share", _t(L, "tip_share_all"), 2]],
         })
     has_need = "care_need_index" in areas and bool(areas["care_need_index"].notna().any())
     need_range = [0.0, 1.0]
@@ -554,25 +686,25 @@ def build_map_data(results, *, h3_resolution: int | None = None, title: str | No
         need_range = [lo, hi if hi > lo else lo + 1.0]
         overlays.append({
             "kind": "areas", "scale": "need", "prop": "care_need_index", "show": False,
-            "name": _t("need_layer"),
-            "fields": [["population", _t("tip_people"), 0], ["care_need_index", _t("tip_need"), 3]],
+            "name": _t(L, "need_layer"),
+            "fields": [["population", _t(L, "tip_people"), 0], ["care_need_index", _t(L, "tip_need"), 2]],
         })
-    overlays.extend(_service_overlays(results, services))
-    cand = _candidate_overlay(results)
+    overlays.extend(_service_overlays(results, services, L))
+    cand = _candidate_overlay(results, L)
     if cand is not None:
         overlays.append(cand)
-    sites = _sites_overlay(results)
+    sites = _sites_overlay(results, L)
     if sites is not None:
         overlays.append(sites)
     if "all_within_share_after" in areas:
-        what = (_t("after_what_all", n=len(services)) if len(services) > 1
-                else styles.service_label(cfg, services[0]).lower())
+        what = (_t(L, "after_what_all", n=len(services)) if len(services) > 1
+                else lower_first(styles.service_label(cfg, services[0])))
         overlays.append({
             "kind": "areas", "scale": "share", "prop": "all_within_share_after", "show": False,
-            "name": _t("after_layer", what=what, t=t),
-            "fields": [["population", _t("tip_people"), 0],
-                       ["all_within_share", _t("tip_share_today"), 2],
-                       ["all_within_share_after", _t("tip_share_after"), 2]],
+            "name": _t(L, "after_layer", what=what, t=t),
+            "fields": [["population", _t(L, "tip_people"), 0],
+                       ["all_within_share", _t(L, "tip_share_today"), 2],
+                       ["all_within_share_after", _t(L, "tip_share_after"), 2]],
         })
 
     area_props = ["area_id", "population"] + [
@@ -583,22 +715,23 @@ def build_map_data(results, *, h3_resolution: int | None = None, title: str | No
                 "care_need_index": 3}
     return {
         "format": "careblocks-map/1",
-        "locale": LOCALE,
-        "text": {k: TEXT[k] for k in ("base_layer", "osm_attribution", "osm_attribution_suffix",
-                                      "no_value")},
-        "page": _page_text(results, services, title=title, has_need=has_need,
+        "locale": L.code,
+        "text": {k: _t(L, k) for k in ("base_light", "base_osm", "osm_attribution", "no_value")},
+        "page": _page_text(results, services, L, title=title, has_need=has_need,
                            h3_res=areas.attrs.get("h3_resolution")),
         "view": {"bounds": _bounds(results)},
+        "base": base,
         "scales": {
             "unreachable": styles.UNREACHABLE_COLOR,
             "time": {"breaks": styles.time_breaks(results.threshold_min),
                      "colors": list(styles.TIME_COLORS)},
             "share": {"min": 0.0, "max": 1.0, "colors": list(_ALL_COLORS)},
             "need": {"min": need_range[0], "max": need_range[1], "colors": list(_NEED_COLORS)},
+            "site": styles.SITE_COLOR,
         },
         "areas": _feature_collection(areas, area_props, {**{c: 1 for c in areas.columns}, **decimals}),
         "overlays": overlays,
-        "legend": _legend(results, services, has_need=has_need, has_all=has_all),
+        "legend": _legend(results, services, L, has_need=has_need, has_all=has_all, base=base),
     }
 
 
@@ -642,8 +775,10 @@ def render_map(data: dict) -> str:
     """
     styles_css = "\n".join(_asset(n) for n in _STYLES)
     scripts = "".join(f"<script>{_asset(n)}</script>\n" for n in _SCRIPTS)
+    code = str(data.get("locale") or LOCALE)
+    lang = code if code in LANGUAGES else LOCALE  # a known code, never text from the data
     return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<!DOCTYPE html>\n<html lang="{lang}">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         "<title>careblocks</title>\n"
         f"<style>{styles_css}</style>\n{scripts}</head>\n<body>\n"

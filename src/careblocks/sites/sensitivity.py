@@ -282,12 +282,17 @@ def _ranges(orders: list[int]) -> str:
     return ", ".join(parts)
 
 
-def robustness_sentence(table: pd.DataFrame) -> str | None:
-    """"Sites 1-3 are chosen in 95 % of weightings; site 5 in 40 %." from the table.
+def robustness_sentence(table: pd.DataFrame, language: str | None = None) -> str | None:
+    """"Sites 1-3 are chosen in 95 % of weightings; site 5 in 40 %." from the table, in
+    ``language`` (an ``outputs.language`` code; English by default).
 
     Proposed sites with the same share (whole per cent, rounded down so that 99.6 % never
     reads 100 %) are grouped; None without draws.
     """
+    from careblocks.i18n import N_
+    from careblocks.i18n import language as get_language
+
+    L = get_language(language)
     sel = table[table["order"].notna()].sort_values("order")
     draws = int(table.attrs.get("draws", 0))
     if not len(sel) or draws <= 0:
@@ -296,11 +301,12 @@ def robustness_sentence(table: pd.DataFrame) -> str | None:
     groups: dict[int, list[int]] = {}
     for o, p in zip(sel["order"].astype(int), pct, strict=True):
         groups.setdefault(int(p), []).append(o)
+    first = (N_("Site {sites} is chosen in {pct} % of weightings"),
+             N_("Sites {sites} are chosen in {pct} % of weightings"))
+    later = (N_("site {sites} in {pct} %"), N_("sites {sites} in {pct} %"))
     parts = []
     for n, (p, orders) in enumerate(sorted(groups.items(), key=lambda x: (-x[0], x[1]))):
-        word = "Sites" if len(orders) > 1 else "Site"
-        if n:
-            word = word.lower()
-        verb = (" are chosen" if len(orders) > 1 else " is chosen") if n == 0 else ""
-        parts.append(f"{word} {_ranges(orders)}{verb} in {p} %" + (" of weightings" if n == 0 else ""))
-    return "; ".join(parts) + f" ({draws} weightings of the score and trip rates)."
+        template = (later if n else first)[len(orders) > 1]
+        parts.append(L._(template).format(sites=_ranges(orders), pct=L.integer(p)))
+    return "; ".join(parts) + " " + L._("({n} weightings of the score and trip rates).").format(
+        n=L.integer(draws))

@@ -1,14 +1,17 @@
 /* careblocks map: draws the data document of the page (script#careblocks-data) with Leaflet.
  *
- * Holds no data itself. Every text from the document reaches the page through textContent or
- * text nodes, never innerHTML: a name holding markup or script is shown as written.
+ * Holds no data and no words itself: every text comes from the document (already in the
+ * map's language) and reaches the page through textContent or text nodes, never innerHTML:
+ * a name holding markup or script is shown as written.
  * Each overlay has a "kind"; DRAW[kind] turns it into a Leaflet layer. To add a kind, add a
- * function to DRAW (and emit the overlay from webmap.py).
+ * function to DRAW (and emit the overlay from webmap.py). Each legend row has a "kind" too;
+ * SYMBOL[kind] draws its symbol.
  */
 (function () {
   'use strict';
   var D = JSON.parse(document.getElementById('careblocks-data').textContent);
   var TXT = D.text;
+  var SITE = D.scales.site;  // proposed sites and catchments: the report's and QGIS's colour
 
   // ---- DOM helpers (text only) --------------------------------------------------------
   function el(tag, cls, text) {
@@ -35,7 +38,9 @@
     return t;
   }
   function fieldRows(props, fields) {
-    return fields.map(function (f) { return [f[1], fmt(props[f[0]], f[2])]; });
+    return fields.map(function (f) {
+      return [f[1], fmt(props[f[0]], f[2] === null ? undefined : f[2])];
+    });
   }
   function textBox(text) {
     return function () { return el('span', null, text); };
@@ -68,18 +73,30 @@
     return sc.breaks ? stepColor(sc, v) : linearColor(sc, v);
   }
 
+  // ---- the map and its panes (drawing order, bottom to top) -------------------------------
+  // streets 350 < areas (overlay pane) 400 < catchments 450 < outlines 460 < services 600
+  // < proposed sites 640 < tooltips 650 < popups 700: a proposed site is never covered
+  var map = L.map('cb-map', {preferCanvas: true, zoomSnap: 0.25, zoomDelta: 0.5, maxZoom: 19});
+  [['cbStreets', 350], ['cbCatchments', 450], ['cbOutline', 460], ['cbSites', 640]].forEach(function (p) {
+    map.createPane(p[0]).style.zIndex = String(p[1]);
+  });
+  map.getPane('cbStreets').style.pointerEvents = 'none';
+  map.getPane('cbOutline').style.pointerEvents = 'none';
+
   // ---- layers by kind ------------------------------------------------------------------
   function serviceIcon(color, glyph) {
     var d = el('div', 'cb-icon', glyph);
     d.style.background = color;
     return L.divIcon({html: d, iconSize: [22, 22], iconAnchor: [11, 11], className: 'cb-div-icon'});
   }
+  function clusterIcon(color, n) {
+    // a bubble in the service's colour with the number of services it holds (legend: cluster)
+    var d = el('div', 'cb-cluster', n.toLocaleString(D.locale));
+    d.style.background = color;
+    return L.divIcon({html: d, iconSize: [30, 30], iconAnchor: [15, 15], className: 'cb-div-icon'});
+  }
 
   var DRAW = {
-    streets: function (o) {
-      return L.geoJSON(o.geojson, {interactive: false,
-        style: function () { return {color: '#9a9a9a', weight: 0.8, opacity: 0.8}; }});
-    },
     areas: function (o) {
       return L.geoJSON(D.areas, {
         style: function (f) {
@@ -96,7 +113,10 @@
     },
     services: function (o) {
       var group = L.featureGroup();
-      var cluster = L.markerClusterGroup(o.cluster);
+      var cluster = L.markerClusterGroup(L.extend({}, o.cluster, {
+        showCoverageOnHover: false,
+        iconCreateFunction: function (c) { return clusterIcon(o.color, c.getChildCount()); }
+      }));
       o.points.forEach(function (p) {
         var m = L.marker([p.lat, p.lng], {icon: serviceIcon(o.color, o.glyph)});
         m.bindTooltip(textBox(p.title));
@@ -123,24 +143,31 @@
       });
     },
     sites: function (o) {
+      // never in a marker cluster; markers in their own pane above every other marker
       var group = L.featureGroup();
       if (o.catchments) {
+        // outlined and lightly filled: where catchments overlap the fill adds up (legend says so)
         group.addLayer(L.geoJSON(o.catchments, {
+          pane: 'cbCatchments',
           style: function () {
-            return {color: '#e6550d', weight: 2, fillColor: '#fdae6b', fillOpacity: 0.04,
-              dashArray: '4 3'};
+            return {color: SITE, weight: 1.5, opacity: 0.9, fillColor: SITE, fillOpacity: 0.08};
           },
           onEachFeature: function (f, layer) {
             if (o.catchment_fields.length) {
-              layer.bindTooltip(function () { return table(fieldRows(f.properties, o.catchment_fields)); });
+              layer.bindTooltip(function () { return table(fieldRows(f.properties, o.catchment_fields)); },
+                {sticky: true});
             }
           }
         }));
       }
       o.sites.forEach(function (s) {
-        var icon = L.divIcon({html: el('div', 'cb-site', s.order), iconSize: [30, 30],
+        var box = el('div', 'cb-site', s.order);
+        box.style.background = SITE;
+        var icon = L.divIcon({html: box, iconSize: [30, 30],
           iconAnchor: [15, 15], className: 'cb-div-icon'});
-        var m = L.marker([s.lat, s.lng], {icon: icon});
+        // site 1 above site 2 where they meet (zoomed out): offsets wider than the screen
+        var m = L.marker([s.lat, s.lng], {icon: icon, pane: 'cbSites', zIndexOffset: 100000 * (o.sites.length + 1 - s.order),
+          keyboard: true});
         m.bindTooltip(textBox(s.title));
         m.bindPopup(function () {
           var box = el('div');
@@ -165,6 +192,24 @@
     }
   });
 
+  // ---- the light base: drawn from the data, needs no network ------------------------------
+  function lightBase(base) {
+    var g = L.layerGroup();
+    if (base.streets) {
+      g.addLayer(L.geoJSON(base.streets, {pane: 'cbStreets', interactive: false,
+        style: function () { return {color: '#8c8c8c', weight: 0.8, opacity: 0.9}; }}));
+    }
+    if (base.districts) {
+      g.addLayer(L.geoJSON(base.districts, {pane: 'cbOutline', interactive: false,
+        style: function () { return {color: '#555555', weight: 1.2, opacity: 0.9, dashArray: '2 3'}; }}));
+    }
+    if (base.area) {
+      g.addLayer(L.geoJSON(base.area, {pane: 'cbOutline', interactive: false,
+        style: function () { return {color: '#333333', weight: 2, opacity: 0.9, dashArray: '8 4'}; }}));
+    }
+    return g;
+  }
+
   // ---- boxes: title, how to read, legend -------------------------------------------------
   function titleBox(page) {
     var box = el('div', 'cb-box cb-title');
@@ -175,68 +220,91 @@
   function howtoBox(page) {
     var box = el('div', 'cb-box cb-howto');
     var det = el('details');
-    det.open = true;
     det.appendChild(el('summary', null, page.howto_summary));
     page.howto.forEach(function (p) { det.appendChild(el('p', null, p)); });
     box.appendChild(det);
     return box;
   }
-  function swatch(color) {
-    var i = el('i');
-    i.style.background = color;
-    return i;
-  }
-  function legendBox(lg) {
-    var box = el('div', 'cb-box cb-legend');
-    box.appendChild(el('b', null, lg.time_title));
-    lg.time.concat([lg.unreachable]).forEach(function (c) {
-      var row = el('div');
-      row.appendChild(swatch(c[0]));
-      row.appendChild(document.createTextNode(c[1]));
-      box.appendChild(row);
-    });
-    lg.ramps.forEach(function (r) {
-      box.appendChild(el('b', null, r.title));
+  var SYMBOL = {
+    swatch: function (r) { var i = el('i', 'cb-swatch'); i.style.background = r.color; return i; },
+    service: function (r) { var i = el('span', 'cb-icon cb-icon-s', r.glyph); i.style.background = r.color; return i; },
+    cluster: function () { return el('span', 'cb-mark cb-mark-cluster', (3).toLocaleString(D.locale)); },
+    site: function () {
+      var m = el('span', 'cb-mark cb-mark-site', (1).toLocaleString(D.locale));
+      m.style.background = SITE;
+      return m;
+    },
+    catchment: function () {
+      // two catchments overlapping: the shared part darker, as on the map
+      var m = el('span', 'cb-mark cb-mark-catchment');
+      ['cb-c1', 'cb-c2'].forEach(function (c) {
+        var part = el('span', c);
+        part.style.borderColor = SITE;
+        part.style.background = 'rgba(' + hexToRgb(SITE).join(',') + ',0.2)';
+        m.appendChild(part);
+      });
+      return m;
+    },
+    candidate: function () {
+      var m = el('span', 'cb-mark cb-mark-candidate');
+      m.appendChild(el('span', 'cb-d1'));
+      m.appendChild(el('span', 'cb-d2'));
+      return m;
+    },
+    streets: function () { return el('span', 'cb-mark cb-mark-streets'); },
+    area: function () { return el('span', 'cb-mark cb-mark-area'); },
+    districts: function () { return el('span', 'cb-mark cb-mark-districts'); }
+  };
+  function legendRow(r) {
+    if (r.kind === 'ramp') {
+      var wrap = el('div', 'cb-ramp-row');
       var ramp = el('div', 'cb-ramp');
       ramp.style.background = 'linear-gradient(to right,' + r.colors.join(',') + ')';
-      box.appendChild(ramp);
+      wrap.appendChild(ramp);
       var ends = el('div', 'cb-ramp-l');
       ends.appendChild(el('span', null, r.low));
       ends.appendChild(el('span', null, r.high));
-      box.appendChild(ends);
+      wrap.appendChild(ends);
+      return wrap;
+    }
+    var row = el('div', 'cb-row cb-row-' + r.kind);
+    row.appendChild(SYMBOL[r.kind](r));
+    row.appendChild(el('span', 'cb-label', r.label));
+    return row;
+  }
+  function legendBox(lg, open) {
+    var box = el('div', 'cb-box cb-legend');
+    var det = el('details');
+    det.open = open;
+    det.appendChild(el('summary', null, lg.title));
+    lg.sections.forEach(function (s) {
+      det.appendChild(el('b', null, s.title));
+      s.rows.forEach(function (r) { det.appendChild(legendRow(r)); });
     });
-    box.appendChild(el('b', null, lg.services_title));
-    lg.services.forEach(function (s) {
-      var row = el('div');
-      var icon = el('span', 'cb-icon cb-icon-s', s.glyph);
-      icon.style.background = s.color;
-      row.appendChild(icon);
-      row.appendChild(document.createTextNode(s.label));
-      box.appendChild(row);
-    });
+    box.appendChild(det);
     return box;
   }
 
-  // ---- the map --------------------------------------------------------------------------
+  // ---- assemble -------------------------------------------------------------------------
   document.documentElement.lang = D.locale;
   document.title = D.page.title;
-  var map = L.map('cb-map', {preferCanvas: true});
-  L.control.scale().addTo(map);
+  // a small window gets the panels folded so the map stays visible
+  var small = window.innerWidth < 900 || window.innerHeight < 560;
+  L.control.scale({imperial: false}).addTo(map);
   var attribution = L.DomUtil.create('span');
   var link = el('a', null, TXT.osm_attribution);
   link.href = 'https://www.openstreetmap.org/copyright';
   attribution.appendChild(document.createTextNode('\u00a9 '));
   attribution.appendChild(link);
-  attribution.appendChild(document.createTextNode(TXT.osm_attribution_suffix));
-  var base = L.tileLayer('https://tile.openstreetmap.org/{z}/{x}/{y}.png',
-    {maxZoom: 19, attribution: attribution.outerHTML});
-  base.addTo(map);
-  var b = D.view.bounds;
-  map.fitBounds(b[0][0] === b[1][0] && b[0][1] === b[1][1] ? L.latLng(b[0]).toBounds(1000) : b);
-
+  // streets and tiles both come from OpenStreetMap (or the city's own road layer)
+  map.attributionControl.addAttribution(attribution.outerHTML);
+  var light = lightBase(D.base || {});
+  var tiles = L.tileLayer('https://tile.openstreetmap.org/{z}/{x}/{y}.png', {maxZoom: 19});
+  light.addTo(map);
   var baseLayers = {};
-  baseLayers[TXT.base_layer] = base;
-  var control = new SafeLayers(baseLayers, {}, {collapsed: false, position: 'topright'});
+  baseLayers[TXT.base_light] = light;
+  baseLayers[TXT.base_osm] = tiles;
+  var control = new SafeLayers(baseLayers, {}, {collapsed: small, position: 'topright'});
   var overlays = [];
   D.overlays.forEach(function (o) {
     var layer = DRAW[o.kind](o);
@@ -245,9 +313,41 @@
     overlays.push({name: o.name, kind: o.kind, layer: layer});
   });
   control.addTo(map);
-  document.body.appendChild(titleBox(D.page));
-  document.body.appendChild(howtoBox(D.page));
-  document.body.appendChild(legendBox(D.legend));
-  // for scripts and tests: the map and its overlays
-  window.careblocks = {map: map, overlays: overlays, data: D};
+  var tbox = titleBox(D.page), hbox = howtoBox(D.page), lbox = legendBox(D.legend, !small);
+  document.body.appendChild(tbox);
+  document.body.appendChild(lbox);
+  document.body.appendChild(hbox);
+
+  // the legend sits on the left under the title, above the how-to box
+  function placeLegend() {
+    var t = tbox.getBoundingClientRect(), h = hbox.getBoundingClientRect();
+    lbox.style.top = Math.round(t.bottom + 8) + 'px';
+    lbox.style.maxHeight = Math.max(60, Math.round(h.top - t.bottom - 16)) + 'px';
+  }
+  // the view: where people live and the proposed sites, in the part of the window that no
+  // panel covers (the legend and how-to on the left, the title above, the layer list right)
+  function freeArea() {
+    var W = map.getSize().x, H = map.getSize().y;
+    var t = tbox.getBoundingClientRect(), lg = lbox.getBoundingClientRect();
+    var h = hbox.getBoundingClientRect(), c = control.getContainer().getBoundingClientRect();
+    var z = map.zoomControl.getContainer().getBoundingClientRect();
+    var left = Math.max(lg.right, h.right, z.right) + 12;
+    var right = Math.min(W, c.left) - 12;
+    var top = Math.max(t.bottom, z.bottom) + 12;
+    if (c.bottom + 12 > top && right - left < 0.35 * W) { top = c.bottom + 12; right = W - 12; }
+    return {left: left, right: right, top: top, bottom: H - 30};
+  }
+  function fitView() {
+    placeLegend();
+    var b = D.view.bounds, f = freeArea(), W = map.getSize().x, H = map.getSize().y;
+    var box = b[0][0] === b[1][0] && b[0][1] === b[1][1] ? L.latLng(b[0]).toBounds(1000) : L.latLngBounds(b);
+    map.fitBounds(box, {paddingTopLeft: [f.left, f.top], paddingBottomRight: [W - f.right, H - f.bottom],
+      animate: false});
+  }
+  fitView();
+  window.addEventListener('resize', placeLegend);
+  // for scripts and tests: the map, its overlays, bases and panels
+  window.careblocks = {map: map, overlays: overlays, data: D, base: {light: light, tiles: tiles},
+    boxes: {title: tbox, legend: lbox, howto: hbox, layers: control.getContainer()},
+    freeArea: freeArea, fitView: fitView};
 }());
