@@ -42,9 +42,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+import shapely
 
 from careblocks import columns as C
 from careblocks.columns import CARE_GROUPS
@@ -67,8 +69,6 @@ from careblocks.sites.hours import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    import geopandas as gpd
-
     from careblocks.config import Config
 
 
@@ -426,8 +426,6 @@ def access_after(network, origins, site_nodes, site_snap_m, *, cost: WalkCost, o
         (walking minutes to the nearest selected block) and, with transit, ``best_min_<s>``
         and ``block_transit_min``.
     """
-    import pandas as pd
-
     nodes = np.asarray(site_nodes, dtype=np.int64)
     if nodes.size:
         d = nearest_times(network.indptr, network.indices, cost.inbound_seconds(network), nodes,
@@ -468,9 +466,6 @@ def catchment_polygons(
     geopandas.GeoDataFrame
         ``candidate_id``, ``threshold_min``, ``reached_nodes``, geometry (working CRS).
     """
-    import geopandas as gpd
-    import shapely
-
     r = sp.csr_matrix(reach_rows)
     src = np.repeat(np.arange(network.n_nodes, dtype=np.int64), np.diff(network.indptr))
     dst = network.indices.astype(np.int64)
