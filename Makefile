@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/transit.py
 	$(PY) benchmarks/site_selection.py
 	$(PY) benchmarks/demand.py
+	$(PY) benchmarks/dask_cluster.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -43,7 +43,7 @@ from careblocks.sites.scoring import (  # noqa: E402
     weighted_score,
 )
 from careblocks.sites.selection import coverage_value, select_sites  # noqa: E402
-from careblocks.sites.sensitivity import draw_factors, objective_parts, run_draws  # noqa: E402
+from careblocks.sites.sensitivity import draw_factors, draw_rng, objective_parts, run_draws  # noqa: E402
 
 
 def main() -> None:
@@ -79,11 +79,10 @@ def main() -> None:
     chosen, _ = run_draws(cov, kind, parts, cands, ids, **common, select_kw=kw, incumbent=inc)
     t_ours = time.perf_counter() - t0
 
-    rng = np.random.default_rng(sc.seed)
     exact_sets, exact_vals = [], []
     t0 = time.perf_counter()
-    for _ in range(args.draws):
-        w, factors = draw_factors(rng, base, parts.shape[0], spread=sc.spread, part_spread=sc.spread)
+    for d in range(args.draws):
+        w, factors = draw_factors(draw_rng(sc.seed, d), base, parts.shape[0], spread=sc.spread, part_spread=sc.spread)
         comp = score_components(cfg, origins, cat, services=ctx.services)
         weighted_score(comp, w, ids)
         res = select_sites(cov, factors @ parts, k=cfg.sites.k, method="milp", **kw)
@@ -91,10 +90,9 @@ def main() -> None:
         exact_vals.append(res.objective)
     t_plain = time.perf_counter() - t0
 
-    rng = np.random.default_rng(sc.seed)
     ratios, same = [], 0
     for d in range(args.draws):
-        _, factors = draw_factors(rng, base, parts.shape[0], spread=sc.spread, part_spread=sc.spread)
+        _, factors = draw_factors(draw_rng(sc.seed, d), base, parts.shape[0], spread=sc.spread, part_spread=sc.spread)
         ours = coverage_value(cov, factors @ parts, np.flatnonzero(chosen[d]))
         ratios.append(ours / exact_vals[d])
         same += ours >= exact_vals[d] * (1 - 1e-9)

@@ -13,8 +13,20 @@ edges (``benchmarks/_common.tile_network``), about 400,000 nodes with the defaul
 2. Exact MILP: 2,000 candidates x 20,000 origins (lognormal populations) from the same kind of
    real-network coverage (a 4-copy block of the graph, 15 minutes), K = 20 and K = 50, solved
    with HiGHS (:func:`careblocks.sites.selection.select_sites`, ``method="milp"``: origins merged,
-   dominated candidates dropped, LP relaxation first); compared in the same process with the
-   lazy greedy (time, objective) and, at one K, with the textbook MILP handed to HiGHS as is.
+   dominated candidates dropped, then exact by independent parts of the overlap graph,
+   :mod:`careblocks.sites.decompose`); compared in the same process with the code before the
+   parts (the same reductions, one HiGHS model, LP first, branch and bound from greedy + swaps),
+   the lazy greedy (time, objective) and, at ``--textbook-k``, the textbook MILP as is.
+3. The coverage curve K = 1..50 in one call, each point exact or with its proven gap, and
+   greedy / exact per K.
+4. Capacitated maximal covering on a subset of the same instance (see
+   ``benchmarks/capacitated_fontibon.py`` for the real Fontibón instance).
+
+The instance: the 4 tiled copies are joined by 3 edges per pair of neighbours across 100 m
+gaps, so almost no 15-minute catchment crosses from one copy to the next and the overlap graph
+of the candidates falls into one part per copy (printed). That is what a region of separate
+towns looks like; a single contiguous city of the same size would be one part (``--links``
+joins the copies by more edges, ``--gap`` narrows the gaps).
 
 Usage: ``.venv/bin/python benchmarks/site_selection.py [--copies 38] [--candidates 10000]``
 """
@@ -36,6 +48,7 @@ from _common import fontibon_network, grid_shape, machine, tile_network, timed  
 
 from careblocks.config import config_from_dict  # noqa: E402
 from careblocks.network.search import _reach_fallback  # noqa: E402
+from careblocks.sites.decompose import overlap_parts  # noqa: E402
 from careblocks.sites.scoring import compute_catchments  # noqa: E402
 from careblocks.sites.selection import coverage_curve, select_sites  # noqa: E402
 
@@ -90,9 +103,9 @@ def textbook_milp(cov, w, k: int, time_limit_s: float) -> tuple[float, str]:
     return (-res.fun if res.x is not None else float("nan")), ("optimal" if res.status == 0 else res.message)
 
 
-def milp_instance(base, n_cand: int, n_orig: int):
+def milp_instance(base, n_cand: int, n_orig: int, links: int = 3, gap_m: float = 100.0):
     """2,000 candidates x 20,000 origins (default) on a 4-copy tiled Fontibón, 15 minutes."""
-    net = tile_network(base, 2, 2)
+    net = tile_network(base, 2, 2, n_links=links, gap_m=gap_m)
     rng = np.random.default_rng(2)
     cands = _points(rng, net.n_nodes, n_cand)
     origins = _points(rng, net.n_nodes, n_orig)
@@ -101,16 +114,31 @@ def milp_instance(base, n_cand: int, n_orig: int):
     return compute_catchments(cfg, cands, origins, net).coverage, w
 
 
+def one_model_milp(cov, w, k: int, time_limit_s: float):
+    """The exact path before the parts (baseline): the same reductions, then one HiGHS model
+    of the whole instance, LP relaxation first, branch and bound from greedy + swaps."""
+    from careblocks.sites import selection as S
+
+    pb = S._prepare(cov, w, k=k, method="milp", min_spacing_m=0.0, candidate_xy=None, districts=None,
+                    max_per_district=None, existing=None, capacity=None, pair_gains=False, cost=None,
+                    budget=None, fixed=None)
+    S._reduce(pb, True)
+    x, status, gap, bound = S._CurveSolver(pb).solve(k, time_limit_s=time_limit_s)
+    return S._finish(pb, x, status, gap, bound, k, "milp")
+
+
 def bench_milp(cov, w, ks: list[int], textbook_k: int | None, time_limit_s: float) -> list[dict]:
     rows = []
     for k in ks:
         t_g, g = timed(lambda k=k: select_sites(cov, w, k=k, method="greedy"))
         t_m, m = timed(lambda k=k: select_sites(cov, w, k=k, method="milp", time_limit_s=time_limit_s))
+        t_o, o = timed(lambda k=k: one_model_milp(cov, w, k, time_limit_s))
         tb = None
         if k == textbook_k:
             t_t, (obj_t, st_t) = timed(lambda k=k: textbook_milp(cov, w, k, 5 * time_limit_s))
             tb = (t_t, obj_t, st_t)
         rows.append({"k": k, "nnz": int(cov.nnz), "milp_s": t_m, "greedy_s": t_g, "textbook": tb,
+                     "one_s": t_o, "one": o, "info": m.info,
                      "milp_obj": m.objective, "greedy_obj": g.objective, "status": m.status,
                      "mip_gap": m.mip_gap, "bound": m.bound,
                      "milp_origins": m.info.get("milp_origins"),
@@ -173,7 +201,9 @@ def main(argv=None) -> None:
     ap.add_argument("--milp-origins", type=int, default=20_000)
     ap.add_argument("--k", default="20,50")
     ap.add_argument("--time-limit", type=float, default=60.0, help="MILP time limit of one K (s)")
-    ap.add_argument("--textbook-k", type=int, default=20,
+    ap.add_argument("--links", type=int, default=3, help="edges joining neighbouring copies")
+    ap.add_argument("--gap", type=float, default=100.0, help="gap between copies (m)")
+    ap.add_argument("--textbook-k", type=int, default=0,
                     help="also solve the textbook MILP (baseline) at this K; 0 to skip")
     ap.add_argument("--curve-k", type=int, default=50, help="coverage curve K = 1..this; 0 to skip")
     ap.add_argument("--curve-time-limit", type=float, default=120.0, help="time for the whole curve (s)")
@@ -194,7 +224,14 @@ def main(argv=None) -> None:
         print(f"   scipy dijkstra(limit) per block of 25, est. from {r['scipy_sample']} candidates: "
               f"{r['scipy_s_est']:.1f} s  -> ratio {r['scipy_s_est'] / r['ours_s']:.1f}x")
         print(f"   same coverage as the baseline on the sample: {r['same_result']}")
-    cov, w = milp_instance(base, a.milp_candidates, a.milp_origins)
+    cov, w = milp_instance(base, a.milp_candidates, a.milp_origins, a.links, a.gap)
+    n_parts, labels = overlap_parts(cov)
+    sizes = np.sort(np.bincount(labels))[::-1]
+    per_origin = np.bincount(cov.indices, minlength=cov.shape[1])
+    print(f"\ninstance: {cov.shape[0]:,} candidates x {cov.shape[1]:,} origins, {cov.nnz:,} entries; "
+          f"candidates per origin: median {np.median(per_origin):.0f} (max {per_origin.max()}), "
+          f"{int((per_origin == 0).sum())} origins reached by none; overlap graph: {n_parts} parts, "
+          f"largest {sizes[:6].tolist()} (copies joined by {a.links} edges across {a.gap:g} m gaps)")
     rows = bench_milp(cov, w, [int(k) for k in a.k.split(",")], a.textbook_k or None, a.time_limit)
     print(f"\n2. Maximal covering, {a.milp_candidates:,} candidates x {a.milp_origins:,} origins "
           f"(15-min coverage on a 4-copy tiled Fontibón, {rows[0]['nnz']:,} entries), "
@@ -205,6 +242,14 @@ def main(argv=None) -> None:
               f"{row['milp_origins']:,} origin columns, {row['milp_candidates']:,} candidates after "
               f"dominance), greedy {row['greedy_s']:.3f} s; greedy/MILP objective "
               f"{row['greedy_obj'] / row['milp_obj']:.4f}; MILP covers {row['milp_obj'] / row['total']:.1%}")
+        o, info = row["one"], row["info"]
+        o_gap = "" if o.status == "optimal" else f", proven gap {o.mip_gap:.3%}"
+        print(f"        parts: {info.get('milp_parts')} (largest {info.get('milp_largest_part')} candidates), "
+              f"LP {info.get('milp_lp_seconds')} s, {info.get('milp_mips')} part MILPs in "
+              f"{info.get('milp_mip_seconds')} s")
+        print(f"        one HiGHS model (the code before): {row['one_s']:.2f} s ({o.status}{o_gap}, "
+              f"objective {o.objective:,.0f}) -> time ratio before / ours {row['one_s'] / row['milp_s']:.2f}; "
+              f"objective ours / before {row['milp_obj'] / o.objective:.5f}")
         if row["textbook"] is not None:
             t_t, obj_t, st_t = row["textbook"]
             print(f"        textbook MILP (HiGHS, no reductions): {t_t:.1f} s ({st_t}) -> "
@@ -220,12 +265,11 @@ def main(argv=None) -> None:
               f"optimal; greedy curve {c['greedy_seconds']:.2f} s")
         if a.curve_k in one:
             print(f"   curve / one K={a.curve_k} solve: {c['seconds'] / one[a.curve_k]:.2f}")
-        print("   K   covered share  exact  gap      greedy/best")
+        print("   K   covered share  exact  gap      greedy/best  seconds")
         for p, g in zip(pts, gr, strict=True):
-            if p.k <= 10 or p.k % 5 == 0 or not p.exact:
-                gap = "" if p.exact else f"{p.gap:.3%}"
-                print(f"   {p.k:<3d} {p.share:13.4f}  {('yes' if p.exact else 'no'):5s}  {gap:8s} "
-                      f"{g.objective / p.objective:.4f}")
+            gap = "" if p.exact else f"{p.gap:.3%}"
+            print(f"   {p.k:<3d} {p.share:13.4f}  {('yes' if p.exact else 'no'):5s}  {gap:8s} "
+                  f"{g.objective / p.objective:11.4f}  {p.seconds:7.2f}")
     if a.cap_candidates:
         r = bench_capacitated(cov, w, a.cap_candidates, a.cap_k, a.time_limit)
         m, g, u = r["milp"], r["greedy"], r["uncap"]

@@ -12,7 +12,7 @@ from careblocks.i18n import catalogue_path
 #: English words that no sentence of a Spanish, Portuguese or French page contains
 ENGLISH_WORDS = ("the", "within", "people", "with", "and", "of", "minutes", "nearest", "share",
                  "today", "proposed", "walking", "services", "score", "hours", "week", "serves",
-                 "brings", "returns", "site", "sites", "who", "before", "after", "group")
+                 "brings", "returns", "site", "sites", "who", "before", "after", "group", "older", "near")
 
 
 class _Visible(HTMLParser):

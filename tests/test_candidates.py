@@ -191,10 +191,12 @@ def test_fontibon_candidates_all_have_human_names(data):
     bad = names.str.fullmatch(r"(?i)(park|nan|none|school|h3:.*|grid cell.*)")
     assert not bad.any(), names[bad].tolist()
     parks = c[c["category"] == "park"]
-    named_here = parks["name"].str.startswith("Park, ")
+    # named in the config's language (Spanish): "Parque, Calle 20 & Carrera 110"
+    assert cfg.outputs.language == "es"
+    named_here = parks["name"].str.startswith("Parque, ")
     assert named_here.sum() >= 5
-    # "Park, Calle 20 & Carrera 110": two real street names of the extract
-    pat = re.compile(r"Park, (.+) & (.+)")
+    # "Parque, Calle 20 & Carrera 110": two real street names of the extract
+    pat = re.compile(r"Parque, (.+) & (.+)")
     pairs = [pat.fullmatch(n) for n in parks.loc[named_here, "name"]]
     assert sum(m is not None for m in pairs) >= 0.8 * len(pairs)
     from careblocks.io.osm import read_osm_network

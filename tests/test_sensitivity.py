@@ -75,6 +75,11 @@ def test_draws_are_seeded_and_zero_spread_keeps_the_optimal_proposal():
     assert (c1.sum(axis=1) == 3).all()
     c3, _ = run_draws(cov, "weights", parts, comps, ids, seed=4, **kw)
     assert not np.array_equal(c1, c3)
+    # each draw has its own seed: the first draws of a longer run are the same draws, so
+    # splitting the draws into chunks (on a Dask cluster) cannot change the table
+    c4, r4 = run_draws(cov, "weights", parts, comps, ids, seed=3, **dict(kw, draws=7))
+    np.testing.assert_array_equal(c4, c1[:7])
+    np.testing.assert_array_equal(r4, r1[:7])
     flat = dict(kw, spread=0.0, part_spread=0.0)
     c0, r0 = run_draws(cov, "weights", parts, comps, ids, seed=3, **flat)
     assert c0[:, best].all() and c0.sum() == 3 * 30

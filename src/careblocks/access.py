@@ -27,6 +27,15 @@ __all__ = ["walk_access"]
 
 
 
+def _counts_chunk(lo: int, hi: int, *, graph, src, off, grp, n_groups: int, limit: float,
+                  targets) -> tuple[np.ndarray, np.ndarray]:
+    """Counts (groups x origins) and nearest seconds within the limit (groups x nodes) of
+    the searches from facilities ``lo..hi-1``."""
+    indptr, indices, w = graph
+    return _counts_core(indptr, indices, w, src[lo:hi], off[lo:hi], grp[lo:hi], n_groups, limit,
+                        targets[0], targets[1], True)
+
+
 def walk_access(network: Any, origins_nodes, origins_snap_m,
                 services_by_type: Mapping[str, tuple[Any, Any]], *, cost: WalkCost,
                 threshold_min: float, walk_profiles: Mapping[str, WalkCost] | None = None,
@@ -90,9 +99,19 @@ def walk_access(network: Any, origins_nodes, origins_snap_m,
     # nearest time of every node within the threshold of some facility; the nearest search
     # of each service then starts from the border of that set (cheaper than a full search)
     if names and np.concatenate(all_src).size:
-        counts, best = _counts_core(indptr, indices, w, np.concatenate(all_src),
-                                    np.concatenate(all_off), np.concatenate(all_grp),
-                                    len(names), limit, onodes, oleg, True)
+        # one bounded search per facility: in chunks of facilities, here or on a Dask
+        # cluster; counts add up and nearest times take the minimum over the chunks
+        from careblocks.compute import map_chunks
+
+        src = np.concatenate(all_src)
+        parts = map_chunks(_counts_chunk, src.size, {
+            "graph": (indptr, indices, w), "src": src, "off": np.concatenate(all_off),
+            "grp": np.concatenate(all_grp), "n_groups": len(names), "limit": limit,
+            "targets": (onodes, oleg)}, label="walk access")
+        counts, best = parts[0]
+        for c, b in parts[1:]:
+            counts = counts + c
+            best = np.minimum(best, b)
     else:
         counts = np.zeros((len(names), onodes.size), np.int32)
         best = np.full((len(names), n), np.inf)

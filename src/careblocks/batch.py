@@ -1,22 +1,30 @@
 """Run many studies (areas) side by side on a dask.distributed cluster.
 
 Each study runs in its own worker process (numba kernels and GDAL are not shared between
-studies), so a machine with N cores runs N studies at once. A study that fails with a user
-error is reported as failed with its one-line message; the others go on.
+studies), so a machine with N cores runs N studies at once. A study that fails does not stop
+the others: with a user error (a :class:`~careblocks.errors.CareblocksError`) it is reported
+with its one-line message (status ``"error"``); with any other exception, a bug, with the
+crash log written for it (status ``"crashed"``), as ``careblocks run`` does for exit code 3.
+A worker process that dies under a study is reported as that study's crash too.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from dask.distributed import Client, LocalCluster
 
 import careblocks
+from careblocks import compute
+from careblocks._crash import write_crash_log
 from careblocks.config import load_config
 from careblocks.errors import CareblocksError
+
+#: what became of one study
+Status = Literal["ok", "error", "crashed"]
 
 
 @dataclass
@@ -26,6 +34,16 @@ class BatchOutcome:
     message: str
     written: list[str]
     seconds: float
+    #: "ok", "error" (bad input: the one-line message) or "crashed" (a bug: see crash_log)
+    status: Status = "ok"
+    #: the crash log of a study that crashed (None when it could not be written)
+    crash_log: str | None = field(default=None)
+
+
+def _crashed(config_path: str, exc: BaseException, seconds: float) -> BatchOutcome:
+    log = write_crash_log(exc, context=f"batch study: {config_path}")
+    one = " ".join(f"{type(exc).__name__}: {exc}".split())[:400]
+    return BatchOutcome(config_path, False, one, [], seconds, "crashed", str(log) if log else None)
 
 
 def _run_one(config_path: str, out_dir: str | None, overrides: dict[str, Any]) -> BatchOutcome:
@@ -35,10 +53,13 @@ def _run_one(config_path: str, out_dir: str | None, overrides: dict[str, Any]) -
         target = None
         if out_dir is not None:
             target = Path(out_dir) / cfg.study.slug
-        _, written = careblocks.run(cfg, target)
+        with compute.in_process():  # the batch's workers run whole studies, one each
+            _, written = careblocks.run(cfg, target)
         return BatchOutcome(config_path, True, "ok", [str(p) for p in written], time.perf_counter() - t0)
     except CareblocksError as exc:
-        return BatchOutcome(config_path, False, str(exc), [], time.perf_counter() - t0)
+        return BatchOutcome(config_path, False, str(exc), [], time.perf_counter() - t0, "error")
+    except Exception as exc:  # noqa: BLE001 - any other exception is a bug: logged, the batch goes on
+        return _crashed(config_path, exc, time.perf_counter() - t0)
 
 
 def run_batch(
@@ -50,6 +71,9 @@ def run_batch(
     scheduler_address: str | None = None,
 ) -> list[BatchOutcome]:
     """Run every config; return one outcome per config, in the order given.
+
+    A failing study never stops the others (see the module's notes); the outcomes say which
+    failed and how.
 
     Parameters
     ----------
@@ -64,16 +88,23 @@ def run_batch(
     """
     overrides = overrides or {}
     if scheduler_address:
-        client = Client(scheduler_address)
+        client = Client(scheduler_address, set_as_default=False)
         cluster = None
     else:
         cluster = LocalCluster(
             n_workers=max(1, workers), threads_per_worker=1, processes=True, dashboard_address=None
         )
-        client = Client(cluster)
+        client = Client(cluster, set_as_default=False)
     try:
+        t0 = time.perf_counter()
         futures = [client.submit(_run_one, c, out_dir, overrides, pure=False) for c in configs]
-        return client.gather(futures)
+        outcomes = []
+        for c, fut in zip(configs, futures, strict=True):
+            try:
+                outcomes.append(fut.result())
+            except Exception as exc:  # noqa: BLE001 - the worker died under this study
+                outcomes.append(_crashed(c, exc, time.perf_counter() - t0))
+        return outcomes
     finally:
         client.close()
         if cluster is not None:

@@ -9,12 +9,9 @@ loads its API on first use.
 
 from __future__ import annotations
 
-import datetime as _dt
 import errno
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,7 @@ from typing import Any
 import click
 
 import careblocks
+from careblocks._crash import write_crash_log
 from careblocks.errors import CareblocksError
 
 EXIT_USER_ERROR = 2
@@ -65,31 +63,6 @@ def _one_line(text: str, limit: int = 400) -> str:
 def _fail(message: str) -> None:
     click.echo(f"careblocks: error: {_one_line(message, 2000)}", err=True)
     sys.exit(EXIT_USER_ERROR)
-
-
-def write_crash_log(exc: BaseException) -> Path | None:
-    """Write the traceback of an unexpected exception to a crash log; return its path.
-
-    The log goes to ``$CAREBLOCKS_CRASH_DIR`` (default: the system's temporary folder) as
-    ``careblocks-crash-<UTC time>-<pid>.log``.
-    """
-    import platform  # only when writing a crash log
-    import traceback
-
-    folder = Path(os.environ.get("CAREBLOCKS_CRASH_DIR") or tempfile.gettempdir())
-    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = folder / f"careblocks-crash-{stamp}-{os.getpid()}.log"
-    text = (
-        f"careblocks {careblocks.__version__}, Python {platform.python_version()}, {platform.platform()}\n"
-        f"command: {' '.join(sys.argv)}\n\n"
-        + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    )
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    except OSError:
-        return None
-    return path
 
 
 def _bug(exc: BaseException) -> None:
@@ -376,10 +349,18 @@ def batch(
     verbose: int,
     quiet: int,
 ) -> None:
-    """Run many studies side by side on a dask.distributed cluster (one process per study)."""
+    """Run many studies side by side on a dask.distributed cluster (one process per study).
+
+    A failing study does not stop the others. Exit code 0 when every study ran, 2 when some
+    failed on bad input (each with its one-line error), 3 when some crashed (a bug in
+    careblocks: each names its crash log).
+    """
     verbosity, console = _console(verbose, quiet)
 
     def go() -> None:
+        from rich.markup import escape
+        from rich.table import Table
+
         from careblocks.batch import run_batch
         from careblocks.config import parse_override
 
@@ -387,15 +368,29 @@ def batch(
         outcomes = run_batch(
             list(configs), out_dir=out_dir, overrides=parsed, workers=workers, scheduler_address=scheduler
         )
-        failed = 0
+        if verbosity >= 0:
+            table = Table(title=f"Batch: {len(outcomes)} studies")
+            for col in ("study", "status", "seconds", "detail"):
+                table.add_column(col, justify="right" if col == "seconds" else "left")
+            style = {"ok": "green", "error": "yellow", "crashed": "red"}
+            for o in outcomes:
+                detail = (str(Path(o.written[0]).parent) if o.written else "") if o.ok else (
+                    f"crash log {o.crash_log}" if o.status == "crashed" and o.crash_log else o.message)
+                table.add_row(escape(o.config), f"[{style[o.status]}]{o.status}[/]", f"{o.seconds:.1f}",
+                              escape(_one_line(detail)))
+            console.print(table)
         for o in outcomes:
-            if o.ok:
-                console.print(f"[green]✓[/green] {o.config} [dim]{o.seconds:.1f} s[/dim]")
-                _echo_written(o.written)
-            else:
-                failed += 1
-                click.echo(f"careblocks: error: {o.config}: {o.message}", err=True)
-        if failed:
+            _echo_written(o.written)
+        for o in outcomes:
+            if o.status == "error":
+                click.echo(f"careblocks: error: {o.config}: {_one_line(o.message, 2000)}", err=True)
+            elif o.status == "crashed":
+                where = f"details in {o.crash_log}" if o.crash_log else "no crash log could be written"
+                click.echo(f"careblocks: internal error in {o.config} (a bug in careblocks, please "
+                           f"report it with the log): {_one_line(o.message)}; {where}", err=True)
+        if any(o.status == "crashed" for o in outcomes):
+            sys.exit(EXIT_BUG)
+        if any(o.status == "error" for o in outcomes):
             sys.exit(EXIT_USER_ERROR)
 
     _guard(verbosity, go)

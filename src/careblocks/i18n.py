@@ -182,6 +182,7 @@ GROUP_LABELS = {
     "children_under5": N_("Children under 5"),
     "children_5_14": N_("Children 5-14"),
     "older_60plus": N_("People 60+"),
+    "older_65plus": N_("People 65+"),
     "older_80plus": N_("People 80+"),
     "women_15plus": N_("Women 15+"),
     "women_caregivers": N_("Women caregivers"),

@@ -558,7 +558,8 @@ def _config_inputs(cfg, L: Language) -> list[tuple[str, str]]:
     pop = getattr(cfg, "population", None)
     if pop is not None:
         kinds = {"buildings": L._("OpenStreetMap buildings"), "layer": L._("population layer"),
-                 "streets": L._("spread along the streets"), "auto": L._("automatic")}
+                 "streets": L._("spread along the streets"), "auto": L._("automatic"),
+                 "census": L._("census counts spread over residential land")}
         items.append((L._("Population"), kinds.get(pop.source, str(pop.source))
                       + (f": {_file_name(pop.layer.path)}" if pop.layer else "")))
     census = getattr(cfg, "census", None)

@@ -241,6 +241,7 @@ def _candidates(ctx: Context) -> gpd.GeoDataFrame:
         "network": stage_cache.network_digest(ctx.network), "crs": ctx.crs,
         "area": ctx.area_4326.wkb.hex() if ctx.area_4326 is not None else None,
         "origins": stage_cache.frame_digest(ctx.origins, ["population"]),
+        "language": cfg.outputs.language,  # unnamed places are named in it
     }, lambda: build_candidates(cfg, osm_path=ctx.osm_path, area_4326=ctx.area_4326, crs=ctx.crs,
                                 network=ctx.network, origins=ctx.origins), status=ctx.cache_status)
     if sc.k > len(cands):

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from careblocks.errors import ConfigError, DataQualityWarning
+from careblocks.i18n import N_
 
 if TYPE_CHECKING:  # pragma: no cover
     import geopandas as gpd
@@ -313,7 +314,8 @@ def build_candidates(
     unnamed = cands["name"].isna()
     if unnamed.any():
         streets = _named_streets(config, osm_path, area_4326)
-        cands.loc[unnamed, "name"] = place_names(cands[unnamed], streets, crs=crs)
+        cands.loc[unnamed, "name"] = place_names(cands[unnamed], streets, crs=crs,
+                                                 language=config.outputs.language)
         stats["named_from_streets"] = int(unnamed.sum())
     stats["merged_same_node"] = before - len(cands)
     cands = cands.sort_values("candidate_id", kind="stable").reset_index(drop=True)
@@ -325,13 +327,13 @@ def build_candidates(
     return out
 
 
-#: how an unnamed candidate's category reads at the start of its name
+#: how an unnamed candidate's category reads at the start of its name (in ``outputs.language``)
 _CATEGORY_NAME = {
-    "park": "Park", "h3_cell": "Area", "parcel": "Site", "school": "School",
-    "community_centre": "Community centre", "marketplace": "Market", "library": "Library",
-    "townhall": "Town hall", "clinic": "Clinic", "health_centre": "Health centre",
-    "kindergarten": "Kindergarten", "childcare": "Childcare", "social_centre": "Social centre",
-    "government_office": "Government office", "public_building": "Public building",
+    "park": N_("Park"), "h3_cell": N_("Area"), "parcel": N_("Site"), "school": N_("School"),
+    "community_centre": N_("Community centre"), "marketplace": N_("Market"), "library": N_("Library"),
+    "townhall": N_("Town hall"), "clinic": N_("Clinic"), "health_centre": N_("Health centre"),
+    "kindergarten": N_("Kindergarten"), "childcare": N_("Childcare"), "social_centre": N_("Social centre"),
+    "government_office": N_("Government office"), "public_building": N_("Public building"),
 }
 #: named streets farther than this (m) do not name a place
 NAME_RADIUS_M = 400.0
@@ -358,24 +360,31 @@ def _named_streets(config: Config, osm_path, area_4326):
     return edges[edges["name"].notna()]
 
 
-def place_names(points: gpd.GeoDataFrame, streets: gpd.GeoDataFrame | None, *, crs: str) -> list[str]:
+def place_names(points: gpd.GeoDataFrame, streets: gpd.GeoDataFrame | None, *, crs: str,
+                language: str | None = None) -> list[str]:
     """Human names for unnamed places from the two nearest named streets.
 
     ``"Park, Calle 17 & Carrera 100"``: the category's label, the nearest named street and
     the nearest street with another name that meets it (else the nearest other name), within
     :data:`NAME_RADIUS_M`; ``"Park, Calle 17"``
     when only one is near; ``"Park near Calle 17"`` when the nearest is farther; the
-    category and the rounded coordinates when no street is named.
+    category and the rounded coordinates when no street is named. The category and the
+    words are in ``language`` (an ``outputs.language`` code; English by default): "Parque,
+    Calle 17 & Carrera 100".
     """
+    from careblocks.i18n import language as get_language
+
+    L = get_language(language)
     import geopandas as gpd
     import shapely
 
-    labels = [_CATEGORY_NAME.get(str(c), str(c).replace("_", " ").capitalize())
+    labels = [L._(_CATEGORY_NAME[str(c)]) if str(c) in _CATEGORY_NAME else str(c).replace("_", " ").capitalize()
               for c in points["category"]]
     pts = points.geometry.to_numpy()
     if streets is None or len(streets) == 0:
         ll = gpd.GeoSeries(pts, crs=crs).to_crs("EPSG:4326")
-        return [f"{lab} at {p.y:.4f}, {p.x:.4f}" for lab, p in zip(labels, ll, strict=True)]
+        return [L._("{place} at {lat}, {lon}").format(place=lab, lat=f"{p.y:.4f}", lon=f"{p.x:.4f}")
+                for lab, p in zip(labels, ll, strict=True)]
     st = streets.to_crs(crs)
     geoms = st.geometry.to_numpy()
     names = st["name"].astype(str).to_numpy()
@@ -385,7 +394,7 @@ def place_names(points: gpd.GeoDataFrame, streets: gpd.GeoDataFrame | None, *, c
         idx = tree.query(p, predicate="dwithin", distance=NAME_RADIUS_M)
         if idx.size == 0:
             j = int(tree.query_nearest(p)[0])
-            out.append(f"{lab} near {names[j]}")
+            out.append(L._("{place} near {street}").format(place=lab, street=names[j]))
             continue
         d = shapely.distance(geoms[idx], p)
         order = idx[np.argsort(d, kind="stable")]

@@ -144,21 +144,41 @@ def compute_catchments(
                 raise MissingColumnError(f"{what}: column '{col}' missing; snap them to the network first")
     cost = WalkCost.from_config(config.walk)
     limit_s = cost.limit_s(sites_threshold_min(config))
-    fn = reach_fn or reach_from
-    reach = fn(
-        network, candidates["node"].to_numpy(np.int64), cost.leg_seconds(candidates["snap_m"].to_numpy(float)),
-        cost=cost, limit_s=limit_s,
-    )
-    cov = gather_targets(
-        reach, origins["node"].to_numpy(np.int64), cost.leg_seconds(origins["snap_m"].to_numpy(float)), limit_s
-    )
-    svc = None
-    if services is not None and len(services):
-        svc = gather_targets(
-            reach, services["node"].to_numpy(np.int64), cost.leg_seconds(services["snap_m"].to_numpy(float)),
-            limit_s,
-        )
+    has_svc = services is not None and len(services) > 0
+    shared = {
+        "network": network, "cost": cost, "limit_s": limit_s,
+        "cand": (candidates["node"].to_numpy(np.int64), cost.leg_seconds(candidates["snap_m"].to_numpy(float))),
+        "orig": (origins["node"].to_numpy(np.int64), cost.leg_seconds(origins["snap_m"].to_numpy(float))),
+        "svc": (services["node"].to_numpy(np.int64), cost.leg_seconds(services["snap_m"].to_numpy(float)))
+        if has_svc else None,
+    }
+    if reach_fn is not None or len(candidates) == 0:  # one call (the replacement search)
+        reach, cov, svc = _catchment_rows(0, len(candidates), **shared, reach_fn=reach_fn)
+    else:  # one bounded search per candidate: in chunks of candidates, here or on a cluster
+        from careblocks.compute import map_chunks
+
+        parts = map_chunks(_catchment_rows, len(candidates), shared, keep=("network",), label="catchments")
+        reach = _stack([p[0] for p in parts])
+        cov = _stack([p[1] for p in parts])
+        svc = _stack([p[2] for p in parts]) if has_svc else None
     return Catchments(reach=reach, coverage=cov, services=svc, limit_s=limit_s)
+
+
+def _stack(parts: list[sp.csr_matrix]) -> sp.csr_matrix:
+    if len(parts) == 1:
+        return parts[0]
+    m = sp.vstack(parts, format="csr")
+    m.sort_indices()
+    return m
+
+
+def _catchment_rows(lo: int, hi: int, *, network, cost: WalkCost, limit_s: float, cand, orig, svc,
+                    reach_fn=None) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix | None]:
+    """Reach (nodes), coverage (origins) and services rows of candidates ``lo..hi-1``."""
+    reach = (reach_fn or reach_from)(network, cand[0][lo:hi], cand[1][lo:hi], cost=cost, limit_s=limit_s)
+    cov = gather_targets(reach, orig[0], orig[1], limit_s)
+    s = gather_targets(reach, svc[0], svc[1], limit_s) if svc is not None else None
+    return reach, cov, s
 
 
 # --------------------------------------------------------------------------------------

@@ -17,8 +17,10 @@ Maximal covering location problem (Church and ReVelle 1974)::
 
 Origins already served by existing Care Blocks get weight 0. With a capacity ``c`` per site
 the coverage variables become assignments ``y_ij`` (``sum_i y_ij <= 1``,
-``sum_j w_j y_ij <= c x_i``). The MILP is solved with HiGHS through
-:func:`scipy.optimize.milp`, which takes the sparse constraint matrix as it is; spopt's
+``sum_j w_j y_ij <= c x_i``). The MILP is solved with HiGHS through ``highspy``
+(:mod:`careblocks.sites._milp`), on the sparse constraint matrix as it is; when only the site
+count limits the choice, exactly by independent parts of the overlap graph combined by a DP
+over K (:mod:`careblocks.sites.decompose`). spopt's
 ``MCLP`` builds its model with PuLP from a dense cost matrix (2,000 x 20,000 = 40 M cells,
 built in Python loops) and has no spacing, district or existing-site constraints, so it does
 not fit this matrix form. Origins with identical sets of covering candidates are merged
@@ -44,6 +46,17 @@ import numpy as np
 import scipy.sparse as sp
 
 from careblocks.errors import ConfigError, InputDataError
+from careblocks.sites._milp import (
+    MIP_REL_GAP,
+    _cover_value,
+    _HighsModel,
+    _merge_identical_columns,
+    _model,
+    _pad_greedy,
+    _start_vector,
+    _swap_search,
+)
+from careblocks.sites.decompose import PartsSolver
 
 Method = Literal["milp", "greedy", "auto"]
 
@@ -327,26 +340,6 @@ def _left(state) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 
 
-def _merge_identical_columns(cov: sp.csr_matrix, w: np.ndarray):
-    """Merge origins covered by the same set of candidates; returns (coverage, weights, groups)."""
-    csc = cov.tocsc()
-    csc.sort_indices()
-    keys: dict[bytes, int] = {}
-    group = np.empty(csc.shape[1], dtype=np.int64)
-    for j in range(csc.shape[1]):
-        key = csc.indices[csc.indptr[j] : csc.indptr[j + 1]].tobytes()
-        group[j] = keys.setdefault(key, len(keys))
-    n_groups = len(keys)
-    merge = sp.csr_matrix(
-        (np.ones(csc.shape[1]), (np.arange(csc.shape[1]), group)), shape=(csc.shape[1], n_groups)
-    )
-    pattern = sp.csr_matrix((np.ones(cov.nnz), cov.indices, cov.indptr), shape=cov.shape)
-    merged = (pattern @ merge).tocsr()
-    merged.data[:] = 1.0
-    wg = np.bincount(group, weights=w, minlength=n_groups)
-    return merged, wg, group
-
-
 def _dominated(cov: sp.csr_matrix, cost: np.ndarray | None = None) -> np.ndarray:
     """Candidates whose covered origins are a subset of another candidate's (identical sets:
     all but the first) that costs no more. Dropping them keeps the optimum when there are
@@ -365,300 +358,6 @@ def _dominated(cov: sp.csr_matrix, cost: np.ndarray | None = None) -> np.ndarray
     out[rows[dom]] = True
     out[sizes == 0] = True
     return out
-
-
-_HIGHS_QUIET = False
-
-
-def _new_highs():
-    """A quiet ``highspy.Highs`` (its one-time banner goes to the C-level stdout, so it is
-    silenced once at the file-descriptor level)."""
-    import os
-
-    import highspy
-
-    global _HIGHS_QUIET
-    if not _HIGHS_QUIET:
-        _HIGHS_QUIET = True
-        try:
-            fd = os.dup(1)
-            with open(os.devnull, "w") as null:
-                os.dup2(null.fileno(), 1)
-                try:
-                    h = highspy.Highs()
-                finally:
-                    os.dup2(fd, 1)
-                    os.close(fd)
-        except OSError:  # no usable stdout file descriptor
-            h = highspy.Highs()
-    else:
-        h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    return h
-
-
-class _HighsModel:
-    """One HiGHS model (maximise ``c @ v`` s.t. ``lo <= A v <= hi``, ``lb <= v <= ub``, the
-    first ``n_int`` variables binary), kept between solves: the row of the site count and
-    the MIP start change, the rest is not rebuilt (used for the coverage curve)."""
-
-    def __init__(self, c, a: sp.csr_matrix, lo, hi, lb, ub, n_int: int):
-        import highspy
-
-        self.h = _new_highs()
-        self.n_var = int(c.size)
-        self.n_int = n_int
-        lp = highspy.HighsLp()
-        lp.num_col_ = self.n_var
-        lp.num_row_ = int(a.shape[0])
-        lp.col_cost_ = np.asarray(c, dtype=float)
-        lp.col_lower_ = np.asarray(lb, dtype=float)
-        lp.col_upper_ = np.asarray(ub, dtype=float)
-        inf = highspy.kHighsInf
-        lp.row_lower_ = np.where(np.isfinite(lo), lo, -inf).astype(float)
-        lp.row_upper_ = np.where(np.isfinite(hi), hi, inf).astype(float)
-        csc = sp.csc_matrix(a)
-        csc.sort_indices()
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_ = csc.indptr.astype(np.int32)
-        lp.a_matrix_.index_ = csc.indices.astype(np.int32)
-        lp.a_matrix_.value_ = csc.data.astype(float)
-        lp.sense_ = highspy.ObjSense.kMaximize
-        lp.integrality_ = ([highspy.HighsVarType.kInteger] * n_int
-                           + [highspy.HighsVarType.kContinuous] * (self.n_var - n_int))
-        self.h.passModel(lp)
-        self.h.setOptionValue("mip_rel_gap", MIP_REL_GAP)
-
-    def set_row_upper(self, row: int, value: float) -> None:
-        import highspy
-
-        self.h.changeRowBounds(int(row), -highspy.kHighsInf, float(value))
-
-    def solve(self, *, start: np.ndarray | None, time_limit_s: float | None, solver: str = "choose"):
-        import highspy
-
-        h = self.h
-        h.setOptionValue("solver", solver)
-        h.setOptionValue("time_limit", float(time_limit_s) if time_limit_s is not None else highspy.kHighsInf)
-        if start is not None:
-            sol = highspy.HighsSolution()
-            sol.col_value = np.asarray(start, dtype=float).tolist()
-            h.setSolution(sol)
-        h.run()
-        st = h.getModelStatus()
-        info = h.getInfo()
-        x = np.asarray(h.getSolution().col_value, dtype=float) if info.primal_solution_status >= 1 else None
-        obj = float(info.objective_function_value) if x is not None else float("nan")
-        bound = float(info.mip_dual_bound) if self.n_int else obj
-        if st == highspy.HighsModelStatus.kOptimal:
-            status = "optimal"
-        elif st == highspy.HighsModelStatus.kTimeLimit:
-            status = "time limit"
-        elif st == highspy.HighsModelStatus.kInfeasible:
-            status = "infeasible"
-        else:
-            status = h.modelStatusToString(st)
-        if x is not None and status == "optimal":
-            gap = max(0.0, (bound - obj) / max(abs(obj), 1e-9)) if np.isfinite(bound) else 0.0
-        elif x is not None:
-            gap = (bound - obj) / max(abs(obj), 1e-9) if np.isfinite(bound) else None
-        else:
-            gap = None
-        return x, status, gap, bound, obj
-
-
-#: relative MIP gap at which HiGHS stops and the answer is called optimal
-MIP_REL_GAP = 1e-6
-
-
-def _model(cov, w, k, conflicts, dcodes, max_per_district, capacity, *, pair=False, cost=None,
-           budget=None, fixed=None, own=None, relax=False):
-    """Build the MILP of :func:`select_sites` for HiGHS; returns (model, k_row).
-
-    Variables: ``x`` (one per candidate, binary) first, then ``z`` (one per origin column,
-    uncapacitated), or ``y`` (one per coverage entry and service: assignments, capacitated
-    or pair values). ``own`` is weight that a candidate alone covers (origins it is the only
-    candidate of, folded into its objective coefficient). ``fixed`` candidates have x = 1
-    and do not count against ``k``; ``cost``/``budget`` add ``sum cost_i x_i <= budget``
-    (costs of fixed candidates excluded).
-    """
-    n_c, n_o = cov.shape
-    pattern = sp.csr_matrix((np.ones(cov.nnz), cov.indices, cov.indptr), shape=cov.shape)
-    rows: list[sp.spmatrix] = []
-    lo: list[np.ndarray] = []
-    hi: list[np.ndarray] = []
-    x_cost = np.zeros(n_c) if own is None else np.asarray(own, dtype=float)
-    if pair:
-        # origin j takes the value of one chosen site: sum_i y_ij <= 1, y_ij <= x_i
-        nnz = cov.nnz
-        n_var = n_c + nnz
-        row_of = np.repeat(np.arange(n_c), np.diff(cov.indptr))
-        ent = np.arange(nnz)
-        c = np.concatenate([x_cost, cov.data])
-        rows.append(sp.csr_matrix((np.ones(nnz), (cov.indices, n_c + ent)), shape=(n_o, n_var)))
-        lo.append(np.full(n_o, -np.inf))
-        hi.append(np.ones(n_o))
-        rows.append(sp.csr_matrix(
-            (np.concatenate([np.ones(nnz), -np.ones(nnz)]),
-             (np.concatenate([ent, ent]), np.concatenate([n_c + ent, row_of]))),
-            shape=(nnz, n_var)))
-        lo.append(np.full(nnz, -np.inf))
-        hi.append(np.zeros(nnz))
-    elif capacity is None:
-        # z_j - sum_i a_ij x_i <= 0
-        n_var = n_c + n_o
-        c = np.concatenate([x_cost, w])
-        rows.append(sp.hstack([-pattern.T, sp.identity(n_o)], format="csr"))
-        lo.append(np.full(n_o, -np.inf))
-        hi.append(np.zeros(n_o))
-    else:
-        # per service s: y_ijs assignments; sum_i y_ijs <= 1; sum_j W_js y_ijs <= C_is x_i
-        W = np.asarray(w, dtype=float).reshape(n_o, -1)
-        C = np.asarray(capacity, dtype=float).reshape(n_c, -1)
-        n_s = W.shape[1]
-        nnz = cov.nnz
-        n_var = n_c + nnz * n_s
-        row_of = np.repeat(np.arange(n_c), np.diff(cov.indptr))
-        ent = np.arange(nnz)
-        c = np.concatenate([x_cost, *[W[cov.indices, s] for s in range(n_s)]])
-        for s in range(n_s):
-            off = n_c + s * nnz
-            rows.append(sp.csr_matrix((np.ones(nnz), (cov.indices, off + ent)), shape=(n_o, n_var)))
-            lo.append(np.full(n_o, -np.inf))
-            hi.append(np.ones(n_o))
-            rows.append(sp.csr_matrix(
-                (np.concatenate([W[cov.indices, s], -C[:, s]]),
-                 (np.concatenate([row_of, np.arange(n_c)]), np.concatenate([off + ent, np.arange(n_c)]))),
-                shape=(n_c, n_var)))
-            lo.append(np.full(n_c, -np.inf))
-            hi.append(np.zeros(n_c))
-            # y_ijs <= x_i (tightens the LP; capacity alone allows tiny x)
-            rows.append(sp.csr_matrix(
-                (np.concatenate([np.ones(nnz), -np.ones(nnz)]),
-                 (np.concatenate([ent, ent]), np.concatenate([off + ent, row_of]))),
-                shape=(nnz, n_var)))
-            lo.append(np.full(nnz, -np.inf))
-            hi.append(np.zeros(nnz))
-
-    def x_rows(data_rows, data_cols, n_rows, vals=None):
-        v = np.ones(len(data_rows)) if vals is None else vals
-        return sp.csr_matrix((v, (data_rows, data_cols)), shape=(n_rows, n_var))
-
-    fixed_mask = np.zeros(n_c, dtype=bool)
-    if fixed is not None and len(fixed):
-        fixed_mask[np.asarray(fixed, dtype=np.int64)] = True
-    k_row = sum(r.shape[0] for r in rows)
-    free = np.flatnonzero(~fixed_mask)
-    rows.append(x_rows(np.zeros(free.size, dtype=np.int64), free, 1))
-    lo.append(np.array([-np.inf]))
-    hi.append(np.array([float(k)]))
-    if budget is not None:
-        rows.append(x_rows(np.zeros(free.size, dtype=np.int64), free, 1, np.asarray(cost, float)[free]))
-        lo.append(np.array([-np.inf]))
-        hi.append(np.array([float(budget)]))
-    if len(conflicts):
-        m = len(conflicts)
-        rows.append(x_rows(np.repeat(np.arange(m), 2), conflicts.ravel(), m))
-        lo.append(np.full(m, -np.inf))
-        hi.append(np.ones(m))
-    if dcodes is not None and max_per_district is not None:
-        inside = np.flatnonzero(dcodes >= 0)
-        if inside.size:
-            nd = int(dcodes.max()) + 1
-            rows.append(x_rows(dcodes[inside], inside, nd))
-            lo.append(np.full(nd, -np.inf))
-            hi.append(np.full(nd, float(max_per_district)))
-    a = sp.vstack(rows, format="csr")
-    lb = np.zeros(n_var)
-    lb[:n_c][fixed_mask] = 1.0
-    model = _HighsModel(c, a, np.concatenate(lo), np.concatenate(hi), lb, np.ones(n_var), 0 if relax else n_c)
-    return model, k_row
-
-
-def _start_vector(model_nvar, n_c, sel, cov, w, capacity, pair):
-    """A MIP start for the model of :func:`_model` from chosen positions ``sel`` (the
-    assignment part filled in: z = covered; y by the nearest-first greedy assignment)."""
-    x = np.zeros(model_nvar)
-    sel = np.asarray(sel, dtype=np.int64)
-    x[sel] = 1.0
-    if pair:
-        # each origin takes its best chosen site
-        best_val = np.full(cov.shape[1], -1.0)
-        best_ent = np.full(cov.shape[1], -1, dtype=np.int64)
-        for i in sel:
-            a, b = cov.indptr[i], cov.indptr[i + 1]
-            for e in range(a, b):
-                j = cov.indices[e]
-                if cov.data[e] > best_val[j]:
-                    best_val[j], best_ent[j] = cov.data[e], e
-        ok = best_ent >= 0
-        x[n_c + best_ent[ok]] = 1.0
-    elif capacity is None:
-        if sel.size:
-            x[n_c:] = (np.bincount(cov.indices[np.concatenate(
-                [np.arange(cov.indptr[i], cov.indptr[i + 1]) for i in sel])], minlength=cov.shape[1]) > 0)
-    else:
-        W = np.asarray(w, dtype=float).reshape(cov.shape[1], -1)
-        C = np.asarray(capacity, dtype=float).reshape(n_c, -1)
-        nnz = cov.nnz
-        for s in range(W.shape[1]):
-            rem = np.ones(cov.shape[1])
-            for i in sel:
-                a, b = cov.indptr[i], cov.indptr[i + 1]
-                left = C[i, s]
-                for e in a + np.argsort(cov.data[a:b], kind="stable"):
-                    j = cov.indices[e]
-                    need = W[j, s] * rem[j]
-                    if need <= 0 or left <= 0:
-                        continue
-                    take = min(need, left)
-                    frac = take / W[j, s]
-                    x[n_c + s * nnz + e] = frac
-                    rem[j] -= frac
-                    left -= take
-    return x
-
-
-def _milp(cov, w, k, conflicts, dcodes, max_per_district, capacity, time_limit_s, pair=False,
-          start=None, cost=None, budget=None, fixed=None, own=None):
-    """Solve once; returns (chosen positions, status, gap, bound)."""
-    model, _ = _model(cov, w, k, conflicts, dcodes, max_per_district, capacity, pair=pair,
-                      cost=cost, budget=budget, fixed=fixed, own=own)
-    n_c = cov.shape[0]
-    x0 = None if start is None else _start_vector(model.n_var, n_c, start, cov, w, capacity, pair)
-    x, status, gap, bound, _ = model.solve(start=x0, time_limit_s=time_limit_s)
-    if x is None:
-        raise InputDataError(f"site selection: the MILP found no solution ({status}); try method='greedy'")
-    return np.flatnonzero(x[:n_c] > 0.5), status, gap, bound
-
-
-def _swap_search(pattern: sp.csr_matrix, w: np.ndarray, sel, *, max_passes: int = 20) -> np.ndarray:
-    """1-swap local search (Teitz and Bart 1968) for maximal covering with no side
-    constraints: swap a chosen site for the candidate that adds most in its place while
-    that covers more. One sparse product per chosen site and pass."""
-    sel = [int(i) for i in sel]
-    if not sel:
-        return np.zeros(0, dtype=np.int64)
-    cnt = np.asarray(pattern[sel].sum(axis=0)).ravel()
-    tol = 1e-9 * max(1.0, float(w.sum()))
-    for _ in range(max_passes):
-        improved = False
-        for pos in range(len(sel)):
-            i = sel[pos]
-            row = pattern.indices[pattern.indptr[i] : pattern.indptr[i + 1]]
-            cnt[row] -= 1
-            loss = float(w[row][cnt[row] == 0].sum())
-            gains = pattern @ (w * (cnt == 0))
-            gains[sel] = -np.inf
-            j = int(np.argmax(gains))
-            if gains[j] > loss + tol:
-                sel[pos] = j
-                row = pattern.indices[pattern.indptr[j] : pattern.indptr[j + 1]]
-                improved = True
-            cnt[row] += 1
-        if not improved:
-            break
-    return np.array(sel, dtype=np.int64)
 
 
 def _canonical_swaps(cov, w, sites, conflicts, dcodes, max_per_district, *, cost=None,
@@ -944,30 +643,22 @@ def _best_start(pb: _Problem, k: int, extra: Sequence[np.ndarray] = ()) -> np.nd
     return np.asarray(best, dtype=np.int64)
 
 
-def _pad_greedy(pattern: sp.csr_matrix, w: np.ndarray, sel: np.ndarray, k: int) -> np.ndarray:
-    """``sel`` plus, while fewer than ``k``, the candidate adding the most weight."""
-    sel = [int(i) for i in sel]
-    if len(sel) >= k:
-        return np.array(sel, dtype=np.int64)
-    rem = np.ones(pattern.shape[1])
-    for i in sel:
-        rem[pattern.indices[pattern.indptr[i] : pattern.indptr[i + 1]]] = 0.0
-    while len(sel) < k:
-        gains = pattern @ (w * rem)
-        gains[sel] = -1.0
-        j = int(np.argmax(gains))
-        if gains[j] <= 0:
-            break
-        sel.append(j)
-        rem[pattern.indices[pattern.indptr[j] : pattern.indptr[j + 1]]] = 0.0
-    return np.array(sel, dtype=np.int64)
+def _problem_greedy(pb: _Problem, k: int):
+    """Lazy greedy on the whole problem (kept blocks first where they are variables):
+    method "greedy", the greedy curve and the safety net of an exact answer all run this."""
+    w_use = None if pb.pair else pb.w_eff
+    fixed = pb.fixed if (pb.capacity is not None or pb.pair) else None
+    return _greedy(pb.cov, w_use, k, pb.conflicts, pb.dcodes, pb.max_per_district, pb.capacity, pb.pair,
+                   fixed=fixed, cost=pb.cost, budget=pb.budget)
 
 
-def _cover_value(pattern: sp.csr_matrix, w: np.ndarray, sel) -> float:
-    hit = np.zeros(pattern.shape[1], dtype=bool)
-    for i in sel:
-        hit[pattern.indices[pattern.indptr[i] : pattern.indptr[i + 1]]] = True
-    return float(w[hit].sum())
+def _greedy_result(pb: _Problem, k: int) -> SelectionResult:
+    sel, gains, rem = _problem_greedy(pb, k)
+    nz = gains > 0
+    return SelectionResult(selected=sel[nz], marginal_gain=gains[nz], cumulative=np.cumsum(gains[nz]),
+                           objective=float(gains.sum()), method="greedy", total_weight=pb.total,
+                           existing_weight=pb.existing_weight, served=np.where(pb.served0, 1.0, 1.0 - rem),
+                           status="greedy", mip_gap=None, info=pb.info)
 
 
 def _finish(pb: _Problem, x: np.ndarray, status: str, gap, bound, k: int, used: str) -> SelectionResult:
@@ -987,9 +678,7 @@ def _finish(pb: _Problem, x: np.ndarray, status: str, gap, bound, k: int, used: 
     fixed_order = pb.fixed if (pb.capacity is not None or pb.pair) else None
     sel, gains, rem = _order_sites(cov, w_use, x, pb.capacity, pb.pair, fixed=fixed_order)
     if status != "optimal":
-        g_sel, g_gains, g_rem = _greedy(cov, w_use, k, pb.conflicts, pb.dcodes, pb.max_per_district,
-                                        pb.capacity, pb.pair, fixed=fixed_order, cost=pb.cost,
-                                        budget=pb.budget)
+        g_sel, g_gains, g_rem = _problem_greedy(pb, k)
         if g_gains.sum() > gains.sum() + 1e-9:
             sel, gains, rem, used = g_sel, g_gains, g_rem, "greedy"
             status = f"{status}; greedy was better"
@@ -1198,20 +887,39 @@ def select_sites(
     if method == "auto":
         small = n_c <= AUTO_MAX_CANDIDATES and pb.cov.nnz <= AUTO_MAX_NNZ
         method = "milp" if small else "greedy"
-    w_use = None if pb.pair else pb.w_eff
-    fixed_apply = pb.fixed if (pb.capacity is not None or pb.pair) else None
     if method == "greedy" or k == 0 or n_c == 0:
-        sel, gains, rem = _greedy(pb.cov, w_use, k, pb.conflicts, pb.dcodes, pb.max_per_district,
-                                  pb.capacity, pb.pair, fixed=fixed_apply, cost=pb.cost, budget=pb.budget)
-        nz = gains > 0
-        return SelectionResult(selected=sel[nz], marginal_gain=gains[nz], cumulative=np.cumsum(gains[nz]),
-                               objective=float(gains.sum()), method="greedy", total_weight=pb.total,
-                               existing_weight=pb.existing_weight, served=np.where(pb.served0, 1.0, 1.0 - rem),
-                               status="greedy", mip_gap=None, info=pb.info)
+        return _greedy_result(pb, k)
     _reduce(pb, merge_origins)
-    solver = _CurveSolver(pb)
+    solver = _exact_solver(pb, k)
     x, status, gap, bound = solver.solve(k, time_limit_s=time_limit_s)
     return _finish(pb, x, status, gap, bound, k, "milp")
+
+
+def _exact_solver(pb: _Problem, k_max: int):
+    """The exact solver of a reduced problem: by independent parts (:mod:`decompose`) when
+    only the site count limits the choice, else one HiGHS model with every side row."""
+    return _PartsCurveSolver(pb, k_max) if pb.plain else _CurveSolver(pb)
+
+
+class _PartsCurveSolver:
+    """:class:`careblocks.sites.decompose.PartsSolver` behind the interface of
+    :class:`_CurveSolver` (reduced positions in, candidate positions out)."""
+
+    def __init__(self, pb: _Problem, k_max: int):
+        own = pb.own if pb.own is not None else np.zeros(pb.sub.shape[0])
+        self.pb = pb
+        self.parts = PartsSolver(pb.sub, pb.ws, own, k_max)
+
+    def solve(self, k: int, *, time_limit_s: float | None, lp_time_limit_s: float | None = None):
+        import time
+
+        now = time.perf_counter()
+        deadline = None if time_limit_s is None else now + time_limit_s
+        lp_deadline = None if lp_time_limit_s is None else now + lp_time_limit_s
+        chosen, lo, hi, exact = self.parts.solve(k, deadline, lp_deadline)
+        self.pb.info.update({f"milp_{key}": v for key, v in self.parts.stats().items()})
+        gap = 0.0 if exact else (hi - lo) / max(abs(lo), 1e-9)
+        return self.pb.alive[chosen], ("optimal" if exact else "time limit"), gap, float(hi)
 
 
 class _CurveSolver:
@@ -1296,6 +1004,12 @@ class _CurveSolver:
         return pb.alive[chosen], status, gap, float(bound) - _fixed_value(pb)
 
 
+#: the constraints of :func:`select_sites` that :func:`coverage_curve` passes on, and their defaults
+_CONSTRAINT_DEFAULTS = {"min_spacing_m": 0.0, "candidate_xy": None, "districts": None, "max_per_district": None,
+                        "existing": None, "capacity": None, "pair_gains": False, "cost": None, "budget": None,
+                        "fixed": None}
+
+
 @dataclass(frozen=True)
 class CurvePoint:
     """One K of a coverage curve."""
@@ -1337,25 +1051,17 @@ def coverage_curve(
 
     if k_max < 1:
         raise ConfigError(f"config key 'sites.curve_k_max': must be >= 1, got {k_max}")
-    pb = _prepare(coverage, origin_weights, k=k_max, method=method if method != "auto" else "milp",
-                  min_spacing_m=constraints.pop("min_spacing_m", 0.0),
-                  candidate_xy=constraints.pop("candidate_xy", None),
-                  districts=constraints.pop("districts", None),
-                  max_per_district=constraints.pop("max_per_district", None),
-                  existing=constraints.pop("existing", None), capacity=constraints.pop("capacity", None),
-                  pair_gains=constraints.pop("pair_gains", False), cost=constraints.pop("cost", None),
-                  budget=constraints.pop("budget", None), fixed=constraints.pop("fixed", None))
     merge = constraints.pop("merge_origins", True)
-    if constraints:
-        raise TypeError(f"coverage_curve: unexpected arguments {sorted(constraints)}")
+    unknown = sorted(set(constraints) - set(_CONSTRAINT_DEFAULTS))
+    if unknown:
+        raise TypeError(f"coverage_curve: unexpected arguments {unknown}")
+    pb = _prepare(coverage, origin_weights, k=k_max, method=method if method != "auto" else "milp",
+                  **{**_CONSTRAINT_DEFAULTS, **constraints})
     out: list[CurvePoint] = []
     total = pb.total
     if method == "greedy":
         t0 = time.perf_counter()
-        w_use = None if pb.pair else pb.w_eff
-        fixed_apply = pb.fixed if (pb.capacity is not None or pb.pair) else None
-        sel, gains, _ = _greedy(pb.cov, w_use, k_max, pb.conflicts, pb.dcodes, pb.max_per_district,
-                                pb.capacity, pb.pair, fixed=fixed_apply, cost=pb.cost, budget=pb.budget)
+        sel, gains, _ = _problem_greedy(pb, k_max)
         dt = time.perf_counter() - t0
         cum = np.cumsum(gains)
         for k in range(1, k_max + 1):
@@ -1365,7 +1071,7 @@ def coverage_curve(
                                   dt if k == 1 else 0.0, "greedy"))
         return out
     _reduce(pb, merge)
-    solver = _CurveSolver(pb)
+    solver = _exact_solver(pb, k_max)
     deadline = None if time_limit_s is None else time.perf_counter() + float(time_limit_s)
     last = None
     for k in range(1, k_max + 1):

@@ -39,7 +39,7 @@ from careblocks.columns import CARE_GROUPS
 from careblocks.config import DEFAULT_SITE_WEIGHTS
 from careblocks.sites.hours import _counts, current_minutes, hours_pair_values
 
-__all__ = ["draw_factors", "objective_parts", "robustness_sentence", "run_draws", "sensitivity"]
+__all__ = ["draw_factors", "draw_rng", "objective_parts", "robustness_sentence", "run_draws", "sensitivity"]
 
 
 def objective_parts(config, origins, coverage: sp.csr_matrix, *, threshold_min: float):
@@ -141,20 +141,16 @@ def run_draws(coverage: sp.csr_matrix, kind: str, parts, components: pd.DataFram
     the better one is the draw's choice, the proposal on ties, so a heuristic alone never
     "moves" a proposal that an exact solver placed and that is still best. With pair gains
     (hours) the proposal is kept when it does at least as well as the heuristic's set.
+    Draw ``d`` draws its weighting from :func:`draw_rng` ``(seed, d)``, so the draws run in
+    chunks, here or on a Dask cluster (:mod:`careblocks.compute`), with the same result.
 
     Returns
     -------
     (chosen, ranks)
         ``chosen``: draws x candidates booleans; ``ranks``: draws x candidates score ranks.
     """
-    from careblocks.sites.scoring import weighted_score
-    from careblocks.sites.selection import select_sites
-
-    rng = np.random.default_rng(seed)
     cov = sp.csr_matrix(coverage)
     n_c, n_o = cov.shape
-    chosen = np.zeros((draws, n_c), dtype=bool)
-    ranks = np.zeros((draws, n_c), dtype=np.int64)
     n_parts = len(parts) if kind == "pairs" else parts.shape[0]
     kw = dict(select_kw or {})
     inc = np.asarray(incumbent if incumbent is not None else [], dtype=np.int64)
@@ -179,9 +175,42 @@ def run_draws(coverage: sp.csr_matrix, kind: str, parts, components: pd.DataFram
     if kw.get("districts") is not None and kw.get("max_per_district") is not None:
         labels = pd.Series(list(kw["districts"]), dtype=object)
         dcodes = np.where(labels.isna().to_numpy(), -1, pd.factorize(labels)[0])
+    # the draws are independent (each has its own seed): in chunks, here or on a cluster
+    from careblocks.compute import map_chunks
+
+    out = map_chunks(_draw_range, int(draws), {
+        "cov": cov, "kind": kind, "parts": parts, "components": components,
+        "candidate_ids": list(candidate_ids), "base": dict(base), "offers": list(offers),
+        "objective": objective, "k": int(k), "n_parts": n_parts, "spread": float(spread),
+        "part_spread": float(part_spread), "seed": int(seed), "kw": kw, "method": method,
+        "inc": inc, "served": served, "pattern": pattern, "neighbours": neighbours, "dcodes": dcodes,
+    }, label="sensitivity")
+    if not out:
+        return np.zeros((0, n_c), dtype=bool), np.zeros((0, n_c), dtype=np.int64)
+    return np.concatenate([c for c, _ in out]), np.concatenate([r for _, r in out])
+
+
+def draw_rng(seed: int, draw: int) -> np.random.Generator:
+    """The generator of draw ``draw``: the ``draw``-th child of ``SeedSequence(seed)``, so a
+    draw's weighting depends on the seed and its number only (not on which draws run with it,
+    in which process or chunk)."""
+    return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(int(draw),)))
+
+
+def _draw_range(lo: int, hi: int, *, cov, kind, parts, components, candidate_ids, base, offers,
+                objective, k, n_parts, spread, part_spread, seed, kw, method, inc, served,
+                pattern, neighbours, dcodes) -> tuple[np.ndarray, np.ndarray]:
+    """Draws ``lo..hi-1`` of :func:`run_draws`: (chosen, ranks) rows."""
+    from careblocks.sites.scoring import weighted_score
+    from careblocks.sites.selection import select_sites
+
+    n_c = cov.shape[0]
+    kw = dict(kw)
+    chosen = np.zeros((hi - lo, n_c), dtype=bool)
+    ranks = np.zeros((hi - lo, n_c), dtype=np.int64)
     exact_local = kind == "weights" and kw.get("capacity") is None
-    for d in range(draws):
-        w, factors = draw_factors(rng, base, n_parts, spread=spread, part_spread=part_spread)
+    for i, d in enumerate(range(lo, hi)):
+        w, factors = draw_factors(draw_rng(seed, d), base, n_parts, spread=spread, part_spread=part_spread)
         if kind == "pairs":
             values = sp.csr_matrix(sum((f * m for f, m in zip(factors, parts, strict=True)),
                                        sp.csr_matrix(cov.shape)))
@@ -205,8 +234,8 @@ def run_draws(coverage: sp.csr_matrix, kind: str, parts, components: pd.DataFram
                     b, vb = _swap_search(pattern, omega, inc, neighbours, dcodes, kw.get("max_per_district"), served)
                     if vb >= va - 1e-9 * max(1.0, abs(va)):
                         pick = b
-        chosen[d, pick] = True
-        _, ranks[d] = weighted_score(_perturbed_components(components, offers, objective, factors), w,
+        chosen[i, pick] = True
+        _, ranks[i] = weighted_score(_perturbed_components(components, offers, objective, factors), w,
                                      candidate_ids)
     return chosen, ranks
 

@@ -178,6 +178,10 @@ def transit_access(network: Any, timetable: Timetable, origin_nodes, origin_snap
     wo = None
     if include_walk:
         wo = np.where(walk_only <= max_trip_s, np.ceil(walk_only), INF32).astype(np.int64)
+    # services no stop can reach on foot (none mapped, or none near a stop) are reached by
+    # walking only: left out of the RAPTOR, whose target pruning stops at the farthest
+    # service still to reach (a service never reached would switch it off for every origin)
+    live = np.flatnonzero((egress < INF32).any(axis=0))
     # one Range-RAPTOR per origin: in chunks of origins, here or on the Dask cluster
     from careblocks.compute import map_chunks
 
@@ -185,7 +189,7 @@ def transit_access(network: Any, timetable: Timetable, origin_nodes, origin_snap
         "network": network, "timetable": timetable, "origin_nodes": on,
         "origin_snap_m": np.asarray(origin_snap_m, np.float64), "cost": cost, "walk_s": walk_s,
         "transfer_s": tsec, "deps": deps, "max_transfers": int(cfg.max_transfers),
-        "max_trip_s": max_trip_s, "egress": egress, "walk_only_s": wo,
+        "max_trip_s": max_trip_s, "egress": np.ascontiguousarray(egress[:, live]), "live": live, "walk_only_s": wo,
         "percentiles": tuple(cfg.percentiles), "names": tuple(names), "return_seconds": return_seconds,
     }, keep=("network", "timetable"), label="transit")
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -194,13 +198,16 @@ def transit_access(network: Any, timetable: Timetable, origin_nodes, origin_snap
 def _transit_chunk(lo: int, hi: int, *, network: Any, timetable: Timetable, origin_nodes: np.ndarray,
                    origin_snap_m: np.ndarray, cost: WalkCost, walk_s: float, transfer_s: np.ndarray,
                    deps: np.ndarray, max_transfers: int, max_trip_s: int, egress: np.ndarray,
-                   walk_only_s: np.ndarray | None, percentiles: tuple[float, ...],
+                   live: np.ndarray, walk_only_s: np.ndarray | None, percentiles: tuple[float, ...],
                    names: tuple[str, ...], return_seconds: bool) -> dict[str, np.ndarray]:
     """:func:`transit_access` of origins ``lo..hi-1`` (access legs, Range-RAPTOR, percentiles)."""
     ptr, acc_stops, acc_s = _access_legs(network, timetable, origin_nodes[lo:hi],
                                          origin_snap_m[lo:hi], cost, walk_s)
-    secs = range_raptor(timetable, transfer_s, ptr, acc_stops, acc_s, deps,
-                        max_transfers=max_transfers, max_trip_s=max_trip_s, egress_s=egress)
+    secs = np.full((hi - lo, deps.size, len(names)), INF32, np.int32)
+    if live.size:
+        secs[:, :, live] = range_raptor(timetable, transfer_s, ptr, acc_stops, acc_s, deps,
+                                        max_transfers=max_transfers, max_trip_s=max_trip_s,
+                                        egress_s=egress)
     if walk_only_s is not None:
         secs = np.minimum(secs, walk_only_s[lo:hi, None, :]).astype(np.int32)
     out: dict[str, np.ndarray] = {}

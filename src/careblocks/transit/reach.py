@@ -179,20 +179,37 @@ def transit_coverage(network: Any, timetable: Timetable, origin_nodes, origin_sn
     n = deps.size
     rank = max(int(np.ceil(cfg.report_percentile / 100.0 * n)), 1) - 1
     arrays = _tt_arrays(timetable, tsec.astype(np.int32))
-    rows, cols, vals = [], [], []
-    step = max(int(chunk_size), 1)
-    for a in range(0, n_o, step):
-        b = min(a + step, n_o)
-        out = np.empty((b - a, n_t), np.float64)
-        _coverage_chunk(*arrays, acc_ptr.astype(np.int64), acc_stops.astype(np.int32),
-                        acc_s.astype(np.int32), a, deps.astype(np.int32), int(cfg.max_transfers) + 1,
-                        int(trip_s), eg_ptr, eg_tgt, eg_sec, walk_ptr, walk_tgt, walk_sec, rank, out)
-        oi, gi = np.nonzero(out <= limit_s)
-        rows.append(gi)
-        cols.append(oi + a)
-        vals.append(out[oi, gi])
-    r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+    # one Range-RAPTOR per origin, in chunks of origins (here or on the Dask cluster); a
+    # chunk's dense buffer is chunk x targets
+    from careblocks.compute import map_chunks
+
+    parts = map_chunks(_coverage_rows, n_o, {
+        "arrays": arrays, "acc": (acc_ptr.astype(np.int64), acc_stops.astype(np.int32), acc_s.astype(np.int32)),
+        "deps": deps.astype(np.int32), "n_rounds": int(cfg.max_transfers) + 1, "trip_s": int(trip_s),
+        "egress": (eg_ptr, eg_tgt, eg_sec), "walk": (walk_ptr, walk_tgt, walk_sec), "rank": rank,
+        "n_targets": n_t, "limit_s": float(limit_s), "chunk_size": max(int(chunk_size), 1),
+    }, chunk_size=max(int(chunk_size), 1) * 8, label="transit catchments")
+    r = np.concatenate([p[0] for p in parts])
+    c = np.concatenate([p[1] for p in parts])
+    v = np.concatenate([p[2] for p in parts])
     v = np.maximum(v, REACH_ZERO_S) / 60.0
     m = sp.csr_matrix((v, (r, c)), shape=(n_t, n_o))
     m.sort_indices()
     return m
+
+
+def _coverage_rows(lo: int, hi: int, *, arrays: tuple, acc: tuple, deps: np.ndarray, n_rounds: int,
+                   trip_s: int, egress: tuple, walk: tuple, rank: int, n_targets: int,
+                   limit_s: float, chunk_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(target, origin, seconds) of origins ``lo..hi-1`` within ``limit_s``, computed
+    ``chunk_size`` origins at a time."""
+    rows, cols, vals = [], [], []
+    for a in range(lo, hi, chunk_size):
+        b = min(a + chunk_size, hi)
+        out = np.empty((b - a, n_targets), np.float64)
+        _coverage_chunk(*arrays, *acc, a, deps, n_rounds, trip_s, *egress, *walk, rank, out)
+        oi, gi = np.nonzero(out <= limit_s)
+        rows.append(gi)
+        cols.append(oi + a)
+        vals.append(out[oi, gi])
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)

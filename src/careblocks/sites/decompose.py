@@ -1,0 +1,368 @@
+"""Exact maximal covering by independent parts, for one K or the whole curve K = 1..K_max.
+
+Two candidates interact only through origins they both cover. On a spatial instance the
+*overlap graph* (candidates joined when their catchments share an origin) often falls apart
+into connected parts: districts cut off by a river, a motorway or an airport, separate towns
+of a region, isolated candidates. Maximal covering with only a site count then separates
+exactly: with ``f_c(k)`` the best weight part c covers with k sites,
+
+    best(K) = max { sum_c f_c(k_c) : sum_c k_c <= K }
+
+a multiple-choice knapsack over K, solved by dynamic programming (Martello and Toth 1990;
+the same "solve the pieces, combine by DP" idea as dynamic programming over components in
+network design). A part is never solved for every k: each part keeps, per k, a proven lower
+bound (its best set) and an upper bound, and the DP over the upper bounds says which
+(part, k) can still change the answer; only those are tightened, cheapest first:
+
+1. upper bounds for every k at once from each LP relaxation solved: the LP value is concave
+   in k and the dual of the site-count row is a supergradient, so an LP at k gives
+   ``f_c(k') <= LP_c(k) + mu (k' - k)`` for every k'; also the sum of the k best single
+   sites and the weight the part can reach; f_c is nondecreasing, so a bound at k' >= k
+   bounds k too;
+2. lower bounds from the nested greedy of the part, LP rounding and 1-swaps;
+3. the part's MILP at that k, on a model kept between k (only the site-count row and the
+   column bounds change), after **reduced-cost fixing**: with the LP optimum ``g``, a site
+   whose reduced cost ``d`` gives ``g - |d| <`` the best set known cannot be in a better
+   set, so its column is fixed at its LP value. What is left is small and HiGHS proves it
+   quickly. Any answer the fixed MILP misses is no better than the known set, so
+   ``max(known set, fixed MILP)`` is the part's optimum and ``max(known set, HiGHS's dual
+   bound)`` its upper bound.
+
+The answer for K is the DP over the lower bounds (a real set, the union of the parts'
+sets) and its proven bound the DP over the upper bounds; it is exact when they meet. A
+single part (no decomposition) runs the same steps, which is then plain LP-based reduced-cost
+fixing before branch and bound.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import scipy.sparse as sp
+
+from careblocks.sites._milp import (
+    MIP_REL_GAP,
+    _cover_value,
+    _merge_identical_columns,
+    _model,
+    _pad_greedy,
+    _swap_search,
+)
+
+_NO_CONFLICTS = np.zeros((0, 2), dtype=np.int64)
+
+
+def overlap_parts(pattern: sp.csr_matrix) -> tuple[int, np.ndarray]:
+    """Connected parts of the overlap graph of the candidates (rows of ``pattern``):
+    (number of parts, part label per candidate)."""
+    from scipy.sparse.csgraph import connected_components
+
+    p = sp.csr_matrix((np.ones(pattern.nnz), pattern.indices, pattern.indptr), shape=pattern.shape)
+    n = p.shape[0]
+    if n == 0:
+        return 0, np.zeros(0, dtype=np.int64)
+    graph = (p @ p.T).tocsr() + sp.identity(n, format="csr")
+    n_parts, labels = connected_components(graph, directed=False)
+    return int(n_parts), labels.astype(np.int64)
+
+
+def _tol(v: float) -> float:
+    return MIP_REL_GAP * max(1.0, abs(v))
+
+
+class _Part:
+    """One connected part: its sub-instance, per-k bounds and best sets, and its HiGHS models.
+
+    ``sub`` is candidates x origin columns (pattern), ``ws`` the columns' weights and ``own``
+    per candidate the weight only it covers (folded origins)."""
+
+    def __init__(self, rows: np.ndarray, sub: sp.csr_matrix, ws: np.ndarray, own: np.ndarray, k_max: int):
+        self.rows = rows
+        self.sub, self.ws, self.own = sub, ws, own
+        n = sub.shape[0]
+        self.n = n
+        self.k_max = min(k_max, n)
+        eye = sp.csr_matrix((np.ones(n), (np.arange(n), np.arange(n))), shape=(n, n))
+        self.aug = sp.hstack([sub, eye], format="csr")
+        self.aug.data[:] = 1.0
+        self.wa = np.concatenate([ws, own])
+        self.reach = float(self.wa.sum())
+        km = self.k_max
+        self.lo = np.zeros(km + 1)
+        self.sets: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * (km + 1)
+        self.hi = np.full(km + 1, self.reach)
+        self.hi[0] = 0.0
+        single = np.sort(np.asarray(self.aug @ self.wa).ravel())[::-1]
+        self.hi[1:] = np.minimum(self.hi[1:], np.cumsum(single[:km]))
+        self.lp_at: dict[int, tuple[float, np.ndarray, np.ndarray]] = {}
+        self.lp_tried: set[int] = set()
+        self.mip_at: set[int] = set()
+        self._lp = None
+        self._k_row = 0
+        self.lp_seconds = self.mip_seconds = 0.0
+        greedy = _pad_greedy(self.aug, self.wa, np.zeros(0, dtype=np.int64), km)
+        for k in range(1, greedy.size + 1):
+            self.offer(greedy[:k])
+        self._tighten()
+
+    # -- bounds -------------------------------------------------------------------------
+    def offer(self, sel) -> float:
+        """A feasible set of the part: raises the lower bound of its size and every larger k."""
+        sel = np.unique(np.asarray(sel, dtype=np.int64))
+        if sel.size > self.k_max:
+            return -np.inf
+        v = _cover_value(self.aug, self.wa, sel)
+        better = np.flatnonzero(self.lo[sel.size :] < v - _tol(v) * 1e-3) + sel.size
+        for k in better:
+            self.lo[k] = v
+            self.sets[k] = sel
+        return v
+
+    def _tighten(self) -> None:
+        # f is nondecreasing: a bound at k' >= k bounds k; the lower bounds carry upwards
+        self.hi = np.minimum.accumulate(self.hi[::-1])[::-1]
+        self.hi = np.maximum(self.hi, self.lo)
+
+    def exact(self, k: int) -> bool:
+        return self.hi[k] - self.lo[k] <= _tol(self.lo[k])
+
+    def _add_tangent(self, k: int, g: float, mu: float) -> None:
+        ks = np.arange(self.k_max + 1)
+        self.hi = np.minimum(self.hi, g + max(mu, 0.0) * (ks - k))
+        self.hi[k] = min(self.hi[k], g)
+        self._tighten()
+
+    # -- steps --------------------------------------------------------------------------
+    def _build(self, k: int, relax: bool):
+        return _model(self.sub, self.ws, k, _NO_CONFLICTS, None, None, None, own=self.own, relax=relax)
+
+    def run_lp(self, k: int, time_limit_s: float | None) -> None:
+        """The LP relaxation at k: a tangent bound for every k, LP rounding as a set."""
+        t0 = time.perf_counter()
+        self.lp_tried.add(k)
+        if self._lp is None:
+            self._lp, self._k_row = self._build(k, relax=True)
+        else:  # dual simplex from the previous basis: only the site-count row changed
+            self._lp.set_row_upper(self._k_row, k)
+        # simplex, also the first time: faster than interior point + crossover on these LPs
+        x, status, _, _, g = self._lp.solve(start=None, time_limit_s=time_limit_s, solver="simplex")
+        self.lp_seconds += time.perf_counter() - t0
+        if status == "time limit":
+            self.lp_tried.discard(k)  # worth another try with more time
+        if x is None or status != "optimal":
+            return
+        sol = self._lp.h.getSolution()
+        mu = abs(float(np.asarray(sol.row_dual)[self._k_row]))
+        d = np.asarray(sol.col_dual, dtype=float)[: self.n]
+        xs = x[: self.n]
+        self.lp_at[k] = (float(g), xs, d)
+        self._add_tangent(k, float(g), mu)
+        top = np.argsort(-xs, kind="stable")[:k]
+        top = top[xs[top] > 1e-9]
+        self.offer(_swap_search(self.aug, self.wa, _pad_greedy(self.aug, self.wa, top, k), max_passes=5))
+        self._tighten()
+
+    def _fixings(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Columns whose LP reduced cost proves they take their LP value in any set better
+        than the best known one: (fixed at 0, fixed at 1) masks of the candidates."""
+        g, xs, d = self.lp_at[k]
+        inc = self.lo[k]
+        # a conservative margin: HiGHS's reduced costs are exact to its dual tolerance
+        margin = 1e-6 * max(1.0, abs(g))
+        out = g - np.abs(d) < inc - margin
+        return out & (xs <= 1e-9), out & (xs >= 1 - 1e-9)
+
+    def _restricted(self, k: int, free: np.ndarray, ones: np.ndarray, time_limit_s: float | None):
+        """Best set with ``ones`` chosen and the rest among ``free`` (masks), as a compact
+        MILP: the ones' catchments served, origin columns merged again among the free
+        candidates, columns only one of them covers folded into it. Returns (set, status,
+        bound) with the bound on the whole part's objective."""
+        one = np.flatnonzero(ones)
+        served = np.zeros(self.aug.shape[1], dtype=bool)
+        for i in one:
+            served[self.aug.indices[self.aug.indptr[i] : self.aug.indptr[i + 1]]] = True
+        base = float(self.wa[served].sum())
+        rows = np.flatnonzero(free & ~ones)
+        k_left = k - one.size
+        if rows.size == 0 or k_left <= 0:
+            return one, "optimal", base
+        sub = self.aug[rows][:, np.flatnonzero(~served)]
+        w = self.wa[~served]
+        sub, w, _ = _merge_identical_columns(sub, w)
+        deg = np.diff(sub.tocsc().indptr)
+        csc = sub.tocsc()
+        single = np.flatnonzero(deg == 1)
+        own = np.bincount(csc.indices[csc.indptr[single]], weights=w[single], minlength=rows.size)
+        multi = np.flatnonzero(deg > 1)
+        sub, w = sub[:, multi], w[multi]
+        model, _ = _model(sub, w, k_left, _NO_CONFLICTS, None, None, None, own=own)
+        start = np.flatnonzero(np.isin(rows, self.sets[k]))[:k_left]
+        x0 = np.zeros(model.n_var)
+        x0[start] = 1.0
+        hit = np.zeros(sub.shape[1], dtype=bool)
+        for i in start:
+            hit[sub.indices[sub.indptr[i] : sub.indptr[i + 1]]] = True
+        x0[rows.size :] = hit
+        x, status, _, bound, _ = model.solve(start=x0, time_limit_s=time_limit_s)
+        chosen = one if x is None else np.concatenate([one, rows[np.flatnonzero(x[: rows.size] > 0.5)]])
+        return chosen, status, base + float(bound) if np.isfinite(bound) else np.inf
+
+    def run_mip(self, k: int, time_limit_s: float | None) -> None:
+        """Branch and bound at k (the LP at k first if missing): a kernel MILP on the LP's
+        support and the sites of smallest reduced cost for a strong set, then reduced-cost
+        fixing with it and the MILP on what is left, which proves the part's optimum."""
+        if k not in self.lp_tried:
+            self.run_lp(k, time_limit_s)
+        if k not in self.lp_at:
+            if k in self.lp_tried:  # the LP failed for good: nothing to fix with
+                self.mip_at.add(k)
+            return
+        if self.exact(k):
+            self.mip_at.add(k)
+            return
+        t0 = time.perf_counter()
+        deadline = None if time_limit_s is None else t0 + time_limit_s
+        self.offer(_swap_search(self.aug, self.wa, self.sets[k], max_passes=20))
+        _, xs, d = self.lp_at[k]
+        kernel = np.zeros(self.n, dtype=bool)
+        kernel[xs > 1e-9] = True
+        kernel[np.argsort(np.abs(d), kind="stable")[: max(3 * k, 30)]] = True
+        kernel[self.sets[k]] = True
+        if kernel.sum() < self.n:
+            share = None if deadline is None else max(0.5, 0.25 * (deadline - time.perf_counter()))
+            sel, _, _ = self._restricted(k, kernel, np.zeros(self.n, dtype=bool), share)
+            self.offer(sel)
+        if not self.exact(k):
+            zero, one = self._fixings(k)
+            left = None if deadline is None else max(0.5, deadline - time.perf_counter())
+            sel, status, bound = self._restricted(k, ~zero, one, left)
+            self.offer(sel)
+            # sets outside what was left are no better than the best known one
+            self.hi[k] = min(self.hi[k], max(self.lo[k], bound if status != "optimal" else self.lo[k]))
+            self._tighten()
+        self.mip_at.add(k)
+        self.mip_seconds += time.perf_counter() - t0
+
+
+class _Singles:
+    """All parts of a single candidate together: f(k) = the k largest values, exact."""
+
+    def __init__(self, rows: np.ndarray, values: np.ndarray, k_max: int):
+        order = np.argsort(-values, kind="stable")
+        self.rows = rows[order]
+        self.k_max = min(k_max, rows.size)
+        self.lo = np.concatenate([[0.0], np.cumsum(values[order][: self.k_max])])
+        self.hi = self.lo
+        self.sets = [np.arange(k, dtype=np.int64) for k in range(self.k_max + 1)]
+        self.lp_at: dict = {}
+        self.lp_tried: set[int] = set(range(self.k_max + 1))
+        self.mip_at: set[int] = set(range(self.k_max + 1))
+        self.n = rows.size
+        self.lp_seconds = self.mip_seconds = 0.0
+
+    def exact(self, k: int) -> bool:
+        return True
+
+
+def _dp(tables: list[np.ndarray], k: int) -> tuple[float, list[int]]:
+    """max sum_c t_c[k_c] subject to sum_c k_c <= k (each t_c nondecreasing): the value and
+    one best allocation."""
+    best = np.zeros(k + 1)
+    choice = []
+    for t in tables:
+        kc = min(len(t) - 1, k)
+        # new[b] = max_j best[b - j] + t[j], j <= min(b, kc)
+        cand = np.full((kc + 1, k + 1), -np.inf)
+        for j in range(kc + 1):
+            cand[j, j:] = best[: k + 1 - j] + t[j]
+        arg = np.argmax(cand, axis=0)
+        choice.append(arg)
+        best = cand[arg, np.arange(k + 1)]
+    alloc = [0] * len(tables)
+    b = k
+    for c in range(len(tables) - 1, -1, -1):
+        j = int(choice[c][b])
+        alloc[c] = j
+        b -= j
+    return float(best[k]), alloc
+
+
+class PartsSolver:
+    """Maximal covering with a site count only, exact by parts (see the module text)."""
+
+    def __init__(self, sub: sp.csr_matrix, ws: np.ndarray, own: np.ndarray, k_max: int):
+        pattern = sp.csr_matrix((np.ones(sub.nnz), sub.indices, sub.indptr), shape=sub.shape)
+        n_parts, labels = overlap_parts(pattern)
+        self.n_candidates = sub.shape[0]
+        self.parts: list = []
+        order = np.argsort(labels, kind="stable")
+        bounds = np.searchsorted(labels[order], np.arange(n_parts + 1))
+        single_rows = []
+        csc = pattern.tocsc()
+        for c in range(n_parts):
+            rows = np.sort(order[bounds[c] : bounds[c + 1]])
+            if rows.size == 1:
+                single_rows.append(rows[0])
+                continue
+            part = pattern[rows]
+            cols = np.flatnonzero(np.diff(part.tocsc().indptr) > 0)
+            self.parts.append(_Part(rows, part[:, cols], ws[cols], own[rows], k_max))
+        if single_rows:
+            rows = np.asarray(single_rows, dtype=np.int64)
+            col_w = np.asarray(pattern[rows] @ ws).ravel()
+            self.parts.append(_Singles(rows, col_w + own[rows], k_max))
+        self.n_parts = n_parts
+        del csc
+
+    def _tables(self, upper: bool) -> list[np.ndarray]:
+        return [p.hi if upper else p.lo for p in self.parts]
+
+    def bounds(self, k: int) -> tuple[float, list[int], float, list[int]]:
+        lo, a_lo = _dp(self._tables(False), k)
+        hi, a_hi = _dp(self._tables(True), k)
+        return lo, a_lo, max(hi, lo), a_hi
+
+    def solve(self, k: int, deadline: float | None,
+              lp_deadline: float | None = None) -> tuple[np.ndarray, float, float, bool]:
+        """Best set with at most ``k`` sites (reduced positions), its value, the proven upper
+        bound and whether it is proven optimal (within ``MIP_REL_GAP``) by ``deadline``.
+        LP relaxations, which serve every later K too, may run until ``lp_deadline`` (a
+        curve's end) when it is later."""
+        if deadline is not None and lp_deadline is not None:
+            lp_deadline = max(deadline, lp_deadline)
+        else:
+            lp_deadline = None if deadline is None else deadline
+        while True:
+            lo, a_lo, hi, a_hi = self.bounds(k)
+            if hi - lo <= _tol(lo):
+                break
+            now = time.perf_counter()
+            left = None if deadline is None else deadline - now
+            open_ = [(c, j) for c, j in enumerate(a_hi) if not self.parts[c].exact(j)]
+            lp_work = [(c, j) for c, j in open_ if j not in self.parts[c].lp_tried]
+            if lp_work and (lp_deadline is None or lp_deadline > now):
+                for c, j in lp_work:
+                    self.parts[c].run_lp(j, None if lp_deadline is None else max(0.1, lp_deadline - now))
+                continue
+            if left is not None and left <= 0:
+                break
+            mip_work = [(c, j) for c, j in open_ if j not in self.parts[c].mip_at]
+            if not mip_work:
+                break  # everything the bound depends on was tried within its time
+            # the widest gap first; the time left shared by the parts still open
+            c, j = max(mip_work, key=lambda cj: self.parts[cj[0]].hi[cj[1]] - self.parts[cj[0]].lo[cj[1]])
+            share = None if left is None else max(1.0, left / len(mip_work))
+            self.parts[c].run_mip(j, share)
+        sel = [p.rows[p.sets[j]] for p, j in zip(self.parts, a_lo, strict=True) if j > 0]
+        chosen = np.sort(np.concatenate(sel)) if sel else np.zeros(0, dtype=np.int64)
+        return chosen, lo, hi, hi - lo <= _tol(lo)
+
+    def stats(self) -> dict:
+        return {
+            "parts": int(self.n_parts),
+            "largest_part": int(max((p.n for p in self.parts), default=0)),
+            "lp_seconds": round(sum(p.lp_seconds for p in self.parts), 3),
+            "mip_seconds": round(sum(p.mip_seconds for p in self.parts), 3),
+            "mips": int(sum(len(p.mip_at) for p in self.parts if isinstance(p, _Part))),
+        }
