@@ -19,6 +19,7 @@ def main(project_path: str, out_dir: str) -> int:
         QgsLayoutExporter,
         QgsMapRendererParallelJob,
         QgsMapSettings,
+        QgsNumericFormatContext,
         QgsProject,
         QgsRenderContext,
     )
@@ -86,7 +87,12 @@ def main(project_path: str, out_dir: str) -> int:
         report["layouts"].append({"name": layout.name(), "items": items, "png": str(png),
                                   "png_ok": res == QgsLayoutExporter.Success,
                                   "pdf_ok": res_pdf == QgsLayoutExporter.Success,
-                                  "labels": [i.text() for i in layout.items() if type(i).__name__ == "QgsLayoutItemLabel"]})
+                                  "labels": [i.text() for i in layout.items() if type(i).__name__ == "QgsLayoutItemLabel"],
+                                  "legend_titles": [i.title() for i in layout.items()
+                                                    if type(i).__name__ == "QgsLayoutItemLegend"],
+                                  "scalebar_numbers": [i.numericFormat().formatDouble(2000.0, QgsNumericFormatContext())
+                                                       for i in layout.items()
+                                                       if type(i).__name__ == "QgsLayoutItemScaleBar"]})
     print(json.dumps(report, ensure_ascii=False))
     app.exitQgis()
     return 0

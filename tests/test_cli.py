@@ -380,7 +380,7 @@ def test_default_run_is_fontibon_from_the_shipped_sample(tmp_path, monkeypatch) 
         capture_output=True, text=True, env=env, check=False,
     )
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "Bogota Fontibon" in p.stdout
+    assert "Bogotá, Fontibón" in p.stdout  # study.title, as people read it
     svc = pyogrio.read_dataframe(tmp_path / "out/careblocks.gpkg", layer="services")
     counts = svc["service"].value_counts()
     assert counts["daycare"] >= 5 and counts["health"] >= 5 and counts["laundromat"] >= 5

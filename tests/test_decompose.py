@@ -139,3 +139,16 @@ def test_parts_equal_the_one_model_milp_on_larger_instances(seed):
         res = select_sites(cov, w, k=k, method="milp")
         assert res.status == "optimal"
         assert res.objective == pytest.approx(-ref.fun, rel=1e-9)
+
+
+def test_curve_under_a_tight_time_limit_keeps_valid_bounds():
+    """Out of time, every point is still a real set whose value is at most the optimum,
+    and its bound at least the optimum (brute force)."""
+    cov, w, _ = spatial_instance(13, towns=2, n_cand=12, n_orig=300, spread=1.0)
+    pts = coverage_curve(cov, w, k_max=5, time_limit_s=0.001)
+    for p in pts:
+        truth = brute_force(cov, w, p.k)
+        assert coverage_value(cov, w, p.selected) == pytest.approx(p.objective, rel=1e-9)
+        assert p.objective <= truth + 1e-9
+        assert p.bound >= truth * (1 - 1e-6)
+        assert p.exact or p.gap > 0

@@ -189,3 +189,27 @@ def test_batch_with_a_crashing_study_finishes_the_others(data, cluster, tmp_path
     for study, status in ((good, "ok"), (crashing, "crashed"), (bad, "error")):  # the summary table
         line = next(ln for ln in r.stdout.splitlines() if study.name in ln)
         assert status in line, line
+
+
+def test_cli_scheduler_flag_runs_the_study_on_the_cluster(cluster, tmp_path, monkeypatch) -> None:
+    """``careblocks run --scheduler ADDRESS`` (the shipped Fontibón sample): the run's metadata
+    names the cluster it ran on; ``--workers -1`` is refused as a usage error."""
+    import json
+
+    from click.testing import CliRunner
+
+    from careblocks.cli import cli
+
+    monkeypatch.delenv(compute.ENV_ADDRESS, raising=False)
+    address, _ = cluster
+    r = CliRunner().invoke(cli, ["run", "--out", str(tmp_path), "--scheduler", address, "-q",
+                                 "--set", "sites.enabled=false", "--set", "outputs.map=false",
+                                 "--set", "outputs.report=false", "--set", "outputs.qgis_project=false"],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    meta = pyogrio.read_dataframe(tmp_path / "careblocks.gpkg", layer="run_metadata")
+    meta = dict(zip(meta["key"], meta["value"], strict=True))
+    assert json.loads(meta["stats"])["compute"] == address
+    assert json.loads(meta["config"])["compute"]["scheduler_address"] == address
+    bad = CliRunner().invoke(cli, ["run", "--workers", "-1"])
+    assert bad.exit_code == 2 and "--workers" in bad.output

@@ -183,13 +183,14 @@ def test_fontibon_map_in_spanish_has_no_english(fontibon, fontibon_page):
     assert page.evaluate("() => document.documentElement.lang") == "es"
     text, names = map_text(html)
     names += tuple(str(n) for n in r.services["name"].dropna()) + tuple(str(n) for n in r.selected["name"])
-    names += ("Bogota Fontibon", "SDIS", "osm", "OSM")
+    names += ("Bogotá, Fontibón", "SDIS", "osm", "OSM")
     assert untranslated(text, "es", data_names=names) == []
     # and what the browser shows, the how-to opened
     page.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
     shown = " ".join(page.inner_text("body").split())
     assert untranslated(shown, "es", data_names=names + ("Leaflet", "careblocks")) == []
     assert "Cómo leer este mapa" in shown and "Manzanas del Cuidado propuestas" in shown
+    assert "en Bogotá, Fontibón" in shown  # study.title, accents and all
     assert seen["errors"] == []
 
 

@@ -105,6 +105,10 @@ def test_layout_renders_with_title_legend_scalebar_north_arrow_sources(written):
     assert layout["png_ok"] and layout["pdf_ok"]
     assert any(r.config.study.name in t for t in layout["labels"])
     assert any("OpenStreetMap" in t for t in layout["labels"])
+    # in the project's language (Spanish here); the scale bar's numbers carry no thousands
+    # separator ("1,000 m" reads as one metre in Spanish)
+    assert layout["legend_titles"] == ["Leyenda"]
+    assert layout["scalebar_numbers"] == ["2000"]
     import matplotlib.image as mpimg
 
     for png in (layout["png"], rep["map_png"]):

@@ -72,7 +72,11 @@ class LayerRef:
 
 @dataclass(frozen=True)
 class StudyConfig:
+    #: the study's short name; it also names the output folder (``out/<name>/``)
     name: str = "study"
+    #: the study's name as people read it, accents and punctuation included ("Bogotá,
+    #: Fontibón"), on the map, report, summary and QGIS layout; default: ``name``
+    title: str | None = None
     #: a polygon layer whose union is the study area
     boundary: LayerRef | None = None
     #: keep only boundary features where this column equals ``boundary_value``
@@ -82,6 +86,11 @@ class StudyConfig:
     bbox: tuple[float, float, float, float] | None = None
     #: working CRS; "auto" picks the UTM zone of the area
     crs: str = "auto"
+
+    @property
+    def label(self) -> str:
+        """What people read as the study's name: ``title``, else ``name``."""
+        return self.title or self.name
 
     @property
     def slug(self) -> str:

@@ -63,7 +63,7 @@ def print_summary(console: Any, results: Results) -> None:
     modes = [m for m in ("walk", "transit", "best") if f"{m}_median_min" in rows[0]] if rows else []
     mode_words = {"walk": L._("walk"), "transit": L._("transit"), "best": L._("fastest")}
     table = Table(title=L._("{study}: access to care services ({people} people)").format(
-        study=results.config.study.name, people=L.integer(o["population"].sum())))
+        study=results.config.study.label, people=L.integer(o["population"].sum())))
     table.add_column(L._("service"))
     table.add_column(L._("facilities"), justify="right")
     for m in modes:
@@ -208,7 +208,7 @@ def print_validation(console: Any, results: Results) -> None:
     net = results.network
     meta = results.metadata
     print_audit(console, meta["audit"])
-    table = Table(title=f"{cfg.study.name}: inputs")
+    table = Table(title=f"{cfg.study.label}: inputs")
     table.add_column("input")
     table.add_column("features", justify="right")
     table.add_column("details")

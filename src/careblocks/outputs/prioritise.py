@@ -125,7 +125,7 @@ def _map(res, config, path: Path) -> Path:
     for _, r in units.head(int(config.prioritise.top)).iterrows():
         top.append([str(int(r["rank"])), str(r[name_col]),
                     *([str(r["district"])] if has_d else []), f"{float(r['care_need_index']):.2f}"])
-    data = {"title": f"{config.study.name}: where care need is highest", "layers": layers,
+    data = {"title": f"{config.study.label}: where care need is highest", "layers": layers,
             "top": top, "colors": list(_NEED_COLORS)}
     page = (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>careblocks prioritise</title>"

@@ -259,7 +259,7 @@ def _layout(root: ET.Element, results, groups, extent: tuple[float, float, float
     # title
     title = _item(lay, 65641, x=8, y=6, w=280, h=12, z=5, uid="{" + str(uuid.uuid5(uuid.NAMESPACE_URL, "title")) + "}",
                   name="title", labelText=L._("Care Blocks: access to care in {study}").format(
-                      study=results.config.study.name),
+                      study=results.config.study.label),
                   htmlState="0", marginX="0", marginY="0", halign="1", valign="32")
     _text_style(title, 18, bold=True, font_tag="LabelFont")
     _sub(title, "FontColor", red="30", green="30", blue="30", alpha="255")
@@ -289,6 +289,10 @@ def _layout(root: ET.Element, results, groups, extent: tuple[float, float, float
                maxBarWidth="55", numUnitsPerSegment="500", numMapUnitsPerScaleBarUnit="1",
                height="2", labelBarSpace="1.5", boxContentSpace="1", background="true")
     _text_style(sb, 8, font_tag="scaleBarFont")
+    # "1000 m", never "1,000 m" (which reads as one metre in Spanish, Portuguese and French)
+    fmt = _sub(_sub(sb, "numericFormat", id="basic"), "Option", type="Map")
+    _sub(fmt, "Option", name="show_thousand_separator", type="bool", value="false")
+    _sub(fmt, "Option", name="decimals", type="int", value="0")
     # north arrow (QGIS's own SVG)
     _item(lay, 65640, x=198, y=25, w=12, h=14, z=6, uid="{" + str(uuid.uuid5(uuid.NAMESPACE_URL, "north")) + "}",
           name="north arrow", file=":/images/north_arrows/layout_default_north_arrow.svg",
@@ -314,7 +318,7 @@ def build_qgis_project(results, *, gpkg_name: str, layers: dict[str, str], crs: 
     groups = _layers(results, layers, L)
     root = ET.Element("qgis", projectname=str(results.config.study.name), version="3.22.0")
     _sub(root, "homePath", path="")
-    _sub(root, "title", str(results.config.study.name))
+    _sub(root, "title", str(results.config.study.label))
     pcrs = _sub(root, "projectCrs")
     _srs(pcrs, project_crs)
     tree = _sub(root, "layer-tree-group")

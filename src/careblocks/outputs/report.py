@@ -733,7 +733,7 @@ def build_report(results) -> str:
     services = services_in(results)
     t = float(results.threshold_min)
     minutes = L.minutes(t)
-    study = getattr(cfg.study, "name", "study")
+    study = getattr(cfg.study, "label", "study")
     meta = normalized_metadata(results.metadata)
     date = L.date(run_date(meta))
     version = meta.get("version", "")

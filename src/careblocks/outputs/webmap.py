@@ -569,7 +569,7 @@ def _sites_overlay(results, L: Language) -> dict | None:
 def _page_text(results, services: list[str], L: Language, *, title: str | None, has_need: bool,
                h3_res: int | None) -> dict:
     cfg = results.config
-    study = getattr(getattr(cfg, "study", None), "name", "") or _t(L, "default_study")
+    study = getattr(getattr(cfg, "study", None), "label", "") or _t(L, "default_study")
     t = L.minutes(results.threshold_min)
     speed = getattr(getattr(cfg, "walk", None), "speed_kmh", None)
     transit = any(c.startswith(("best_min_", "transit_min_")) for c in results.origins.columns)

@@ -58,13 +58,16 @@ def overlap_parts(pattern: sp.csr_matrix) -> tuple[int, np.ndarray]:
     (number of parts, part label per candidate)."""
     from scipy.sparse.csgraph import connected_components
 
-    p = sp.csr_matrix((np.ones(pattern.nnz), pattern.indices, pattern.indptr), shape=pattern.shape)
-    n = p.shape[0]
+    n, m = pattern.shape
     if n == 0:
         return 0, np.zeros(0, dtype=np.int64)
-    graph = (p @ p.T).tocsr() + sp.identity(n, format="csr")
-    n_parts, labels = connected_components(graph, directed=False)
-    return int(n_parts), labels.astype(np.int64)
+    # components of the bipartite candidate-origin graph (linear in the entries; the
+    # candidate x candidate overlap matrix itself can be far larger)
+    p = sp.csr_matrix((np.ones(pattern.nnz), pattern.indices, pattern.indptr), shape=pattern.shape)
+    graph = sp.bmat([[None, p], [p.T, None]], format="csr")
+    _, labels = connected_components(graph, directed=False)
+    _, part = np.unique(labels[:n], return_inverse=True)  # number the parts holding candidates
+    return int(part.max()) + 1, part.astype(np.int64)
 
 
 def _tol(v: float) -> float:
@@ -288,6 +291,21 @@ def _dp(tables: list[np.ndarray], k: int) -> tuple[float, list[int]]:
     return float(best[k]), alloc
 
 
+def _run_lps(work: list, time_limit_s: float | None) -> None:
+    """LP relaxations of different parts side by side (one HiGHS instance per part; HiGHS
+    releases the GIL while it solves), on at most two threads."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    workers = min(2, os.cpu_count() or 1, len(work))
+    if workers <= 1:
+        for part, k in work:
+            part.run_lp(k, time_limit_s)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda pk: pk[0].run_lp(pk[1], time_limit_s), work))
+
+
 class PartsSolver:
     """Maximal covering with a site count only, exact by parts (see the module text)."""
 
@@ -342,8 +360,8 @@ class PartsSolver:
             open_ = [(c, j) for c, j in enumerate(a_hi) if not self.parts[c].exact(j)]
             lp_work = [(c, j) for c, j in open_ if j not in self.parts[c].lp_tried]
             if lp_work and (lp_deadline is None or lp_deadline > now):
-                for c, j in lp_work:
-                    self.parts[c].run_lp(j, None if lp_deadline is None else max(0.1, lp_deadline - now))
+                limit = None if lp_deadline is None else max(0.1, lp_deadline - now)
+                _run_lps([(self.parts[c], j) for c, j in lp_work], limit)
                 continue
             if left is not None and left <= 0:
                 break
@@ -365,4 +383,5 @@ class PartsSolver:
             "lp_seconds": round(sum(p.lp_seconds for p in self.parts), 3),
             "mip_seconds": round(sum(p.mip_seconds for p in self.parts), 3),
             "mips": int(sum(len(p.mip_at) for p in self.parts if isinstance(p, _Part))),
+            "lps": int(sum(len(p.lp_at) for p in self.parts if isinstance(p, _Part))),
         }
