@@ -192,6 +192,29 @@ def test_porto_alegre_end_to_end(data, tmp_path) -> None:
     assert (o["fca_daycare"] == 0).all()  # no daycare in the extract: nothing to share
     sens = pyogrio.read_dataframe(tmp_path / "careblocks.gpkg", layer="sensitivity", read_geometry=False)
     assert sens["order"].notna().sum() == 2 and sens["selected_share"].between(0, 1).all()
+    # the coverage curve as written: K = 1..K_max (max(10, 2 x k), at most the candidates)
+    curve = pyogrio.read_dataframe(tmp_path / "careblocks.gpkg", layer="coverage_curve", read_geometry=False)
+    cands = pyogrio.read_dataframe(tmp_path / "careblocks.gpkg", layer="candidates", read_geometry=False)
+    k_max = min(10, len(cands))
+    assert curve["k"].tolist() == list(range(1, k_max + 1))
+    assert (curve["covered"].diff().dropna() >= -1e-6).all()  # more blocks never cover less
+    assert curve["covered_share"].between(0, 1 + 1e-9).all()
+    assert curve["people_within_share"].between(0, 1 + 1e-9).all()
+    assert (curve["people_within"] <= o["population"].sum() + 1e-6).all()
+    assert curve["exact"].dtype == bool or set(curve["exact"].unique()) <= {0, 1}
+    assert ((curve["gap"].fillna(0) == 0) | ~curve["exact"].astype(bool)).all()
+    sel = pyogrio.read_dataframe(tmp_path / "careblocks.gpkg", layer="selected_sites", read_geometry=False)
+    at_k = curve.loc[curve["k"] == len(sel)]
+    if bool(at_k["exact"].item()):  # the proven optimum at the run's K is at least the selection
+        assert at_k["covered"].item() >= sel["marginal_gain"].sum() - 1e-6
+    # and in the report: one table row per K
+    from careblocks.i18n import language
+
+    report = (tmp_path / "report.html").read_text(encoding="utf-8")
+    i = report.index(language("pt")._("How many Care Blocks?"))
+    section = report[i:report.index("</section>", i)]
+    ks = [int(c) for c in re.findall(r"<tr><td>(\d+)</td>", section)]
+    assert ks == list(range(1, k_max + 1))
 
 
 def test_freetown_end_to_end(data, tmp_path) -> None:
@@ -387,8 +410,13 @@ def test_default_run_is_fontibon_from_the_shipped_sample(tmp_path, monkeypatch) 
     o = pyogrio.read_dataframe(tmp_path / "out/careblocks.gpkg", layer="origins")
     assert len(o) >= 2000 and o["care_need_index"].notna().all()
     assert o["care_need_index"].max() > 0.5
+    # Bogotá speaks Spanish: the shipped default writes its summary and map in Spanish
+    from careblocks.i18n import language
+
+    es = language("es")
+    assert es._("facilities") != "facilities" and es._("facilities") in p.stdout
     html = (tmp_path / "out/map.html").read_text(encoding="utf-8")
-    assert "Care-need index" in html and "Daycare" in html
+    assert "care_need_index" in html and es._("Daycare") in html
 
 
 def test_compare_two_runs(fontibon, tmp_path) -> None:
@@ -410,3 +438,92 @@ def test_compare_two_runs(fontibon, tmp_path) -> None:
     bad = tmp_path / "bad.gpkg"
     bad.write_text("not a geopackage", encoding="utf-8")
     assert_user_error(invoke("compare", str(bad), str(out)), "bad.gpkg", "GeoPackage")
+
+
+def _section_rows(html: str, heading: str) -> list[list[str]]:
+    """The table rows (cell texts) of the report section under ``heading``."""
+    import html as html_lib
+
+    i = html.index(f"<h2>{heading}</h2>")
+    j = html.index("</section>", i)
+    rows = []
+    for tr in re.findall(r"<tr>(.*?)</tr>", html[i:j], flags=re.S):
+        rows.append([html_lib.unescape(c) for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", tr, flags=re.S)])
+    return rows
+
+
+def test_fontibon_report_shows_the_care_need_index(fontibon) -> None:
+    """The report's care-need section names each component, its source columns and weight,
+    and its figures per census sector and per proposed site equal those recomputed here from
+    the GeoPackage's layers (people rounded, indices to two decimals)."""
+    from careblocks.i18n import language
+
+    L = language("es")
+    html = (fontibon["out"] / "report.html").read_text(encoding="utf-8")
+    rows = _section_rows(html, L._("Care need"))
+    text = " ".join(" ".join(r) for r in rows)
+    # the components in words, their source columns and the weights of the config
+    for words in ("Demanda de cuidado", "Densidad de cuidadoras", "Pobreza", "Brecha de oferta"):
+        assert words in text, words
+    for col in ("STP34_1_ED", "porc_pobl_4_menos", "STP34_9_ED", "porc_mujeres_tarea_hogar",
+                "monoparental_femeninos", "IPM_PROMEDIO"):
+        assert col in text, col
+    weights = {r[0]: r[-1] for r in rows if r and r[0].startswith(("Demanda", "Densidad", "Pobreza", "Brecha"))}
+    assert weights == {"Demanda de cuidado: primera infancia, personas mayores y dependientes": "0,35",
+                       "Densidad de cuidadoras: mujeres en trabajo de cuidado no remunerado, hogares con "
+                       "jefatura femenina": "0,35", "Pobreza": "0,15",
+                       "Brecha de oferta: distancia a los servicios de cuidado existentes": "0,15"}
+    # per census sector, recomputed from the origins layer
+    o = fontibon["origins"]
+    w = o["census_total"].to_numpy(float)
+    g = o.assign(w=w, wi=w * o["care_need_index"], wd=w * o["care_demand"]).groupby("census_unit_id")
+    sums = g[["w", "wi", "wd", "children_under5", "older_80plus"]].sum()
+    sums = sums[sums["w"] >= 0.5]
+    by_id = {r[0]: r for r in rows if r and r[0] in sums.index}
+    assert len(by_id) == len(sums) >= 25
+    for uid, r in by_id.items():
+        s = sums.loc[uid]
+        assert r[1] == L.rounded(s["w"]), (uid, r)
+        assert r[2] == L.rounded(s["children_under5"]) and r[3] == L.rounded(s["older_80plus"]), (uid, r)
+        assert r[5] == L.number(s["wd"] / s["w"], 2), (uid, r)  # care demand
+        assert r[-1] == L.number(s["wi"] / s["w"], 2), (uid, r)  # the index
+    # sorted by need: the first sector listed has the highest people-weighted index
+    order = [r[0] for r in rows if r and r[0] in sums.index]
+    idx = sums["wi"] / sums["w"]
+    assert idx[order[0]] == pytest.approx(idx.max())
+    # per proposed site: the catchment's people and its mean index, from selected_sites
+    sel = pyogrio.read_dataframe(fontibon["out"] / "careblocks.gpkg", layer="selected_sites",
+                                 read_geometry=False).sort_values("order")
+    site_rows = [r for r in rows if r and re.match(r"\d+\. ", r[0])]
+    assert len(site_rows) == len(sel)
+    for r, (_, s) in zip(site_rows, sel.iterrows(), strict=True):
+        assert r[0].startswith(f"{int(s['order'])}. ")
+        assert r[1] == L.rounded(s["population_covered"])
+        assert r[-1] == L.number(s["need_covered"] / s["population_covered"], 2)
+
+
+def test_fontibon_origins_far_from_the_network_are_explained(fontibon) -> None:
+    """Origins beyond walk.max_snap_m are counted in the audit (and so in the report) with
+    why: Fontibón's OSM extract stops short of the IDECA boundary, so most of them lie
+    outside the network's extent. Figures recomputed here from the origins layer."""
+    import json
+
+    import shapely
+
+    o = fontibon["origins"]
+    far = o["snap_m"].to_numpy(float) > 250
+    meta = fontibon["meta"].set_index("key")
+    found = [f for f in json.loads(meta.loc["audit", "value"])["findings"] if f["check"] == "coverage.far_origins"]
+    assert len(found) == 1 and found[0]["severity"] == "warning"
+    msg = found[0]["message"]
+    assert msg.startswith(f"{int(far.sum()):,} origins ({o['population'][far].sum():,.0f} people")
+    assert "outside the extent of the network extract" in msg
+    # most of them lie outside the extract: the extract's own nodes (the kept component)
+    # span less than the study area, checked on the written streets of the origins' snaps
+    net_pts = o.loc[~far].to_crs(32618)
+    hull = shapely.convex_hull(shapely.multipoints(np.column_stack(
+        [net_pts.geometry.representative_point().x, net_pts.geometry.representative_point().y])))
+    fp = o.loc[far].to_crs(32618).geometry.representative_point()
+    assert (~shapely.contains_xy(hull, fp.x.to_numpy(), fp.y.to_numpy())).mean() > 0.8
+    report = (fontibon["out"] / "report.html").read_text(encoding="utf-8")
+    assert "coverage.far_origins" in report

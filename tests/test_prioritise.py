@@ -120,6 +120,25 @@ def test_prioritise_ranks_all_bogota_sectors_and_localidades(data, run):
     assert dist.iloc[0]["district"] == exp_d.idxmax()
 
 
+def test_the_21st_localidad_row_is_reported(data, run):
+    """The indicator table's 21st row repeats San Cristóbal without a geometry: the run says
+    so by row and name (terminal, run_metadata, audit finding) instead of dropping it quietly."""
+    import json
+
+    out, text = run
+    flat = " ".join(text.split())
+    assert "row 21 (LocNombre = 'San Cristobal') has no geometry and repeats row 13" in flat
+    meta = pyogrio.read_dataframe(out / "prioritise.gpkg", layer="run_metadata", read_geometry=False)
+    info = json.loads(meta.set_index("key").loc["info", "value"])
+    said = [w for w in info["warnings"] if "row 21" in w]
+    assert len(said) == 1 and "20 of the 21 rows are used" in said[0]
+    found = [f for f in info["audit"]["findings"] if f["check"] == "census.coarse"]
+    assert len(found) == 1 and found[0]["severity"] == "warning" and "San Cristobal" in found[0]["message"]
+    # the file has 21 rows, one of them without geometry, checked here on the file itself
+    loc = gpd.read_file(data / "bogota/census/indicadores_cuidado_localidades.gpkg")
+    assert len(loc) == 21 and int(loc.geometry.is_empty.sum()) == 1
+
+
 def test_prioritise_without_census_layer_is_one_line_error(tmp_path):
     cfg = tmp_path / "p.toml"
     cfg.write_text('[study]\nname = "x"\n')
@@ -135,3 +154,75 @@ def test_prioritise_console_script(data, tmp_path):
     p = subprocess.run([sys.executable, "-m", "careblocks", "prioritise", "--help"],
                        capture_output=True, text=True, check=False)
     assert p.returncode == 0 and "care-need index" in p.stdout
+
+
+def _small_city(tmp_path: Path, *, network: bool):
+    """Three census units, one daycare and an L-shaped pair of streets (1 km each), built
+    here in UTM 18N metres: unit A at the west end of the east-west street, B halfway up the
+    north-south one, C 2 km off any street; the daycare beside the north end."""
+    import shapely
+
+    from careblocks.config import config_from_dict
+
+    crs = "EPSG:32618"
+    x0, y0 = 600_000.0, 520_000.0
+    pts = {"A": (x0 + 10, y0), "B": (x0 + 1000, y0 + 500 + 7), "C": (x0 - 1500, y0 + 1500)}
+    units = gpd.GeoDataFrame(
+        {"code": list(pts), "people": [100.0, 200.0, 50.0], "kids": [10.0, 30.0, 5.0]},
+        geometry=[shapely.box(x - 5, y - 5, x + 5, y + 5) for x, y in pts.values()], crs=crs)
+    units.to_file(tmp_path / "units.gpkg", driver="GPKG")
+    fac = (x0 + 1000 + 12, y0 + 1000)
+    gpd.GeoDataFrame({"name": ["Jardín"]}, geometry=gpd.points_from_xy([fac[0]], [fac[1]]), crs=crs) \
+        .to_file(tmp_path / "daycare.gpkg", driver="GPKG")
+    roads = gpd.GeoDataFrame({"highway": ["residential", "residential"]}, geometry=[
+        shapely.LineString([(x0, y0), (x0 + 1000, y0)]),
+        shapely.LineString([(x0 + 1000, y0), (x0 + 1000, y0 + 1000)])], crs=crs)
+    roads.to_file(tmp_path / "roads.gpkg", driver="GPKG")
+    raw = {
+        "study": {"name": "small", "crs": crs},
+        "census": {"layer": {"path": str(tmp_path / "units.gpkg")}, "name_column": "code",
+                   "total_column": "people", "groups": {"children_under5": "kids"}},
+        "services": {"daycare": {"use_osm": False, "layers": [{"path": str(tmp_path / "daycare.gpkg")}]}},
+        "care_index": {"weights": {"care_demand": 0.5, "supply_gap": 0.5}},
+        "walk": {"speed_kmh": 4.8},
+        "prioritise": {"detour_factor": 1.3},
+    }
+    if network:
+        raw["network"] = {"source": "road_layer", "path": str(tmp_path / "roads.gpkg"), "cache": False}
+    return config_from_dict(raw, base=tmp_path), pts, fac
+
+
+@pytest.mark.parametrize("network", [False, True])
+def test_supply_gap_distances_straight_line_or_network(tmp_path, network):
+    """Without a network: straight line x detour factor. With one: the walking time on the
+    streets (snap legs + network), worked out here by hand; a unit more than walk.max_snap_m
+    from any street keeps the straight line."""
+    from careblocks.demand.prioritise import prioritise
+
+    cfg, pts, fac = _small_city(tmp_path, network=network)
+    res = prioritise(cfg)
+    u = res.units.set_index("census_name")
+    v = 4.8 * 1000 / 60  # metres a minute
+    rep = gpd.GeoSeries(gpd.read_file(tmp_path / "units.gpkg").set_index("code").geometry).representative_point()
+
+    def line(k):
+        return float(np.hypot(rep[k].x - fac[0], rep[k].y - fac[1])) * 1.3 / v
+
+    if not network:
+        assert "walk_min_daycare" not in u.columns
+        for k in "ABC":
+            assert u.loc[k, "line_min_daycare"] == pytest.approx(line(k), rel=1e-9)
+        assert res.info["distance"] == "straight line x detour factor"
+        return
+    x0, y0 = 600_000.0, 520_000.0
+    snap_f = 12.0  # the daycare to the north end of the north-south street
+    # points snap to the nearest point of the nearest street, as in `run`
+    a = (abs(rep["A"].y - y0) + (1000 - (rep["A"].x - x0)) + 1000 + snap_f) / v
+    b = (abs(rep["B"].x - (x0 + 1000)) + (y0 + 1000 - rep["B"].y) + snap_f) / v
+    assert u.loc["A", "walk_min_daycare"] == pytest.approx(a, rel=1e-6)
+    assert u.loc["B", "walk_min_daycare"] == pytest.approx(b, rel=1e-6)
+    assert u.loc["A", "walk_min_daycare"] > line("A")  # the L is longer than 1.3 x the diagonal
+    # C is 1.5 km from any street: the straight line stands in, and the info says so
+    assert u.loc["C", "walk_min_daycare"] == pytest.approx(line("C"), rel=1e-9)
+    assert res.info["units_far_from_network"] == 1
+    assert res.info["distance"].startswith("network walking time")

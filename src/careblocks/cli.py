@@ -312,8 +312,9 @@ def prioritise(config: str, out_dir: Path | None, overrides: tuple[str, ...], ve
                quiet: int) -> None:
     """Rank every census unit and district of a city by the care-need index.
 
-    From the census alone (no street network), plus the facility layers of the config for
-    the supply gap (straight-line distances x prioritise.detour_factor).
+    From the census, plus the facility layers of the config for the supply gap: walking
+    times on the config's street network when it has one, else straight-line distances x
+    prioritise.detour_factor.
     """
     verbosity, console = _console(verbose, quiet)
 

@@ -14,6 +14,7 @@ dictionary before validation, so they are checked like the file itself.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import tomllib
@@ -439,7 +440,8 @@ class PrioritiseConfig:
     """``careblocks prioritise``: rank census units and districts city-wide."""
 
     #: straight-line distance to a facility x this factor = the walking distance estimate
-    #: (1.3 is a common detour factor for urban street grids)
+    #: (1.3 is a common detour factor for urban street grids); used when the config gives
+    #: no street network (with one, walking times on it), and for units off the network
     detour_factor: float = 1.3
     #: rows of the printed ranking table
     top: int = 15
@@ -484,8 +486,22 @@ class SitesConfig:
     curve_k_max: int | None = None
     #: time for the whole coverage curve (seconds), shared by its K
     curve_time_limit_s: float = 60.0
-    #: also find the fewest blocks that cover this share (0-1] of the objective (set covering)
+    #: also find the fewest blocks that cover this share (0-1] of the objective (set covering;
+    #: with costs, the cheapest set)
     coverage_target: float | None = None
+    #: column of sites.candidates_layer with the cost of opening a block there (any unit, e.g.
+    #: pesos); used by sites.budget and sites.coverage_target
+    cost_column: str | None = None
+    #: cost of candidates without one (OSM anchors, grid cells, blank cells of cost_column);
+    #: unset = such candidates are an error when costs are used
+    default_cost: float | None = None
+    #: the most the new blocks may cost together (unit of cost_column; fixed blocks excluded)
+    budget: float | None = None
+    #: blocks that stay (already decided): candidate ids (e.g. "parcel:12",
+    #: "anchor:osm:node/123") or names; always chosen, listed first, not counted in k
+    fixed: tuple[str, ...] = ()
+    #: column of sites.candidates_layer marking blocks that stay (true/1/yes), as sites.fixed
+    fixed_column: str | None = None
 
 
 @dataclass(frozen=True)
@@ -854,6 +870,19 @@ def _check_values(obj: Any, key: str) -> None:
         if obj.coverage_target is not None and not 0 < obj.coverage_target <= 1:
             raise ConfigError(f"config key '{key}.coverage_target': must be a share in (0, 1], "
                               f"e.g. 0.8, got {obj.coverage_target}")
+        for name in ("budget", "default_cost"):
+            v = getattr(obj, name)
+            if v is not None and not (math.isfinite(v) and v >= 0):
+                raise ConfigError(f"config key '{key}.{name}': must be a number >= 0, got {v}")
+        if obj.budget is not None and obj.cost_column is None and obj.default_cost is None:
+            raise ConfigError(f"config key '{key}.budget': a budget needs costs; set {key}.cost_column "
+                              f"(a column of {key}.candidates_layer) or {key}.default_cost")
+        for name in ("cost_column", "fixed_column"):
+            if getattr(obj, name) is not None and obj.candidates_layer is None:
+                raise ConfigError(f"config key '{key}.{name}': names a column of {key}.candidates_layer, "
+                                  "which is not set; set it or remove the key")
+        if any(not str(f).strip() for f in obj.fixed):
+            raise ConfigError(f"config key '{key}.fixed': an empty id; give candidate ids or names")
     elif isinstance(obj, StudyConfig):
         if obj.bbox is not None:
             x0, y0, x1, y1 = obj.bbox

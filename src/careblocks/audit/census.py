@@ -28,10 +28,22 @@ def audit_census(cfg: Any, area_4326: Any, audit: Audit) -> Any:
 
     if c.optional and file_kind(c.layer.path) == "missing":
         return None
+    import warnings
+
     from careblocks.columns import CENSUS_GROUPS as GROUPS
     from careblocks.demand.census import HOUSEHOLDS, TOTAL, read_census
+    from careblocks.errors import DataQualityWarning
 
-    gdf, _ = read_census(c, area_4326=area_4326)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataQualityWarning)
+        gdf, info = read_census(c, area_4326=area_4326)
+    lost = set(info.get("coarse_without_geometry") or [])
+    for w in caught:  # a coarse row without geometry becomes a finding (said once: same text)
+        if str(w.message) not in lost:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    for msg in info.get("coarse_without_geometry") or []:
+        where_c, _, text = msg.partition(": row ")
+        audit.warning("census.coarse", where_c, "row " + text)
     where = f"{KEY}: {c.layer.path}"
     n = len(gdf)
     audit.info("census", KEY, f"{n:,} units read")

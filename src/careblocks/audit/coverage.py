@@ -70,13 +70,51 @@ def audit_network_coverage(cfg: Any, network: Any, area: Any, audit: Audit) -> f
     return share
 
 
-def audit_origin_coverage(cfg: Any, origins: Any, audit: Audit) -> float:
+#: people beyond ``walk.max_snap_m`` of the network: a warning from this share of the people
+FAR_WARNING_SHARE = 0.001
+
+
+def audit_far_origins(cfg: Any, origins: Any, audit: Audit, network: Any = None) -> None:
+    """Origins farther than ``walk.max_snap_m`` from the kept network, and why: outside the
+    extent (convex hull) of the network extract, or inside it with no walkable street near
+    (an airport, industrial blocks, parks). Their travel times start with that straight walk."""
+    m = float(cfg.walk.max_snap_m)
+    pop = origins["population"].to_numpy(dtype=np.float64)
+    snap = origins["snap_m"].to_numpy(dtype=np.float64)
+    total = pop.sum()
+    far = snap > m
+    if not far.any() or total <= 0:
+        return
+    p = float(pop[far].sum())
+    msg = (f"{int(far.sum()):,} origins ({p:,.0f} people, {p / total:.1%}) lie more than {m:g} m from "
+           f"the kept network (up to {snap[far].max():,.0f} m); their travel times start with that "
+           "straight walk")
+    if network is not None and "geometry" in getattr(origins, "columns", ()):
+        import shapely
+
+        from careblocks.io.layers import representative_xy
+
+        hull = shapely.convex_hull(shapely.multipoints(np.column_stack([network.x, network.y])))
+        x, y = representative_xy(origins.geometry[far])
+        out = ~shapely.contains_xy(hull, np.asarray(x), np.asarray(y))
+        p_out = float(pop[far][out].sum())
+        msg += (f"; {int(out.sum()):,} of them ({p_out:,.0f} people) lie outside the extent of the "
+                f"network extract, {int((~out).sum()):,} ({p - p_out:,.0f} people) inside it with no "
+                f"walkable street within {m:g} m (an airport, industrial blocks, parks): use a network "
+                "extract that covers the whole study area")
+    sev = audit.warning if p / total >= FAR_WARNING_SHARE else audit.info
+    sev("coverage.far_origins", "origins (walk.max_snap_m)", msg, p / total)
+
+
+def audit_origin_coverage(cfg: Any, origins: Any, audit: Audit, network: Any = None) -> float:
     """Share of the people whose origin lies within ``audit.coverage_radius_m`` of the kept
-    network component (the rest reach it only by a long straight leg, or not at all)."""
+    network component (the rest reach it only by a long straight leg, or not at all); and
+    the origins beyond ``walk.max_snap_m`` (:func:`audit_far_origins`, given the network)."""
     a = cfg.audit
     pop = origins["population"].to_numpy(dtype=np.float64)
     snap = origins["snap_m"].to_numpy(dtype=np.float64)
     total = pop.sum()
+    audit_far_origins(cfg, origins, audit, network)
     share = float(pop[snap <= a.coverage_radius_m].sum() / total) if total > 0 else 1.0
     _graded(
         audit, "coverage.population", "network component kept", share,

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyogrio
 import shapely
 from scipy.spatial import cKDTree
 
@@ -113,7 +114,7 @@ def read_census(cfg: CensusConfig, *, area_4326: Any = None):
     where = f"census layer (census.layer): {fname}"
     mapping = _mapping(cfg)
     bbox = tuple(area_4326.bounds) if area_4326 is not None else None
-    coarse = _read_coarse(cfg, bbox) if cfg.coarse is not None else None
+    coarse, coarse_lost = _read_coarse(cfg, bbox) if cfg.coarse is not None else (None, [])
     if coarse is not None and bbox is not None:
         # whole coarse units: shares of a coarse unit are split over all its fine units
         b = coarse.to_crs("EPSG:4326").total_bounds
@@ -144,6 +145,7 @@ def read_census(cfg: CensusConfig, *, area_4326: Any = None):
         "coarse": str(cfg.coarse.path) if cfg.coarse is not None else None,
         "groups_present": [g for g in CENSUS_GROUPS if g in res.columns],
         "published_totals": bool(cfg.published_totals),
+        "coarse_without_geometry": coarse_lost if cfg.coarse is not None else [],
     }
     return res, info
 
@@ -158,13 +160,47 @@ def _missing_column(where: str, column: str, key: str, existing: Any) -> Missing
                               f"{', '.join(map(str, existing))}")
 
 
-def _read_coarse(cfg: CensusConfig, bbox: tuple[float, ...] | None):
-    """The coarse census layer (``census.coarse``), checked."""
-    coarse = read_vector(cfg.coarse, what="coarse census layer (census.coarse)", bbox_4326=bbox)
+def _read_coarse(cfg: CensusConfig, bbox: tuple[float, ...] | None) -> tuple[gpd.GeoDataFrame, list[str]]:
+    """The coarse census layer (``census.coarse``), checked, and one message per row of it
+    without a geometry (named by ``census.coarse_name_column``; each also warned)."""
+    where = _coarse_where(cfg)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataQualityWarning)
+        coarse = read_vector(cfg.coarse, what="coarse census layer (census.coarse)", bbox_4326=bbox)
+    lost = [w for w in caught if issubclass(w.category, DataQualityWarning)
+            and "without geometry dropped" in str(w.message)]
+    coarse_lost = _coarse_without_geometry(cfg, where) if lost and cfg.coarse_name_column else []
+    for w in caught:
+        if w in lost and coarse_lost:
+            continue  # said below, naming the rows
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    for msg in coarse_lost:
+        warnings.warn(msg, DataQualityWarning, stacklevel=3)
     if cfg.coarse_name_column and cfg.coarse_name_column not in coarse.columns:
-        raise _missing_column(_coarse_where(cfg), cfg.coarse_name_column, "census.coarse_name_column",
-                              coarse.columns)
-    return coarse
+        raise _missing_column(where, cfg.coarse_name_column, "census.coarse_name_column", coarse.columns)
+    return coarse, coarse_lost
+
+
+def _coarse_without_geometry(cfg: CensusConfig, where: str) -> list[str]:
+    """One message per row of ``census.coarse`` without a geometry, naming it by
+    ``census.coarse_name_column`` and the row that has a geometry under the same name (Bogotá's
+    indicator table repeats San Cristóbal in a 21st row without one)."""
+    ref = cfg.coarse
+    col = cfg.coarse_name_column
+    df = pyogrio.read_dataframe(ref.path, layer=ref.layer, columns=[col])
+    empty = (df.geometry.isna() | df.geometry.is_empty).to_numpy()
+    names = df[col].astype(str).to_numpy()
+    out = []
+    for i in np.flatnonzero(empty):
+        twins = np.flatnonzero((names == names[i]) & ~empty)
+        rep = (f" and repeats row {int(twins[0]) + 1}, which has the geometry" if len(twins)
+               else "; no other row has this name")
+        out.append(
+            f"{where}: row {int(i) + 1} ({col} = {names[i]!r}) has no geometry{rep}; it is left "
+            f"out, so {len(df) - int(empty.sum())} of the {len(df)} rows are used: remove the row "
+            "or give it a geometry"
+        )
+    return out
 
 
 def _unit_counts(cfg: CensusConfig, gdf, mapping: dict[str, str], *, where: str, fname: str) -> pd.DataFrame:

@@ -6,8 +6,11 @@ areas. :func:`prioritise` does the first step without a street network:
 1. every unit of ``census.layer`` (Bogotá's 641 urban census sectors) with its care groups
    (declared in ``[census.groups]``, rates from ``census.coarse``);
 2. the supply gap, when facility layers are configured (``services.<s>.layers``): minutes
-   from each unit's representative point to the nearest facility of each service, as the
-   straight-line distance x ``prioritise.detour_factor`` at ``walk.speed_kmh``;
+   from each unit's representative point to the nearest facility of each service: walking
+   on the config's street network when it gives one (:func:`network_minutes`, the network,
+   snapping, search and :class:`~careblocks.network.cost.WalkCost` of ``run``), else (and
+   for units farther than ``walk.max_snap_m`` from a street) the straight-line distance x
+   ``prioritise.detour_factor`` at ``walk.speed_kmh``;
 3. the care-need index of :mod:`careblocks.demand.care_index` among the units (counts
    per household, min-max within the city), and ``rank`` (1 = most need);
 4. the same index among districts (the coarse units, Bogotá's localidades) from the summed
@@ -61,6 +64,51 @@ def straight_line_minutes(xy: np.ndarray, facilities_xy: np.ndarray, *, speed_km
         return np.full(len(xy), np.nan)
     d, _ = cKDTree(facilities_xy).query(xy)
     return d * detour_factor / (speed_kmh * 1000.0 / 60.0)
+
+
+def has_network(config: Config) -> bool:
+    """Whether the config gives a street network (``network.path``, or a place to download)."""
+    net = config.network
+    return net.path is not None or (net.source == "download" and net.place is not None)
+
+
+def network_minutes(config: Config, points_4326: Any, facilities: dict[str, Any], *,
+                    area_4326: Any = None) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, Any]]:
+    """Walking minutes from each point to the nearest facility of each service on the
+    config's street network (the network, cost and search that ``run`` uses: snap leg +
+    network time + facility snap leg, :class:`~careblocks.network.cost.WalkCost` of
+    ``[walk]``), NaN when unreachable; and which points lie farther than ``walk.max_snap_m``
+    from a street (NaN too: the caller falls back to the straight line there).
+
+    ``points_4326`` and the values of ``facilities`` are GeoSeries of points in any CRS.
+    """
+    import geopandas as gpd
+
+    from careblocks.network.cost import WalkCost
+    from careblocks.network.graph import load_or_build_network, snap_to_streets
+    from careblocks.network.search import nearest_times
+
+    if area_4326 is None:  # the network around the units
+        area_4326 = gpd.GeoSeries(points_4326).to_crs("EPSG:4326").union_all().convex_hull.buffer(0.01)
+    net, stats = load_or_build_network(config, area_4326=area_4326)
+    cost = WalkCost.from_config(config.walk)
+    # snapped as `run` snaps: onto the nearest point of the nearest street (split there)
+    net, node, snap = snap_to_streets(net, gpd.GeoSeries(points_4326).to_crs(net.crs))
+    far = snap > float(config.walk.max_snap_m)
+    snapped = {}
+    for name, fac in facilities.items():
+        net, fnode, fsnap = snap_to_streets(net, gpd.GeoSeries(fac).to_crs(net.crs))
+        snapped[name] = (fnode, fsnap)
+    w = cost.inbound_seconds(net)  # searches start at the facilities: trips TO them
+    out: dict[str, np.ndarray] = {}
+    for name, (fnode, fsnap) in snapped.items():
+        t = nearest_times(net.indptr, net.indices, w, fnode, cost.leg_seconds(fsnap))
+        m = (t[node] + cost.leg_seconds(snap)) / 60.0
+        m[~np.isfinite(m) | far] = np.nan
+        out[name] = m
+    info = {"network_nodes": int(net.n_nodes), "units_far_from_network": int(far.sum()),
+            "max_snap_m": float(config.walk.max_snap_m), "network_cache": stats.get("cache")}
+    return out, far, info
 
 
 def _facilities(config: Config, crs: str) -> dict[str, np.ndarray]:
@@ -132,12 +180,24 @@ def prioritise(config: Config) -> Prioritisation:
     speed = float(config.walk.speed_kmh)
     gap = None
     gap_cols: list[str] = []
+    net_info: dict[str, Any] = {}
+    use_network = bool(fac) and has_network(config)
     if fac:
         mins = {s: straight_line_minutes(xy, p, speed_kmh=speed, detour_factor=detour)
                 for s, p in fac.items()}
+        prefix = "line_min_"
+        if use_network:
+            # walking times on the street network; units farther than walk.max_snap_m from
+            # a street keep the straight line x detour factor (counted in info)
+            walk, far, net_info = network_minutes(
+                config, gpd.GeoSeries(rep, crs=crs),
+                {s: gpd.GeoSeries(gpd.points_from_xy(p[:, 0], p[:, 1]), crs=crs) for s, p in fac.items()},
+                area_4326=area_4326)
+            mins = {s: np.where(far, m, walk[s]) for s, m in mins.items()}
+            prefix = "walk_min_"
         for s, m in mins.items():
-            units[f"line_min_{s}"] = m
-            gap_cols.append(f"line_min_{s}")
+            units[f"{prefix}{s}"] = m
+            gap_cols.append(f"{prefix}{s}")
         gap = np.column_stack([mins[s] for s in mins])
     elif weights.get("supply_gap", 0) > 0:
         info["supply_gap"] = "no facility layers configured: supply_gap dropped"
@@ -168,7 +228,9 @@ def prioritise(config: Config) -> Prioritisation:
         units=int(len(units)), districts=0 if districts is None else int(len(districts)),
         groups=groups, weights=comp.attrs["plan"]["weights"],
         dropped=comp.attrs["plan"]["dropped"], facilities={s: int(len(p)) for s, p in fac.items()},
-        distance="straight line x detour factor" if fac else None, detour_factor=detour,
+        distance=("network walking time (straight line x detour factor off the network)" if use_network
+                  else "straight line x detour factor") if fac else None, detour_factor=detour,
+        **net_info,
         speed_kmh=speed, households=HOUSEHOLDS in units.columns,
     )
     return Prioritisation(units, districts, formula, dformula, info)

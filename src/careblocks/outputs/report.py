@@ -520,6 +520,108 @@ def curve_section(results) -> str:
     return "<section>" + "".join(out) + "</section>"
 
 
+#: the care-need index's components and indicators in words (careblocks.outputs.care_need)
+_CARE_COMPONENT_WORDS = {
+    "care_demand": N_("Care demand: young children, the oldest and dependants"),
+    "caregiver_density": N_("Caregiver density: women doing unpaid care work, female-headed households"),
+    "poverty": N_("Poverty"),
+    "supply_gap": N_("Supply gap: distance to existing care services"),
+}
+_CARE_INDICATOR_WORDS = {
+    "share_under5": N_("share of children under 5"),
+    "share_80plus": N_("share of people 80+"),
+    "share_60plus": N_("share of people 60+"),
+    "dependency_ratio": N_("dependency ratio: children under 15 and people 65+ per person of working age"),
+    "share_poverty": N_("share of people in poverty (multidimensional poverty index, IPM, where the census gives it)"),
+    "gap_minutes": N_("minutes to the nearest existing service, mean over the services (at most 60)"),
+}
+N_("households")  # a rate's base in the care-need section's source column
+_CARE_PER_WORDS = {"household": N_("{group} per household"), "km2": N_("{group} per km²"),
+                   "person": N_("{group} per person")}
+
+
+def _care_indicator_words(name: str, L: Language) -> str:
+    if name in _CARE_INDICATOR_WORDS:
+        return L._(_CARE_INDICATOR_WORDS[name])
+    group, _, per = name.rpartition("_per_")
+    if group and per in _CARE_PER_WORDS:
+        return L._(_CARE_PER_WORDS[per]).format(group=lower_first(group_label(group, L)))
+    return name
+
+
+def care_need_section(results) -> str:
+    """The care-need index: its components in words with their source columns and weights,
+    then its figures per census unit, per district and around each proposed site (tables of
+    :mod:`careblocks.outputs.care_need`; people rounded, indices to two decimals)."""
+    from careblocks.outputs.care_need import COMPONENT_COLUMNS, care_need_tables
+
+    L = _lang(results)
+    bases = {"person": L._("people"), "household": L._("households")}
+    t = care_need_tables(results, name=lambda g: bases.get(g) or lower_first(group_label(g, L)))
+    if t is None:
+        return ""
+    out = ["<h2>" + esc(L._("Care need")) + "</h2><p>" + esc(L._(
+        "The care-need index runs from 0 (least need in the study area) to 1 (most). Each "
+        "indicator is scaled from the lowest to the highest place of the study, a component is "
+        "the mean of its indicators, and the index is the weighted mean of the components.")) + "</p>"]
+    first = ~t.components["component"].duplicated().to_numpy()  # component and weight once
+    cfg = results.config
+    sources = [", ".join(styles.service_label(cfg, x) for x in cfg.service_names) if i == "gap_minutes"
+               else str(src) for i, src in zip(t.components["indicator"], t.components["source"], strict=True)]
+    comp = pd.DataFrame({
+        L._("component"): [L._(_CARE_COMPONENT_WORDS.get(c, c)) if f else ""
+                           for c, f in zip(t.components["component"], first, strict=True)],
+        L._("indicator"): [_care_indicator_words(i, L) for i in t.components["indicator"]],
+        L._("source columns"): sources,
+        L._("weight"): [L.number(w, 2) if f else "" for w, f in zip(t.components["weight"], first, strict=True)],
+    })
+    out.append(_table(comp, L, cls="wide"))
+    people, index = L._("people"), L._("care-need index")
+    counts = [("children_under5", group_label("children_under5", L)), ("older_80plus", group_label("older_80plus", L)),
+              ("women_caregivers", group_label("women_caregivers", L))]
+    comps = [(col, L._(_CARE_COMPONENT_WORDS[c]).split(":")[0]) for c, col in COMPONENT_COLUMNS.items()]
+
+    def figures(df: pd.DataFrame, first: str, names: list[str]) -> str:
+        cols: dict[str, Any] = {first: names, people: [L.rounded(v) for v in df["people"]]}
+        for c, label in counts:
+            if c in df.columns:
+                cols[label] = [L.rounded(v) for v in df[c]]
+        kinds = {}
+        for c, label in comps:
+            if c in df.columns:
+                cols[label] = df[c].to_numpy(float)
+                kinds[label] = "share2"
+        if "care_need_index" in df.columns:
+            cols[index] = df["care_need_index"].to_numpy(float)
+            kinds[index] = "share2"
+        return _table(pd.DataFrame(cols), L, kinds, cls="wide")
+
+    if t.units is not None and len(t.units):
+        lead = L._("By census unit, highest need first (people-weighted means of the places where people live):")
+        if t.n_units > len(t.units):
+            lead += " " + L._("the {n} of {total} with the highest need; all are in the GeoPackage.").format(
+                n=L.integer(len(t.units)), total=L.integer(t.n_units))
+        out.append(f"<p>{esc(lead)}</p>" + figures(t.units, L._("census unit"), list(t.units.index.astype(str))))
+    if t.districts is not None and len(t.districts):
+        out.append("<p>" + esc(L._("By district, highest need first:")) + "</p>"
+                   + figures(t.districts, L._("district"), list(t.districts.index.astype(str))))
+    if t.sites is not None and len(t.sites):
+        sel = results.selected.sort_values("order") if "order" in results.selected.columns else results.selected
+        names = [f"{int(k)}. {site_name(r, L)}" for k, (_, r) in zip(t.sites["order"], sel.iterrows(), strict=True)]
+        o = results.origins
+        w = pd.to_numeric(o.get("census_total", o["population"]), errors="coerce").fillna(0).to_numpy(float)
+        v = pd.to_numeric(o["care_need_index"], errors="coerce").to_numpy(float)
+        ok = np.isfinite(v)
+        mean = float((v[ok] * w[ok]).sum() / w[ok].sum()) if w[ok].sum() > 0 else float("nan")
+        out.append("<p>" + esc(L._("Around the proposed Care Blocks (the people within reach of each site, "
+                                   "each site on its own; the study area's mean index is {mean}):").format(
+            mean=L.number(mean, 2))) + "</p>" + figures(t.sites, L._("site"), names))
+    if t.formula:
+        out.append('<p class="note">' + esc(L._("The formula of this run:")) + '</p><pre lang="en" class="note" style="white-space:pre-wrap">'
+                   + esc(t.formula) + "</pre>")
+    return "<section>" + "".join(out) + "</section>"
+
+
 # --------------------------------------------------------------------------------------
 # Sections
 # --------------------------------------------------------------------------------------
@@ -799,6 +901,8 @@ def build_report(results) -> str:
         out.append("<p>" + esc(L._("By district (everyone), least served first:")) + "</p>"
                    + _table(dist.reset_index(names=L._("district")), L,
                             {c: "pct" for c in dist.columns if c != people}))
+
+    out.append(care_need_section(results))
 
     # proposed sites
     sel = results.selected

@@ -50,9 +50,10 @@ from careblocks.pipeline import cache as stage_cache
 from careblocks.pipeline.access_stage import run_accessibility_stage
 from careblocks.pipeline.context import Context, Reporter, quiet
 from careblocks.pipeline.demand_stage import check_census_inputs, run_demand_stage
-from careblocks.pipeline.sites_stage import run_sites_stage
+from careblocks.pipeline.sites_stage import run_sites_stage, site_candidates
 from careblocks.results import Results
 from careblocks.services import load_services
+from careblocks.sites.candidates import costs_and_fixed
 from careblocks.transit import load_timetable
 
 __all__ = ["STAGES", "Context", "OutputPaths", "Reporter", "analyse", "check_output_paths", "output_paths",
@@ -132,7 +133,7 @@ def stage_origins(ctx: Context) -> None:
     _snap_to_streets(ctx, origins)
     ctx.origins = origins
     ctx.stats["origins"] = stats
-    audit_origin_coverage(ctx.config, origins, ctx.audit)
+    audit_origin_coverage(ctx.config, origins, ctx.audit, ctx.network)
     ctx.audit.raise_if_errors()
     ctx.report(
         "info", "origins", f"{len(origins):,} origins, {origins['population'].sum():,.0f} people"
@@ -351,6 +352,13 @@ def validate(config: Config, *, reporter: Reporter = quiet, strict: bool = False
         with ctx.stage("census"):
             ctx.stats["demand"] = check_census_inputs(config, ctx.origins, area=ctx.area,
                                                       area_4326=ctx.area_4326)
+    sc = config.sites
+    if sc.enabled and (sc.cost_column or sc.fixed or sc.fixed_column or sc.default_cost is not None):
+        # costs and blocks that stay are checked on the candidates run would build
+        with ctx.stage("candidates"):
+            cost, fixed = costs_and_fixed(config, site_candidates(ctx))
+            ctx.stats["candidates"] = {"fixed": int(len(fixed)),
+                                       "with_cost": 0 if cost is None else int(len(cost))}
     return ctx
 
 

@@ -7,6 +7,7 @@ context. See ``docs/site_selection.md``.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from collections.abc import Sequence
@@ -25,13 +26,14 @@ from careblocks.columns import CENSUS_GROUPS
 from careblocks.demand.census import TOTAL
 from careblocks.demand.equity import equity_table
 from careblocks.errors import DataQualityWarning
+from careblocks.i18n import language
 from careblocks.io.layers import read_vector, representative_xy
 from careblocks.network.cost import WalkCost
 from careblocks.network.graph import file_digest
 from careblocks.network.search import gather_targets, min_union, reach_from
 from careblocks.pipeline import cache as stage_cache
 from careblocks.pipeline.context import Context
-from careblocks.sites.candidates import build_candidates
+from careblocks.sites.candidates import build_candidates, costs_and_fixed
 from careblocks.sites.hours import current_minutes, hours_pair_values
 from careblocks.sites.rationale import marginal_figures, selected_sites
 from careblocks.sites.scoring import (
@@ -60,6 +62,50 @@ def curve_k_max(setting: int | None, k: int, n_candidates: int) -> int:
     of 10 and 2 x ``sites.k``; never more than the candidates; 0 = no curve."""
     want = max(10, 2 * int(k)) if setting is None else int(setting)
     return max(0, min(want, int(n_candidates)))
+
+
+def fixed_first(result: SelectionResult, fixed: np.ndarray, matrix, weights, *, pair: bool,
+                capacitated: bool, existing=None) -> SelectionResult:
+    """The selection with the blocks that stay (``fixed``) first, then the new ones.
+
+    The fixed blocks' gains are what each adds, in turn, over the existing blocks: people
+    (or care gaps) first within reach, or with ``pair`` the hours gained with each origin's
+    nearest block. Capacitated gains of fixed blocks depend on the assignment and are left
+    NaN. ``total_weight`` grows by the fixed blocks' gains, so shares are of everything not
+    served before any block (existing excluded)."""
+    if not len(fixed):
+        return result
+    m = sp.csr_matrix(matrix)
+    n_o = m.shape[1]
+    gains = np.full(len(fixed), np.nan)
+    if pair:
+        best = np.zeros(n_o)
+        for j, i in enumerate(fixed):
+            a, b = m.indptr[i], m.indptr[i + 1]
+            idx, val = m.indices[a:b], m.data[a:b]
+            gains[j] = float(np.maximum(0.0, val - best[idx]).sum())
+            best[idx] = np.maximum(best[idx], val)
+    elif not capacitated:
+        w = np.asarray(weights, dtype=float)
+        w = w.sum(axis=1) if w.ndim == 2 else w
+        hit = np.zeros(n_o, dtype=bool)
+        if existing is not None:
+            ex = np.asarray(existing)
+            if ex.dtype == bool and ex.shape == (n_o,):
+                hit |= ex
+            else:
+                hit[sp.csr_matrix(existing).indices] = True
+        for j, i in enumerate(fixed):
+            idx = m.indices[m.indptr[i]:m.indptr[i + 1]]
+            new = idx[~hit[idx]]
+            gains[j] = float(w[new].sum())
+            hit[new] = True
+    add = float(np.nansum(gains)) if not pair else 0.0  # pair: the total already counts them
+    marg = np.concatenate([gains, result.marginal_gain])
+    return dataclasses.replace(
+        result, selected=np.concatenate([np.asarray(fixed, np.int64), result.selected]),
+        marginal_gain=marg, cumulative=np.cumsum(np.nan_to_num(marg)),
+        total_weight=result.total_weight + add, existing_weight=result.existing_weight - add)
 
 
 def capacitated_inputs(config, origins, scored, *, threshold_min: float):
@@ -209,9 +255,9 @@ def run_sites_stage(ctx: Context) -> None:
         _coverage_curve(ctx, pick, cands, coverage, k_max)
     if sc.coverage_target is not None and not pick.pair and pick.constraints["capacity"] is None:
         _coverage_target(ctx, pick, cands)
-    sel = _selected(ctx, pick, scored, catch, coverage if transit_cov is not None else None, timetable,
-                    threshold_min=T)
-    polys = _catchment_polygons(ctx, sel, catch.reach[pick.result.selected], catch.limit_s)
+    sel, kept = _selected(ctx, pick, scored, catch, coverage if transit_cov is not None else None, timetable,
+                          threshold_min=T)
+    polys = _catchment_polygons(ctx, sel, catch.reach[kept.selected], catch.limit_s)
     origins, after = _origins_after(ctx, sel, timetable, threshold_min=T)
     ctx.origins = origins
     ctx.candidates, ctx.selected, ctx.catchments = scored, sel, polys
@@ -224,18 +270,23 @@ def run_sites_stage(ctx: Context) -> None:
         "status": result.status, "mip_gap": result.mip_gap, "objective_value": result.objective,
         "objective_bound": result.bound, "capacitated": bool(sc.capacitated and not pick.pair),
         "total_weight": result.total_weight, "existing_weight": result.existing_weight,
+        "fixed": cands["candidate_id"].astype(str).to_numpy()[pick.fixed].tolist(),
+        "budget": sc.budget,
+        "cost_selected": None if pick.cost is None else float(pick.cost[result.selected].sum()),
         "coverage_entries": int(catch.coverage.nnz), "use_transit": timetable is not None,
         **transit_stats, **result.info,
     }
 
 
-def _candidates(ctx: Context) -> gpd.GeoDataFrame:
-    """The candidate sites (through the cache); a warning when there are fewer than K."""
+def site_candidates(ctx: Context) -> gpd.GeoDataFrame:
+    """The candidate sites of the study (through the stage cache): what the sites stage and
+    ``validate`` (to check ``sites.fixed`` and the costs) both read."""
     cfg, sc = ctx.config, ctx.config.sites
     osm = Path(str(ctx.osm_path)) if ctx.osm_path is not None else None
-    cands = stage_cache.frame_cached(cfg, "candidates", {
+    return stage_cache.frame_cached(cfg, "candidates", {
         "sites": {k: getattr(sc, k) for k in ("candidates_osm_anchors", "anchor_tags", "candidates_layer",
-                                               "h3_resolution", "exclusions")},
+                                               "h3_resolution", "exclusions", "cost_column", "default_cost",
+                                               "fixed", "fixed_column")},
         "max_snap_m": cfg.walk.max_snap_m, "files": stage_cache.input_files_digest(cfg),
         "osm": file_digest(osm) if osm is not None and osm.is_file() else str(ctx.osm_path),
         "network": stage_cache.network_digest(ctx.network), "crs": ctx.crs,
@@ -244,6 +295,12 @@ def _candidates(ctx: Context) -> gpd.GeoDataFrame:
         "language": cfg.outputs.language,  # unnamed places are named in it
     }, lambda: build_candidates(cfg, osm_path=ctx.osm_path, area_4326=ctx.area_4326, crs=ctx.crs,
                                 network=ctx.network, origins=ctx.origins), status=ctx.cache_status)
+
+
+def _candidates(ctx: Context) -> gpd.GeoDataFrame:
+    """The candidate sites; a warning when there are fewer than K."""
+    sc = ctx.config.sites
+    cands = site_candidates(ctx)
     if sc.k > len(cands):
         warnings.warn(
             f"sites.k = {sc.k} but the study has only {len(cands)} candidate sites; at most "
@@ -278,6 +335,10 @@ class _Pick:
     pair: bool
     constraints: dict[str, Any]
     result: SelectionResult
+    #: each candidate's cost (``sites.cost_column`` / ``default_cost``) or None
+    cost: np.ndarray | None
+    #: positions of the candidates that stay (``sites.fixed``)
+    fixed: np.ndarray
 
 
 def _select(ctx: Context, cands: gpd.GeoDataFrame, scored: gpd.GeoDataFrame, coverage: sp.csr_matrix,
@@ -288,18 +349,19 @@ def _select(ctx: Context, cands: gpd.GeoDataFrame, scored: gpd.GeoDataFrame, cov
     capacity = sc.capacity
     if sc.capacitated and not pair:
         weights, capacity = capacitated_inputs(cfg, ctx.origins, scored, threshold_min=threshold_min)
+    cost, fixed = costs_and_fixed(cfg, cands)
     constraints = dict(
         min_spacing_m=sc.min_spacing_m, candidate_xy=np.column_stack([cands.geometry.x, cands.geometry.y]),
         districts=_candidate_districts(cands, ctx.districts) if sc.max_per_district is not None else None,
         max_per_district=sc.max_per_district, existing=_existing_coverage(ctx, limit_s, timetable),
-        capacity=capacity,
+        capacity=capacity, cost=cost, budget=sc.budget, fixed=fixed if len(fixed) else None,
     )
     result = stage_cache.selection_cached(
         cfg, matrix, weights,
         {**constraints, "pair_gains": pair, "k": sc.k, "method": sc.method, "time_limit_s": sc.time_limit_s},
         lambda: select_sites(matrix, weights, k=sc.k, method=sc.method, pair_gains=pair,
                              time_limit_s=sc.time_limit_s, **constraints), status=ctx.cache_status)
-    return _Pick(matrix, weights, pair, constraints, result)
+    return _Pick(matrix, weights, pair, constraints, result, cost, fixed)
 
 
 def _coverage_curve(ctx: Context, pick: _Pick, cands: gpd.GeoDataFrame, coverage: sp.csr_matrix,
@@ -329,9 +391,11 @@ def _coverage_target(ctx: Context, pick: _Pick, cands: gpd.GeoDataFrame) -> None
     """The fewest blocks that reach ``sites.coverage_target``: ``ctx.stats["sites_target"]``."""
     sc = ctx.config.sites
     tgt = min_sites_for_coverage(pick.matrix, pick.weights, target_share=sc.coverage_target,
-                                 existing=pick.constraints["existing"], time_limit_s=sc.time_limit_s)
+                                 existing=pick.constraints["existing"], fixed=pick.constraints["fixed"],
+                                 cost=pick.cost, time_limit_s=sc.time_limit_s)
     ctx.stats["sites_target"] = {
         "target_share": sc.coverage_target, "status": tgt.status, "min_blocks": int(tgt.k),
+        "cost": None if pick.cost is None else float(pick.cost[tgt.selected].sum()),
         "share_reached": (tgt.objective / tgt.total_weight) if tgt.total_weight > 0 else 0.0,
         "candidate_ids": cands["candidate_id"].astype(str).to_numpy()[tgt.selected].tolist(),
     }
@@ -339,33 +403,43 @@ def _coverage_target(ctx: Context, pick: _Pick, cands: gpd.GeoDataFrame) -> None
 
 def _selected(ctx: Context, pick: _Pick, scored: gpd.GeoDataFrame, catch: Catchments,
               transit: sp.csr_matrix | None, timetable: Timetable | None, *, threshold_min: float
-              ) -> gpd.GeoDataFrame:
-    """The selected-sites table (marginal figures, rationale, how exact the answer is) and,
+              ) -> tuple[gpd.GeoDataFrame, SelectionResult]:
+    """The selected-sites table (blocks that stay first, then the new ones: marginal
+    figures, rationale, cost, how exact the answer is) and the selection in that order;
     with ``[sensitivity]`` draws, ``ctx.sensitivity``. ``transit``: the walk-or-transit
     coverage selection ran on (None on foot only)."""
-    cfg, sc, result = ctx.config, ctx.config.sites, pick.result
+    cfg, sc, result, fixed = ctx.config, ctx.config.sites, pick.result, pick.fixed
     labels = {s: v.label for s, v in cfg.services.items()}
     existing_walk = _existing_coverage(ctx, catch.limit_s) if cfg.sites.existing is not None else None
+    kept = fixed_first(result, fixed, pick.matrix, pick.weights, pair=pick.pair,
+                       capacitated=pick.constraints["capacity"] is not None,
+                       existing=pick.constraints["existing"])
     marginal = marginal_figures(
-        cfg, ctx.origins, catch.coverage, result.selected, existing=existing_walk,
+        cfg, ctx.origins, catch.coverage, kept.selected, existing=existing_walk,
         transit=transit,
         existing_transit=_existing_coverage(ctx, catch.limit_s, timetable) if transit is not None
         and cfg.sites.existing is not None else None,
     )
-    sel = selected_sites(scored, result, threshold_min=threshold_min, offers=sc.offers, objective=sc.objective,
+    sel = selected_sites(scored, kept, threshold_min=threshold_min, offers=sc.offers, objective=sc.objective,
                          labels=labels, marginal=marginal, cap_min=sc.current_time_cap_min,
                          language=cfg.outputs.language)
+    if len(fixed):  # blocks that stay come first, marked; the new ones follow in their order
+        sel["fixed"] = np.arange(len(sel)) < len(fixed)
+        kept_words = language(cfg.outputs.language)._("A block that stays (sites.fixed).")
+        sel.loc[sel["fixed"], "rationale"] = kept_words + " " + sel.loc[sel["fixed"], "rationale"].astype(str)
+    if pick.cost is not None:
+        sel["cost"] = pick.cost[kept.selected]
     if cfg.sensitivity.draws > 0 and len(sel):
         t0 = time.perf_counter()
         ctx.sensitivity = sensitivity(
             cfg, scored, ctx.origins, catch.coverage if transit is None else transit,
-            sel["candidate_id"].astype(str).tolist(), threshold_min=threshold_min,
+            sel["candidate_id"].astype(str).tolist()[len(fixed):], threshold_min=threshold_min,
             select_kw={**pick.constraints, "capacity": sc.capacity})
         ctx.stats["sensitivity_seconds"] = round(time.perf_counter() - t0, 3)
     # how exact the answer is, on every row (a time limit keeps its proven gap with the sites)
     sel["selection_status"] = result.status
     sel["selection_gap"] = np.nan if result.mip_gap is None else float(result.mip_gap)
-    return sel
+    return sel, kept
 
 
 def _catchment_polygons(ctx: Context, sel: gpd.GeoDataFrame, rows: sp.csr_matrix, limit_s: float

@@ -16,8 +16,13 @@ outside the study area, or farther than ``walk.max_snap_m`` from the network are
 (the last with a :class:`DataQualityWarning`). Candidates that snap to the same network node
 have identical catchments; one is kept per node, preferring a user parcel, then an OSM
 anchor, then an H3 cell; among those a public anchor, then a named one, then the category
-order of :data:`CATEGORY_ORDER`, then the smaller ``candidate_id``. ``n_merged`` says how many
+order of :data:`CATEGORY_ORDER`, then the smaller ``candidate_id``; a block that stays
+(``sites.fixed``, ``sites.fixed_column``) always wins its node. ``n_merged`` says how many
 were folded into the one kept.
+
+Costs and blocks that stay: ``sites.cost_column`` adds ``cost`` (blank: ``sites.default_cost``)
+and ``sites.fixed`` / ``sites.fixed_column`` add ``fixed``; :func:`costs_and_fixed` turns them
+into the inputs of :func:`careblocks.sites.selection.select_sites`.
 """
 
 from __future__ import annotations
@@ -159,11 +164,57 @@ def parcel_candidates(config: Config, *, area_4326, crs: str) -> gpd.GeoDataFram
             else ["parcel"] * len(gdf)
     pub_col = lower.get("is_public") or lower.get("public")
     public = gdf[pub_col].fillna(False).astype(bool).to_numpy() if pub_col else np.ones(len(gdf), bool)
-    return _frame(
-        {"candidate_id": [f"parcel:{k}" for k in keys], "kind": "parcel", "category": cats,
-         "name": names, "is_public_anchor": public},
-        x, y, crs,
-    )
+    rows = {"candidate_id": [f"parcel:{k}" for k in keys], "kind": "parcel", "category": cats,
+            "name": names, "is_public_anchor": public}
+    sc = config.sites
+    where = f"candidate layer (sites.candidates_layer): {ref.path}"
+    if sc.cost_column:
+        rows["cost"] = _cost_values(gdf, sc.cost_column, where)
+    if sc.fixed_column:
+        rows["fixed"] = _flag_values(gdf, sc.fixed_column, where)
+    return _frame(rows, x, y, crs)
+
+
+def _column(gdf, col: str, key: str, where: str):
+    if col not in gdf.columns:
+        from careblocks.errors import MissingColumnError
+
+        raise MissingColumnError(f"{where}: column '{col}' ({key}) not found; existing columns: "
+                                 f"{', '.join(str(c) for c in gdf.columns if c != gdf.geometry.name)}")
+    return gdf[col]
+
+
+def _cost_values(gdf, col: str, where: str) -> np.ndarray:
+    """Costs (float, NaN where blank); text that is not a number or a negative cost stops."""
+    from careblocks.errors import InputDataError
+
+    raw = _column(gdf, col, "sites.cost_column", where)
+    v = pd.to_numeric(raw, errors="coerce")
+    bad = v.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+    if bad.any():
+        raise InputDataError(f"{where}: column '{col}' (sites.cost_column): {int(bad.sum())} values are not "
+                             f"numbers (e.g. {str(raw[bad].iloc[0])!r}); write plain numbers")
+    if (v < 0).any() or np.isinf(v).any():
+        raise InputDataError(f"{where}: column '{col}' (sites.cost_column): costs must be >= 0 and finite; "
+                             f"fix {int(((v < 0) | np.isinf(v)).sum())} values")
+    return v.to_numpy(dtype=np.float64)
+
+
+_TRUE = {"1", "true", "yes", "y", "t", "si", "sí", "sim", "oui"}
+_FALSE = {"0", "false", "no", "n", "f", "", "nan", "none", "não", "non"}
+
+
+def _flag_values(gdf, col: str, where: str) -> np.ndarray:
+    """A yes/no column (booleans, 0/1, true/false, yes/no); anything else stops."""
+    from careblocks.errors import InputDataError
+
+    text = _column(gdf, col, "sites.fixed_column", where).astype(str).str.strip().str.lower()
+    text = text.str.replace(r"\.0$", "", regex=True)
+    bad = ~text.isin(_TRUE | _FALSE)
+    if bad.any():
+        raise InputDataError(f"{where}: column '{col}' (sites.fixed_column): {int(bad.sum())} values are not "
+                             f"yes/no (e.g. {text[bad].iloc[0]!r}); use true/false or 1/0")
+    return text.isin(_TRUE).to_numpy()
 
 
 def h3_candidates(origins: gpd.GeoDataFrame, resolution: int, *, crs: str) -> gpd.GeoDataFrame:
@@ -219,15 +270,17 @@ def dedupe_by_node(cands: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         out["n_merged"] = np.zeros(0, dtype=np.int64)
         return out
     cat_rank = {c: i for i, c in enumerate(CATEGORY_ORDER)}
+    fixed = cands["fixed"].astype(bool).to_numpy() if "fixed" in cands.columns else np.zeros(len(cands), bool)
     key = pd.DataFrame({
         "node": cands["node"].to_numpy(),
+        "stays": (~fixed).astype(int),
         "kind": cands["kind"].map(_KIND_ORDER).to_numpy(),
         "public": (~cands["is_public_anchor"].astype(bool)).astype(int).to_numpy(),
         "unnamed": cands["name"].isna().astype(int).to_numpy(),
         "cat": cands["category"].map(lambda c: cat_rank.get(c, len(cat_rank))).to_numpy(),
         "cid": cands["candidate_id"].astype(str).to_numpy(),
         "pos": np.arange(len(cands)),
-    }).sort_values(["node", "kind", "public", "unnamed", "cat", "cid"], kind="stable")
+    }).sort_values(["node", "stays", "kind", "public", "unnamed", "cat", "cid"], kind="stable")
     first = ~key["node"].duplicated()
     sizes = key.groupby("node")["pos"].transform("size").to_numpy()
     kept = key[first.to_numpy()]
@@ -295,6 +348,19 @@ def build_candidates(
         )
     cands = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), geometry="geometry", crs=crs)
     cands = cands.drop_duplicates("candidate_id").reset_index(drop=True)
+    extra = []
+    if sc.cost_column or sc.default_cost is not None:
+        extra.append("cost")
+        cost = cands["cost"] if "cost" in cands.columns else pd.Series(np.nan, index=cands.index)
+        cands["cost"] = cost.astype("float64")
+    if sc.fixed or sc.fixed_column:
+        extra.append("fixed")
+        flag = cands["fixed"] if "fixed" in cands.columns else pd.Series(False, index=cands.index)
+        named = set(map(str, sc.fixed))
+        cands["fixed"] = (flag.fillna(False).astype(bool)
+                          | cands["candidate_id"].astype(str).isin(named)
+                          | cands["name"].astype(str).str.strip().isin(named)).to_numpy()
+        stats["fixed_found"] = int(cands["fixed"].sum())
     stats["found"] = cands["kind"].value_counts().to_dict()
     cands, stats["excluded"] = _drop_excluded(cands, config, area_4326=area_4326, crs=crs)
     node, dist = network.snap(cands.geometry.x.to_numpy(), cands.geometry.y.to_numpy())
@@ -322,7 +388,7 @@ def build_candidates(
     cands["is_public_anchor"] = cands["is_public_anchor"].astype(bool)
     cands["node"] = cands["node"].astype(np.int64)
     stats["kept"] = cands["kind"].value_counts().to_dict()
-    out = cands[COLUMNS]
+    out = cands[COLUMNS[:-1] + extra + ["geometry"]]
     out.attrs["stats"] = stats
     return out
 
@@ -406,3 +472,46 @@ def place_names(points: gpd.GeoDataFrame, streets: gpd.GeoDataFrame | None, *, c
                      names[others[0]] if others else None)
         out.append(f"{lab}, {first} & {other}" if other else f"{lab}, {first}")
     return out
+
+
+def costs_and_fixed(config: Config, cands: gpd.GeoDataFrame) -> tuple[np.ndarray | None, np.ndarray]:
+    """The cost of each candidate (None when no cost is configured) and the positions of the
+    blocks that stay (``sites.fixed``, ``sites.fixed_column``), checked.
+
+    Raises
+    ------
+    ConfigError
+        An entry of ``sites.fixed`` names no candidate (with the closest ids or names), or a
+        candidate has no cost and ``sites.default_cost`` is unset.
+    """
+    import difflib
+
+    sc = config.sites
+    cost = None
+    if "cost" in cands.columns:
+        c = cands["cost"].astype("float64")
+        if sc.default_cost is not None:
+            c = c.fillna(float(sc.default_cost))
+        missing = c.isna().to_numpy()
+        if missing.any():
+            i = int(np.flatnonzero(missing)[0])
+            raise ConfigError(
+                f"config key 'sites.cost_column': {int(missing.sum())} of {len(c)} candidate sites have no "
+                f"cost (e.g. {cands['name'].iloc[i]!r}, {cands['candidate_id'].iloc[i]}: OSM anchors and "
+                "grid cells have none); set sites.default_cost or sites.candidates_osm_anchors = false"
+            )
+        cost = c.to_numpy(dtype=np.float64)
+    ids = cands["candidate_id"].astype(str)
+    names = cands["name"].astype(str).str.strip()
+    known = set(ids) | set(names)
+    for f in sc.fixed:
+        if str(f) not in known:
+            close = difflib.get_close_matches(str(f), sorted(known), n=3, cutoff=0.6)
+            hint = f"did you mean {', '.join(repr(x) for x in close)}?" if close else \
+                f"ids look like {ids.iloc[0]!r}"
+            raise ConfigError(
+                f"config key 'sites.fixed': {f!r} is not among the {len(cands)} candidate sites of the "
+                f"study (outside the area, excluded, or too far from a street?); {hint}"
+            )
+    fixed = np.flatnonzero(cands["fixed"].to_numpy(bool)) if "fixed" in cands.columns else np.zeros(0, np.int64)
+    return cost, fixed.astype(np.int64)
