@@ -10,10 +10,15 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from careblocks.config import PROJECT_ROOT, load_config
 from careblocks.network import cache as stage_cache
+
+#: the cached stages a Porto Alegre run with sites, transit and sensitivity goes through
+ALL_STAGES = ("network", "gtfs_audit", "timetable", "transit_access", "walk_access", "candidates", "catchments",
+              "transit_coverage", "selection", "coverage_curve", "sensitivity", "transit_after")
 
 
 @pytest.fixture(autouse=True)
@@ -81,6 +86,7 @@ def poa_runs(data, tmp_path_factory):
         weights = {"gap_closed": 0.1, "hours_returned_week": 0.1, "demand_covered": 0.7,
                    "colocated_services": 0.05, "is_public_anchor": 0.05}
         changed = pipeline.analyse(_poa_config(tmp, weights=weights, k=3))
+        weights_only = pipeline.analyse(_poa_config(tmp, weights=weights))
         later_date = dataclasses.replace(_poa_config(tmp), transit=dataclasses.replace(
             _poa_config(tmp).transit, window_end="14:05"))
         window = pipeline.analyse(later_date, until="transit")
@@ -91,14 +97,19 @@ def poa_runs(data, tmp_path_factory):
             os.environ["CAREBLOCKS_CACHE_DIR"] = old
         if old_flag is not None:
             os.environ["CAREBLOCKS_STAGE_CACHE"] = old_flag
-    return cold, warm, changed, window
+    return cold, warm, changed, window, weights_only
 
 
 def test_warm_run_hits_every_cached_stage_with_the_same_results(poa_runs):
-    cold, warm, _, _ = poa_runs
-    stages = ("network", "timetable", "transit_access", "catchments", "transit_coverage")
-    assert {s: cold.stats["cache"][s] for s in stages} == dict.fromkeys(stages, "miss")
-    assert {s: warm.stats["cache"][s] for s in stages} == dict.fromkeys(stages, "hit")
+    cold, warm, *_ = poa_runs
+    # every cached stage of the run: built cold, reused warm
+    assert set(ALL_STAGES) <= set(cold.stats["cache"])
+    assert {s: cold.stats["cache"][s] for s in ALL_STAGES} == dict.fromkeys(ALL_STAGES, "miss")
+    assert warm.stats["cache"] == dict.fromkeys(cold.stats["cache"], "hit")
+    for c in [c for c in cold.origins.columns if c.startswith(("walk_min_", "n_within_"))]:
+        np.testing.assert_array_equal(cold.origins[c].to_numpy(float), warm.origins[c].to_numpy(float))
+    pd.testing.assert_frame_equal(cold.extra["sensitivity"], warm.extra["sensitivity"])
+    assert warm.extra["sensitivity"].attrs == cold.extra["sensitivity"].attrs
     t_cols = [c for c in cold.origins.columns if c.startswith(("transit_min_", "best_min_"))]
     assert t_cols
     for c in t_cols:
@@ -112,7 +123,7 @@ def test_warm_run_hits_every_cached_stage_with_the_same_results(poa_runs):
 
 
 def test_weight_and_k_change_recomputes_only_what_depends_on_them(poa_runs):
-    cold, _, changed, _ = poa_runs
+    cold, _, changed, *_ = poa_runs
     stages = ("network", "timetable", "transit_access", "catchments", "transit_coverage")
     assert {s: changed.stats["cache"][s] for s in stages} == dict.fromkeys(stages, "hit")
     # what depends on the weights and K did change
@@ -120,8 +131,24 @@ def test_weight_and_k_change_recomputes_only_what_depends_on_them(poa_runs):
     assert not np.allclose(changed.candidates["score"], cold.candidates["score"])
 
 
+def test_weight_only_change_reruns_only_what_depends_on_the_weights(poa_runs):
+    cold, *_, weights_only = poa_runs
+    log = weights_only.stats["cache"]
+    upstream = ("network", "gtfs_audit", "timetable", "transit_access", "walk_access", "candidates", "catchments",
+                "transit_coverage")
+    assert {s: log[s] for s in upstream} == dict.fromkeys(upstream, "hit")
+    # the proposal maximises the people covered, which the score weights do not enter: the
+    # selection and the coverage curve are reused, and the blocks' transit times with them
+    assert {s: log[s] for s in ("selection", "coverage_curve", "transit_after")} == \
+        dict.fromkeys(("selection", "coverage_curve", "transit_after"), "hit")
+    assert weights_only.selected["candidate_id"].tolist() == cold.selected["candidate_id"].tolist()
+    # the scores and the sensitivity draws (around the configured weights) are recomputed
+    assert log["sensitivity"] == "miss"
+    assert not np.allclose(weights_only.candidates["score"], cold.candidates["score"])
+
+
 def test_changed_transit_window_misses_the_timetable(poa_runs):
-    _, _, _, window = poa_runs
+    _, _, _, window, _ = poa_runs
     assert window.stats["cache"]["network"] == "hit"
     assert window.stats["cache"]["timetable"] == "miss"
     assert window.stats["cache"]["transit_access"] == "miss"

@@ -2,16 +2,17 @@
 
 One pass over the file, which is never held in memory: libosmium keeps the location of every
 node (16 bytes a node, its ``flex_mem`` index) and hands Python only the ways carrying a
-``highway`` tag, their nodes located; :func:`careblocks.io.osm.is_walkable` decides per way
-(once per combination of the tags it reads), and a kept way leaves its node ids and
-coordinates and its tags as small integer codes into one table of strings per tag. (Filtering
-the nodes by id in a second pass would hold less, but building libosmium's id set from
-Python costs about 0.1 ms a node: minutes for a city.)
+``highway`` tag; :func:`careblocks.io.osm.is_walkable` decides per way (once per combination of
+the tags it reads), and a kept way leaves its node ids and its tags as small integer codes into
+one table of strings per tag. The nodes used are then located from the index, once each.
+(Filtering the nodes by id in a second pass would hold less, but building libosmium's id set
+from Python costs about 0.1 ms a node: minutes for a city.)
 
 Clipping to a bbox happens before anything else is built: a stretch of way between two
 consecutive nodes is kept when its straight segment intersects the box (the same rule as
-reading everything and keeping the edges that intersect the box). Memory: the node index
-plus 24 bytes per way node and a few per stretch (measured in ``benchmarks/metro.py``). :func:`careblocks.io.osm.read_osm_network` turns the
+reading everything and keeping the edges that intersect the box). Memory: the node index,
+8 bytes per way node, the reader's buffers and the arrays returned (measured against pyrosm
+and the PBF's size in ``benchmarks/metro.py``). :func:`careblocks.io.osm.read_osm_network` turns the
 arrays into the ``(nodes, edges)`` GeoDataFrames every reader returns.
 """
 
@@ -104,15 +105,14 @@ def read_pbf_ways(path: Path | str, bbox: tuple[float, float, float, float] | No
     rule_keys = tuple(rule_keys)
     refs = array("q")
     ends = array("q")  # end offset of each kept way in refs
-    lon = array("d")  # location of each way node (NaN: not in the file)
-    lat = array("d")
     codes = {col: _Codes() for col, _ in WAY_TAGS}
     verdicts: dict[tuple, bool] = {}  # ways share few tag combinations: decide each once
-    nan = float("nan")
     # one pass: libosmium keeps every node location (16 bytes a node, in C++) and hands
-    # Python only the ways with a highway tag, their nodes located
+    # Python only the ways with a highway tag; their nodes are located from that index after
+    # the pass, once per node
+    store = osmium.index.create_map("flex_mem")
     reader = (osmium.FileProcessor(str(path), osmium.osm.NODE | osmium.osm.WAY)
-              .with_locations("flex_mem")
+              .with_locations(store)
               .with_filter(EntityFilter(osmium.osm.WAY))
               .with_filter(KeyFilter("highway")))
     for way in reader:
@@ -127,15 +127,7 @@ def read_pbf_ways(path: Path | str, bbox: tuple[float, float, float, float] | No
         wn = way.nodes
         if len(wn) < 2:
             continue
-        for n in wn:
-            refs.append(n.ref)
-            loc = n.location
-            if loc.valid():
-                lon.append(loc.lon)
-                lat.append(loc.lat)
-            else:
-                lon.append(nan)
-                lat.append(nan)
+        refs.extend([n.ref for n in wn])
         ends.append(len(refs))
         for col, key in WAY_TAGS:
             val = tags.get(key)
@@ -153,13 +145,24 @@ def read_pbf_ways(path: Path | str, bbox: tuple[float, float, float, float] | No
     way_of = np.searchsorted(end, starts, side="right")
     tag_codes = {col: np.frombuffer(c.codes, dtype=np.int32)[way_of] if len(c.codes)
                  else np.empty(0, np.int32) for col, c in codes.items()}
-    x = np.frombuffer(lon, dtype=np.float64) if len(lon) else np.empty(0)
-    y = np.frombuffer(lat, dtype=np.float64) if len(lat) else np.empty(0)
+    node_id = np.unique(ref)
+    del ref, refs, last
+    x = np.full(node_id.size, np.nan)
+    y = np.full(node_id.size, np.nan)
+    get = store.get
+    for k, nid in enumerate(node_id.tolist()):
+        try:
+            loc = get(nid)
+        except KeyError:  # not in the file (a clipped extract)
+            continue
+        if loc.valid():
+            x[k] = loc.lon
+            y[k] = loc.lat
+    store.clear()
+    del store
     located = np.isfinite(x)
-    node_id, first = np.unique(ref[located], return_index=True)
-    x = x[located][first]
-    y = y[located][first]
-    del ref, refs, last, lon, lat, located, first
+    if not located.all():
+        node_id, x, y = node_id[located], x[located], y[located]
     # a clipped extract: ways run on past its edge to nodes it does not hold; keep the
     # stretches between nodes it has (as pyrosm does)
     keep = np.isin(u, node_id) & np.isin(v, node_id)

@@ -25,7 +25,6 @@ import shapely
 from careblocks import columns as C
 from careblocks import compute
 from careblocks._version import __version__
-from careblocks.access import walk_access
 from careblocks.audit import Audit
 from careblocks.audit.census import audit_census, audit_districts
 from careblocks.audit.coverage import (
@@ -33,12 +32,10 @@ from careblocks.audit.coverage import (
     audit_network_coverage,
     audit_origin_coverage,
 )
-from careblocks.audit.gtfs import audit_gtfs
 from careblocks.audit.inputs import audit_input_files
 from careblocks.config import Config
 from careblocks.errors import DataQualityWarning, EmptyResultError, OutputError
 from careblocks.io.layers import study_area
-from careblocks.network.cost import WalkCost
 from careblocks.network.graph import file_digest, load_or_build_network, snap_to_streets
 from careblocks.origins import load_origins
 from careblocks.outputs._switch import write_together
@@ -76,7 +73,7 @@ def stage_audit(ctx: Context) -> None:
     network is built or any time computed."""
     audit_census(ctx.config, ctx.area_4326, ctx.audit)
     audit_districts(ctx.config, ctx.area_4326, ctx.audit)
-    audit_gtfs(ctx.config, ctx.audit)
+    stage_cache.audit_gtfs_cached(ctx.config, ctx.audit, status=ctx.cache_status)
     audit_layer_extents(ctx.config, ctx.area_4326, ctx.audit)
     ctx.audit.raise_if_errors()
 
@@ -161,16 +158,8 @@ def _services_by_type(ctx: Context) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def stage_access(ctx: Context) -> None:
-    cfg = ctx.config
-    table = walk_access(
-        ctx.network,
-        ctx.origins["node"].to_numpy(np.int64),
-        ctx.origins["snap_m"].to_numpy(np.float64),
-        _services_by_type(ctx),
-        cost=ctx.cost,
-        threshold_min=cfg.access.threshold_min,
-        walk_profiles=WalkCost.profiles_from_config(cfg.walk),
-    )
+    table = stage_cache.walk_access_cached(ctx.config, ctx.network, ctx.origins, _services_by_type(ctx),
+                                           status=ctx.cache_status)
     for col in table.columns:
         ctx.origins[col] = table[col].to_numpy()
 

@@ -80,27 +80,52 @@ def load_timetable_cached(config: Any, network: Any, *, area_4326: Any, crs: str
 
 def transit_access_cached(config: Any, network: Any, timetable: Any, tt_key: str, origins: Any,
                           services: dict[str, tuple[np.ndarray, np.ndarray]], *,
-                          status: dict[str, str]) -> dict[str, np.ndarray]:
-    """:func:`careblocks.transit.transit_access` through the cache (``status["transit_access"]``)."""
+                          status: dict[str, str], name: str = "transit_access") -> dict[str, np.ndarray]:
+    """:func:`careblocks.transit.transit_access` through the cache (``status[name]``; the
+    sites stage's times to the selected blocks use ``name="transit_after"``)."""
     from careblocks.transit import transit_access
 
-    key = cache_key("transit_access", {
+    key = cache_key(name, {
         "timetable": tt_key, "transit": _transit_params(config.transit),
         "walk": _jsonable(config.walk), "origins": points_digest(origins),
         "services": {s: array_digest(np.asarray(n, np.int64), np.asarray(m, np.float64))
                      for s, (n, m) in services.items()},
     })
-    got = load(config, "transit_access", key)
+    got = load(config, name, key) if tt_key is not None else None
     if got is not None and set(got[0]) == set(services):
-        status["transit_access"] = "hit"
+        status[name] = "hit"
         return dict(got[0])
     res = transit_access(network, timetable, origins["node"].to_numpy(np.int64),
                          origins["snap_m"].to_numpy(np.float64), services, config.transit,
                          cost=WalkCost.from_config(config.walk))
-    save(config, "transit_access", key, {s: np.asarray(v) for s, v in res.items()}, {})
-    status["transit_access"] = "miss" if enabled(config) else "off"
+    if tt_key is None:  # a timetable of unknown origin: never stored under a guessed key
+        status[name] = "off"
+        return res
+    save(config, name, key, {s: np.asarray(v) for s, v in res.items()}, {})
+    status[name] = "miss" if enabled(config) else "off"
     return res
 
+
+
+def walk_access_cached(config: Any, network: Any, origins: Any,
+                       services: dict[str, tuple[np.ndarray, np.ndarray]], *,
+                       status: dict[str, str]) -> Any:
+    """:func:`careblocks.access.walk_access` through the cache (``status["walk_access"]``),
+    keyed by the network, the origins' and facilities' nodes and snap distances, ``[walk]``
+    and the threshold."""
+    from careblocks.access import walk_access
+
+    key = cache_key("walk_access", {
+        "network": network_digest(network), "origins": points_digest(origins),
+        "services": {s: array_digest(np.asarray(n, np.int64), np.asarray(m, np.float64))
+                     for s, (n, m) in services.items()},
+        "walk": _jsonable(config.walk), "threshold_min": float(config.access.threshold_min),
+    })
+    compute = lambda: walk_access(  # noqa: E731
+        network, origins["node"].to_numpy(np.int64), origins["snap_m"].to_numpy(np.float64), services,
+        cost=WalkCost.from_config(config.walk), threshold_min=config.access.threshold_min,
+        walk_profiles=WalkCost.profiles_from_config(config.walk))
+    return table_cached(config, "walk_access", {"key": key}, compute, status=status)
 
 
 def catchments_cached(config: Any, candidates: Any, origins: Any, network: Any, *, services: Any,
@@ -236,3 +261,112 @@ def input_paths(cfg: Any) -> list[Path]:
 
     walk(cfg)
     return sorted(set(found))
+
+
+def columns_digest(df: Any) -> str:
+    """Digest of every column of a (Geo)DataFrame but its geometry: names and values, numbers
+    as float64 and the rest as text, so that a frame read back from a cached GeoPackage (int32
+    for int64, str for object) has the digest of the frame that was computed."""
+    import pandas as pd
+
+    geom = getattr(df, "_geometry_column_name", None)
+    parts = []
+    for c in df.columns:
+        if c == geom:
+            continue
+        s = df[c]
+        if pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
+            v = s.to_numpy(dtype=float, na_value=np.nan)
+        else:
+            v = np.where(s.isna().to_numpy(), "\x00", s.astype(str).to_numpy()).astype(str)
+        parts.append(array_digest(np.array([str(c)]), v))
+    return array_digest(np.array(parts))
+
+
+def _table_arrays(df: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """A plain DataFrame as arrays: numbers as float64/int64/bool, text as strings with a null
+    mask; dtypes and ``attrs`` in the metadata."""
+    import pandas as pd
+
+    arrays: dict[str, np.ndarray] = {}
+    cols = []
+    for i, c in enumerate(df.columns):
+        s = df[c]
+        kind = "num" if pd.api.types.is_numeric_dtype(s.dtype) else "text"
+        if kind == "num":
+            arrays[f"c{i}"] = s.to_numpy(dtype=float, na_value=np.nan) if s.hasnans or \
+                pd.api.types.is_extension_array_dtype(s.dtype) else s.to_numpy()
+        else:
+            null = s.isna().to_numpy()
+            arrays[f"c{i}"] = np.where(null, "", s.astype(str).to_numpy()).astype(str)
+            arrays[f"n{i}"] = null
+        cols.append({"name": str(c), "kind": kind, "dtype": str(s.dtype)})
+    return arrays, {"columns": cols, "attrs": _jsonable(dict(df.attrs))}
+
+
+def _table_from_arrays(a: dict[str, np.ndarray], meta: dict[str, Any]) -> Any:
+    import pandas as pd
+
+    data = {}
+    for i, col in enumerate(meta["columns"]):
+        v = np.array(a[f"c{i}"])
+        if col["kind"] == "num":
+            data[col["name"]] = pd.Series(v).astype(col["dtype"])
+        else:
+            s = pd.Series(v.astype(object))
+            s[np.asarray(a[f"n{i}"], bool)] = None
+            data[col["name"]] = s.astype(col["dtype"]) if col["dtype"] != "object" else s
+    df = pd.DataFrame(data)
+    df.attrs.update(meta.get("attrs", {}))
+    return df
+
+
+def table_cached(config: Any, stage: str, parts: dict[str, Any], compute: Any, *,
+                 status: dict[str, str]) -> Any:
+    """A plain DataFrame result (``compute()``: numbers and text, ``attrs`` JSON-able) through
+    the array cache; records "hit"/"miss"/"off" under ``status[stage]``."""
+    key = cache_key(stage, parts)
+    got = load(config, stage, key)
+    if got is not None:
+        try:
+            df = _table_from_arrays(*got)
+            status[stage] = "hit"
+            return df
+        except (KeyError, ValueError, TypeError):  # an entry of another layout is a miss
+            pass
+    df = compute()
+    arrays, meta = _table_arrays(df)
+    save(config, stage, key, arrays, meta)
+    status[stage] = "miss" if enabled(config) else "off"
+    return df
+
+
+def audit_gtfs_cached(config: Any, audit: Any, *, status: dict[str, str]) -> None:
+    """:func:`careblocks.audit.gtfs.audit_gtfs` through the cache (``status["gtfs_audit"]``):
+    its findings depend only on the feeds' bytes, so they are stored and added to ``audit``
+    again (warnings included) while the files are unchanged."""
+    from careblocks.audit.core import Audit
+    from careblocks.audit.gtfs import audit_gtfs
+    from careblocks.network.graph import file_digest
+
+    t = config.transit
+    if not t.enabled:
+        return
+    feeds = [Path(p) for p in t.feeds]
+    key = cache_key("gtfs_audit", {"feeds": [[str(p), file_digest(p) if p.is_file() else None] for p in feeds]})
+    got = load(config, "gtfs_audit", key)
+    if got is not None:
+        for f in got[1]["findings"]:
+            audit.add(f["severity"], f["check"], f["where"], f["message"], f["value"])
+        status["gtfs_audit"] = "hit"
+        return
+    sub = Audit()
+    with warnings.catch_warnings():  # said once, when added to the run's audit below
+        warnings.simplefilter("ignore", DataQualityWarning)
+        audit_gtfs(config, sub)
+    for f in sub.findings:
+        audit.add(f.severity, f.check, f.where, f.message, f.value)
+    save(config, "gtfs_audit", key, {"n": np.array([len(sub.findings)])},
+         {"findings": [{"severity": f.severity, "check": f.check, "where": f.where, "message": f.message,
+                        "value": None if f.value is None else float(f.value)} for f in sub.findings]})
+    status["gtfs_audit"] = "miss" if enabled(config) else "off"

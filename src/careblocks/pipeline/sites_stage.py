@@ -52,7 +52,6 @@ from careblocks.sites.selection import (
     select_sites,
 )
 from careblocks.sites.sensitivity import sensitivity
-from careblocks.transit import transit_access
 from careblocks.transit.reach import transit_coverage
 from careblocks.transit.timetable import Timetable
 
@@ -431,10 +430,16 @@ def _selected(ctx: Context, pick: _Pick, scored: gpd.GeoDataFrame, catch: Catchm
         sel["cost"] = pick.cost[kept.selected]
     if cfg.sensitivity.draws > 0 and len(sel):
         t0 = time.perf_counter()
-        ctx.sensitivity = sensitivity(
-            cfg, scored, ctx.origins, catch.coverage if transit is None else transit,
-            sel["candidate_id"].astype(str).tolist()[len(fixed):], threshold_min=threshold_min,
-            select_kw={**pick.constraints, "capacity": sc.capacity})
+        ids = sel["candidate_id"].astype(str).tolist()[len(fixed):]  # the fixed blocks are not drawn
+        kw = {**pick.constraints, "capacity": sc.capacity}
+        coverage = catch.coverage if transit is None else transit
+        ctx.sensitivity = stage_cache.table_cached(cfg, "sensitivity", {
+            "sensitivity": stage_cache._jsonable(cfg.sensitivity), "sites": stage_cache._jsonable(cfg.sites),
+            "scored": stage_cache.columns_digest(scored), "origins": stage_cache.columns_digest(ctx.origins),
+            "coverage": stage_cache._param_digest(coverage), "selected": ids, "threshold_min": threshold_min,
+            "select_kw": {k: stage_cache._param_digest(v) for k, v in kw.items()},
+        }, lambda: sensitivity(cfg, scored, ctx.origins, coverage, ids, threshold_min=threshold_min,
+                               select_kw=kw), status=ctx.cache_status)
         ctx.stats["sensitivity_seconds"] = round(time.perf_counter() - t0, 3)
     # how exact the answer is, on every row (a time limit keeps its proven gap with the sites)
     sel["selection_status"] = result.status
@@ -488,10 +493,10 @@ def _transit_block_minutes(ctx, timetable, sel) -> np.ndarray:
     """Walk + transit minutes (report percentile) from every origin to the nearest selected
     block, NaN where none is reached within ``transit.max_trip_min``."""
     cfg = ctx.config
-    res = transit_access(ctx.network, timetable, ctx.origins["node"].to_numpy(np.int64),
-                         ctx.origins["snap_m"].to_numpy(np.float64),
-                         {"block": (sel["node"].to_numpy(np.int64), sel["snap_m"].to_numpy(np.float64))},
-                         cfg.transit, cost=WalkCost.from_config(cfg.walk))
+    res = stage_cache.transit_access_cached(
+        cfg, ctx.network, timetable, ctx.timetable_key, ctx.origins,
+        {"block": (sel["node"].to_numpy(np.int64), sel["snap_m"].to_numpy(np.float64))},
+        status=ctx.cache_status, name="transit_after")
     return res["block"][:, list(cfg.transit.percentiles).index(cfg.transit.report_percentile)]
 
 

@@ -1,0 +1,216 @@
+"""Metro-scale benchmark: a whole tiled city, read, built and analysed on 1 and 2 Dask workers.
+
+The city is Porto Alegre's r5r extract tiled ``6 x 5`` times (``benchmarks/_metro_city.py``):
+about 1.1 million walk nodes, 200,000 origins holding 2 million people, the four care
+services, 10,000 candidate sites and the EPTC bus feed replicated per tile, searched over 120
+departure minutes. It is generated once into a cache folder (never the repository).
+
+Reported, each in a fresh subprocess so that one measurement does not inherit another's memory:
+
+1. reading OSM: peak memory above the imports (Linux's VmHWM, reset after the imports) of the streaming reader's
+   arrays (``read_pbf_ways``), of the full reader output (GeoDataFrames) and, as the baseline
+   measured in the same run, of pyrosm, against the PBF's size;
+2. the whole study (``careblocks.pipeline.analyse``, no outputs written) with
+   ``compute.workers`` = 1 and 2: wall time and peak memory (this process and its Dask
+   workers, sampled every 0.2 s) per stage, and the speed-up of 2 workers over 1.
+
+    .venv/bin/python benchmarks/metro.py            # the metro city (about 25 minutes here)
+    .venv/bin/python benchmarks/metro.py --small    # 2 x 2 tiles, a smoke run (a few minutes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "src"))
+
+import _metro_city  # noqa: E402
+
+from careblocks.config import data_dir  # noqa: E402
+
+_READ = textwrap.dedent("""
+    import gc, json, os, sys, warnings
+    warnings.simplefilter("ignore")
+    import numpy, pandas, geopandas, shapely, osmium, pyrosm
+    from careblocks.io.osm import read_osm_network, read_pbf_ways
+    gc.collect()
+
+    def status(key):
+        for line in open("/proc/self/status"):
+            if line.startswith(key + ":"):
+                return int(line.split()[1])  # kB
+
+    with open("/proc/self/clear_refs", "w") as fh:  # reset the peak (VmHWM) to the current RSS
+        fh.write("5")
+    base = status("VmRSS")
+    import time
+    t0 = time.perf_counter()
+    mode, path = sys.argv[1], sys.argv[2]
+    if mode == "arrays":
+        w = read_pbf_ways(path)
+        n = int(w.node_id.size)
+    else:
+        nodes, edges = read_osm_network(path, pbf_reader=mode)
+        n = len(nodes)
+    sec = time.perf_counter() - t0
+    peak = status("VmHWM")
+    print(json.dumps({"mb": (peak - base) / 1024, "seconds": sec, "nodes": n}))
+""")
+
+_STUDY = textwrap.dedent("""
+    import dataclasses, json, os, sys, threading, time, warnings
+    warnings.simplefilter("ignore")
+    import psutil
+    from careblocks import pipeline
+    from careblocks.config import load_config
+
+    cfg = load_config(sys.argv[1])
+    cfg = dataclasses.replace(cfg, compute=dataclasses.replace(cfg.compute, workers=int(sys.argv[2])))
+    me = psutil.Process()
+    base = me.memory_info().rss
+    current = ["start"]
+    peaks = {}
+    stop = threading.Event()
+
+    def tree_rss():
+        total = me.memory_info().rss
+        for child in me.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+    def sample():
+        while not stop.is_set():
+            r = tree_rss()
+            s = current[0]
+            peaks[s] = max(peaks.get(s, 0), r)
+            stop.wait(0.2)
+
+    def reporter(event, stage, detail):
+        if event == "start":
+            current[0] = stage
+            peaks[stage] = max(peaks.get(stage, 0), tree_rss())
+        elif event == "done":  # as it goes, so that a run cut short still tells something
+            print(f"    [{sys.argv[2]} worker(s)] {stage}: {detail}, peak {peaks.get(stage, 0) / 2**20:.0f} MB",
+                  file=sys.stderr, flush=True)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    t0 = time.perf_counter()
+    ctx = pipeline.analyse(cfg, reporter=reporter)
+    total = time.perf_counter() - t0
+    stop.set()
+    th.join()
+    print(json.dumps({
+        "seconds": ctx.timings, "total_s": total, "peak_mb": {k: v / 2**20 for k, v in peaks.items()},
+        "base_mb": base / 2**20, "nodes": int(ctx.network.n_nodes), "origins": int(len(ctx.origins)),
+        "people": float(ctx.origins["population"].sum()) if "population" in ctx.origins else None,
+        "candidates": int(len(ctx.candidates)) if ctx.candidates is not None else 0,
+        "compute": str(ctx.stats.get("compute")),
+    }))
+""")
+
+
+def _run(code: str, *args: str) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    out = subprocess.run([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True, env=env)
+    if out.returncode != 0:
+        raise SystemExit(f"subprocess failed (exit code {out.returncode}), see above")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--small", action="store_true", help="2 x 2 tiles and proportionally fewer origins")
+    ap.add_argument("--tiles", default="6x5", help="tiles NXxNY (default 6x5: about 1.1 M walk nodes)")
+    ap.add_argument("--workers", default="1,2", help="worker counts to run the study with")
+    ap.add_argument("--folder", default=None, help="where the generated city is kept "
+                    "(default: careblocks-metro in the temporary folder)")
+    ap.add_argument("--no-pyrosm", action="store_true", help="skip the pyrosm baseline on the city PBF")
+    ap.add_argument("--skip-read", action="store_true", help="skip part 1 (reading OSM)")
+    ap.add_argument("--skip-study", action="store_true", help="skip part 2 (the whole study)")
+    a = ap.parse_args()
+    nx, ny = (2, 2) if a.small else (int(v) for v in a.tiles.lower().split("x"))
+    tiles = nx * ny
+    origins = round(200_000 * tiles / 30) if tiles < 30 else 200_000
+    candidates = round(10_000 * tiles / 30) if tiles < 30 else 10_000
+    people = 10 * origins
+    folder = Path(a.folder) if a.folder else Path(tempfile.gettempdir()) / f"careblocks-metro-{nx}x{ny}"
+    import time
+
+    t0 = time.perf_counter()
+    city = _metro_city.make_city(folder, data_dir(), nx, ny, origins=origins, candidates=candidates,
+                                 people=people)
+    print(f"city: {nx} x {ny} tiles of {_metro_city.BASE_PBF} in {folder} "
+          f"(ready in {time.perf_counter() - t0:.0f} s)")
+    print(f"  PBF {city.pbf.stat().st_size / 2**20:.1f} MB, GTFS {city.gtfs.stat().st_size / 2**20:.1f} MB, "
+          f"{origins:,} origins, {people:,} people, {candidates:,} candidates, "
+          f"{sum(k for k in _metro_city.SERVICES_PER_TILE.values()) * tiles:,} facilities in 4 services")
+
+    if not a.skip_read:
+        _reading(city, a.no_pyrosm)
+    if not a.skip_study:
+        _study(city, a.workers)
+
+
+def _reading(city: _metro_city.City, no_pyrosm: bool) -> None:
+    print("\n1. reading OSM (peak memory above the imports, fresh process each)", flush=True)
+    print(f"  {'file':<14} {'reader':<26} {'MB':>8} {'x PBF':>7} {'seconds':>8} {'nodes':>10}")
+    files = [("base extract", data_dir() / _metro_city.BASE_PBF), ("city", city.pbf)]
+    results = {}
+    for label, path in files:
+        size_mb = path.stat().st_size / 2**20
+        for mode, name in (("arrays", "pyosmium, arrays"), ("pyosmium", "pyosmium, GeoDataFrames"),
+                           ("pyrosm", "pyrosm (baseline)")):
+            if mode == "pyrosm" and label == "city" and no_pyrosm:
+                continue
+            r = _run(_READ, mode, str(path))
+            results[(label, mode)] = r
+            print(f"  {label:<14} {name:<26} {r['mb']:8.1f} {r['mb'] / size_mb:7.1f} {r['seconds']:8.1f} "
+                  f"{r['nodes']:10,}", flush=True)
+        base = results.get((label, "pyrosm"))
+        if base:
+            print(f"  {'':<14} pyrosm / arrays: {base['mb'] / results[(label, 'arrays')]['mb']:.1f}x memory, "
+                  f"pyrosm / GeoDataFrames: {base['mb'] / results[(label, 'pyosmium')]['mb']:.1f}x")
+
+
+
+def _study(city: _metro_city.City, workers: str) -> None:
+    print("\n2. the whole study (pipeline.analyse, no outputs), per stage: seconds / peak MB of the "
+          "process tree", flush=True)
+    runs = {}
+    for w in (int(v) for v in workers.split(",")):
+        runs[w] = _run(_STUDY, str(city.config), str(w))
+    first = next(iter(runs.values()))
+    print(f"  network {first['nodes']:,} walk nodes, {first['origins']:,} origins, "
+          f"{first['people'] or 0:,.0f} people, {first['candidates']:,} candidates")
+    stages = list(first["seconds"])
+    head = "".join(f"{f'{w} worker' + ('s' if w != 1 else ''):>22}" for w in runs)
+    print(f"  {'stage':<16}{head}")
+    for s in stages:
+        cells = "".join(f"{r['seconds'].get(s, 0):10.1f} s {r['peak_mb'].get(s, 0):7.0f} MB" for r in runs.values())
+        print(f"  {s:<16}{cells}")
+    cells = "".join(f"{r['total_s']:10.1f} s {max(r['peak_mb'].values()):7.0f} MB" for r in runs.values())
+    print(f"  {'total':<16}{cells}")
+    if 1 in runs and 2 in runs:
+        t1, t2 = runs[1], runs[2]
+        print(f"  speed-up of 2 workers over 1: {t1['total_s'] / t2['total_s']:.2f}x in total", end="")
+        for s in ("walk access", "transit", "sites"):
+            if t2["seconds"].get(s):
+                print(f", {s} {t1['seconds'][s] / t2['seconds'][s]:.2f}x", end="")
+        print()
+
+
+if __name__ == "__main__":
+    main()
