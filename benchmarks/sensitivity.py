@@ -32,9 +32,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine  # noqa: E402
 
+import careblocks  # noqa: E402
 from careblocks.config import PROJECT_ROOT, load_config  # noqa: E402
 from careblocks.errors import DataQualityWarning  # noqa: E402
-from careblocks.pipeline import analyse  # noqa: E402
 from careblocks.sites.scoring import (  # noqa: E402
     DEFAULT_WEIGHTS,
     compute_catchments,
@@ -55,7 +55,7 @@ def main() -> None:
     cfg = dataclasses.replace(cfg, sensitivity=dataclasses.replace(cfg.sensitivity, draws=0))
     warnings.simplefilter("ignore", DataQualityWarning)
     t0 = time.perf_counter()
-    ctx = analyse(cfg)
+    ctx = careblocks.analyse(cfg)  # the study's Results
     print(f"pipeline to the scores and proposal: {time.perf_counter() - t0:.1f} s")
     cands, origins, sel = ctx.candidates, ctx.origins, ctx.selected
     T = sites_threshold_min(cfg)

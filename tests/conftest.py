@@ -6,11 +6,15 @@ When it is missing the tests that need it fail loudly (never skip): CI always ha
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
 from careblocks.config import data_dir
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from screenshot_map import CHROMIUM, CHROMIUM_ARGS  # noqa: E402  (one browser set-up: the map screenshots')
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +37,14 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     # stage caches (timetable, catchments, selection, ...) off unless a test turns them on:
     # a test that patches a stage's code must not get another test's cached result
     monkeypatch.setenv("CAREBLOCKS_STAGE_CACHE", "0")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless Chromium through playwright, one per test module."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

@@ -146,3 +146,24 @@ def test_the_checker_sees_an_upward_import(tmp_path):
     deps = _imports("careblocks.network.graph", src, modules)
     assert deps == {"careblocks.sites.scoring"}
     assert _layer("careblocks.sites.scoring") > _layer("careblocks.network.graph")
+
+
+def test_the_command_line_is_a_client_of_the_public_api():
+    """cli.py and batch.py reach the pipeline only through ``careblocks.run`` / ``validate`` /
+    ``prioritise`` (careblocks.api), the one entry the pipeline exposes."""
+    g = _graph()
+    reach = {m: sorted(d for d in g[m] if d == "careblocks.pipeline" or d.startswith("careblocks.pipeline."))
+             for m in ("careblocks.cli", "careblocks.batch", "careblocks.summary", "careblocks.__main__")}
+    assert not any(reach.values()), f"the CLI imports the pipeline past the API: {reach}"
+
+
+def test_the_pipeline_context_is_typed():
+    """Every field of the pipeline's Context has a real type (no ``Any``, no grab-bag dict)."""
+    import dataclasses
+
+    from careblocks.pipeline.context import Context
+
+    loose = [f.name for f in dataclasses.fields(Context)
+             if f.type in ("Any", "dict[str, Any]") and f.name != "stats"]
+    assert not loose, f"Context fields without a real type: {loose}"
+    assert "extra" not in {f.name for f in dataclasses.fields(Context)}

@@ -11,14 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from _synthetic import EVIL, make_results, porto_alegre_results
 from careblocks.outputs import write_map
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-sys.path.insert(0, str(SCRIPTS))
-from screenshot_map import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 TILE_HOST = "tile.openstreetmap.org"
 
@@ -48,16 +44,6 @@ _JS_POPUPS = """
   return texts;
 }
 """
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def _open(browser, path: Path):

@@ -9,7 +9,6 @@ inputs and the small GeoTIFF are built in code in tmp_path.
 from __future__ import annotations
 
 import warnings
-from types import SimpleNamespace
 
 import geopandas as gpd
 import h3
@@ -518,15 +517,13 @@ def test_run_demand_stage_freetown(data, cbd):
         },
     })
     area4326 = gpd.GeoSeries([area], crs=UTM_FREETOWN).to_crs(4326).iloc[0]
-    ctx = SimpleNamespace(config=cfg, origins=origins, area=area, area_4326=area4326,
-                          stats={}, results=None, report=lambda *a: None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataQualityWarning)
-        run_demand_stage(ctx)
+        ctx = run_demand_stage(cfg, origins, area=area, area_4326=area4326)
     o = ctx.origins
     for c in ("census_total", "children_under5", "care_need_index", "care_demand", "district"):
         assert c in o.columns
-    st = ctx.stats["demand"]
+    st = ctx.stats
     assert "care_need_index =" in st["care_index"]["formula"]
     eq = ctx.equity
     assert set(eq["mode"]) == {"walk"} and set(eq["service"]) == {"health"}

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from careblocks import pipeline
 from careblocks.cli import EXIT_BUG, cli
-from careblocks.config import config_from_dict
+from careblocks.config import config_from_dict, study_slug
 from careblocks.errors import ConfigError
 
 
@@ -47,7 +47,7 @@ def test_a_bug_with_vv_shows_the_traceback(tmp_path, monkeypatch):
 def test_study_names_with_accents_are_accepted(name):
     cfg = config_from_dict({"study": {"name": name}})
     assert cfg.study.name == name
-    assert pipeline.slug(name) == name.lower().replace(" ", "_")
+    assert study_slug(name) == name.lower().replace(" ", "_")
 
 
 @pytest.mark.parametrize("name", ["../x", "a/b", "<b>", "", "   ", "x\ny"])

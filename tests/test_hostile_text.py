@@ -12,17 +12,10 @@ error) and every payload must appear literally in the text the reader sees.
 from __future__ import annotations
 
 import itertools
-import sys
 from pathlib import Path
-
-import pytest
 
 from _synthetic import make_results
 from careblocks.outputs import styles, write_map, write_report
-
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-sys.path.insert(0, str(SCRIPTS))
-from screenshot_map import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 TILE_HOST = "tile.openstreetmap.org"
 
@@ -75,16 +68,6 @@ def hostile_results():
     r.districts["district"] = [d0, d1]
     r.equity["district"] = r.equity["district"].replace({"West <b>side</b>": d0, "East": d1})
     return r
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def _open(browser, path: Path, ready: str):

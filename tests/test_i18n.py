@@ -135,15 +135,14 @@ def _with_extras(lang: str):
     import pandas as pd
 
     r = _with_language(make_results(), lang)
-    r.extra = dict(r.extra or {})
-    r.extra["coverage_curve"] = pd.DataFrame({
+    r.coverage_curve = pd.DataFrame({
         "k": [1, 2, 3, 4], "covered_share": [0.31, 0.52, 0.66, 0.71],
         "people_within": [1200.0, 2100.0, 2650.0, 2800.0], "hours_returned_week": [310.0, 480.0, 600.0, 640.0],
         "exact": [True, True, True, False], "gap": [0.0, 0.0, 0.0, 0.0123], "objective": ["gap_closed"] * 4})
     sens = pd.DataFrame({"candidate_id": ["a", "b", "c", "d"], "order": [1.0, 2.0, 3.0, None],
                          "selected_share": [1.0, 0.955, 0.4, 0.2]})
     sens.attrs["draws"] = 200
-    r.extra["sensitivity"] = sens
+    r.sensitivity = sens
     r.metadata["stats"] = {"sites": {"status": "time limit", "method": "milp", "mip_gap": 0.004},
                            "sites_curve": {"points": 4, "exact": 3, "max_gap": 0.0123},
                            "sites_target": {"target_share": 0.6, "min_blocks": 3, "status": "optimal"}}
@@ -196,10 +195,10 @@ def test_robustness_and_selection_lines_in_english_are_unchanged():
     from careblocks.summary import selection_line
 
     r = _with_extras("en")
-    assert robustness_sentence(r.extra["sensitivity"]) == (
+    assert robustness_sentence(r.sensitivity) == (
         "Site 1 is chosen in 100 % of weightings; site 2 in 95 %; site 3 in 40 % "
         "(200 weightings of the score and trip rates).")
-    assert robustness_sentence(r.extra["sensitivity"], "es") == (
+    assert robustness_sentence(r.sensitivity, "es") == (
         "El sitio 1 se elige en el 100 % de las ponderaciones; el sitio 2 en el 95 %; el sitio 3 en "
         "el 40 % (200 ponderaciones del puntaje y de las tasas de viaje).")
     assert selection_line({"sites": {"status": "optimal"}, "sites_curve": {"points": 10, "exact": 10}}) == (

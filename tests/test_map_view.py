@@ -10,7 +10,6 @@ from the data with no network (OpenStreetMap tiles are an option), and no Englis
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import geopandas as gpd
@@ -19,10 +18,6 @@ import pytest
 from _i18n_check import map_text, untranslated
 from _synthetic import make_results
 from careblocks.outputs import write_map
-
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-sys.path.insert(0, str(SCRIPTS))
-from screenshot_map import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 TILE_HOST = "tile.openstreetmap.org"
 
@@ -77,16 +72,6 @@ def fontibon(tmp_path_factory):
     path = write_map(r, tmp_path_factory.mktemp("fontibon") / "map.html")
     x0, y0, x1, y1 = gpd.GeoSeries([r.area], crs=r.crs).to_crs("EPSG:4326").total_bounds
     return r, path, [[float(y0), float(x0)], [float(y1), float(x1)]]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def _open(browser, path: Path, width: int = 1280, height: int = 860):

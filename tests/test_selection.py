@@ -457,7 +457,7 @@ def test_fontibon_coverage_curve_in_geopackage_and_report(fontibon, tmp_path):
     from careblocks.pipeline.sites_stage import run_sites_stage
 
     ctx = copy.copy(fontibon)
-    ctx.origins, ctx.stats, ctx.extra, ctx.results = fontibon.origins.copy(), {}, {}, None
+    ctx.origins, ctx.stats, ctx.coverage_curve = fontibon.origins.copy(), {}, None
     cfg = ctx.config  # generous time so that a busy machine still proves every point
     ctx.config = dataclasses.replace(cfg, sites=dataclasses.replace(cfg.sites, curve_time_limit_s=600.0))
     run_sites_stage(ctx)

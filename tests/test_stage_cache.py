@@ -108,8 +108,8 @@ def test_warm_run_hits_every_cached_stage_with_the_same_results(poa_runs):
     assert warm.stats["cache"] == dict.fromkeys(cold.stats["cache"], "hit")
     for c in [c for c in cold.origins.columns if c.startswith(("walk_min_", "n_within_"))]:
         np.testing.assert_array_equal(cold.origins[c].to_numpy(float), warm.origins[c].to_numpy(float))
-    pd.testing.assert_frame_equal(cold.extra["sensitivity"], warm.extra["sensitivity"])
-    assert warm.extra["sensitivity"].attrs == cold.extra["sensitivity"].attrs
+    pd.testing.assert_frame_equal(cold.sensitivity, warm.sensitivity)
+    assert warm.sensitivity.attrs == cold.sensitivity.attrs
     t_cols = [c for c in cold.origins.columns if c.startswith(("transit_min_", "best_min_"))]
     assert t_cols
     for c in t_cols:

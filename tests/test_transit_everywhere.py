@@ -60,7 +60,7 @@ def test_hours_returned_use_the_faster_mode(poa):
     cfg, o, cands = poa.config, poa.origins, poa.candidates
     before = o[[c for c in o.columns if not c.endswith("_after")]]
     catch = compute_catchments(cfg, cands, before, poa.network, services=poa.services)
-    tcov = _transit_seconds(poa, poa.extra["timetable"], cands["node"].to_numpy(np.int64),
+    tcov = _transit_seconds(poa, poa.timetable, cands["node"].to_numpy(np.int64),
                             cands["snap_m"].to_numpy(float), catch.limit_s)
     fast = min_union(catch.coverage, tcov).tocoo()
     cap = cfg.sites.current_time_cap_min

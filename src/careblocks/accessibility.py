@@ -62,7 +62,6 @@ __all__ = [
     "need_counts",
     "summarise",
     "two_step_fca",
-    "run_accessibility_stage",
 ]
 
 DECAYS = ("step", "linear", "exponential", "gaussian", "logistic", "steps")
@@ -446,73 +445,3 @@ def add_to_equity(equity: pd.DataFrame | None, summary: pd.DataFrame, mode: str)
     for c in cols:
         eq.loc[m, c] = joined[c].to_numpy()
     return eq
-
-
-def run_accessibility_stage(ctx) -> None:
-    """The ``accessibility`` stage (after demand, so care groups are on the origins).
-
-    Adds ``fca_<s>``, ``gravity_<s>`` (and ``desert_<s>``) to ``ctx.origins`` on walking
-    times and, with transit enabled and ``accessibility.use_transit``, ``..._best`` on the
-    faster of walking and walk + transit; joins group summaries onto ``ctx.equity`` (modes
-    ``walk`` and ``best``), adds ``fca_<s>`` / ``desert_share_<s>`` (for the people in need) to
-    ``ctx.districts`` and ``ctx.stats["accessibility"]``.
-    """
-    cfg = ctx.config
-    if not cfg.accessibility.enabled:
-        return
-    services = list(cfg.service_names)
-    table, stats = access_measures(cfg, ctx.origins, ctx.services, ctx.network)
-    origins = ctx.origins.copy()
-    for c in table.columns:
-        origins[c] = table[c].to_numpy()
-    runs = [("walk", "")]
-    tt = ctx.extra.get("timetable") if cfg.transit.enabled and cfg.accessibility.use_transit else None
-    if tt is not None:
-        from careblocks.network import cache as stage_cache
-        from careblocks.transit.reach import transit_coverage
-
-        def transit(nodes, snap_m, limit_s):
-            def compute():
-                m = transit_coverage(ctx.network, tt, origins["node"].to_numpy(np.int64),
-                                     origins["snap_m"].to_numpy(np.float64), nodes, snap_m, cfg.transit,
-                                     cost=WalkCost.from_config(cfg.walk), limit_min=limit_s / 60.0)
-                m.data = m.data * 60.0
-                return m
-
-            # cached by timetable, facilities, origins and limit: a rerun reuses it
-            pts = pd.DataFrame({"node": np.asarray(nodes, np.int64), "snap_m": np.asarray(snap_m, np.float64)})
-            return stage_cache.transit_coverage_cached(
-                cfg, ctx.extra.get("timetable_key"), pts, origins, limit_s, compute,
-                status=ctx.stats.setdefault("cache", {}), name="accessibility_transit")
-
-        best, _ = access_measures(cfg, origins, ctx.services, ctx.network, transit=transit, suffix="_best")
-        for c in best.columns:
-            origins[c] = best[c].to_numpy()
-        runs.append(("best", "_best"))
-    ctx.origins = origins
-    groups = ["population"] if ctx.equity is None else list(dict.fromkeys(ctx.equity["group"]))
-    groups = [g for g in groups if g in origins.columns]
-    need_groups = {s: need_counts(origins, s, cfg)[1] for s in services}
-    for mode, sfx in runs:
-        summ = summarise(origins, services, groups, by="district" if "district" in origins.columns else None,
-                         suffix=sfx)
-        ctx.equity = add_to_equity(ctx.equity, summ, mode)
-        if mode == "walk":
-            stats["summary"] = summ[summ["district"] == "all"].to_dict("records")
-    if ctx.districts is not None and "district" in origins.columns:
-        d = ctx.districts.copy()
-        for s in services:
-            if f"fca_{s}" not in origins.columns:
-                continue
-            need, _ = need_counts(origins, s, cfg)
-            frame = pd.DataFrame({"district": origins["district"].to_numpy(), "need": need,
-                                  "nf": need * origins[f"fca_{s}"].to_numpy(np.float64)})
-            if f"desert_{s}" in origins.columns:
-                frame["nd"] = need * origins[f"desert_{s}"].to_numpy(bool)
-            agg = frame.groupby("district").sum(numeric_only=True)
-            d[f"fca_{s}"] = d["district"].map(agg["nf"] / agg["need"].where(agg["need"] > 0)).to_numpy()
-            if "nd" in agg.columns:
-                d[f"desert_share_{s}"] = d["district"].map(agg["nd"] / agg["need"].where(agg["need"] > 0)).to_numpy()
-        ctx.districts = d
-    stats["need_groups"] = need_groups
-    ctx.stats["accessibility"] = stats

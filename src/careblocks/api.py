@@ -12,6 +12,7 @@ from the index. The pipeline and the CLI call the same cores, so the minutes mat
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from careblocks import columns as C
 from careblocks import pipeline
@@ -35,6 +37,7 @@ from careblocks.config import (
     load_config,
 )
 from careblocks.demand.care_index import care_need_index as _care_need_index_core
+from careblocks.demand.prioritise import Prioritisation
 from careblocks.errors import CareblocksError, CRSError, InputDataError, MissingColumnError
 from careblocks.io.layers import representative_xy
 from careblocks.io.osm import graph_nodes_edges, osm_format, read_osm_network
@@ -48,10 +51,11 @@ from careblocks.network.graph import (
     snap_to_streets,
 )
 from careblocks.network.search import gather_targets, reach_from
+from careblocks.pipeline import Reporter
+from careblocks.pipeline.prioritise_stage import run_prioritise
 from careblocks.results import Results
-from careblocks.sites.hours import hours_pair_values
 from careblocks.sites.rationale import selected_sites
-from careblocks.sites.scoring import catchment_polygons, compute_catchments, objective_weights
+from careblocks.sites.scoring import catchment_polygons, compute_catchments, selection_inputs
 from careblocks.sites.scoring import score_candidates as _score_core
 from careblocks.sites.selection import select_sites as _select_core
 from careblocks.transit import load_timetable
@@ -62,11 +66,13 @@ __all__ = [
     "care_need_index",
     "isochrones",
     "load_config",
+    "prioritise",
     "run",
     "score_candidates",
     "select_sites",
     "transit_access",
     "travel_time_matrix",
+    "validate",
     "walk_access",
     "walk_network",
 ]
@@ -114,6 +120,23 @@ def _snap_services(network: WalkNetwork, services: Mapping[str, gpd.GeoDataFrame
     net, node, dist = snap_to_streets(network, geoms)
     ends = np.cumsum([0, *(len(g) for g in parts.values())])
     return net, {name: (node[a:b], dist[a:b]) for name, a, b in zip(parts, ends[:-1], ends[1:], strict=True)}
+
+
+def _snap_study(network: WalkNetwork, origins: gpd.GeoDataFrame, services: Mapping[str, gpd.GeoDataFrame]
+                ) -> tuple[WalkNetwork, dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray]:
+    """Snap as a run does, the facilities first, then the origins, each onto its street: the
+    split network, ``{service: (nodes, snap_m)}`` and the origins' nodes and snap metres."""
+    net, by_type = _snap_services(network, services)
+    net, onodes, osnap = _snap(net, origins, what="origins")
+    return net, by_type, onodes, osnap
+
+
+def _with_columns(origins: gpd.GeoDataFrame, columns: Mapping[str, Any]) -> gpd.GeoDataFrame:
+    """A copy of ``origins`` with ``columns`` (name -> values in row order) added."""
+    out = origins.copy()
+    for name, values in columns.items():
+        out[name] = values
+    return out
 
 
 def _walk_cost(speed_kmh: float) -> WalkCost:
@@ -215,8 +238,6 @@ def _nodes_edges(source: Any, *, bbox, layer) -> tuple[gpd.GeoDataFrame, gpd.Geo
     if hasattr(source, "edges") and hasattr(source, "graph"):
         nodes, edges = graph_nodes_edges(source)
         if bbox is not None and len(edges):
-            import shapely
-
             edges = edges[shapely.intersects(edges.geometry.to_numpy(), shapely.box(*bbox))]
         return nodes, edges
     raise InputDataError(
@@ -272,14 +293,10 @@ def walk_access(network: WalkNetwork, origins: gpd.GeoDataFrame, services: Mappi
     """
     cost = _walk_cost(speed_kmh)
     prof = WalkCost.profiles_from_config(WalkConfig(speed_kmh=speed_kmh, profiles=dict(profiles or {})))
-    net, by_type = _snap_services(network, services)
-    net, onodes, osnap = _snap(net, origins, what="origins")
+    net, by_type, onodes, osnap = _snap_study(network, origins, services)
     table = _walk_access_core(net, onodes, osnap, by_type, cost=cost, threshold_min=threshold_min,
                               walk_profiles=prof, index=origins.index)
-    out = origins.copy()
-    for col in table.columns:
-        out[col] = table[col].to_numpy()
-    return out
+    return _with_columns(origins, {col: table[col].to_numpy() for col in table.columns})
 
 
 def transit_access(network: WalkNetwork, origins: gpd.GeoDataFrame, services: Mapping[str, gpd.GeoDataFrame],
@@ -325,14 +342,10 @@ def transit_access(network: WalkNetwork, origins: gpd.GeoDataFrame, services: Ma
                         max_transfer_walk_min=max_transfer_walk_min, max_transfers=max_transfers,
                         max_trip_min=max_trip_min)
     cost = _walk_cost(speed_kmh)
-    net, by_type = _snap_services(network, services)
-    net, onodes, osnap = _snap(net, origins, what="origins")
+    net, by_type, onodes, osnap = _snap_study(network, origins, services)
     tt, _ = load_timetable(cfg, net, area_4326=_area_4326(area), cost=cost)
     res = _transit_access_core(net, tt, onodes, osnap, by_type, cfg, cost=cost)
-    out = origins.copy()
-    for name, arr in res.items():
-        out[C.transit_min(name)] = arr[:, 0]
-    return out
+    return _with_columns(origins, {C.transit_min(name): arr[:, 0] for name, arr in res.items()})
 
 
 def travel_time_matrix(network: WalkNetwork, origins: gpd.GeoDataFrame, destinations: gpd.GeoDataFrame, *,
@@ -437,10 +450,10 @@ def isochrones(network: WalkNetwork, points: gpd.GeoDataFrame, *, cutoffs_min: S
 
 
 # --------------------------------------------------------------------------- whole studies
-def _with_compute(config: Config | str | Path, workers: int | None,
-                  scheduler_address: str | None) -> Config:
-    import dataclasses
-
+def _config(config: Config | str | Path, workers: int | None = None,
+            scheduler_address: str | None = None) -> Config:
+    """The study's config (read when a path), with ``workers`` / ``scheduler_address`` put
+    in its ``[compute]`` when given."""
     cfg = load_config(config) if isinstance(config, (str, Path)) else config
     changes: dict[str, Any] = {}
     if workers is not None:
@@ -454,8 +467,8 @@ def _with_compute(config: Config | str | Path, workers: int | None,
     return cfg
 
 
-def analyse(config: Config | str | Path, *, workers: int | None = None,
-            scheduler_address: str | None = None) -> Results:
+def analyse(config: Config | str | Path, *, reporter: Reporter | None = None, strict: bool = False,
+            workers: int | None = None, scheduler_address: str | None = None) -> Results:
     """Run every stage of a study and return its :class:`Results` (nothing is written).
 
     Data-quality problems are raised as Python warnings (:class:`DataQualityWarning`) as they
@@ -465,26 +478,57 @@ def analyse(config: Config | str | Path, *, workers: int | None = None,
     ----------
     config
         A :class:`Config` or the path of a study TOML (see ``docs/config.md``).
+    reporter
+        Called as ``reporter(event, stage, detail)`` (event ``"start"``, ``"done"``,
+        ``"info"``, ``"warning"``, ``"progress"``) as the stages run; the CLI prints its
+        progress lines from it.
+    strict
+        Turn every data-quality warning into an :class:`~careblocks.errors.AuditError`, as
+        ``audit.strict`` does.
     workers, scheduler_address
         Split the per-origin work over a local Dask cluster of ``workers`` processes, or
         over the running scheduler at ``scheduler_address`` (instead of ``[compute]`` of the
         config; see :mod:`careblocks.compute`). The results are the same.
     """
+    cfg = _config(config, workers, scheduler_address)
+    return pipeline.to_results(pipeline.analyse(cfg, reporter=reporter or pipeline.quiet, strict=strict))
 
-    cfg = _with_compute(config, workers, scheduler_address)
-    return pipeline.to_results(pipeline.analyse(cfg))
+
+def validate(config: Config | str | Path, *, reporter: Reporter | None = None, strict: bool = False) -> Results:
+    """Check a study's config and every input with the readers and checks of :func:`run`.
+
+    Builds the network, the services and the origins and reads the transit feeds, census and
+    district layers as a run does, without computing access; raises the same
+    :class:`~careblocks.errors.CareblocksError` a run would. Returns the :class:`Results` of
+    what was read (``metadata`` holds the input audit, the stats and the warnings).
+    ``reporter`` and ``strict`` as in :func:`analyse`.
+    """
+    return pipeline.to_results(pipeline.validate(_config(config), reporter=reporter or pipeline.quiet,
+                                                 strict=strict))
 
 
-def run(config: Config | str | Path, out_dir: str | Path | None = None, *, workers: int | None = None,
+def run(config: Config | str | Path, out_dir: str | Path | None = None, *, reporter: Reporter | None = None,
+        strict: bool = False, workers: int | None = None,
         scheduler_address: str | None = None) -> tuple[Results, list[Path]]:
     """Run a study and write its GeoPackage, map and report into ``out_dir``.
 
-    Returns the results and the paths written (all written together, or none).
-    ``workers`` and ``scheduler_address`` as in :func:`analyse`.
+    ``out_dir`` defaults to ``outputs.dir`` (else ``out/<study>/``); ``reporter``, ``strict``,
+    ``workers`` and ``scheduler_address`` as in :func:`analyse`. Returns the results and the
+    paths written (all written together, or none).
     """
+    cfg = _config(config, workers, scheduler_address)
+    return pipeline.run(cfg, out_dir=Path(out_dir) if out_dir is not None else None,
+                        reporter=reporter or pipeline.quiet, strict=strict)
 
-    cfg = _with_compute(config, workers, scheduler_address)
-    return pipeline.run(cfg, out_dir=Path(out_dir) if out_dir is not None else None)
+
+def prioritise(config: Config | str | Path, out_dir: str | Path | None = None) -> tuple[Prioritisation, list[Path]]:
+    """Rank every census unit and district of a study by the care-need index and write the
+    ranking (GeoPackage, map and tables) into ``out_dir`` (default ``outputs.dir``, else
+    ``out/<study>/``); from the census alone, no street network. Data-quality warnings are
+    collected in ``info["warnings"]``. Returns the ranking and the paths written.
+    """
+    return run_prioritise(_config(config), out_dir=Path(out_dir) if out_dir is not None else None)
+
 
 # --------------------------------------------------------------------------- demand and sites
 def care_need_index(units: pd.DataFrame, *, weights: Mapping[str, float] | None = None,
@@ -541,12 +585,9 @@ def _catchments(network, candidates, origins, services, cfg):
     candidates to the nearest node of that network (``sites.candidates``)."""
     if "population" not in origins.columns:
         raise MissingColumnError("origins: column 'population' missing; give the people of each origin")
-    net, svc = network, None
-    if services:
-        net, by_type = _snap_services(network, services)
-        svc = pd.concat([_with_nodes(net, g, *by_type[n]).assign(service=n) for n, g in services.items()],
-                        ignore_index=True)
-    net, onode, odist = _snap(net, origins, what="origins")
+    net, by_type, onode, odist = _snap_study(network, origins, services or {})
+    svc = pd.concat([_with_nodes(net, g, *by_type[n]).assign(service=n) for n, g in services.items()],
+                    ignore_index=True) if services else None
     orig = _with_nodes(net, origins, onode, odist)
     cgeoms = _geoms(net, candidates, what="candidates")
     cnode, cdist = net.snap(*representative_xy(cgeoms))
@@ -622,11 +663,7 @@ def select_sites(network: WalkNetwork, candidates: gpd.GeoDataFrame, origins: gp
     cfg = _study_config(threshold_min=threshold_min, speed_kmh=speed_kmh, offers=offers, objective=objective)
     cands, orig, svc, catch = _catchments(network, candidates, origins, None, cfg)
     scored = _score_core(cfg, cands, orig, svc, catch)
-    pair = objective == "hours_returned"
-    if pair:
-        matrix, w = hours_pair_values(cfg, orig, catch.coverage), None
-    else:
-        matrix, w = catch.coverage, objective_weights(cfg, orig, threshold_min=threshold_min)
+    matrix, w, pair = selection_inputs(cfg, orig, catch.coverage, threshold_min=threshold_min)
     res = _select_core(matrix, w, k=k, method=method, min_spacing_m=min_spacing_m, pair_gains=pair,
                 candidate_xy=np.column_stack(representative_xy(cands.geometry)))
     return selected_sites(scored, res, threshold_min=threshold_min, offers=offers, objective=objective)

@@ -10,9 +10,18 @@ A worker process that dies under a study is reported as that study's crash too.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from dask.distributed import Client, LocalCluster
+
+import careblocks
+from careblocks import compute
+from careblocks._crash import write_crash_log
+from careblocks.config import load_config
+from careblocks.errors import CareblocksError
 
 #: what became of one study
 Status = Literal["ok", "error", "crashed"]
@@ -32,28 +41,20 @@ class BatchOutcome:
 
 
 def _crashed(config_path: str, exc: BaseException, seconds: float) -> BatchOutcome:
-    from careblocks._crash import write_crash_log
-
     log = write_crash_log(exc, context=f"batch study: {config_path}")
     one = " ".join(f"{type(exc).__name__}: {exc}".split())[:400]
     return BatchOutcome(config_path, False, one, [], seconds, "crashed", str(log) if log else None)
 
 
 def _run_one(config_path: str, out_dir: str | None, overrides: dict[str, Any]) -> BatchOutcome:
-    import time
-
-    from careblocks import compute, pipeline
-    from careblocks.config import load_config
-    from careblocks.errors import CareblocksError
-
     t0 = time.perf_counter()
     try:
         cfg = load_config(config_path, overrides=overrides)
         target = None
         if out_dir is not None:
-            target = Path(out_dir) / pipeline.slug(cfg.study.name)
+            target = Path(out_dir) / cfg.study.slug
         with compute.in_process():  # the batch's workers run whole studies, one each
-            _, written = pipeline.run(cfg, out_dir=target)
+            _, written = careblocks.run(cfg, target)
         return BatchOutcome(config_path, True, "ok", [str(p) for p in written], time.perf_counter() - t0)
     except CareblocksError as exc:
         return BatchOutcome(config_path, False, str(exc), [], time.perf_counter() - t0, "error")
@@ -85,10 +86,6 @@ def run_batch(
     scheduler_address
         Address of an existing dask.distributed scheduler to submit to instead.
     """
-    import time
-
-    from dask.distributed import Client, LocalCluster
-
     overrides = overrides or {}
     if scheduler_address:
         client = Client(scheduler_address, set_as_default=False)

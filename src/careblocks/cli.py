@@ -1,12 +1,16 @@
-"""The ``careblocks`` command line: a thin shell over :mod:`careblocks.pipeline`.
+"""The ``careblocks`` command line: a thin shell over the public API (:mod:`careblocks.api`:
+``careblocks.run``, ``validate``, ``prioritise``), which is the one entry to the pipeline.
 
 User mistakes (a :class:`~careblocks.errors.CareblocksError`) print one line and exit with
-code 2; tracebacks only with ``-vv``. Heavy imports happen inside the commands so that
-``careblocks --help`` is instant.
+code 2; tracebacks only with ``-vv``. Heavy imports (the API, with geopandas and numba; rich)
+happen inside the commands so that ``careblocks --help`` is instant: ``careblocks`` itself
+loads its API on first use.
 """
 
 from __future__ import annotations
 
+import errno
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +18,9 @@ from typing import Any
 
 import click
 
+import careblocks
 from careblocks._crash import write_crash_log
+from careblocks.errors import CareblocksError
 
 EXIT_USER_ERROR = 2
 #: exit code of an unexpected exception (a bug): one line and a crash log
@@ -30,6 +36,17 @@ class _State:
         from rich.console import Console
 
         return Console(stderr=False, quiet=self.verbosity < 0, highlight=False)
+
+
+def _console(verbose: int, quiet: int) -> tuple[int, Any]:
+    """The verbosity (``-v`` minus ``-q``) and the console of a command."""
+    verbosity = verbose - quiet
+    return verbosity, _State(verbosity).console
+
+
+def _echo_written(paths: Any) -> None:
+    for p in paths:
+        click.echo(f"wrote {Path(p).resolve()}")
 
 
 def _verbosity_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -62,10 +79,6 @@ def _bug(exc: BaseException) -> None:
 def _guard(verbosity: int, fn: Callable[[], Any]) -> Any:
     """Run ``fn``; turn user errors into one line and exit 2, anything else (a bug) into one
     line naming a crash log and exit 3. ``-vv`` shows the traceback instead."""
-    import errno
-
-    from careblocks.errors import CareblocksError
-
     try:
         return fn()
     except CareblocksError as exc:
@@ -168,8 +181,6 @@ def _compute_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _compute_overrides(workers: int | None, scheduler: str | None) -> list[str]:
-    import json
-
     extra = []
     if workers is not None:
         extra.append(f"compute.workers={workers}")
@@ -214,30 +225,25 @@ def run(
     Without CONFIG, runs the embedded default: the Fontibón (Bogotá) study on the compact
     sample shipped inside the package (OSM extract, census sectors, SDIS centres).
     """
-    verbosity = verbose - quiet
-    state = _State(verbosity)
-    console = state.console
+    verbosity, console = _console(verbose, quiet)
 
     overrides = tuple(overrides) + tuple(_compute_overrides(workers, scheduler))
 
     def go() -> None:
-        from careblocks import pipeline
-
         cfg = _load(config, overrides)
         if config is None:
             console.print(
                 "No config given: running the embedded default study "
                 f"'{cfg.study.name}' ({cfg.source_path})."
             )
-        results, written = pipeline.run(
-            cfg, out_dir=out_dir, reporter=_reporter(console, verbosity), strict=strict
+        results, written = careblocks.run(
+            cfg, out_dir, reporter=_reporter(console, verbosity), strict=strict
         )
         if verbosity >= 0:
             from careblocks.summary import print_summary
 
             print_summary(console, results)
-        for p in written:
-            click.echo(f"wrote {p.resolve()}")
+        _echo_written(written)
 
     _guard(verbosity, go)
 
@@ -249,16 +255,14 @@ def run(
 @_verbosity_options
 def validate(config: str, overrides: tuple[str, ...], verbose: int, quiet: int, strict: bool = False) -> None:
     """Check a config and every input; print what was found, without running the analysis."""
-    verbosity = verbose - quiet
-    console = _State(verbosity).console
+    verbosity, console = _console(verbose, quiet)
 
     def go() -> None:
-        from careblocks import pipeline
         from careblocks.summary import print_validation
 
         cfg = _load(config, overrides)
-        ctx = pipeline.validate(cfg, reporter=_reporter(console, verbosity), strict=strict)
-        print_validation(console, ctx)
+        results = careblocks.validate(cfg, reporter=_reporter(console, verbosity), strict=strict)
+        print_validation(console, results)
         click.echo(f"{config}: OK")
 
     _guard(verbosity, go)
@@ -312,24 +316,20 @@ def prioritise(config: str, out_dir: Path | None, overrides: tuple[str, ...], ve
     times on the config's street network when it has one, else straight-line distances x
     prioritise.detour_factor.
     """
-    verbosity = verbose - quiet
-    console = _State(verbosity).console
+    verbosity, console = _console(verbose, quiet)
 
     def go() -> None:
         from rich.markup import escape
 
-        from careblocks.pipeline.prioritise_stage import run_prioritise
-
         cfg = _load(config, overrides)
-        res, written = run_prioritise(cfg, out_dir=out_dir)
+        res, written = careblocks.prioritise(cfg, out_dir)
         if verbosity >= 0:
             for w in res.info.get("warnings", []):
                 console.print(f"  [yellow]warning[/yellow] {escape(w)}")
             from careblocks.summary import print_prioritisation
 
             print_prioritisation(console, res, top=cfg.prioritise.top)
-        for p in written:
-            click.echo(f"wrote {p.resolve()}")
+        _echo_written(written)
 
     _guard(verbosity, go)
 
@@ -356,8 +356,7 @@ def batch(
     failed on bad input (each with its one-line error), 3 when some crashed (a bug in
     careblocks: each names its crash log).
     """
-    verbosity = verbose - quiet
-    console = _State(verbosity).console
+    verbosity, console = _console(verbose, quiet)
 
     def go() -> None:
         from rich.markup import escape
@@ -382,8 +381,7 @@ def batch(
                               escape(_one_line(detail)))
             console.print(table)
         for o in outcomes:
-            for p in o.written:
-                click.echo(f"wrote {Path(p).resolve()}")
+            _echo_written(o.written)
         for o in outcomes:
             if o.status == "error":
                 click.echo(f"careblocks: error: {o.config}: {_one_line(o.message, 2000)}", err=True)
@@ -407,8 +405,7 @@ def batch(
 @_verbosity_options
 def compare(run_a: str, run_b: str, out_dir: Path, verbose: int, quiet: int) -> None:
     """Compare two runs side by side (their output folders or careblocks.gpkg files)."""
-    verbosity = verbose - quiet
-    console = _State(verbosity).console
+    verbosity, console = _console(verbose, quiet)
 
     def go() -> None:
         from careblocks.outputs.compare import _fmt, compare_runs, write_comparison

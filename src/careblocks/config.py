@@ -93,6 +93,16 @@ class StudyConfig:
         """What people read as the study's name: ``title``, else ``name``."""
         return self.title or self.name
 
+    @property
+    def slug(self) -> str:
+        """The study's name as a folder name (``out/<slug>/``)."""
+        return study_slug(self.name)
+
+
+def study_slug(name: str) -> str:
+    """``name`` lower-cased, every character but letters, digits, ``-`` and ``_`` made ``_``."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name.strip().lower()) or "study"
+
 
 @dataclass(frozen=True)
 class NetworkConfig:

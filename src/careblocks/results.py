@@ -44,7 +44,10 @@ class Results:
     candidates: gpd.GeoDataFrame | None = None
     selected: gpd.GeoDataFrame | None = None
     catchments: gpd.GeoDataFrame | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: the objective covered at each K (1 .. ``sites.curve_k_max``), when solved
+    coverage_curve: pd.DataFrame | None = None
+    #: how often each chosen site stays chosen under other weightings (``[sensitivity]``)
+    sensitivity: pd.DataFrame | None = None
 
     @property
     def threshold_min(self) -> float:

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import geopandas as gpd
 import numpy as np
+from rich.table import Table
+from rich.text import Text
 
 from careblocks import columns as C
-from careblocks.demand.equity import share_within
-from careblocks.i18n import N_
+from careblocks.demand.equity import equity_summary_rows, share_within
+from careblocks.errors import InputDataError
+from careblocks.i18n import N_, group_label, language
+from careblocks.outputs.report import site_name
+from careblocks.outputs.styles import service_label
 from careblocks.results import Results
+from careblocks.sites.sensitivity import robustness_sentence
 
 
 def access_rows(origins: Any, services: Any, service_names: tuple[str, ...], threshold: float) -> list[dict[str, Any]]:
@@ -39,21 +46,15 @@ def access_rows(origins: Any, services: Any, service_names: tuple[str, ...], thr
 
 
 def _lang(results: Any):
-    from careblocks.i18n import language
-
     return language(getattr(getattr(results.config, "outputs", None), "language", "en"))
 
 
 def _service_label(results: Any, s: str) -> str:
-    from careblocks.outputs.styles import service_label
-
     return service_label(results.config, s)
 
 
 def print_summary(console: Any, results: Results) -> None:
     """The run's summary tables, in ``outputs.language``."""
-    from rich.table import Table
-
     L = _lang(results)
     T = results.threshold_min
     tmin = L.minutes(T)
@@ -89,8 +90,6 @@ def print_summary(console: Any, results: Results) -> None:
             after=results.equity_after, results=results,
         )
     if results.selected is not None and len(results.selected):
-        from careblocks.outputs.report import site_name
-
         t3 = Table(title=L._("Proposed Care Blocks"))
         t3.add_column("#", justify="right")
         t3.add_column(L._("site"))
@@ -101,10 +100,8 @@ def print_summary(console: Any, results: Results) -> None:
         line = selection_line(results.metadata.get("stats", {}), L.code)
         if line:
             console.print(line, markup=False, highlight=False)
-        sens = (results.extra or {}).get("sensitivity")
+        sens = results.sensitivity
         if sens is not None and len(sens):
-            from careblocks.sites.sensitivity import robustness_sentence
-
             sentence = robustness_sentence(sens, L.code)
             if sentence:
                 console.print(sentence, markup=False, highlight=False)
@@ -166,9 +163,6 @@ def selection_line(stats: dict[str, Any], language: str | None = None) -> str:
 
 
 def _mode_rows(equity: Any, threshold: float, mode: str | None) -> tuple[list[str], list[list[str]]] | None:
-    from careblocks.demand.equity import equity_summary_rows
-    from careblocks.errors import InputDataError
-
     table = equity if mode is None or "mode" not in equity.columns else equity[equity["mode"] == mode]
     if table.empty:
         return None
@@ -182,10 +176,6 @@ def print_equity(console: Any, equity: Any, threshold: float, *, title: str, aft
                  results: Any = None) -> None:
     """Service x care group: the share of people within the threshold (best mode available);
     with ``after`` (the equity table with the proposed sites), each cell reads ``today -> after``."""
-    from rich.table import Table
-
-    from careblocks.i18n import group_label, language
-
     L = _lang(results) if results is not None else language("en")
     mode = None
     if "mode" in equity.columns:
@@ -212,17 +202,17 @@ def print_equity(console: Any, equity: Any, threshold: float, *, title: str, aft
     console.print(t)
 
 
-def print_validation(console: Any, ctx: Any) -> None:
-    from rich.table import Table
-
-    cfg = ctx.config
-    net = ctx.network
-    print_audit(console, ctx.audit)
+def print_validation(console: Any, results: Results) -> None:
+    """The CLI's tables for ``careblocks validate``: the input audit, then what was read."""
+    cfg = results.config
+    net = results.network
+    meta = results.metadata
+    print_audit(console, meta["audit"])
     table = Table(title=f"{cfg.study.label}: inputs")
     table.add_column("input")
     table.add_column("features", justify="right")
     table.add_column("details")
-    minx, miny, maxx, maxy = ctx.area_4326.bounds
+    minx, miny, maxx, maxy = gpd.GeoSeries([results.area], crs=results.crs).to_crs("EPSG:4326").total_bounds
     table.add_row("study area", "1", f"EPSG:4326 extent {minx:.4f}, {miny:.4f}, {maxx:.4f}, {maxy:.4f}")
     table.add_row(
         "walk network",
@@ -230,19 +220,19 @@ def print_validation(console: Any, ctx: Any) -> None:
         f"{net.n_edges // 2:,} edges; working CRS {net.crs}; source {cfg.network.source}"
         + (f" {cfg.network.path}" if cfg.network.path else ""),
     )
-    s = ctx.services
+    s = results.services
     for name in cfg.service_names:
         sel = s[s["service"] == name]
         srcs = ", ".join(f"{k} {v}" for k, v in sel["source"].value_counts().items()) if len(sel) else "none found"
         table.add_row(f"service: {name}", f"{len(sel):,}", srcs)
-    o = ctx.origins
+    o = results.origins
     table.add_row(
         "origins",
         f"{len(o):,}",
         f"population {o['population'].sum():,.0f}; source {cfg.population.source}",
     )
-    if "transit" in ctx.stats:
-        st = ctx.stats["transit"]
+    if "transit" in meta["stats"]:
+        st = meta["stats"]["transit"]
         for feed in st.get("feeds", []):
             table.add_row(
                 f"GTFS: {feed.get('feed', '')}",
@@ -257,14 +247,12 @@ def print_validation(console: Any, ctx: Any) -> None:
             f"{st.get('stops_dropped_outside_area', 0):,} stops outside the area dropped",
         )
     console.print(table)
-    if ctx.warnings:
-        console.print(f"[yellow]{len(ctx.warnings)} data-quality warning(s)[/yellow], printed above")
+    if meta["warnings"]:
+        console.print(f"[yellow]{len(meta['warnings'])} data-quality warning(s)[/yellow], printed above")
 
 
 def print_prioritisation(console: Any, res: Any, *, top: int = 15) -> None:
     """The CLI's tables for ``careblocks prioritise``: top units and all districts."""
-    from rich.table import Table
-
     u = res.units
     name = "census_name" if "census_name" in u.columns else "census_unit_id"
     comps = [c for c in ("care_demand", "caregiver_density", "poverty_score", "supply_gap")
@@ -291,19 +279,17 @@ def print_prioritisation(console: Any, res: Any, *, top: int = 15) -> None:
         console.print(t)
 
 
-def print_audit(console: Any, audit: Any) -> None:
-    """The input audit's findings as a table (errors and warnings first)."""
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(title=f"input audit: {audit.verdict()}")
+def print_audit(console: Any, audit: dict[str, Any]) -> None:
+    """The input audit's findings (``metadata["audit"]`` of a run) as a table, errors and
+    warnings first."""
+    table = Table(title=f"input audit: {audit['verdict']}")
     table.add_column("verdict")
     table.add_column("check")
     table.add_column("where")
     table.add_column("finding")
     order = {"error": 0, "warning": 1, "info": 2}
     style = {"error": "red", "warning": "yellow", "info": "dim"}
-    for f in sorted(audit.findings, key=lambda f: order[f.severity]):
-        table.add_row(Text(f.severity, style=style[f.severity]), Text(f.check), Text(f.where),
-                      Text(f.message))
+    for f in sorted(audit["findings"], key=lambda f: order[f["severity"]]):
+        table.add_row(Text(f["severity"], style=style[f["severity"]]), Text(f["check"]), Text(f["where"]),
+                      Text(f["message"]))
     console.print(table)

@@ -16,14 +16,20 @@ Three steps, each usable on its own:
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyogrio
+import shapely
+from scipy.spatial import cKDTree
 
 from careblocks.columns import CENSUS_GROUPS
-from careblocks.config import CensusConfig, LayerRef
+from careblocks.config import CensusConfig
+from careblocks.demand.groups import coarse_index, resolve_groups
 from careblocks.errors import (
     ConfigError,
     CRSError,
@@ -32,6 +38,8 @@ from careblocks.errors import (
     InputDataError,
     MissingColumnError,
 )
+from careblocks.io.layers import numeric_column, read_vector
+from careblocks.io.raster import zonal_sums
 
 __all__ = [
     "TOTAL",
@@ -40,9 +48,6 @@ __all__ = [
     "allocate_census",
     "census_to_origins",
 ]
-
-if TYPE_CHECKING:  # pragma: no cover
-    import geopandas as gpd
 
 TOTAL = "census_total"
 HOUSEHOLDS = "households"
@@ -54,13 +59,6 @@ CUT_WARN_SHARE = 0.001
 # --------------------------------------------------------------------------------------
 # Reading
 # --------------------------------------------------------------------------------------
-
-
-def _read_vector(ref: LayerRef, *, what: str, columns: list[str] | None = None,
-                 bbox_4326: tuple[float, float, float, float] | None = None):
-    from careblocks.io.layers import read_vector
-
-    return read_vector(ref, what=what, columns=columns, bbox_4326=bbox_4326)
 
 
 def _mapping(cfg: CensusConfig) -> dict[str, str]:
@@ -83,13 +81,6 @@ def _key_of(canonical: str) -> str:
     if canonical == HOUSEHOLDS:
         return "census.households_column"
     return f"census.groups.{canonical}"
-
-
-def _numeric_counts(s: pd.Series, *, where: str, key: str) -> np.ndarray:
-    """Counts as float64; non-numeric or negative values raise, blanks warn and become 0."""
-    from careblocks.io.layers import numeric_column
-
-    return numeric_column(s.to_frame(), str(s.name), what=f"census layer ({key})", path=where)
 
 
 def read_census(cfg: CensusConfig, *, area_4326: Any = None):
@@ -123,125 +114,22 @@ def read_census(cfg: CensusConfig, *, area_4326: Any = None):
     where = f"census layer (census.layer): {fname}"
     mapping = _mapping(cfg)
     bbox = tuple(area_4326.bounds) if area_4326 is not None else None
-    coarse = None
-    coarse_lost: list[str] = []
-    coarse_where = "coarse census layer (census.coarse)"
-    if cfg.coarse is not None:
-        coarse_where = f"{coarse_where}: {Path(cfg.coarse.path)}"
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", DataQualityWarning)
-            coarse = _read_vector(cfg.coarse, what="coarse census layer (census.coarse)", bbox_4326=bbox)
-        lost = [w for w in caught if issubclass(w.category, DataQualityWarning)
-                and "without geometry dropped" in str(w.message)]
-        coarse_lost = _coarse_without_geometry(cfg, coarse_where) if lost and cfg.coarse_name_column else []
-        for w in caught:
-            if w in lost and coarse_lost:
-                continue  # said below, naming the rows
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        for msg in coarse_lost:
-            warnings.warn(msg, DataQualityWarning, stacklevel=2)
-        if coarse.crs is None:
-            raise CRSError(f"{coarse_where}: layer has no CRS; set census.coarse.crs")
-        if len(coarse) == 0:
-            raise EmptyResultError(f"{coarse_where}: no unit overlaps the study area; check the layer")
-        if cfg.coarse_name_column and cfg.coarse_name_column not in coarse.columns:
-            raise MissingColumnError(
-                f"{coarse_where}: column '{cfg.coarse_name_column}' (census.coarse_name_column) "
-                f"not found; existing columns: {', '.join(map(str, coarse.columns))}"
-            )
-        if bbox is not None:
-            # whole coarse units: shares of a coarse unit are split over all its fine units
-            b = coarse.to_crs("EPSG:4326").total_bounds
-            bbox = (min(bbox[0], b[0]), min(bbox[1], b[1]), max(bbox[2], b[2]), max(bbox[3], b[3]))
-    gdf = _read_vector(ref, what="census layer (census.layer)", bbox_4326=bbox)
-    if gdf.crs is None:
-        raise CRSError(f"{where}: layer has no CRS; set census.layer.crs or fix the file's .prj")
-    existing = [str(c) for c in gdf.columns if c != gdf.geometry.name]
-    for canon, col in mapping.items():
-        if canon in (TOTAL, HOUSEHOLDS) and col not in gdf.columns:
-            raise MissingColumnError(
-                f"{where}: column '{col}' ({_key_of(canon)}) not found; existing columns: "
-                f"{', '.join(existing)}; fix {_key_of(canon)}"
-            )
-    if len(gdf) == 0:
-        raise EmptyResultError(f"{where}: the layer has no rows (after where_column); check the filter")
-    out = pd.DataFrame(index=gdf.index)
-    out["census_unit_id"] = [str(i) for i in (gdf.index if gdf.index.name == "row" else range(len(gdf)))]
-    if cfg.name_column:
-        if cfg.name_column not in gdf.columns:
-            raise MissingColumnError(
-                f"{where}: column '{cfg.name_column}' (census.name_column) not found; "
-                f"existing columns: {', '.join(existing)}"
-            )
-        out["census_name"] = gdf[cfg.name_column].astype(str).to_numpy()
-    for canon, col in mapping.items():
-        if canon in (TOTAL, HOUSEHOLDS):
-            out[canon] = _numeric_counts(gdf[col], where=fname, key=_key_of(canon))
+    coarse, coarse_lost = _read_coarse(cfg, bbox) if cfg.coarse is not None else (None, [])
+    if coarse is not None and bbox is not None:
+        # whole coarse units: shares of a coarse unit are split over all its fine units
+        b = coarse.to_crs("EPSG:4326").total_bounds
+        bbox = (min(bbox[0], b[0]), min(bbox[1], b[1]), max(bbox[2], b[2]), max(bbox[3], b[3]))
+    # read_vector refuses a layer without CRS or without features in the box
+    gdf = read_vector(ref, what="census layer (census.layer)", bbox_4326=bbox)
+    out = _unit_counts(cfg, gdf, mapping, where=where, fname=fname)
     if cfg.published_totals:
-        if not cfg.name_column:
-            raise ConfigError(
-                "census.published_totals: needs census.name_column (the column whose values "
-                "are the keys of published_totals)"
-            )
-        if TOTAL in mapping:
-            raise ConfigError(
-                "census.published_totals: census.total_column is also set; use one of the two"
-            )
-        names = out["census_name"]
-        unknown = sorted(set(cfg.published_totals) - set(names))
-        if unknown:
-            raise ConfigError(
-                f"census.published_totals: {', '.join(map(repr, unknown))} not found in column "
-                f"'{cfg.name_column}' of {where}; values there include "
-                f"{', '.join(map(repr, sorted(set(names))[:8]))}"
-            )
-        out[TOTAL] = names.map(cfg.published_totals).astype("float64")
-        missing = out[TOTAL].isna()
-        if missing.any():
-            warnings.warn(
-                f"{where}: {int(missing.sum())} units have no census.published_totals entry "
-                "and are dropped",
-                DataQualityWarning,
-                stacklevel=2,
-            )
-            out = out[~missing]
-            gdf = gdf.loc[out.index]
-    if isinstance(cfg.groups.poverty, str) and cfg.groups.poverty in gdf.columns:
-        pov = pd.to_numeric(gdf[cfg.groups.poverty], errors="coerce")
-        if len(pov) and pov.max() <= 1.0 and (pov % 1 != 0).any():
-            raise InputDataError(
-                f"{where}: column '{cfg.groups.poverty}' (census.groups.poverty) looks like a "
-                "rate (all values <= 1); declare it: poverty = { column = "
-                f"\"{cfg.groups.poverty}\", unit = \"fraction\" }}"
-            )
-    from careblocks.demand.groups import coarse_index, resolve_groups
-
-    coarse_of = None
-    coarse_tab = None
-    if coarse is not None:
-        cg = coarse.to_crs(gdf.crs).geometry.to_numpy()
-        coarse_of = coarse_index(gdf.geometry.to_numpy(), cg)
-        coarse_tab = pd.DataFrame(coarse.drop(columns=coarse.geometry.name)).reset_index(drop=True)
-        if cfg.coarse_name_column:
-            out["census_coarse_name"] = coarse_tab[cfg.coarse_name_column].astype(str) \
-                .to_numpy()[coarse_of]
-    fine_tab = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
-    counts, recipes = resolve_groups(
-        cfg, fine_tab, coarse=coarse_tab, coarse_of=coarse_of,
-        total=out[TOTAL].to_numpy("float64") if TOTAL in out.columns else None,
-        households=out[HOUSEHOLDS].to_numpy("float64") if HOUSEHOLDS in out.columns else None,
-        where=where, coarse_where=coarse_where, ids=out["census_unit_id"].to_numpy(),
-    )
-    for g in CENSUS_GROUPS:
-        if g in counts:
-            out[g] = counts[g]
-    import geopandas as gpd
-
+        out = _published_totals(cfg, out, mapping, where=where)
+        gdf = gdf.loc[out.index]
+    _check_poverty_is_a_count(cfg, gdf, where=where)
+    recipes = _add_groups(cfg, out, gdf, coarse, where=where)
     res = gpd.GeoDataFrame(out, geometry=gdf.geometry.to_numpy(), crs=gdf.crs)
     res = res[~(res.geometry.isna() | res.geometry.is_empty)].reset_index(drop=True)
     if area_4326 is not None:
-        import shapely
-
         in4326 = res.geometry.to_crs("EPSG:4326")
         if not shapely.intersects(in4326.to_numpy(), area_4326).any():
             b = tuple(round(v, 4) for v in in4326.total_bounds)
@@ -262,12 +150,41 @@ def read_census(cfg: CensusConfig, *, area_4326: Any = None):
     return res, info
 
 
+def _coarse_where(cfg: CensusConfig) -> str:
+    return f"coarse census layer (census.coarse): {Path(cfg.coarse.path)}" if cfg.coarse is not None \
+        else "coarse census layer (census.coarse)"
+
+
+def _missing_column(where: str, column: str, key: str, existing: Any) -> MissingColumnError:
+    return MissingColumnError(f"{where}: column '{column}' ({key}) not found; existing columns: "
+                              f"{', '.join(map(str, existing))}")
+
+
+def _read_coarse(cfg: CensusConfig, bbox: tuple[float, ...] | None) -> tuple[gpd.GeoDataFrame, list[str]]:
+    """The coarse census layer (``census.coarse``), checked, and one message per row of it
+    without a geometry (named by ``census.coarse_name_column``; each also warned)."""
+    where = _coarse_where(cfg)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataQualityWarning)
+        coarse = read_vector(cfg.coarse, what="coarse census layer (census.coarse)", bbox_4326=bbox)
+    lost = [w for w in caught if issubclass(w.category, DataQualityWarning)
+            and "without geometry dropped" in str(w.message)]
+    coarse_lost = _coarse_without_geometry(cfg, where) if lost and cfg.coarse_name_column else []
+    for w in caught:
+        if w in lost and coarse_lost:
+            continue  # said below, naming the rows
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    for msg in coarse_lost:
+        warnings.warn(msg, DataQualityWarning, stacklevel=3)
+    if cfg.coarse_name_column and cfg.coarse_name_column not in coarse.columns:
+        raise _missing_column(where, cfg.coarse_name_column, "census.coarse_name_column", coarse.columns)
+    return coarse, coarse_lost
+
+
 def _coarse_without_geometry(cfg: CensusConfig, where: str) -> list[str]:
     """One message per row of ``census.coarse`` without a geometry, naming it by
     ``census.coarse_name_column`` and the row that has a geometry under the same name (Bogotá's
     indicator table repeats San Cristóbal in a 21st row without one)."""
-    import pyogrio
-
     ref = cfg.coarse
     col = cfg.coarse_name_column
     df = pyogrio.read_dataframe(ref.path, layer=ref.layer, columns=[col])
@@ -284,6 +201,98 @@ def _coarse_without_geometry(cfg: CensusConfig, where: str) -> list[str]:
             "or give it a geometry"
         )
     return out
+
+
+def _unit_counts(cfg: CensusConfig, gdf, mapping: dict[str, str], *, where: str, fname: str) -> pd.DataFrame:
+    """One row per unit: ``census_unit_id``, ``census_name`` and the mapped total and
+    households as checked counts."""
+    existing = [str(c) for c in gdf.columns if c != gdf.geometry.name]
+    for canon, col in mapping.items():
+        if canon in (TOTAL, HOUSEHOLDS) and col not in gdf.columns:
+            raise MissingColumnError(
+                f"{where}: column '{col}' ({_key_of(canon)}) not found; existing columns: "
+                f"{', '.join(existing)}; fix {_key_of(canon)}"
+            )
+    out = pd.DataFrame(index=gdf.index)
+    out["census_unit_id"] = [str(i) for i in (gdf.index if gdf.index.name == "row" else range(len(gdf)))]
+    if cfg.name_column:
+        if cfg.name_column not in gdf.columns:
+            raise _missing_column(where, cfg.name_column, "census.name_column", existing)
+        out["census_name"] = gdf[cfg.name_column].astype(str).to_numpy()
+    for canon, col in mapping.items():
+        if canon in (TOTAL, HOUSEHOLDS):
+            out[canon] = numeric_column(gdf[[col]], col, what=f"census layer ({_key_of(canon)})", path=fname)
+    return out
+
+
+def _published_totals(cfg: CensusConfig, out: pd.DataFrame, mapping: dict[str, str], *,
+                      where: str) -> pd.DataFrame:
+    """``census_total`` from ``census.published_totals`` by unit name; units without an
+    entry dropped with a warning."""
+    if not cfg.name_column:
+        raise ConfigError(
+            "census.published_totals: needs census.name_column (the column whose values "
+            "are the keys of published_totals)"
+        )
+    if TOTAL in mapping:
+        raise ConfigError(
+            "census.published_totals: census.total_column is also set; use one of the two"
+        )
+    names = out["census_name"]
+    unknown = sorted(set(cfg.published_totals) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"census.published_totals: {', '.join(map(repr, unknown))} not found in column "
+            f"'{cfg.name_column}' of {where}; values there include "
+            f"{', '.join(map(repr, sorted(set(names))[:8]))}"
+        )
+    out[TOTAL] = names.map(cfg.published_totals).astype("float64")
+    missing = out[TOTAL].isna()
+    if missing.any():
+        warnings.warn(
+            f"{where}: {int(missing.sum())} units have no census.published_totals entry "
+            "and are dropped",
+            DataQualityWarning,
+            stacklevel=3,
+        )
+        out = out[~missing]
+    return out
+
+
+def _check_poverty_is_a_count(cfg: CensusConfig, gdf, *, where: str) -> None:
+    if isinstance(cfg.groups.poverty, str) and cfg.groups.poverty in gdf.columns:
+        pov = pd.to_numeric(gdf[cfg.groups.poverty], errors="coerce")
+        if len(pov) and pov.max() <= 1.0 and (pov % 1 != 0).any():
+            raise InputDataError(
+                f"{where}: column '{cfg.groups.poverty}' (census.groups.poverty) looks like a "
+                "rate (all values <= 1); declare it: poverty = { column = "
+                f"\"{cfg.groups.poverty}\", unit = \"fraction\" }}"
+            )
+
+
+def _add_groups(cfg: CensusConfig, out: pd.DataFrame, gdf, coarse, *, where: str) -> dict[str, Any]:
+    """Add the care-group counts (declared counts, rates, shares, two-level census:
+    :func:`careblocks.demand.groups.resolve_groups`) to ``out``; return the recipes."""
+    coarse_of = None
+    coarse_tab = None
+    if coarse is not None:
+        cg = coarse.to_crs(gdf.crs).geometry.to_numpy()
+        coarse_of = coarse_index(gdf.geometry.to_numpy(), cg)
+        coarse_tab = pd.DataFrame(coarse.drop(columns=coarse.geometry.name)).reset_index(drop=True)
+        if cfg.coarse_name_column:
+            out["census_coarse_name"] = coarse_tab[cfg.coarse_name_column].astype(str) \
+                .to_numpy()[coarse_of]
+    fine_tab = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+    counts, recipes = resolve_groups(
+        cfg, fine_tab, coarse=coarse_tab, coarse_of=coarse_of,
+        total=out[TOTAL].to_numpy("float64") if TOTAL in out.columns else None,
+        households=out[HOUSEHOLDS].to_numpy("float64") if HOUSEHOLDS in out.columns else None,
+        where=where, coarse_where=_coarse_where(cfg), ids=out["census_unit_id"].to_numpy(),
+    )
+    for g in CENSUS_GROUPS:
+        if g in counts:
+            out[g] = counts[g]
+    return recipes
 
 
 # --------------------------------------------------------------------------------------
@@ -387,8 +396,52 @@ def allocate_census(
         per column, units partly outside, units without an origin (sent whole to the nearest
         origin), origins outside every unit.
     """
-    import shapely
+    census = _checked_units(origins, census, columns)
+    o = _OriginShapes.of(origins)
+    u_geom = census.geometry.to_numpy()
+    u_poly = np.isin(shapely.get_type_id(u_geom), (3, 6))
+    counts = census[columns].to_numpy(dtype="float64")
+    inside_geom, frac, keep = area_shares(u_geom, u_poly, area)
+    u_poly = u_poly[keep]
+    kept = counts[keep] * frac[:, None]
+    eff_method = "points" if method == "area" and not o.polygons else method
+    w_o = _resolve_weights(origins, eff_method, weights, o.polygons)
+    pair_u, pair_o, pair_w = _unit_origin_pairs(o, inside_geom, u_poly, eff_method, w_o,
+                                                weighted=weights is not None)
+    fallback = _nearest(o.rep_xy, shapely.get_coordinates(shapely.point_on_surface(inside_geom)))
+    alloc, lone = _spread(kept, pair_u, pair_o, pair_w, len(origins), fallback)
 
+    out = origins.copy()
+    for j, c in enumerate(columns):
+        out[c] = alloc[:, j]
+    covered = np.zeros(len(origins), dtype=bool)
+    covered[pair_o] = True
+    cut = counts[keep].sum(axis=0) - kept.sum(axis=0)  # from units partly outside
+    partial = int(((frac > 0) & (frac < 1)).sum())
+    stats: dict[str, Any] = {
+        "method": eff_method,
+        "n_units": int(len(census)),
+        "n_units_in_area": int(len(inside_geom)),
+        "n_units_partly_outside": partial,
+        "n_units_without_origin": int(lone.sum()),
+        "n_origins_outside_units": int((~covered).sum()),
+        "kept": dict(zip(columns, map(float, kept.sum(axis=0)), strict=True)),
+        "cut": dict(zip(columns, map(float, cut), strict=True)),
+        "outside": dict(zip(columns, map(float, counts[~keep].sum(axis=0)), strict=True)),
+        "to_nearest_origin": dict(zip(columns, map(float, kept[lone].sum(axis=0)), strict=True)),
+    }
+    if method != eff_method:
+        stats["note"] = "origins are points: allocate_by='area' used equal shares per point"
+    if partial:
+        _warn_cut(columns, counts[keep], frac, kept, cut, partial)
+    if lone.any():
+        stats.update(_lone_units(origins, census, keep, lone, fallback))
+    return out, stats
+
+
+def _checked_units(origins, census, columns: list[str]):
+    """The census units in the origins' CRS, without empty geometries, after checking that
+    both have a CRS, that ``columns`` exist and that there are origins."""
     if origins.crs is None or census.crs is None:
         raise CRSError("census.layer: layer has no CRS; set census.layer.crs")
     for c in columns:
@@ -400,145 +453,144 @@ def allocate_census(
         raise EmptyResultError("origins: no origins to allocate the census to; check the study area")
     if census.crs != origins.crs:
         census = census.to_crs(origins.crs)
-    census = census[~(census.geometry.isna() | census.geometry.is_empty)]
-    n_o = len(origins)
-    o_geom = origins.geometry.to_numpy()
-    if (shapely.is_missing(o_geom) | shapely.is_empty(o_geom)).any():
-        raise InputDataError(
-            "origins: some origins have no geometry; drop them before allocating the census"
-        )
-    o_poly = bool(np.all(np.isin(shapely.get_type_id(o_geom), (3, 6))))
-    rep = shapely.point_on_surface(o_geom) if o_poly else shapely.centroid(o_geom)
-    rep_xy = shapely.get_coordinates(rep)
-    u_geom = census.geometry.to_numpy()
-    u_poly = np.isin(shapely.get_type_id(u_geom), (3, 6))
-    counts = census[columns].to_numpy(dtype="float64")
+    return census[~(census.geometry.isna() | census.geometry.is_empty)]
 
-    # share of each unit inside the area
-    if area is not None:
-        shapely.prepare(area)
-        inside_geom = np.where(u_poly, shapely.intersection(u_geom, area), u_geom)
-        a_all = shapely.area(u_geom)
-        frac = np.where(
-            u_poly,
-            np.divide(shapely.area(inside_geom), a_all, out=np.zeros(len(u_geom)), where=a_all > 0),
-            shapely.contains_xy(area, *shapely.get_coordinates(shapely.centroid(u_geom)).T)
-            .astype(float),
-        )
-        frac = np.clip(frac, 0.0, 1.0)
-        frac[frac > 1 - 1e-9] = 1.0
-    else:
-        inside_geom = u_geom
-        frac = np.ones(len(u_geom))
+
+@dataclass(frozen=True)
+class _OriginShapes:
+    """The origins' geometries, whether all are polygons, and the point each one is placed
+    at (a point on the surface of a polygon, the centroid of anything else)."""
+
+    geom: np.ndarray
+    polygons: bool
+    rep: np.ndarray
+    rep_xy: np.ndarray
+
+    @classmethod
+    def of(cls, origins) -> _OriginShapes:
+        geom = origins.geometry.to_numpy()
+        if (shapely.is_missing(geom) | shapely.is_empty(geom)).any():
+            raise InputDataError(
+                "origins: some origins have no geometry; drop them before allocating the census"
+            )
+        polygons = bool(np.all(np.isin(shapely.get_type_id(geom), (3, 6))))
+        rep = shapely.point_on_surface(geom) if polygons else shapely.centroid(geom)
+        return cls(geom, polygons, rep, shapely.get_coordinates(rep))
+
+
+def area_shares(u_geom: np.ndarray, u_poly: np.ndarray, area: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The census units that reach into ``area``: the part of each inside it and the share
+    of the unit that part is (by area for polygons, 0 or 1 by centroid for points), for the
+    units kept, and the mask ``keep`` of those units (share > 0). Without an area every unit
+    is kept whole. Raises :class:`EmptyResultError` when no unit reaches into the area."""
+    if area is None:
+        return u_geom, np.ones(len(u_geom)), np.ones(len(u_geom), dtype=bool)
+    shapely.prepare(area)
+    inside_geom = np.where(u_poly, shapely.intersection(u_geom, area), u_geom)
+    a_all = shapely.area(u_geom)
+    frac = np.where(
+        u_poly,
+        np.divide(shapely.area(inside_geom), a_all, out=np.zeros(len(u_geom)), where=a_all > 0),
+        shapely.contains_xy(area, *shapely.get_coordinates(shapely.centroid(u_geom)).T).astype(float),
+    )
+    frac = np.clip(frac, 0.0, 1.0)
+    frac[frac > 1 - 1e-9] = 1.0
     keep = frac > 0
     if not keep.any():
         raise EmptyResultError(
             "census.layer: no census unit overlaps the study area; use a census layer of this "
             "area or fix the study boundary/bbox"
         )
-    outside = counts[~keep].sum(axis=0)
-    u_geom, inside_geom, frac, u_poly = u_geom[keep], inside_geom[keep], frac[keep], u_poly[keep]
-    kept = counts[keep] * frac[:, None]
-    cut = counts[keep].sum(axis=0) - kept.sum(axis=0)  # from units partly outside
-    n_u = len(u_geom)
+    return inside_geom[keep], frac[keep], keep
 
-    eff_method = method
-    if method == "area" and not o_poly:
-        eff_method = "points"
-    w_o = _resolve_weights(origins, eff_method, weights, o_poly)
 
-    # pairs (unit, origin, weight)
+def _unit_origin_pairs(o: _OriginShapes, inside_geom: np.ndarray, u_poly: np.ndarray, method: str,
+                       w_o: np.ndarray, *, weighted: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(unit, origin, weight) pairs: origins in each polygon unit (by overlap area with
+    ``method="area"``, else by their point), and the origin each census point falls to."""
     pu, po, pw = [], [], []
     poly_idx = np.flatnonzero(u_poly)
     if poly_idx.size:
-        tree = shapely.STRtree(inside_geom[poly_idx])
-        if eff_method == "area":
-            oi, ui = tree.query(o_geom, predicate="intersects")
-            ov = shapely.area(shapely.intersection(o_geom[oi], inside_geom[poly_idx][ui]))
-            ok = ov > 0
-            oi, ui, ov = oi[ok], ui[ok], ov[ok]
-            wts = ov * (w_o[oi] if weights is not None else 1.0)
-        else:
-            oi, ui = tree.query(rep, predicate="intersects")
-            # a point on a shared edge: keep its first unit only
-            _, first = np.unique(oi, return_index=True)
-            oi, ui = oi[first], ui[first]
-            wts = w_o[oi]
+        ui, oi, wts = _polygon_pairs(o, inside_geom[poly_idx], method, w_o, weighted=weighted)
         pu.append(poly_idx[ui])
         po.append(oi)
         pw.append(wts)
     pt_idx = np.flatnonzero(~u_poly)
-    if pt_idx.size:  # census points: containing origin polygon, else nearest origin
-        pts = shapely.centroid(u_geom[pt_idx])
-        owner = np.full(pt_idx.size, -1, dtype=np.int64)
-        if o_poly:
-            pi, oi2 = shapely.STRtree(o_geom).query(pts, predicate="within")
-            _, first = np.unique(pi, return_index=True)
-            owner[pi[first]] = oi2[first]
-        free = owner < 0
-        if free.any():
-            owner[free] = _nearest(rep_xy, shapely.get_coordinates(pts[free]))
+    if pt_idx.size:
         pu.append(pt_idx)
-        po.append(owner)
+        po.append(_point_owners(o, shapely.centroid(inside_geom[pt_idx])))
         pw.append(np.ones(pt_idx.size))
-    pair_u = np.concatenate(pu).astype(np.int64)
-    pair_o = np.concatenate(po).astype(np.int64)
-    pair_w = np.concatenate(pw).astype("float64")
-    unit_rep = shapely.get_coordinates(shapely.point_on_surface(inside_geom))
-    fallback = _nearest(rep_xy, unit_rep)
-    alloc, lone = _spread(kept, pair_u, pair_o, pair_w, n_o, fallback)
+    return (np.concatenate(pu).astype(np.int64), np.concatenate(po).astype(np.int64),
+            np.concatenate(pw).astype("float64"))
 
-    out = origins.copy()
-    for j, c in enumerate(columns):
-        out[c] = alloc[:, j]
-    covered = np.zeros(n_o, dtype=bool)
-    covered[pair_o] = True
-    partial = int(((frac > 0) & (frac < 1)).sum())
-    stats: dict[str, Any] = {
-        "method": eff_method,
-        "n_units": int(len(census)),
-        "n_units_in_area": n_u,
-        "n_units_partly_outside": partial,
-        "n_units_without_origin": int(lone.sum()),
-        "n_origins_outside_units": int((~covered).sum()),
-        "kept": {c: float(v) for c, v in zip(columns, kept.sum(axis=0), strict=True)},
-        "cut": {c: float(v) for c, v in zip(columns, cut, strict=True)},
-        "outside": {c: float(v) for c, v in zip(columns, outside, strict=True)},
-        "to_nearest_origin": {c: float(v) for c, v in zip(columns, kept[lone].sum(axis=0), strict=True)},
-    }
-    if method != eff_method:
-        stats["note"] = "origins are points: allocate_by='area' used equal shares per point"
+
+def _polygon_pairs(o: _OriginShapes, units: np.ndarray, method: str, w_o: np.ndarray, *,
+                   weighted: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    tree = shapely.STRtree(units)
+    if method == "area":
+        oi, ui = tree.query(o.geom, predicate="intersects")
+        ov = shapely.area(shapely.intersection(o.geom[oi], units[ui]))
+        ok = ov > 0
+        oi, ui, ov = oi[ok], ui[ok], ov[ok]
+        return ui, oi, ov * (w_o[oi] if weighted else 1.0)
+    oi, ui = tree.query(o.rep, predicate="intersects")
+    # a point on a shared edge: keep its first unit only
+    _, first = np.unique(oi, return_index=True)
+    oi, ui = oi[first], ui[first]
+    return ui, oi, w_o[oi]
+
+
+def _point_owners(o: _OriginShapes, pts: np.ndarray) -> np.ndarray:
+    """The origin of each census point: the origin polygon containing it, else the nearest."""
+    owner = np.full(len(pts), -1, dtype=np.int64)
+    if o.polygons:
+        pi, oi = shapely.STRtree(o.geom).query(pts, predicate="within")
+        _, first = np.unique(pi, return_index=True)
+        owner[pi[first]] = oi[first]
+    free = owner < 0
+    if free.any():
+        owner[free] = _nearest(o.rep_xy, shapely.get_coordinates(pts[free]))
+    return owner
+
+
+def _warn_cut(columns: list[str], counts: np.ndarray, frac: np.ndarray, kept: np.ndarray,
+              cut: np.ndarray, partial: int) -> None:
+    """Warn when units partly outside the area lose more than ``CUT_WARN_SHARE`` of the
+    census total (or of the first column)."""
     ref_col = TOTAL if TOTAL in columns else columns[0] if columns else None
-    if ref_col is not None and partial:
-        j = columns.index(ref_col)
-        straddling = float(counts[keep][(frac < 1), j].sum())
-        share = cut[j] / straddling if straddling > 0 else 0.0
-        if cut[j] > CUT_WARN_SHARE * (kept[:, j].sum() + cut[j]):
-            warnings.warn(
-                f"census.layer: {partial} census units extend beyond the study area; "
-                f"{cut[j]:,.0f} of their {straddling:,.0f} in '{ref_col}' ({share:.1%}) lie "
-                f"outside by area share and were cut ({kept[:, j].sum():,.0f} kept in the area)",
-                DataQualityWarning,
-                stacklevel=2,
-            )
-    if lone.any():
-        uid = census["census_unit_id"].to_numpy()[keep] if "census_unit_id" in census.columns \
-            else census.index.to_numpy()[keep]
-        oid = origins["origin_id"].to_numpy() if "origin_id" in origins.columns \
-            else origins.index.to_numpy()
-        stats["units_to_nearest_origin"] = [
+    if ref_col is None:
+        return
+    j = columns.index(ref_col)
+    straddling = float(counts[(frac < 1), j].sum())
+    share = cut[j] / straddling if straddling > 0 else 0.0
+    if cut[j] > CUT_WARN_SHARE * (kept[:, j].sum() + cut[j]):
+        warnings.warn(
+            f"census.layer: {partial} census units extend beyond the study area; "
+            f"{cut[j]:,.0f} of their {straddling:,.0f} in '{ref_col}' ({share:.1%}) lie "
+            f"outside by area share and were cut ({kept[:, j].sum():,.0f} kept in the area)",
+            DataQualityWarning,
+            stacklevel=3,
+        )
+
+
+def _lone_units(origins, census, keep: np.ndarray, lone: np.ndarray, fallback: np.ndarray) -> dict[str, Any]:
+    """The stats of units that contain no origin (sent whole to the nearest origin)."""
+    uid = census["census_unit_id"].to_numpy()[keep] if "census_unit_id" in census.columns \
+        else census.index.to_numpy()[keep]
+    oid = origins["origin_id"].to_numpy() if "origin_id" in origins.columns \
+        else origins.index.to_numpy()
+    return {
+        "units_to_nearest_origin": [
             {"census_unit": str(uid[u]), "origin": str(oid[fallback[u]])} for u in np.flatnonzero(lone)
-        ]
-        stats["note_without_origin"] = (
+        ],
+        "note_without_origin": (
             f"{int(lone.sum())} census units inside the area contain no origin; their counts "
             "went whole to the nearest origin"
-        )
-    return out, stats
+        ),
+    }
 
 
 def _nearest(tree_xy: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    from scipy.spatial import cKDTree
-
     if len(xy) == 0:
         return np.zeros(0, dtype=np.int64)
     _, idx = cKDTree(tree_xy).query(xy)
@@ -577,8 +629,6 @@ def census_to_origins(config, origins, *, area: Any = None, area_4326: Any = Non
                      groups_present=[g for g in CENSUS_GROUPS if g in origins.columns])
         return origins, stats
     if cfg.raster is not None:
-        from careblocks.io.raster import zonal_sums
-
         sums, rstats = zonal_sums(cfg.raster, origins.geometry, area=area)
         origins = origins.copy()
         origins[TOTAL] = sums
@@ -633,8 +683,5 @@ def read_districts(config, *, area_4326: Any = None):
             "district names; set census.district_name_column"
         )
     bbox = tuple(area_4326.bounds) if area_4326 is not None else None
-    dgdf = _read_vector(cfg.districts, what="district layer (census.districts)",
-                        columns=[name_col], bbox_4326=bbox)
-    if dgdf.crs is None:
-        raise CRSError("census.districts: layer has no CRS; set census.districts.crs")
-    return dgdf
+    return read_vector(cfg.districts, what="district layer (census.districts)", columns=[name_col],
+                       bbox_4326=bbox)

@@ -343,7 +343,7 @@ def write_geopackage(
         frames["network_nodes"] = _prepare(nodes, results, out_crs)
     equity = equity_layer(results)
     extra_tables = [(name, sanitize_frame(pd.DataFrame(df).reset_index(drop=True)))
-                    for name, df in ((n, (getattr(results, "extra", None) or {}).get(n)) for n in ("coverage_curve", "sensitivity"))
+                    for name, df in ((n, getattr(results, n)) for n in ("coverage_curve", "sensitivity"))
                     if df is not None and len(df)]
     if source_date_epoch() is not None:  # reproducible outputs: solver wall-clock times as null
         extra_tables = [(name, _volatile_columns_null(df)) for name, df in extra_tables]

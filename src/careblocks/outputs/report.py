@@ -477,7 +477,7 @@ def _chart_curve(curve: pd.DataFrame, chosen_k: int | None, ylabel: str, L: Lang
 
 def curve_section(results) -> str:
     """The coverage curve: a sentence on diminishing returns, the chart and the table."""
-    curve = (results.extra or {}).get("coverage_curve")
+    curve = results.coverage_curve
     if curve is None or len(curve) == 0:
         return ""
     L = _lang(results)
@@ -920,7 +920,7 @@ def build_report(results) -> str:
                    + esc(L._("In the order they were chosen; each adds what the sites before it "
                              "did not already cover.")) + "</p>")
         out.append(_table(table, L, {"#": "num"}))
-        sens = (getattr(results, "extra", None) or {}).get("sensitivity")
+        sens = results.sensitivity
         if sens is not None and len(sens):
             from careblocks.sites.sensitivity import robustness_sentence
 

@@ -8,94 +8,53 @@ function of a :class:`Context`; the CLI is a thin shell over :func:`run` and :fu
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import geopandas as gpd
 import numpy as np
+import pyogrio
+import shapely
 
 from careblocks import columns as C
+from careblocks import compute
 from careblocks._version import __version__
 from careblocks.audit import Audit
+from careblocks.audit.census import audit_census, audit_districts
+from careblocks.audit.coverage import (
+    audit_layer_extents,
+    audit_network_coverage,
+    audit_origin_coverage,
+)
+from careblocks.audit.inputs import audit_input_files
 from careblocks.config import Config
-from careblocks.errors import AuditError, DataQualityWarning, EmptyResultError
-from careblocks.network.cost import WalkCost
-from careblocks.pipeline.cache import input_paths as _input_paths
+from careblocks.errors import DataQualityWarning, EmptyResultError, OutputError
+from careblocks.io.layers import study_area
+from careblocks.network.graph import file_digest, load_or_build_network, snap_to_streets
+from careblocks.origins import load_origins
+from careblocks.outputs._switch import write_together
+from careblocks.outputs.geopackage import _output_crs, write_geopackage
+from careblocks.outputs.qgis_project import write_qgis_project
+from careblocks.outputs.report import write_report
+from careblocks.outputs.webmap import write_map
+from careblocks.pipeline import cache as stage_cache
+from careblocks.pipeline.access_stage import run_accessibility_stage
+from careblocks.pipeline.context import Context, Reporter, quiet
+from careblocks.pipeline.demand_stage import check_census_inputs, run_demand_stage
+from careblocks.pipeline.sites_stage import run_sites_stage, site_candidates
 from careblocks.results import Results
+from careblocks.services import load_services
+from careblocks.sites.candidates import costs_and_fixed
+from careblocks.transit import load_timetable
 
-#: Called as ``reporter(event, stage, detail)`` with event "start", "done", "info", "warning",
-#: or "progress" (chunks done on a Dask cluster, :mod:`careblocks.compute`).
-Reporter = Callable[[str, str, str], None]
-
-
-def _quiet(event: str, stage: str, detail: str) -> None:  # default reporter
-    return None
-
-
-@dataclass
-class Context:
-    """State shared by the stages of one run."""
-
-    config: Config
-    report: Reporter = _quiet
-    area_4326: Any = None  # shapely polygon or None
-    area: Any = None  # in the working CRS
-    crs: str | None = None
-    network: Any = None
-    osm_path: Path | None = None
-    services: Any = None
-    origins: Any = None
-    results: Results | None = None
-    # filled by the demand and sites stages when configured
-    equity: Any = None
-    equity_after: Any = None
-    districts: Any = None
-    candidates: Any = None
-    selected: Any = None
-    catchments: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
-    stats: dict[str, Any] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    #: the input audit's findings; ``strict`` turns every data-quality warning into an error
-    audit: Audit = field(default_factory=Audit)
-    strict: bool = False
-
-    @property
-    def cost(self) -> WalkCost:
-        """The walking cost of the study (``[walk]``), asked by every stage."""
-        return WalkCost.from_config(self.config.walk)
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        """Time a stage, collect its data-quality warnings and report progress."""
-        self.report("start", name, "")
-        t0 = time.perf_counter()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", DataQualityWarning)
-            yield
-        self.timings[name] = round(time.perf_counter() - t0, 3)
-        mine = [w for w in caught if issubclass(w.category, DataQualityWarning)]
-        if self.strict and mine:
-            more = f" (and {len(mine) - 1} more warnings)" if len(mine) > 1 else ""
-            raise AuditError(
-                f"{name}: {mine[0].message}{more}; --strict (audit.strict) stops on warnings: "
-                "fix the input or run without --strict"
-            )
-        for w in caught:
-            if issubclass(w.category, DataQualityWarning):
-                msg = str(w.message)
-                if any(seen.split(": ", 1)[-1] == msg for seen in self.warnings):
-                    continue  # the audit read this layer before its stage did: said once
-                self.warnings.append(f"{name}: {msg}")
-                self.report("warning", name, msg)
-            else:  # not ours: pass it on unchanged
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        self.report("done", name, f"{self.timings[name]:.1f} s")
+__all__ = ["STAGES", "Context", "OutputPaths", "Reporter", "analyse", "check_output_paths", "output_paths",
+           "quiet", "run", "to_results", "validate", "write_outputs"]
 
 
 # --------------------------------------------------------------------------------------
@@ -105,8 +64,6 @@ class Context:
 
 def stage_inputs(ctx: Context) -> None:
     """Audit: every input path is a regular file of bounded size (nothing opened yet)."""
-    from careblocks.audit.inputs import audit_input_files
-
     audit_input_files(ctx.config, ctx.audit)
     ctx.audit.raise_if_errors()
 
@@ -114,26 +71,18 @@ def stage_inputs(ctx: Context) -> None:
 def stage_audit(ctx: Context) -> None:
     """Audit of the census, GTFS and facility layers against the study area, before the
     network is built or any time computed."""
-    from careblocks.audit.census import audit_census, audit_districts
-    from careblocks.audit.coverage import audit_layer_extents
-    from careblocks.pipeline import cache as stage_cache
-
     audit_census(ctx.config, ctx.area_4326, ctx.audit)
     audit_districts(ctx.config, ctx.area_4326, ctx.audit)
-    stage_cache.audit_gtfs_cached(ctx.config, ctx.audit, status=ctx.stats.setdefault("cache", {}))
+    stage_cache.audit_gtfs_cached(ctx.config, ctx.audit, status=ctx.cache_status)
     audit_layer_extents(ctx.config, ctx.area_4326, ctx.audit)
     ctx.audit.raise_if_errors()
 
 
 def stage_area(ctx: Context) -> None:
-    from careblocks.io.layers import study_area
-
     ctx.area_4326 = study_area(ctx.config)
 
 
 def stage_network(ctx: Context) -> None:
-    from careblocks.network.graph import load_or_build_network
-
     cfg = ctx.config
     # source "download" fetches the area once into the cache, then reads it like any file
     net, stats = load_or_build_network(cfg, area_4326=ctx.area_4326)
@@ -142,29 +91,19 @@ def stage_network(ctx: Context) -> None:
     ctx.network = net
     ctx.crs = net.crs
     ctx.stats["network"] = stats
-    ctx.stats.setdefault("cache", {})["network"] = stats.get("cache", "off")
-    import shapely
-
+    ctx.cache_status["network"] = stats.get("cache", "off")
     if ctx.area_4326 is not None:
-        import geopandas as gpd
-
         ctx.area = gpd.GeoSeries([ctx.area_4326], crs="EPSG:4326").to_crs(net.crs).iloc[0]
     else:  # the extent of the network itself
         pts = shapely.points(net.x, net.y)
         ctx.area = shapely.convex_hull(shapely.multipoints(pts)).buffer(50)
-        import geopandas as gpd
-
         ctx.area_4326 = gpd.GeoSeries([ctx.area], crs=net.crs).to_crs("EPSG:4326").iloc[0]
     ctx.report("info", "network", f"{net.n_nodes:,} nodes, {net.n_edges // 2:,} edges, {net.crs}")
-    from careblocks.audit.coverage import audit_network_coverage
-
     audit_network_coverage(cfg, net, ctx.area, ctx.audit)
     ctx.audit.raise_if_errors()
 
 
 def stage_services(ctx: Context) -> None:
-    from careblocks.services import load_services
-
     services, stats = load_services(
         ctx.config, osm_path=ctx.osm_path, area_4326=ctx.area_4326, crs=ctx.crs, network=ctx.network
     )
@@ -180,8 +119,6 @@ def stage_services(ctx: Context) -> None:
 
 
 def stage_origins(ctx: Context) -> None:
-    from careblocks.origins import load_origins
-
     origins, stats = load_origins(
         ctx.config, osm_path=ctx.osm_path, area_4326=ctx.area_4326, crs=ctx.crs, network=ctx.network
     )
@@ -193,8 +130,6 @@ def stage_origins(ctx: Context) -> None:
     _snap_to_streets(ctx, origins)
     ctx.origins = origins
     ctx.stats["origins"] = stats
-    from careblocks.audit.coverage import audit_origin_coverage
-
     audit_origin_coverage(ctx.config, origins, ctx.audit, ctx.network)
     ctx.audit.raise_if_errors()
     ctx.report(
@@ -202,15 +137,13 @@ def stage_origins(ctx: Context) -> None:
     )
 
 
-def _snap_to_streets(ctx: Context, frame: Any) -> None:
+def _snap_to_streets(ctx: Context, frame: gpd.GeoDataFrame | None) -> None:
     """Move ``node``/``snap_m`` of points (or polygons, by representative point) from the
     nearest junction to the nearest point of the nearest street, splitting that street
     (:meth:`~careblocks.network.WalkNetwork.split_at`); ``ctx.network`` grows by one node
     per point and every node index taken before stays valid."""
     if frame is None or len(frame) == 0:
         return
-    from careblocks.network.graph import snap_to_streets
-
     ctx.network, node, dist = snap_to_streets(ctx.network, frame.geometry)
     frame["node"] = node.astype(np.int64)
     frame["snap_m"] = dist.astype(np.float64)
@@ -225,10 +158,8 @@ def _services_by_type(ctx: Context) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def stage_access(ctx: Context) -> None:
-    from careblocks.pipeline import cache as stage_cache
-
     table = stage_cache.walk_access_cached(ctx.config, ctx.network, ctx.origins, _services_by_type(ctx),
-                                           status=ctx.stats.setdefault("cache", {}))
+                                           status=ctx.cache_status)
     for col in table.columns:
         ctx.origins[col] = table[col].to_numpy()
 
@@ -237,14 +168,10 @@ def stage_transit(ctx: Context) -> None:
     cfg = ctx.config
     if not cfg.transit.enabled:
         return
-    from careblocks.pipeline import cache as stage_cache
-
-    status = ctx.stats.setdefault("cache", {})
     tt, stats, key = stage_cache.load_timetable_cached(cfg, ctx.network, area_4326=ctx.area_4326,
-                                                       crs=ctx.crs, status=status)
+                                                       crs=ctx.crs, status=ctx.cache_status)
     ctx.stats["transit"] = stats
-    ctx.extra["timetable"] = tt  # reused by the sites stage (walk + transit catchments)
-    ctx.extra["timetable_key"] = key
+    ctx.timetable, ctx.timetable_key = tt, key  # reused by the accessibility and sites stages
     kept, dropped = int(stats.get("stops_kept", 0)), int(stats.get("stops_dropped_outside_area", 0))
     if dropped > kept:
         ctx.stats["transit"]["coverage_note"] = note = (
@@ -255,7 +182,7 @@ def stage_transit(ctx: Context) -> None:
         )
         warnings.warn(f"transit: {note}", DataQualityWarning, stacklevel=2)
     res = stage_cache.transit_access_cached(cfg, ctx.network, tt, key, ctx.origins, _services_by_type(ctx),
-                                            status=status)
+                                            status=ctx.cache_status)
     pcts = list(cfg.transit.percentiles)
     for name, arr in res.items():
         for j, p in enumerate(pcts):
@@ -275,22 +202,24 @@ def stage_transit(ctx: Context) -> None:
 
 
 def stage_demand(ctx: Context) -> None:
-    from careblocks.pipeline.demand_stage import run_demand_stage
-
-    run_demand_stage(ctx)
+    d = run_demand_stage(ctx.config, ctx.origins, area=ctx.area, area_4326=ctx.area_4326, report=ctx.report)
+    ctx.origins, ctx.equity, ctx.districts = d.origins, d.equity, d.districts
+    ctx.stats["demand"] = d.stats
 
 
 def stage_accessibility(ctx: Context) -> None:
-    from careblocks.accessibility import run_accessibility_stage
-
-    run_accessibility_stage(ctx)
+    if not ctx.config.accessibility.enabled:
+        return
+    a = run_accessibility_stage(ctx.config, ctx.origins, ctx.services, ctx.network, equity=ctx.equity,
+                                districts=ctx.districts, timetable=ctx.timetable,
+                                timetable_key=ctx.timetable_key, cache_status=ctx.cache_status)
+    ctx.origins, ctx.equity, ctx.districts = a.origins, a.equity, a.districts
+    ctx.stats["accessibility"] = a.stats
 
 
 def stage_sites(ctx: Context) -> None:
     if not ctx.config.sites.enabled:
         return
-    from careblocks.pipeline.sites_stage import run_sites_stage
-
     run_sites_stage(ctx)
 
 
@@ -334,10 +263,8 @@ def build_metadata(ctx: Context) -> dict[str, Any]:
     cfg = ctx.config
     resolved = asdict(cfg)
     resolved.pop("raw", None)
-    from careblocks.network.graph import file_digest
-
     digests = {}
-    for p in _input_paths(cfg):
+    for p in stage_cache.input_paths(cfg):
         digests[str(p)] = file_digest(p)
     if ctx.osm_path is not None and Path(str(ctx.osm_path)).is_file():
         digests.setdefault(str(ctx.osm_path), file_digest(Path(str(ctx.osm_path))))
@@ -369,7 +296,7 @@ def build_metadata(ctx: Context) -> dict[str, Any]:
 
 
 def analyse(
-    config: Config, *, reporter: Reporter = _quiet, until: str | None = None, strict: bool = False
+    config: Config, *, reporter: Reporter = quiet, until: str | None = None, strict: bool = False
 ) -> Context:
     """Run the analysis stages (no outputs); stop after stage ``until`` when given.
 
@@ -378,8 +305,6 @@ def analyse(
     :class:`~careblocks.errors.AuditError`. ``strict`` (or ``audit.strict``) turns every
     data-quality warning into such an error.
     """
-    from careblocks import compute
-
     strict = strict or config.audit.strict
     ctx = Context(config=config, report=reporter, audit=Audit(strict=strict), strict=strict)
     # the per-origin work of the stages runs in chunks on a cluster when [compute] (or
@@ -397,7 +322,7 @@ def analyse(
     return ctx
 
 
-def validate(config: Config, *, reporter: Reporter = _quiet, strict: bool = False) -> Context:
+def validate(config: Config, *, reporter: Reporter = quiet, strict: bool = False) -> Context:
     """Check a config and every input with the same readers and checks ``run`` uses.
 
     Runs the stages up to the origins, then reads the transit feeds, the census layer or
@@ -407,24 +332,18 @@ def validate(config: Config, *, reporter: Reporter = _quiet, strict: bool = Fals
     """
     ctx = analyse(config, reporter=reporter, until="origins", strict=strict)
     if config.transit.enabled:
-        from careblocks.transit import load_timetable
-
         with ctx.stage("transit feeds"):
             _, stats = load_timetable(config.transit, ctx.network, area_4326=ctx.area_4326,
                                       crs=ctx.crs, cost=ctx.cost)
             ctx.stats["transit"] = stats
     census = config.census
     if census.layer is not None or census.raster is not None or census.districts is not None:
-        from careblocks.pipeline.demand_stage import check_census_inputs
-
         with ctx.stage("census"):
-            ctx.stats["demand"] = check_census_inputs(ctx)
+            ctx.stats["demand"] = check_census_inputs(config, ctx.origins, area=ctx.area,
+                                                      area_4326=ctx.area_4326)
     sc = config.sites
     if sc.enabled and (sc.cost_column or sc.fixed or sc.fixed_column or sc.default_cost is not None):
         # costs and blocks that stay are checked on the candidates run would build
-        from careblocks.pipeline.sites_stage import site_candidates
-        from careblocks.sites.candidates import costs_and_fixed
-
         with ctx.stage("candidates"):
             cost, fixed = costs_and_fixed(config, site_candidates(ctx))
             ctx.stats["candidates"] = {"fixed": int(len(fixed)),
@@ -433,28 +352,25 @@ def validate(config: Config, *, reporter: Reporter = _quiet, strict: bool = Fals
 
 
 def to_results(ctx: Context) -> Results:
-    if ctx.results is None:
-        ctx.results = Results(
-            config=ctx.config,
-            crs=ctx.crs or "",
-            area=ctx.area,
-            network=ctx.network,
-            origins=ctx.origins,
-            services=ctx.services,
-            equity=ctx.equity,
-            equity_after=ctx.equity_after,
-            districts=ctx.districts,
-            candidates=ctx.candidates,
-            selected=ctx.selected,
-            catchments=ctx.catchments,
-            extra=ctx.extra,
-        )
-    ctx.results.metadata = build_metadata(ctx)
-    return ctx.results
-
-
-def slug(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name.strip().lower()) or "study"
+    """The :class:`Results` of a run so far (every part the stages have made), with its
+    metadata (version, config, input digests, stage timings, warnings, audit, stats)."""
+    return Results(
+        config=ctx.config,
+        crs=ctx.crs or "",
+        area=ctx.area,
+        network=ctx.network,
+        origins=ctx.origins,
+        services=ctx.services,
+        metadata=build_metadata(ctx),
+        equity=ctx.equity,
+        equity_after=ctx.equity_after,
+        districts=ctx.districts,
+        candidates=ctx.candidates,
+        selected=ctx.selected,
+        catchments=ctx.catchments,
+        coverage_curve=ctx.coverage_curve,
+        sensitivity=ctx.sensitivity,
+    )
 
 
 @dataclass
@@ -469,7 +385,7 @@ def output_paths(config: Config, out_dir: Path | None) -> OutputPaths:
     """Where a run writes: ``--out DIR`` puts everything in DIR; otherwise everything goes to
     ``outputs.dir`` (default ``out/<study>/``): ``careblocks.gpkg``, ``map.html``,
     ``report.html`` (the map to ``outputs.map_dir/<study>.html`` when that key is set)."""
-    name = slug(config.study.name)
+    name = config.study.slug
     if out_dir is not None:
         d = Path(out_dir)
         return OutputPaths(
@@ -497,11 +413,6 @@ def check_output_paths(paths: OutputPaths) -> None:
     symbolic link, when its folder is a file, or when the nearest existing folder on the way
     cannot be written (a probe file is created and removed there). Creates nothing.
     """
-    import os
-    import tempfile
-
-    from careblocks.errors import OutputError
-
     fix = "choose another folder with --out DIR or outputs.dir / outputs.map_dir"
     for target in (paths.gpkg, paths.map, paths.report):
         if target is None:
@@ -523,7 +434,7 @@ def check_output_paths(paths: OutputPaths) -> None:
             raise OutputError(f"{folder}: cannot write there ({exc.strerror}); {fix}") from None
 
 
-def write_outputs(results: Results, paths: OutputPaths, *, reporter: Reporter = _quiet) -> list[Path]:
+def write_outputs(results: Results, paths: OutputPaths, *, reporter: Reporter = quiet) -> list[Path]:
     """Write the GeoPackage, map and report as one set.
 
     The files of one folder are staged in a folder beside it and switched in with one rename
@@ -532,9 +443,6 @@ def write_outputs(results: Results, paths: OutputPaths, *, reporter: Reporter = 
     runs are removed by the next run. (With ``outputs.map_dir`` set to another folder the map
     is switched on its own.)
     """
-    from careblocks.outputs._switch import write_together
-    from careblocks.outputs.geopackage import write_geopackage
-
     cfg = results.config
     t0 = time.perf_counter()
     reporter("start", "outputs", "")
@@ -542,21 +450,13 @@ def write_outputs(results: Results, paths: OutputPaths, *, reporter: Reporter = 
         (paths.gpkg, lambda p: write_geopackage(results, p, crs=cfg.outputs.crs))
     ]
     if paths.map is not None:
-        from careblocks.outputs.webmap import write_map
-
         jobs.append((paths.map, lambda p: write_map(results, p)))
     if paths.report is not None:
-        from careblocks.outputs.report import write_report
-
         jobs.append((paths.report, lambda p: write_report(results, p)))
+
     def qgis_project(p: Path) -> Path:
         # the GeoPackage's layers as just written beside it (the jobs of a folder run in
         # order, the GeoPackage first), referenced by its final name
-        import pyogrio
-
-        from careblocks.outputs.geopackage import _output_crs
-        from careblocks.outputs.qgis_project import write_qgis_project
-
         layers = {str(n): str(g) for n, g in pyogrio.list_layers(p.parent / paths.gpkg.name) if g}
         return write_qgis_project(results, p, gpkg_name=paths.gpkg.name, layers=layers,
                                   crs=_output_crs(results, cfg.outputs.crs))
@@ -579,7 +479,7 @@ def write_outputs(results: Results, paths: OutputPaths, *, reporter: Reporter = 
 
 
 def run(
-    config: Config, *, out_dir: Path | None = None, reporter: Reporter = _quiet, strict: bool = False
+    config: Config, *, out_dir: Path | None = None, reporter: Reporter = quiet, strict: bool = False
 ) -> tuple[Results, list[Path]]:
     """Run a whole study and write its outputs; return the results and the paths written."""
     paths = output_paths(config, out_dir)

@@ -42,9 +42,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+import shapely
 
 from careblocks import columns as C
 from careblocks.columns import CARE_GROUPS
@@ -57,6 +59,7 @@ from careblocks.sites.hours import (
     _counts,
     current_minutes,
     hours_at,
+    hours_pair_values,
     hours_returned,
     household_size,
     time_cap_min,
@@ -66,8 +69,6 @@ from careblocks.sites.hours import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    import geopandas as gpd
-
     from careblocks.config import Config
 
 
@@ -379,6 +380,17 @@ def score_candidates(
     return out
 
 
+def selection_inputs(config, origins, coverage: sp.csr_matrix, *, threshold_min: float
+                     ) -> tuple[sp.csr_matrix, np.ndarray | None, bool]:
+    """What maximal covering selects on for ``sites.objective``: ``(matrix, weights,
+    pair_gains)``. ``hours_returned`` is exact: each origin's hours with its nearest chosen
+    site (:func:`hours_pair_values` on the coverage, no weights, ``pair_gains``); the other
+    objectives cover ``coverage`` with :func:`objective_weights`."""
+    if config.sites.objective == "hours_returned":
+        return hours_pair_values(config, origins, coverage), None, True
+    return coverage, objective_weights(config, origins, threshold_min=threshold_min), False
+
+
 def objective_weights(config, origins, *, objective: str | None = None, threshold_min: float | None = None) -> np.ndarray:
     """Weight per origin for the maximal covering objective (``sites.objective``).
 
@@ -434,8 +446,6 @@ def access_after(network, origins, site_nodes, site_snap_m, *, cost: WalkCost, o
         (walking minutes to the nearest selected block) and, with transit, ``best_min_<s>``
         and ``block_transit_min``.
     """
-    import pandas as pd
-
     nodes = np.asarray(site_nodes, dtype=np.int64)
     if nodes.size:
         d = nearest_times(network.indptr, network.indices, cost.inbound_seconds(network), nodes,
@@ -476,9 +486,6 @@ def catchment_polygons(
     geopandas.GeoDataFrame
         ``candidate_id``, ``threshold_min``, ``reached_nodes``, geometry (working CRS).
     """
-    import geopandas as gpd
-    import shapely
-
     r = sp.csr_matrix(reach_rows)
     src = np.repeat(np.arange(network.n_nodes, dtype=np.int64), np.diff(network.indptr))
     dst = network.indices.astype(np.int64)
