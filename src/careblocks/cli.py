@@ -234,7 +234,7 @@ def run(
         if config is None:
             console.print(
                 "No config given: running the embedded default study "
-                f"'{cfg.study.name}' ({cfg.source_path})."
+                f"'{cfg.study.label}' ({cfg.source_path})."
             )
         results, written = careblocks.run(
             cfg, out_dir, reporter=_reporter(console, verbosity), strict=strict
