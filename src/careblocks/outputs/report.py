@@ -868,10 +868,19 @@ def build_report(results) -> str:
               and len(results.services) else pd.Series(dtype=int))
     rows = [(L._("Study area"), f"{L.number(area_km2, 1)} km²"),
             (L._("Places where people live (origins)"), L.integer(len(o)))]
+    # the network as read (the figures the terminal prints), not with the virtual nodes that
+    # snapping homes and facilities onto streets adds to the arrays
+    read = (meta.get("stats") or {}).get("network") or {}
     net = results.network
-    if net is not None and hasattr(net, "indptr"):
+    if "nodes" in read and "edges" in read:
+        nodes, segments = int(read["nodes"]), int(read["edges"])
+    elif net is not None and hasattr(net, "indptr"):
+        nodes, segments = len(net.indptr) - 1, len(net.indices) // 2
+    else:
+        nodes = segments = None
+    if nodes is not None:
         rows.append((L._("Walking network"), L._("{nodes} junctions, {segments} street segments").format(
-            nodes=L.integer(len(net.indptr) - 1), segments=L.integer(len(net.indices) // 2))))
+            nodes=L.integer(nodes), segments=L.integer(segments))))
     for s in services:
         rows.append((L._("Existing facilities: {service}").format(service=lower_first(styles.service_label(cfg, s))),
                      L.integer(int(counts.get(s, 0)))))
