@@ -140,6 +140,9 @@ def main() -> None:
     ap.add_argument("--no-pyrosm", action="store_true", help="skip the pyrosm baseline on the city PBF")
     ap.add_argument("--skip-read", action="store_true", help="skip part 1 (reading OSM)")
     ap.add_argument("--skip-study", action="store_true", help="skip part 2 (the whole study)")
+    ap.add_argument("--origins", type=int, default=None,
+                    help="part 2 on every k-th origin only (about this many; the network, timetable, "
+                         "services and candidates stay whole): a run that fits a shared machine, labelled so")
     a = ap.parse_args()
     nx, ny = (2, 2) if a.small else (int(v) for v in a.tiles.lower().split("x"))
     tiles = nx * ny
@@ -161,7 +164,31 @@ def main() -> None:
     if not a.skip_read:
         _reading(city, a.no_pyrosm)
     if not a.skip_study:
-        _study(city, a.workers)
+        config = city.config
+        if a.origins and a.origins < origins:
+            config = _fewer_origins(city, a.origins)
+        _study(city, a.workers, config)
+
+
+def _load() -> str:
+    return " ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
+def _fewer_origins(city: _metro_city.City, n: int) -> Path:
+    """A config of the same city whose population layer keeps every k-th origin (about n)."""
+    import pandas as pd
+
+    pop = pd.read_csv(city.population)
+    step = max(1, len(pop) // n)
+    sub = city.folder / f"population_every{step}.csv"
+    pop.iloc[::step].to_csv(sub, index=False)
+    text = city.config.read_text()
+    assert str(city.population) in text
+    out = city.folder / f"city_every{step}.toml"
+    out.write_text(text.replace(str(city.population), str(sub)))
+    print(f"  part 2 on every {step}th origin: {len(pop.iloc[::step]):,} of {len(pop):,} origins "
+          "(network, timetable, services and candidates whole)")
+    return out
 
 
 def _reading(city: _metro_city.City, no_pyrosm: bool) -> None:
@@ -186,12 +213,14 @@ def _reading(city: _metro_city.City, no_pyrosm: bool) -> None:
 
 
 
-def _study(city: _metro_city.City, workers: str) -> None:
+def _study(city: _metro_city.City, workers: str, config: Path) -> None:
     print("\n2. the whole study (pipeline.analyse, no outputs), per stage: seconds / peak MB of the "
           "process tree", flush=True)
     runs = {}
     for w in (int(v) for v in workers.split(",")):
-        runs[w] = _run(_STUDY, str(city.config), str(w))
+        print(f"  {w} worker(s): load average at the start {_load()}", flush=True)
+        runs[w] = _run(_STUDY, str(config), str(w))
+        print(f"  {w} worker(s): load average at the end {_load()}", flush=True)
     first = next(iter(runs.values()))
     print(f"  network {first['nodes']:,} walk nodes, {first['origins']:,} origins, "
           f"{first['people'] or 0:,.0f} people, {first['candidates']:,} candidates")
