@@ -301,7 +301,10 @@ def use_old_kernels():
     from careblocks.transit import raptor, reach
 
     def many(*args):
-        return _many_origins(*args[:-1])  # the old kernel takes no block count
+        # the old kernel takes no walking times (applied after it, as before) nor block count
+        *head, walk, out, _ = args
+        _many_origins(*head, out)
+        out[...] = np.minimum(out, walk[:, None, :])
 
     def chunk(*args):
         return _coverage_chunk(*args[:-1])

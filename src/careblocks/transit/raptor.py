@@ -286,9 +286,10 @@ def _origin_done(ws):
 def _range_raptor(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, arrival,
                   departure, stop_routes_ptr, stop_routes, stop_routes_pos, transfer_ptr,
                   transfer_to, transfer_s, stop_dep_ptr, stop_dep, acc_stops, acc_s, deps,
-                  n_rounds, max_trip_s, egress, out, record, stop_out, ws):
+                  n_rounds, max_trip_s, egress, walk, out, record, stop_out, ws):
     """Range-RAPTOR for one origin on a clean workspace ``ws`` (left clean).
-    ``out[d, v]`` = travel seconds (INF32 unreachable).
+    ``out[d, v]`` = travel seconds (INF32 unreachable): the faster of transit and ``walk[v]``
+    (seconds on foot all the way, INF32 = not an option), which also bounds target pruning.
 
     With ``record`` 1, ``stop_out[d, s]`` receives the earliest arrival at every stop (by
     any means); ``record`` 0: no per-stop output.
@@ -298,6 +299,10 @@ def _range_raptor(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, a
     n_serv = egress.shape[1]
     for di in range(deps.shape[0] - 1, -1, -1):
         t = deps[di]
+        # arriving on foot at t + walk: a ride arriving later cannot make a service faster
+        for v in range(n_serv):
+            if walk[v] < INF32 and t + walk[v] < best[v]:
+                best[v] = t + walk[v]
         _minute(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, arrival,
                 departure, stop_routes_ptr, stop_routes, stop_routes_pos, transfer_ptr,
                 transfer_to, transfer_s, stop_dep_ptr, stop_dep, acc_stops, acc_s, t,
@@ -317,7 +322,7 @@ def _range_raptor(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, a
 def _many_origins(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, arrival,
                   departure, stop_routes_ptr, stop_routes, stop_routes_pos, transfer_ptr,
                   transfer_to, transfer_s, stop_dep_ptr, stop_dep, acc_ptr, acc_stops, acc_s,
-                  deps, n_rounds, max_trip_s, egress, out, n_blocks):
+                  deps, n_rounds, max_trip_s, egress, walk, out, n_blocks):
     """Origins in ``n_blocks`` contiguous blocks run in parallel, one workspace per block."""
     n_o = acc_ptr.shape[0] - 1
     nb = min(n_o, n_blocks)
@@ -331,7 +336,8 @@ def _many_origins(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, a
             _range_raptor(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, arrival,
                           departure, stop_routes_ptr, stop_routes, stop_routes_pos, transfer_ptr,
                           transfer_to, transfer_s, stop_dep_ptr, stop_dep, acc_stops[a0:a1],
-                          acc_s[a0:a1], deps, n_rounds, max_trip_s, egress, out[o], 0, dummy, ws)
+                          acc_s[a0:a1], deps, n_rounds, max_trip_s, egress, walk[o], out[o], 0, dummy,
+                          ws)
 
 
 def n_blocks(n_items: int) -> int:
@@ -365,7 +371,7 @@ def _tt_arrays(tt, transfer_s):
 
 def range_raptor(tt, transfer_s: np.ndarray, acc_ptr: np.ndarray, acc_stops: np.ndarray,
                  acc_s: np.ndarray, departures_s: np.ndarray, *, max_transfers: int,
-                 max_trip_s: int, egress_s: np.ndarray) -> np.ndarray:
+                 max_trip_s: int, egress_s: np.ndarray, walk_s: np.ndarray | None = None) -> np.ndarray:
     """Travel seconds per origin, departure and service (INF32 when unreachable).
 
     Parameters
@@ -385,6 +391,11 @@ def range_raptor(tt, transfer_s: np.ndarray, acc_ptr: np.ndarray, acc_stops: np.
     egress_s
         int32 ``(n_stops, n_services)`` walk from each stop to the nearest facility of each
         service (INF32 when none within the walk limit).
+    walk_s
+        Optional ``(n_origins, n_services)`` whole seconds of walking all the way (INF32:
+        not within ``max_trip_s``). The result is then the faster of transit and walking (as
+        ``np.minimum`` of the two would be), and target pruning stops at what walking
+        already achieves.
 
     Returns
     -------
@@ -392,10 +403,15 @@ def range_raptor(tt, transfer_s: np.ndarray, acc_ptr: np.ndarray, acc_stops: np.
     """
     n_o = acc_ptr.size - 1
     out = np.empty((n_o, departures_s.size, egress_s.shape[1]), np.int32)
+    if walk_s is None:
+        walk = np.full((n_o, egress_s.shape[1]), INF32, np.int64)
+    else:
+        walk = np.minimum(np.asarray(walk_s, np.int64), INF32).reshape(n_o, egress_s.shape[1])
     _many_origins(*_tt_arrays(tt, transfer_s.astype(np.int32)), acc_ptr.astype(np.int64),
                   acc_stops.astype(np.int32), acc_s.astype(np.int32),
                   departures_s.astype(np.int32), int(max_transfers) + 1, int(max_trip_s),
-                  np.ascontiguousarray(egress_s, dtype=np.int32), out, n_blocks(n_o))
+                  np.ascontiguousarray(egress_s, dtype=np.int32), np.ascontiguousarray(walk), out,
+                  n_blocks(n_o))
     return out
 
 
@@ -411,7 +427,7 @@ def earliest_arrivals(tt, transfer_s: np.ndarray, acc_stops: np.ndarray, acc_s: 
     ws = workspace(tt.n_stops, tt.n_routes, int(max_transfers) + 1, 1)
     _range_raptor(*_tt_arrays(tt, transfer_s.astype(np.int32)), acc_stops.astype(np.int32),
                   acc_s.astype(np.int32), deps, int(max_transfers) + 1, int(max_trip_s),
-                  egress, out, 1, stop_out, ws)
+                  egress, np.full(1, INF32, np.int64), out, 1, stop_out, ws)
     return stop_out
 
 
