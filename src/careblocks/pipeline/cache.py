@@ -107,6 +107,46 @@ def transit_access_cached(config: Any, network: Any, timetable: Any, tt_key: str
 
 
 
+def walk_coverage_cached(config: Any, network: Any, points: Any, origins: Any, limit_s: float, compute: Any, *,
+                         status: dict[str, str], name: str) -> Any:
+    """Points (facilities) x origins walking seconds within ``limit_s`` (``compute()``, a CSR
+    matrix) through the cache, keyed by the network, ``[walk]``, the points' and the origins'
+    nodes and snap distances and the limit; records the outcome under ``status[name]``
+    ("hit" only when every call of the run hit)."""
+    key = cache_key("walk_coverage", {
+        "network": network_digest(network), "walk": _jsonable(config.walk), "points": points_digest(points),
+        "origins": points_digest(origins), "limit_s": float(limit_s),
+    })
+    got = load(config, "walk_coverage", key)
+    if got is not None:
+        try:
+            m = arrays_to_sparse("m", got[0])
+            if status.get(name) in (None, "hit"):
+                status[name] = "hit"
+            return m
+        except (KeyError, ValueError, TypeError):  # an entry of another layout is a miss
+            pass
+    m = compute()
+    save(config, "walk_coverage", key, sparse_to_arrays("m", m), {})
+    status[name] = "miss" if enabled(config) else "off"
+    return m
+
+
+def array_cached(config: Any, stage: str, parts: dict[str, Any], compute: Any, *,
+                 status: dict[str, str]) -> np.ndarray:
+    """One numeric array (``compute()``) through the cache; records "hit"/"miss"/"off" under
+    ``status[stage]``."""
+    key = cache_key(stage, parts)
+    got = load(config, stage, key)
+    if got is not None and "a" in got[0]:
+        status[stage] = "hit"
+        return np.array(got[0]["a"])
+    a = np.asarray(compute())
+    save(config, stage, key, {"a": a}, {})
+    status[stage] = "miss" if enabled(config) else "off"
+    return a
+
+
 def walk_access_cached(config: Any, network: Any, origins: Any,
                        services: dict[str, tuple[np.ndarray, np.ndarray]], *,
                        status: dict[str, str]) -> Any:
