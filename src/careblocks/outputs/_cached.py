@@ -69,8 +69,12 @@ def digest(obj: Any) -> str:
 
 @cache
 def _module_digest(name: str) -> str:
-    mod = sys.modules[name]
-    with open(mod.__file__, "rb") as f:
+    """sha256 of a module's source file, found without running the module."""
+    from importlib.util import find_spec
+
+    mod = sys.modules.get(name)
+    path = getattr(mod, "__file__", None) if mod is not None else find_spec(name).origin
+    with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
 
 
