@@ -39,6 +39,7 @@ from careblocks.errors import DataQualityWarning, EmptyResultError, OutputError
 from careblocks.io.layers import study_area
 from careblocks.network.graph import file_digest, load_or_build_network, snap_to_streets
 from careblocks.origins import load_origins
+from careblocks.outputs import _cached as output_cache
 from careblocks.outputs._switch import write_together
 from careblocks.outputs.geopackage import _output_crs, write_geopackage
 from careblocks.outputs.qgis_project import write_qgis_project
@@ -531,7 +532,11 @@ def run(
     ctx = analyse(config, reporter=reporter, strict=strict)
     results = to_results(ctx)
     t0 = time.perf_counter()
+    output_cache.STATUS.clear()
     written = write_outputs(results, paths, reporter=reporter)
     results.metadata["stage_seconds"]["outputs"] = round(time.perf_counter() - t0, 3)
+    # the report's figures and the map's streets: "hit" / "miss" / "off" each (after writing,
+    # like the outputs' time: the files written do not depend on it)
+    results.metadata["output_cache"] = dict(output_cache.STATUS)
     return results, written
 
