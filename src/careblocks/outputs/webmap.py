@@ -358,6 +358,8 @@ TEXT: dict[str, str] = {
     "sites_layer": N_("Proposed Care Blocks ({n}) and walking catchments"),
     "site_title": N_("Care Block {order}"),
     "site_title_named": N_("Care Block {order}: {name}"),
+    "site_title_fixed": N_("Care Block {order}, which stays"),
+    "site_title_fixed_named": N_("Care Block {order}, which stays: {name}"),
     "after_layer": N_("After the Care Blocks: {what} within {t}"),
     "after_what_all": N_("all {n} services"),
     "tip_people": N_("people"),
@@ -388,6 +390,7 @@ TEXT: dict[str, str] = {
                          "zoom in)"),
     "legend_sites": N_("Proposed Care Blocks"),
     "legend_site": N_("proposed Care Block, in the order chosen"),
+    "legend_site_fixed": N_("Care Block that stays, counted before the new ones"),
     "legend_catchment": N_("within {t} on foot of a proposed Care Block; darker where two or "
                            "more catchments overlap"),
     "legend_candidate": N_("candidate site (larger: higher score)"),
@@ -581,13 +584,16 @@ def _sites_overlay(results, L: Language) -> dict | None:
     for i, ((_, row), g) in enumerate(zip(s2.iterrows(), s2.geometry.representative_point(), strict=False)):
         order_no = int(row["order"]) if "order" in row and pd.notna(row["order"]) else i + 1
         name = _site_name(row, L)
-        title = (_t(L, "site_title_named", order=order_no, name=name) if name
-                 else _t(L, "site_title", order=order_no))
+        stays = row.get("fixed", False)
+        stays = bool(stays) if pd.notna(stays) else False
+        key = "site_title_fixed" if stays else "site_title"
+        title = (_t(L, key + "_named", order=order_no, name=name) if name
+                 else _t(L, key, order=order_no))
         if "candidate_id" in row:
             titles[str(row["candidate_id"])] = title
         rationale = row.get("rationale")
         sites.append({
-            "lat": round(float(g.y), 6), "lng": round(float(g.x), 6), "order": order_no,
+            "lat": round(float(g.y), 6), "lng": round(float(g.x), 6), "order": order_no, "fixed": stays,
             "title": title, "rationale": rationale if isinstance(rationale, str) else None,
             "rows": _site_rows(row, results, L),
         })
@@ -638,7 +644,7 @@ def _legend(results, services: list[str], L: Language, *, has_need: bool, has_al
             base: dict) -> dict:
     """The legend as sections of rows, one row per symbol the map draws; ``kind`` tells
     ``map.js`` how to draw the symbol (``swatch``, ``ramp``, ``service``, ``cluster``,
-    ``site``, ``catchment``, ``candidate``, ``streets``, ``area``, ``districts``)."""
+    ``site``, ``site_fixed``, ``catchment``, ``candidate``, ``streets``, ``area``, ``districts``)."""
     t = L.minutes(results.threshold_min)
     counts = _facility_counts(results)
     time_rows = [{"kind": "swatch", "color": c, "label": lbl}
@@ -657,6 +663,8 @@ def _legend(results, services: list[str], L: Language, *, has_need: bool, has_al
     site_rows = []
     if results.selected is not None and len(results.selected):
         site_rows.append({"kind": "site", "label": _t(L, "legend_site")})
+        if "fixed" in results.selected and results.selected["fixed"].fillna(False).astype(bool).any():
+            site_rows.append({"kind": "site_fixed", "label": _t(L, "legend_site_fixed")})
         if results.catchments is not None and len(results.catchments):
             site_rows.append({"kind": "catchment", "label": _t(L, "legend_catchment", t=t)})
     if results.candidates is not None and len(results.candidates) and "score" in results.candidates:

@@ -375,7 +375,12 @@ def validate(config: Config, *, reporter: Reporter = quiet, strict: bool = False
     computing access. Raises the same :class:`~careblocks.errors.CareblocksError` ``run``
     would.
     """
+    # first, as it is quick: a configured scheduler must be reachable (run would stop there
+    # at its first chunked step, after the slow stages)
+    cluster = compute.check(config.compute.workers, config.compute.scheduler_address)
     ctx = analyse(config, reporter=reporter, until="origins", strict=strict)
+    if cluster is not None:
+        ctx.stats["cluster"] = cluster
     if config.transit.enabled:
         with ctx.stage("transit feeds"):
             _, stats = load_timetable(config.transit, ctx.network, area_4326=ctx.area_4326,
