@@ -38,6 +38,7 @@ from careblocks.sites.rationale import fixed_first, marginal_figures, selected_s
 from careblocks.sites.scoring import (
     Catchments,
     access_after,
+    block_minutes,
     catchment_polygons,
     score_candidates,
     selection_inputs,
@@ -424,9 +425,15 @@ def _origins_after(ctx: Context, sel: gpd.GeoDataFrame, timetable: Timetable | N
     transit_block = None
     if timetable is not None and any(f"best_min_{s}" in ctx.origins.columns for s in sc.offers):
         transit_block = _transit_block_minutes(ctx, timetable, sel)
-    after = access_after(ctx.network, ctx.origins, sel["node"].to_numpy(), sel["snap_m"].to_numpy(),
-                         cost=WalkCost.from_config(cfg.walk), offers=sc.offers,
-                         transit_block_min=transit_block)
+    cost = WalkCost.from_config(cfg.walk)
+    nodes, snap = sel["node"].to_numpy(np.int64), sel["snap_m"].to_numpy(np.float64)
+    block = stage_cache.array_cached(
+        cfg, "block_minutes",
+        {"network": stage_cache.network_digest(ctx.network), "walk": stage_cache._jsonable(cfg.walk),
+         "origins": stage_cache.points_digest(ctx.origins), "sites": stage_cache.array_digest(nodes, snap)},
+        lambda: block_minutes(ctx.network, ctx.origins, nodes, snap, cost=cost), status=ctx.cache_status)
+    after = access_after(ctx.network, ctx.origins, nodes, snap, cost=cost, offers=sc.offers,
+                         transit_block_min=transit_block, block_min=block)
     origins = ctx.origins.copy()
     for s in sc.offers:
         origins[C.walk_min(s, after=True)] = after[C.walk_min(s)].to_numpy()
