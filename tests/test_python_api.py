@@ -202,3 +202,55 @@ def test_scores_selection_and_care_index_from_geodataframes():
     idx = cb.care_need_index(origins)
     assert idx["care_need_index"].between(0, 1).all() and "formula" in idx.attrs
     assert idx["care_need_index"].nunique() > 1
+
+
+def test_select_sites_with_costs_budget_and_blocks_that_stay():
+    """cost=/budget=/fixed= as sites.cost_column/budget/fixed: the best feasible choice by brute
+    force over every pair on the grid, the blocks that stay first; bad ids and costs are one line."""
+    import itertools
+
+    from scipy.sparse.csgraph import dijkstra
+
+    from careblocks.network.cost import WalkCost
+    from reference_transit import grid_network
+
+    net = grid_network()  # 12 x 12 nodes, 100 m apart
+    rng = np.random.default_rng(11)
+    pop = rng.integers(10, 200, net.n_nodes).astype(float)
+    origins = gpd.GeoDataFrame({"id": [f"o{i}" for i in range(net.n_nodes)], "population": pop},
+                               geometry=shapely.points(net.x, net.y), crs=net.crs)
+    c_nodes = np.array([0, 26, 65, 70, 130, 143])
+    ids = ["a", "b", "c", "d", "e", "f"]
+    price = np.array([1.0, 2.0, 5.0, 4.0, 2.0, 1.0])
+    cands = gpd.GeoDataFrame({"id": ids, "price": price},
+                             geometry=shapely.points(net.x[c_nodes], net.y[c_nodes]), crs=net.crs)
+    within = dijkstra(net.to_scipy(WalkCost()), indices=c_nodes) / 60.0 <= 5 + 1e-9
+
+    def served(sel):
+        return float(pop[within[list(sel)].any(axis=0)].sum())
+
+    kw = dict(k=2, offers=["daycare"], threshold_min=5, objective="population", method="milp")
+    free = cb.select_sites(net, cands, origins, **kw)
+    best_free = max(itertools.combinations(range(6), 2), key=served)
+    assert served([ids.index(c) for c in free["candidate_id"]]) == served(best_free)
+    budget = 5.0
+    pairs = [p for p in itertools.combinations(range(6), 2) if price[list(p)].sum() <= budget]
+    best = max(served(p) for p in pairs)
+    assert best < served(best_free)  # the budget binds on this grid
+    got = cb.select_sites(net, cands, origins, cost="price", budget=budget, **kw)
+    chosen = [ids.index(c) for c in got["candidate_id"]]
+    assert served(chosen) == best and got["cost"].sum() <= budget
+    np.testing.assert_array_equal(got["cost"], price[chosen])
+    # a block that stays: first, marked, free of the budget; the new ones best given it
+    stay = cb.select_sites(net, cands, origins, cost=price, budget=budget, fixed=["c"], **kw)
+    assert stay["candidate_id"].iloc[0] == "c" and list(stay["fixed"]) == [True, False, False]
+    new = [ids.index(c) for c in stay["candidate_id"].iloc[1:]]
+    assert price[new].sum() <= budget
+    assert served([2, *new]) == max(served([2, *p]) for p in pairs if 2 not in p)
+    assert stay["cumulative_gain"].iloc[-1] == pytest.approx(served([2, *new]))
+    with pytest.raises(InputDataError, match="fixed='cc' is not a candidate id; did you mean 'c'"):
+        cb.select_sites(net, cands, origins, fixed=["cc"], **kw)
+    with pytest.raises(InputDataError, match="a budget needs costs"):
+        cb.select_sites(net, cands, origins, budget=3.0, **kw)
+    with pytest.raises(InputDataError, match=r"column 'price': 1 of 6 candidates have no cost .*'d'"):
+        cb.select_sites(net, cands.assign(price=[1, 2, 5, None, 2, 1]), origins, cost="price", **kw)

@@ -88,6 +88,8 @@ def test_every_layer_valid_styled_and_in_order(written):
     assert int(catch["symbol_props"][0]["color"].split(",")[3]) < 40
     districts = layers["Localidades"]
     assert districts["symbol_props"][0]["style"] == "no" and districts["features"] == len(r.districts)
+    area = layers["Área de estudio"]  # the study's outline, with or without districts
+    assert area["symbol_props"][0]["style"] == "no" and area["features"] == 1 and area["visible"]
     # graduated travel times with the shared round classes, in Spanish
     times = [x for x in rep["layers"] if x["renderer"] == "graduatedSymbol"]
     assert len(times) == 4 and sum(x["visible"] for x in times) == 1

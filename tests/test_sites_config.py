@@ -8,6 +8,7 @@ are made up (a planner's would come from a public-works estimate).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,16 @@ def test_budget_and_fixed_block_on_fontibon(schools, tmp_path) -> None:
     stats = json.loads(meta.set_index("key").loc["stats", "value"])["sites"]
     assert stats["budget"] == BUDGET and len(stats["fixed"]) == 1
     assert stats["cost_selected"] == pytest.approx(new["cost"].sum())
+    # the map marks the block that stays (hollow marker, its own title and legend row)
+    text = (out / "map.html").read_text(encoding="utf-8")
+    data = json.loads(re.findall(r'<script type="application/json" id="careblocks-data">(.*?)</script>',
+                                 text, re.S)[0])
+    sites = next(o for o in data["overlays"] if o["kind"] == "sites")["sites"]
+    assert [s["fixed"] for s in sites] == [True] + [False] * len(new)
+    assert sites[0]["title"].startswith("Manzana del Cuidado 1, que se mantiene")
+    assert all("que se mantiene" not in s["title"] for s in sites[1:])
+    rows = [r["kind"] for sec in data["legend"]["sections"] for r in sec["rows"]]
+    assert "site_fixed" in rows and rows.index("site_fixed") == rows.index("site") + 1
 
 
 @pytest.fixture(scope="module")

@@ -301,24 +301,35 @@ def need_counts(origins: pd.DataFrame, service: str, config: Config) -> tuple[np
     return pop * float(share), group
 
 
+def walk_seconds(network, origins: pd.DataFrame, facilities: pd.DataFrame, *, cost: WalkCost,
+                 limit_s: float) -> sp.csr_matrix:
+    """Facilities x origins walking seconds within ``limit_s`` (snap legs included): one
+    bounded search per facility (:func:`careblocks.network.search.reach_sparse`) at the
+    walking ``cost``, gathered to the origins snapped to the reached nodes."""
+    reach = reach_from(network, facilities["node"].to_numpy(np.int64),
+                       cost.leg_seconds(facilities["snap_m"].to_numpy(np.float64)), cost=cost,
+                       limit_s=limit_s)
+    return gather_targets(reach, origins["node"].to_numpy(np.int64),
+                          cost.leg_seconds(origins["snap_m"].to_numpy(np.float64)), limit_s)
+
+
 def cost_matrix(network, origins: pd.DataFrame, facilities: pd.DataFrame, *, cost: WalkCost,
-                max_min: float, transit_seconds: sp.csr_matrix | None = None) -> sp.csr_matrix:
+                max_min: float, transit_seconds: sp.csr_matrix | None = None,
+                walk=None) -> sp.csr_matrix:
     """Origins x facilities walking minutes within ``max_min`` (snap legs included).
 
-    One bounded search per facility (:func:`careblocks.network.search.reach_sparse`) at the
-    walking ``cost``, gathered to
-    the origins snapped to the reached nodes. ``transit_seconds`` (facilities x origins,
-    walk + transit) is merged by taking the shorter of the two times.
+    The walking seconds come from :func:`walk_seconds`, or from ``walk(nodes, snap_m,
+    limit_s)`` when given (the pipeline's cached version of it). ``transit_seconds``
+    (facilities x origins, walk + transit) is merged by taking the shorter of the two times.
     """
     limit_s = cost.limit_s(max_min)
     n_o = len(origins)
     if len(facilities) == 0:
         return sp.csr_matrix((n_o, 0))
-    reach = reach_from(network, facilities["node"].to_numpy(np.int64),
-                       cost.leg_seconds(facilities["snap_m"].to_numpy(np.float64)), cost=cost,
-                       limit_s=limit_s)
-    fo = gather_targets(reach, origins["node"].to_numpy(np.int64),
-                        cost.leg_seconds(origins["snap_m"].to_numpy(np.float64)), limit_s)
+    if walk is not None:
+        fo = walk(facilities["node"].to_numpy(np.int64), facilities["snap_m"].to_numpy(np.float64), limit_s)
+    else:
+        fo = walk_seconds(network, origins, facilities, cost=cost, limit_s=limit_s)
     if transit_seconds is not None:
         fo = min_union(fo, transit_seconds)
     out = sp.csr_matrix(fo.T) / 60.0
@@ -327,7 +338,7 @@ def cost_matrix(network, origins: pd.DataFrame, facilities: pd.DataFrame, *, cos
 
 
 def access_measures(config: Config, origins: pd.DataFrame, services: pd.DataFrame, network, *,
-                    transit=None, suffix: str = "") -> tuple[pd.DataFrame, dict[str, Any]]:
+                    transit=None, walk=None, suffix: str = "") -> tuple[pd.DataFrame, dict[str, Any]]:
     """``fca_<s>``, ``gravity_<s>`` (and ``desert_<s>``) for every service, per origin.
 
     Parameters
@@ -343,6 +354,9 @@ def access_measures(config: Config, origins: pd.DataFrame, services: pd.DataFram
     transit
         Optional ``callable(nodes, snap_m, limit_s) -> facilities x origins seconds`` by walk
         + transit; its times are merged with walking (the shorter counts).
+    walk
+        Optional ``callable(nodes, snap_m, limit_s) -> facilities x origins seconds`` on foot
+        (default :func:`walk_seconds`; the pipeline passes a cached one).
     suffix
         Appended to every column name (``"_best"`` for walk + transit).
 
@@ -366,7 +380,7 @@ def access_measures(config: Config, origins: pd.DataFrame, services: pd.DataFram
         if transit is not None and len(fac):
             tsec = transit(fac["node"].to_numpy(np.int64), fac["snap_m"].to_numpy(np.float64), mx * 60.0)
         cost = cost_matrix(network, origins, fac, cost=WalkCost.from_config(config.walk), max_min=mx,
-                           transit_seconds=tsec)
+                           transit_seconds=tsec, walk=walk)
         fca = two_step_fca(cost, supply, need, fca_w)
         out[f"fca_{s}{suffix}"] = fca
         out[f"gravity_{s}{suffix}"] = gravity(cost, supply, grav_w)

@@ -54,7 +54,7 @@ from careblocks.network.search import gather_targets, reach_from
 from careblocks.pipeline import Reporter
 from careblocks.pipeline.prioritise_stage import run_prioritise
 from careblocks.results import Results
-from careblocks.sites.rationale import selected_sites
+from careblocks.sites.rationale import fixed_first, selected_sites
 from careblocks.sites.scoring import catchment_polygons, compute_catchments, selection_inputs
 from careblocks.sites.scoring import score_candidates as _score_core
 from careblocks.sites.selection import select_sites as _select_core
@@ -635,7 +635,9 @@ def score_candidates(network: WalkNetwork, candidates: gpd.GeoDataFrame, origins
 
 def select_sites(network: WalkNetwork, candidates: gpd.GeoDataFrame, origins: gpd.GeoDataFrame, *, k: int,
                  offers: Sequence[str], objective: str = "gap_closed", threshold_min: float = _THRESHOLD,
-                 speed_kmh: float = _SPEED, method: str = "auto", min_spacing_m: float = 0.0) -> gpd.GeoDataFrame:
+                 speed_kmh: float = _SPEED, method: str = "auto", min_spacing_m: float = 0.0,
+                 cost: str | Sequence[float] | None = None, budget: float | None = None,
+                 fixed: Sequence[str] | None = None) -> gpd.GeoDataFrame:
     """Choose ``k`` Care Block sites that cover the most need within ``threshold_min``.
 
     Maximal covering on the sparse candidates x origins coverage (exact MILP with HiGHS,
@@ -651,19 +653,87 @@ def select_sites(network: WalkNetwork, candidates: gpd.GeoDataFrame, origins: gp
         Number of sites.
     objective, method, min_spacing_m
         As ``sites.objective``, ``sites.method`` and ``sites.min_spacing_m``.
+    cost
+        Each candidate's cost: the name of a column of ``candidates`` or one number per
+        candidate (as ``sites.cost_column``); every candidate needs one.
+    budget
+        The most the new sites may cost together (as ``sites.budget``; needs ``cost``).
+    fixed
+        Ids of candidates that stay whatever else is chosen (as ``sites.fixed``): they come
+        first, marked ``fixed``, do not count in ``k`` and cost nothing from the budget;
+        what they serve counts as served for the new sites.
 
     Returns
     -------
     geopandas.GeoDataFrame
         The chosen candidates in selection order: ``order``, ``candidate_id``, components,
         ``marginal_gain``, ``cumulative_gain``, ``cumulative_share`` and a plain-language
-        ``rationale``.
+        ``rationale``; ``fixed`` (bool) when ``fixed`` is given, ``cost`` when ``cost`` is.
     """
 
     cfg = _study_config(threshold_min=threshold_min, speed_kmh=speed_kmh, offers=offers, objective=objective)
     cands, orig, svc, catch = _catchments(network, candidates, origins, None, cfg)
+    costs = _candidate_costs(candidates, cost, budget)
+    stay = _fixed_positions(cands["candidate_id"].to_numpy(), fixed)
     scored = _score_core(cfg, cands, orig, svc, catch)
     matrix, w, pair = selection_inputs(cfg, orig, catch.coverage, threshold_min=threshold_min)
     res = _select_core(matrix, w, k=k, method=method, min_spacing_m=min_spacing_m, pair_gains=pair,
-                candidate_xy=np.column_stack(representative_xy(cands.geometry)))
-    return selected_sites(scored, res, threshold_min=threshold_min, offers=offers, objective=objective)
+                       candidate_xy=np.column_stack(representative_xy(cands.geometry)), cost=costs,
+                       budget=budget, fixed=stay if len(stay) else None)
+    res = fixed_first(res, stay, matrix, w, pair=pair, capacitated=False)
+    out = selected_sites(scored, res, threshold_min=threshold_min, offers=offers, objective=objective)
+    if fixed is not None:
+        out["fixed"] = np.arange(len(out)) < len(stay)
+    if costs is not None:
+        out["cost"] = costs[res.selected]
+    return out
+
+
+def _candidate_costs(candidates: gpd.GeoDataFrame, cost, budget) -> np.ndarray | None:
+    """Each candidate's cost from a column name or one number per candidate, checked."""
+    if cost is None:
+        if budget is not None:
+            raise InputDataError("select_sites: a budget needs costs; give cost= (a column of the candidates "
+                                 "or one number per candidate)")
+        return None
+    if isinstance(cost, str):
+        if cost not in candidates.columns:
+            raise MissingColumnError(f"candidates: column {cost!r} (cost=) missing; columns are "
+                                     f"{', '.join(map(str, candidates.columns))}")
+        values = pd.to_numeric(candidates[cost], errors="coerce").to_numpy(np.float64)
+        where = f"candidates: column {cost!r}"
+    else:
+        values = np.asarray(cost, dtype=np.float64).ravel()
+        where = "select_sites: cost="
+        if values.size != len(candidates):
+            raise InputDataError(f"{where} has {values.size} values for {len(candidates)} candidates; "
+                                 "give one per candidate")
+    bad = ~np.isfinite(values) | (values < 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InputDataError(f"{where}: {int(bad.sum())} of {len(values)} candidates have no cost or a "
+                             f"negative one (e.g. {_ids(candidates)[i]!r}); give every candidate a cost >= 0")
+    if budget is not None and not (np.isfinite(budget) and budget >= 0):
+        raise InputDataError(f"select_sites: budget={budget!r}; give the most the new sites may cost, >= 0")
+    return values
+
+
+def _fixed_positions(ids: np.ndarray, fixed: Sequence[str] | None) -> np.ndarray:
+    """Positions of the candidates that stay, by id, checked (with the closest ids)."""
+    import difflib
+
+    if fixed is None:
+        return np.zeros(0, np.int64)
+    if isinstance(fixed, str):
+        fixed = [fixed]
+    where = {str(c): i for i, c in enumerate(ids)}
+    out = []
+    for f in fixed:
+        if str(f) not in where:
+            close = difflib.get_close_matches(str(f), sorted(where), n=3, cutoff=0.6)
+            hint = f"did you mean {', '.join(repr(x) for x in close)}?" if close else \
+                f"ids look like {str(ids[0])!r}" if len(ids) else "there are no candidates"
+            raise InputDataError(f"select_sites: fixed={f!r} is not a candidate id; {hint}")
+        if where[str(f)] not in out:
+            out.append(where[str(f)])
+    return np.asarray(out, np.int64)

@@ -15,13 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from dask.distributed import Client, LocalCluster
-
 import careblocks
 from careblocks import compute
 from careblocks._crash import write_crash_log
 from careblocks.config import load_config
-from careblocks.errors import CareblocksError
+from careblocks.errors import CareblocksError, ConfigError
 
 #: what became of one study
 Status = Literal["ok", "error", "crashed"]
@@ -62,12 +60,34 @@ def _run_one(config_path: str, out_dir: str | None, overrides: dict[str, Any]) -
         return _crashed(config_path, exc, time.perf_counter() - t0)
 
 
+#: worker processes of the local cluster when nothing else is configured
+DEFAULT_WORKERS = 2
+
+
+def _configured_address(configs: list[str], overrides: dict[str, Any]) -> str | None:
+    """The scheduler address the studies' configs name (None: none). A config that cannot be
+    read is skipped here: its study reports the error."""
+    found: dict[str, str] = {}
+    for c in configs:
+        try:
+            addr = load_config(c, overrides=overrides).compute.scheduler_address
+        except CareblocksError:
+            continue
+        if addr:
+            found.setdefault(addr, c)
+    if len(found) > 1:
+        named = "; ".join(f"{c}: {a!r}" for a, c in found.items())
+        raise ConfigError(f"compute.scheduler_address: the studies name different schedulers ({named}); "
+                          "a batch runs on one cluster: give it with --scheduler or make them agree")
+    return next(iter(found), None)
+
+
 def run_batch(
     configs: list[str],
     *,
     out_dir: str | None = None,
     overrides: dict[str, Any] | None = None,
-    workers: int = 2,
+    workers: int | None = None,
     scheduler_address: str | None = None,
 ) -> list[BatchOutcome]:
     """Run every config; return one outcome per config, in the order given.
@@ -82,20 +102,19 @@ def run_batch(
     out_dir
         Each study writes to ``out_dir/<study name>/``; by default to its own configured place.
     workers
-        Worker processes of the local cluster (ignored with ``scheduler_address``).
+        Worker processes of a local cluster.
     scheduler_address
         Address of an existing dask.distributed scheduler to submit to instead.
+
+    The cluster is chosen as ``careblocks run`` chooses it (:func:`careblocks.compute.resolve`):
+    ``scheduler_address``, else the studies' ``compute.scheduler_address`` (with the
+    overrides; they must agree), else ``workers``, else ``DASK_SCHEDULER_ADDRESS``, else a
+    local cluster of :data:`DEFAULT_WORKERS` processes. A scheduler that cannot be reached is a
+    :class:`~careblocks.errors.ConfigError` before any study runs.
     """
     overrides = overrides or {}
-    if scheduler_address:
-        client = Client(scheduler_address, set_as_default=False)
-        cluster = None
-    else:
-        cluster = LocalCluster(
-            n_workers=max(1, workers), threads_per_worker=1, processes=True, dashboard_address=None
-        )
-        client = Client(cluster, set_as_default=False)
-    try:
+    address = scheduler_address or _configured_address(configs, overrides)
+    with compute.client(workers, address, default_workers=DEFAULT_WORKERS) as client:
         t0 = time.perf_counter()
         futures = [client.submit(_run_one, c, out_dir, overrides, pure=False) for c in configs]
         outcomes = []
@@ -105,7 +124,3 @@ def run_batch(
             except Exception as exc:  # noqa: BLE001 - the worker died under this study
                 outcomes.append(_crashed(c, exc, time.perf_counter() - t0))
         return outcomes
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()

@@ -251,11 +251,17 @@ def run(
 @cli.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 @_set_option
+@_compute_options
 @_strict_option
 @_verbosity_options
-def validate(config: str, overrides: tuple[str, ...], verbose: int, quiet: int, strict: bool = False) -> None:
-    """Check a config and every input; print what was found, without running the analysis."""
+def validate(config: str, overrides: tuple[str, ...], verbose: int, quiet: int, strict: bool = False,
+             workers: int | None = None, scheduler: str | None = None) -> None:
+    """Check a config and every input; print what was found, without running the analysis.
+
+    A configured Dask scheduler (--scheduler, compute.scheduler_address or
+    $DASK_SCHEDULER_ADDRESS) must answer."""
     verbosity, console = _console(verbose, quiet)
+    overrides = tuple(overrides) + tuple(_compute_overrides(workers, scheduler))
 
     def go() -> None:
         from careblocks.summary import print_validation
@@ -337,14 +343,18 @@ def prioritise(config: str, out_dir: Path | None, overrides: tuple[str, ...], ve
 @cli.command()
 @click.argument("configs", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write each study to OUT/<study>/.")
-@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
-@click.option("--scheduler", "scheduler", help="Address of a running dask.distributed scheduler.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Run the studies on a local Dask cluster of N worker processes (default 2 when "
+                   "no scheduler is configured).")
+@click.option("--scheduler", "scheduler", metavar="ADDRESS",
+              help="Address of a running dask.distributed scheduler (default: the configs' "
+                   "compute.scheduler_address, else $DASK_SCHEDULER_ADDRESS when --workers is not given).")
 @_set_option
 @_verbosity_options
 def batch(
     configs: tuple[str, ...],
     out_dir: str | None,
-    workers: int,
+    workers: int | None,
     scheduler: str | None,
     overrides: tuple[str, ...],
     verbose: int,

@@ -28,13 +28,18 @@ from typing import Any
 
 from careblocks.errors import ConfigError
 
-__all__ = ["ENV_ADDRESS", "in_process", "map_chunks", "session", "workers_in_use"]
+__all__ = ["ENV_ADDRESS", "check", "client", "in_process", "map_chunks", "resolve", "session",
+           "workers_in_use"]
 
 #: environment variable naming a running scheduler (dask's own convention)
 ENV_ADDRESS = "DASK_SCHEDULER_ADDRESS"
 
 #: ``reporter(event, stage, detail)`` of the pipeline; chunk progress is event "progress"
 Reporter = Callable[[str, str, str], None]
+
+#: how long to wait for a scheduler: a run (it may be starting), ``validate`` (a quick check)
+CONNECT_TIMEOUT = "20s"
+CHECK_TIMEOUT = "10s"
 
 #: chunks per worker thread: small enough chunks to balance the load, few enough to keep the
 #: per-task overhead (a few ms) small against the work
@@ -53,18 +58,22 @@ class _Cluster:
         self.cluster: Any = None
         self._kept: dict[int, tuple[Any, Any]] = {}  # id(object) -> (object, future)
 
-    def open(self) -> Any:
+    def open(self, timeout: str | None = None) -> Any:
         if self.client is not None:
             return self.client
         from dask.distributed import Client, LocalCluster
 
         if self.address:
             try:
-                self.client = Client(self.address, timeout="20s", set_as_default=False)
-            except (OSError, TimeoutError, ValueError) as exc:
+                self.client = Client(self.address, timeout=timeout or CONNECT_TIMEOUT,
+                                     set_as_default=False)
+            except (OSError, TimeoutError, ValueError, TypeError) as exc:
+                fix = (f"unset {ENV_ADDRESS}" if self.source == ENV_ADDRESS
+                       else f"remove {self.source}")
+                detail = " ".join(str(exc).split()) or type(exc).__name__
                 raise ConfigError(
-                    f"{self.source}: cannot reach the dask scheduler at {self.address!r} ({exc}); "
-                    "start it, fix the address, or run without it"
+                    f"{self.source}: cannot reach the dask scheduler at {self.address!r} ({detail}); "
+                    f"start the scheduler, fix the address, or {fix} to run in this process"
                 ) from None
         else:
             import warnings
@@ -121,7 +130,14 @@ _current: contextvars.ContextVar[_Cluster | _InProcess | None] = contextvars.Con
     "careblocks_compute", default=None)
 
 
-def _resolve(workers: int | None, scheduler_address: str | None) -> tuple[int, str | None, str]:
+def resolve(workers: int | None, scheduler_address: str | None) -> tuple[int, str | None, str]:
+    """Where chunked work runs: ``(local workers, scheduler address, where it was set)``.
+
+    An address (``compute.scheduler_address`` / ``--scheduler``) comes first, then a number of
+    local workers (``compute.workers`` / ``--workers``), then ``DASK_SCHEDULER_ADDRESS``;
+    ``(0, None, "")`` means this process. The third item names the config key or the
+    environment variable, for error messages.
+    """
     if scheduler_address:
         return 0, scheduler_address, "compute.scheduler_address"
     if workers:
@@ -155,7 +171,7 @@ def session(*, workers: int | None = 0, scheduler_address: str | None = None,
     if _current.get() is not None:
         yield
         return
-    n, address, source = _resolve(workers, scheduler_address)
+    n, address, source = resolve(workers, scheduler_address)
     if not n and not address:
         yield
         return
@@ -165,6 +181,47 @@ def session(*, workers: int | None = 0, scheduler_address: str | None = None,
         yield
     finally:
         _current.reset(token)
+        cluster.close()
+
+
+def check(workers: int | None = 0, scheduler_address: str | None = None, *,
+          timeout: str | None = None) -> str | None:
+    """What :func:`session` would use, checked without running anything (``validate``).
+
+    A scheduler address (given, or from ``DASK_SCHEDULER_ADDRESS``) is connected to and left
+    again; one that cannot be reached raises the :class:`~careblocks.errors.ConfigError` a run
+    would, naming the key or variable it came from. Returns a short description (None: this
+    process); no local cluster is started.
+    """
+    n, address, source = resolve(workers, scheduler_address)
+    if address:
+        cluster = _Cluster(workers=0, address=address, source=source, reporter=None)
+        try:
+            c = cluster.open(timeout=timeout or CHECK_TIMEOUT)
+            info = c.scheduler_info()
+            workers_ = info.get("workers", {})
+            threads = sum(int(w.get("nthreads", 0)) for w in workers_.values())
+        finally:
+            cluster.close()
+        return f"{address} ({source}): {len(workers_)} workers, {threads} threads"
+    if n:
+        return f"LocalCluster({n} workers) ({source}), started by the run"
+    return None
+
+
+@contextmanager
+def client(workers: int | None = 0, scheduler_address: str | None = None, *,
+           default_workers: int = 0) -> Iterator[Any]:
+    """A dask client resolved as :func:`session` resolves (see :func:`resolve`), for work
+    that is one task per item (``careblocks batch``); with nothing configured, a LocalCluster
+    of ``default_workers`` processes. Closed (and the LocalCluster stopped) on exit."""
+    n, address, source = resolve(workers, scheduler_address)
+    if not address and not n:
+        n, source = max(1, int(default_workers)), "workers"
+    cluster = _Cluster(workers=n, address=address, source=source, reporter=None)
+    try:
+        yield cluster.open()
+    finally:
         cluster.close()
 
 

@@ -231,6 +231,8 @@ def print_validation(console: Any, results: Results) -> None:
         f"{len(o):,}",
         f"population {o['population'].sum():,.0f}; source {cfg.population.source}",
     )
+    if "cluster" in meta["stats"]:
+        table.add_row("Dask cluster", "", meta["stats"]["cluster"])
     if "transit" in meta["stats"]:
         st = meta["stats"]["transit"]
         for feed in st.get("feeds", []):

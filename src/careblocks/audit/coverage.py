@@ -46,7 +46,6 @@ def audit_network_coverage(cfg: Any, network: Any, area: Any, audit: Audit) -> f
     figure, the share within ``audit.coverage_radius_m`` of a node (an airport or a park
     has no streets: that is not a gap in the extract)."""
     import shapely
-    from scipy.spatial import cKDTree
 
     a = cfg.audit
     src = str(cfg.network.path) if cfg.network.path else cfg.network.source
@@ -62,7 +61,12 @@ def audit_network_coverage(cfg: Any, network: Any, area: Any, audit: Audit) -> f
         "narrow study.boundary / study.bbox",
     )
     pts = area_samples(area)
-    d, _ = cKDTree(np.column_stack([network.x, network.y])).query(pts, k=1)
+    # shapely's tree (already loaded) rather than scipy.spatial's, whose import costs more
+    # than this query on a warm run
+    tree = shapely.STRtree(shapely.points(network.x, network.y))
+    hit, dist = tree.query_nearest(shapely.points(pts), return_distance=True, all_matches=False)
+    d = np.full(len(pts), np.inf)
+    d[hit[0]] = dist
     near = float((d <= a.coverage_radius_m).mean())
     audit.info("coverage.network", where,
                f"share of the study area within {a.coverage_radius_m:g} m of a street: {near:.0%}",

@@ -25,7 +25,6 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import shapely
-from scipy.spatial import cKDTree
 
 from careblocks.columns import CENSUS_GROUPS
 from careblocks.config import CensusConfig
@@ -593,6 +592,8 @@ def _lone_units(origins, census, keep: np.ndarray, lone: np.ndarray, fallback: n
 def _nearest(tree_xy: np.ndarray, xy: np.ndarray) -> np.ndarray:
     if len(xy) == 0:
         return np.zeros(0, dtype=np.int64)
+    from scipy.spatial import cKDTree
+
     _, idx = cKDTree(tree_xy).query(xy)
     return np.asarray(idx, dtype=np.int64)
 

@@ -56,6 +56,7 @@ _DESCRIPTIONS = {
     "selected_sites": "Selected Care Block sites in order of selection, with marginal gain and rationale",
     "catchments": "Walking catchment polygons of the selected sites",
     "districts": "Districts used for the equity summaries",
+    "study_area": "The study area: where people are counted and services and sites looked for",
     "network_nodes": "Walk-network junctions with their ground height from the DEM (metres)",
     "equity": "Share of people by care group and district within each travel-time threshold",
     "coverage_curve": "Best coverage for K = 1, 2, ... Care Blocks, exact or with its proven gap",
@@ -86,6 +87,17 @@ def _prepare(gdf: gpd.GeoDataFrame, results, crs: str) -> gpd.GeoDataFrame:
     gdf = gdf.to_crs(crs)
     gdf = gdf.reset_index(drop=True)
     return sanitize_frame(gdf)
+
+
+def study_area_layer(results) -> gpd.GeoDataFrame | None:
+    """The study area as one feature (``name``: the study's title, ``area_km2``), None
+    when the results have none."""
+    area = getattr(results, "area", None)
+    if area is None or area.is_empty:
+        return None
+    study = getattr(getattr(results.config, "study", None), "label", None) or ""
+    return gpd.GeoDataFrame({"name": [str(study)], "area_km2": [float(area.area) / 1e6]},
+                            geometry=[area], crs=results.crs)
 
 
 def network_nodes_layer(results) -> gpd.GeoDataFrame | None:
@@ -338,6 +350,9 @@ def write_geopackage(
         if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf.columns:
             continue
         frames[layer] = _prepare(gdf, results, out_crs)
+    area = study_area_layer(results)
+    if area is not None:
+        frames["study_area"] = _prepare(area, results, out_crs)
     nodes = network_nodes_layer(results)
     if nodes is not None:
         frames["network_nodes"] = _prepare(nodes, results, out_crs)

@@ -169,6 +169,8 @@ def _layers(results, layers: dict[str, str], L: Language) -> list[tuple[str, lis
     base = []
     if "districts" in layers:
         base.append(_Layer("districts", L._("Districts"), layers["districts"], single("districts")))
+    if "study_area" in layers:
+        base.append(_Layer("study_area", L._("Study area"), layers["study_area"], single("study_area")))
     if base:
         groups.append((L._("Base"), base))
     return groups

@@ -88,14 +88,29 @@ def _table(df: pd.DataFrame, L: Language, kinds: dict[str, str] | None = None,
     return f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _png(fig, alt: str) -> str:
-    import matplotlib.pyplot as plt
+#: the libraries a figure's pixels depend on (their versions are in its cache key)
+_FIGURE_LIBRARIES = ("matplotlib", "numpy", "geopandas", "shapely", "babel")
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return f'<img alt="{esc(alt)}" src="data:image/png;base64,{data}"/>'
+
+def _figure(results, name: str, alt: str, spec: dict, draw, L: Language) -> str:
+    """An ``<img>`` of the PNG that ``draw(spec, L)`` (a matplotlib figure drawn from ``spec``
+    only) makes, through the output cache (:mod:`careblocks.outputs._cached`): keyed by the
+    digest of ``spec``, the language, this module's source and the libraries' versions, so a
+    rerun with the same data embeds the same bytes without importing matplotlib."""
+    from careblocks.outputs._cached import cached_bytes, code_version
+
+    def make() -> bytes:
+        _, plt = _pyplot()
+        with _text_is_text():
+            fig = draw(spec, L)
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+            plt.close(fig)
+        return buf.getvalue()
+
+    png = cached_bytes(getattr(results, "config", None), f"report_{name}", {"spec": spec, "language": L.code},
+                       make, code=code_version(__name__, libraries=_FIGURE_LIBRARIES))
+    return f'<img alt="{esc(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}"/>'
 
 
 def _pyplot():
@@ -249,13 +264,12 @@ def site_name(row, L: Language) -> str:
 
 
 def _chart_times(results, L: Language) -> str | None:
-    matplotlib, plt = _pyplot()
+    """Cumulative share of people within x minutes of each service."""
     o = results.origins
     w_all = pd.to_numeric(o.get("population", pd.Series(1.0, index=o.index)), errors="coerce").fillna(0)
     services = services_in(results)
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    drawn = False
     t = float(results.threshold_min)
+    lines = []
     for s in services:
         c = time_column(o.columns, s)
         if c is None:
@@ -266,25 +280,34 @@ def _chart_times(results, L: Language) -> str | None:
             continue
         ok = np.isfinite(v)
         order = np.argsort(v[ok])
-        x = v[ok][order]
-        y = np.cumsum(w[ok][order]) / w.sum()
-        ax.step(x, y, where="post", color=styles.service_color(s, services),
-                label=styles.service_label(results.config, s))
-        drawn = True
-    if not drawn:
-        plt.close(fig)
+        lines.append({"x": v[ok][order], "y": np.cumsum(w[ok][order]) / w.sum(),
+                      "color": styles.service_color(s, services),
+                      "label": styles.service_label(results.config, s)})
+    if not lines:
         return None
+    title = L._("How far people live from each service")
+    spec = {"lines": lines, "t": t, "t_label": " " + L.minutes(t), "title": title,
+            "xlabel": L._("minutes to the nearest facility"), "ylabel": L._("share of people within")}
+    return _figure(results, "chart_times", title, spec, _draw_times, L)
+
+
+def _draw_times(spec: dict, L: Language):
+    matplotlib, plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for line in spec["lines"]:
+        ax.step(line["x"], line["y"], where="post", color=line["color"], label=line["label"])
+    t = spec["t"]
     ax.axvline(t, color="#444", ls="--", lw=1)
-    ax.text(t, 0.02, " " + L.minutes(t), fontsize=8)
+    ax.text(t, 0.02, spec["t_label"], fontsize=8)
     ax.set_xlim(0, max(3 * t, 10))
     ax.set_ylim(0, 1)
     ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: L.percent(v)))
-    ax.set_xlabel(L._("minutes to the nearest facility"))
-    ax.set_ylabel(L._("share of people within"))
-    ax.set_title(L._("How far people live from each service"))
+    ax.set_xlabel(spec["xlabel"])
+    ax.set_ylabel(spec["ylabel"])
+    ax.set_title(spec["title"])
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    return _png(fig, L._("How far people live from each service"))
+    return fig
 
 
 def _chart_groups_before_after(results, L: Language) -> str | None:
@@ -295,7 +318,6 @@ def _chart_groups_before_after(results, L: Language) -> str | None:
               and f"walk_min_{s}_after" in o.columns]
     if not offers:
         return None
-    matplotlib, plt = _pyplot()
     now = np.nanmax(np.column_stack([pd.to_numeric(o[f"walk_min_{s}"], errors="coerce")
                                      .to_numpy(dtype=float, na_value=np.nan) for s in offers]), axis=1)
     after = np.nanmax(np.column_stack([pd.to_numeric(o[f"walk_min_{s}_after"], errors="coerce")
@@ -306,8 +328,7 @@ def _chart_groups_before_after(results, L: Language) -> str | None:
         after[~np.isfinite(pd.to_numeric(o[f"walk_min_{s}_after"], errors="coerce")
                            .to_numpy(dtype=float, na_value=np.nan))] = np.inf
     t = float(results.threshold_min)
-    fig, ax = plt.subplots(figsize=(7, 3.8))
-    cmap = plt.get_cmap("tab10")
+    lines = []
     for i, g in enumerate(_groups(results)[:6]):
         w = pd.to_numeric(o[g], errors="coerce").fillna(0).to_numpy(dtype=float)
         if w.sum() <= 0:
@@ -318,40 +339,69 @@ def _chart_groups_before_after(results, L: Language) -> str | None:
             x = np.concatenate([[0.0], v[ok][order], [max(3 * t, 10)]])
             y = np.concatenate([[0.0], np.cumsum(w[ok][order]) / w.sum()])
             y = np.append(y, y[-1])  # flat to the right edge (at 0 when nobody reaches all)
-            ax.step(x, y, where="post", ls=ls, lw=1.6, color=cmap(i % 10),
-                    label=f"{group_label(g, L)}, {suffix}")
+            lines.append({"x": x, "y": y, "ls": ls, "color_index": i % 10,
+                          "label": f"{group_label(g, L)}, {suffix}"})
+    title = L._("Travel time by care group, today and with the Care Blocks")
+    spec = {"lines": lines, "t": t, "title": title,
+            "xlabel": L._("minutes on foot to reach every service the Care Blocks offer"),
+            "ylabel": L._("share of the group within")}
+    return _figure(results, "chart_groups_before_after", title, spec, _draw_groups_before_after, L)
+
+
+def _draw_groups_before_after(spec: dict, L: Language):
+    matplotlib, plt = _pyplot()
+    t = spec["t"]
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    cmap = plt.get_cmap("tab10")
+    for line in spec["lines"]:
+        ax.step(line["x"], line["y"], where="post", ls=line["ls"], lw=1.6, color=cmap(line["color_index"]),
+                label=line["label"])
     ax.axvline(t, color="#444", ls=":", lw=1)
     ax.set_xlim(0, max(3 * t, 10))
     ax.set_ylim(0, 1)
     ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: L.percent(v)))
-    ax.set_xlabel(L._("minutes on foot to reach every service the Care Blocks offer"))
-    ax.set_ylabel(L._("share of the group within"))
-    title = L._("Travel time by care group, today and with the Care Blocks")
-    ax.set_title(title)
+    ax.set_xlabel(spec["xlabel"])
+    ax.set_ylabel(spec["ylabel"])
+    ax.set_title(spec["title"])
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return _png(fig, title)
+    return fig
 
 
-def _chart_groups(cov: pd.DataFrame, title: str, colors: dict[str, str], L: Language) -> str | None:
+def _chart_groups(results, cov: pd.DataFrame, title: str, colors: dict[str, str], L: Language) -> str | None:
+    """Share of each group within the threshold of each service (bars)."""
     if cov is None or cov.empty:
         return None
+    spec = {"title": title, "groups": [str(g) for g in cov.index],
+            "bars": [{"label": str(s), "values": cov[s].astype(float).fillna(0).to_numpy(),
+                      "color": colors.get(s)} for s in cov.columns]}
+    return _figure(results, "chart_groups", title, spec, _draw_groups, L)
+
+
+def _draw_groups(spec: dict, L: Language):
     matplotlib, plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(cov) * max(1, len(cov.columns)) / 2 + 1.4))
-    n = len(cov.columns)
+    bars, groups = spec["bars"], spec["groups"]
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(groups) * max(1, len(bars)) / 2 + 1.4))
+    n = len(bars)
     h = 0.8 / max(n, 1)
-    y = np.arange(len(cov))
-    for i, s in enumerate(cov.columns):
-        ax.barh(y + i * h, cov[s].astype(float).fillna(0).to_numpy(), height=h, label=s,
-                color=colors.get(s, plt.cm.tab10(i % 10)))
-    ax.set_yticks(y + h * (n - 1) / 2, [str(g) for g in cov.index])
+    y = np.arange(len(groups))
+    for i, b in enumerate(bars):
+        ax.barh(y + i * h, b["values"], height=h, label=b["label"],
+                color=b["color"] if b["color"] is not None else plt.cm.tab10(i % 10))
+    ax.set_yticks(y + h * (n - 1) / 2, groups)
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: L.percent(v)))
-    ax.set_title(title)
+    ax.set_title(spec["title"])
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return _png(fig, title)
+    return fig
+
+
+def _wkb(geoms) -> list[bytes]:
+    import shapely
+
+    return [bytes(b) for b in shapely.to_wkb(np.asarray(geoms, dtype=object))]
 
 
 def _site_map(results, L: Language) -> str | None:
@@ -360,56 +410,82 @@ def _site_map(results, L: Language) -> str | None:
     sel = results.selected
     if sel is None or not len(sel):
         return None
-    matplotlib, plt = _pyplot()
-    from matplotlib.collections import LineCollection
-
     crs = results.crs
-    fig, ax = plt.subplots(figsize=(7.2, 6.4))
+    spec: dict[str, Any] = {"streets": None, "area": None, "districts": None, "catchments": None}
     net = results.network
     if net is not None and hasattr(net, "indptr") and len(net.indices):
         src = np.repeat(np.arange(len(net.indptr) - 1), np.diff(net.indptr))
         keep = src < net.indices
-        segs = np.stack([np.column_stack([net.x[src[keep]], net.y[src[keep]]]),
-                         np.column_stack([net.x[net.indices[keep]], net.y[net.indices[keep]]])], axis=1)
-        ax.add_collection(LineCollection(segs, colors="#c8c8c8", linewidths=0.4, zorder=1))
+        spec["streets"] = np.stack([np.column_stack([net.x[src[keep]], net.y[src[keep]]]),
+                                    np.column_stack([net.x[net.indices[keep]], net.y[net.indices[keep]]])],
+                                   axis=1)
     area = results.area
     if area is not None and not area.is_empty:
-        import geopandas as gpd
-
-        gpd.GeoSeries([area], crs=crs).boundary.plot(ax=ax, color="#333", lw=1.2, zorder=2)
+        spec["area"] = _wkb([area.boundary])
     if results.districts is not None and len(results.districts):
-        results.districts.to_crs(crs).boundary.plot(ax=ax, color="#777", lw=0.6, ls="--", zorder=2)
+        spec["districts"] = _wkb(results.districts.to_crs(crs).boundary)
     if results.catchments is not None and len(results.catchments):
-        results.catchments.to_crs(crs).boundary.plot(ax=ax, color="#6a3d9a", lw=1.3, zorder=3)
+        spec["catchments"] = _wkb(results.catchments.to_crs(crs).boundary)
     services = services_in(results)
     svc = results.services
-    handles = []
+    spec["services"] = points = []
     if svc is not None and len(svc):
         svc = svc.to_crs(crs)
         for s in services:
             sub = svc[svc["service"].astype(str) == s]
             if len(sub):
                 pts = sub.geometry.representative_point()
-                h = ax.scatter(pts.x, pts.y, s=12, color=styles.service_color(s, services),
-                               edgecolor="white", linewidth=0.4, zorder=4,
-                               label=styles.service_label(results.config, s))
-                handles.append(h)
+                points.append({"x": pts.x.to_numpy(float), "y": pts.y.to_numpy(float),
+                               "color": styles.service_color(s, services),
+                               "label": styles.service_label(results.config, s)})
     s2 = sel.to_crs(crs).sort_values("order") if "order" in sel.columns else sel.to_crs(crs)
     pts = s2.geometry.representative_point()
-    for i, (x, y) in enumerate(zip(pts.x, pts.y, strict=True), start=1):
-        num = int(s2["order"].iloc[i - 1]) if "order" in s2.columns else i
-        ax.scatter([x], [y], s=230, color="#6a3d9a", edgecolor="white", linewidth=1.5, zorder=5)
-        ax.text(x, y, str(num), color="white", ha="center", va="center", fontsize=9,
-                fontweight="bold", zorder=6)
+    spec["sites"] = {"x": pts.x.to_numpy(float), "y": pts.y.to_numpy(float),
+                     "number": (s2["order"].to_numpy(np.int64) if "order" in s2.columns
+                                else np.arange(1, len(s2) + 1))}
+    spec["bounds"] = [float(v) for v in (area.bounds if area is not None and not area.is_empty
+                                         else tuple(pts.total_bounds))]
+    minx, miny, maxx, maxy = spec["bounds"]
+    # scale bar: a round length near a fifth of the width
+    nice = max(v for v in (50, 100, 200, 250, 500, 1000, 2000, 2500, 5000, 10000, 20000)
+               if v <= max((maxx - minx) / 5, 50))
+    title = L._("Proposed Care Blocks")
+    spec.update(
+        scale_m=nice, scale_label=f"{L.number(nice / 1000, 1)} km" if nice >= 1000 else f"{L.integer(nice)} m",
+        site_label=L._("Proposed Care Block (number = order chosen)"),
+        catchment_label=L._("Area within {minutes} on foot").format(minutes=L.minutes(results.threshold_min)),
+        area_label=L._("Study area"), title=title, credit=L._("Streets: © OpenStreetMap contributors"))
+    return _figure(results, "site_map", title, spec, _draw_site_map, L)
+
+
+def _draw_site_map(spec: dict, L: Language):
+    import geopandas as gpd
+    import shapely
+    from matplotlib.collections import LineCollection
     from matplotlib.lines import Line2D
 
-    handles.append(Line2D([], [], marker="o", ls="", color="#6a3d9a", markersize=10,
-                          label=L._("Proposed Care Block (number = order chosen)")))
-    handles.append(Line2D([], [], color="#6a3d9a", lw=1.3,
-                          label=L._("Area within {minutes} on foot").format(minutes=L.minutes(results.threshold_min))))
-    handles.append(Line2D([], [], color="#333", lw=1.2, label=L._("Study area")))
-    bounds = area.bounds if area is not None and not area.is_empty else tuple(pts.total_bounds)
-    minx, miny, maxx, maxy = bounds
+    matplotlib, plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.2, 6.4))
+    if spec["streets"] is not None:
+        ax.add_collection(LineCollection(spec["streets"], colors="#c8c8c8", linewidths=0.4, zorder=1))
+    for part, style in (("area", {"color": "#333", "lw": 1.2}),
+                        ("districts", {"color": "#777", "lw": 0.6, "ls": "--"}),
+                        ("catchments", {"color": "#6a3d9a", "lw": 1.3, "zorder": 3})):
+        if spec[part] is not None:
+            gpd.GeoSeries(shapely.from_wkb(spec[part])).plot(ax=ax, **{"zorder": 2, **style})
+    handles = []
+    for p in spec["services"]:
+        handles.append(ax.scatter(p["x"], p["y"], s=12, color=p["color"], edgecolor="white", linewidth=0.4,
+                                  zorder=4, label=p["label"]))
+    sites = spec["sites"]
+    for x, y, num in zip(sites["x"], sites["y"], sites["number"], strict=True):
+        ax.scatter([x], [y], s=230, color="#6a3d9a", edgecolor="white", linewidth=1.5, zorder=5)
+        ax.text(x, y, str(int(num)), color="white", ha="center", va="center", fontsize=9,
+                fontweight="bold", zorder=6)
+    handles.append(Line2D([], [], marker="o", ls="", color="#6a3d9a", markersize=10, label=spec["site_label"]))
+    handles.append(Line2D([], [], color="#6a3d9a", lw=1.3, label=spec["catchment_label"]))
+    handles.append(Line2D([], [], color="#333", lw=1.2, label=spec["area_label"]))
+    minx, miny, maxx, maxy = spec["bounds"]
     pad = 0.03 * max(maxx - minx, maxy - miny, 1.0)
     ax.set_xlim(minx - pad, maxx + pad)
     ax.set_ylim(miny - pad, maxy + pad)
@@ -418,23 +494,17 @@ def _site_map(results, L: Language) -> str | None:
     ax.set_yticks([])
     ax.set_xlabel("")
     ax.set_ylabel("")
-    # scale bar: a round length near a fifth of the width
-    width = maxx - minx
-    target = width / 5
-    nice = max(v for v in (50, 100, 200, 250, 500, 1000, 2000, 2500, 5000, 10000, 20000) if v <= max(target, 50))
+    nice = spec["scale_m"]
     x0, y0 = minx + pad, miny + pad
     ax.plot([x0, x0 + nice], [y0, y0], color="black", lw=3, zorder=7, solid_capstyle="butt")
-    ax.text(x0 + nice / 2, y0 + pad * 0.5, f"{L.number(nice / 1000, 1)} km" if nice >= 1000
-            else f"{L.integer(nice)} m", ha="center", va="bottom", fontsize=8, zorder=7)
+    ax.text(x0 + nice / 2, y0 + pad * 0.5, spec["scale_label"], ha="center", va="bottom", fontsize=8, zorder=7)
     ax.annotate("N", xy=(0.96, 0.96), xytext=(0.96, 0.88), xycoords="axes fraction",
                 ha="center", fontsize=10, fontweight="bold",
                 arrowprops={"arrowstyle": "-|>", "color": "black"})
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    title = L._("Proposed Care Blocks")
-    ax.set_title(title)
-    ax.text(0, -0.02, L._("Streets: © OpenStreetMap contributors"), transform=ax.transAxes,
-            fontsize=7, va="top", color="#555")
-    return _png(fig, title)
+    ax.set_title(spec["title"])
+    ax.text(0, -0.02, spec["credit"], transform=ax.transAxes, fontsize=7, va="top", color="#555")
+    return fig
 
 
 #: what the curve's share measures, per ``sites.objective``, in a council's words
@@ -446,33 +516,40 @@ _OBJECTIVE_WORDS = {
 _OBJECTIVE_OTHER = N_("share of the objective covered")
 
 
-def _chart_curve(curve: pd.DataFrame, chosen_k: int | None, ylabel: str, L: Language) -> str | None:
+def _chart_curve(results, curve: pd.DataFrame, chosen_k: int | None, ylabel: str, L: Language) -> str | None:
     """The best share of the objective against the number of Care Blocks."""
     if curve is None or curve.empty:
         return None
+    title = L._("What each additional Care Block adds")
+    spec = {"k": curve["k"].to_numpy(np.int64), "share": curve["covered_share"].to_numpy(float),
+            "exact": curve["exact"].to_numpy(bool), "chosen_k": int(chosen_k) if chosen_k else None,
+            "exact_label": L._("proven optimal"), "other_label": L._("best found (gap in the table)"),
+            "chosen_label": " " + L._("proposed: {k}").format(k=chosen_k) if chosen_k else "",
+            "xlabel": L._("number of new Care Blocks"), "ylabel": ylabel, "title": title}
+    return _figure(results, "chart_curve", title, spec, _draw_curve, L)
+
+
+def _draw_curve(spec: dict, L: Language):
     matplotlib, plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.4))
-    k = curve["k"].to_numpy()
-    share = curve["covered_share"].to_numpy(float)
-    exact = curve["exact"].to_numpy(bool)
+    k, share, exact = spec["k"], spec["share"], spec["exact"]
     ax.plot(k, share, color="#1b7837", lw=1.5)
-    ax.scatter(k[exact], share[exact], color="#1b7837", s=16, label=L._("proven optimal"), zorder=3)
+    ax.scatter(k[exact], share[exact], color="#1b7837", s=16, label=spec["exact_label"], zorder=3)
     if (~exact).any():
         ax.scatter(k[~exact], share[~exact], facecolors="white", edgecolors="#1b7837", s=16,
-                   label=L._("best found (gap in the table)"), zorder=3)
-    if chosen_k:
-        ax.axvline(chosen_k, color="#444", ls="--", lw=1)
-        ax.text(chosen_k, 0.03, " " + L._("proposed: {k}").format(k=chosen_k), fontsize=8)
+                   label=spec["other_label"], zorder=3)
+    if spec["chosen_k"]:
+        ax.axvline(spec["chosen_k"], color="#444", ls="--", lw=1)
+        ax.text(spec["chosen_k"], 0.03, spec["chosen_label"], fontsize=8)
     ax.set_ylim(0, 1)
     ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _pos: L.percent(v)))
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax.set_xlabel(L._("number of new Care Blocks"))
-    ax.set_ylabel(ylabel)
-    title = L._("What each additional Care Block adds")
-    ax.set_title(title)
+    ax.set_xlabel(spec["xlabel"])
+    ax.set_ylabel(spec["ylabel"])
+    ax.set_title(spec["title"])
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    return _png(fig, title)
+    return fig
 
 
 def curve_section(results) -> str:
@@ -497,7 +574,7 @@ def curve_section(results) -> str:
     if n_exact != len(c):
         sentence += L._("; the others are the best found, within the gap shown")
     out.append(f"<p>{esc(sentence + '.')}</p>")
-    chart = _chart_curve(c, chosen, words[:1].upper() + words[1:], L)
+    chart = _chart_curve(results, c, chosen, words[:1].upper() + words[1:], L)
     if chart:
         out.append(f"<p>{chart}</p>")
     answers = []
@@ -822,7 +899,7 @@ def _charts(results, cov, minutes: str, services: list[str], L: Language) -> lis
     return [c for c in (
         _chart_times(results, L),
         _chart_groups_before_after(results, L),
-        _chart_groups(cov, L._("Share within {minutes}, by group and service").format(minutes=minutes),
+        _chart_groups(results, cov, L._("Share within {minutes}, by group and service").format(minutes=minutes),
                       {styles.service_label(cfg, s): styles.service_color(s, services) for s in services}, L),
     ) if c]
 
@@ -936,8 +1013,7 @@ def build_report(results) -> str:
             sentence = robustness_sentence(sens, L.code)
             if sentence:
                 out.append("<p><b>" + esc(L._("How robust:")) + f"</b> {esc(sentence)}</p>")
-        with _text_is_text():
-            fig = _site_map(results, L)
+        fig = _site_map(results, L)
         if fig:
             out.append(f"<p>{fig}</p>")
         cand = results.candidates
@@ -972,8 +1048,7 @@ def build_report(results) -> str:
                                   L._("change"): "pp"}))
 
     # charts
-    with _text_is_text():
-        charts = _charts(results, cov, minutes, services, L)
+    charts = _charts(results, cov, minutes, services, L)
     if charts:
         out.append("<h2>" + esc(L._("Charts")) + "</h2>" + "".join(f"<p>{c}</p>" for c in charts))
 

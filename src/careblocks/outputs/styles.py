@@ -247,6 +247,7 @@ def qml_single(color: str, *, kind: str, **symbol: Any) -> str:
 #: under them; candidates are small dots; the proposed sites stand out.
 LAYER_SYMBOLS: dict[str, tuple[str, dict[str, Any]]] = {
     "districts": ("#4d4d4d", {"fill": False, "outline_width": 0.5}),
+    "study_area": ("#1a1a1a", {"fill": False, "outline_width": 0.9}),
     "catchments": ("#6a3d9a", {"fill": True, "fill_alpha": 18, "outline": "#6a3d9a", "outline_width": 0.4}),
     "candidates": ("#9e9e9e", {"size": 1.6, "outline": "#ffffff", "outline_width": 0.1}),
     "selected_sites": ("#6a3d9a", {"size": 5.0, "outline": "#ffffff", "outline_width": 0.6}),

@@ -222,30 +222,71 @@ def _feature_collection(gdf: gpd.GeoDataFrame, props: list[str], decimals: dict[
         pr: dict[str, Any] = {}
         for p in props:
             pr[p] = _json_value(cols[p][i], decimals.get(p, 2))
-        feats.append({"type": "Feature", "properties": pr, "geometry": shapely.geometry.mapping(g)})
+        feats.append({"type": "Feature", "properties": pr, "geometry": _geometry_json(g)})
     return {"type": "FeatureCollection", "features": feats}
+
+
+def _split(coords: list, counts: np.ndarray) -> list:
+    ends = np.cumsum(counts).tolist()
+    return [coords[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+
+
+def _geometry_json(g: Any) -> dict:
+    """``shapely.geometry.mapping(g)`` as the same JSON (lists for tuples), built from one
+    coordinate array per geometry rather than a Python object per vertex (lines and polygons;
+    other geometries through ``mapping``)."""
+    t = g.geom_type
+    if g.is_empty or shapely.has_z(g) or t not in ("LineString", "MultiLineString", "Polygon", "MultiPolygon"):
+        return shapely.geometry.mapping(g)
+    if t == "LineString":
+        return {"type": t, "coordinates": shapely.get_coordinates(g).tolist()}
+    if t == "MultiLineString":
+        parts = shapely.get_parts(g)
+        return {"type": t, "coordinates": _split(shapely.get_coordinates(parts).tolist(),
+                                                 shapely.get_num_coordinates(parts))}
+    polys = [g] if t == "Polygon" else list(shapely.get_parts(g))
+    out = []
+    for poly in polys:
+        rings = shapely.get_rings(poly)  # the exterior, then the holes
+        out.append(_split(shapely.get_coordinates(rings).tolist(), shapely.get_num_coordinates(rings)))
+    return {"type": t, "coordinates": out[0] if t == "Polygon" else out}
 
 
 def _streets(results) -> dict | None:
     """The walking network as one light MultiLineString in EPSG:4326 (or None): every edge
-    once, merged into lines and simplified to 3 m, coordinates to 5 decimals (about 1 m)."""
+    once, merged into lines and simplified to 3 m, coordinates to 5 decimals (about 1 m).
+    Cached by the digest of the arrays it is drawn from (:mod:`careblocks.outputs._cached`)."""
     net = getattr(results, "network", None)
     if net is None or not hasattr(net, "indptr"):
         return None
     indptr, indices = np.asarray(net.indptr), np.asarray(net.indices)
+    x, y = np.asarray(net.x), np.asarray(net.y)
+    crs = getattr(net, "crs", results.crs)
+    if not (np.arange(len(indptr) - 1).repeat(np.diff(indptr)) < indices).any():
+        return None
+
+    def make() -> bytes:
+        return json.dumps(_streets_feature(indptr, indices, x, y, crs)).encode("utf-8")
+
+    from careblocks.outputs._cached import cached_bytes, code_version
+
+    blob = cached_bytes(getattr(results, "config", None), "map_streets",
+                        {"indptr": indptr, "indices": indices, "x": x, "y": y, "crs": str(crs)}, make,
+                        code=code_version(__name__, libraries=("shapely", "pyproj", "numpy")))
+    return json.loads(blob)
+
+
+def _streets_feature(indptr, indices, x, y, crs: Any) -> dict:
     u = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
     keep = u < indices
     u, v = u[keep], indices[keep].astype(np.int64)
-    if len(u) == 0:
-        return None
-    x, y = np.asarray(net.x), np.asarray(net.y)
     coords = np.stack([np.column_stack([x[u], y[u]]), np.column_stack([x[v], y[v]])], axis=1)
     lines = shapely.linestrings(coords)
     parts = shapely.get_parts(shapely.line_merge(shapely.multilinestrings(lines)))
     merged = shapely.multilinestrings(shapely.simplify(parts, 3.0, preserve_topology=False))
-    geo = gpd.GeoSeries([merged], crs=getattr(net, "crs", results.crs)).to_crs("EPSG:4326")
+    geo = gpd.GeoSeries([merged], crs=crs).to_crs("EPSG:4326")
     g = _round_geoms(geo.to_numpy(), 5)[0]
-    return {"type": "Feature", "properties": {}, "geometry": shapely.geometry.mapping(g)}
+    return {"type": "Feature", "properties": {}, "geometry": _geometry_json(g)}
 
 
 def _outline(geoms: gpd.GeoSeries) -> dict | None:
@@ -255,7 +296,7 @@ def _outline(geoms: gpd.GeoSeries) -> dict | None:
     if not len(lines):
         return None
     g = shapely.multilinestrings(shapely.get_parts(_round_geoms(lines, 5)))
-    return {"type": "Feature", "properties": {}, "geometry": shapely.geometry.mapping(g)}
+    return {"type": "Feature", "properties": {}, "geometry": _geometry_json(g)}
 
 
 def _base(results) -> dict:
@@ -317,6 +358,8 @@ TEXT: dict[str, str] = {
     "sites_layer": N_("Proposed Care Blocks ({n}) and walking catchments"),
     "site_title": N_("Care Block {order}"),
     "site_title_named": N_("Care Block {order}: {name}"),
+    "site_title_fixed": N_("Care Block {order}, which stays"),
+    "site_title_fixed_named": N_("Care Block {order}, which stays: {name}"),
     "after_layer": N_("After the Care Blocks: {what} within {t}"),
     "after_what_all": N_("all {n} services"),
     "tip_people": N_("people"),
@@ -347,6 +390,7 @@ TEXT: dict[str, str] = {
                          "zoom in)"),
     "legend_sites": N_("Proposed Care Blocks"),
     "legend_site": N_("proposed Care Block, in the order chosen"),
+    "legend_site_fixed": N_("Care Block that stays, counted before the new ones"),
     "legend_catchment": N_("within {t} on foot of a proposed Care Block; darker where two or "
                            "more catchments overlap"),
     "legend_candidate": N_("candidate site (larger: higher score)"),
@@ -486,7 +530,7 @@ def _service_overlays(results, services: list[str], L: Language) -> list[dict]:
     return out
 
 
-def _site_name(row: pd.Series, L: Language) -> str:
+def _site_name(row: Any, L: Language) -> str:
     name = row.get("name")
     if isinstance(name, str) and name.strip():
         return name.strip()
@@ -511,7 +555,9 @@ def _candidate_overlay(results, L: Language) -> dict | None:
     # names and building types people recognise, never ids
     cand = cand.assign(
         radius=(3.0 + 9.0 * frac.fillna(0.1)).round(1),
-        name=[_site_name(r, L) for _, r in cand.iterrows()],
+        name=[_site_name({"name": n, "category": c}, L) for n, c in zip(
+            cand["name"] if "name" in cand else [None] * len(cand),
+            cand["category"] if "category" in cand else [None] * len(cand), strict=True)],
         type=[category_label(c, L) for c in (cand["category"] if "category" in cand else [None] * len(cand))],
     )
     fields = [["name", _t(L, "row_name"), None], ["type", _t(L, "row_category"), None],
@@ -538,13 +584,16 @@ def _sites_overlay(results, L: Language) -> dict | None:
     for i, ((_, row), g) in enumerate(zip(s2.iterrows(), s2.geometry.representative_point(), strict=False)):
         order_no = int(row["order"]) if "order" in row and pd.notna(row["order"]) else i + 1
         name = _site_name(row, L)
-        title = (_t(L, "site_title_named", order=order_no, name=name) if name
-                 else _t(L, "site_title", order=order_no))
+        stays = row.get("fixed", False)
+        stays = bool(stays) if pd.notna(stays) else False
+        key = "site_title_fixed" if stays else "site_title"
+        title = (_t(L, key + "_named", order=order_no, name=name) if name
+                 else _t(L, key, order=order_no))
         if "candidate_id" in row:
             titles[str(row["candidate_id"])] = title
         rationale = row.get("rationale")
         sites.append({
-            "lat": round(float(g.y), 6), "lng": round(float(g.x), 6), "order": order_no,
+            "lat": round(float(g.y), 6), "lng": round(float(g.x), 6), "order": order_no, "fixed": stays,
             "title": title, "rationale": rationale if isinstance(rationale, str) else None,
             "rows": _site_rows(row, results, L),
         })
@@ -595,7 +644,7 @@ def _legend(results, services: list[str], L: Language, *, has_need: bool, has_al
             base: dict) -> dict:
     """The legend as sections of rows, one row per symbol the map draws; ``kind`` tells
     ``map.js`` how to draw the symbol (``swatch``, ``ramp``, ``service``, ``cluster``,
-    ``site``, ``catchment``, ``candidate``, ``streets``, ``area``, ``districts``)."""
+    ``site``, ``site_fixed``, ``catchment``, ``candidate``, ``streets``, ``area``, ``districts``)."""
     t = L.minutes(results.threshold_min)
     counts = _facility_counts(results)
     time_rows = [{"kind": "swatch", "color": c, "label": lbl}
@@ -614,6 +663,8 @@ def _legend(results, services: list[str], L: Language, *, has_need: bool, has_al
     site_rows = []
     if results.selected is not None and len(results.selected):
         site_rows.append({"kind": "site", "label": _t(L, "legend_site")})
+        if "fixed" in results.selected and results.selected["fixed"].fillna(False).astype(bool).any():
+            site_rows.append({"kind": "site_fixed", "label": _t(L, "legend_site_fixed")})
         if results.catchments is not None and len(results.catchments):
             site_rows.append({"kind": "catchment", "label": _t(L, "legend_catchment", t=t)})
     if results.candidates is not None and len(results.candidates) and "score" in results.candidates:

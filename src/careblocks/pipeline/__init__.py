@@ -12,7 +12,8 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from careblocks.errors import DataQualityWarning, EmptyResultError, OutputError
 from careblocks.io.layers import study_area
 from careblocks.network.graph import file_digest, load_or_build_network, snap_to_streets
 from careblocks.origins import load_origins
+from careblocks.outputs import _cached as output_cache
 from careblocks.outputs._switch import write_together
 from careblocks.outputs.geopackage import _output_crs, write_geopackage
 from careblocks.outputs.qgis_project import write_qgis_project
@@ -104,10 +106,22 @@ def stage_network(ctx: Context) -> None:
 
 
 def stage_services(ctx: Context) -> None:
-    services, stats = load_services(
-        ctx.config, osm_path=ctx.osm_path, area_4326=ctx.area_4326, crs=ctx.crs, network=ctx.network
-    )
-    _snap_to_streets(ctx, services)
+    cfg = ctx.config
+    ctx.inputs_key = stage_cache.inputs_key(cfg, ctx.network, area_4326=ctx.area_4326, crs=ctx.crs,
+                                            osm_path=ctx.osm_path)
+    hit = stage_cache.load_inputs(cfg, ctx.inputs_key)
+    if hit is not None:  # read and snapped before: the same frames, stats and warnings
+        ctx.inputs_hit = hit
+        ctx.cache_status["inputs"] = "hit"
+        services, stats = hit["services"], hit["stats"]["services"]
+        ctx.network = hit["network"]  # split where the services and the origins were snapped
+        _replay(hit["warnings"].get("services", []))
+    else:
+        with _recorded(ctx, "services"):
+            services, stats = load_services(
+                cfg, osm_path=ctx.osm_path, area_4326=ctx.area_4326, crs=ctx.crs, network=ctx.network
+            )
+            _snap_to_streets(ctx, services)
     ctx.services = services
     ctx.stats["services"] = stats
     counts = services["service"].value_counts() if len(services) else {}
@@ -119,15 +133,27 @@ def stage_services(ctx: Context) -> None:
 
 
 def stage_origins(ctx: Context) -> None:
-    origins, stats = load_origins(
-        ctx.config, osm_path=ctx.osm_path, area_4326=ctx.area_4326, crs=ctx.crs, network=ctx.network
-    )
-    if len(origins) == 0:
-        raise EmptyResultError(
-            "population: no origins with people inside the study area; check study.boundary/"
-            "study.bbox and the population settings"
-        )
-    _snap_to_streets(ctx, origins)
+    hit = ctx.inputs_hit
+    if hit is not None:
+        origins, stats = hit["origins"], hit["stats"]["origins"]
+        _replay(hit["warnings"].get("origins", []))
+    else:
+        with _recorded(ctx, "origins"):
+            origins, stats = load_origins(
+                ctx.config, osm_path=ctx.osm_path, area_4326=ctx.area_4326, crs=ctx.crs, network=ctx.network
+            )
+            if len(origins) == 0:
+                raise EmptyResultError(
+                    "population: no origins with people inside the study area; check study.boundary/"
+                    "study.bbox and the population settings"
+                )
+            _snap_to_streets(ctx, origins)
+        if ctx.inputs_key is not None:
+            stage_cache.save_inputs(ctx.config, ctx.inputs_key, services=ctx.services, origins=origins,
+                                    network=ctx.network, stats={"services": ctx.stats.get("services"),
+                                                                "origins": stats},
+                                    warned=ctx.inputs_warned)
+            ctx.cache_status["inputs"] = "miss" if stage_cache.enabled(ctx.config) else "off"
     ctx.origins = origins
     ctx.stats["origins"] = stats
     audit_origin_coverage(ctx.config, origins, ctx.audit, ctx.network)
@@ -135,6 +161,25 @@ def stage_origins(ctx: Context) -> None:
     ctx.report(
         "info", "origins", f"{len(origins):,} origins, {origins['population'].sum():,.0f} people"
     )
+
+
+@contextmanager
+def _recorded(ctx: Context, stage: str) -> Iterator[None]:
+    """Pass on every warning raised inside, keeping the data-quality ones' messages in
+    ``ctx.inputs_warned[stage]`` (replayed when the inputs come from the cache)."""
+    kept = ctx.inputs_warned.setdefault(stage, [])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if issubclass(w.category, DataQualityWarning):
+            kept.append(str(w.message))
+
+
+def _replay(messages: list[str]) -> None:
+    for msg in messages:
+        warnings.warn(msg, DataQualityWarning, stacklevel=3)
 
 
 def _snap_to_streets(ctx: Context, frame: gpd.GeoDataFrame | None) -> None:
@@ -330,7 +375,12 @@ def validate(config: Config, *, reporter: Reporter = quiet, strict: bool = False
     computing access. Raises the same :class:`~careblocks.errors.CareblocksError` ``run``
     would.
     """
+    # first, as it is quick: a configured scheduler must be reachable (run would stop there
+    # at its first chunked step, after the slow stages)
+    cluster = compute.check(config.compute.workers, config.compute.scheduler_address)
     ctx = analyse(config, reporter=reporter, until="origins", strict=strict)
+    if cluster is not None:
+        ctx.stats["cluster"] = cluster
     if config.transit.enabled:
         with ctx.stage("transit feeds"):
             _, stats = load_timetable(config.transit, ctx.network, area_4326=ctx.area_4326,
@@ -487,7 +537,11 @@ def run(
     ctx = analyse(config, reporter=reporter, strict=strict)
     results = to_results(ctx)
     t0 = time.perf_counter()
+    output_cache.STATUS.clear()
     written = write_outputs(results, paths, reporter=reporter)
     results.metadata["stage_seconds"]["outputs"] = round(time.perf_counter() - t0, 3)
+    # the report's figures and the map's streets: "hit" / "miss" / "off" each (after writing,
+    # like the outputs' time: the files written do not depend on it)
+    results.metadata["output_cache"] = dict(output_cache.STATUS)
     return results, written
 

@@ -11,11 +11,17 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from careblocks.accessibility import access_measures, add_to_equity, need_counts, summarise
+from careblocks.accessibility import (
+    access_measures,
+    add_to_equity,
+    need_counts,
+    summarise,
+    walk_seconds,
+)
 from careblocks.config import Config
-from careblocks.network import cache as stage_cache
 from careblocks.network.cost import WalkCost
 from careblocks.network.graph import WalkNetwork
+from careblocks.pipeline import cache as stage_cache
 from careblocks.transit.reach import transit_coverage
 from careblocks.transit.timetable import Timetable
 
@@ -45,7 +51,8 @@ def run_accessibility_stage(config: Config, origins: gpd.GeoDataFrame, services:
     the people in need) to ``districts``. The inputs are not changed.
     """
     services_ = list(config.service_names)
-    table, stats = access_measures(config, origins, services, network)
+    walk = _walk_seconds(config, network, origins, cache_status)
+    table, stats = access_measures(config, origins, services, network, walk=walk)
     origins = origins.copy()
     for c in table.columns:
         origins[c] = table[c].to_numpy()
@@ -53,7 +60,8 @@ def run_accessibility_stage(config: Config, origins: gpd.GeoDataFrame, services:
     tt = timetable if config.transit.enabled and config.accessibility.use_transit else None
     if tt is not None:
         transit = _transit_seconds(config, network, tt, timetable_key, origins, cache_status)
-        best, _ = access_measures(config, origins, services, network, transit=transit, suffix="_best")
+        best, _ = access_measures(config, origins, services, network, transit=transit, walk=walk,
+                                  suffix="_best")
         for c in best.columns:
             origins[c] = best[c].to_numpy()
         runs.append(("best", "_best"))
@@ -69,6 +77,23 @@ def run_accessibility_stage(config: Config, origins: gpd.GeoDataFrame, services:
         districts = _district_measures(config, origins, districts)
     stats["need_groups"] = {s: need_counts(origins, s, config)[1] for s in services_}
     return Accessibility(origins, equity, districts, stats)
+
+
+def _walk_seconds(config: Config, network: WalkNetwork, origins: gpd.GeoDataFrame,
+                  cache_status: dict[str, str]):
+    """``walk(nodes, snap_m, limit_s)`` for :func:`access_measures`: facilities x origins
+    seconds on foot, cached by network, walking cost, facilities, origins and limit
+    (``cache_status["accessibility_walk"]``; the walking and the walk + transit measures
+    share it)."""
+
+    def walk(nodes: np.ndarray, snap_m: np.ndarray, limit_s: float) -> sp.csr_matrix:
+        pts = pd.DataFrame({"node": np.asarray(nodes, np.int64), "snap_m": np.asarray(snap_m, np.float64)})
+        return stage_cache.walk_coverage_cached(
+            config, network, pts, origins, limit_s,
+            lambda: walk_seconds(network, origins, pts, cost=WalkCost.from_config(config.walk), limit_s=limit_s),
+            status=cache_status, name="accessibility_walk")
+
+    return walk
 
 
 def _transit_seconds(config: Config, network: WalkNetwork, timetable: Timetable, timetable_key: str | None,

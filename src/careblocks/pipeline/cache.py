@@ -107,6 +107,46 @@ def transit_access_cached(config: Any, network: Any, timetable: Any, tt_key: str
 
 
 
+def walk_coverage_cached(config: Any, network: Any, points: Any, origins: Any, limit_s: float, compute: Any, *,
+                         status: dict[str, str], name: str) -> Any:
+    """Points (facilities) x origins walking seconds within ``limit_s`` (``compute()``, a CSR
+    matrix) through the cache, keyed by the network, ``[walk]``, the points' and the origins'
+    nodes and snap distances and the limit; records the outcome under ``status[name]``
+    ("hit" only when every call of the run hit)."""
+    key = cache_key("walk_coverage", {
+        "network": network_digest(network), "walk": _jsonable(config.walk), "points": points_digest(points),
+        "origins": points_digest(origins), "limit_s": float(limit_s),
+    })
+    got = load(config, "walk_coverage", key)
+    if got is not None:
+        try:
+            m = arrays_to_sparse("m", got[0])
+            if status.get(name) in (None, "hit"):
+                status[name] = "hit"
+            return m
+        except (KeyError, ValueError, TypeError):  # an entry of another layout is a miss
+            pass
+    m = compute()
+    save(config, "walk_coverage", key, sparse_to_arrays("m", m), {})
+    status[name] = "miss" if enabled(config) else "off"
+    return m
+
+
+def array_cached(config: Any, stage: str, parts: dict[str, Any], compute: Any, *,
+                 status: dict[str, str]) -> np.ndarray:
+    """One numeric array (``compute()``) through the cache; records "hit"/"miss"/"off" under
+    ``status[stage]``."""
+    key = cache_key(stage, parts)
+    got = load(config, stage, key)
+    if got is not None and "a" in got[0]:
+        status[stage] = "hit"
+        return np.array(got[0]["a"])
+    a = np.asarray(compute())
+    save(config, stage, key, {"a": a}, {})
+    status[stage] = "miss" if enabled(config) else "off"
+    return a
+
+
 def walk_access_cached(config: Any, network: Any, origins: Any,
                        services: dict[str, tuple[np.ndarray, np.ndarray]], *,
                        status: dict[str, str]) -> Any:
@@ -370,3 +410,183 @@ def audit_gtfs_cached(config: Any, audit: Any, *, status: dict[str, str]) -> Non
          {"findings": [{"severity": f.severity, "check": f.check, "where": f.where, "message": f.message,
                         "value": None if f.value is None else float(f.value)} for f in sub.findings]})
     status["gtfs_audit"] = "miss" if enabled(config) else "off"
+
+
+# --------------------------------------------------------------------------------------
+# the study's inputs: services and origins read and snapped, with the network they split
+# --------------------------------------------------------------------------------------
+
+#: the modules whose code makes the services and origins (their source is in the key)
+_INPUT_MODULES = ("careblocks.services", "careblocks.origins", "careblocks.network.graph", "careblocks.io.layers",
+                  "careblocks.io.tables", "careblocks.io.osm_features", "careblocks.pipeline")
+#: config sections that the services and origins stages do not read (changing them keeps the entry)
+_NOT_INPUTS = ("access", "transit", "care_index", "accessibility", "sites", "prioritise", "sensitivity", "outputs",
+               "audit", "compute", "raw", "source_path")
+
+
+def inputs_key(config: Any, network: Any, *, area_4326: Any, crs: Any, osm_path: Any) -> str:
+    """The key of the services and origins of a run, read and snapped: the config but the
+    sections they do not read, every input file's sha256, the network, the area, the CRS and
+    the source of the modules that make them."""
+    from careblocks.network.graph import file_digest
+    from careblocks.outputs._cached import code_version
+
+    conf = {name: _jsonable(getattr(config, name)) for name in config.__dataclass_fields__ if name not in _NOT_INPUTS}
+    osm = Path(str(osm_path)) if osm_path is not None else None
+    return cache_key("inputs", {
+        "config": conf, "files": input_files_digest(config),
+        "osm": [str(osm), file_digest(osm)] if osm is not None and osm.is_file() else str(osm_path),
+        "network": network_digest(network), "area": None if area_4326 is None else area_4326.wkb_hex,
+        "crs": str(crs), "code": code_version(*_INPUT_MODULES),
+    })
+
+
+def _frame_to_arrays(gdf: Any, prefix: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+    """A GeoDataFrame of plain columns (numpy numbers and booleans, strings, text with None
+    for nulls) as arrays, geometry as WKB; None when a column is of another kind (then it is
+    not cached)."""
+    import pandas as pd
+    import shapely
+
+    if not isinstance(gdf.index, pd.RangeIndex) or gdf.index.start != 0 or gdf.index.step != 1:
+        return None
+    geom = gdf.geometry.name
+    arrays: dict[str, np.ndarray] = {}
+    cols = []
+    for i, c in enumerate(gdf.columns):
+        s = gdf[c]
+        if c == geom:
+            wkb = shapely.to_wkb(s.to_numpy())
+            arrays[f"{prefix}g"] = np.frombuffer(b"".join(wkb), dtype=np.uint8)
+            arrays[f"{prefix}gn"] = np.array([len(b) for b in wkb], dtype=np.int64)
+            cols.append({"name": c, "kind": "geometry"})
+        elif isinstance(s.dtype, np.dtype) and s.dtype.kind in "biuf":
+            arrays[f"{prefix}{i}"] = s.to_numpy()
+            cols.append({"name": c, "kind": "num"})
+        elif isinstance(s.dtype, pd.StringDtype) or s.dtype == object:
+            null = s.isna().to_numpy()
+            vals = s.to_numpy(dtype=object)
+            if not all(isinstance(v, str) for v in vals[~null]):
+                return None
+            if s.dtype == object and not all(v is None for v in vals[null]):
+                return None
+            arrays[f"{prefix}{i}"] = np.array([v if isinstance(v, str) else "" for v in vals], dtype=str)
+            arrays[f"{prefix}n{i}"] = null
+            kind = {"name": c, "kind": "object"}
+            if isinstance(s.dtype, pd.StringDtype):
+                nav = s.dtype.na_value
+                kind = {"name": c, "kind": "string", "storage": s.dtype.storage,
+                        "na": "nan" if isinstance(nav, float) and np.isnan(nav) else "NA"}
+            cols.append(kind)
+        else:
+            return None
+    return arrays, {"columns": cols, "crs": None if gdf.crs is None else gdf.crs.to_wkt(), "n": len(gdf),
+                    "attrs": _jsonable(dict(gdf.attrs))}
+
+
+def _frame_from_arrays(a: dict[str, np.ndarray], meta: dict[str, Any], prefix: str) -> Any:
+    import geopandas as gpd
+    import pandas as pd
+    import shapely
+
+    data: dict[str, Any] = {}
+    geom = None
+    for i, col in enumerate(meta["columns"]):
+        name, kind = col["name"], col["kind"]
+        if kind == "geometry":
+            buf = np.asarray(a[f"{prefix}g"]).tobytes()
+            ends = np.cumsum(a[f"{prefix}gn"]).tolist()
+            data[name] = shapely.from_wkb([buf[s:e] for s, e in zip([0, *ends[:-1]], ends, strict=True)])
+            geom = name
+        elif kind == "num":
+            data[name] = np.array(a[f"{prefix}{i}"])
+        else:
+            null = np.asarray(a[f"{prefix}n{i}"], bool)
+            vals = np.array(a[f"{prefix}{i}"]).astype(object)
+            vals[null] = None
+            if kind == "string":
+                dtype = pd.StringDtype(storage=col["storage"], na_value=np.nan if col["na"] == "nan" else pd.NA)
+                data[name] = pd.array(vals, dtype=dtype)
+            else:
+                data[name] = vals
+    gdf = gpd.GeoDataFrame(data, geometry=geom, crs=meta["crs"])
+    gdf = gdf[[c["name"] for c in meta["columns"]]]
+    gdf.attrs.update(meta.get("attrs", {}))
+    return gdf
+
+
+def _same_frame(a: Any, b: Any) -> bool:
+    import pandas as pd
+    import shapely
+
+    try:
+        pd.testing.assert_frame_equal(pd.DataFrame(a.drop(columns=a.geometry.name)),
+                                      pd.DataFrame(b.drop(columns=b.geometry.name)), check_exact=True)
+    except AssertionError:
+        return False
+    return (a.crs == b.crs and a.geometry.name == b.geometry.name and a.attrs == b.attrs
+            and list(shapely.to_wkb(a.geometry.to_numpy())) == list(shapely.to_wkb(b.geometry.to_numpy())))
+
+
+def _network_arrays(network: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    from dataclasses import fields
+
+    arrays, meta = {}, {"crs": str(network.crs), "none": []}
+    for f in fields(network):
+        v = getattr(network, f.name)
+        if f.name == "crs":
+            continue
+        if v is None:
+            meta["none"].append(f.name)
+        else:
+            arrays[f"net_{f.name}"] = np.asarray(v)
+    return arrays, meta
+
+
+def _network_from_arrays(a: dict[str, np.ndarray], meta: dict[str, Any]) -> Any:
+    from dataclasses import fields
+
+    from careblocks.network.graph import WalkNetwork
+
+    kw = {f.name: (meta["crs"] if f.name == "crs" else None if f.name in meta["none"] else a[f"net_{f.name}"])
+          for f in fields(WalkNetwork)}
+    return WalkNetwork(**kw)
+
+
+def save_inputs(config: Any, key: str, *, services: Any, origins: Any, network: Any, stats: dict[str, Any],
+                warned: dict[str, list[str]]) -> None:
+    """Store the services and origins (read and snapped), the network they split, their
+    stats and their data-quality warnings under ``key`` (nothing when a frame has a column
+    the arrays cannot hold exactly: it is checked by reading it back)."""
+    if not enabled(config):
+        return
+    s = _frame_to_arrays(services, "s")
+    o = _frame_to_arrays(origins, "o")
+    if s is None or o is None:
+        return
+    n_arrays, n_meta = _network_arrays(network)
+    arrays = {**s[0], **o[0], **n_arrays}
+    meta = {"services": s[1], "origins": o[1], "network": n_meta, "stats": _jsonable(stats), "warnings": warned}
+    try:  # only what reads back exactly is stored
+        same = (_same_frame(_frame_from_arrays(arrays, s[1], "s"), services)
+                and _same_frame(_frame_from_arrays(arrays, o[1], "o"), origins))
+    except (ValueError, TypeError, KeyError):
+        same = False
+    if same:
+        save(config, "inputs", key, arrays, meta)
+
+
+def load_inputs(config: Any, key: str) -> dict[str, Any] | None:
+    """What :func:`save_inputs` stored under ``key`` (services, origins, network, stats,
+    warnings), or None (miss, cache off, unreadable)."""
+    got = load(config, "inputs", key)
+    if got is None:
+        return None
+    a, meta = got
+    try:
+        return {"services": _frame_from_arrays(a, meta["services"], "s"),
+                "origins": _frame_from_arrays(a, meta["origins"], "o"),
+                "network": _network_from_arrays(a, meta["network"]), "stats": meta["stats"],
+                "warnings": meta["warnings"]}
+    except (KeyError, ValueError, TypeError):  # another layout, or damaged: a miss
+        return None

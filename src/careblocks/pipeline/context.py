@@ -62,6 +62,11 @@ class Context:
     equity_after: pd.DataFrame | None = None  # sites: the equity table with the chosen sites
     coverage_curve: pd.DataFrame | None = None  # sites: objective covered per K
     sensitivity: pd.DataFrame | None = None  # sites: how often each site is chosen under other weights
+    #: services: the inputs cache's key and, on a hit, its entry (origins take theirs from it)
+    inputs_key: str | None = None
+    inputs_hit: dict[str, Any] | None = None
+    #: services, origins: data-quality warnings of reading and snapping (stored on a miss)
+    inputs_warned: dict[str, list[str]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)

@@ -7,7 +7,6 @@ context. See ``docs/site_selection.md``.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import warnings
 from collections.abc import Sequence
@@ -35,10 +34,11 @@ from careblocks.pipeline import cache as stage_cache
 from careblocks.pipeline.context import Context
 from careblocks.sites.candidates import build_candidates, costs_and_fixed
 from careblocks.sites.hours import current_minutes, hours_pair_values
-from careblocks.sites.rationale import marginal_figures, selected_sites
+from careblocks.sites.rationale import fixed_first, marginal_figures, selected_sites
 from careblocks.sites.scoring import (
     Catchments,
     access_after,
+    block_minutes,
     catchment_polygons,
     score_candidates,
     selection_inputs,
@@ -61,50 +61,6 @@ def curve_k_max(setting: int | None, k: int, n_candidates: int) -> int:
     of 10 and 2 x ``sites.k``; never more than the candidates; 0 = no curve."""
     want = max(10, 2 * int(k)) if setting is None else int(setting)
     return max(0, min(want, int(n_candidates)))
-
-
-def fixed_first(result: SelectionResult, fixed: np.ndarray, matrix, weights, *, pair: bool,
-                capacitated: bool, existing=None) -> SelectionResult:
-    """The selection with the blocks that stay (``fixed``) first, then the new ones.
-
-    The fixed blocks' gains are what each adds, in turn, over the existing blocks: people
-    (or care gaps) first within reach, or with ``pair`` the hours gained with each origin's
-    nearest block. Capacitated gains of fixed blocks depend on the assignment and are left
-    NaN. ``total_weight`` grows by the fixed blocks' gains, so shares are of everything not
-    served before any block (existing excluded)."""
-    if not len(fixed):
-        return result
-    m = sp.csr_matrix(matrix)
-    n_o = m.shape[1]
-    gains = np.full(len(fixed), np.nan)
-    if pair:
-        best = np.zeros(n_o)
-        for j, i in enumerate(fixed):
-            a, b = m.indptr[i], m.indptr[i + 1]
-            idx, val = m.indices[a:b], m.data[a:b]
-            gains[j] = float(np.maximum(0.0, val - best[idx]).sum())
-            best[idx] = np.maximum(best[idx], val)
-    elif not capacitated:
-        w = np.asarray(weights, dtype=float)
-        w = w.sum(axis=1) if w.ndim == 2 else w
-        hit = np.zeros(n_o, dtype=bool)
-        if existing is not None:
-            ex = np.asarray(existing)
-            if ex.dtype == bool and ex.shape == (n_o,):
-                hit |= ex
-            else:
-                hit[sp.csr_matrix(existing).indices] = True
-        for j, i in enumerate(fixed):
-            idx = m.indices[m.indptr[i]:m.indptr[i + 1]]
-            new = idx[~hit[idx]]
-            gains[j] = float(w[new].sum())
-            hit[new] = True
-    add = float(np.nansum(gains)) if not pair else 0.0  # pair: the total already counts them
-    marg = np.concatenate([gains, result.marginal_gain])
-    return dataclasses.replace(
-        result, selected=np.concatenate([np.asarray(fixed, np.int64), result.selected]),
-        marginal_gain=marg, cumulative=np.cumsum(np.nan_to_num(marg)),
-        total_weight=result.total_weight + add, existing_weight=result.existing_weight - add)
 
 
 def capacitated_inputs(config, origins, scored, *, threshold_min: float):
@@ -469,9 +425,15 @@ def _origins_after(ctx: Context, sel: gpd.GeoDataFrame, timetable: Timetable | N
     transit_block = None
     if timetable is not None and any(f"best_min_{s}" in ctx.origins.columns for s in sc.offers):
         transit_block = _transit_block_minutes(ctx, timetable, sel)
-    after = access_after(ctx.network, ctx.origins, sel["node"].to_numpy(), sel["snap_m"].to_numpy(),
-                         cost=WalkCost.from_config(cfg.walk), offers=sc.offers,
-                         transit_block_min=transit_block)
+    cost = WalkCost.from_config(cfg.walk)
+    nodes, snap = sel["node"].to_numpy(np.int64), sel["snap_m"].to_numpy(np.float64)
+    block = stage_cache.array_cached(
+        cfg, "block_minutes",
+        {"network": stage_cache.network_digest(ctx.network), "walk": stage_cache._jsonable(cfg.walk),
+         "origins": stage_cache.points_digest(ctx.origins), "sites": stage_cache.array_digest(nodes, snap)},
+        lambda: block_minutes(ctx.network, ctx.origins, nodes, snap, cost=cost), status=ctx.cache_status)
+    after = access_after(ctx.network, ctx.origins, nodes, snap, cost=cost, offers=sc.offers,
+                         transit_block_min=transit_block, block_min=block)
     origins = ctx.origins.copy()
     for s in sc.offers:
         origins[C.walk_min(s, after=True)] = after[C.walk_min(s)].to_numpy()

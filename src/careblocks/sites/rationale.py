@@ -8,6 +8,7 @@ site adds to the sites before it) and one plain-language :func:`rationale` per s
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -184,6 +185,50 @@ def marginal_figures(config, origins, coverage_s: sp.csr_matrix, order: Sequence
     if tcov is not None:
         cols.append("new_transit_population_covered")
     return pd.DataFrame(rows, columns=cols)
+
+
+def fixed_first(result: SelectionResult, fixed: np.ndarray, matrix, weights, *, pair: bool,
+                capacitated: bool, existing=None) -> SelectionResult:
+    """The selection with the blocks that stay (``fixed``) first, then the new ones.
+
+    The fixed blocks' gains are what each adds, in turn, over the existing blocks: people
+    (or care gaps) first within reach, or with ``pair`` the hours gained with each origin's
+    nearest block. Capacitated gains of fixed blocks depend on the assignment and are left
+    NaN. ``total_weight`` grows by the fixed blocks' gains, so shares are of everything not
+    served before any block (existing excluded)."""
+    if not len(fixed):
+        return result
+    m = sp.csr_matrix(matrix)
+    n_o = m.shape[1]
+    gains = np.full(len(fixed), np.nan)
+    if pair:
+        best = np.zeros(n_o)
+        for j, i in enumerate(fixed):
+            a, b = m.indptr[i], m.indptr[i + 1]
+            idx, val = m.indices[a:b], m.data[a:b]
+            gains[j] = float(np.maximum(0.0, val - best[idx]).sum())
+            best[idx] = np.maximum(best[idx], val)
+    elif not capacitated:
+        w = np.asarray(weights, dtype=float)
+        w = w.sum(axis=1) if w.ndim == 2 else w
+        hit = np.zeros(n_o, dtype=bool)
+        if existing is not None:
+            ex = np.asarray(existing)
+            if ex.dtype == bool and ex.shape == (n_o,):
+                hit |= ex
+            else:
+                hit[sp.csr_matrix(existing).indices] = True
+        for j, i in enumerate(fixed):
+            idx = m.indices[m.indptr[i]:m.indptr[i + 1]]
+            new = idx[~hit[idx]]
+            gains[j] = float(w[new].sum())
+            hit[new] = True
+    add = float(np.nansum(gains)) if not pair else 0.0  # pair: the total already counts them
+    marg = np.concatenate([gains, result.marginal_gain])
+    return dataclasses.replace(
+        result, selected=np.concatenate([np.asarray(fixed, np.int64), result.selected]),
+        marginal_gain=marg, cumulative=np.cumsum(np.nan_to_num(marg)),
+        total_weight=result.total_weight + add, existing_weight=result.existing_weight - add)
 
 
 def selected_sites(scored, result: SelectionResult, *, threshold_min: float, offers: Sequence[str],

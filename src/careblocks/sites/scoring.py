@@ -423,7 +423,7 @@ def objective_weights(config, origins, *, objective: str | None = None, threshol
 
 
 def access_after(network, origins, site_nodes, site_snap_m, *, cost: WalkCost, offers: Sequence[str],
-                 transit_block_min=None):
+                 transit_block_min=None, block_min=None):
     """Minutes to each offered service once the selected Care Blocks exist.
 
     ``walk_min_<s>`` = min(today's ``walk_min_<s>``, walking minutes to the nearest selected
@@ -438,6 +438,9 @@ def access_after(network, origins, site_nodes, site_snap_m, *, cost: WalkCost, o
         The base walk's cost (directed, slope-aware edge times, as ``walk_min_<s>``).
     transit_block_min
         float per origin, NaN where no block is reached.
+    block_min
+        Walking minutes of each origin to the nearest selected block as :func:`block_minutes`
+        gives them, when already known (the pipeline caches them); computed otherwise.
 
     Returns
     -------
@@ -446,14 +449,8 @@ def access_after(network, origins, site_nodes, site_snap_m, *, cost: WalkCost, o
         (walking minutes to the nearest selected block) and, with transit, ``best_min_<s>``
         and ``block_transit_min``.
     """
-    nodes = np.asarray(site_nodes, dtype=np.int64)
-    if nodes.size:
-        d = nearest_times(network.indptr, network.indices, cost.inbound_seconds(network), nodes,
-                          cost.leg_seconds(site_snap_m))
-        block = (d[origins["node"].to_numpy(np.int64)] + cost.leg_seconds(origins["snap_m"].to_numpy(float))) / 60.0
-        block = np.where(np.isfinite(block), block, np.nan)
-    else:
-        block = np.full(len(origins), np.nan)
+    block = (np.asarray(block_min, dtype=float) if block_min is not None
+             else block_minutes(network, origins, site_nodes, site_snap_m, cost=cost))
     out = pd.DataFrame(index=origins.index)
     for s in offers:
         out[C.walk_min(s)] = np.fmin(current_minutes(origins, s, mode="walk"), block)
@@ -464,6 +461,18 @@ def access_after(network, origins, site_nodes, site_snap_m, *, cost: WalkCost, o
             out[f"best_min_{s}"] = np.fmin(np.fmin(current_minutes(origins, s), block), tb)
         out["block_transit_min"] = tb
     return out
+
+
+def block_minutes(network, origins, site_nodes, site_snap_m, *, cost: WalkCost) -> np.ndarray:
+    """Walking minutes of each origin to the nearest of the sites (snap legs included), NaN
+    where none is reached: one unbounded multi-source search over the sites."""
+    nodes = np.asarray(site_nodes, dtype=np.int64)
+    if not nodes.size:
+        return np.full(len(origins), np.nan)
+    d = nearest_times(network.indptr, network.indices, cost.inbound_seconds(network), nodes,
+                      cost.leg_seconds(site_snap_m))
+    block = (d[origins["node"].to_numpy(np.int64)] + cost.leg_seconds(origins["snap_m"].to_numpy(float))) / 60.0
+    return np.where(np.isfinite(block), block, np.nan)
 
 
 def catchment_polygons(

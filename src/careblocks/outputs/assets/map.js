@@ -161,8 +161,9 @@
         }));
       }
       o.sites.forEach(function (s) {
-        var box = el('div', 'cb-site', s.order);
-        box.style.background = SITE;
+        // a block that stays: the same colour, drawn hollow (white with a coloured frame)
+        var box = el('div', s.fixed ? 'cb-site cb-site-fixed' : 'cb-site', s.order);
+        if (s.fixed) { box.style.color = SITE; box.style.borderColor = SITE; } else { box.style.background = SITE; }
         var icon = L.divIcon({html: box, iconSize: [30, 30],
           iconAnchor: [15, 15], className: 'cb-div-icon'});
         // site 1 above site 2 where they meet (zoomed out): offsets wider than the screen
@@ -232,6 +233,12 @@
     site: function () {
       var m = el('span', 'cb-mark cb-mark-site', (1).toLocaleString(D.locale));
       m.style.background = SITE;
+      return m;
+    },
+    site_fixed: function () {
+      var m = el('span', 'cb-mark cb-mark-site cb-mark-fixed', (1).toLocaleString(D.locale));
+      m.style.color = SITE;
+      m.style.borderColor = SITE;
       return m;
     },
     catchment: function () {
