@@ -71,7 +71,10 @@ def test_probe_bounds_hold_for_every_site(seed, k):
     cov, w, _ = spatial_instance(seed, towns=1, n_cand=n, n_orig=300, spread=1.2)
     part = _part(cov, w, 6)
     part.run_lp(k, None)
+    part.run_lp(k + 1, None)
     b_in, b_out = part._probe_bounds(k)
+    # multipliers of another k's LP are valid too
+    o_in, o_out = part._probe_bounds(k, u_from=k + 1)
     best_in, best_out = np.zeros(n), np.zeros(n)
     for s in itertools.combinations(range(n), k):
         v = coverage_value(cov, w, s)
@@ -81,6 +84,8 @@ def test_probe_bounds_hold_for_every_site(seed, k):
         best_out[~mask] = np.maximum(best_out[~mask], v)
     assert np.all(b_in >= best_in * (1 - 1e-12))
     assert np.all(b_out >= best_out * (1 - 1e-12))
+    assert np.all(o_in >= best_in * (1 - 1e-12))
+    assert np.all(o_out >= best_out * (1 - 1e-12))
     # and they are not trivial: some site's bound in is below the LP's
     assert (b_in < part.lp_at[k][0] * (1 - 1e-9)).any()
 

@@ -959,7 +959,10 @@ class _CurveSolver:
         else:
             self.lp.set_row_upper(self.k_row, k)
             lp_solver = "simplex"
-        lp_limit = time_limit_s if lp_time_limit_s is None else lp_time_limit_s
+        # the LP at most half the time of one K: branch and bound keeps the rest (a large
+        # capacitated model's LP alone can take the whole limit, leaving no bound at all)
+        lp_limit = lp_time_limit_s if lp_time_limit_s is not None else (
+            None if time_limit_s is None else 0.5 * time_limit_s)
         xl, lp_status, _, _, lp_obj = self.lp.solve(start=None, time_limit_s=lp_limit, solver=lp_solver)
         lp_bound = lp_obj if lp_status == "optimal" else np.inf
         if xl is not None and lp_status == "optimal":
