@@ -67,6 +67,16 @@ class LazyJit:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.compiled()(*args, **kwargs)
 
+    def __reduce__(self) -> tuple:
+        # by name (as a function is pickled): a Dask worker takes its own module's kernel
+        return _resolve, (self.py_func.__module__, self.py_func.__qualname__)
+
+
+def _resolve(module: str, name: str) -> Any:
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
 
 def _bind(namespace: dict[str, Any], nb: Any) -> None:
     """Replace the placeholders among a module's globals by numba's objects."""
