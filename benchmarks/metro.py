@@ -15,10 +15,15 @@ Reported, each in a fresh subprocess so that one measurement does not inherit an
    reading (the former reader);
 2. the whole study (``careblocks.pipeline.analyse``, no outputs written) with
    ``compute.workers`` = 1 and 2: wall time and peak memory (this process and its Dask
-   workers, sampled every 0.2 s) per stage, and the speed-up of 2 workers over 1.
+   workers, sampled every 0.2 s) per stage, and the speed-up of 2 workers over 1 (``--origins``:
+   on every k-th origin only, labelled so);
+3. with ``--kernels N``: the transit kernels on N random origins against the kernels before
+   per-block workspaces (``benchmarks/_old_transit.py``), results asserted equal.
 
-    .venv/bin/python benchmarks/metro.py            # the metro city (about 25 minutes here)
+    .venv/bin/python benchmarks/metro.py            # the metro city (hours: transit on 200,000 origins)
     .venv/bin/python benchmarks/metro.py --small    # 2 x 2 tiles, a smoke run (a few minutes)
+    .venv/bin/python benchmarks/metro.py --skip-read --origins 2000   # every 100th origin
+    .venv/bin/python benchmarks/metro.py --skip-read --skip-study --kernels 2000  # transit kernels, old vs new
 """
 
 from __future__ import annotations
@@ -133,6 +138,53 @@ _STUDY = textwrap.dedent("""
 """)
 
 
+_KERNELS = textwrap.dedent("""
+    import json, sys, time, warnings
+    warnings.simplefilter("ignore")
+    from contextlib import nullcontext
+    import numpy as np
+    sys.path.insert(0, sys.argv[3])
+    from _old_transit import use_old_kernels
+    from careblocks import pipeline
+    from careblocks.config import load_config
+    from careblocks.network.cost import WalkCost
+    from careblocks.pipeline import cache as stage_cache, sites_stage
+    from careblocks.transit import transit_access
+    from careblocks.transit.reach import transit_coverage
+
+    cfg = load_config(sys.argv[1])
+    ctx = pipeline.analyse(cfg, until="origins")
+    tt, _, _ = stage_cache.load_timetable_cached(cfg, ctx.network, area_4326=ctx.area_4326, crs=ctx.crs,
+                                                 status=ctx.cache_status)
+    cands = sites_stage.site_candidates(ctx)
+    services = pipeline._services_by_type(ctx)
+    n = int(sys.argv[2])
+    sub = np.sort(np.random.default_rng(0).choice(len(ctx.origins), n, replace=False))
+    on = ctx.origins["node"].to_numpy(np.int64)[sub]
+    osnap = ctx.origins["snap_m"].to_numpy(np.float64)[sub]
+    cn, cs = cands["node"].to_numpy(np.int64), cands["snap_m"].to_numpy(np.float64)
+    cost = WalkCost.from_config(cfg.walk)
+    T = float(cfg.access.threshold_min)
+    out = {"stops": tt.n_stops, "routes": tt.n_routes, "origins": n, "targets": int(cn.size)}
+    res = {}
+    for label in ("new", "old"):
+        with use_old_kernels() if label == "old" else nullcontext():
+            transit_access(ctx.network, tt, on[:3], osnap[:3], services, cfg.transit, cost=cost)  # compile
+            transit_coverage(ctx.network, tt, on[:3], osnap[:3], cn, cs, cfg.transit, cost=cost, limit_min=T)
+            t = time.perf_counter()
+            a = transit_access(ctx.network, tt, on, osnap, services, cfg.transit, cost=cost)
+            out[label + "_access_s"] = time.perf_counter() - t
+            t = time.perf_counter()
+            c = transit_coverage(ctx.network, tt, on, osnap, cn, cs, cfg.transit, cost=cost, limit_min=T)
+            out[label + "_coverage_s"] = time.perf_counter() - t
+        res[label] = (a, c)
+    for k in res["new"][0]:
+        assert np.array_equal(res["new"][0][k], res["old"][0][k], equal_nan=True), k
+    assert (res["new"][1] != res["old"][1]).nnz == 0
+    print(json.dumps(out))
+""")
+
+
 def _run(code: str, *args: str) -> dict:
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     out = subprocess.run([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True, env=env)
@@ -151,6 +203,13 @@ def main() -> None:
     ap.add_argument("--no-pyrosm", action="store_true", help="skip the pyrosm baseline on the city PBF")
     ap.add_argument("--skip-read", action="store_true", help="skip part 1 (reading OSM)")
     ap.add_argument("--skip-study", action="store_true", help="skip part 2 (the whole study)")
+    ap.add_argument("--kernels", type=int, default=None, metavar="N",
+                    help="part 3: the transit stage's kernels (transit access to the 4 services and "
+                         "walk + transit catchments of every candidate) on N random origins, against the "
+                         "kernels before per-block workspaces (same run, results asserted equal)")
+    ap.add_argument("--origins", type=int, default=None,
+                    help="part 2 on every k-th origin only (about this many; the network, timetable, "
+                         "services and candidates stay whole): a run that fits a shared machine, labelled so")
     a = ap.parse_args()
     nx, ny = (2, 2) if a.small else (int(v) for v in a.tiles.lower().split("x"))
     tiles = nx * ny
@@ -172,7 +231,46 @@ def main() -> None:
     if not a.skip_read:
         _reading(city, a.no_pyrosm)
     if not a.skip_study:
-        _study(city, a.workers)
+        config = city.config
+        if a.origins and a.origins < origins:
+            config = _fewer_origins(city, a.origins)
+        _study(city, a.workers, config)
+    if a.kernels:
+        _kernels(city, a.kernels)
+
+
+def _kernels(city: _metro_city.City, n: int) -> None:
+    print(f"\n3. transit kernels on {n:,} random origins (all numba threads, load average {_load()})",
+          flush=True)
+    r = _run(_KERNELS, str(city.config), str(n), str(ROOT / "benchmarks"))
+    print(f"  timetable {r['stops']:,} stops, {r['routes']:,} routes; {r['targets']:,} candidate sites")
+    for key, name in (("access", "transit access, 4 services x 120 minutes"),
+                      ("coverage", "walk + transit catchments of every candidate")):
+        new, old = r[f"new_{key}_s"], r[f"old_{key}_s"]
+        print(f"  {name}: {1000 * new / n:.2f} ms per origin, before {1000 * old / n:.2f} ms "
+              f"-> {old / new:.1f}x (identical results)")
+    print(f"  load average at the end {_load()}")
+
+
+def _load() -> str:
+    return " ".join(f"{v:.1f}" for v in os.getloadavg())
+
+
+def _fewer_origins(city: _metro_city.City, n: int) -> Path:
+    """A config of the same city whose population layer keeps every k-th origin (about n)."""
+    import pandas as pd
+
+    pop = pd.read_csv(city.population)
+    step = max(1, len(pop) // n)
+    sub = city.folder / f"population_every{step}.csv"
+    pop.iloc[::step].to_csv(sub, index=False)
+    text = city.config.read_text()
+    assert str(city.population) in text
+    out = city.folder / f"city_every{step}.toml"
+    out.write_text(text.replace(str(city.population), str(sub)))
+    print(f"  part 2 on every {step}th origin: {len(pop.iloc[::step]):,} of {len(pop):,} origins "
+          "(network, timetable, services and candidates whole)")
+    return out
 
 
 def _reading(city: _metro_city.City, no_pyrosm: bool) -> None:
@@ -197,12 +295,14 @@ def _reading(city: _metro_city.City, no_pyrosm: bool) -> None:
 
 
 
-def _study(city: _metro_city.City, workers: str) -> None:
+def _study(city: _metro_city.City, workers: str, config: Path) -> None:
     print("\n2. the whole study (pipeline.analyse, no outputs), per stage: seconds / peak MB of the "
           "process tree", flush=True)
     runs = {}
     for w in (int(v) for v in workers.split(",")):
-        runs[w] = _run(_STUDY, str(city.config), str(w))
+        print(f"  {w} worker(s): load average at the start {_load()}", flush=True)
+        runs[w] = _run(_STUDY, str(config), str(w))
+        print(f"  {w} worker(s): load average at the end {_load()}", flush=True)
     first = next(iter(runs.values()))
     print(f"  network {first['nodes']:,} walk nodes, {first['origins']:,} origins, "
           f"{first['people'] or 0:,.0f} people, {first['candidates']:,} candidates")

@@ -13,6 +13,8 @@ Run: ``.venv/bin/python benchmarks/transit.py [--python-origins 6]``
   pruning rules, results checked equal) run in the same process on a random subset of
   origins and scaled per origin; the ratio compares it with the numba kernel's time per
   origin on all origins (all numba threads), and with the kernel on 1 thread on the subset.
+* The kernel is also timed against the kernels before per-block workspaces
+  (``benchmarks/_old_transit.py``), same inputs, results asserted equal.
 * The machine may be shared: each timing is the best of ``--reps`` runs.
 """
 
@@ -113,6 +115,19 @@ def main() -> None:
         secs = range_raptor(tt, tsec, ptr, acc_stops, acc_s, deps, **kw)
         t_kernel = min(t_kernel, time.perf_counter() - t)
 
+    # the kernels before per-block workspaces (every per-stop array per origin), same inputs
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _old_transit import use_old_kernels
+
+    t_old = np.inf
+    with use_old_kernels():
+        range_raptor(tt, tsec, ptr[:5], acc_stops, acc_s, deps, **kw)  # compile, not timed
+        for _ in range(args.reps):
+            t = time.perf_counter()
+            old_secs = range_raptor(tt, tsec, ptr, acc_stops, acc_s, deps, **kw)
+            t_old = min(t_old, time.perf_counter() - t)
+    assert np.array_equal(old_secs, secs), "old and new RAPTOR kernels differ"
+
     rng = np.random.default_rng(0)
     sub = rng.choice(n_o, size=min(args.python_origins, n_o), replace=False)
     sptr = np.r_[0, np.cumsum(ptr[sub + 1] - ptr[sub])]
@@ -152,6 +167,8 @@ def main() -> None:
         f"stops x minutes per second: {tt.n_stops * n_dep * n_o / t_step:,.0f} "
         f"(= n_stops * minutes * origins / step time)",
         f"RAPTOR kernel alone: {t_kernel:.2f} s = {1000 * t_kernel / n_o:.2f} ms per origin (120 minutes)",
+        f"old kernel (work arrays per origin; same results): {t_old:.2f} s = {1000 * t_old / n_o:.2f} ms "
+        f"per origin -> new is {t_old / t_kernel:.2f}x faster",
         f"plain-Python Range-RAPTOR on {sub.size} random origins (same results): "
         f"{1000 * t_py:.0f} ms per origin -> scaled to {n_o} origins: {t_py * n_o:.0f} s",
         f"same origins, numba on 1 thread: {1000 * t_one:.2f} ms per origin -> {t_py / t_one:.0f}x plain Python",

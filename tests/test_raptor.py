@@ -180,3 +180,68 @@ def test_one_timetable_serves_every_speed(world):
     np.testing.assert_array_equal(s >= 0, m / (SPEED / 2 / 3.6) <= 240.0 + 1e-9)
     ok = s >= 0
     np.testing.assert_array_equal(s[ok], np.ceil(m[ok] / (SPEED / 2 / 3.6)).astype(np.int32))
+
+
+def test_many_origins_per_workspace_equal_one_at_a_time(world):
+    """Origins share a workspace per block and reset only what they touched: run 40 origins
+    (some reaching nothing, reached sets differing) on one thread, i.e. about ten origins per
+    block, and each origin alone on a fresh workspace; stale labels or flags would show."""
+    import numba
+
+    net, tables, tt, _, _ = world
+    tsec = tt.transfer_seconds(WalkCost(SPEED))
+    rng = np.random.default_rng(5)
+    egress = np.full((tt.n_stops, 2), INF32, np.int32)
+    for v in range(2):
+        pick = rng.choice(tt.n_stops, size=4, replace=False)
+        egress[pick, v] = rng.integers(0, 300, 4)
+    origins = rng.choice(net.n_nodes, size=40, replace=False)
+    limits = rng.choice([0.0, 120.0, 600.0], size=40)  # access walks of 0, 2 and 10 minutes
+    ptr, acc_stops, acc_s = _access_legs(net, tt, origins, np.zeros(40), WalkCost(SPEED), 600.0)
+    row = np.repeat(np.arange(40), np.diff(ptr))
+    keep = acc_s <= limits[row]
+    ptr = np.r_[0, np.cumsum(np.bincount(row[keep], minlength=40))]
+    acc_stops, acc_s = acc_stops[keep], acc_s[keep]
+    assert (np.diff(ptr) == 0).sum() >= 5 and (np.diff(ptr) > 3).sum() >= 10
+    deps = np.arange(7 * 3600, 7 * 3600 + 30 * 60, 60, dtype=np.int32)
+    kw = dict(max_transfers=3, max_trip_s=3000, egress_s=egress)
+    n_threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        together = range_raptor(tt, tsec, ptr, acc_stops, acc_s, deps, **kw)
+    finally:
+        numba.set_num_threads(n_threads)
+    reached = set()
+    for o in range(40):
+        a, b = ptr[o], ptr[o + 1]
+        alone = range_raptor(tt, tsec, np.array([0, b - a]), acc_stops[a:b], acc_s[a:b], deps, **kw)
+        np.testing.assert_array_equal(together[o], alone[0])
+        py = python_range_raptor(tt, tsec, acc_stops[a:b], acc_s[a:b], deps, **kw)
+        np.testing.assert_array_equal(together[o], np.array(py))
+        reached.add(alone[0].tobytes())
+    assert len(reached) >= 10  # the origins' results differ
+
+
+def test_walking_bound_is_exact(world):
+    """Walking all the way bounds the search (target pruning stops at what walking already
+    achieves): the result is exactly the faster of transit alone and walking."""
+    net, tables, tt, _, _ = world
+    tsec = tt.transfer_seconds(WalkCost(SPEED))
+    rng = np.random.default_rng(9)
+    egress = np.full((tt.n_stops, 3), INF32, np.int32)
+    for v in range(3):
+        pick = rng.choice(tt.n_stops, size=5, replace=False)
+        egress[pick, v] = rng.integers(0, 300, 5)
+    origins = rng.choice(net.n_nodes, size=30, replace=False)
+    ptr, acc_stops, acc_s = _access_legs(net, tt, origins, np.zeros(30), WalkCost(SPEED), 600.0)
+    deps = np.arange(7 * 3600, 7 * 3600 + 30 * 60, 60, dtype=np.int32)
+    kw = dict(max_transfers=2, max_trip_s=2400, egress_s=egress)
+    alone = range_raptor(tt, tsec, ptr, acc_stops, acc_s, deps, **kw)
+    # walking times from much faster than transit to never, some equal to a transit time
+    walk = rng.choice([60, 300, 900, 1500, 2400, INF32], size=(30, 3)).astype(np.int64)
+    some = np.flatnonzero((alone < INF32).any(axis=1))[:5]
+    walk[some, 0] = alone[some, 7, 0]
+    both = range_raptor(tt, tsec, ptr, acc_stops, acc_s, deps, walk_s=walk, **kw)
+    np.testing.assert_array_equal(both, np.minimum(alone, walk[:, None, :]))
+    assert ((alone < walk[:, None, :]) & (alone < INF32)).sum() > 100  # transit wins often
+    assert (walk[:, None, :] < alone).sum() > 100  # and walking too

@@ -136,6 +136,24 @@ class _Part:
         self.hi[k] = min(self.hi[k], g)
         self._tighten()
 
+    def _lagrangian_terms(self, u: np.ndarray) -> tuple[np.ndarray, float]:
+        """For multipliers ``u`` (one per column of ``aug``, ``0 <= u <= wa``) of the
+        coverage rows ``z_j <= sum_{i covers j} x_i``: each candidate's Lagrangian value
+        ``c_i = sum_{j it covers} u_j`` and the constant ``sum_j (wa_j - u_j)``."""
+        c = np.asarray(self.aug @ u).ravel()
+        return c, float((self.wa - u).sum())
+
+    def _add_lagrangian(self, c: np.ndarray, base: float) -> None:
+        """Lagrangian bounds for every k: any set T of k sites covers at most
+        ``base + sum_{i in T} c_i``, so at most ``base`` plus the k largest ``c_i``. Valid
+        for any multipliers in [0, w] (it does not rely on the LP's accuracy) and, with
+        the LP's duals, at least as tight as the tangent of the LP at every k."""
+        top = np.concatenate([[0.0], np.cumsum(np.sort(np.maximum(c, 0.0))[::-1])])
+        ks = np.minimum(np.arange(self.k_max + 1), self.n)
+        bound = base + top[ks]
+        self.hi = np.minimum(self.hi, bound + _tol(float(bound.max())) * 1e-3)
+        self._tighten()
+
     # -- steps --------------------------------------------------------------------------
     def _build(self, k: int, relax: bool):
         return _model(self.sub, self.ws, k, _NO_CONFLICTS, None, None, None, own=self.own, relax=relax)
@@ -156,25 +174,63 @@ class _Part:
         if x is None or status != "optimal":
             return
         sol = self._lp.h.getSolution()
-        mu = abs(float(np.asarray(sol.row_dual)[self._k_row]))
-        d = np.asarray(sol.col_dual, dtype=float)[: self.n]
+        rd = np.asarray(sol.row_dual, dtype=float)
+        mu = abs(float(rd[self._k_row]))
         xs = x[: self.n]
-        self.lp_at[k] = (float(g), xs, d)
+        # the coverage rows' duals as Lagrange multipliers: any u in [0, w] bounds every k
+        u = np.concatenate([np.clip(np.abs(rd[: self.sub.shape[1]]), 0.0, self.ws), self.own])
+        c, base = self._lagrangian_terms(u)
+        self.lp_at[k] = (float(g), xs, u, c, base)
         self._add_tangent(k, float(g), mu)
+        self._add_lagrangian(c, base)
         top = np.argsort(-xs, kind="stable")[:k]
         top = top[xs[top] > 1e-9]
         self.offer(_swap_search(self.aug, self.wa, _pad_greedy(self.aug, self.wa, top, k), max_passes=5))
         self._tighten()
 
+    def _probe_bounds(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Lagrangian probing with the LP's multipliers ``u`` at k: per site, an upper
+        bound on every set of at most k sites that holds it (``in``) and that lacks it
+        (``out``). With site i forced in, the origins it covers count in full and no longer
+        add to the other sites' values ``c_l``, so such a set covers at most
+        ``base + c_i + (the k - 1 largest c_l - overlap_il)``; forced out, at most ``base``
+        plus the k largest ``c_l`` of the others. Computed from ``u`` alone (any u in
+        [0, w] gives valid bounds), so it does not depend on the accuracy of the solver's
+        reduced costs; with the LP's duals at least as strong as the reduced-cost test."""
+        _, _, u, c, base = self.lp_at[k]
+        n = self.n
+        c = np.maximum(c, 0.0)
+        order = np.argsort(-c, kind="stable")
+        top = float(c[order[:k]].sum())
+        nxt = float(c[order[k]]) if n > k else 0.0
+        b_out = np.full(n, base + top)
+        b_out[order[:k]] = base + top - c[order[:k]] + nxt
+        b_in = np.empty(n)
+        kk = min(k - 1, n - 1)
+        weighted = self.aug.multiply(u[None, :]).tocsr()
+        at = self.aug.T.tocsc()
+        block = max(1, min(n, 2_000_000 // max(1, n)))
+        for start in range(0, n, block):
+            rows = np.arange(start, min(n, start + block))
+            overlap = (weighted[rows] @ at).toarray()  # overlap[b, l] = sum of u over M_b & M_l
+            rest = np.maximum(c[None, :] - overlap, 0.0)
+            rest[np.arange(rows.size), rows] = 0.0
+            if kk <= 0:
+                best_rest = np.zeros(rows.size)
+            elif kk >= n - 1:
+                best_rest = rest.sum(axis=1)
+            else:
+                best_rest = -np.partition(-rest, kk - 1, axis=1)[:, :kk].sum(axis=1)
+            b_in[rows] = base + c[rows] + best_rest
+        return b_in, b_out
+
     def _fixings(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Columns whose LP reduced cost proves they take their LP value in any set better
-        than the best known one: (fixed at 0, fixed at 1) masks of the candidates."""
-        g, xs, d = self.lp_at[k]
+        """Sites that take a known value in every set better than the best known one:
+        (fixed at 0, fixed at 1) masks, from :meth:`_probe_bounds`."""
+        b_in, b_out = self._probe_bounds(k)
         inc = self.lo[k]
-        # a conservative margin: HiGHS's reduced costs are exact to its dual tolerance
-        margin = 1e-6 * max(1.0, abs(g))
-        out = g - np.abs(d) < inc - margin
-        return out & (xs <= 1e-9), out & (xs >= 1 - 1e-9)
+        cut = inc - 1e-9 * max(1.0, abs(inc))  # float sums of the bounds
+        return b_in < cut, b_out < cut
 
     def _restricted(self, k: int, free: np.ndarray, ones: np.ndarray, time_limit_s: float | None):
         """Best set with ``ones`` chosen and the rest among ``free`` (masks), as a compact
@@ -200,6 +256,7 @@ class _Part:
         multi = np.flatnonzero(deg > 1)
         sub, w = sub[:, multi], w[multi]
         model, _ = _model(sub, w, k_left, _NO_CONFLICTS, None, None, None, own=own)
+        model.lean()
         start = np.flatnonzero(np.isin(rows, self.sets[k]))[:k_left]
         x0 = np.zeros(model.n_var)
         x0[start] = 1.0
@@ -210,6 +267,22 @@ class _Part:
         x, status, _, bound, _ = model.solve(start=x0, time_limit_s=time_limit_s)
         chosen = one if x is None else np.concatenate([one, rows[np.flatnonzero(x[: rows.size] > 0.5)]])
         return chosen, status, base + float(bound) if np.isfinite(bound) else np.inf
+
+    def _neighbour_sets(self, k: int) -> None:
+        """Strong sets for k from the best known ones: this k's, the set of k - 1 plus the
+        best site, the set of k + 1 less its least useful site; each improved by 1-swaps."""
+        starts = [self.sets[k]]
+        if k > 1 and self.sets[k - 1].size:
+            starts.append(_pad_greedy(self.aug, self.wa, self.sets[k - 1], k))
+        if k + 1 <= self.k_max and self.sets[k + 1].size == k + 1:
+            bigger = self.sets[k + 1]
+            losses = [self.lo[k + 1] - _cover_value(self.aug, self.wa, np.delete(bigger, i))
+                      for i in range(bigger.size)]
+            starts.append(np.delete(bigger, int(np.argmin(losses))))
+        for st in starts:
+            if st.size:
+                self.offer(_swap_search(self.aug, self.wa, _pad_greedy(self.aug, self.wa, st, k),
+                                        max_passes=20))
 
     def run_mip(self, k: int, time_limit_s: float | None) -> None:
         """Branch and bound at k (the LP at k first if missing): a kernel MILP on the LP's
@@ -226,11 +299,13 @@ class _Part:
             return
         t0 = time.perf_counter()
         deadline = None if time_limit_s is None else t0 + time_limit_s
-        self.offer(_swap_search(self.aug, self.wa, self.sets[k], max_passes=20))
-        _, xs, d = self.lp_at[k]
+        self._neighbour_sets(k)
+        _, xs, _, c, _ = self.lp_at[k]
+        # Lagrangian reduced values: distance of c_i from the k-th largest
+        lam = np.sort(c)[::-1][min(k, self.n) - 1]
         kernel = np.zeros(self.n, dtype=bool)
         kernel[xs > 1e-9] = True
-        kernel[np.argsort(np.abs(d), kind="stable")[: max(3 * k, 30)]] = True
+        kernel[np.argsort(np.abs(c - lam), kind="stable")[: max(3 * k, 30)]] = True
         kernel[self.sets[k]] = True
         if kernel.sum() < self.n:
             share = None if deadline is None else max(0.5, 0.25 * (deadline - time.perf_counter()))
@@ -238,12 +313,17 @@ class _Part:
             self.offer(sel)
         if not self.exact(k):
             zero, one = self._fixings(k)
-            left = None if deadline is None else max(0.5, deadline - time.perf_counter())
-            sel, status, bound = self._restricted(k, ~zero, one, left)
-            self.offer(sel)
-            # sets outside what was left are no better than the best known one
-            self.hi[k] = min(self.hi[k], max(self.lo[k], bound if status != "optimal" else self.lo[k]))
-            self._tighten()
+            if (zero & one).any() or one.sum() > k:
+                # every better set would both hold and lack a site: none exists
+                self.hi[k] = min(self.hi[k], self.lo[k])
+                self._tighten()
+            else:
+                left = None if deadline is None else max(0.5, deadline - time.perf_counter())
+                sel, status, bound = self._restricted(k, ~zero, one, left)
+                self.offer(sel)
+                # sets outside what was left are no better than the best known one
+                self.hi[k] = min(self.hi[k], max(self.lo[k], bound if status != "optimal" else self.lo[k]))
+                self._tighten()
         self.mip_at.add(k)
         self.mip_seconds += time.perf_counter() - t0
 
@@ -291,19 +371,24 @@ def _dp(tables: list[np.ndarray], k: int) -> tuple[float, list[int]]:
     return float(best[k]), alloc
 
 
-def _run_lps(work: list, time_limit_s: float | None) -> None:
-    """LP relaxations of different parts side by side (one HiGHS instance per part; HiGHS
-    releases the GIL while it solves), on at most two threads."""
+def _run_parallel(work: list, time_limit_s: float | None) -> None:
+    """Steps ``(method, k)`` of different parts side by side (one HiGHS instance per part
+    and step; HiGHS releases the GIL while it solves), on at most two threads."""
     import os
     from concurrent.futures import ThreadPoolExecutor
 
     workers = min(2, os.cpu_count() or 1, len(work))
     if workers <= 1:
-        for part, k in work:
-            part.run_lp(k, time_limit_s)
+        for step, k in work:
+            step(k, time_limit_s)
         return
     with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(lambda pk: pk[0].run_lp(pk[1], time_limit_s), work))
+        list(pool.map(lambda sk: sk[0](sk[1], time_limit_s), work))
+
+
+def _run_lps(work: list, time_limit_s: float | None) -> None:
+    """LP relaxations of different parts side by side."""
+    _run_parallel([(part.run_lp, k) for part, k in work], time_limit_s)
 
 
 class PartsSolver:
@@ -358,7 +443,12 @@ class PartsSolver:
             now = time.perf_counter()
             left = None if deadline is None else deadline - now
             open_ = [(c, j) for c, j in enumerate(a_hi) if not self.parts[c].exact(j)]
-            lp_work = [(c, j) for c, j in open_ if j not in self.parts[c].lp_tried]
+            lp_work = []
+            for c, j in open_:
+                if not self.parts[c].lp_tried and a_lo[c] > 0:
+                    j = a_lo[c]  # the first (cold) LP of a part where its best sets lie
+                if j not in self.parts[c].lp_tried:
+                    lp_work.append((c, j))
             if lp_work and (lp_deadline is None or lp_deadline > now):
                 limit = None if lp_deadline is None else max(0.1, lp_deadline - now)
                 _run_lps([(self.parts[c], j) for c, j in lp_work], limit)
@@ -369,9 +459,11 @@ class PartsSolver:
             if not mip_work:
                 break  # everything the bound depends on was tried within its time
             # the widest gap first; the time left shared by the parts still open
-            c, j = max(mip_work, key=lambda cj: self.parts[cj[0]].hi[cj[1]] - self.parts[cj[0]].lo[cj[1]])
-            share = None if left is None else max(1.0, left / len(mip_work))
-            self.parts[c].run_mip(j, share)
+            # the widest gaps first, two parts side by side; the time left shared by the
+            # parts still open
+            mip_work.sort(key=lambda cj: self.parts[cj[0]].lo[cj[1]] - self.parts[cj[0]].hi[cj[1]])
+            share = None if left is None else max(1.0, left / max(1, len(mip_work) / 2))
+            _run_parallel([(self.parts[c].run_mip, j) for c, j in mip_work[:2]], share)
         sel = [p.rows[p.sets[j]] for p, j in zip(self.parts, a_lo, strict=True) if j > 0]
         chosen = np.sort(np.concatenate(sel)) if sel else np.zeros(0, dtype=np.int64)
         return chosen, lo, hi, hi - lo <= _tol(lo)

@@ -205,9 +205,11 @@ def _transit_chunk(lo: int, hi: int, *, network: Any, timetable: Timetable, orig
                                          origin_snap_m[lo:hi], cost, walk_s)
     secs = np.full((hi - lo, deps.size, len(names)), INF32, np.int32)
     if live.size:
+        # walking all the way also bounds the search (exact: the result is the faster of both)
+        walk = None if walk_only_s is None else walk_only_s[lo:hi][:, live]
         secs[:, :, live] = range_raptor(timetable, transfer_s, ptr, acc_stops, acc_s, deps,
                                         max_transfers=max_transfers, max_trip_s=max_trip_s,
-                                        egress_s=egress)
+                                        egress_s=egress, walk_s=walk)
     if walk_only_s is not None:
         secs = np.minimum(secs, walk_only_s[lo:hi, None, :]).astype(np.int32)
     out: dict[str, np.ndarray] = {}

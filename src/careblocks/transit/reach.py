@@ -6,8 +6,8 @@ over the departure window, only entries within the limit. It follows the journey
 the percentile conventions of :func:`careblocks.transit.adapter.transit_access` (which gives
 the same minutes for a service made of one facility):
 
-- one Range-RAPTOR per origin over every departure minute (the kernel of
-  :mod:`careblocks.transit.raptor` in its per-stop ``record`` mode), trips capped at the
+- one Range-RAPTOR per origin over every departure minute (the minute step of
+  :mod:`careblocks.transit.raptor`, without target pruning), trips capped at the
   limit rather than ``max_trip_min`` (a later arrival cannot be within the limit, and a
   nearest-rank percentile within the limit does not depend on longer times);
 - per departure minute, travel seconds to a target = min over stops of (earliest arrival
@@ -35,7 +35,15 @@ from careblocks.config import TransitConfig
 from careblocks.network.cost import WalkCost
 from careblocks.network.search import REACH_ZERO_S, gather_targets, reach_sparse
 from careblocks.transit.adapter import _access_legs, departure_times
-from careblocks.transit.raptor import INF32, _range_raptor, _tt_arrays
+from careblocks.transit.raptor import (
+    INF32,
+    _minute,
+    _minute_done,
+    _origin_done,
+    _tt_arrays,
+    _workspace,
+    n_blocks,
+)
 from careblocks.transit.timetable import Timetable
 
 __all__ = ["transit_coverage"]
@@ -46,64 +54,80 @@ def _coverage_chunk(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr,
                     departure, stop_routes_ptr, stop_routes, stop_routes_pos, transfer_ptr,
                     transfer_to, transfer_s, stop_dep_ptr, stop_dep, acc_ptr, acc_stops, acc_s,
                     o0, deps, n_rounds, trip_s, eg_ptr, eg_tgt, eg_s, walk_ptr, walk_tgt,
-                    walk_sec, rank, out):
+                    walk_sec, rank, out, n_blocks):
     """Seconds (``inf`` = not within ``trip_s``) from origins ``o0 ..`` to every target.
 
     ``out`` is ``(n_chunk, n_targets)``; egress entries of each stop sorted by seconds.
+    Origins run in ``n_blocks`` parallel blocks, each with one RAPTOR workspace and one set
+    of per-target buffers reset only where the last origin touched them.
+
+    Per departure minute (latest first) the earliest arrival at each target,
+    ``arr[g] = min_s(ride[s] + egress[s, g])``, only decreases (a later minute's rides stay
+    possible by waiting), so it is updated from the stops whose ride label improved in this
+    minute alone; an egress leg arriving after ``t + trip_s`` cannot count for this or any
+    earlier minute and is skipped.
     """
     n_stops = stop_routes_ptr.shape[0] - 1
+    n_routes = route_stops_ptr.shape[0] - 1
     n_dep = deps.shape[0]
     n_t = out.shape[1]
+    n_c = out.shape[0]
     no_egress = np.full((n_stops, 1), INF32, np.int32)
-    for i in prange(out.shape[0]):
-        o = o0 + i
-        row = out[i]
-        for g in range(n_t):
-            row[g] = np.inf
-        for e in range(walk_ptr[o], walk_ptr[o + 1]):
-            row[walk_tgt[e]] = walk_sec[e]
-        a0 = acc_ptr[o]
-        a1 = acc_ptr[o + 1]
-        if a1 == a0:
-            continue
-        ride = np.empty((n_dep, n_stops), np.int32)
-        dummy = np.empty((n_dep, 1), np.int32)
-        _range_raptor(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, arrival,
-                      departure, stop_routes_ptr, stop_routes, stop_routes_pos, transfer_ptr,
-                      transfer_to, transfer_s, stop_dep_ptr, stop_dep, acc_stops[a0:a1],
-                      acc_s[a0:a1], deps, n_rounds, trip_s, no_egress, dummy, 2, ride)
-        # per target reached by some minute: its seconds at every minute (INF32 = not within)
+    nb = min(n_c, n_blocks)
+    for b in prange(nb):
+        ws = _workspace(n_stops, n_routes, n_rounds, 1)
+        ride, ilist, count = ws[1], ws[13], ws[14]
+        arr = np.full(n_t, INF32, np.int32)  # earliest arrival at each target (so far)
         slot = np.full(n_t, -1, np.int32)
         touched = np.empty(n_t, np.int32)
-        buf = np.empty((n_t, n_dep), np.int32)
-        nt = 0
-        for d in range(n_dep):
-            t = deps[d]
-            for s in range(n_stops):
-                a = ride[d, s]
-                if a == INF32:
-                    continue
-                base = a - t
-                for e in range(eg_ptr[s], eg_ptr[s + 1]):
-                    v = base + eg_s[e]
-                    if v > trip_s:
-                        break  # egress sorted by seconds
-                    g = eg_tgt[e]
-                    k = slot[g]
-                    if k < 0:
-                        k = nt
-                        slot[g] = k
-                        touched[nt] = g
-                        nt += 1
-                        for dd in range(n_dep):
-                            buf[k, dd] = INF32
-                    if v < buf[k, d]:
-                        buf[k, d] = v
-        for j in range(nt):
-            v = np.sort(buf[j])[rank]
-            g = touched[j]
-            if v < INF32 and v < row[g]:
-                row[g] = v
+        buf = np.empty((n_t, n_dep), np.int32)  # per touched target: seconds per minute
+        for i in range(b * n_c // nb, (b + 1) * n_c // nb):
+            o = o0 + i
+            row = out[i]
+            for g in range(n_t):
+                row[g] = np.inf
+            for e in range(walk_ptr[o], walk_ptr[o + 1]):
+                row[walk_tgt[e]] = walk_sec[e]
+            a0 = acc_ptr[o]
+            a1 = acc_ptr[o + 1]
+            if a1 == a0:
+                continue
+            nt = 0
+            for d in range(n_dep - 1, -1, -1):
+                t = deps[d]
+                _minute(route_stops_ptr, route_stops, route_trips_ptr, route_st_ptr, arrival,
+                        departure, stop_routes_ptr, stop_routes, stop_routes_pos, transfer_ptr,
+                        transfer_to, transfer_s, stop_dep_ptr, stop_dep, acc_stops[a0:a1],
+                        acc_s[a0:a1], t, n_rounds, trip_s, no_egress, ws)
+                lim = t + trip_s
+                for m in range(count[1]):
+                    s = ilist[m]
+                    a = ride[n_rounds, s]
+                    for e in range(eg_ptr[s], eg_ptr[s + 1]):
+                        v = a + eg_s[e]
+                        if v > lim:
+                            break  # egress sorted by seconds
+                        g = eg_tgt[e]
+                        if v < arr[g]:
+                            arr[g] = v
+                            if slot[g] < 0:
+                                slot[g] = nt
+                                touched[nt] = g
+                                for dd in range(n_dep):
+                                    buf[nt, dd] = INF32
+                                nt += 1
+                _minute_done(ws)
+                for j in range(nt):
+                    v = arr[touched[j]] - t
+                    buf[j, d] = v if v <= trip_s else INF32
+            _origin_done(ws)
+            for j in range(nt):
+                v = np.sort(buf[j])[rank]
+                g = touched[j]
+                if v < INF32 and v < row[g]:
+                    row[g] = v
+                slot[g] = -1
+                arr[g] = INF32
 
 
 def _by_row(rows, cols, vals, n_rows, *, by_value: bool = False):
@@ -207,7 +231,8 @@ def _coverage_rows(lo: int, hi: int, *, arrays: tuple, acc: tuple, deps: np.ndar
     for a in range(lo, hi, chunk_size):
         b = min(a + chunk_size, hi)
         out = np.empty((b - a, n_targets), np.float64)
-        _coverage_chunk(*arrays, *acc, a, deps, n_rounds, trip_s, *egress, *walk, rank, out)
+        _coverage_chunk(*arrays, *acc, a, deps, n_rounds, trip_s, *egress, *walk, rank, out,
+                        n_blocks(b - a))
         oi, gi = np.nonzero(out <= limit_s)
         rows.append(gi)
         cols.append(oi + a)
