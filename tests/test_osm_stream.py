@@ -178,6 +178,11 @@ def test_network_from_the_arrays_equals_the_network_from_the_frames(data, city):
     tri = shapely.Polygon(TRIANGLES[city])
     (a, sa, wa), (b, sb, wb) = _build_both(path, area=tri, exclude=("footway",))
     assert 1_000 < a.n_nodes < sa["input_nodes"] + 1
+    # the nodes counted are those of the streets crossing the triangle, not of its bbox: the
+    # ones outside are not "dropped pieces" of the network
+    nodes, edges = read_osm_network(path, bbox=tri.bounds, exclude_highways=("footway",))
+    crossing = edges[shapely.intersects(edges.geometry.to_numpy(), tri)]
+    assert sa["input_nodes"] == np.unique(crossing[["u", "v"]].to_numpy()).size < len(nodes)
     _assert_same_network(a, b)
     assert sa == sb and wa == wb
     # the triangle did clip, not just its bbox: every street kept crosses it
