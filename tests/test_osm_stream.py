@@ -232,3 +232,28 @@ def test_load_or_build_network_reads_a_pbf_into_arrays_and_caches_the_same_netwo
     _assert_same_network(ref, net)
     drop = ("seconds", "cache")
     assert {k: v for k, v in rstats.items() if k not in drop} == {k: v for k, v in stats.items() if k not in drop}
+
+
+@pytest.mark.parametrize("city", sorted(PBFS))
+def test_streets_chosen_while_reading_equal_the_filtered_network(data, city):
+    """The named streets (place names of candidates) and the residential streets (origins
+    from streets) chosen on the reader's arrays are the rows of read_osm_network's edges that
+    pass the same test, with the same values, geometry and order."""
+    from careblocks.io.osm import read_osm_edges
+    from careblocks.origins import RESIDENTIAL_HIGHWAYS
+
+    path = data / PBFS[city]
+    _, edges = read_osm_network(path)
+    tests = {"name": lambda v: isinstance(v, str),
+             "highway": lambda v: isinstance(v, str) and v.strip().lower() in RESIDENTIAL_HIGHWAYS}
+    for column, test in tests.items():
+        got = read_osm_edges(path, where=(column, test))
+        keep = np.array([test(v) for v in edges[column].to_numpy(dtype=object)], dtype=bool)
+        want = edges[keep].reset_index(drop=True)
+        assert 1_000 < len(got) < len(edges)
+        assert list(got.columns) == list(want.columns)
+        assert _rows(got) == _rows(want)
+        assert shapely.equals_exact(got.geometry.to_numpy(), want.geometry.to_numpy(), tolerance=0).all()
+    box = read_osm_edges(path, bbox=BOXES[city], where=("name", tests["name"]))
+    assert 0 < len(box) and box["name"].notna().all()
+    assert shapely.intersects(box.geometry.to_numpy(), shapely.box(*BOXES[city])).all()

@@ -227,6 +227,36 @@ def read_osm_network(
     return _tidy(nodes, edges)
 
 
+def read_osm_edges(
+    path: Path | str,
+    *,
+    bbox: BBox | None = None,
+    where: tuple[str, Any] | None = None,
+) -> Any:
+    """The ``edges`` of :func:`read_osm_network` whose tag passes a test, e.g. the named
+    streets: ``where=("name", lambda v: isinstance(v, str))``.
+
+    ``where`` is ``(column, test)``: ``test(value)`` on the column's value (None where not
+    tagged) of each edge. A PBF's edges are chosen on the reader's arrays, once per distinct
+    value, before any GeoDataFrame is made, so only the rows kept cost their geometry; other
+    formats are read whole and filtered. The rows, columns and order are those of
+    ``read_osm_network(path, bbox=bbox)[1]`` filtered with the test (possibly none).
+    """
+    p = resolve_osm_path(path)
+    if where is None:
+        return read_osm_network(p, bbox=bbox)[1]
+    column, test = where
+    if osm_format(p) == "pbf":
+        from careblocks.io.osm_stream import edges_frames
+
+        ways = read_osm_ways(p, bbox=bbox)
+        ways = ways.subset(ways.where(column, test))
+        return _tidy(*edges_frames(ways))[1]
+    edges = read_osm_network(p, bbox=bbox)[1]
+    keep = np.fromiter((bool(test(v)) for v in edges[column].to_numpy(dtype=object)), bool, len(edges))
+    return edges[keep].reset_index(drop=True)
+
+
 def _no_ways(p: Path, bbox: BBox | None) -> EmptyResultError:
     where = f" inside bbox {list(bbox)}" if bbox is not None else ""
     return EmptyResultError(
