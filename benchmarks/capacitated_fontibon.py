@@ -10,9 +10,10 @@ first quartile over the candidates of the people in need within their catchment 
 quarter of the blocks could serve everyone in need around them; the config's defaults, one
 unit for services without ``block_capacity``, would make every block full at once), for each K:
 
-- **ours**: ``select_sites(..., capacity=C, method="milp")``: assignments per service with
-  ``y_ijs <= x_i`` rows, LP relaxation first, branch and bound started from the greedy
-  (nearest first) answer;
+- **ours**: ``select_sites(..., capacity=C, method="milp")``: origins with the same covering
+  sites merged, assignments per service with ``y_ijs <= x_i`` rows, LP relaxation first
+  (at most half the limit), branch and bound started from the greedy (nearest first)
+  answer; out of time, the proven gap;
 - **plain** (baseline, same process): the textbook capacitated formulation (``x_i``,
   ``y_ijs``, ``sum_i y_ijs <= 1``, ``sum_j W_js y_ijs <= C_is x_i``, ``sum x <= K``, the same
   spacing rows) handed to HiGHS as is (``scipy.optimize.milp``);

@@ -7,9 +7,12 @@ departure minutes. It is generated once into a cache folder (never the repositor
 
 Reported, each in a fresh subprocess so that one measurement does not inherit another's memory:
 
-1. reading OSM: peak memory above the imports (Linux's VmHWM, reset after the imports) of the streaming reader's
-   arrays (``read_pbf_ways``), of the full reader output (GeoDataFrames) and, as the baseline
-   measured in the same run, of pyrosm, against the PBF's size;
+1. reading OSM: peak memory above the imports (Linux's VmHWM, reset after the imports),
+   against the PBF's size, of the streaming reader alone (``read_pbf_ways``), of the whole
+   network stage (``load_or_build_network``, cache off: read and build the ``WalkNetwork``)
+   built straight from the reader's arrays, of the same stage through the ``(nodes, edges)``
+   GeoDataFrames (the former path, the baseline measured in the same run), and of pyrosm's
+   reading (the former reader);
 2. the whole study (``careblocks.pipeline.analyse``, no outputs written) with
    ``compute.workers`` = 1 and 2: wall time and peak memory (this process and its Dask
    workers, sampled every 0.2 s) per stage, and the speed-up of 2 workers over 1 (``--origins``:
@@ -45,8 +48,10 @@ from careblocks.config import data_dir  # noqa: E402
 _READ = textwrap.dedent("""
     import gc, json, os, sys, warnings
     warnings.simplefilter("ignore")
-    import numpy, pandas, geopandas, shapely, osmium, pyrosm
+    import numpy, pandas, geopandas, shapely, osmium, pyrosm, pyproj, scipy.sparse.csgraph
     from careblocks.io.osm import read_osm_network, read_pbf_ways
+    from careblocks.config import config_from_dict
+    from careblocks.network import graph
     gc.collect()
 
     def status(key):
@@ -54,15 +59,21 @@ _READ = textwrap.dedent("""
             if line.startswith(key + ":"):
                 return int(line.split()[1])  # kB
 
+    mode, path = sys.argv[1], sys.argv[2]
+    cfg = config_from_dict({"network": {"source": "osm", "path": path, "cache": False}})
+    if mode == "network-frames":  # the stage through the (nodes, edges) GeoDataFrames
+        graph._streams = lambda config, path: False
     with open("/proc/self/clear_refs", "w") as fh:  # reset the peak (VmHWM) to the current RSS
         fh.write("5")
     base = status("VmRSS")
     import time
     t0 = time.perf_counter()
-    mode, path = sys.argv[1], sys.argv[2]
     if mode == "arrays":
         w = read_pbf_ways(path)
         n = int(w.node_id.size)
+    elif mode.startswith("network"):
+        net, stats = graph.load_or_build_network(cfg)
+        n = int(stats["input_nodes"]) if "input_nodes" in stats else int(net.n_nodes)
     else:
         nodes, edges = read_osm_network(path, pbf_reader=mode)
         n = len(nodes)
@@ -264,23 +275,23 @@ def _fewer_origins(city: _metro_city.City, n: int) -> Path:
 
 def _reading(city: _metro_city.City, no_pyrosm: bool) -> None:
     print("\n1. reading OSM (peak memory above the imports, fresh process each)", flush=True)
-    print(f"  {'file':<14} {'reader':<26} {'MB':>8} {'x PBF':>7} {'seconds':>8} {'nodes':>10}")
+    print(f"  {'file':<14} {'what':<26} {'MB':>8} {'x PBF':>7} {'seconds':>8} {'nodes':>10}")
     files = [("base extract", data_dir() / _metro_city.BASE_PBF), ("city", city.pbf)]
     results = {}
     for label, path in files:
         size_mb = path.stat().st_size / 2**20
-        for mode, name in (("arrays", "pyosmium, arrays"), ("pyosmium", "pyosmium, GeoDataFrames"),
-                           ("pyrosm", "pyrosm (baseline)")):
+        for mode, name in (("arrays", "read: pyosmium arrays"), ("network", "stage: from the arrays"),
+                           ("network-frames", "stage: via GeoDataFrames"),
+                           ("pyrosm", "read: pyrosm (former)")):
             if mode == "pyrosm" and label == "city" and no_pyrosm:
                 continue
             r = _run(_READ, mode, str(path))
             results[(label, mode)] = r
             print(f"  {label:<14} {name:<26} {r['mb']:8.1f} {r['mb'] / size_mb:7.1f} {r['seconds']:8.1f} "
                   f"{r['nodes']:10,}", flush=True)
-        base = results.get((label, "pyrosm"))
-        if base:
-            print(f"  {'':<14} pyrosm / arrays: {base['mb'] / results[(label, 'arrays')]['mb']:.1f}x memory, "
-                  f"pyrosm / GeoDataFrames: {base['mb'] / results[(label, 'pyosmium')]['mb']:.1f}x")
+        new, old = results[(label, "network")], results[(label, "network-frames")]
+        print(f"  {'':<14} network stage, GeoDataFrames / arrays: {old['mb'] / new['mb']:.1f}x memory, "
+              f"{old['seconds'] / new['seconds']:.1f}x time")
 
 
 

@@ -18,7 +18,11 @@ edges (``benchmarks/_common.tile_network``), about 400,000 nodes with the defaul
    parts (the same reductions, one HiGHS model, LP first, branch and bound from greedy + swaps),
    the lazy greedy (time, objective) and, at ``--textbook-k``, the textbook MILP as is.
 3. The coverage curve K = 1..50 in one call, each point exact or with its proven gap, and
-   greedy / exact per K.
+   greedy / exact per K, within twice the time of one K = 50 solve.
+
+Baseline for 2 and 3 ("before"): the exact-by-parts solver as it was at ``--baseline-rev``
+(its ``sites/decompose.py`` read from git and run in this process in place of today's, through
+the same ``select_sites`` / ``coverage_curve``), so that both are timed at the same load.
 4. Capacitated maximal covering on a subset of the same instance (see
    ``benchmarks/capacitated_fontibon.py`` for the real Fontibón instance).
 
@@ -127,18 +131,58 @@ def one_model_milp(cov, w, k: int, time_limit_s: float):
     return S._finish(pb, x, status, gap, bound, k, "milp")
 
 
-def bench_milp(cov, w, ks: list[int], textbook_k: int | None, time_limit_s: float) -> list[dict]:
+def parts_before(rev: str):
+    """The exact-by-parts module as it was at git revision ``rev`` (None if git or the
+    revision is not available)."""
+    import importlib.util
+    import subprocess
+    import tempfile
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        text = subprocess.run(["git", "-C", str(root), "show", f"{rev}:src/careblocks/sites/decompose.py"],
+                              capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    path = Path(tempfile.mkdtemp()) / "decompose_before.py"
+    path.write_text(text)
+    spec = importlib.util.spec_from_file_location("careblocks_decompose_before", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def with_parts(mod, fn):
+    """Run ``fn`` with ``mod.PartsSolver`` as the exact solver of select_sites / coverage_curve."""
+    from careblocks.sites import selection as S
+
+    saved = S.PartsSolver
+    S.PartsSolver = mod.PartsSolver
+    try:
+        return fn()
+    finally:
+        S.PartsSolver = saved
+
+
+def bench_milp(cov, w, ks: list[int], textbook_k: int | None, time_limit_s: float, before=None,
+               one_model: bool = False) -> list[dict]:
     rows = []
     for k in ks:
         t_g, g = timed(lambda k=k: select_sites(cov, w, k=k, method="greedy"))
         t_m, m = timed(lambda k=k: select_sites(cov, w, k=k, method="milp", time_limit_s=time_limit_s))
-        t_o, o = timed(lambda k=k: one_model_milp(cov, w, k, time_limit_s))
+        t_b, b = (None, None)
+        if before is not None:
+            t_b, b = timed(lambda k=k: with_parts(before, lambda: select_sites(
+                cov, w, k=k, method="milp", time_limit_s=time_limit_s)))
+        t_o, o = (None, None)
+        if one_model:
+            t_o, o = timed(lambda k=k: one_model_milp(cov, w, k, time_limit_s))
         tb = None
         if k == textbook_k:
             t_t, (obj_t, st_t) = timed(lambda k=k: textbook_milp(cov, w, k, 5 * time_limit_s))
             tb = (t_t, obj_t, st_t)
         rows.append({"k": k, "nnz": int(cov.nnz), "milp_s": t_m, "greedy_s": t_g, "textbook": tb,
-                     "one_s": t_o, "one": o, "info": m.info,
+                     "one_s": t_o, "one": o, "info": m.info, "before_s": t_b, "before": b,
                      "milp_obj": m.objective, "greedy_obj": g.objective, "status": m.status,
                      "mip_gap": m.mip_gap, "bound": m.bound,
                      "milp_origins": m.info.get("milp_origins"),
@@ -146,12 +190,18 @@ def bench_milp(cov, w, ks: list[int], textbook_k: int | None, time_limit_s: floa
     return rows
 
 
-def bench_curve(cov, w, k_max: int, time_limit_s: float) -> dict:
-    """The whole curve K = 1..k_max in one call (one model, LP re-solved from the previous
-    basis, each K started from the previous answer) and the greedy curve."""
+def bench_curve(cov, w, k_max: int, time_limit_s: float, before=None) -> dict:
+    """The whole curve K = 1..k_max in one call (parts' LPs re-solved from the previous
+    basis, bounds and sets shared by every K), the same with the solver before, and the
+    greedy curve."""
     t_c, curve = timed(lambda: coverage_curve(cov, w, k_max=k_max, time_limit_s=time_limit_s))
+    t_b, prev = (None, None)
+    if before is not None:
+        t_b, prev = timed(lambda: with_parts(before, lambda: coverage_curve(
+            cov, w, k_max=k_max, time_limit_s=time_limit_s)))
     t_g, greedy = timed(lambda: coverage_curve(cov, w, k_max=k_max, method="greedy"))
-    return {"seconds": t_c, "greedy_seconds": t_g, "curve": curve, "greedy": greedy}
+    return {"seconds": t_c, "greedy_seconds": t_g, "curve": curve, "greedy": greedy,
+            "before_seconds": t_b, "before": prev}
 
 
 def textbook_capacitated(cov, w, cap: float, k: int, time_limit_s: float) -> tuple[float, str]:
@@ -206,7 +256,12 @@ def main(argv=None) -> None:
     ap.add_argument("--textbook-k", type=int, default=0,
                     help="also solve the textbook MILP (baseline) at this K; 0 to skip")
     ap.add_argument("--curve-k", type=int, default=50, help="coverage curve K = 1..this; 0 to skip")
-    ap.add_argument("--curve-time-limit", type=float, default=120.0, help="time for the whole curve (s)")
+    ap.add_argument("--curve-time-limit", type=float, default=0.0,
+                    help="time for the whole curve (s); 0: twice the K = curve-k solve (120 s without one)")
+    ap.add_argument("--baseline-rev", default="761435f",
+                    help="git revision whose exact-by-parts solver is the baseline ('' to skip)")
+    ap.add_argument("--one-model", action="store_true",
+                    help="also time the one-HiGHS-model code that came before the parts")
     ap.add_argument("--cap-candidates", type=int, default=300, help="capacitated instance: first N candidates")
     ap.add_argument("--cap-k", type=int, default=10)
     a = ap.parse_args(argv)
@@ -232,7 +287,11 @@ def main(argv=None) -> None:
           f"candidates per origin: median {np.median(per_origin):.0f} (max {per_origin.max()}), "
           f"{int((per_origin == 0).sum())} origins reached by none; overlap graph: {n_parts} parts, "
           f"largest {sizes[:6].tolist()} (copies joined by {a.links} edges across {a.gap:g} m gaps)")
-    rows = bench_milp(cov, w, [int(k) for k in a.k.split(",")], a.textbook_k or None, a.time_limit)
+    before = parts_before(a.baseline_rev) if a.baseline_rev else None
+    if a.baseline_rev and before is None:
+        print(f"(baseline at {a.baseline_rev} not available: git or the revision missing)")
+    rows = bench_milp(cov, w, [int(k) for k in a.k.split(",")], a.textbook_k or None, a.time_limit,
+                      before=before, one_model=a.one_model)
     print(f"\n2. Maximal covering, {a.milp_candidates:,} candidates x {a.milp_origins:,} origins "
           f"(15-min coverage on a 4-copy tiled Fontibón, {rows[0]['nnz']:,} entries), "
           f"time limit {a.time_limit:g} s")
@@ -243,13 +302,19 @@ def main(argv=None) -> None:
               f"dominance), greedy {row['greedy_s']:.3f} s; greedy/MILP objective "
               f"{row['greedy_obj'] / row['milp_obj']:.4f}; MILP covers {row['milp_obj'] / row['total']:.1%}")
         o, info = row["one"], row["info"]
-        o_gap = "" if o.status == "optimal" else f", proven gap {o.mip_gap:.3%}"
         print(f"        parts: {info.get('milp_parts')} (largest {info.get('milp_largest_part')} candidates), "
               f"LP {info.get('milp_lp_seconds')} s, {info.get('milp_mips')} part MILPs in "
-              f"{info.get('milp_mip_seconds')} s")
-        print(f"        one HiGHS model (the code before): {row['one_s']:.2f} s ({o.status}{o_gap}, "
-              f"objective {o.objective:,.0f}) -> time ratio before / ours {row['one_s'] / row['milp_s']:.2f}; "
-              f"objective ours / before {row['milp_obj'] / o.objective:.5f}")
+              f"{info.get('milp_mip_seconds')} s (summed over 2 threads)")
+        b = row["before"]
+        if b is not None:
+            b_gap = "" if b.status == "optimal" else f", proven gap {b.mip_gap:.3%}"
+            print(f"        parts solver before ({a.baseline_rev}): {row['before_s']:.2f} s ({b.status}{b_gap}, "
+                  f"objective {b.objective:,.0f}) -> time ratio before / ours {row['before_s'] / row['milp_s']:.2f}; "
+                  f"objective ours / before {row['milp_obj'] / b.objective:.5f}")
+        if o is not None:
+            o_gap = "" if o.status == "optimal" else f", proven gap {o.mip_gap:.3%}"
+            print(f"        one HiGHS model (before the parts): {row['one_s']:.2f} s ({o.status}{o_gap}, "
+                  f"objective {o.objective:,.0f}) -> time ratio / ours {row['one_s'] / row['milp_s']:.2f}")
         if row["textbook"] is not None:
             t_t, obj_t, st_t = row["textbook"]
             print(f"        textbook MILP (HiGHS, no reductions): {t_t:.1f} s ({st_t}) -> "
@@ -257,12 +322,18 @@ def main(argv=None) -> None:
                   f"{abs(obj_t - row['milp_obj']) <= 1e-6 * max(1.0, row['milp_obj'])}")
     one = {row["k"]: row["milp_s"] for row in rows}
     if a.curve_k:
-        c = bench_curve(cov, w, a.curve_k, a.curve_time_limit)
+        limit = a.curve_time_limit or (2 * one[a.curve_k] if a.curve_k in one else 120.0)
+        c = bench_curve(cov, w, a.curve_k, limit, before=before)
         pts, gr = c["curve"], c["greedy"]
         n_exact = sum(p.exact for p in pts)
         print(f"\n3. Coverage curve K = 1..{a.curve_k} in one call (time for the curve "
-              f"{a.curve_time_limit:g} s): {c['seconds']:.1f} s, {n_exact} of {len(pts)} points proven "
+              f"{limit:.0f} s): {c['seconds']:.1f} s, {n_exact} of {len(pts)} points proven "
               f"optimal; greedy curve {c['greedy_seconds']:.2f} s")
+        if c["before"] is not None:
+            bp = c["before"]
+            worst = max((p.gap for p in bp if not p.exact), default=0.0)
+            print(f"   parts solver before, same time: {c['before_seconds']:.1f} s, "
+                  f"{sum(p.exact for p in bp)} of {len(bp)} points proven optimal (widest gap {worst:.3%})")
         if a.curve_k in one:
             print(f"   curve / one K={a.curve_k} solve: {c['seconds'] / one[a.curve_k]:.2f}")
         print("   K   covered share  exact  gap      greedy/best  seconds")

@@ -18,7 +18,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "careblocks"
 
 #: layer of each top-level module or package of careblocks, lowest first
 LAYERS: dict[str, int] = {
-    "errors": 0, "config": 0, "columns": 0, "_version": 0, "_files": 0, "i18n": 0, "compute": 0, "_crash": 0,
+    "errors": 0, "config": 0, "columns": 0, "_version": 0, "_files": 0, "i18n": 0, "compute": 0, "_crash": 0, "_jit": 0,
     "io": 1,
     "network": 2,
     "transit": 3,

@@ -71,7 +71,10 @@ def test_probe_bounds_hold_for_every_site(seed, k):
     cov, w, _ = spatial_instance(seed, towns=1, n_cand=n, n_orig=300, spread=1.2)
     part = _part(cov, w, 6)
     part.run_lp(k, None)
+    part.run_lp(k + 1, None)
     b_in, b_out = part._probe_bounds(k)
+    # multipliers of another k's LP are valid too
+    o_in, o_out = part._probe_bounds(k, u_from=k + 1)
     best_in, best_out = np.zeros(n), np.zeros(n)
     for s in itertools.combinations(range(n), k):
         v = coverage_value(cov, w, s)
@@ -81,6 +84,8 @@ def test_probe_bounds_hold_for_every_site(seed, k):
         best_out[~mask] = np.maximum(best_out[~mask], v)
     assert np.all(b_in >= best_in * (1 - 1e-12))
     assert np.all(b_out >= best_out * (1 - 1e-12))
+    assert np.all(o_in >= best_in * (1 - 1e-12))
+    assert np.all(o_out >= best_out * (1 - 1e-12))
     # and they are not trivial: some site's bound in is below the LP's
     assert (b_in < part.lp_at[k][0] * (1 - 1e-9)).any()
 
@@ -190,3 +195,38 @@ def test_curve_on_fontibon_points_are_exact_or_bounded(fontibon_instance):
         if p.exact:
             assert p.objective == pytest.approx(truth, rel=1e-9)
     assert sum(p.exact for p in pts) == len(pts)
+
+
+def test_bound_without_an_lp_respects_the_spacing_and_holds():
+    """The bound used when no LP or MILP bound is at hand: at most one site per group of
+    candidates closer than the spacing, each counted at its own value; at least the best
+    feasible set (brute force), and tighter than ignoring the spacing on some instances."""
+    from careblocks.sites import selection as S
+
+    tighter = 0
+    for seed in range(4):
+        cov, w, xy = spatial_instance(seed, towns=1, n_cand=12, n_orig=250, spread=2.5)
+        k, spacing = 3, 1.0
+        kw = dict(min_spacing_m=spacing, candidate_xy=xy, districts=None, max_per_district=None,
+                  existing=None, capacity=None, pair_gains=False, cost=None, budget=None, fixed=None)
+        pb = S._prepare(cov, w, k=k, method="milp", **kw)
+        S._reduce(pb, True)
+        conflicts = {tuple(p) for p in pb.conflicts.tolist()}
+        truth = 0.0
+        for size in range(1, k + 1):
+            for s in itertools.combinations(range(12), size):
+                if not any((a, b) in conflicts for a, b in itertools.combinations(s, 2)):
+                    truth = max(truth, coverage_value(cov, w, s))
+        spaced = S._trivial_bound(pb, k)
+        pb.sub_conflicts = np.zeros((0, 2), dtype=np.int64)
+        unspaced = S._trivial_bound(pb, k)
+        assert len(conflicts) > 0
+        assert unspaced >= spaced >= truth * (1 - 1e-12)
+        tighter += spaced < unspaced
+        # the groups are pairwise in conflict
+        label = S._spacing_cliques(pb.conflicts, 12, np.arange(12))
+        for g in np.unique(label):
+            members = np.flatnonzero(label == g)
+            for a, b in itertools.combinations(members, 2):
+                assert (min(a, b), max(a, b)) in conflicts
+    assert tighter > 0

@@ -261,6 +261,7 @@ def test_second_run_is_a_cache_hit_and_does_not_rebuild(tmp_path, monkeypatch):
         raise AssertionError("the network was rebuilt")
 
     monkeypatch.setattr(osm_mod, "read_osm_network", boom)
+    monkeypatch.setattr(osm_mod, "read_osm_ways", boom)  # the PBF reader of the network stage
     with pytest.warns(DataQualityWarning, match="disconnected pieces"):  # same warnings again
         net2, s2 = load_or_build_network(cfg, area_4326=HELSINKI_AREA)
     assert s2["cache"] == "hit"

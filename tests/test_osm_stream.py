@@ -98,3 +98,162 @@ def test_stretches_between_nodes_the_extract_lacks_are_dropped(data):
     read = set(zip(ways.u.tolist(), ways.v.tolist(), strict=True))
     assert not (cycle - shared) & read
     assert shared & read
+
+
+# --------------------------------------------------------------------------------------
+# The walk network built straight from the arrays equals the one built from the frames
+# --------------------------------------------------------------------------------------
+
+#: a non-rectangular study area inside each extract (a triangle): clipped after reading
+TRIANGLES = {
+    "fontibon": [(-74.16, 4.66), (-74.13, 4.66), (-74.145, 4.69)],
+    "porto_alegre": [(-51.24, -30.06), (-51.20, -30.06), (-51.22, -30.02)],
+}
+NET_ARRAYS = ("indptr", "indices", "length_m", "x", "y", "node_id", "barrier", "incline")
+
+
+def _assert_same_network(a, b) -> None:
+    for name in NET_ARRAYS:
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.dtype == y.dtype, name
+        np.testing.assert_array_equal(x, y, err_msg=name, strict=True)  # to the last bit
+    assert a.crs == b.crs
+
+
+def _build_both(path, *, area=None, exclude=()):
+    """(frames network, stats, warnings), (arrays network, stats, warnings): the public
+    GeoDataFrame path (read_osm_network + clip_edges + build_walk_network) against the
+    arrays path (read_osm_ways + clip_ways + build_walk_network_from_ways)."""
+    from careblocks.io.osm import read_osm_ways
+    from careblocks.network.graph import build_walk_network_from_ways, clip_ways, ways_bounds
+
+    bbox = area.bounds if area is not None else None
+    out = []
+    for how in ("frames", "arrays"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if how == "frames":
+                nodes, edges = read_osm_network(path, bbox=bbox, exclude_highways=exclude)
+                nodes, edges = clip_edges(nodes, edges, area, "test")
+                crs = local_crs(area if area is not None else nodes)
+                net, stats = build_walk_network(nodes, edges, crs=crs)
+            else:
+                ways = clip_ways(read_osm_ways(path, bbox=bbox, exclude_highways=exclude), area, "test")
+                crs = local_crs(area if area is not None else ways_bounds(ways))
+                net, stats = build_walk_network_from_ways(ways, crs=crs)
+        out.append((net, stats, sorted(str(w.message) for w in caught if "walk network" in str(w.message))))
+    return out
+
+
+@pytest.mark.parametrize("city", sorted(PBFS))
+def test_network_from_the_arrays_equals_the_network_from_the_frames(data, city):
+    """Whole extract, and a triangle of it without footways: identical CSR arrays, lengths,
+    barriers, inclines, node ids and coordinates, the same stats and warnings, and so the
+    same directed edge seconds for every travel profile."""
+    import dataclasses
+
+    from careblocks.config import WalkConfig
+    from careblocks.network.cost import WalkCost
+
+    path = data / PBFS[city]
+    (a, sa, wa), (b, sb, wb) = _build_both(path)
+    assert a.n_nodes > 15_000 and sa["dropped_nodes"] > 0 and wa  # pieces were dropped, and said so
+    _assert_same_network(a, b)
+    assert sa == sb and wa == wb
+    # walking cost: the base walk on hills and every default profile (directed: barriers,
+    # mapped incline, DEM grades)
+    assert np.isfinite(a.incline).any() and (a.barrier != 0).any()
+    rng = np.random.default_rng(0)
+    z = rng.uniform(0, 30, a.n_nodes)
+    a, b = dataclasses.replace(a, z=z), dataclasses.replace(b, z=z.copy())
+    walk = WalkConfig()
+    costs = {"base": WalkCost(walk.speed_kmh, slope="tobler"), **WalkCost.profiles_from_config(walk)}
+    assert {"stroller", "wheelchair"} <= set(costs)
+    for name, cost in costs.items():
+        np.testing.assert_array_equal(cost.edge_seconds(a), cost.edge_seconds(b), err_msg=name, strict=True)
+        np.testing.assert_array_equal(cost.inbound_seconds(a), cost.inbound_seconds(b), err_msg=name,
+                                      strict=True)
+    assert np.isinf(costs["wheelchair"].edge_seconds(a)).any()  # the profiles do differ from walking
+
+    tri = shapely.Polygon(TRIANGLES[city])
+    (a, sa, wa), (b, sb, wb) = _build_both(path, area=tri, exclude=("footway",))
+    assert 1_000 < a.n_nodes < sa["input_nodes"] + 1
+    # the nodes counted are those of the streets crossing the triangle, not of its bbox: the
+    # ones outside are not "dropped pieces" of the network
+    nodes, edges = read_osm_network(path, bbox=tri.bounds, exclude_highways=("footway",))
+    crossing = edges[shapely.intersects(edges.geometry.to_numpy(), tri)]
+    assert sa["input_nodes"] == np.unique(crossing[["u", "v"]].to_numpy()).size < len(nodes)
+    _assert_same_network(a, b)
+    assert sa == sb and wa == wb
+    # the triangle did clip, not just its bbox: every street kept crosses it
+    lon, lat = _lonlat(a)
+    src, dst = a.sources, a.indices
+    seg = shapely.linestrings(np.stack([np.column_stack([lon[src], lat[src]]),
+                                        np.column_stack([lon[dst], lat[dst]])], axis=1))
+    assert shapely.intersects(seg, tri.buffer(1e-7)).all()
+    assert not shapely.within(shapely.points(lon, lat), tri).all()  # some run out of it
+
+
+def _lonlat(net):
+    import pyproj
+
+    return pyproj.Transformer.from_crs(net.crs, "EPSG:4326", always_xy=True).transform(net.x, net.y)
+
+
+def test_load_or_build_network_reads_a_pbf_into_arrays_and_caches_the_same_network(data, tmp_path,
+                                                                                    monkeypatch):
+    """The pipeline's network stage on Porto Alegre's PBF: built from the arrays (no
+    GeoDataFrame made), equal to the frames path, stored in the cache and read back on the
+    next run (a hit, memory-mapped)."""
+    from careblocks.config import load_config
+    from careblocks.io import osm_stream
+    from careblocks.network import graph
+
+    monkeypatch.setenv("CAREBLOCKS_CACHE_DIR", str(tmp_path / "cache"))
+    toml = tmp_path / "poa.toml"
+    toml.write_text(f'[study]\nname = "poa"\nbbox = [-51.24, -30.06, -51.19, -30.02]\n'
+                    f'[network]\nsource = "osm"\npath = "{data / PBFS["porto_alegre"]}"\n')
+    cfg = load_config(toml)
+    made = []
+    monkeypatch.setattr(osm_stream, "edges_frames", lambda *a, **k: made.append(1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net, stats = graph.load_or_build_network(cfg)
+        again, stats2 = graph.load_or_build_network(cfg)
+    assert not made and stats["cache"] == "miss" and stats2["cache"] == "hit"
+    assert isinstance(again.indptr, np.memmap)
+    _assert_same_network(net, again)
+    monkeypatch.undo()
+    monkeypatch.setenv("CAREBLOCKS_CACHE_DIR", str(tmp_path / "cache2"))
+    monkeypatch.setattr(graph, "_streams", lambda config, path: False)  # the frames path
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref, rstats = graph.load_or_build_network(cfg)
+    _assert_same_network(ref, net)
+    drop = ("seconds", "cache")
+    assert {k: v for k, v in rstats.items() if k not in drop} == {k: v for k, v in stats.items() if k not in drop}
+
+
+@pytest.mark.parametrize("city", sorted(PBFS))
+def test_streets_chosen_while_reading_equal_the_filtered_network(data, city):
+    """The named streets (place names of candidates) and the residential streets (origins
+    from streets) chosen on the reader's arrays are the rows of read_osm_network's edges that
+    pass the same test, with the same values, geometry and order."""
+    from careblocks.io.osm import read_osm_edges
+    from careblocks.origins import RESIDENTIAL_HIGHWAYS
+
+    path = data / PBFS[city]
+    _, edges = read_osm_network(path)
+    tests = {"name": lambda v: isinstance(v, str),
+             "highway": lambda v: isinstance(v, str) and v.strip().lower() in RESIDENTIAL_HIGHWAYS}
+    for column, test in tests.items():
+        got = read_osm_edges(path, where=(column, test))
+        keep = np.array([test(v) for v in edges[column].to_numpy(dtype=object)], dtype=bool)
+        want = edges[keep].reset_index(drop=True)
+        assert 1_000 < len(got) < len(edges)
+        assert list(got.columns) == list(want.columns)
+        assert _rows(got) == _rows(want)
+        assert shapely.equals_exact(got.geometry.to_numpy(), want.geometry.to_numpy(), tolerance=0).all()
+    box = read_osm_edges(path, bbox=BOXES[city], where=("name", tests["name"]))
+    assert 0 < len(box) and box["name"].notna().all()
+    assert shapely.intersects(box.geometry.to_numpy(), shapely.box(*BOXES[city])).all()

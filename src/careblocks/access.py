@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numba
 import numpy as np
 import pandas as pd
 
 from careblocks import columns as C
+from careblocks._jit import numba
 from careblocks.errors import InputDataError
 from careblocks.network._kernels import _seeded_nearest_kernel
 from careblocks.network.cost import WalkCost

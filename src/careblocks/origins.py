@@ -320,7 +320,9 @@ def _origins_from_buildings(
     }
 
 
-def _read_edges(config: Config, osm_path, bbox) -> gpd.GeoDataFrame:
+def _read_edges(config: Config, osm_path, bbox, *, residential: bool = False) -> gpd.GeoDataFrame:
+    """The street edges of the network source; ``residential``: only residential streets
+    (:data:`RESIDENTIAL_HIGHWAYS`, chosen while reading an OSM file)."""
     net = config.network
     if net.source == "road_layer" and net.path is not None:
         from careblocks.io.roads import read_road_network
@@ -332,10 +334,14 @@ def _read_edges(config: Config, osm_path, bbox) -> gpd.GeoDataFrame:
             "population.source: streets needs the OSM file or road layer of the network; "
             "set network.path, or give population.layer"
         )
-    from careblocks.io.osm import read_osm_network
+    from careblocks.io.osm import read_osm_edges
 
-    _, edges = read_osm_network(osm_path, bbox=bbox)
-    return edges
+    if residential:
+        def test(hw):
+            return isinstance(hw, str) and hw.strip().lower() in RESIDENTIAL_HIGHWAYS
+
+        return read_osm_edges(osm_path, bbox=bbox, where=("highway", test))
+    return read_osm_edges(osm_path, bbox=bbox)
 
 
 def _origins_from_streets(
@@ -474,7 +480,8 @@ def load_origins(
     elif source == "buildings":
         origins, st = _origins_from_buildings(config, buildings, crs)
     else:
-        edges = edges_4326 if edges_4326 is not None else _read_edges(config, osm_path, bbox)
+        edges = edges_4326 if edges_4326 is not None else _read_edges(config, osm_path, bbox,
+                                                                        residential=True)
         origins, st = _origins_from_streets(config, edges, area_4326, crs)
     if len(origins) == 0:
         raise EmptyResultError(

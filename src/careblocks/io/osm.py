@@ -1,9 +1,10 @@
 """OpenStreetMap walking networks: PBF (pyosmium, streaming), XML (osmnx) and Overpass downloads.
 
 PBFs are read in one streaming pass by :mod:`careblocks.io.osm_stream` (pyosmium) into compact
-arrays (:func:`read_pbf_ways`, about a tenth of pyrosm's memory; the GeoDataFrames built from
-them about 40 % of it); ``pbf_reader="pyrosm"`` keeps the former reader as a
-cross-check (the tests assert both give the same network).
+arrays (:func:`read_osm_ways`, about a tenth of pyrosm's memory), from which the pipeline
+builds the walk network directly; :func:`read_osm_network` makes the GeoDataFrames below
+from them; ``pbf_reader="pyrosm"`` keeps the former reader as a cross-check (the tests
+assert both give the same network).
 
 Both readers return the same ``(nodes, edges)`` pair of GeoDataFrames in EPSG:4326:
 
@@ -212,20 +213,84 @@ def read_osm_network(
     if bbox is not None:
         bbox = _check_bbox(bbox)
     if fmt == "pbf" and pbf_reader == "pyosmium":
-        nodes, edges = _read_pbf_osmium(p, bbox)
-    elif fmt == "pbf":
+        from careblocks.io.osm_stream import edges_frames
+
+        return _tidy(*edges_frames(read_osm_ways(p, bbox=bbox, exclude_highways=exclude_highways)))
+    if fmt == "pbf":
         nodes, edges = _read_pbf(p, bbox)
     else:
         nodes, edges = _read_xml(p, bbox)
     if len(edges) and exclude_highways:
         edges = edges[~edges["highway"].isin(list(exclude_highways))]
     if len(edges) == 0:
-        where = f" inside bbox {list(bbox)}" if bbox is not None else ""
-        raise EmptyResultError(
-            f"{p}: no walkable ways{where}; check that the study area overlaps the extract "
-            "(study.bbox / study.boundary) and that network.exclude_highways does not drop every street"
-        )
+        raise _no_ways(p, bbox)
     return _tidy(nodes, edges)
+
+
+def read_osm_edges(
+    path: Path | str,
+    *,
+    bbox: BBox | None = None,
+    where: tuple[str, Any] | None = None,
+) -> Any:
+    """The ``edges`` of :func:`read_osm_network` whose tag passes a test, e.g. the named
+    streets: ``where=("name", lambda v: isinstance(v, str))``.
+
+    ``where`` is ``(column, test)``: ``test(value)`` on the column's value (None where not
+    tagged) of each edge. A PBF's edges are chosen on the reader's arrays, once per distinct
+    value, before any GeoDataFrame is made, so only the rows kept cost their geometry; other
+    formats are read whole and filtered. The rows, columns and order are those of
+    ``read_osm_network(path, bbox=bbox)[1]`` filtered with the test (possibly none).
+    """
+    p = resolve_osm_path(path)
+    if where is None:
+        return read_osm_network(p, bbox=bbox)[1]
+    column, test = where
+    if osm_format(p) == "pbf":
+        from careblocks.io.osm_stream import edges_frames
+
+        ways = read_osm_ways(p, bbox=bbox)
+        ways = ways.subset(ways.where(column, test))
+        return _tidy(*edges_frames(ways))[1]
+    edges = read_osm_network(p, bbox=bbox)[1]
+    keep = np.fromiter((bool(test(v)) for v in edges[column].to_numpy(dtype=object)), bool, len(edges))
+    return edges[keep].reset_index(drop=True)
+
+
+def _no_ways(p: Path, bbox: BBox | None) -> EmptyResultError:
+    where = f" inside bbox {list(bbox)}" if bbox is not None else ""
+    return EmptyResultError(
+        f"{p}: no walkable ways{where}; check that the study area overlaps the extract "
+        "(study.bbox / study.boundary) and that network.exclude_highways does not drop every street"
+    )
+
+
+def read_osm_ways(path: Path | str, *, bbox: BBox | None = None, exclude_highways: Sequence[str] = ()) -> Any:
+    """The walkable stretches of a PBF as compact arrays
+    (:class:`careblocks.io.osm_stream.WayArrays`): what :func:`read_osm_network` returns for a
+    PBF, before any GeoDataFrame is made (the network is built straight from them:
+    :func:`careblocks.network.graph.build_walk_network_from_ways`).
+
+    Same arguments and errors as :func:`read_osm_network`; ``path`` must be a PBF.
+    """
+    p = resolve_osm_path(path)
+    if osm_format(p) != "pbf":
+        raise InputDataError(f"{p}: not a .pbf file; read OSM XML with read_osm_network")
+    if bbox is not None:
+        bbox = _check_bbox(bbox)
+    try:
+        ways = read_pbf_ways(p, bbox)
+    except RuntimeError as exc:  # libosmium: truncated or corrupt blocks, bad header
+        raise InputDataError(
+            f"{p}: not a readable OSM PBF file, truncated or corrupt ({_short(exc)}); "
+            "download the extract again or convert it with osmium"
+        ) from None
+    if ways.n_stretches and exclude_highways:
+        drop = set(exclude_highways)
+        ways = ways.subset(~ways.where("highway", lambda hw: hw in drop))
+    if ways.n_stretches == 0:
+        raise _no_ways(p, bbox)
+    return ways
 
 
 def _check_bbox(bbox: Sequence[float]) -> BBox:
@@ -302,20 +367,6 @@ def read_pbf_ways(path: Path | str, bbox: BBox | None = None) -> Any:
     keys = sorted(set(_filter_keys(filt)) | {"highway", "foot"})
     return osm_stream.read_pbf_ways(path, bbox, walkable=lambda tags: is_walkable(tags, filt),
                                     rule_keys=keys)
-
-
-def _read_pbf_osmium(p: Path, bbox: BBox | None) -> tuple[Any, Any]:
-    """The PBF reader: :func:`careblocks.io.osm_stream.read_pbf_ways` (pyosmium)."""
-    from careblocks.io.osm_stream import edges_frames
-
-    try:
-        ways = read_pbf_ways(p, bbox)
-    except RuntimeError as exc:  # libosmium: truncated or corrupt blocks, bad header
-        raise InputDataError(
-            f"{p}: not a readable OSM PBF file, truncated or corrupt ({_short(exc)}); "
-            "download the extract again or convert it with osmium"
-        ) from None
-    return edges_frames(ways)
 
 
 def _read_pbf(p: Path, bbox: BBox | None) -> tuple[Any, Any]:

@@ -7,9 +7,9 @@ graph storing both directions of each edge; limits are inclusive.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
-from numba import njit, prange
+
+from careblocks._jit import njit, numba, prange
 
 _INF = np.inf
 

@@ -3,7 +3,9 @@
 The graph readers (:mod:`careblocks.io.osm`, :mod:`careblocks.io.roads`) return ``(nodes,
 edges)`` GeoDataFrames; :func:`build_walk_network` turns them into a :class:`WalkNetwork`, a
 handful of numpy arrays in compressed-sparse-row layout (both directions of every walkable
-edge) in a projected working CRS. :func:`load_or_build_network` picks the reader from the
+edge) in a projected working CRS. An OSM PBF skips the GeoDataFrames: the streaming reader's
+arrays go straight into the same core (:func:`build_walk_network_from_ways`, identical
+arrays), so the network stage holds about what the reading holds. :func:`load_or_build_network` picks the reader from the
 config, clips to the study area and caches the result keyed by the input file digest plus
 the parameters that change it, so a second run of the same config does not rebuild.
 """
@@ -44,7 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from careblocks.network.cost import WalkCost
 
 #: Bump when the way networks are built changes, so that old cache entries are not reused.
-NETWORK_CODE_VERSION = "6"  # 6: pyosmium reader, .npy cache; 2: spatial order; 3: component by ground covered; 5: barriers, tunnels, incline, z
+NETWORK_CODE_VERSION = "7"  # 7: network from the PBF arrays, nodes outside the area not counted as dropped pieces; 6: pyosmium reader, .npy cache; 2: spatial order; 3: component by ground covered; 5: barriers, tunnels, incline, z
 #: side of the squares nodes are numbered by (see build_walk_network)
 SPATIAL_CELL_M = 300.0
 #: cell size (m) of the ground a connected component covers, which decides the one kept
@@ -387,16 +389,38 @@ def _csr_from_pairs(n: int, a: np.ndarray, b: np.ndarray, w: np.ndarray,
     negated for b -> a. Returns ``indptr, indices, weights, flags, slope`` (the last two
     None when not given).
     """
-    src = np.concatenate([a, b])
-    dst = np.concatenate([b, a])
-    ww = np.concatenate([w, w])
+    return _csr_from_parts(n, {"a": a, "b": b, "w": w, "flags": flags, "slope": slope})
+
+
+def _csr_from_parts(n: int, parts: dict[str, Any]):
+    """:func:`_csr_from_pairs` taking ``parts`` (``a``, ``b``, ``w``, ``flags``, ``slope``)
+    apart as it goes, so that each input is freed once used (when the caller kept no other
+    reference)."""
+    small = np.int32 if n < 2**31 else np.int64
+    a, b = parts.pop("a"), parts.pop("b")
+    src = np.concatenate([a, b]).astype(small, copy=False)
+    dst = np.concatenate([b, a]).astype(small, copy=False)
+    del a, b
     order = np.lexsort((dst, src))
-    src, dst, ww = src[order], dst[order], ww[order]
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
+    del src
+    dst = dst[order].astype(np.int32, copy=False)
+    w = parts.pop("w")
+    ww = np.concatenate([w, w])
+    del w
+    ww = ww[order].astype(np.float64, copy=False)
+    flags = parts.pop("flags", None)
     ff = np.concatenate([flags, flags])[order] if flags is not None else None
-    ss = np.concatenate([slope, -slope])[order] if slope is not None else None
-    return indptr, dst.astype(np.int32), ww.astype(np.float64), ff, ss
+    del flags
+    slope = parts.pop("slope", None)
+    ss = None
+    if slope is not None:
+        ss = np.concatenate([slope, slope])
+        np.negative(ss[slope.size:], out=ss[slope.size:])
+        del slope
+        ss = ss[order]
+    return indptr, dst, ww, ff, ss
 
 
 def parse_incline(value: Any) -> float:
@@ -419,6 +443,19 @@ def parse_incline(value: Any) -> float:
         return math.nan
 
 
+def _barrier_bits(has: Callable[[str, tuple[str, ...]], np.ndarray], n: int) -> np.ndarray:
+    """Barrier bits per edge from ``has(column, values)``: whether the edge's tag ``column``
+    is one of ``values`` (the one rule of both edge sources, frames and way arrays)."""
+    flags = np.zeros(n, np.uint8)
+    ramp_ok = has("ramp_wheelchair", ("yes", "designated"))
+    flags |= np.where(has("highway", ("steps",)) & ~ramp_ok, STEPS, 0).astype(np.uint8)
+    flags |= np.where(has("wheelchair", ("no",)), WHEELCHAIR_NO, 0).astype(np.uint8)
+    flags |= np.where(has("wheelchair", ("limited",)), WHEELCHAIR_LIMITED, 0).astype(np.uint8)
+    flags |= np.where(has("kerb", ("raised",)), KERB_RAISED, 0).astype(np.uint8)
+    flags |= np.where(has("tunnel", ("yes",)), TUNNEL, 0).astype(np.uint8)
+    return flags
+
+
 def edge_tags(edges: Any) -> tuple[np.ndarray, np.ndarray]:
     """Barrier bits and mapped incline (in the ``u -> v`` direction) of reader edges.
 
@@ -432,19 +469,26 @@ def edge_tags(edges: Any) -> tuple[np.ndarray, np.ndarray]:
             return edges[name].to_numpy(dtype=object)
         return np.full(n, None, dtype=object)
 
-    hw, wc, kerb, ramp = col("highway"), col("wheelchair"), col("kerb"), col("ramp_wheelchair")
-    flags = np.zeros(n, np.uint8)
-    ramp_ok = np.isin(ramp, ["yes", "designated"])
-    flags |= np.where((hw == "steps") & ~ramp_ok, STEPS, 0).astype(np.uint8)
-    flags |= np.where(wc == "no", WHEELCHAIR_NO, 0).astype(np.uint8)
-    flags |= np.where(wc == "limited", WHEELCHAIR_LIMITED, 0).astype(np.uint8)
-    flags |= np.where(kerb == "raised", KERB_RAISED, 0).astype(np.uint8)
-    flags |= np.where(col("tunnel") == "yes", TUNNEL, 0).astype(np.uint8)
+    def has(name: str, values: tuple[str, ...]) -> np.ndarray:
+        c = col(name)
+        out = np.zeros(n, bool)
+        for val in values:
+            out |= c == val
+        return out
+
+    flags = _barrier_bits(has, n)
     inc = np.array([parse_incline(v) for v in col("incline")], dtype=np.float64)
     if "reversed" in edges:
         rev = edges["reversed"].to_numpy(dtype=bool)
         inc = np.where(rev, -inc, inc)
     return flags, inc
+
+
+def way_tags(ways: Any) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`edge_tags` of :class:`~careblocks.io.osm_stream.WayArrays` (every stretch in
+    its way's drawing direction), each rule evaluated once per distinct tag value."""
+    flags = _barrier_bits(lambda name, values: ways.where(name, lambda x: x in values), ways.n_stretches)
+    return flags, ways.lookup("incline", parse_incline, np.float64)
 
 
 def _serving_component(labels: np.ndarray, x: np.ndarray, y: np.ndarray) -> int:
@@ -458,9 +502,17 @@ def _serving_component(labels: np.ndarray, x: np.ndarray, y: np.ndarray) -> int:
     if counts.size == 1:
         return 0
     cx = np.floor((x - x.min()) / COMPONENT_CELL_M).astype(np.int64)
-    cy = np.floor((y - y.min()) / COMPONENT_CELL_M).astype(np.int64)
-    key = np.unique(np.stack([labels.astype(np.int64), cy * 10_000_000 + cx]), axis=1)
-    cells = np.bincount(key[0], minlength=counts.size)
+    cell = np.floor((y - y.min()) / COMPONENT_CELL_M).astype(np.int64)
+    cell *= 10_000_000
+    cell += cx
+    del cx
+    # distinct (component, cell) pairs: sort, count the first of each run
+    order = np.lexsort((cell, labels))
+    lab, cell = labels[order], cell[order]
+    del order
+    first = np.ones(lab.size, bool)
+    first[1:] = (lab[1:] != lab[:-1]) | (cell[1:] != cell[:-1])
+    cells = np.bincount(lab[first], minlength=counts.size)
     return int(np.lexsort((counts, cells))[-1])
 
 
@@ -510,10 +562,80 @@ def build_walk_network(
         ``stats`` holds ``nodes``, ``edges`` (undirected), ``input_nodes``, ``dropped_nodes``,
         ``components`` (in the input) and ``total_length_m``.
     """
-    import pandas as pd
+    _projected_crs(crs)
+    if len(nodes) == 0 or len(edges) == 0:
+        raise _no_streets()
+    if nodes.crs is None or edges.crs is None:
+        raise CRSError(
+            "walk network: nodes or edges have no CRS; readers must return EPSG:4326 layers"
+        )
+    lon = nodes.geometry.x.to_numpy(dtype=np.float64)
+    lat = nodes.geometry.y.to_numpy(dtype=np.float64)
+    bad_xy = _bad_coordinates(lon, lat, nodes["node_id"].to_numpy(), geographic=nodes.crs.is_geographic)
+    if bad_xy is not None:
+        nodes = nodes[~bad_xy]
+    pn = nodes.to_crs(crs)
+    node_ids = pn["node_id"].to_numpy(dtype=np.int64)
+    uniq_ids, first = np.unique(node_ids, return_index=True)
+    flags, slope = edge_tags(edges)
+    geoms = edges.geometry
+    has_geom = (~geoms.isna() & ~geoms.is_empty).to_numpy()
+    along = np.full(len(edges), np.nan)
+    if has_geom.any():
+        along[has_geom] = edges.loc[has_geom].geometry.to_crs(crs).length.to_numpy()
+    return _assemble({
+        "node_id": uniq_ids, "x": pn.geometry.x.to_numpy(dtype=np.float64)[first],
+        "y": pn.geometry.y.to_numpy(dtype=np.float64)[first],
+        "u": edges["u"].to_numpy(dtype=np.int64), "v": edges["v"].to_numpy(dtype=np.int64),
+        "flags": flags, "slope": slope, "along": along, "has_geom": has_geom,
+    }, crs=crs)
+
+
+def build_walk_network_from_ways(ways: Any, *, crs: str) -> tuple[WalkNetwork, dict[str, Any]]:
+    """:func:`build_walk_network` straight from the streaming PBF reader's arrays
+    (:class:`~careblocks.io.osm_stream.WayArrays`), with no GeoDataFrame in between.
+
+    Gives the very network (the same arrays, bit for bit, and the same stats and warnings)
+    :func:`build_walk_network` builds from the ``(nodes, edges)`` frames of the same
+    arrays: each stretch is the straight segment between its nodes, measured as a
+    two-point LineString is measured.
+    """
+    return _assemble(way_parts(ways, crs=crs), crs=crs)
+
+
+def way_parts(ways: Any, *, crs: str) -> dict[str, np.ndarray]:
+    """What :func:`_assemble` needs of way arrays: node ids and projected coordinates, the
+    stretches' node ids, barrier bits and incline. The caller may drop ``ways`` afterwards
+    (the pipeline does, so that its tag tables and coordinates are freed before the build)."""
     import pyproj
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
+
+    _projected_crs(crs)
+    if ways.n_stretches == 0 or ways.node_id.size == 0:
+        raise _no_streets()
+    lon, lat, node_ids = ways.lon, ways.lat, ways.node_id
+    bad_xy = _bad_coordinates(lon, lat, node_ids, geographic=True)
+    if bad_xy is not None:
+        lon, lat, node_ids = lon[~bad_xy], lat[~bad_xy], node_ids[~bad_xy]
+    # the transformation GeoDataFrame.to_crs makes (pyproj, x/y order), on the bare arrays
+    tr = pyproj.Transformer.from_crs(pyproj.CRS.from_epsg(4326), pyproj.CRS.from_user_input(crs),
+                                     always_xy=True)
+    px, py = (np.asarray(c, np.float64) for c in tr.transform(lon, lat))
+    if node_ids.size > 1 and not (np.diff(node_ids) > 0).all():  # the reader's are sorted, unique
+        node_ids, first = np.unique(node_ids, return_index=True)
+        px, py = px[first], py[first]
+    flags, slope = way_tags(ways)
+    return {"node_id": np.asarray(node_ids, np.int64), "x": px, "y": py, "u": ways.u, "v": ways.v,
+            "flags": flags, "slope": slope}
+
+
+def _release_freed_memory() -> None:
+    from careblocks.io.osm_stream import release_freed_memory
+
+    release_freed_memory()
+
+
+def _projected_crs(crs: str) -> Any:
+    import pyproj
 
     try:
         pcrs = pyproj.CRS.from_user_input(crs)
@@ -525,71 +647,119 @@ def build_walk_network(
         raise CRSError(
             f"study.crs: {crs!r} is not a projected CRS in metres; use a UTM zone or 'auto'"
         )
-    if len(nodes) == 0 or len(edges) == 0:
-        raise EmptyResultError(
-            "walk network: no walkable streets in the study area; check the area and the network source"
-        )
-    if nodes.crs is None or edges.crs is None:
-        raise CRSError(
-            "walk network: nodes or edges have no CRS; readers must return EPSG:4326 layers"
-        )
+    return pcrs
 
-    lon = nodes.geometry.x.to_numpy(dtype=np.float64)
-    lat = nodes.geometry.y.to_numpy(dtype=np.float64)
-    geographic = nodes.crs.is_geographic
+
+def _no_streets() -> EmptyResultError:
+    return EmptyResultError(
+        "walk network: no walkable streets in the study area; check the area and the network source"
+    )
+
+
+def _bad_coordinates(lon: np.ndarray, lat: np.ndarray, node_id: np.ndarray, *,
+                     geographic: bool) -> np.ndarray | None:
+    """Nodes with unusable coordinates (warned about), or None when all are fine."""
     bad_xy = ~(np.isfinite(lon) & np.isfinite(lat))
     if geographic:
         bad_xy |= (np.abs(lat) > 90) | (np.abs(lon) > 180)
-    if bad_xy.any():
-        i = int(np.flatnonzero(bad_xy)[0])
-        warnings.warn(
-            f"walk network: {int(bad_xy.sum())} nodes have invalid coordinates (e.g. node "
-            f"{int(nodes['node_id'].iloc[i])} at lon {lon[i]:g}, lat {lat[i]:g}); they and their "
-            "edges are dropped; fix the extract",
-            DataQualityWarning,
-            stacklevel=2,
-        )
-        nodes = nodes[~bad_xy]
-    pn = nodes.to_crs(crs)
-    node_ids = pn["node_id"].to_numpy(dtype=np.int64)
-    uniq_ids, first = np.unique(node_ids, return_index=True)
-    px = pn.geometry.x.to_numpy(dtype=np.float64)[first]
-    py = pn.geometry.y.to_numpy(dtype=np.float64)[first]
-    n_in = int(uniq_ids.size)
+    if not bad_xy.any():
+        return None
+    i = int(np.flatnonzero(bad_xy)[0])
+    warnings.warn(
+        f"walk network: {int(bad_xy.sum())} nodes have invalid coordinates (e.g. node "
+        f"{int(node_id[i])} at lon {lon[i]:g}, lat {lat[i]:g}); they and their "
+        "edges are dropped; fix the extract",
+        DataQualityWarning,
+        stacklevel=3,
+    )
+    return bad_xy
 
-    u = edges["u"].to_numpy(dtype=np.int64)
-    v = edges["v"].to_numpy(dtype=np.int64)
-    flags, slope = edge_tags(edges)
+
+def _assemble(parts: dict[str, Any], *, crs: str) -> tuple[WalkNetwork, dict[str, Any]]:
+    """The network from projected nodes and edges by node id, taking ``parts`` apart as it
+    goes (each array is dropped as soon as it is used: ``parts`` is empty afterwards).
+
+    ``parts``: ``node_id`` (sorted, unique), ``x``, ``y`` (projected), ``u``, ``v`` (node ids
+    per edge), ``flags``, ``slope`` (barrier bits, incline u -> v), and ``along`` (length along
+    the geometry) where ``has_geom``; without ``along`` every edge is the straight segment
+    between its nodes, measured as GEOS measures a two-point line.
+    """
+    import scipy.sparse
+    from scipy.sparse.csgraph import connected_components
+
+    uniq_ids, px, py = parts.pop("node_id"), parts.pop("x"), parts.pop("y")
+    along, has_geom = parts.pop("along", None), parts.pop("has_geom", None)
+    # lean on memory (a metropolis has millions of edges): node positions as int32, no
+    # DataFrame, temporaries freed as soon as they are used
+    n_in = int(uniq_ids.size)
+    small = np.int32 if n_in < 2**31 else np.int64
+    u = np.asarray(parts.pop("u"), dtype=np.int64)
+    input_edges = int(u.size)
     iu = np.searchsorted(uniq_ids, u)
+    np.minimum(iu, n_in - 1, out=iu)
+    known = uniq_ids[iu] == u
+    del u
+    iu = iu.astype(small)
+    v = np.asarray(parts.pop("v"), dtype=np.int64)
     iv = np.searchsorted(uniq_ids, v)
-    iu_c = np.minimum(iu, n_in - 1)
-    iv_c = np.minimum(iv, n_in - 1)
-    known = (uniq_ids[iu_c] == u) & (uniq_ids[iv_c] == v)
-    straight = np.hypot(px[iu_c] - px[iv_c], py[iu_c] - py[iv_c])
-    geoms = edges.geometry
-    has_geom = (~geoms.isna() & ~geoms.is_empty).to_numpy()
-    length = straight.copy()
-    if has_geom.any():
-        length[has_geom] = edges.loc[has_geom].geometry.to_crs(crs).length.to_numpy()
-    length = np.maximum(length, straight)  # a geometry never shortcuts its endpoints
-    length = np.maximum(length, MIN_EDGE_M)
-    ok = known & (iu_c != iv_c) & np.isfinite(length)
-    a = np.minimum(iu_c, iv_c)[ok]
-    b = np.maximum(iu_c, iv_c)[ok]
+    np.minimum(iv, n_in - 1, out=iv)
+    known &= uniq_ids[iv] == v
+    del v
+    iv = iv.astype(small)
+    dx = px[iv] - px[iu]
+    dy = py[iv] - py[iu]
+    straight = np.hypot(dx, dy)
+    if along is None:
+        # as GEOS measures a segment (a two-point line): sqrt(dx * dx + dy * dy)
+        dx *= dx
+        dy *= dy
+        length = dx
+        length += dy
+        np.sqrt(length, out=length)
+    else:
+        length = straight.copy()
+        length[has_geom] = along[has_geom]
+    del dx, dy
+    np.maximum(length, straight, out=length)  # a geometry never shortcuts its endpoints
+    del straight
+    np.maximum(length, MIN_EDGE_M, out=length)
+    ok = known
+    ok &= iu != iv
+    ok &= np.isfinite(length)
+    forward = (iu <= iv)[ok]
+    a = np.minimum(iu, iv)[ok]
+    b = np.maximum(iu, iv)[ok]
+    del iu, iv
     w = length[ok]
-    fl = flags[ok]
-    sl = np.where(iu_c <= iv_c, slope, -slope)[ok]  # incline in the direction a -> b
-    # parallel edges: keep the shortest
-    df = pd.DataFrame({"a": a, "b": b, "w": w, "f": fl, "s": sl})
-    df = df.sort_values(["a", "b", "w"], kind="stable").drop_duplicates(["a", "b"], keep="first")
-    a, b, w, fl, sl = (df[c].to_numpy() for c in ("a", "b", "w", "f", "s"))
+    del length
+    fl = parts.pop("flags")[ok]
+    sl = parts.pop("slope")[ok]
+    back = ~forward
+    sl[back] = np.negative(sl[back])  # incline in the direction a -> b
+    del back
+    del ok, forward
+    # parallel edges: keep the shortest (the first in input order among equals)
+    order = np.lexsort((w, b, a))
+    a, b, w, fl, sl = a[order], b[order], w[order], fl[order], sl[order]
+    del order
+    first = np.ones(a.size, bool)
+    first[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    if not first.all():
+        a, b, w, fl, sl = a[first], b[first], w[first], fl[first], sl[first]
+    del first
     if a.size == 0:
         raise EmptyResultError(
             "walk network: no usable edges (all self-loops or unknown nodes); check the network source"
         )
 
-    adj = coo_matrix((np.ones(a.size), (a, b)), shape=(n_in, n_in))
+    _release_freed_memory()
+    # rows sorted by (a, b): the pairs are a CSR matrix as they stand
+    indptr = np.zeros(n_in + 1, dtype=np.int64)
+    np.cumsum(np.bincount(a, minlength=n_in), out=indptr[1:])
+    adj = scipy.sparse.csr_matrix((np.ones(a.size, np.int8), b.astype(np.int32, copy=False), indptr),
+                                  shape=(n_in, n_in))
     n_comp, labels = connected_components(adj, directed=False)
+    del adj, indptr
     biggest = _serving_component(labels, px, py)
     keep_node = labels == biggest
     n_keep = int(keep_node.sum())
@@ -610,32 +780,42 @@ def build_walk_network(
         (kx - kx.min()) / SPATIAL_CELL_M
     ).astype(np.int64)
     order = kept[np.lexsort((kx, cell))]  # old index of each new node
-    new_index = np.full(n_in, -1, dtype=np.int64)
-    new_index[order] = np.arange(n_keep)
+    del kept, kx, ky, cell
+    x_new, y_new, id_new = px[order], py[order], uniq_ids[order]
+    new_index = np.full(n_in, -1, dtype=small)
+    new_index[order] = np.arange(n_keep, dtype=small)
     ek = keep_node[a]
-    a2, b2, w2 = new_index[a[ek]], new_index[b[ek]], w[ek]
-    indptr, indices, length_m, barrier, incline = _csr_from_pairs(
-        n_keep, a2, b2, w2, fl[ek].astype(np.uint8), sl[ek].astype(np.float64)
-    )
+    if not ek.all():
+        a, b, w, fl, sl = a[ek], b[ek], w[ek], fl[ek], sl[ek]
+    del ek
+    a2, b2 = new_index[a], new_index[b]
+    del a, b, new_index
+    n_edges, total_m = int(a2.size), float(w.sum())
+    pairs = {"a": a2, "b": b2, "w": w, "flags": fl.astype(np.uint8, copy=False),
+             "slope": sl.astype(np.float64, copy=False)}
+    del a2, b2, w, fl, sl
+    _release_freed_memory()
+    indptr, indices, length_m, barrier, incline = _csr_from_parts(n_keep, pairs)
+    del px, py, uniq_ids
     net = WalkNetwork(
         indptr=indptr,
         indices=indices,
         length_m=length_m,
-        x=px[order],
-        y=py[order],
-        node_id=uniq_ids[order],
+        x=x_new,
+        y=y_new,
+        node_id=id_new,
         crs=str(crs),
         barrier=barrier,
         incline=incline,
     )
     stats = {
         "nodes": n_keep,
-        "edges": int(a2.size),
+        "edges": n_edges,
         "input_nodes": n_in,
-        "input_edges": int(len(edges)),
+        "input_edges": input_edges,
         "dropped_nodes": int(dropped),
         "components": int(n_comp),
-        "total_length_m": float(w2.sum()),
+        "total_length_m": total_m,
     }
     return net, stats
 
@@ -782,11 +962,38 @@ def clip_edges(nodes: gpd.GeoDataFrame, edges: gpd.GeoDataFrame, area: Any, wher
     keep = shapely.intersects(edges.geometry.to_numpy(), area)
     edges = edges[keep]
     if len(edges) == 0:
-        raise EmptyResultError(
-            f"{where}: no walkable streets inside the study area; check that study.bbox / "
-            "study.boundary overlaps the network (both in longitude/latitude)"
-        )
-    return nodes, edges
+        raise _nothing_inside(where)
+    # only the nodes of the streets kept: the others are not the network's pieces to count
+    used = np.unique(np.concatenate([edges["u"].to_numpy(dtype=np.int64), edges["v"].to_numpy(dtype=np.int64)]))
+    return nodes[np.isin(nodes["node_id"].to_numpy(dtype=np.int64), used)], edges
+
+
+def _nothing_inside(where: str) -> EmptyResultError:
+    return EmptyResultError(
+        f"{where}: no walkable streets inside the study area; check that study.bbox / "
+        "study.boundary overlaps the network (both in longitude/latitude)"
+    )
+
+
+#: stretches drawn as LineStrings at a time when clipping way arrays (bounds their memory)
+CLIP_CHUNK = 100_000
+
+
+def clip_ways(ways: Any, area: Any, where: str) -> Any:
+    """:func:`clip_edges` of :class:`~careblocks.io.osm_stream.WayArrays`: the stretches
+    whose segment intersects the area, drawn a chunk at a time, with the nodes they use."""
+    import shapely
+
+    if area is None:
+        return ways
+    shapely.prepare(area)
+    keep = np.zeros(ways.n_stretches, bool)
+    for lo in range(0, ways.n_stretches, CLIP_CHUNK):
+        hi = min(lo + CLIP_CHUNK, ways.n_stretches)
+        keep[lo:hi] = shapely.intersects(ways.segments(lo, hi), area)
+    if not keep.any():
+        raise _nothing_inside(where)
+    return ways.subset(keep)
 
 
 def _read_source(
@@ -809,6 +1016,27 @@ def _read_source(
                     f"{path}: network.exclude_highways drops every road of the layer; shorten the list"
                 )
     return clip_edges(nodes, edges, area, str(path))
+
+
+def _streams(config: Config, path: Path) -> bool:
+    """Whether the network is built from the streaming reader's arrays (an OSM PBF)."""
+    from careblocks.io.osm import PBF_SUFFIXES
+
+    return config.network.source == "osm" and path.name.lower().endswith(PBF_SUFFIXES)
+
+
+def _read_ways(config: Config, path: Path, area: Any) -> Any:
+    """The walkable stretches of a PBF clipped to the area, as arrays (see :func:`_read_source`)."""
+    from careblocks.io.osm import read_osm_ways
+
+    bbox = tuple(area.bounds) if area is not None else None
+    ways = read_osm_ways(path, bbox=bbox, exclude_highways=config.network.exclude_highways)
+    return clip_ways(ways, area, str(path))
+
+
+def ways_bounds(ways: Any) -> tuple[float, float, float, float]:
+    """``(min_lon, min_lat, max_lon, max_lat)`` of the nodes of way arrays."""
+    return (float(ways.lon.min()), float(ways.lat.min()), float(ways.lon.max()), float(ways.lat.max()))
 
 
 def _save_cache(folder: Path, key: str, net: WalkNetwork, meta: dict[str, Any]) -> None:
@@ -895,15 +1123,35 @@ def load_or_build_network(
 
     if progress:
         progress(f"reading the walk network from {path.name}")
-    nodes, edges = _read_source(config, path, area)
     crs = config.study.crs
-    if crs == "auto":
-        crs = local_crs(area if area is not None else nodes)
-    if progress:
-        progress(f"building the walk network ({len(edges)} edges) in {crs}")
+    if _streams(config, path):
+        # a PBF: built straight from the streaming reader's arrays, no GeoDataFrame; the
+        # arrays are handed over and freed as the build goes
+        ways = _read_ways(config, path, area)
+        if crs == "auto":
+            crs = local_crs(area if area is not None else ways_bounds(ways))
+        if progress:
+            progress(f"building the walk network ({ways.n_stretches} edges) in {crs}")
+        held = [ways]
+        del ways
+        _release_freed_memory()  # what reading and choosing the CRS freed
+
+        def build() -> tuple[WalkNetwork, dict[str, Any]]:
+            parts = way_parts(held.pop(), crs=crs)
+            return _assemble(parts, crs=crs)
+    else:
+        nodes, edges = _read_source(config, path, area)
+        if crs == "auto":
+            crs = local_crs(area if area is not None else nodes)
+        if progress:
+            progress(f"building the walk network ({len(edges)} edges) in {crs}")
+
+        def build() -> tuple[WalkNetwork, dict[str, Any]]:
+            return build_walk_network(nodes, edges, crs=crs)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataQualityWarning)
-        net, bstats = build_walk_network(nodes, edges, crs=crs)
+        net, bstats = build()
+        del build
         if config.network.elevation is not None:
             if progress:
                 progress(f"reading node heights from {config.network.elevation.name}")

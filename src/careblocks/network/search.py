@@ -29,11 +29,10 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 import scipy.sparse as sp
-from numba import njit
 
+from careblocks._jit import njit, numba
 from careblocks.errors import InputDataError
 from careblocks.network._kernels import (
     _counts_kernel,

@@ -418,7 +418,10 @@ def audit_gtfs_cached(config: Any, audit: Any, *, status: dict[str, str]) -> Non
 
 #: the modules whose code makes the services and origins (their source is in the key)
 _INPUT_MODULES = ("careblocks.services", "careblocks.origins", "careblocks.network.graph", "careblocks.io.layers",
-                  "careblocks.io.tables", "careblocks.io.osm_features", "careblocks.pipeline")
+                  "careblocks.io.tables", "careblocks.io.osm_features", "careblocks.io.osm", "careblocks.io.roads",
+                  "careblocks.io.osm_stream", "careblocks.io.raster", "careblocks.demand.census",
+                  "careblocks.demand.groups", "careblocks.demand.residential",
+                  "careblocks.pipeline")
 #: config sections that the services and origins stages do not read (changing them keeps the entry)
 _NOT_INPUTS = ("access", "transit", "care_index", "accessibility", "sites", "prioritise", "sensitivity", "outputs",
                "audit", "compute", "raw", "source_path")

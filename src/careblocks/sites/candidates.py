@@ -413,10 +413,11 @@ def _named_streets(config: Config, osm_path, area_4326):
 
             _, edges = read_road_network(config.network.path, layer=config.network.layer)
         elif osm_path is not None:
-            from careblocks.io.osm import read_osm_network
+            from careblocks.io.osm import read_osm_edges
 
             bbox = tuple(area_4326.bounds) if area_4326 is not None else None
-            _, edges = read_osm_network(osm_path, bbox=bbox)
+            # only the named streets become GeoDataFrame rows (a PBF is filtered as read)
+            edges = read_osm_edges(osm_path, bbox=bbox, where=("name", lambda v: isinstance(v, str)))
         else:
             return None
     except Exception:  # noqa: BLE001 - naming is cosmetic; the network stage reported errors

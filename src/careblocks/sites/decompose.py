@@ -16,22 +16,30 @@ bound (its best set) and an upper bound, and the DP over the upper bounds says w
 
 1. upper bounds for every k at once from each LP relaxation solved: the LP value is concave
    in k and the dual of the site-count row is a supergradient, so an LP at k gives
-   ``f_c(k') <= LP_c(k) + mu (k' - k)`` for every k'; also the sum of the k best single
-   sites and the weight the part can reach; f_c is nondecreasing, so a bound at k' >= k
-   bounds k too;
-2. lower bounds from the nested greedy of the part, LP rounding and 1-swaps;
-3. the part's MILP at that k, on a model kept between k (only the site-count row and the
-   column bounds change), after **reduced-cost fixing**: with the LP optimum ``g``, a site
-   whose reduced cost ``d`` gives ``g - |d| <`` the best set known cannot be in a better
-   set, so its column is fixed at its LP value. What is left is small and HiGHS proves it
-   quickly. Any answer the fixed MILP misses is no better than the known set, so
-   ``max(known set, fixed MILP)`` is the part's optimum and ``max(known set, HiGHS's dual
-   bound)`` its upper bound.
+   ``f_c(k') <= LP_c(k) + mu (k' - k)`` for every k'; tighter, the **Lagrangian bound**
+   with the coverage rows' duals ``u`` as multipliers: any set of k' sites covers at most
+   ``sum_j (w_j - u_j)`` plus the k' largest ``c_i = sum_{j in M_i} u_j`` (valid for any
+   u in [0, w], equal to the LP at its k); also the sum of the k best single sites and the
+   weight the part can reach; f_c is nondecreasing, so a bound at k' >= k bounds k too;
+2. lower bounds from the nested greedy of the part, LP rounding, 1-swaps and the best sets
+   of k - 1 and k + 1 (plus the best site, less the least useful one);
+3. the part's MILP at that k (lean HiGHS settings: no presolve, no heuristics, no strong
+   branching; two parts side by side): a kernel MILP on the LP's support and the sites of
+   smallest Lagrangian reduced value for a strong set, then **Lagrangian probing**: with
+   site i forced in, the origins it covers count in full and no longer add to the other
+   sites' ``c_l``, so any set holding i covers at most ``base + c_i + (the k - 1 largest
+   c_l - overlap_il)``, and forced out at most ``base`` + the k largest other ``c_l``; a
+   site whose bound in (out) falls below the best set known is fixed out (in). This is
+   computed from ``u`` alone (it does not rely on the solver's reduced costs) and is at
+   least as strong as reduced-cost fixing. What is left goes to HiGHS. Any answer the fixed
+   MILP misses is no better than the known set, so ``max(known set, fixed MILP)`` is the
+   part's optimum and ``max(known set, HiGHS's dual bound)`` its upper bound; a site fixed
+   both in and out proves the known set optimal without a MILP.
 
 The answer for K is the DP over the lower bounds (a real set, the union of the parts'
 sets) and its proven bound the DP over the upper bounds; it is exact when they meet. A
-single part (no decomposition) runs the same steps, which is then plain LP-based reduced-cost
-fixing before branch and bound.
+single part (no decomposition) runs the same steps, which is then LP-based Lagrangian
+probing before branch and bound.
 """
 
 from __future__ import annotations
@@ -101,6 +109,7 @@ class _Part:
         self.lp_at: dict[int, tuple[float, np.ndarray, np.ndarray]] = {}
         self.lp_tried: set[int] = set()
         self.mip_at: set[int] = set()
+        self.mip_short: dict[int, float] = {}  # k -> time limit of a MILP that ran out of it
         self._lp = None
         self._k_row = 0
         self.lp_seconds = self.mip_seconds = 0.0
@@ -188,7 +197,7 @@ class _Part:
         self.offer(_swap_search(self.aug, self.wa, _pad_greedy(self.aug, self.wa, top, k), max_passes=5))
         self._tighten()
 
-    def _probe_bounds(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _probe_bounds(self, k: int, u_from: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Lagrangian probing with the LP's multipliers ``u`` at k: per site, an upper
         bound on every set of at most k sites that holds it (``in``) and that lacks it
         (``out``). With site i forced in, the origins it covers count in full and no longer
@@ -197,7 +206,7 @@ class _Part:
         plus the k largest ``c_l`` of the others. Computed from ``u`` alone (any u in
         [0, w] gives valid bounds), so it does not depend on the accuracy of the solver's
         reduced costs; with the LP's duals at least as strong as the reduced-cost test."""
-        _, _, u, c, base = self.lp_at[k]
+        _, _, u, c, base = self.lp_at[k if u_from is None else u_from]
         n = self.n
         c = np.maximum(c, 0.0)
         order = np.argsort(-c, kind="stable")
@@ -226,8 +235,14 @@ class _Part:
 
     def _fixings(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Sites that take a known value in every set better than the best known one:
-        (fixed at 0, fixed at 1) masks, from :meth:`_probe_bounds`."""
+        (fixed at 0, fixed at 1) masks, from :meth:`_probe_bounds` with the multipliers of
+        the LPs at k and, where solved, k - 1 and k + 1 (any multipliers give valid bounds;
+        the smaller of them holds)."""
         b_in, b_out = self._probe_bounds(k)
+        for other in (k - 1, k + 1):
+            if other in self.lp_at:
+                oi, oo = self._probe_bounds(k, u_from=other)
+                b_in, b_out = np.minimum(b_in, oi), np.minimum(b_out, oo)
         inc = self.lo[k]
         cut = inc - 1e-9 * max(1.0, abs(inc))  # float sums of the bounds
         return b_in < cut, b_out < cut
@@ -267,6 +282,13 @@ class _Part:
         x, status, _, bound, _ = model.solve(start=x0, time_limit_s=time_limit_s)
         chosen = one if x is None else np.concatenate([one, rows[np.flatnonzero(x[: rows.size] > 0.5)]])
         return chosen, status, base + float(bound) if np.isfinite(bound) else np.inf
+
+    def may_mip(self, k: int, limit: float | None) -> bool:
+        """Whether a MILP at k is worth running with this time limit."""
+        if k not in self.mip_at:
+            return True
+        short = self.mip_short.get(k)
+        return short is not None and (limit is None or limit >= 2 * short) and not self.exact(k)
 
     def _neighbour_sets(self, k: int) -> None:
         """Strong sets for k from the best known ones: this k's, the set of k - 1 plus the
@@ -325,6 +347,10 @@ class _Part:
                 self.hi[k] = min(self.hi[k], max(self.lo[k], bound if status != "optimal" else self.lo[k]))
                 self._tighten()
         self.mip_at.add(k)
+        if self.exact(k) or time_limit_s is None:
+            self.mip_short.pop(k, None)
+        else:
+            self.mip_short[k] = float(time_limit_s)
         self.mip_seconds += time.perf_counter() - t0
 
 
@@ -343,6 +369,9 @@ class _Singles:
         self.mip_at: set[int] = set(range(self.k_max + 1))
         self.n = rows.size
         self.lp_seconds = self.mip_seconds = 0.0
+
+    def may_mip(self, k: int, limit: float | None) -> bool:
+        return False
 
     def exact(self, k: int) -> bool:
         return True
@@ -455,14 +484,14 @@ class PartsSolver:
                 continue
             if left is not None and left <= 0:
                 break
-            mip_work = [(c, j) for c, j in open_ if j not in self.parts[c].mip_at]
+            # the time left shared by the parts still open, two side by side; a MILP that
+            # ran out of time is tried again only with at least twice its time
+            share = None if left is None else max(1.0, left / max(1.0, len(open_) / 2))
+            mip_work = [(c, j) for c, j in open_ if self.parts[c].may_mip(j, share)]
             if not mip_work:
                 break  # everything the bound depends on was tried within its time
-            # the widest gap first; the time left shared by the parts still open
-            # the widest gaps first, two parts side by side; the time left shared by the
-            # parts still open
+            # the widest gaps first
             mip_work.sort(key=lambda cj: self.parts[cj[0]].lo[cj[1]] - self.parts[cj[0]].hi[cj[1]])
-            share = None if left is None else max(1.0, left / max(1, len(mip_work) / 2))
             _run_parallel([(self.parts[c].run_mip, j) for c, j in mip_work[:2]], share)
         sel = [p.rows[p.sets[j]] for p, j in zip(self.parts, a_lo, strict=True) if j > 0]
         chosen = np.sort(np.concatenate(sel)) if sel else np.zeros(0, dtype=np.int64)

@@ -583,7 +583,23 @@ def _reduce(pb: _Problem, merge_origins: bool) -> None:
     keep = np.flatnonzero((wsum > 0) & (np.bincount(cov.indices, minlength=n_o) > 0))
     sub = cov[:, keep]
     ws = pb.w_eff[keep]
-    if pb.capacity is not None:  # assignments need each origin's own column and times
+    if pb.capacity is not None:
+        if merge_origins:
+            # origins with the same covering sites are one assignment column: any split of
+            # the group's demand maps onto its members and back (the assignments are
+            # continuous), so the optimum is the same. Stored times: the group's mean, used
+            # only to serve the nearest first in the starting set
+            pattern = sp.csr_matrix((np.ones(sub.nnz), sub.indices, sub.indptr), shape=sub.shape)
+            merged, _, group = _merge_identical_columns(pattern, np.zeros(sub.shape[1]))
+            to_group = sp.csr_matrix((np.ones(group.size), (np.arange(group.size), group)),
+                                     shape=(group.size, merged.shape[1]))
+            times = (sub @ to_group).tocsr()
+            counts = (pattern @ to_group).tocsr()
+            times.sort_indices()
+            counts.sort_indices()
+            times.data = times.data / counts.data
+            ws = np.asarray(to_group.T @ ws)
+            sub = times
         pb.sub, pb.ws = sub, ws
         pb.info["milp_origins"] = int(sub.shape[1])
         return
@@ -784,8 +800,42 @@ def _trivial_bound(pb: _Problem, k: int) -> float:
         own = pb.own if pb.own is not None else np.zeros(sub.shape[0])
         rows = pattern @ pb.ws + own
         reach = float(pb.ws.sum() + own.sum())
+    rows = np.asarray(rows, dtype=float).ravel()
+    conflicts = pb.sub_conflicts if pb.sub_conflicts is not None else pb.conflicts
+    if len(conflicts):
+        # at most one site of a group of candidates pairwise closer than the spacing: a
+        # set's value is at most the sum of its sites' own values, so at most the k
+        # largest of the groups' best values
+        label = _spacing_cliques(conflicts, rows.size, np.argsort(-rows, kind="stable"))
+        best = np.zeros(int(label.max()) + 1)
+        np.maximum.at(best, label, rows)
+        rows = best
     top = np.sort(rows)[::-1][:k]
     return float(min(top.sum(), reach))
+
+
+def _spacing_cliques(conflicts: np.ndarray, n: int, order: np.ndarray) -> np.ndarray:
+    """A partition of the candidates into groups that are pairwise in conflict (closer than
+    the minimum spacing), greedy in ``order``: a label per candidate."""
+    nbr: list[set[int]] = [set() for _ in range(n)]
+    for a, b in conflicts:
+        nbr[int(a)].add(int(b))
+        nbr[int(b)].add(int(a))
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    label = np.full(n, -1, dtype=np.int64)
+    g = 0
+    for i in order:
+        if label[i] >= 0:
+            continue
+        label[i] = g
+        common = set(nbr[i])
+        for j in sorted(common, key=lambda v: rank[v]):
+            if label[j] < 0 and j in common:
+                label[j] = g
+                common &= nbr[j]
+        g += 1
+    return label
 
 
 def _model_objective(pb: _Problem, chosen) -> float:
@@ -959,7 +1009,10 @@ class _CurveSolver:
         else:
             self.lp.set_row_upper(self.k_row, k)
             lp_solver = "simplex"
-        lp_limit = time_limit_s if lp_time_limit_s is None else lp_time_limit_s
+        # the LP at most half the time of one K: branch and bound keeps the rest (a large
+        # capacitated model's LP alone can take the whole limit, leaving no bound at all)
+        lp_limit = lp_time_limit_s if lp_time_limit_s is not None else (
+            None if time_limit_s is None else 0.5 * time_limit_s)
         xl, lp_status, _, _, lp_obj = self.lp.solve(start=None, time_limit_s=lp_limit, solver=lp_solver)
         lp_bound = lp_obj if lp_status == "optimal" else np.inf
         if xl is not None and lp_status == "optimal":
@@ -995,8 +1048,10 @@ class _CurveSolver:
             # single-site values; the bound is on the model's objective, which counts the
             # fixed blocks' service when they are variables there: reported net of them
             bound = min(float(bound) if np.isfinite(bound) else np.inf, lp_bound)
-            if not np.isfinite(bound):
-                bound = _trivial_bound(pb, k) + _fixed_value(pb)
+            if not pb.fixed.size or not np.isfinite(bound):
+                # (with kept blocks their value here is the greedy assignment's, a lower
+                # bound, so this bound is only the fallback then)
+                bound = min(bound, _trivial_bound(pb, k) + _fixed_value(pb))
             obj = _model_objective(pb, chosen) + _fixed_value(pb)
             gap = max(0.0, (bound - obj) / max(abs(obj), 1e-9))
             if gap <= MIP_REL_GAP:  # the LP bound closes it: proven after all

@@ -31,7 +31,8 @@ its old label (otherwise it would board the same trips as before).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+
+from careblocks._jit import njit, prange
 
 INF32 = np.int32(2**31 - 1)
 

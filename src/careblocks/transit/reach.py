@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from numba import njit, prange
 
+from careblocks._jit import njit, prange
 from careblocks.config import TransitConfig
 from careblocks.network.cost import WalkCost
 from careblocks.network.search import REACH_ZERO_S, gather_targets, reach_sparse
