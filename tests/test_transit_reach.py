@@ -142,6 +142,19 @@ def test_equals_transit_access_per_target(world):
     np.testing.assert_allclose(got, ta, rtol=0, atol=1 / 60 + 1e-9)
 
 
+def test_a_targets_row_does_not_depend_on_the_others(world):
+    """A target's row is the same searched alone, among a subset or with every target in
+    another order: what lets the accessibility measures search every service's facilities in
+    one pass and take each service's rows."""
+    net, _, tt, on, osnap, tn, tsnap = world
+    full = _dense(_coverage(world))
+    assert (~np.isnan(full)).sum() > 100
+    for pick in (np.arange(0, tn.size, 3), np.array([5]), np.arange(tn.size)[::-1]):
+        part = transit_coverage(net, tt, on, osnap, tn[pick], tsnap[pick], CFG, cost=WalkCost(SPEED),
+                                limit_min=LIMIT)
+        np.testing.assert_array_equal(_dense(part), full[pick])
+
+
 def test_never_slower_than_walking(world):
     got = _coverage(world)
     walk = _walking(world)

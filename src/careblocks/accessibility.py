@@ -372,13 +372,21 @@ def access_measures(config: Config, origins: pd.DataFrame, services: pd.DataFram
     grav_w = weight_function(acc, mx, for_fca=False)
     out = pd.DataFrame(index=origins.index)
     stats: dict[str, Any] = {}
+    # walk + transit: one search for every facility of every service, then each service's
+    # rows (a facility's row does not depend on the other facilities searched with it;
+    # one Range-RAPTOR per origin instead of one per origin and service)
+    t_all = None
+    kinds = services["service"].astype(str).to_numpy() if len(services) else np.zeros(0, str)
+    if transit is not None and len(services):
+        t_all = sp.csr_matrix(transit(services["node"].to_numpy(np.int64),
+                                      services["snap_m"].to_numpy(np.float64), mx * 60.0))
     for s in config.service_names:
-        fac = services[services["service"].astype(str) == s] if len(services) else services
+        fac = services[kinds == s] if len(services) else services
         supply, unit, known = facility_supply(services, s, config) if len(services) else (np.zeros(0), "facilities", True)
         need, group = need_counts(origins, s, config)
         tsec = None
-        if transit is not None and len(fac):
-            tsec = transit(fac["node"].to_numpy(np.int64), fac["snap_m"].to_numpy(np.float64), mx * 60.0)
+        if t_all is not None and len(fac):
+            tsec = t_all[np.flatnonzero(kinds == s)]
         cost = cost_matrix(network, origins, fac, cost=WalkCost.from_config(config.walk), max_min=mx,
                            transit_seconds=tsec, walk=walk)
         fca = two_step_fca(cost, supply, need, fca_w)
