@@ -155,6 +155,24 @@ def test_a_targets_row_does_not_depend_on_the_others(world):
         np.testing.assert_array_equal(_dense(part), full[pick])
 
 
+def test_capped_search_is_exact_below_the_cap(world):
+    """``transit_access(cap_s=)``: below an origin's cap the same minutes as the uncapped
+    search, NaN at or beyond it; no cap (inf) changes nothing."""
+    net, _, tt, on, osnap, tn, tsnap = world
+    services = {"a": (tn[:3], tsnap[:3]), "b": (tn[10:11], tsnap[10:11])}
+    full = transit_access(net, tt, on, osnap, services, CFG, cost=WalkCost(SPEED))
+    rng = np.random.default_rng(5)
+    cap = rng.uniform(2 * 60, 14 * 60, on.size)
+    cap[:10] = np.inf
+    got = transit_access(net, tt, on, osnap, services, CFG, cost=WalkCost(SPEED), cap_s=cap)
+    for name in services:
+        want = np.where(full[name] * 60 < np.ceil(cap)[:, None] - 1e-6, full[name], np.nan)
+        np.testing.assert_array_equal(got[name], want)
+        assert np.isnan(got[name]).sum() > np.isnan(full[name]).sum()  # the cap binds
+        assert (~np.isnan(got[name])).sum() > 20  # and leaves times below it
+        np.testing.assert_array_equal(got[name][:10], full[name][:10])
+
+
 def test_never_slower_than_walking(world):
     got = _coverage(world)
     walk = _walking(world)

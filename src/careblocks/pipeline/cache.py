@@ -80,9 +80,11 @@ def load_timetable_cached(config: Any, network: Any, *, area_4326: Any, crs: str
 
 def transit_access_cached(config: Any, network: Any, timetable: Any, tt_key: str, origins: Any,
                           services: dict[str, tuple[np.ndarray, np.ndarray]], *,
-                          status: dict[str, str], name: str = "transit_access") -> dict[str, np.ndarray]:
+                          status: dict[str, str], name: str = "transit_access",
+                          cap_s: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """:func:`careblocks.transit.transit_access` through the cache (``status[name]``; the
-    sites stage's times to the selected blocks use ``name="transit_after"``)."""
+    sites stage's times to the selected blocks use ``name="transit_after"``, capped at
+    today's times by ``cap_s``)."""
     from careblocks.transit import transit_access
 
     key = cache_key(name, {
@@ -90,6 +92,7 @@ def transit_access_cached(config: Any, network: Any, timetable: Any, tt_key: str
         "walk": _jsonable(config.walk), "origins": points_digest(origins),
         "services": {s: array_digest(np.asarray(n, np.int64), np.asarray(m, np.float64))
                      for s, (n, m) in services.items()},
+        "cap_s": None if cap_s is None else array_digest(np.asarray(cap_s, np.float64)),
     })
     got = load(config, name, key) if tt_key is not None else None
     if got is not None and set(got[0]) == set(services):
@@ -97,7 +100,7 @@ def transit_access_cached(config: Any, network: Any, timetable: Any, tt_key: str
         return dict(got[0])
     res = transit_access(network, timetable, origins["node"].to_numpy(np.int64),
                          origins["snap_m"].to_numpy(np.float64), services, config.transit,
-                         cost=WalkCost.from_config(config.walk))
+                         cost=WalkCost.from_config(config.walk), cap_s=cap_s)
     if tt_key is None:  # a timetable of unknown origin: never stored under a guessed key
         status[name] = "off"
         return res

@@ -453,12 +453,22 @@ def _origins_after(ctx: Context, sel: gpd.GeoDataFrame, timetable: Timetable | N
 
 def _transit_block_minutes(ctx, timetable, sel) -> np.ndarray:
     """Walk + transit minutes (report percentile) from every origin to the nearest selected
-    block, NaN where none is reached within ``transit.max_trip_min``."""
+    block, NaN where none is reached within ``transit.max_trip_min`` or only in as long as
+    the origin's slowest offered service takes today.
+
+    The after times take the faster of today's time and the block's, so a block no faster
+    than every offered service today changes nothing: each origin's search stops there (an
+    origin with no block in reach stops at once rather than searching the whole window)."""
     cfg = ctx.config
+    cap_s = None
+    if cfg.sites.offers:
+        today = np.column_stack([current_minutes(ctx.origins, s) for s in cfg.sites.offers])
+        slowest = today.max(axis=1)  # NaN when a service is out of reach today: no cap
+        cap_s = np.where(np.isnan(slowest), np.inf, np.ceil(slowest * 60.0) + 1.0)
     res = stage_cache.transit_access_cached(
         cfg, ctx.network, timetable, ctx.timetable_key, ctx.origins,
         {"block": (sel["node"].to_numpy(np.int64), sel["snap_m"].to_numpy(np.float64))},
-        status=ctx.cache_status, name="transit_after")
+        status=ctx.cache_status, name="transit_after", cap_s=cap_s)
     return res["block"][:, list(cfg.transit.percentiles).index(cfg.transit.report_percentile)]
 
 

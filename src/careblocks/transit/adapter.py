@@ -110,7 +110,7 @@ def _access_legs(network: Any, tt: Timetable, origin_nodes, origin_snap_m, cost:
 def transit_access(network: Any, timetable: Timetable, origin_nodes, origin_snap_m,
                    services: Mapping[str, tuple[Any, Any]], cfg: TransitConfig, *,
                    cost: WalkCost, include_walk: bool = True,
-                   return_seconds: bool = False) -> dict[str, np.ndarray]:
+                   return_seconds: bool = False, cap_s=None) -> dict[str, np.ndarray]:
     """Walk + transit travel minutes from each origin to the nearest facility of each service.
 
     Parameters
@@ -135,6 +135,12 @@ def transit_access(network: Any, timetable: Timetable, origin_nodes, origin_snap
     return_seconds
         Also return the raw per-departure seconds under ``"<service>__seconds"``
         (int32 ``n_origins x n_departures``, 2**31 - 1 = unreachable).
+    cap_s
+        Optional seconds per origin (``inf``: none) at and beyond which a time does not
+        matter to the caller (e.g. today's time, when only a faster new option counts). Each
+        origin's search stops at its cap, and a percentile not below it is NaN; one below it
+        is exact (the search returns ``min(time, cap)`` per departure minute, and a nearest
+        rank commutes with that ``min``). Raw seconds are then ``min(time, cap)``.
 
     Notes
     -----
@@ -178,6 +184,11 @@ def transit_access(network: Any, timetable: Timetable, origin_nodes, origin_snap
     wo = None
     if include_walk:
         wo = np.where(walk_only <= max_trip_s, np.ceil(walk_only), INF32).astype(np.int64)
+    cap = None
+    if cap_s is not None:
+        c = np.asarray(cap_s, np.float64).reshape(n_o)
+        cap = np.where(np.isfinite(c), np.minimum(np.ceil(c), INF32), INF32).astype(np.int64)
+        wo = np.repeat(cap[:, None], len(names), axis=1) if wo is None else np.minimum(wo, cap[:, None])
     # services no stop can reach on foot (none mapped, or none near a stop) are reached by
     # walking only: left out of the RAPTOR, whose target pruning stops at the farthest
     # service still to reach (a service never reached would switch it off for every origin)
@@ -192,7 +203,11 @@ def transit_access(network: Any, timetable: Timetable, origin_nodes, origin_snap
         "max_trip_s": max_trip_s, "egress": np.ascontiguousarray(egress[:, live]), "live": live, "walk_only_s": wo,
         "percentiles": tuple(cfg.percentiles), "names": tuple(names), "return_seconds": return_seconds,
     }, keep=("network", "timetable"), label="transit")
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    res = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    if cap is not None:  # at or beyond the cap: the capped search's min(time, cap), not a time
+        for name in names:
+            res[name][res[name] * 60.0 >= cap[:, None] - 1e-6] = np.nan
+    return res
 
 
 def _transit_chunk(lo: int, hi: int, *, network: Any, timetable: Timetable, origin_nodes: np.ndarray,
