@@ -18,7 +18,10 @@ edges (``benchmarks/_common.tile_network``), about 400,000 nodes with the defaul
    parts (the same reductions, one HiGHS model, LP first, branch and bound from greedy + swaps),
    the lazy greedy (time, objective) and, at ``--textbook-k``, the textbook MILP as is.
 3. The coverage curve K = 1..50 in one call, each point exact or with its proven gap, and
-   greedy / exact per K, within twice the time of one K = 50 solve.
+   greedy / exact per K, within twice the time of one K = 50 solve: its limit is twice the
+   K = 50 time measured just before, in the same run, both timed around the whole call.
+   Beside it, the whole curve as it was at ``--curve-baseline-rev`` (its selection, parts
+   solver and HiGHS layer read from git) with the same limit.
 
 Baseline for 2 and 3 ("before"): the exact-by-parts solver as it was at ``--baseline-rev``
 (its ``sites/decompose.py`` read from git and run in this process in place of today's, through
@@ -152,12 +155,52 @@ def parts_before(rev: str):
     return mod
 
 
+def curve_before(rev: str):
+    """``coverage_curve`` as it was at git revision ``rev``: its ``sites/_milp.py``,
+    ``sites/decompose.py`` and ``sites/selection.py`` read from git and loaded as private
+    modules (their imports of each other redirected), so that the curve before a change is
+    timed in the same run as today's (None if git or the revision is not available)."""
+    import importlib.util
+    import subprocess
+    import tempfile
+
+    root = Path(__file__).resolve().parents[1]
+    tmp = Path(tempfile.mkdtemp())
+    names = {"_milp": "careblocks_before_milp", "decompose": "careblocks_before_decompose",
+             "selection": "careblocks_before_selection"}
+    mods = {}
+    for short, name in names.items():
+        try:
+            text = subprocess.run(["git", "-C", str(root), "show", f"{rev}:src/careblocks/sites/{short}.py"],
+                                  capture_output=True, text=True, check=True).stdout
+        except (OSError, subprocess.CalledProcessError):
+            return None
+        for other, other_name in names.items():
+            text = text.replace(f"careblocks.sites.{other} ", f"{other_name} ")
+        path = tmp / f"{name}.py"
+        path.write_text(text)
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+        mods[short] = mod
+    return mods["selection"].coverage_curve
+
+
 def with_parts(mod, fn):
-    """Run ``fn`` with ``mod.PartsSolver`` as the exact solver of select_sites / coverage_curve."""
+    """Run ``fn`` with ``mod.PartsSolver`` as the exact solver of select_sites / coverage_curve
+    (today's curve passes ``k_ahead``, which an older solver does not take: dropped)."""
+    import inspect
+
     from careblocks.sites import selection as S
 
     saved = S.PartsSolver
-    S.PartsSolver = mod.PartsSolver
+    solver = mod.PartsSolver
+    if "k_ahead" not in inspect.signature(solver.solve).parameters:
+        class solver(mod.PartsSolver):  # noqa: N801
+            def solve(self, k, deadline, lp_deadline=None, k_ahead=None):
+                return super().solve(k, deadline, lp_deadline)
+    S.PartsSolver = solver
     try:
         return fn()
     finally:
@@ -190,18 +233,21 @@ def bench_milp(cov, w, ks: list[int], textbook_k: int | None, time_limit_s: floa
     return rows
 
 
-def bench_curve(cov, w, k_max: int, time_limit_s: float, before=None) -> dict:
+def bench_curve(cov, w, k_max: int, time_limit_s: float, before=None, old_curve=None) -> dict:
     """The whole curve K = 1..k_max in one call (parts' LPs re-solved from the previous
-    basis, bounds and sets shared by every K), the same with the solver before, and the
-    greedy curve."""
+    basis, bounds and sets shared by every K), the same with the parts solver before, the
+    curve as it was before (``old_curve``, same limit), and the greedy curve."""
     t_c, curve = timed(lambda: coverage_curve(cov, w, k_max=k_max, time_limit_s=time_limit_s))
     t_b, prev = (None, None)
     if before is not None:
         t_b, prev = timed(lambda: with_parts(before, lambda: coverage_curve(
             cov, w, k_max=k_max, time_limit_s=time_limit_s)))
+    t_o, old = (None, None)
+    if old_curve is not None:
+        t_o, old = timed(lambda: old_curve(cov, w, k_max=k_max, time_limit_s=time_limit_s))
     t_g, greedy = timed(lambda: coverage_curve(cov, w, k_max=k_max, method="greedy"))
     return {"seconds": t_c, "greedy_seconds": t_g, "curve": curve, "greedy": greedy,
-            "before_seconds": t_b, "before": prev}
+            "before_seconds": t_b, "before": prev, "old_seconds": t_o, "old": old}
 
 
 def textbook_capacitated(cov, w, cap: float, k: int, time_limit_s: float) -> tuple[float, str]:
@@ -240,6 +286,19 @@ def bench_capacitated(cov, w, n_cand: int, k: int, time_limit_s: float) -> dict:
             "greedy": g, "uncap_s": t_u, "uncap": u}
 
 
+def _ranges(ks: list[int]) -> str:
+    """1, 2, 3, 5, 7, 8 -> '1-3, 5, 7-8'."""
+    out, run = [], []
+    for k in ks:
+        if run and k != run[-1] + 1:
+            out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else f"{run[0]}")
+            run = []
+        run.append(k)
+    if run:
+        out.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else f"{run[0]}")
+    return ", ".join(out) or "none"
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--copies", type=int, default=28)
@@ -260,6 +319,9 @@ def main(argv=None) -> None:
                     help="time for the whole curve (s); 0: twice the K = curve-k solve (120 s without one)")
     ap.add_argument("--baseline-rev", default="761435f",
                     help="git revision whose exact-by-parts solver is the baseline ('' to skip)")
+    ap.add_argument("--curve-baseline-rev", default="fd97f83",
+                    help="git revision whose whole coverage curve (selection, parts solver, HiGHS "
+                         "layer) is timed beside today's with the same limit ('' to skip)")
     ap.add_argument("--one-model", action="store_true",
                     help="also time the one-HiGHS-model code that came before the parts")
     ap.add_argument("--cap-candidates", type=int, default=300, help="capacitated instance: first N candidates")
@@ -323,7 +385,10 @@ def main(argv=None) -> None:
     one = {row["k"]: row["milp_s"] for row in rows}
     if a.curve_k:
         limit = a.curve_time_limit or (2 * one[a.curve_k] if a.curve_k in one else 120.0)
-        c = bench_curve(cov, w, a.curve_k, limit, before=before)
+        old_curve = curve_before(a.curve_baseline_rev) if a.curve_baseline_rev else None
+        if a.curve_baseline_rev and old_curve is None:
+            print(f"(curve at {a.curve_baseline_rev} not available: git or the revision missing)")
+        c = bench_curve(cov, w, a.curve_k, limit, before=before, old_curve=old_curve)
         pts, gr = c["curve"], c["greedy"]
         n_exact = sum(p.exact for p in pts)
         print(f"\n3. Coverage curve K = 1..{a.curve_k} in one call (time for the curve "
@@ -334,8 +399,18 @@ def main(argv=None) -> None:
             worst = max((p.gap for p in bp if not p.exact), default=0.0)
             print(f"   parts solver before, same time: {c['before_seconds']:.1f} s, "
                   f"{sum(p.exact for p in bp)} of {len(bp)} points proven optimal (widest gap {worst:.3%})")
+        if c["old"] is not None:
+            op = c["old"]
+            worst = max((p.gap for p in op if not p.exact), default=0.0)
+            print(f"   the curve before ({a.curve_baseline_rev}), same time: {c['old_seconds']:.1f} s, "
+                  f"{sum(p.exact for p in op)} of {len(op)} points proven optimal (widest gap {worst:.3%})")
         if a.curve_k in one:
-            print(f"   curve / one K={a.curve_k} solve: {c['seconds'] / one[a.curve_k]:.2f}")
+            print(f"   curve / one K={a.curve_k} solve: {c['seconds'] / one[a.curve_k]:.3f}"
+                  + (f"; the curve before: {c['old_seconds'] / one[a.curve_k]:.3f}" if c["old"] else ""))
+        proven = [p.k for p in pts if p.exact]
+        print(f"   proven: K = {_ranges(proven)}; bounded: K = {_ranges([p.k for p in pts if not p.exact])}"
+              + (f" (gaps {min(p.gap for p in pts if not p.exact):.3%}-{max(p.gap for p in pts if not p.exact):.3%})"
+                 if len(proven) < len(pts) else ""))
         print("   K   covered share  exact  gap      greedy/best  seconds")
         for p, g in zip(pts, gr, strict=True):
             gap = "" if p.exact else f"{p.gap:.3%}"
