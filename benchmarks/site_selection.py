@@ -198,7 +198,7 @@ def with_parts(mod, fn):
     solver = mod.PartsSolver
     if "k_ahead" not in inspect.signature(solver.solve).parameters:
         class solver(mod.PartsSolver):  # noqa: N801
-            def solve(self, k, deadline, lp_deadline=None, k_ahead=None):
+            def solve(self, k, deadline, lp_deadline=None, **_):
                 return super().solve(k, deadline, lp_deadline)
     S.PartsSolver = solver
     try:

@@ -292,12 +292,13 @@ class _Part:
         chosen = one if x is None else np.concatenate([one, rows[np.flatnonzero(x[: rows.size] > 0.5)]])
         return chosen, status, base + float(bound) if np.isfinite(bound) else np.inf
 
-    def may_mip(self, k: int, limit: float | None) -> bool:
-        """Whether a MILP at k is worth running with this time limit."""
+    def may_mip(self, k: int, limit: float | None, retry: float = 2.0) -> bool:
+        """Whether a MILP at k is worth running with this time limit: not tried yet, or
+        it ran out of a time that this limit exceeds ``retry`` times."""
         if k not in self.mip_at:
             return True
         short = self.mip_short.get(k)
-        return short is not None and (limit is None or limit >= 2 * short) and not self.exact(k)
+        return short is not None and (limit is None or limit >= retry * short) and not self.exact(k)
 
     def _neighbour_sets(self, k: int) -> None:
         """Strong sets for k from the best known ones: this k's, the set of k - 1 plus the
@@ -391,7 +392,7 @@ class _Singles:
         self.n = rows.size
         self.lp_seconds = self.mip_seconds = 0.0
 
-    def may_mip(self, k: int, limit: float | None) -> bool:
+    def may_mip(self, k: int, limit: float | None, retry: float = 2.0) -> bool:
         return False
 
     def exact(self, k: int) -> bool:
@@ -498,14 +499,15 @@ class PartsSolver:
         return list(seen)
 
     def solve(self, k: int, deadline: float | None, lp_deadline: float | None = None,
-              k_ahead: int | None = None) -> tuple[np.ndarray, float, float, bool]:
+              k_ahead: int | None = None, retry: float = 2.0) -> tuple[np.ndarray, float, float, bool]:
         """Best set with at most ``k`` sites (reduced positions), its value, the proven upper
         bound and whether it is proven optimal (within ``MIP_REL_GAP``) by ``deadline``.
         LP relaxations, which serve every later K too, may run until ``lp_deadline`` (a
         curve's end) when it is later. Both are hard: no HiGHS call is given time past
         them, none is started with less than ``MIN_STEP_S`` left. With ``k_ahead`` (a
         curve up to that K), the time is shared by the proofs every K to come still
-        needs, and a MILP of this K that would run alone gets one of them beside it."""
+        needs, and a MILP of this K that would run alone gets one of them beside it. A
+        MILP that ran out of time runs again only with ``retry`` times that time."""
         if deadline is not None and lp_deadline is not None:
             lp_deadline = max(deadline, lp_deadline)
         else:
@@ -534,7 +536,7 @@ class PartsSolver:
             # with at least twice its time
             pending = open_ if k_ahead is None or k_ahead <= k else self._pending(k, k_ahead)
             share = None if left is None else left / max(1.0, len(pending) / 2)
-            mip_work = [(c, j) for c, j in open_ if self.parts[c].may_mip(j, share)]
+            mip_work = [(c, j) for c, j in open_ if self.parts[c].may_mip(j, share, retry)]
             if not mip_work:
                 break  # everything the bound depends on was tried within its time
             # the widest gaps first
@@ -542,7 +544,7 @@ class PartsSolver:
             mip_work = mip_work[:2]
             if len(mip_work) == 1:  # the second thread on a proof a larger K needs
                 mip_work += [(c, j) for c, j in pending if c != mip_work[0][0]
-                             and self.parts[c].may_mip(j, share)][:1]
+                             and self.parts[c].may_mip(j, share, retry)][:1]
             _run_parallel([(self.parts[c].run_mip, j) for c, j in mip_work], share)
         sel = [p.rows[p.sets[j]] for p, j in zip(self.parts, a_lo, strict=True) if j > 0]
         chosen = np.sort(np.concatenate(sel)) if sel else np.zeros(0, dtype=np.int64)

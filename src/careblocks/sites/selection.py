@@ -964,13 +964,13 @@ class _PartsCurveSolver:
         self.parts = PartsSolver(pb.sub, pb.ws, own, k_max)
 
     def solve(self, k: int, *, time_limit_s: float | None, lp_time_limit_s: float | None = None,
-              k_ahead: int | None = None):
+              k_ahead: int | None = None, retry: float = 2.0):
         import time
 
         now = time.perf_counter()
         deadline = None if time_limit_s is None else now + time_limit_s
         lp_deadline = None if lp_time_limit_s is None else now + lp_time_limit_s
-        chosen, lo, hi, exact = self.parts.solve(k, deadline, lp_deadline, k_ahead=k_ahead)
+        chosen, lo, hi, exact = self.parts.solve(k, deadline, lp_deadline, k_ahead=k_ahead, retry=retry)
         self.pb.info.update({f"milp_{key}": v for key, v in self.parts.stats().items()})
         gap = 0.0 if exact else (hi - lo) / max(abs(lo), 1e-9)
         return self.pb.alive[chosen], ("optimal" if exact else "time limit"), gap, float(hi)
@@ -995,7 +995,7 @@ class _CurveSolver:
                       relax=relax)
 
     def solve(self, k: int, *, time_limit_s: float | None, lp_time_limit_s: float | None = None,
-              k_ahead: int | None = None):
+              k_ahead: int | None = None, retry: float = 2.0):
         """Best set for ``k``: the LP relaxation (within ``lp_time_limit_s``, default
         ``time_limit_s``), then branch and bound within what is left of ``time_limit_s``
         (none at all when it is not positive: the best start and the simple bound)."""
@@ -1164,10 +1164,11 @@ def coverage_curve(
 
     raw: dict[int, tuple] = {}  # K -> (status, gap, bound) of its last solve
 
-    def point(k: int, t0: float, limit: float | None, lp_left: float | None) -> CurvePoint | None:
+    def point(k: int, t0: float, limit: float | None, lp_left: float | None,
+              retry: float = 2.0) -> CurvePoint | None:
         nonlocal finish_s
         x, status, gap, bound = solver.solve(k, time_limit_s=limit, lp_time_limit_s=lp_left,
-                                             k_ahead=k_max)
+                                             k_ahead=k_max, retry=retry)
         if raw.get(k) == (status, gap, bound):
             return None  # nothing learnt since the last solve of this K
         raw[k] = (status, gap, bound)
@@ -1206,7 +1207,9 @@ def coverage_curve(
         last = out[-1]
     if deadline is not None and by_parts:
         # time a fast K left over, and proofs made for a larger K, go back to the open points
-        # (re-read from the shared bounds first; a point changes only where they moved)
+        # (re-read from the shared bounds first; a point changes only where they moved);
+        # nothing else waits for this time, so a proof that ran out of time runs again
+        # with any longer time
         for i, p in enumerate(out):
             if p.exact:
                 continue
@@ -1215,7 +1218,7 @@ def coverage_curve(
             limit = lp_left
             if per_k_time_limit_s is not None:
                 limit = min(limit, per_k_time_limit_s)
-            q = point(p.k, t0, limit, lp_left)
+            q = point(p.k, t0, limit, lp_left, retry=1.25)
             if q is not None and q.objective >= p.objective and (q.exact or q.bound <= p.bound):
                 out[i] = replace(q, seconds=p.seconds + q.seconds)
     return out
