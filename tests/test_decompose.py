@@ -152,3 +152,27 @@ def test_curve_under_a_tight_time_limit_keeps_valid_bounds():
         assert p.objective <= truth + 1e-9
         assert p.bound >= truth * (1 - 1e-6)
         assert p.exact or p.gap > 0
+
+
+def test_kept_highs_model_gets_its_time_limit_afresh_on_every_solve():
+    """HiGHS measures its time limit against the run time a model object has accumulated;
+    a kept model (the curve's LP) must still get the full limit of each new solve."""
+    import time
+
+    from careblocks.sites._milp import _model
+
+    cov, w, _ = spatial_instance(17, towns=2, n_cand=120, n_orig=2500, spread=1.5)
+    model, row = _model(_pattern(cov), w, 5, np.zeros((0, 2), dtype=np.int64), None, None, None, relax=True)
+    x, status, *_ = model.solve(start=None, time_limit_s=None, solver="simplex")
+    assert status == "optimal"
+    while model.h.getRunTime() < 0.5:  # let the model's own clock pass half a second
+        for k in (6, 5):
+            model.set_row_upper(row, k)
+            model.solve(start=None, time_limit_s=None, solver="simplex")
+    # one more k from the last basis (a few dual simplex steps), with a limit below the
+    # run time so far
+    model.set_row_upper(row, 8)
+    t0 = time.perf_counter()
+    x, status, *_ = model.solve(start=None, time_limit_s=0.25 * model.h.getRunTime(), solver="simplex")
+    assert status == "optimal", (status, time.perf_counter() - t0)
+    assert x is not None

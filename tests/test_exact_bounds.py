@@ -230,3 +230,60 @@ def test_bound_without_an_lp_respects_the_spacing_and_holds():
             for a, b in itertools.combinations(members, 2):
                 assert (min(a, b), max(a, b)) in conflicts
     assert tighter > 0
+
+
+class _FakeClock:
+    """``time.perf_counter`` that moves only when HiGHS runs: each solve costs ``step``
+    seconds, or its whole time limit when that is shorter (as if it ran out of it).
+    Records each solve's start and time limit."""
+
+    def __init__(self, monkeypatch, step: float):
+        import threading
+        import time
+
+        from careblocks.sites import _milp
+
+        self.now, self.step, self.calls = 1000.0, step, []
+        lock = threading.Lock()
+        real = _milp._HighsModel.solve
+
+        def solve(model, *, start, time_limit_s, solver="choose"):
+            with lock:
+                t = self.now
+            self.calls.append((t, time_limit_s))
+            out = real(model, start=start, time_limit_s=time_limit_s, solver=solver)
+            with lock:
+                self.now += self.step if time_limit_s is None else min(self.step, max(0.0, time_limit_s))
+            return out
+
+        monkeypatch.setattr(time, "perf_counter", lambda: self.now)
+        monkeypatch.setattr(_milp._HighsModel, "solve", solve)
+
+
+@pytest.mark.parametrize("budget", [3.0, 7.5])
+def test_curve_honours_its_time_budget(fontibon_instance, monkeypatch, budget):
+    """A curve given ``budget`` seconds on real Fontibón catchments, timed by a clock that
+    only HiGHS moves (1 s a solve): no solve starts at or after the deadline nor is given
+    time past it, so the curve ends within it; the points it had no time for are real sets
+    with valid bounds, marked exact only where they are the optimum."""
+    cov, w = fontibon_instance
+    k_max = 15  # all 15 points take 20 solves
+    truth = [plain_milp(cov, w, k)[0] for k in range(1, k_max + 1)]
+    clock = _FakeClock(monkeypatch, step=1.0)
+    start = clock.now
+    pts = coverage_curve(cov, w, k_max=k_max, time_limit_s=budget)
+    deadline = start + budget
+    assert clock.calls  # it did solve within the budget
+    for t, limit in clock.calls:
+        assert t < deadline
+        assert limit is not None and t + limit <= deadline + 1e-9
+    assert clock.now <= deadline + 1e-9
+    for p, best in zip(pts, truth, strict=True):
+        assert coverage_value(cov, w, p.selected) == pytest.approx(p.objective, rel=1e-9)
+        assert p.objective <= best * (1 + 1e-9)
+        assert p.bound >= best * (1 - 1e-9)
+        if p.exact:
+            assert p.objective == pytest.approx(best, rel=1e-9)
+        else:
+            assert p.gap > 0 and p.status != "optimal"
+    assert not all(p.exact for p in pts)  # the deadline bites: some points are only bounded

@@ -98,7 +98,11 @@ class _HighsModel:
 
         h = self.h
         h.setOptionValue("solver", solver)
-        h.setOptionValue("time_limit", float(time_limit_s) if time_limit_s is not None else highspy.kHighsInf)
+        # HiGHS compares ``time_limit`` with the run time the object has accumulated over
+        # all its runs, so a kept model (the coverage curve's LP) given 1 s after 5 s of
+        # earlier solves would stop at once: the limit is set from that clock
+        limit = highspy.kHighsInf if time_limit_s is None else h.getRunTime() + max(0.0, float(time_limit_s))
+        h.setOptionValue("time_limit", limit)
         if start is not None:
             sol = highspy.HighsSolution()
             sol.col_value = np.asarray(start, dtype=float).tolist()

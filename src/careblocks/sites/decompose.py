@@ -60,6 +60,9 @@ from careblocks.sites._milp import (
 
 _NO_CONFLICTS = np.zeros((0, 2), dtype=np.int64)
 
+#: a HiGHS call with less time than this left before its deadline is not started
+MIN_STEP_S = 0.02
+
 
 def overlap_parts(pattern: sp.csr_matrix) -> tuple[int, np.ndarray]:
     """Connected parts of the overlap graph of the candidates (rows of ``pattern``):
@@ -110,6 +113,7 @@ class _Part:
         self.lp_tried: set[int] = set()
         self.mip_at: set[int] = set()
         self.mip_short: dict[int, float] = {}  # k -> time limit of a MILP that ran out of it
+        self.fix_seconds = 0.0  # the longest Lagrangian probing so far (not interruptible)
         self._lp = None
         self._k_row = 0
         self.lp_seconds = self.mip_seconds = 0.0
@@ -247,11 +251,13 @@ class _Part:
         cut = inc - 1e-9 * max(1.0, abs(inc))  # float sums of the bounds
         return b_in < cut, b_out < cut
 
-    def _restricted(self, k: int, free: np.ndarray, ones: np.ndarray, time_limit_s: float | None):
+    def _restricted(self, k: int, free: np.ndarray, ones: np.ndarray, deadline: float | None):
         """Best set with ``ones`` chosen and the rest among ``free`` (masks), as a compact
-        MILP: the ones' catchments served, origin columns merged again among the free
-        candidates, columns only one of them covers folded into it. Returns (set, status,
-        bound) with the bound on the whole part's objective."""
+        MILP solved until ``deadline`` (counted from when HiGHS starts, after the model is
+        built; not started with less than ``MIN_STEP_S`` left): the ones' catchments
+        served, origin columns merged again among the free candidates, columns only one of
+        them covers folded into it. Returns (set, status, bound) with the bound on the
+        whole part's objective (infinite when HiGHS did not run)."""
         one = np.flatnonzero(ones)
         served = np.zeros(self.aug.shape[1], dtype=bool)
         for i in one:
@@ -279,7 +285,10 @@ class _Part:
         for i in start:
             hit[sub.indices[sub.indptr[i] : sub.indptr[i + 1]]] = True
         x0[rows.size :] = hit
-        x, status, _, bound, _ = model.solve(start=x0, time_limit_s=time_limit_s)
+        limit = None if deadline is None else deadline - time.perf_counter()
+        if limit is not None and limit < MIN_STEP_S:
+            return one, "time limit", np.inf
+        x, status, _, bound, _ = model.solve(start=x0, time_limit_s=limit)
         chosen = one if x is None else np.concatenate([one, rows[np.flatnonzero(x[: rows.size] > 0.5)]])
         return chosen, status, base + float(bound) if np.isfinite(bound) else np.inf
 
@@ -309,9 +318,19 @@ class _Part:
     def run_mip(self, k: int, time_limit_s: float | None) -> None:
         """Branch and bound at k (the LP at k first if missing): a kernel MILP on the LP's
         support and the sites of smallest reduced cost for a strong set, then reduced-cost
-        fixing with it and the MILP on what is left, which proves the part's optimum."""
+        fixing with it and the MILP on what is left, which proves the part's optimum.
+
+        ``time_limit_s`` is a hard limit for the whole step: each HiGHS call gets what is
+        left of it (none is started with less than ``MIN_STEP_S``) and the probing, which
+        cannot be interrupted, is not started when it took longer before than what is left."""
+        t0 = time.perf_counter()
+        deadline = None if time_limit_s is None else t0 + time_limit_s
+
+        def left() -> float | None:
+            return None if deadline is None else deadline - time.perf_counter()
+
         if k not in self.lp_tried:
-            self.run_lp(k, time_limit_s)
+            self.run_lp(k, left())
         if k not in self.lp_at:
             if k in self.lp_tried:  # the LP failed for good: nothing to fix with
                 self.mip_at.add(k)
@@ -319,8 +338,6 @@ class _Part:
         if self.exact(k):
             self.mip_at.add(k)
             return
-        t0 = time.perf_counter()
-        deadline = None if time_limit_s is None else t0 + time_limit_s
         self._neighbour_sets(k)
         _, xs, _, c, _ = self.lp_at[k]
         # Lagrangian reduced values: distance of c_i from the k-th largest
@@ -329,19 +346,23 @@ class _Part:
         kernel[xs > 1e-9] = True
         kernel[np.argsort(np.abs(c - lam), kind="stable")[: max(3 * k, 30)]] = True
         kernel[self.sets[k]] = True
-        if kernel.sum() < self.n:
-            share = None if deadline is None else max(0.5, 0.25 * (deadline - time.perf_counter()))
-            sel, _, _ = self._restricted(k, kernel, np.zeros(self.n, dtype=bool), share)
+        rest = left()
+        if kernel.sum() < self.n and (rest is None or 0.25 * rest >= MIN_STEP_S):
+            sel, _, _ = self._restricted(k, kernel, np.zeros(self.n, dtype=bool),
+                                         None if rest is None else time.perf_counter() + 0.25 * rest)
             self.offer(sel)
-        if not self.exact(k):
+        rest = left()
+        if not self.exact(k) and (rest is None or rest >= self.fix_seconds + MIN_STEP_S):
+            t_fix = time.perf_counter()
             zero, one = self._fixings(k)
+            self.fix_seconds = max(self.fix_seconds, time.perf_counter() - t_fix)
+            rest = left()
             if (zero & one).any() or one.sum() > k:
                 # every better set would both hold and lack a site: none exists
                 self.hi[k] = min(self.hi[k], self.lo[k])
                 self._tighten()
-            else:
-                left = None if deadline is None else max(0.5, deadline - time.perf_counter())
-                sel, status, bound = self._restricted(k, ~zero, one, left)
+            elif rest is None or rest >= MIN_STEP_S:
+                sel, status, bound = self._restricted(k, ~zero, one, deadline)
                 self.offer(sel)
                 # sets outside what was left are no better than the best known one
                 self.hi[k] = min(self.hi[k], max(self.lo[k], bound if status != "optimal" else self.lo[k]))
@@ -380,6 +401,13 @@ class _Singles:
 def _dp(tables: list[np.ndarray], k: int) -> tuple[float, list[int]]:
     """max sum_c t_c[k_c] subject to sum_c k_c <= k (each t_c nondecreasing): the value and
     one best allocation."""
+    best, allocs = _dp_all(tables, k, k)
+    return float(best[k]), allocs[0]
+
+
+def _dp_all(tables: list[np.ndarray], k: int, k_from: int) -> tuple[np.ndarray, list[list[int]]]:
+    """The DP of :func:`_dp` once for every budget up to ``k``: the best value per budget
+    and a best allocation for each budget ``k_from..k`` (the same as ``_dp`` gives)."""
     best = np.zeros(k + 1)
     choice = []
     for t in tables:
@@ -391,13 +419,16 @@ def _dp(tables: list[np.ndarray], k: int) -> tuple[float, list[int]]:
         arg = np.argmax(cand, axis=0)
         choice.append(arg)
         best = cand[arg, np.arange(k + 1)]
-    alloc = [0] * len(tables)
-    b = k
-    for c in range(len(tables) - 1, -1, -1):
-        j = int(choice[c][b])
-        alloc[c] = j
-        b -= j
-    return float(best[k]), alloc
+    allocs = []
+    for kk in range(k_from, k + 1):
+        alloc = [0] * len(tables)
+        b = kk
+        for c in range(len(tables) - 1, -1, -1):
+            j = int(choice[c][b])
+            alloc[c] = j
+            b -= j
+        allocs.append(alloc)
+    return best, allocs
 
 
 def _run_parallel(work: list, time_limit_s: float | None) -> None:
@@ -455,12 +486,26 @@ class PartsSolver:
         hi, a_hi = _dp(self._tables(True), k)
         return lo, a_lo, max(hi, lo), a_hi
 
-    def solve(self, k: int, deadline: float | None,
-              lp_deadline: float | None = None) -> tuple[np.ndarray, float, float, bool]:
+    def _pending(self, k: int, k_ahead: int) -> list[tuple[int, int]]:
+        """The (part, k') still open in the DP over the upper bounds at some K = k..k_ahead,
+        in the order of the first K that needs them: the proofs a curve still has to make."""
+        _, allocs = _dp_all(self._tables(True), k_ahead, k)
+        seen: dict[tuple[int, int], None] = {}
+        for alloc in allocs:
+            for c, j in enumerate(alloc):
+                if not self.parts[c].exact(j):
+                    seen.setdefault((c, j))
+        return list(seen)
+
+    def solve(self, k: int, deadline: float | None, lp_deadline: float | None = None,
+              k_ahead: int | None = None) -> tuple[np.ndarray, float, float, bool]:
         """Best set with at most ``k`` sites (reduced positions), its value, the proven upper
         bound and whether it is proven optimal (within ``MIP_REL_GAP``) by ``deadline``.
         LP relaxations, which serve every later K too, may run until ``lp_deadline`` (a
-        curve's end) when it is later."""
+        curve's end) when it is later. Both are hard: no HiGHS call is given time past
+        them, none is started with less than ``MIN_STEP_S`` left. With ``k_ahead`` (a
+        curve up to that K), the time is shared by the proofs every K to come still
+        needs, and a MILP of this K that would run alone gets one of them beside it."""
         if deadline is not None and lp_deadline is not None:
             lp_deadline = max(deadline, lp_deadline)
         else:
@@ -471,6 +516,7 @@ class PartsSolver:
                 break
             now = time.perf_counter()
             left = None if deadline is None else deadline - now
+            lp_left = None if lp_deadline is None else lp_deadline - now
             open_ = [(c, j) for c, j in enumerate(a_hi) if not self.parts[c].exact(j)]
             lp_work = []
             for c, j in open_:
@@ -478,21 +524,26 @@ class PartsSolver:
                     j = a_lo[c]  # the first (cold) LP of a part where its best sets lie
                 if j not in self.parts[c].lp_tried:
                     lp_work.append((c, j))
-            if lp_work and (lp_deadline is None or lp_deadline > now):
-                limit = None if lp_deadline is None else max(0.1, lp_deadline - now)
-                _run_lps([(self.parts[c], j) for c, j in lp_work], limit)
+            if lp_work and (lp_left is None or lp_left >= MIN_STEP_S):
+                _run_lps([(self.parts[c], j) for c, j in lp_work], lp_left)
                 continue
-            if left is not None and left <= 0:
+            if left is not None and left < MIN_STEP_S:
                 break
-            # the time left shared by the parts still open, two side by side; a MILP that
-            # ran out of time is tried again only with at least twice its time
-            share = None if left is None else max(1.0, left / max(1.0, len(open_) / 2))
+            # the time left shared by the proofs still open (for a curve: those of every K
+            # to come), two side by side; a MILP that ran out of time is tried again only
+            # with at least twice its time
+            pending = open_ if k_ahead is None or k_ahead <= k else self._pending(k, k_ahead)
+            share = None if left is None else left / max(1.0, len(pending) / 2)
             mip_work = [(c, j) for c, j in open_ if self.parts[c].may_mip(j, share)]
             if not mip_work:
                 break  # everything the bound depends on was tried within its time
             # the widest gaps first
             mip_work.sort(key=lambda cj: self.parts[cj[0]].lo[cj[1]] - self.parts[cj[0]].hi[cj[1]])
-            _run_parallel([(self.parts[c].run_mip, j) for c, j in mip_work[:2]], share)
+            mip_work = mip_work[:2]
+            if len(mip_work) == 1:  # the second thread on a proof a larger K needs
+                mip_work += [(c, j) for c, j in pending if c != mip_work[0][0]
+                             and self.parts[c].may_mip(j, share)][:1]
+            _run_parallel([(self.parts[c].run_mip, j) for c, j in mip_work], share)
         sel = [p.rows[p.sets[j]] for p, j in zip(self.parts, a_lo, strict=True) if j > 0]
         chosen = np.sort(np.concatenate(sel)) if sel else np.zeros(0, dtype=np.int64)
         return chosen, lo, hi, hi - lo <= _tol(lo)

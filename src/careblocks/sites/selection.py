@@ -39,7 +39,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -677,8 +677,11 @@ def _greedy_result(pb: _Problem, k: int) -> SelectionResult:
                            status="greedy", mip_gap=None, info=pb.info)
 
 
-def _finish(pb: _Problem, x: np.ndarray, status: str, gap, bound, k: int, used: str) -> SelectionResult:
-    """Canonical ties, selection order, marginal gains, and the greedy safety net."""
+def _finish(pb: _Problem, x: np.ndarray, status: str, gap, bound, k: int, used: str,
+            greedy_value: float | None = None) -> SelectionResult:
+    """Canonical ties, selection order, marginal gains, and the greedy safety net
+    (``greedy_value``: the greedy's objective at k when known, so that the greedy runs
+    again only when it is better)."""
     cov = pb.cov
     if pb.capacity is not None and used == "milp":
         return _finish_capacitated(pb, x, status, gap, bound, used)
@@ -693,7 +696,7 @@ def _finish(pb: _Problem, x: np.ndarray, status: str, gap, bound, k: int, used: 
     w_use = None if pb.pair else pb.w_eff
     fixed_order = pb.fixed if (pb.capacity is not None or pb.pair) else None
     sel, gains, rem = _order_sites(cov, w_use, x, pb.capacity, pb.pair, fixed=fixed_order)
-    if status != "optimal":
+    if status != "optimal" and (greedy_value is None or greedy_value > gains.sum() + 1e-9):
         g_sel, g_gains, g_rem = _problem_greedy(pb, k)
         if g_gains.sum() > gains.sum() + 1e-9:
             sel, gains, rem, used = g_sel, g_gains, g_rem, "greedy"
@@ -960,13 +963,14 @@ class _PartsCurveSolver:
         self.pb = pb
         self.parts = PartsSolver(pb.sub, pb.ws, own, k_max)
 
-    def solve(self, k: int, *, time_limit_s: float | None, lp_time_limit_s: float | None = None):
+    def solve(self, k: int, *, time_limit_s: float | None, lp_time_limit_s: float | None = None,
+              k_ahead: int | None = None):
         import time
 
         now = time.perf_counter()
         deadline = None if time_limit_s is None else now + time_limit_s
         lp_deadline = None if lp_time_limit_s is None else now + lp_time_limit_s
-        chosen, lo, hi, exact = self.parts.solve(k, deadline, lp_deadline)
+        chosen, lo, hi, exact = self.parts.solve(k, deadline, lp_deadline, k_ahead=k_ahead)
         self.pb.info.update({f"milp_{key}": v for key, v in self.parts.stats().items()})
         gap = 0.0 if exact else (hi - lo) / max(abs(lo), 1e-9)
         return self.pb.alive[chosen], ("optimal" if exact else "time limit"), gap, float(hi)
@@ -990,9 +994,11 @@ class _CurveSolver:
                       pair=pb.pair, cost=pb.sub_cost, budget=pb.budget, fixed=pb.sub_fixed, own=pb.own,
                       relax=relax)
 
-    def solve(self, k: int, *, time_limit_s: float | None, lp_time_limit_s: float | None = None):
+    def solve(self, k: int, *, time_limit_s: float | None, lp_time_limit_s: float | None = None,
+              k_ahead: int | None = None):
         """Best set for ``k``: the LP relaxation (within ``lp_time_limit_s``, default
-        ``time_limit_s``), then branch and bound within what is left of ``time_limit_s``."""
+        ``time_limit_s``), then branch and bound within what is left of ``time_limit_s``
+        (none at all when it is not positive: the best start and the simple bound)."""
         import time
 
         pb = self.pb
@@ -1001,6 +1007,10 @@ class _CurveSolver:
         if n == 0 or (sub.shape[1] == 0 and (pb.own is None or not pb.own.any())):
             return np.zeros(0, dtype=np.int64), "optimal", 0.0, 0.0
         t0 = time.perf_counter()
+        if time_limit_s is not None and time_limit_s <= 0:
+            # out of time (a curve past its deadline): the best start, the simple bound
+            chosen = _best_start(pb, k, [self.prev] if self.prev is not None and self.prev.size else [])
+            return self._bounded(k, chosen, np.inf, np.inf)
         # 1. the LP relaxation, kept between K: interior point the first time, then dual
         #    simplex from the previous basis (only the site-count row changes)
         if self.lp is None:
@@ -1042,20 +1052,28 @@ class _CurveSolver:
         if x is None:
             raise InputDataError(f"site selection: the MILP found no solution ({status}); try method='greedy'")
         chosen = np.setdiff1d(np.flatnonzero(x[:n] > 0.5), pb.sub_fixed)
-        self.prev = chosen
         if status != "optimal":
-            # the proven bound: HiGHS's, the LP relaxation's or, failing both, the K largest
-            # single-site values; the bound is on the model's objective, which counts the
-            # fixed blocks' service when they are variables there: reported net of them
-            bound = min(float(bound) if np.isfinite(bound) else np.inf, lp_bound)
-            if not pb.fixed.size or not np.isfinite(bound):
-                # (with kept blocks their value here is the greedy assignment's, a lower
-                # bound, so this bound is only the fallback then)
-                bound = min(bound, _trivial_bound(pb, k) + _fixed_value(pb))
-            obj = _model_objective(pb, chosen) + _fixed_value(pb)
-            gap = max(0.0, (bound - obj) / max(abs(obj), 1e-9))
-            if gap <= MIP_REL_GAP:  # the LP bound closes it: proven after all
-                status, gap = "optimal", 0.0
+            return self._bounded(k, chosen, float(bound) if np.isfinite(bound) else np.inf, lp_bound)
+        self.prev = chosen
+        return pb.alive[chosen], status, gap, float(bound) - _fixed_value(pb)
+
+    def _bounded(self, k: int, chosen: np.ndarray, mip_bound: float, lp_bound: float):
+        """An answer not proven optimal by HiGHS, with its proven bound: HiGHS's, the LP
+        relaxation's or, failing both, the K largest single-site values; the bound is on
+        the model's objective, which counts the fixed blocks' service when they are
+        variables there: reported net of them."""
+        pb = self.pb
+        self.prev = chosen
+        bound = min(mip_bound, lp_bound)
+        if not pb.fixed.size or not np.isfinite(bound):
+            # (with kept blocks their value here is the greedy assignment's, a lower
+            # bound, so this bound is only the fallback then)
+            bound = min(bound, _trivial_bound(pb, k) + _fixed_value(pb))
+        obj = _model_objective(pb, chosen) + _fixed_value(pb)
+        gap = max(0.0, (bound - obj) / max(abs(obj), 1e-9))
+        status = "time limit"
+        if gap <= MIP_REL_GAP:  # the LP bound closes it: proven after all
+            status, gap = "optimal", 0.0
         return pb.alive[chosen], status, gap, float(bound) - _fixed_value(pb)
 
 
@@ -1092,24 +1110,32 @@ def coverage_curve(
 ) -> list[CurvePoint]:
     """Best coverage for every K = 1..``k_max``, solved incrementally.
 
-    One reduced instance and one HiGHS model serve every K: only the bound of the site
-    count row changes, and each solve starts from the better of the lazy greedy and the
-    previous K's answer plus its best extra site (both improved by 1-swaps). Each point is
-    ``exact`` when HiGHS proves it optimal, else it carries the proven ``gap`` and
-    ``bound``. ``time_limit_s`` is shared by all K (what is left is split evenly over the
-    K still to solve, unless ``per_k_time_limit_s`` caps it); ``method="greedy"`` gives the
-    greedy curve (nested sets, no bounds). ``constraints`` are those of
-    :func:`select_sites` (spacing, districts, existing, capacity, pair_gains, cost,
-    budget, fixed).
+    One reduced instance serves every K: by parts (:mod:`decompose`) the parts' bounds,
+    best sets and proofs are shared by all K; else one HiGHS model whose site count row
+    changes, each solve starting from the better of the lazy greedy and the previous K's
+    answer plus its best extra site (both improved by 1-swaps). Each point is ``exact``
+    when proven optimal, else it carries the proven ``gap`` and ``bound``.
+
+    ``time_limit_s`` is a hard limit for the whole call, reductions included: no solve is
+    given time past it, and the points whose turn comes after it are reported from the
+    bounds known then (exact only where those meet). By parts, each proof a part still
+    needs for any K to come gets an even share of the time left; with one model, each K
+    gets an even share of it (either way, what a fast K leaves goes to the later ones;
+    ``per_k_time_limit_s`` caps one K). The LP relaxations, which serve every later K,
+    may use all of it. Time left at the end goes back to the points still open. ``method="greedy"`` gives the greedy
+    curve (nested sets, no bounds). ``constraints`` are those of :func:`select_sites`
+    (spacing, districts, existing, capacity, pair_gains, cost, budget, fixed).
     """
     import time
 
+    t_start = time.perf_counter()
     if k_max < 1:
         raise ConfigError(f"config key 'sites.curve_k_max': must be >= 1, got {k_max}")
     merge = constraints.pop("merge_origins", True)
     unknown = sorted(set(constraints) - set(_CONSTRAINT_DEFAULTS))
     if unknown:
         raise TypeError(f"coverage_curve: unexpected arguments {unknown}")
+    deadline = None if time_limit_s is None else t_start + float(time_limit_s)
     pb = _prepare(coverage, origin_weights, k=k_max, method=method if method != "auto" else "milp",
                   **{**_CONSTRAINT_DEFAULTS, **constraints})
     out: list[CurvePoint] = []
@@ -1127,7 +1153,39 @@ def coverage_curve(
         return out
     _reduce(pb, merge)
     solver = _exact_solver(pb, k_max)
-    deadline = None if time_limit_s is None else time.perf_counter() + float(time_limit_s)
+    by_parts = isinstance(solver, _PartsCurveSolver)
+    greedy_at = None
+    if pb.plain:
+        # the lazy greedy is nested: its value at every K from one run (the safety net of
+        # each point then reruns it only where it is better than the exact answer)
+        _, g_gains, _ = _problem_greedy(pb, k_max)
+        greedy_at = np.concatenate([[0.0], np.cumsum(g_gains)])
+    finish_s = 0.0  # the longest bookkeeping of one point so far, kept back for each point to come
+
+    raw: dict[int, tuple] = {}  # K -> (status, gap, bound) of its last solve
+
+    def point(k: int, t0: float, limit: float | None, lp_left: float | None) -> CurvePoint | None:
+        nonlocal finish_s
+        x, status, gap, bound = solver.solve(k, time_limit_s=limit, lp_time_limit_s=lp_left,
+                                             k_ahead=k_max)
+        if raw.get(k) == (status, gap, bound):
+            return None  # nothing learnt since the last solve of this K
+        raw[k] = (status, gap, bound)
+        t_fin = time.perf_counter()
+        g_val = None if greedy_at is None else float(greedy_at[min(k, greedy_at.size - 1)])
+        res = _finish(pb, x, status, gap, bound, k, "milp", greedy_value=g_val)
+        finish_s = max(finish_s, time.perf_counter() - t_fin)
+        exact = res.status == "optimal"
+        return CurvePoint(k, res.objective, res.objective / total if total > 0 else 0.0, exact,
+                          0.0 if exact else res.mip_gap, res.bound, res.selected,
+                          time.perf_counter() - t0, res.status)
+
+    def time_left(n_points: int) -> float | None:
+        # what is left of the whole limit, less the bookkeeping of the points to come
+        if deadline is None:
+            return None
+        return max(0.0, deadline - time.perf_counter() - finish_s * n_points)
+
     last = None
     for k in range(1, k_max + 1):
         t0 = time.perf_counter()
@@ -1136,21 +1194,30 @@ def coverage_curve(
             out.append(CurvePoint(k, last.objective, last.share, True, 0.0, last.objective, last.selected,
                                   0.0, "optimal"))
             continue
-        limit = None
-        if deadline is not None:
-            limit = max(0.5, (deadline - t0) / (k_max - k + 1))
-        if per_k_time_limit_s is not None:
-            limit = per_k_time_limit_s if limit is None else min(limit, per_k_time_limit_s)
         # the LP relaxation serves every K (re-solved from the previous basis): it may use
         # all the time left; branch and bound gets this K's share
-        lp_left = None if deadline is None else max(0.5, deadline - time.perf_counter())
-        x, status, gap, bound = solver.solve(k, time_limit_s=limit, lp_time_limit_s=lp_left)
-        res = _finish(pb, x, status, gap, bound, k, "milp")
-        exact = res.status == "optimal"
-        out.append(CurvePoint(k, res.objective, res.objective / total if total > 0 else 0.0, exact,
-                              0.0 if exact else res.mip_gap, res.bound, res.selected,
-                              time.perf_counter() - t0, res.status))
+        lp_left = time_left(k_max - k + 1)
+        limit = lp_left
+        if lp_left is not None and not by_parts:
+            limit = lp_left / (k_max - k + 1)
+        if per_k_time_limit_s is not None:
+            limit = per_k_time_limit_s if limit is None else min(limit, per_k_time_limit_s)
+        out.append(point(k, t0, limit, lp_left))
         last = out[-1]
+    if deadline is not None and by_parts:
+        # time a fast K left over, and proofs made for a larger K, go back to the open points
+        # (re-read from the shared bounds first; a point changes only where they moved)
+        for i, p in enumerate(out):
+            if p.exact:
+                continue
+            t0 = time.perf_counter()
+            lp_left = time_left(sum(not q.exact for q in out[i:]))
+            limit = lp_left
+            if per_k_time_limit_s is not None:
+                limit = min(limit, per_k_time_limit_s)
+            q = point(p.k, t0, limit, lp_left)
+            if q is not None and q.objective >= p.objective and (q.exact or q.bound <= p.bound):
+                out[i] = replace(q, seconds=p.seconds + q.seconds)
     return out
 
 
