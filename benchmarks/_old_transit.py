@@ -72,3 +72,27 @@ def use_old_kernels():
         yield
     finally:
         raptor._many_origins, reach._coverage_chunk = saved
+
+
+@contextmanager
+def use_range_raptor():
+    """Inside the block, :func:`careblocks.transit.transit_access` runs one Range-RAPTOR per
+    origin (the current kernel, as before the stop profiles) instead of the stop profiles'
+    scan and sweep: the baseline of the profiles in ``benchmarks/metro.py --kernels``."""
+    from careblocks.transit import adapter
+    from careblocks.transit.raptor import range_raptor
+
+    def profiles(tt, tsec, egress, *, max_transfers, t_lo, t_hi):
+        return tt, tsec, egress, max_transfers
+
+    def access(prof, ptr, acc_stops, acc_s, deps, *, max_trip_s, walk_s):
+        tt, tsec, egress, max_transfers = prof
+        return range_raptor(tt, tsec, ptr, acc_stops, acc_s, deps, max_transfers=max_transfers,
+                            max_trip_s=max_trip_s, egress_s=egress, walk_s=walk_s)
+
+    saved = adapter.stop_profiles, adapter.profile_access
+    adapter.stop_profiles, adapter.profile_access = profiles, access
+    try:
+        yield
+    finally:
+        adapter.stop_profiles, adapter.profile_access = saved

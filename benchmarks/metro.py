@@ -17,8 +17,9 @@ Reported, each in a fresh subprocess so that one measurement does not inherit an
    ``compute.workers`` = 1 and 2: wall time and peak memory (this process and its Dask
    workers, sampled every 0.2 s) per stage, and the speed-up of 2 workers over 1 (``--origins``:
    on every k-th origin only, labelled so);
-3. with ``--kernels N``: the transit kernels on N random origins against the kernels before
-   per-block workspaces (``benchmarks/_old_transit.py``), results asserted equal.
+3. with ``--kernels N``: the transit kernels on N random origins, results asserted equal: transit
+   access from the stop profiles against one Range-RAPTOR per origin, and the catchments against
+   the kernels before per-block workspaces (``benchmarks/_old_transit.py``).
 
     .venv/bin/python benchmarks/metro.py            # the metro city (hours: transit on 200,000 origins)
     .venv/bin/python benchmarks/metro.py --small    # 2 x 2 tiles, a smoke run (a few minutes)
@@ -124,16 +125,24 @@ _STUDY = textwrap.dedent("""
     th = threading.Thread(target=sample, daemon=True)
     th.start()
     t0 = time.perf_counter()
-    ctx = pipeline.analyse(cfg, reporter=reporter)
+    files = {}
+    if len(sys.argv) > 3 and sys.argv[3]:  # the whole run, outputs written
+        from pathlib import Path
+        ctx, written = pipeline.run(cfg, out_dir=Path(sys.argv[3]), reporter=reporter)
+        timings = dict(ctx.metadata["stage_seconds"])
+        files = {p.name: p.stat().st_size for p in written}
+    else:
+        ctx = pipeline.analyse(cfg, reporter=reporter)
+        timings = ctx.timings
     total = time.perf_counter() - t0
     stop.set()
     th.join()
     print(json.dumps({
-        "seconds": ctx.timings, "total_s": total, "peak_mb": {k: v / 2**20 for k, v in peaks.items()},
+        "seconds": timings, "total_s": total, "peak_mb": {k: v / 2**20 for k, v in peaks.items()},
         "base_mb": base / 2**20, "nodes": int(ctx.network.n_nodes), "origins": int(len(ctx.origins)),
         "people": float(ctx.origins["population"].sum()) if "population" in ctx.origins else None,
         "candidates": int(len(ctx.candidates)) if ctx.candidates is not None else 0,
-        "compute": str(ctx.stats.get("compute")),
+        "files": files,
     }))
 """)
 
@@ -144,7 +153,7 @@ _KERNELS = textwrap.dedent("""
     from contextlib import nullcontext
     import numpy as np
     sys.path.insert(0, sys.argv[3])
-    from _old_transit import use_old_kernels
+    from _old_transit import use_old_kernels, use_range_raptor
     from careblocks import pipeline
     from careblocks.config import load_config
     from careblocks.network.cost import WalkCost
@@ -168,7 +177,10 @@ _KERNELS = textwrap.dedent("""
     out = {"stops": tt.n_stops, "routes": tt.n_routes, "origins": n, "targets": int(cn.size)}
     res = {}
     for label in ("new", "old"):
-        with use_old_kernels() if label == "old" else nullcontext():
+        # access: the stop profiles vs one Range-RAPTOR per origin; catchments: the kernels
+        # now vs before per-block workspaces
+        with use_old_kernels() if label == "old" else nullcontext(), \
+                use_range_raptor() if label == "old" else nullcontext():
             transit_access(ctx.network, tt, on[:3], osnap[:3], services, cfg.transit, cost=cost)  # compile
             transit_coverage(ctx.network, tt, on[:3], osnap[:3], cn, cs, cfg.transit, cost=cost, limit_min=T)
             t = time.perf_counter()
@@ -204,9 +216,13 @@ def main() -> None:
     ap.add_argument("--skip-read", action="store_true", help="skip part 1 (reading OSM)")
     ap.add_argument("--skip-study", action="store_true", help="skip part 2 (the whole study)")
     ap.add_argument("--kernels", type=int, default=None, metavar="N",
-                    help="part 3: the transit stage's kernels (transit access to the 4 services and "
-                         "walk + transit catchments of every candidate) on N random origins, against the "
-                         "kernels before per-block workspaces (same run, results asserted equal)")
+                    help="part 3: the transit stage's kernels on N random origins (same run, results "
+                         "asserted equal): transit access to the 4 services from the stop profiles against "
+                         "one Range-RAPTOR per origin, walk + transit catchments of every candidate against "
+                         "the kernels before per-block workspaces")
+    ap.add_argument("--outputs", action="store_true",
+                    help="part 2 as `careblocks run` does it: also write the GeoPackage, map, report "
+                         "and QGIS project (into a temporary folder; sizes printed)")
     ap.add_argument("--origins", type=int, default=None,
                     help="part 2 on every k-th origin only (about this many; the network, timetable, "
                          "services and candidates stay whole): a run that fits a shared machine, labelled so")
@@ -234,7 +250,7 @@ def main() -> None:
         config = city.config
         if a.origins and a.origins < origins:
             config = _fewer_origins(city, a.origins)
-        _study(city, a.workers, config)
+        _study(city, a.workers, config, a.outputs)
     if a.kernels:
         _kernels(city, a.kernels)
 
@@ -244,8 +260,10 @@ def _kernels(city: _metro_city.City, n: int) -> None:
           flush=True)
     r = _run(_KERNELS, str(city.config), str(n), str(ROOT / "benchmarks"))
     print(f"  timetable {r['stops']:,} stops, {r['routes']:,} routes; {r['targets']:,} candidate sites")
-    for key, name in (("access", "transit access, 4 services x 120 minutes"),
-                      ("coverage", "walk + transit catchments of every candidate")):
+    for key, name in (("access", "transit access, 4 services x 120 minutes (stop profiles; before: "
+                                 "one Range-RAPTOR per origin)"),
+                      ("coverage", "walk + transit catchments of every candidate (before: the kernels "
+                                   "before per-block workspaces)")):
         new, old = r[f"new_{key}_s"], r[f"old_{key}_s"]
         print(f"  {name}: {1000 * new / n:.2f} ms per origin, before {1000 * old / n:.2f} ms "
               f"-> {old / new:.1f}x (identical results)")
@@ -295,14 +313,18 @@ def _reading(city: _metro_city.City, no_pyrosm: bool) -> None:
 
 
 
-def _study(city: _metro_city.City, workers: str, config: Path) -> None:
-    print("\n2. the whole study (pipeline.analyse, no outputs), per stage: seconds / peak MB of the "
-          "process tree", flush=True)
+def _study(city: _metro_city.City, workers: str, config: Path, outputs: bool) -> None:
+    what = "careblocks.pipeline.run: GeoPackage, map, report and QGIS project written" if outputs \
+        else "pipeline.analyse, no outputs"
+    print(f"\n2. the whole study ({what}), per stage: seconds / peak MB of the process tree", flush=True)
     runs = {}
     for w in (int(v) for v in workers.split(",")):
         print(f"  {w} worker(s): load average at the start {_load()}", flush=True)
-        runs[w] = _run(_STUDY, str(config), str(w))
+        with tempfile.TemporaryDirectory(prefix="careblocks-metro-out-") as out:
+            runs[w] = _run(_STUDY, str(config), str(w), out if outputs else "")
         print(f"  {w} worker(s): load average at the end {_load()}", flush=True)
+        for name, size in runs[w]["files"].items():
+            print(f"    wrote {name}: {size / 2**20:.1f} MB")
     first = next(iter(runs.values()))
     print(f"  network {first['nodes']:,} walk nodes, {first['origins']:,} origins, "
           f"{first['people'] or 0:,.0f} people, {first['candidates']:,} candidates")

@@ -15,6 +15,9 @@ Run: ``.venv/bin/python benchmarks/transit.py [--python-origins 6]``
   origin on all origins (all numba threads), and with the kernel on 1 thread on the subset.
 * The kernel is also timed against the kernels before per-block workspaces
   (``benchmarks/_old_transit.py``), same inputs, results asserted equal.
+* The stop profiles that ``transit_access`` uses now (one backward scan per service, then a
+  sweep per origin, :mod:`careblocks.transit.profile`) are timed against the per-origin
+  Range-RAPTOR on the same inputs, results asserted equal.
 * The machine may be shared: each timing is the best of ``--reps`` runs.
 """
 
@@ -128,6 +131,20 @@ def main() -> None:
             t_old = min(t_old, time.perf_counter() - t)
     assert np.array_equal(old_secs, secs), "old and new RAPTOR kernels differ"
 
+    # the stop profiles (a backward scan per service, then a sweep per origin): what
+    # transit_access runs now, on the same inputs as the per-origin Range-RAPTOR above
+    from careblocks.transit.profile import profile_access, stop_profiles
+
+    t_prof = np.inf
+    for _ in range(args.reps):
+        t = time.perf_counter()
+        prof = stop_profiles(tt, tsec, egress, max_transfers=cfg.max_transfers, t_lo=int(deps[0]),
+                             t_hi=int(deps[-1]) + kw["max_trip_s"])
+        t_scan = time.perf_counter() - t
+        prof_secs = profile_access(prof, ptr, acc_stops, acc_s, deps, max_trip_s=kw["max_trip_s"])
+        t_prof = min(t_prof, time.perf_counter() - t)
+    assert np.array_equal(prof_secs, secs), "stop profiles and Range-RAPTOR differ"
+
     rng = np.random.default_rng(0)
     sub = rng.choice(n_o, size=min(args.python_origins, n_o), replace=False)
     sptr = np.r_[0, np.cumsum(ptr[sub + 1] - ptr[sub])]
@@ -169,6 +186,8 @@ def main() -> None:
         f"RAPTOR kernel alone: {t_kernel:.2f} s = {1000 * t_kernel / n_o:.2f} ms per origin (120 minutes)",
         f"old kernel (work arrays per origin; same results): {t_old:.2f} s = {1000 * t_old / n_o:.2f} ms "
         f"per origin -> new is {t_old / t_kernel:.2f}x faster",
+        f"stop profiles (scan {t_scan:.2f} s + sweep per origin; same results): {t_prof:.2f} s "
+        f"= {1000 * t_prof / n_o:.2f} ms per origin -> {t_kernel / t_prof:.2f}x the per-origin Range-RAPTOR",
         f"plain-Python Range-RAPTOR on {sub.size} random origins (same results): "
         f"{1000 * t_py:.0f} ms per origin -> scaled to {n_o} origins: {t_py * n_o:.0f} s",
         f"same origins, numba on 1 thread: {1000 * t_one:.2f} ms per origin -> {t_py / t_one:.0f}x plain Python",

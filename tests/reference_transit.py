@@ -232,10 +232,15 @@ def write_feed(path, files: dict[str, str]):
 
 
 def random_feed(rng, stop_lonlat, *, n_routes=8, start_s=6 * 3600 + 1800, end_s=10 * 3600,
-                loops=True) -> dict[str, str]:
+                loops=True, minutes=False) -> dict[str, str]:
     """A random feed over the given stop coordinates: routes with random stop sequences
     (one visiting a stop twice when ``loops``), trips every few minutes with random run
-    and dwell times, some of them express trips that overtake the previous one."""
+    and dwell times, some of them express trips that overtake the previous one.
+
+    ``minutes``: every time on a whole minute and a fifth of the hops taking no time, as in
+    feeds published at minute precision (so vehicles arrive and leave at the same second
+    at the same stops, and zero-duration hops chain across trips)."""
+    unit = 60 if minutes else 1
 
     def hms(s):
         return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
@@ -252,20 +257,20 @@ def random_feed(rng, stop_lonlat, *, n_routes=8, start_s=6 * 3600 + 1800, end_s=
         seq = list(rng.choice(n, size=L, replace=False))
         if loops and r == 0:
             seq.append(seq[1])
-        hops = rng.integers(60, 300, size=len(seq) - 1)
-        t = start_s + int(rng.integers(0, 600))
+        hops = 60 * rng.integers(0, 5, size=len(seq) - 1) if minutes else rng.integers(60, 300, size=len(seq) - 1)
+        t = start_s + int(rng.integers(0, 600)) // unit * unit
         k = 0
         while t < end_s:
             speed = 0.5 if rng.random() < 0.2 else 1.0  # express trips overtake
             trips.append(f"r{r},ALL,t{r}_{k}")
             cur = t
             for i, sid in enumerate(seq):
-                dwell = int(rng.integers(0, 40))
+                dwell = 60 * int(rng.integers(0, 2)) if minutes else int(rng.integers(0, 40))
                 st.append(f"t{r}_{k},{hms(cur)},{hms(cur + dwell)},s{sid},{i + 1}")
                 cur += dwell
                 if i < len(hops):
-                    cur += int(hops[i] * speed)
-            t += int(rng.integers(120, 900))
+                    cur += int(hops[i] * speed) // unit * unit
+            t += int(rng.integers(120, 900)) // unit * unit
             k += 1
     cal = ["service_id,monday,tuesday,wednesday,thursday,friday,saturday,sunday,start_date,end_date",
            "ALL,1,1,1,1,1,1,1,20240101,20241231"]

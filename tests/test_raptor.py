@@ -245,3 +245,89 @@ def test_walking_bound_is_exact(world):
     np.testing.assert_array_equal(both, np.minimum(alone, walk[:, None, :]))
     assert ((alone < walk[:, None, :]) & (alone < INF32)).sum() > 100  # transit wins often
     assert (walk[:, None, :] < alone).sum() > 100  # and walking too
+
+
+def _profile_case(tt, tsec, net, rng, n_o, n_serv, max_transfers, max_trip_s, deps):
+    """Access legs of ``n_o`` random origins (some walking 0, 2 or 10 minutes), random egress
+    to ``n_serv`` services and walking times; both kernels' outputs."""
+    from careblocks.transit.profile import profile_access, stop_profiles
+
+    egress = np.full((tt.n_stops, n_serv), INF32, np.int32)
+    for v in range(n_serv):
+        pick = rng.choice(tt.n_stops, size=2 + v, replace=False)
+        egress[pick, v] = rng.integers(0, 400, 2 + v)
+    origins = rng.choice(net.n_nodes, size=n_o, replace=False)
+    ptr, acc_stops, acc_s = _access_legs(net, tt, origins, np.zeros(n_o), WalkCost(SPEED), 600.0)
+    row = np.repeat(np.arange(n_o), np.diff(ptr))
+    keep = acc_s <= rng.choice([0.0, 120.0, 600.0], size=n_o)[row]
+    ptr = np.r_[0, np.cumsum(np.bincount(row[keep], minlength=n_o))]
+    acc_stops, acc_s = acc_stops[keep], acc_s[keep]
+    walk = rng.choice([60, 600, 1500, INF32], size=(n_o, n_serv)).astype(np.int64)
+    kw = dict(max_transfers=max_transfers, max_trip_s=max_trip_s, egress_s=egress)
+    raptor = range_raptor(tt, tsec, ptr, acc_stops, acc_s, deps, **kw)
+    raptor_w = range_raptor(tt, tsec, ptr, acc_stops, acc_s, deps, walk_s=walk, **kw)
+    prof = stop_profiles(tt, tsec, egress, max_transfers=max_transfers, t_lo=int(deps[0]),
+                         t_hi=int(deps[-1]) + max_trip_s)
+    fast = profile_access(prof, ptr, acc_stops, acc_s, deps, max_trip_s=max_trip_s)
+    fast_w = profile_access(prof, ptr, acc_stops, acc_s, deps, max_trip_s=max_trip_s, walk_s=walk)
+    return (ptr, acc_stops, acc_s, egress), raptor, fast, raptor_w, fast_w
+
+
+@pytest.mark.parametrize("minutes", [False, True])
+def test_stop_profiles_equal_range_raptor_and_brute_force(tmp_path, minutes):
+    """The stop profiles' lookup gives, element for element, the Range-RAPTOR's travel time
+    of every origin, minute and service, and the exhaustive search's for some origins; on
+    feeds with overtaking trips and a loop, and (``minutes``) on a minute-precision feed
+    whose zero-duration hops chain across trips at the same second."""
+    rng = np.random.default_rng(11 if minutes else 12)
+    net = grid_network()
+    feed = write_feed(tmp_path / "rand.zip", random_feed(rng, _stop_coords(net, rng, 40), n_routes=10,
+                                                          minutes=minutes))
+    tables, _ = read_gtfs([feed], "2024-03-13")
+    tt, _ = build_timetable(tables, net, max_transfer_m=WalkCost(SPEED).metres_within(4.0))
+    tsec = tt.transfer_seconds(WalkCost(SPEED))
+    if minutes:
+        st = tables.stop_times
+        same = (st["trip_id"].to_numpy()[1:] == st["trip_id"].to_numpy()[:-1]) & \
+            (st["arrival_s"].to_numpy()[1:] == st["departure_s"].to_numpy()[:-1])
+        assert same.sum() > 50  # zero-duration hops
+    deps = np.arange(7 * 3600, 7 * 3600 + 45 * 60, 60, dtype=np.int32)
+    trips = TripArrays(tables, tt.stop_id)
+    for max_transfers, max_trip_s in ((0, 1500), (1, 1800), (3, 2700)):
+        (ptr, acc_stops, acc_s, egress), raptor, fast, raptor_w, fast_w = _profile_case(
+            tt, tsec, net, rng, 40, 3, max_transfers, max_trip_s, deps)
+        np.testing.assert_array_equal(fast, raptor)
+        np.testing.assert_array_equal(fast_w, raptor_w)
+        reached = raptor < INF32
+        assert 0.2 < reached.mean() < 0.98  # reached and unreached minutes both occur
+        assert len({raptor[o].tobytes() for o in range(40)}) >= 15  # origins differ
+        for o in range(0, 40, 8):
+            a, b = ptr[o], ptr[o + 1]
+            _, ref = brute_force_arrivals(trips, tt.transfer_ptr, tt.transfer_to, tsec, acc_stops[a:b],
+                                          acc_s[a:b], deps, max_transfers=max_transfers,
+                                          max_trip_s=max_trip_s, egress_s=egress)
+            np.testing.assert_array_equal(fast[o].astype(np.int64), np.minimum(ref, INF32))
+
+
+def test_stop_profiles_are_pareto_lists(world):
+    """Each stop's list leaves later first and arrives strictly earlier down the list (no
+    pair dominated by another), and more vehicles never arrive later."""
+    from careblocks.transit.profile import stop_profiles
+
+    net, tables, tt, _, _ = world
+    tsec = tt.transfer_seconds(WalkCost(SPEED))
+    egress = np.full((tt.n_stops, 1), INF32, np.int32)
+    egress[[3, 17, 30], 0] = [0, 120, 300]
+    kw = dict(t_lo=7 * 3600, t_hi=9 * 3600)
+    few = stop_profiles(tt, tsec, egress, max_transfers=0, **kw)
+    many = stop_profiles(tt, tsec, egress, max_transfers=3, **kw)
+    assert many.dep.size > few.dep.size > 50
+    for p in (few, many):
+        for s in range(tt.n_stops):
+            d, a = p.dep[p.ptr[0, s]:p.ptr[0, s + 1]], p.arr[p.ptr[0, s]:p.ptr[0, s + 1]]
+            assert (np.diff(d) < 0).all() and (np.diff(a) < 0).all() and (a >= d).all()
+    for s in range(tt.n_stops):  # at any time, the best with 4 vehicles <= with 1
+        d1, a1 = few.dep[few.ptr[0, s]:few.ptr[0, s + 1]], few.arr[few.ptr[0, s]:few.ptr[0, s + 1]]
+        d4, a4 = many.dep[many.ptr[0, s]:many.ptr[0, s + 1]], many.arr[many.ptr[0, s]:many.ptr[0, s + 1]]
+        for tau, best1 in zip(d1, a1, strict=True):
+            assert a4[d4 >= tau].min() <= best1

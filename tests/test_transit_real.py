@@ -23,6 +23,7 @@ from careblocks.network.cost import WalkCost
 from careblocks.network.graph import build_walk_network, local_crs
 from careblocks.transit import build_timetable, load_timetable, transit_access
 from careblocks.transit.adapter import _access_legs
+from careblocks.transit.profile import connections, profile_access, stop_profiles
 from careblocks.transit.raptor import INF32, earliest_arrivals, range_raptor
 from reference_transit import TripArrays, brute_force_arrivals
 
@@ -63,6 +64,10 @@ def _check_exact(net, tables, tt, nodes, snap, deps, every, max_transfers=3, max
     if egress is not None:
         secs = range_raptor(tt, tsec, ptr, acc_stops, acc_s, deps, max_transfers=max_transfers,
                             max_trip_s=max_trip_s, egress_s=egress)
+        prof = stop_profiles(tt, tsec, egress, max_transfers=max_transfers, t_lo=int(deps[0]),
+                             t_hi=int(deps[-1]) + max_trip_s)
+        np.testing.assert_array_equal(profile_access(prof, ptr, acc_stops, acc_s, deps,
+                                                     max_trip_s=max_trip_s), secs)
     for o in range(nodes.size):
         a, b = ptr[o], ptr[o + 1]
         fast = earliest_arrivals(tt, tsec, acc_stops[a:b], acc_s[a:b], deps,
@@ -122,6 +127,27 @@ def test_poa_sampled_origins_exact(poa, data):
     deps = np.arange(14 * 3600, 15 * 3600, 60, dtype=np.int32)
     eg = _egress(net, tt, data / "porto_alegre" / "poa_hexgrid.csv", ["healthcare", "schools"])
     assert _check_exact(net, tables, tt, nodes, snap, deps, every=12, egress=eg) > 1000
+
+
+def test_poa_stop_profiles_equal_range_raptor(poa, data):
+    """On Porto Alegre's two feeds (minute-precision times with zero-duration hops), 400
+    origins, every departure minute, three services, 0 to 3 transfers: the stop profiles'
+    lookup equals the Range-RAPTOR per origin, element for element."""
+    net, cfg, tt, _, _ = poa
+    deps = np.arange(14 * 3600, 15 * 3600, 60, dtype=np.int32)
+    assert connections(tt, int(deps[0]), int(deps[-1]) + 5400)[5].sum() > 10  # zero-duration hops
+    tsec = tt.transfer_seconds(WalkCost(SPEED), cfg.max_transfer_walk_min)
+    eg = _egress(net, tt, data / "porto_alegre" / "poa_hexgrid.csv", ["healthcare", "schools", "population"])
+    nodes, snap = _hex_points(data / "porto_alegre" / "poa_hexgrid.csv", net, 400, seed=5)
+    ptr, acc_stops, acc_s = _access_legs(net, tt, nodes, snap, WalkCost(SPEED), 900.0)
+    for max_transfers in (0, 3):
+        secs = range_raptor(tt, tsec, ptr, acc_stops, acc_s, deps, egress_s=eg,
+                            max_transfers=max_transfers, max_trip_s=5400)
+        prof = stop_profiles(tt, tsec, eg, max_transfers=max_transfers, t_lo=int(deps[0]),
+                             t_hi=int(deps[-1]) + 5400)
+        fast = profile_access(prof, ptr, acc_stops, acc_s, deps, max_trip_s=5400)
+        np.testing.assert_array_equal(fast, secs)
+        assert 0.5 < (secs < INF32).mean() < 1.0
 
 
 def test_poa_properties_and_transit_helps(poa, data):

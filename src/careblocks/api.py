@@ -309,8 +309,10 @@ def transit_access(network: WalkNetwork, origins: gpd.GeoDataFrame, services: Ma
                    max_trip_min: float = TransitConfig.max_trip_min, area: Any = None) -> gpd.GeoDataFrame:
     """Walk + transit minutes from every origin to the nearest facility of each service.
 
-    A Range-RAPTOR over every departure minute of ``window`` on ``date``; the reported time is
-    the ``percentile`` over the departures (r5py's convention), walking all the way included.
+    Every departure minute of ``window`` on ``date`` (from each stop's profile to each
+    service, one backward scan of the timetable per service; the same times as a
+    Range-RAPTOR per origin); the reported time is the ``percentile`` over the departures
+    (r5py's convention), walking all the way included.
 
     Parameters
     ----------

@@ -1,7 +1,9 @@
-"""Public transport: GTFS timetable arrays and Range-RAPTOR (issue #4).
+"""Public transport: GTFS timetable arrays, Range-RAPTOR and stop profiles (issue #4).
 
-The pipeline calls :func:`load_timetable` once and :func:`transit_access` per walking speed;
-site selection calls :func:`transit_coverage` for walk + transit catchments of candidates.
+The pipeline calls :func:`load_timetable` once and :func:`transit_access` per walking speed
+(times to the nearest facility, read from every stop's profile to each service:
+:mod:`careblocks.transit.profile`); site selection calls :func:`transit_coverage` for walk +
+transit catchments of candidates (one Range-RAPTOR per origin: :mod:`careblocks.transit.raptor`).
 """
 
 from careblocks.transit.adapter import departure_times, load_timetable, transit_access

@@ -13,7 +13,8 @@ from careblocks.errors import ConfigError
 from careblocks.io.gtfs import ArchiveLimits, gtfs_text_bytes, parse_date, parse_hhmm, read_gtfs
 from careblocks.network.cost import WalkCost
 from careblocks.network.search import REACH_ZERO_S, nearest_times, reach_sparse
-from careblocks.transit.raptor import INF32, nearest_rank_percentiles, range_raptor
+from careblocks.transit.profile import StopProfiles, profile_access, stop_profiles
+from careblocks.transit.raptor import INF32, nearest_rank_percentiles
 from careblocks.transit.timetable import Timetable, build_timetable
 
 
@@ -193,14 +194,18 @@ def transit_access(network: Any, timetable: Timetable, origin_nodes, origin_snap
     # walking only: left out of the RAPTOR, whose target pruning stops at the farthest
     # service still to reach (a service never reached would switch it off for every origin)
     live = np.flatnonzero((egress < INF32).any(axis=0))
-    # one Range-RAPTOR per origin: in chunks of origins, here or on the Dask cluster
+    # every stop's profile to each service (one backward scan of the timetable per service),
+    # then per origin a sweep over its access stops: here or in chunks on the Dask cluster
+    prof = None
+    if live.size:
+        prof = stop_profiles(timetable, tsec, egress[:, live], max_transfers=int(cfg.max_transfers),
+                             t_lo=int(deps[0]), t_hi=int(deps[-1]) + max_trip_s)
     from careblocks.compute import map_chunks
 
     parts = map_chunks(_transit_chunk, n_o, {
         "network": network, "timetable": timetable, "origin_nodes": on,
         "origin_snap_m": np.asarray(origin_snap_m, np.float64), "cost": cost, "walk_s": walk_s,
-        "transfer_s": tsec, "deps": deps, "max_transfers": int(cfg.max_transfers),
-        "max_trip_s": max_trip_s, "egress": np.ascontiguousarray(egress[:, live]), "live": live, "walk_only_s": wo,
+        "deps": deps, "max_trip_s": max_trip_s, "profiles": prof, "live": live, "walk_only_s": wo,
         "percentiles": tuple(cfg.percentiles), "names": tuple(names), "return_seconds": return_seconds,
     }, keep=("network", "timetable"), label="transit")
     res = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -211,20 +216,20 @@ def transit_access(network: Any, timetable: Timetable, origin_nodes, origin_snap
 
 
 def _transit_chunk(lo: int, hi: int, *, network: Any, timetable: Timetable, origin_nodes: np.ndarray,
-                   origin_snap_m: np.ndarray, cost: WalkCost, walk_s: float, transfer_s: np.ndarray,
-                   deps: np.ndarray, max_transfers: int, max_trip_s: int, egress: np.ndarray,
-                   live: np.ndarray, walk_only_s: np.ndarray | None, percentiles: tuple[float, ...],
+                   origin_snap_m: np.ndarray, cost: WalkCost, walk_s: float, deps: np.ndarray,
+                   max_trip_s: int, profiles: StopProfiles | None, live: np.ndarray,
+                   walk_only_s: np.ndarray | None, percentiles: tuple[float, ...],
                    names: tuple[str, ...], return_seconds: bool) -> dict[str, np.ndarray]:
-    """:func:`transit_access` of origins ``lo..hi-1`` (access legs, Range-RAPTOR, percentiles)."""
+    """:func:`transit_access` of origins ``lo..hi-1`` (access legs, the stop profiles'
+    sweep, percentiles)."""
     ptr, acc_stops, acc_s = _access_legs(network, timetable, origin_nodes[lo:hi],
                                          origin_snap_m[lo:hi], cost, walk_s)
     secs = np.full((hi - lo, deps.size, len(names)), INF32, np.int32)
     if live.size:
         # walking all the way also bounds the search (exact: the result is the faster of both)
         walk = None if walk_only_s is None else walk_only_s[lo:hi][:, live]
-        secs[:, :, live] = range_raptor(timetable, transfer_s, ptr, acc_stops, acc_s, deps,
-                                        max_transfers=max_transfers, max_trip_s=max_trip_s,
-                                        egress_s=egress, walk_s=walk)
+        secs[:, :, live] = profile_access(profiles, ptr, acc_stops, acc_s, deps,
+                                          max_trip_s=max_trip_s, walk_s=walk)
     if walk_only_s is not None:
         secs = np.minimum(secs, walk_only_s[lo:hi, None, :]).astype(np.int32)
     out: dict[str, np.ndarray] = {}
