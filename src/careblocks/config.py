@@ -484,7 +484,8 @@ class SitesConfig:
     #: the coverage curve (best coverage for K = 1..curve_k_max, exact or with its proven gap);
     #: unset = max(10, 2 x k), 0 = none
     curve_k_max: int | None = None
-    #: time for the whole coverage curve (seconds), shared by its K
+    #: time for the whole coverage curve (seconds): a hard limit, shared by its K; the K
+    #: left when it runs out are reported from the bounds known then (exact or with a gap)
     curve_time_limit_s: float = 60.0
     #: also find the fewest blocks that cover this share (0-1] of the objective (set covering;
     #: with costs, the cheapest set)
