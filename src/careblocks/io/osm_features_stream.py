@@ -8,7 +8,8 @@ an object:
 2. nodes and ways carrying one of the requested keys, while libosmium indexes every node's
    location (``flex_mem``, 16 bytes a node: the peak of the read): a matching node is a point,
    a matching way a LineString or a Polygon, its coordinates appended to one flat array;
-3. only the member ways of the relations kept, located from the same index.
+3. only when a relation was kept: its member ways (a Python test of the id per way), located
+   from the same index.
 
 The study's bbox is applied while reading (a feature whose bounds miss it is not kept; the
 exact ``intersects`` test runs on what is left). Tags are kept for ``name`` and the requested
@@ -156,7 +157,7 @@ def read_pbf_features(
     import osmium
     import pandas as pd
     import shapely
-    from osmium.filter import IdFilter, KeyFilter
+    from osmium.filter import KeyFilter
 
     path = str(path)
     match_keys = tuple(tags)
@@ -235,8 +236,11 @@ def read_pbf_features(
     # 3. member ways of the relations kept, located from the index
     member_ways: dict[int, tuple[Any, bool]] = {}
     if members:
-        ids = IdFilter(members)
-        for way in osmium.FileProcessor(path, osmium.osm.WAY).with_filter(ids):
+        # a Python test per way: libosmium's IdFilter holds a bitmap over the id range (34 MB
+        # for a handful of Fontibón's ways); this pass runs only when a relation matched
+        for way in osmium.FileProcessor(path, osmium.osm.WAY):
+            if way.id not in members:
+                continue
             refs = [n.ref for n in way.nodes]
             try:
                 locs = [store.get(r) for r in refs]
