@@ -1,4 +1,10 @@
-"""OSM points of interest and buildings from a PBF (pyrosm) or an XML file (osmnx).
+"""OSM points of interest and buildings from a PBF (pyosmium, streaming) or an XML file (osmnx).
+
+PBFs are read in a streaming pass with bounded memory by
+:mod:`careblocks.io.osm_features_stream` (only the matching features and a node-location index
+are held), which follows osmnx's rules for which features count and their geometries (see
+there; it differs from pyrosm, the former reader, on ways missing nodes, multipolygons missing
+a member, ``type=site`` relations and the member ways of relations).
 
 Both readers return EPSG:4326 GeoDataFrames with a plain RangeIndex and the columns
 ``osm_id`` (int64), ``osm_type`` (``node``/``way``/``relation``), ``name`` and one column per
@@ -205,8 +211,8 @@ def read_osm_pois(
     Parameters
     ----------
     path
-        ``.osm.pbf`` (read with pyrosm), ``.osm``/``.osm.gz``/``.osm.bz2`` (osmnx), or
-        ``pyrosm:<name>``.
+        ``.osm.pbf`` (streamed with pyosmium), ``.osm``/``.osm.gz``/``.osm.bz2`` (osmnx), or
+        ``pyrosm:<name>`` (a sample file shipped with pyrosm).
     tags
         OSM-wiki style filter: ``{"amenity": ["kindergarten", "childcare"], "healthcare": True}``;
         a feature matches when any key has one of its listed values (``True``: any value).
@@ -217,7 +223,9 @@ def read_osm_pois(
     -------
     geopandas.GeoDataFrame
         EPSG:4326; ``osm_id``, ``osm_type``, ``name``, one column per tag key, geometry
-        (points for nodes, polygons for closed ways and relations). Empty when none match.
+        (points for nodes; polygons for closed ways that are areas by osmnx's rule, lines for
+        other ways; (multi)polygons for ``multipolygon``/``boundary`` relations). Empty when
+        none match; a truncated or corrupt file raises InputDataError.
     """
     p, kind = resolve_osm_path(path)
     tags = _clean_tags(tags)
