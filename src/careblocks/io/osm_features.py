@@ -90,17 +90,23 @@ def _empty(keys: Sequence[str]) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(cols, geometry=gpd.GeoSeries([], crs="EPSG:4326"), crs="EPSG:4326")
 
 
-def _pyrosm_osm(path: Path):
-    import pyrosm
+def _stream_pbf(
+    path: Path, tags: Mapping[str, Any], keys: Sequence[str], bbox: BBox | None
+) -> gpd.GeoDataFrame:
+    """The PBF's matching features in one streaming read (pyosmium), see
+    :mod:`careblocks.io.osm_features_stream`."""
+    from careblocks.io.osm_features_stream import read_pbf_features
 
     try:
-        # no progress bar or "took" line on stderr: the CLI owns the terminal
-        return pyrosm.OSM(str(path), progress=False)
-    except Exception as exc:
+        gdf = read_pbf_features(path, tags, keys, bbox)
+    except (RuntimeError, ValueError, OSError) as exc:  # libosmium: truncated or corrupt blocks
         raise InputDataError(
             f"{path}: cannot be read as OSM PBF ({' '.join(str(exc).split())[:120]}); "
             "the file may be truncated: download it again"
         ) from None
+    if len(gdf) == 0:
+        return _empty(keys)
+    return gdf.reset_index(drop=True)
 
 
 def _tag_from_json(tags: Any, key: str) -> Any:
@@ -219,20 +225,10 @@ def read_osm_pois(
     if not tags:
         return _empty(keys)
     if kind == "pbf":
-        osm = _pyrosm_osm(p)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                raw = osm.get_pois(custom_filter=tags)
-        except Exception as exc:
-            raise InputDataError(
-                f"{p}: reading points of interest failed ({' '.join(str(exc).split())[:120]}); "
-                "the file may be truncated: download it again"
-            ) from None
+        gdf = _stream_pbf(p, tags, keys, bbox)
     else:
-        raw = _osmnx_features(p, tags, bbox)
-    gdf = _normalise(raw, keys, bbox)
-    # pyrosm and osmnx may return features matching other keys of their own filters
+        gdf = _normalise(_osmnx_features(p, tags, bbox), keys, bbox)
+    # osmnx may return features matching other keys of its own filters
     mask = np.zeros(len(gdf), dtype=bool)
     for key, values in tags.items():
         col = gdf[key]
@@ -253,19 +249,9 @@ def read_osm_buildings(path: Path | str, *, bbox: BBox | None = None) -> gpd.Geo
     p, kind = resolve_osm_path(path)
     keys = ["building", "building:levels", "landuse", *BUILDING_USE_TAGS]
     if kind == "pbf":
-        osm = _pyrosm_osm(p)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                raw = osm.get_buildings()
-        except Exception as exc:
-            raise InputDataError(
-                f"{p}: reading buildings failed ({' '.join(str(exc).split())[:120]}); "
-                "the file may be truncated: download it again"
-            ) from None
+        gdf = _stream_pbf(p, {"building": True}, keys, bbox)
     else:
-        raw = _osmnx_features(p, {"building": True}, bbox)
-    gdf = _normalise(raw, keys, bbox)
+        gdf = _normalise(_osmnx_features(p, {"building": True}, bbox), keys, bbox)
     if len(gdf):
         polygonal = gdf.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
         gdf = gdf[polygonal & gdf["building"].notna().to_numpy()].reset_index(drop=True)
