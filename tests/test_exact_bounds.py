@@ -287,3 +287,31 @@ def test_curve_honours_its_time_budget(fontibon_instance, monkeypatch, budget):
         else:
             assert p.gap > 0 and p.status != "optimal"
     assert not all(p.exact for p in pts)  # the deadline bites: some points are only bounded
+
+
+def test_one_model_curve_honours_its_time_budget(monkeypatch):
+    """The same with a spacing rule (one HiGHS model kept between K, not parts)."""
+    cov, w, xy = spatial_instance(23, towns=2, n_cand=30, n_orig=400, spread=1.2)
+    k_max, spacing = 8, 0.7
+    truth = [select_sites(cov, w, k=k, method="milp", min_spacing_m=spacing, candidate_xy=xy,
+                          time_limit_s=None) for k in range(1, k_max + 1)]
+    assert all(t.status == "optimal" for t in truth)
+    clock = _FakeClock(monkeypatch, step=1.0)
+    start = clock.now
+    pts = coverage_curve(cov, w, k_max=k_max, time_limit_s=4.0, min_spacing_m=spacing, candidate_xy=xy)
+    deadline = start + 4.0
+    assert clock.calls
+    for t, limit in clock.calls:
+        assert t < deadline
+        assert limit is not None and t + limit <= deadline + 1e-9
+    assert clock.now <= deadline + 1e-9
+    d = np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1))
+    for p, best in zip(pts, truth, strict=True):
+        sel = p.selected
+        assert (d[np.ix_(sel, sel)] + np.eye(sel.size) * 1e9 >= spacing).all()
+        assert coverage_value(cov, w, sel) == pytest.approx(p.objective, rel=1e-9)
+        assert p.objective <= best.objective * (1 + 1e-9)
+        assert p.bound >= best.objective * (1 - 1e-9)
+        if p.exact:
+            assert p.objective == pytest.approx(best.objective, rel=1e-9)
+    assert not all(p.exact for p in pts)

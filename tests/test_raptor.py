@@ -331,3 +331,19 @@ def test_stop_profiles_are_pareto_lists(world):
         d4, a4 = many.dep[many.ptr[0, s]:many.ptr[0, s + 1]], many.arr[many.ptr[0, s]:many.ptr[0, s + 1]]
         for tau, best1 in zip(d1, a1, strict=True):
             assert a4[d4 >= tau].min() <= best1
+
+
+def test_access_legs_in_blocks_equal_all_at_once(world, monkeypatch):
+    """Origins are searched a block at a time (memory follows the stops reached): blocks of
+    7 origins give the same legs as one search over all of them."""
+    from careblocks.transit import adapter
+
+    net, tables, tt, _, _ = world
+    origins = np.random.default_rng(4).choice(net.n_nodes, size=60, replace=False)
+    snap = np.linspace(0.0, 40.0, 60)
+    whole = adapter._access_legs(net, tt, origins, snap, WalkCost(SPEED), 600.0)
+    monkeypatch.setattr(adapter, "ACCESS_BLOCK", 7)
+    blocks = adapter._access_legs(net, tt, origins, snap, WalkCost(SPEED), 600.0)
+    for a, b in zip(whole, blocks, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert whole[1].size > 200 and (np.diff(whole[0]) == 0).sum() < 60

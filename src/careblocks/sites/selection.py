@@ -56,7 +56,7 @@ from careblocks.sites._milp import (
     _start_vector,
     _swap_search,
 )
-from careblocks.sites.decompose import PartsSolver
+from careblocks.sites.decompose import MIN_STEP_S, PartsSolver
 
 Method = Literal["milp", "greedy", "auto"]
 
@@ -1007,7 +1007,8 @@ class _CurveSolver:
         if n == 0 or (sub.shape[1] == 0 and (pb.own is None or not pb.own.any())):
             return np.zeros(0, dtype=np.int64), "optimal", 0.0, 0.0
         t0 = time.perf_counter()
-        if time_limit_s is not None and time_limit_s <= 0:
+        if time_limit_s is not None and (time_limit_s <= 0 or (lp_time_limit_s is not None
+                                                               and time_limit_s < MIN_STEP_S)):
             # out of time (a curve past its deadline): the best start, the simple bound
             chosen = _best_start(pb, k, [self.prev] if self.prev is not None and self.prev.size else [])
             return self._bounded(k, chosen, np.inf, np.inf)
@@ -1046,9 +1047,18 @@ class _CurveSolver:
         cap = pb.capacity[pb.alive] if pb.capacity is not None else None
         x0 = _start_vector(self.model.n_var, n, np.union1d(start, pb.sub_fixed).astype(np.int64),
                            sub, pb.ws, cap, pb.pair)
-        left = None if time_limit_s is None else max(
-            0.1, time_limit_s - (0.0 if lp_time_limit_s is not None else time.perf_counter() - t0))
+        elapsed = time.perf_counter() - t0
+        if time_limit_s is None:
+            left = None
+        elif lp_time_limit_s is None:
+            left = max(0.1, time_limit_s - elapsed)
+        else:  # within a curve: this K's share, never past the curve's end
+            left = min(time_limit_s, lp_time_limit_s - elapsed)
+            if left < MIN_STEP_S:
+                return self._bounded(k, start, np.inf, lp_bound)
         x, status, gap, bound, obj = self.model.solve(start=x0, time_limit_s=left)
+        if x is None and status == "time limit" and lp_time_limit_s is not None:
+            return self._bounded(k, start, np.inf, lp_bound)
         if x is None:
             raise InputDataError(f"site selection: the MILP found no solution ({status}); try method='greedy'")
         chosen = np.setdiff1d(np.flatnonzero(x[:n] > 0.5), pb.sub_fixed)

@@ -79,28 +79,40 @@ def load_timetable(cfg: TransitConfig, network: Any, *, area_4326: Any = None, c
     return tt, stats
 
 
+#: origins per walking search of :func:`_access_legs`: the search keeps every node an origin
+#: reaches (thousands within a 15-minute walk), so a whole city at once would not fit in memory
+ACCESS_BLOCK = 4096
+
+
 def _access_legs(network: Any, tt: Timetable, origin_nodes, origin_snap_m, cost: WalkCost, limit_s: float):
     """CSR (per origin) of stops within ``limit_s`` on foot at ``cost``: network + both
-    snap legs."""
+    snap legs. Origins are searched :data:`ACCESS_BLOCK` at a time and only the stops kept,
+    so memory follows the stops reached, not the street nodes."""
     w = cost.edge_seconds(network)
     on = np.asarray(origin_nodes, np.int64)
     off = cost.leg_seconds(origin_snap_m)
-    R = reach_sparse(network.indptr, network.indices, w, on, off, limit_s).tocsr()
-    R.sort_indices()
-    coo = R.tocoo()
-    d = np.where(coo.data <= REACH_ZERO_S, 0.0, coo.data)
     order = np.argsort(tt.stop_node, kind="stable")
     sn = tt.stop_node[order]
-    lo = np.searchsorted(sn, coo.col, "left")
-    hi = np.searchsorted(sn, coo.col, "right")
-    cnt = hi - lo
-    rep = np.repeat(np.arange(coo.row.size), cnt)
-    pos = np.arange(rep.size) - np.repeat(np.cumsum(cnt) - cnt, cnt) + np.repeat(lo, cnt)
-    stop = order[pos]
-    secs = d[rep] + cost.leg_seconds(tt.stop_snap_m[stop])
-    row = coo.row[rep]
-    keep = secs <= limit_s
-    row, stop, secs = row[keep], stop[keep], secs[keep]
+    rows, stops, secs_ = [], [], []
+    for b0 in range(0, max(on.size, 1), ACCESS_BLOCK):
+        b1 = min(b0 + ACCESS_BLOCK, on.size)
+        R = reach_sparse(network.indptr, network.indices, w, on[b0:b1], off[b0:b1], limit_s).tocsr()
+        R.sort_indices()
+        coo = R.tocoo()
+        del R
+        d = np.where(coo.data <= REACH_ZERO_S, 0.0, coo.data)
+        lo = np.searchsorted(sn, coo.col, "left")
+        hi = np.searchsorted(sn, coo.col, "right")
+        cnt = hi - lo
+        rep = np.repeat(np.arange(coo.row.size), cnt)
+        pos = np.arange(rep.size) - np.repeat(np.cumsum(cnt) - cnt, cnt) + np.repeat(lo, cnt)
+        stop = order[pos]
+        sec = d[rep] + cost.leg_seconds(tt.stop_snap_m[stop])
+        keep = sec <= limit_s
+        rows.append(coo.row[rep][keep] + b0)
+        stops.append(stop[keep])
+        secs_.append(sec[keep])
+    row, stop, secs = np.concatenate(rows), np.concatenate(stops), np.concatenate(secs_)
     o = np.lexsort((stop, row))
     row, stop, secs = row[o], stop[o], secs[o]
     ptr = np.zeros(on.size + 1, np.int64)
