@@ -191,6 +191,7 @@ _HOSTILE = """<?xml version='1.0' encoding='UTF-8'?>
  <way id="104" version="1"><nd ref="7"/><nd ref="8"/><nd ref="9"/><nd ref="10"/><nd ref="7"/></way>
  <way id="105" version="1"><nd ref="11"/><nd ref="12"/><nd ref="999"/><nd ref="11"/>
   <tag k="building" v="yes"/></way>
+ <way id="106" version="1"><nd ref="1"/><tag k="amenity" v="school"/></way>
  <relation id="200" version="1"><member type="way" ref="103" role="outer"/>
   <member type="way" ref="104" role="inner"/><tag k="type" v="multipolygon"/>
   <tag k="building" v="yes"/><tag k="building:levels" v="3"/></relation>
@@ -222,7 +223,8 @@ def test_rules_on_a_built_file(tmp_path):
     assert b.loc[b["osm_id"] == 200, "building:levels"].item() == "3"
     pois = read_osm_pois(pbf, {"amenity": ["clinic", "school", "marketplace"]}, bbox=(-0.1, -0.1, 1.1, 1.1))
     kinds = {(t, int(i)): g.geom_type for t, i, g in zip(pois["osm_type"], pois["osm_id"], pois.geometry, strict=True)}
-    # node 2 is outside the bbox; area=no keeps a closed way a line; an open way is a line
+    # node 2 is outside the bbox; area=no keeps a closed way a line; an open way is a line;
+    # a one-node way has no geometry
     assert kinds == {("node", 1): "Point", ("way", 101): "LineString", ("way", 102): "LineString"}
     assert pois.loc[pois["osm_id"] == 1, "name"].item() == "A"
     # the same rules as osmnx on the XML

@@ -66,17 +66,17 @@ def way_is_area(tags: Mapping[str, str], rules: Mapping[str, Any]) -> bool:
     """Whether a *closed* way with these tags is a polygon (osmnx's rule)."""
     if tags.get("area") == "no":
         return False
-    for key, value in tags.items():
-        rule = rules.get(key)
-        if rule is None:
-            continue
-        kind = rule["polygon"]
-        values = rule.get("values", ())
-        if kind == "all" or (kind == "passlist" and value in values) or (
-            kind == "blocklist" and value not in values
-        ):
-            return True
-    return False
+    return any(_makes_area(rules.get(key), value) for key, value in tags.items())
+
+
+def _makes_area(rule: Mapping[str, Any] | None, value: str) -> bool:
+    if rule is None:
+        return False
+    kind = rule["polygon"]
+    values = rule.get("values", ())
+    return kind == "all" or (kind == "passlist" and value in values) or (
+        kind == "blocklist" and value not in values
+    )
 
 
 def _matcher(tags: Mapping[str, Any]):
@@ -212,20 +212,24 @@ def read_pbf_features(
             osm_type.append(0)
         else:
             wn = obj.nodes
+            if len(wn) < 2:  # no line, no ring (osmnx drops it too)
+                continue
             if not all(n.location.valid() for n in wn):
                 continue  # a node missing from the file (osmnx drops the way too)
             coords = [c for n in wn for c in (n.lon, n.lat)]
             xs, ys = coords[0::2], coords[1::2]
             if min(xs) > x1 or max(xs) < x0 or min(ys) > y1 or max(ys) < y0:
                 continue
-            closed = len(wn) > 0 and wn[0].ref == wn[-1].ref
-            if closed and way_is_area({tg.k: tg.v for tg in t}, rules):
+            closed = wn[0].ref == wn[-1].ref
+            if closed and t.get("area") != "no" and (
+                # the matching key decides most (building, amenity, shop: any value)
+                any(_makes_area(rules.get(k), t.get(k)) for k in match_keys if k in t)
+                or way_is_area({tg.k: tg.v for tg in t}, rules)
+            ):
                 if len(wn) < 4:
                     continue
                 kind.append(_POLYGON)
             else:
-                if len(wn) < 2:
-                    continue
                 kind.append(_LINE)
             xy.extend(coords)
             osm_type.append(1)
