@@ -132,6 +132,22 @@ def test_reader_equals_osmnx_on_the_same_data(data, xml_copies, city, filt):
     _assert_same_features(new, ref, sorted(a), _keys(FILTERS[filt]))
 
 
+@pytest.mark.parametrize("filt", ["anchors", "buildings"])
+def test_bbox_applied_while_reading_as_osmnx_clips(data, xml_copies, filt):
+    """A box through the middle of Fontibón: the features intersecting it, as osmnx gives."""
+    box = (-74.15, 4.665, -74.13, 4.68)
+    path, tags = _path(data, "fontibon"), FILTERS[filt]
+    if tags is None:
+        new, ref = read_osm_buildings(path, bbox=box), read_osm_buildings(xml_copies["fontibon"], bbox=box)
+        whole = read_osm_buildings(path)
+    else:
+        new, ref = read_osm_pois(path, tags, bbox=box), read_osm_pois(xml_copies["fontibon"], tags, bbox=box)
+        whole = read_osm_pois(path, tags)
+    assert 0 < len(new) < len(whole)
+    assert set(_index(new)) == set(_index(ref))
+    assert set(_index(new)) == set(_index(whole[whole.intersects(shapely.box(*box))]))
+
+
 def _pyrosm(path: Path, filt):
     import pyrosm
 

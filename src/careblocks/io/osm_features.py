@@ -129,7 +129,7 @@ def _tag_from_json(tags: Any, key: str) -> Any:
 
 
 def _normalise(raw: gpd.GeoDataFrame, keys: Sequence[str], bbox: BBox | None) -> gpd.GeoDataFrame:
-    """pyrosm / osmnx output -> the documented columns, clipped to bbox."""
+    """osmnx output (or pyrosm's, the tests' cross-check) -> the documented columns, clipped to bbox."""
     import geopandas as gpd
     import pandas as pd
     import shapely
