@@ -148,6 +148,14 @@ def test_bbox_applied_while_reading_as_osmnx_clips(data, xml_copies, filt):
     assert set(_index(new)) == set(_index(whole[whole.intersects(shapely.box(*box))]))
 
 
+def test_polygon_table_is_osmnx_one():
+    from osmnx.features import _POLYGON_FEATURES
+
+    from careblocks.io.osm_features_stream import POLYGON_FEATURES
+
+    assert POLYGON_FEATURES == _POLYGON_FEATURES
+
+
 def _pyrosm(path: Path, filt):
     import pyrosm
 

@@ -20,9 +20,9 @@ project tests the PBF reader against, on the same data converted to XML):
 
 - a node with a matching tag is a Point;
 - a way with a matching tag is a Polygon when it is closed, not tagged ``area=no`` and one of
-  its tags makes it an area by osmnx's table (``building``, ``amenity``, ``shop``, ``leisure``
-  ... any value; ``highway``, ``man_made`` ... some values); otherwise a LineString (an open
-  way, or a closed ``barrier=fence``). A way with a node missing from the file, or too few
+  its tags makes it an area by osmnx's table (:data:`POLYGON_FEATURES`: ``building``,
+  ``amenity``, ``shop``, ``leisure`` ... any value; ``highway``, ``man_made`` ... some
+  values); otherwise a LineString (an open way, or a closed ``barrier=fence``). A way with a node missing from the file, or too few
   nodes for its geometry, is dropped;
 - a relation of ``type=multipolygon`` or ``type=boundary`` with a matching tag is the union of
   its ``outer`` rings minus the ``inner`` rings they contain, rings joined from member ways
@@ -54,12 +54,39 @@ _POINT, _LINE, _POLYGON = 0, 1, 2
 _TYPES = ("node", "way", "relation")
 
 
-def _polygon_rules() -> dict[str, Any]:
-    """osmnx's table of tags that make a closed way an area (from the OSM wiki's
-    ``polygon-features`` list)."""
-    from osmnx.features import _POLYGON_FEATURES
-
-    return _POLYGON_FEATURES
+#: Tags that make a closed way an area: the OSM wiki's "Overpass turbo/Polygon Features" list,
+#: as osmnx's ``features`` module holds it (``_POLYGON_FEATURES``; a test keeps the two equal).
+#: Kept here so that reading a PBF does not import osmnx (seconds).
+POLYGON_FEATURES: dict[str, dict[str, Any]] = {
+    "aeroway": {"polygon": "blocklist", "values": {"taxiway"}},
+    "amenity": {"polygon": "all"},
+    "area": {"polygon": "all"},
+    "area:highway": {"polygon": "all"},
+    "barrier": {"polygon": "passlist",
+                "values": {"city_wall", "ditch", "hedge", "retaining_wall", "spikes"}},
+    "boundary": {"polygon": "all"},
+    "building": {"polygon": "all"},
+    "building:part": {"polygon": "all"},
+    "craft": {"polygon": "all"},
+    "golf": {"polygon": "all"},
+    "highway": {"polygon": "passlist", "values": {"elevator", "escape", "rest_area", "services"}},
+    "historic": {"polygon": "all"},
+    "indoor": {"polygon": "all"},
+    "landuse": {"polygon": "all"},
+    "leisure": {"polygon": "all"},
+    "man_made": {"polygon": "blocklist", "values": {"cutline", "embankment", "pipeline"}},
+    "military": {"polygon": "all"},
+    "natural": {"polygon": "blocklist", "values": {"arete", "cliff", "coastline", "ridge", "tree_row"}},
+    "office": {"polygon": "all"},
+    "place": {"polygon": "all"},
+    "power": {"polygon": "passlist", "values": {"generator", "plant", "substation", "transformer"}},
+    "public_transport": {"polygon": "all"},
+    "railway": {"polygon": "passlist", "values": {"platform", "roundhouse", "station", "turntable"}},
+    "ruins": {"polygon": "all"},
+    "shop": {"polygon": "all"},
+    "tourism": {"polygon": "all"},
+    "waterway": {"polygon": "passlist", "values": {"boatyard", "dam", "dock", "riverbank"}},
+}
 
 
 def way_is_area(tags: Mapping[str, str], rules: Mapping[str, Any]) -> bool:
@@ -163,7 +190,7 @@ def read_pbf_features(
     match_keys = tuple(tags)
     matches = _matcher(tags)
     columns = ("name", *[k for k in keys if k != "name"])
-    rules = _polygon_rules()
+    rules = POLYGON_FEATURES
     x0, y0, x1, y1 = bbox if bbox is not None else (-np.inf, -np.inf, np.inf, np.inf)
 
     combos: dict[tuple, int] = {}
