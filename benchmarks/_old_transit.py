@@ -66,12 +66,8 @@ def use_old_kernels():
     def chunk(*args):
         return old_reach._coverage_chunk(*args[:-1])
 
-    saved = raptor._many_origins, reach._coverage_chunk
-    raptor._many_origins, reach._coverage_chunk = many, chunk
-    try:
+    with _patched(raptor, _many_origins=many), _patched(reach, _coverage_chunk=chunk):
         yield
-    finally:
-        raptor._many_origins, reach._coverage_chunk = saved
 
 
 @contextmanager
@@ -90,9 +86,18 @@ def use_range_raptor():
         return range_raptor(tt, tsec, ptr, acc_stops, acc_s, deps, max_transfers=max_transfers,
                             max_trip_s=max_trip_s, egress_s=egress, walk_s=walk_s)
 
-    saved = adapter.stop_profiles, adapter.profile_access
-    adapter.stop_profiles, adapter.profile_access = profiles, access
+    with _patched(adapter, stop_profiles=profiles, profile_access=access):
+        yield
+
+
+@contextmanager
+def _patched(module, **values):
+    """``module``'s attributes set to ``values`` inside the block, restored after it."""
+    saved = {k: getattr(module, k) for k in values}
+    for k, v in values.items():
+        setattr(module, k, v)
     try:
         yield
     finally:
-        adapter.stop_profiles, adapter.profile_access = saved
+        for k, v in saved.items():
+            setattr(module, k, v)
