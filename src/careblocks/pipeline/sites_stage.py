@@ -457,8 +457,8 @@ def _transit_block_minutes(ctx, timetable, sel) -> np.ndarray:
     the origin's slowest offered service takes today.
 
     The after times take the faster of today's time and the block's, so a block no faster
-    than every offered service today changes nothing: each origin's search stops there (an
-    origin with no block in reach stops at once rather than searching the whole window)."""
+    than every offered service today changes nothing: each origin's times are capped there
+    (``transit_access(cap_s=)``), so only a faster block is reported."""
     cfg = ctx.config
     cap_s = None
     if cfg.sites.offers:

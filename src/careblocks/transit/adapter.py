@@ -151,9 +151,9 @@ def transit_access(network: Any, timetable: Timetable, origin_nodes, origin_snap
     cap_s
         Optional seconds per origin (``inf``: none) at and beyond which a time does not
         matter to the caller (e.g. today's time, when only a faster new option counts). Each
-        origin's search stops at its cap, and a percentile not below it is NaN; one below it
-        is exact (the search returns ``min(time, cap)`` per departure minute, and a nearest
-        rank commutes with that ``min``). Raw seconds are then ``min(time, cap)``.
+        departure minute's time is taken as ``min(time, cap)``; a percentile not below the
+        cap is NaN, one below it is exact (a nearest rank commutes with that ``min``). Raw
+        seconds are then ``min(time, cap)``.
 
     Notes
     -----
@@ -203,8 +203,7 @@ def transit_access(network: Any, timetable: Timetable, origin_nodes, origin_snap
         cap = np.where(np.isfinite(c), np.minimum(np.ceil(c), INF32), INF32).astype(np.int64)
         wo = np.repeat(cap[:, None], len(names), axis=1) if wo is None else np.minimum(wo, cap[:, None])
     # services no stop can reach on foot (none mapped, or none near a stop) are reached by
-    # walking only: left out of the RAPTOR, whose target pruning stops at the farthest
-    # service still to reach (a service never reached would switch it off for every origin)
+    # walking only: left out of the profile scans (no stop would get an entry)
     live = np.flatnonzero((egress < INF32).any(axis=0))
     # every stop's profile to each service (one backward scan of the timetable per service),
     # then per origin a sweep over its access stops: here or in chunks on the Dask cluster
@@ -221,7 +220,7 @@ def transit_access(network: Any, timetable: Timetable, origin_nodes, origin_snap
         "percentiles": tuple(cfg.percentiles), "names": tuple(names), "return_seconds": return_seconds,
     }, keep=("network", "timetable"), label="transit")
     res = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    if cap is not None:  # at or beyond the cap: the capped search's min(time, cap), not a time
+    if cap is not None:  # at or beyond the cap: min(time, cap), not a time
         for name in names:
             res[name][res[name] * 60.0 >= cap[:, None] - 1e-6] = np.nan
     return res
@@ -238,7 +237,7 @@ def _transit_chunk(lo: int, hi: int, *, network: Any, timetable: Timetable, orig
                                          origin_snap_m[lo:hi], cost, walk_s)
     secs = np.full((hi - lo, deps.size, len(names)), INF32, np.int32)
     if live.size:
-        # walking all the way also bounds the search (exact: the result is the faster of both)
+        # the faster of transit and walking all the way (and the cap), per departure minute
         walk = None if walk_only_s is None else walk_only_s[lo:hi][:, live]
         secs[:, :, live] = profile_access(profiles, ptr, acc_stops, acc_s, deps,
                                           max_trip_s=max_trip_s, walk_s=walk)
