@@ -184,3 +184,31 @@ def spatial_order(net: WalkNetwork, *, cell_m: float = 300.0) -> tuple[WalkNetwo
                       length_m=m.data.astype(np.float64), x=net.x[perm], y=net.y[perm],
                       node_id=net.node_id[perm], crs=net.crs)
     return out, new_index
+
+
+#: Lines a measuring subprocess starts with (``run_json``): ``status(key)`` reads a field of
+#: ``/proc/self/status`` in kB, ``reset_peak()`` sets the peak (``VmHWM``) to the current RSS.
+PEAK_PRELUDE = """
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1])  # kB
+
+
+def reset_peak():
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+"""
+
+
+def run_json(code: str, *args: str) -> dict:
+    """Run ``code`` in a fresh Python (this checkout's ``src`` first on the path) with
+    ``args``; its last line of output, JSON, is the result."""
+    import json
+    import subprocess
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    out = subprocess.run([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True, env=env)
+    if out.returncode != 0:
+        raise SystemExit(f"subprocess failed (exit code {out.returncode}), see above")
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -30,9 +30,7 @@ Reported, each in a fresh subprocess so that one measurement does not inherit an
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -43,10 +41,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "src"))
 
 import _metro_city  # noqa: E402
+from _common import PEAK_PRELUDE, run_json  # noqa: E402
 
 from careblocks.config import data_dir  # noqa: E402
 
-_READ = textwrap.dedent("""
+_READ = PEAK_PRELUDE + textwrap.dedent("""
     import gc, json, os, sys, warnings
     warnings.simplefilter("ignore")
     import numpy, pandas, geopandas, shapely, osmium, pyrosm, pyproj, scipy.sparse.csgraph
@@ -55,17 +54,11 @@ _READ = textwrap.dedent("""
     from careblocks.network import graph
     gc.collect()
 
-    def status(key):
-        for line in open("/proc/self/status"):
-            if line.startswith(key + ":"):
-                return int(line.split()[1])  # kB
-
     mode, path = sys.argv[1], sys.argv[2]
     cfg = config_from_dict({"network": {"source": "osm", "path": path, "cache": False}})
     if mode == "network-frames":  # the stage through the (nodes, edges) GeoDataFrames
         graph._streams = lambda config, path: False
-    with open("/proc/self/clear_refs", "w") as fh:  # reset the peak (VmHWM) to the current RSS
-        fh.write("5")
+    reset_peak()  # the peak (VmHWM) from the current RSS on
     base = status("VmRSS")
     import time
     t0 = time.perf_counter()
@@ -197,14 +190,6 @@ _KERNELS = textwrap.dedent("""
 """)
 
 
-def _run(code: str, *args: str) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-    out = subprocess.run([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True, env=env)
-    if out.returncode != 0:
-        raise SystemExit(f"subprocess failed (exit code {out.returncode}), see above")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--small", action="store_true", help="2 x 2 tiles and proportionally fewer origins")
@@ -258,7 +243,7 @@ def main() -> None:
 def _kernels(city: _metro_city.City, n: int) -> None:
     print(f"\n3. transit kernels on {n:,} random origins (all numba threads, load average {_load()})",
           flush=True)
-    r = _run(_KERNELS, str(city.config), str(n), str(ROOT / "benchmarks"))
+    r = run_json(_KERNELS, str(city.config), str(n), str(ROOT / "benchmarks"))
     print(f"  timetable {r['stops']:,} stops, {r['routes']:,} routes; {r['targets']:,} candidate sites")
     for key, name in (("access", "transit access, 4 services x 120 minutes (stop profiles; before: "
                                  "one Range-RAPTOR per origin)"),
@@ -303,7 +288,7 @@ def _reading(city: _metro_city.City, no_pyrosm: bool) -> None:
                            ("pyrosm", "read: pyrosm (former)")):
             if mode == "pyrosm" and label == "city" and no_pyrosm:
                 continue
-            r = _run(_READ, mode, str(path))
+            r = run_json(_READ, mode, str(path))
             results[(label, mode)] = r
             print(f"  {label:<14} {name:<26} {r['mb']:8.1f} {r['mb'] / size_mb:7.1f} {r['seconds']:8.1f} "
                   f"{r['nodes']:10,}", flush=True)
@@ -321,7 +306,7 @@ def _study(city: _metro_city.City, workers: str, config: Path, outputs: bool) ->
     for w in (int(v) for v in workers.split(",")):
         print(f"  {w} worker(s): load average at the start {_load()}", flush=True)
         with tempfile.TemporaryDirectory(prefix="careblocks-metro-out-") as out:
-            runs[w] = _run(_STUDY, str(config), str(w), out if outputs else "")
+            runs[w] = run_json(_STUDY, str(config), str(w), out if outputs else "")
         print(f"  {w} worker(s): load average at the end {_load()}", flush=True)
         for name, size in runs[w]["files"].items():
             print(f"    wrote {name}: {size / 2**20:.1f} MB")

@@ -17,9 +17,6 @@ the reading pass, not the features) and a feature-heavy city: Fontibón tiled ``
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -27,10 +24,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _common import PEAK_PRELUDE, run_json  # noqa: E402
 
 from careblocks.config import data_dir  # noqa: E402
 
-_READ = textwrap.dedent("""
+_READ = PEAK_PRELUDE + textwrap.dedent("""
     import gc, json, sys, time, warnings
     warnings.simplefilter("ignore")
     import numpy, pandas, geopandas, shapely, osmium, pyrosm, pyproj, osmnx
@@ -40,17 +40,11 @@ _READ = textwrap.dedent("""
     from careblocks.sites.candidates import ANCHOR_TAGS
     gc.collect()
 
-    def status(key):
-        for line in open("/proc/self/status"):
-            if line.startswith(key + ":"):
-                return int(line.split()[1])  # kB
-
     what, reader, path = sys.argv[1], sys.argv[2], sys.argv[3]
     tags = osm_tag_union(config_from_dict({}))
     for k, v in ANCHOR_TAGS.items():
         tags[k] = sorted(set(tags.get(k, [])) | set(v))
-    with open("/proc/self/clear_refs", "w") as fh:  # reset the peak (VmHWM) to the current RSS
-        fh.write("5")
+    reset_peak()  # the peak (VmHWM) from the current RSS on
     base = status("VmRSS")
     t0 = time.perf_counter()
     if reader == "pyosmium":
@@ -64,14 +58,6 @@ _READ = textwrap.dedent("""
     peak = status("VmHWM")
     print(json.dumps({"mb": (peak - base) / 1024, "seconds": sec, "features": len(gdf)}))
 """)
-
-
-def _run(*args: str) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-    out = subprocess.run([sys.executable, "-c", _READ, *args], stdout=subprocess.PIPE, text=True, env=env)
-    if out.returncode != 0:
-        raise SystemExit(f"subprocess failed (exit code {out.returncode}), see above")
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _tiled_fontibon(src: Path, tiles: str) -> Path:
@@ -118,7 +104,7 @@ def main() -> None:
             for reader in ("pyosmium", "pyrosm"):
                 if reader == "pyrosm" and label == "metro city" and a.no_pyrosm_city:
                     continue
-                r = res[reader] = _run(what, reader, str(path))
+                r = res[reader] = run_json(_READ, what, reader, str(path))
                 print(f"  {label:<15} {size_mb:7.1f} {what:<10} {reader:<9} {r['mb']:8.1f} "
                       f"{r['mb'] / size_mb:7.1f} {r['seconds']:8.1f} {r['features']:9,}", flush=True)
             if "pyrosm" in res:
